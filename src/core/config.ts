@@ -1,0 +1,123 @@
+import { z } from 'zod';
+import { ConfigError } from './errors.js';
+import { SECOND } from './time.js';
+
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+export const DEFAULT_QUEUE_PREFIX = 'bull';
+export const DEFAULT_AGENT_NAME = 'telephony-agent';
+export const DEFAULT_DIAL_CPS = 1;
+export const DEFAULT_DIAL_CONCURRENCY = 10;
+export const DEFAULT_DIAL_MAX_ATTEMPTS = 3;
+export const DEFAULT_RINGING_TIMEOUT_S = 30;
+export const DEFAULT_RETRY_DELAY_S = 300;
+
+const positiveInt = (name: string) =>
+  z.coerce.number({ error: `${name} must be a number` }).int(`${name} must be a whole number`).positive(`${name} must be > 0`);
+const nonNegative = (name: string) => z.coerce.number({ error: `${name} must be a number` }).nonnegative(`${name} must be ≥ 0`);
+
+/** Environment variables the dialer reads (the outside contract); empty strings count as unset. */
+const envSchema = z.object({
+  REDIS_URL: z.string().url('REDIS_URL must be a URL like redis://host:6379').default(DEFAULT_REDIS_URL),
+  QUEUE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+$/, 'QUEUE_PREFIX may hold only letters, digits, "_", "." and "-"')
+    .default(DEFAULT_QUEUE_PREFIX),
+  LIVEKIT_URL: z.string().url('LIVEKIT_URL must be a URL like wss://my-project.livekit.cloud').optional(),
+  LIVEKIT_API_KEY: z.string().optional(),
+  LIVEKIT_API_SECRET: z.string().optional(),
+  SIP_OUTBOUND_TRUNK_ID: z.string().optional(),
+  AGENT_NAME: z.string().min(1).default(DEFAULT_AGENT_NAME),
+  DIAL_CPS: z.coerce.number({ error: 'DIAL_CPS must be a number' }).positive('DIAL_CPS must be > 0').default(DEFAULT_DIAL_CPS),
+  DIAL_CONCURRENCY: positiveInt('DIAL_CONCURRENCY').default(DEFAULT_DIAL_CONCURRENCY),
+  DIAL_MAX_ATTEMPTS: positiveInt('DIAL_MAX_ATTEMPTS').default(DEFAULT_DIAL_MAX_ATTEMPTS),
+  DIAL_RINGING_TIMEOUT_S: positiveInt('DIAL_RINGING_TIMEOUT_S').default(DEFAULT_RINGING_TIMEOUT_S),
+  DIAL_RETRY_DELAY_S: nonNegative('DIAL_RETRY_DELAY_S').default(DEFAULT_RETRY_DELAY_S),
+  /** Per-outcome first-retry delays; each defaults to DIAL_RETRY_DELAY_S. */
+  DIAL_RETRY_DELAY_BUSY_S: nonNegative('DIAL_RETRY_DELAY_BUSY_S').optional(),
+  DIAL_RETRY_DELAY_NO_ANSWER_S: nonNegative('DIAL_RETRY_DELAY_NO_ANSWER_S').optional(),
+  DIAL_RETRY_DELAY_FAILED_S: nonNegative('DIAL_RETRY_DELAY_FAILED_S').optional(),
+  /** How long a dial job's lock lives without renewal; a crashed consumer's call is picked up after it. */
+  DIAL_LOCK_DURATION_MS: positiveInt('DIAL_LOCK_DURATION_MS').default(30 * SECOND),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export interface LiveKitSettings {
+  url: string;
+  apiKey: string;
+  apiSecret: string;
+}
+
+export interface RetryDelays {
+  busyMs: number;
+  noAnswerMs: number;
+  failedMs: number;
+}
+
+/** The validated settings every part of the dialer starts from. */
+export interface DialerConfig {
+  redisUrl: string;
+  queuePrefix: string;
+  agentName: string;
+  logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
+  livekit: Partial<LiveKitSettings>;
+  sipOutboundTrunkId: string | undefined;
+  dial: {
+    cps: number;
+    concurrency: number;
+    maxAttempts: number;
+    ringingTimeoutS: number;
+    retryDelays: RetryDelays;
+    lockDurationMs: number;
+  };
+}
+
+function withoutEmpty(env: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== ''));
+}
+
+/** Validates the environment once at start-up; throws ConfigError listing every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): DialerConfig {
+  const parsed = envSchema.safeParse(withoutEmpty(env));
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`invalid settings:\n  ${lines.join('\n  ')}`);
+  }
+  const e = parsed.data;
+  return {
+    redisUrl: e.REDIS_URL,
+    queuePrefix: e.QUEUE_PREFIX,
+    agentName: e.AGENT_NAME,
+    logLevel: e.LOG_LEVEL,
+    livekit: { url: e.LIVEKIT_URL, apiKey: e.LIVEKIT_API_KEY, apiSecret: e.LIVEKIT_API_SECRET },
+    sipOutboundTrunkId: e.SIP_OUTBOUND_TRUNK_ID,
+    dial: {
+      cps: e.DIAL_CPS,
+      concurrency: e.DIAL_CONCURRENCY,
+      maxAttempts: e.DIAL_MAX_ATTEMPTS,
+      ringingTimeoutS: e.DIAL_RINGING_TIMEOUT_S,
+      retryDelays: {
+        busyMs: (e.DIAL_RETRY_DELAY_BUSY_S ?? e.DIAL_RETRY_DELAY_S) * SECOND,
+        noAnswerMs: (e.DIAL_RETRY_DELAY_NO_ANSWER_S ?? e.DIAL_RETRY_DELAY_S) * SECOND,
+        failedMs: (e.DIAL_RETRY_DELAY_FAILED_S ?? e.DIAL_RETRY_DELAY_S) * SECOND,
+      },
+      lockDurationMs: e.DIAL_LOCK_DURATION_MS,
+    },
+  };
+}
+
+/** The LiveKit credentials, or a ConfigError naming the first missing variable. */
+export function requireLiveKit(config: DialerConfig): LiveKitSettings {
+  const { url, apiKey, apiSecret } = config.livekit;
+  if (!url) throw new ConfigError('LIVEKIT_URL is not set (e.g. wss://my-project.livekit.cloud)');
+  if (!apiKey) throw new ConfigError('LIVEKIT_API_KEY is not set');
+  if (!apiSecret) throw new ConfigError('LIVEKIT_API_SECRET is not set');
+  return { url, apiKey, apiSecret };
+}
+
+/** The outbound SIP trunk id, or a ConfigError naming the variable. */
+export function requireOutboundTrunk(config: DialerConfig): string {
+  if (!config.sipOutboundTrunkId) {
+    throw new ConfigError('SIP_OUTBOUND_TRUNK_ID is not set (list trunks with `lk sip outbound list`)');
+  }
+  return config.sipOutboundTrunkId;
+}

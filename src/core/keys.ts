@@ -1,0 +1,24 @@
+/**
+ * Redis keys the dialer owns (besides BullMQ's own). Keys touched by one script share a hash tag:
+ * `{campaign}` for a campaign's records and counters, `{dialer-cps}` for the global dial limiter,
+ * so the same scripts run on Redis Cluster.
+ */
+export interface DialerKeys {
+  callRecord(campaignId: string, callId: string): string;
+  campaignCounters(campaignId: string): string;
+  campaignCalls(campaignId: string): string;
+  campaignIndex(): string;
+  dialWindow(): string;
+}
+
+/** Builds the key names under QUEUE_PREFIX. */
+export function dialerKeys(prefix: string): DialerKeys {
+  const campaign = (id: string) => `${prefix}:dialer:{${id}}`;
+  return {
+    callRecord: (campaignId, callId) => `${campaign(campaignId)}:call:${callId}`,
+    campaignCounters: (campaignId) => `${campaign(campaignId)}:counters`,
+    campaignCalls: (campaignId) => `${campaign(campaignId)}:calls`,
+    campaignIndex: () => `${prefix}:dialer:campaigns`,
+    dialWindow: () => `${prefix}:dialer:{dialer-cps}:window`,
+  };
+}

@@ -1,0 +1,103 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { Redis } from 'ioredis';
+import { DEFAULT_REDIS_URL } from './config.js';
+import { sleep, SECOND } from './time.js';
+
+const PING_TIMEOUT_MS = 1500;
+const REDIS_START_TIMEOUT_MS = 10 * SECOND;
+const REDIS_START_POLL_MS = 50;
+
+/** A Redis the caller can use, and how to let go of it when it was started for them. */
+export interface ProvidedRedis {
+  url: string;
+  source: 'REDIS_URL' | 'default' | 'docker' | 'redis-server';
+  stop(): Promise<void>;
+}
+
+/** True when a Redis answers PING at `url` within a short timeout. */
+export async function redisAnswers(url: string): Promise<boolean> {
+  const client = new Redis(url, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    connectTimeout: PING_TIMEOUT_MS,
+    retryStrategy: () => null,
+  });
+  client.on('error', () => undefined); // the failed ping below is the answer; nothing to log
+  try {
+    await client.connect();
+    return (await client.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    client.disconnect();
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/** Starts `redis-server` on a free loopback port (no persistence, noeviction as the dialer requires). */
+export async function startRedisServer(binary = 'redis-server'): Promise<ProvidedRedis> {
+  const port = await freePort();
+  const child: ChildProcess = spawn(
+    binary,
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'],
+    { stdio: 'ignore' },
+  );
+  const spawnFailed = new Promise<Error>((resolve) => child.once('error', resolve));
+  const url = `redis://127.0.0.1:${port}`;
+  const deadline = Date.now() + REDIS_START_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    const failure = await Promise.race([spawnFailed, sleep(REDIS_START_POLL_MS).then(() => undefined)]);
+    if (failure) throw failure;
+    if (await redisAnswers(url)) {
+      return {
+        url,
+        source: 'redis-server',
+        stop: async () => {
+          if (child.exitCode === null) child.kill('SIGTERM');
+        },
+      };
+    }
+  }
+  child.kill('SIGKILL');
+  throw new Error(`redis-server did not answer on port ${port} within ${REDIS_START_TIMEOUT_MS} ms`);
+}
+
+export interface FindRedisOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Tried after the default address and before redis-server (tests pass testcontainers here). */
+  docker?: () => Promise<ProvidedRedis | undefined>;
+}
+
+/** Finds a Redis: REDIS_URL, then 127.0.0.1:6379, then Docker (if offered), then a local redis-server, else a clear error. */
+export async function findOrStartRedis(options: FindRedisOptions = {}): Promise<ProvidedRedis> {
+  const env = options.env ?? process.env;
+  const noop = async () => undefined;
+  if (env.REDIS_URL) {
+    if (await redisAnswers(env.REDIS_URL)) return { url: env.REDIS_URL, source: 'REDIS_URL', stop: noop };
+    throw new Error(`REDIS_URL is set to ${env.REDIS_URL} but no Redis answers there`);
+  }
+  if (await redisAnswers(DEFAULT_REDIS_URL)) return { url: DEFAULT_REDIS_URL, source: 'default', stop: noop };
+  const docker = await options.docker?.();
+  if (docker) return docker;
+  try {
+    return await startRedisServer();
+  } catch (err) {
+    throw new Error(
+      `No Redis found: nothing answers at ${DEFAULT_REDIS_URL}, REDIS_URL is unset, and redis-server could not be started ` +
+        `(${(err as Error).message}). Start Redis 7 (e.g. \`apt-get install redis-server\` or \`docker compose up -d redis\`) ` +
+        `or set REDIS_URL.`,
+    );
+  }
+}

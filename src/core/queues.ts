@@ -1,0 +1,46 @@
+import { z } from 'zod';
+
+/** Queue names are part of the outside contract: other services push to and read from them. */
+export const CALLS_QUEUE = 'calls';
+export const CALL_RESULTS_QUEUE = 'call-results';
+
+/** Campaign and call ids end up inside Redis keys and BullMQ job ids, which must not contain ':'. */
+export const idSchema = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9_.-]+$/, 'only letters, digits, "_", "." and "-" are allowed');
+
+export const DEFAULT_CAMPAIGN_ID = 'default';
+
+/** Values a producer may attach to a call; they fill `{{placeholders}}` in the agent's instructions. */
+export const callMetadataSchema = z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()]));
+export type CallMetadata = z.infer<typeof callMetadataSchema>;
+
+/** Payload of a job on the `calls` queue; validated by the consumer because other services write it too. */
+export const callJobSchema = z.object({
+  callId: idSchema,
+  campaignId: idSchema,
+  phoneNumber: z.string().regex(/^\+[1-9]\d{6,14}$/, 'phoneNumber must be E.164'),
+  metadata: callMetadataSchema.default({}),
+  /** Name of an agent profile (instructions, voice, voicemail message …) the agent should use. */
+  agentProfile: z.string().optional(),
+  enqueuedAt: z.number().int().positive(),
+  /** Epoch ms after which an undialed call expires instead of ringing late. */
+  expiresAt: z.number().int().positive().optional(),
+});
+export type CallJob = z.infer<typeof callJobSchema>;
+
+/** Dispatch metadata the agent reads (JSON in the agent job's metadata). */
+export const dispatchMetadataSchema = z.object({
+  phone_number: z.string().optional(),
+  call_id: z.string().optional(),
+  campaign_id: z.string().optional(),
+  attempt: z.number().int().positive().optional(),
+  /** Present when the consumer places the SIP call; absent when the agent must dial itself. */
+  dialed_by: z.literal('consumer').optional(),
+  sip_participant_identity: z.string().optional(),
+  agent_profile: z.string().optional(),
+  metadata: callMetadataSchema.optional(),
+});
+export type DispatchMetadata = z.infer<typeof dispatchMetadataSchema>;

@@ -1,0 +1,190 @@
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { CallStore } from '../core/callStore.js';
+import { requireLiveKit, requireOutboundTrunk, type DialerConfig } from '../core/config.js';
+import { createLiveKitClients, type LiveKitClients } from '../core/livekitClients.js';
+import { createLogger, type Logger } from '../core/logger.js';
+import type { CallResult } from '../core/outcomes.js';
+import { CALLS_QUEUE, callJobSchema, idSchema, type CallJob } from '../core/queues.js';
+import { closeConnection, createWorkerConnection } from '../core/redisConnection.js';
+import { ResultReporter } from '../core/reportResult.js';
+import { systemClock, type Clock } from '../core/time.js';
+import { dialAttempt, type DialDeps } from './dialAttempt.js';
+import { MalformedCallJobError, RetryDialError } from './dialErrors.js';
+import { DialRateLimiter } from './dialRateLimiter.js';
+import { platformBackoffMs, retryDelayMs } from './retryPolicy.js';
+
+/** A stalled call (its consumer died) may be picked up this many times before it fails for good. */
+export const MAX_STALLED_COUNT = 3;
+
+export interface DialWorkerOptions {
+  config: DialerConfig;
+  /** Defaults to clients built from LIVEKIT_URL / LIVEKIT_API_KEY / LIVEKIT_API_SECRET. */
+  livekit?: LiveKitClients;
+  logger?: Logger;
+  clock?: Clock;
+  /** Source of jitter for retry delays (tests pass a fixed one). */
+  random?: () => number;
+}
+
+/** What a dial job returns when it completes. */
+export type DialJobResult = { status: 'answered'; room: string; recovered: boolean } | { status: 'already_ended' } | { status: 'expired' };
+
+export interface DialWorkerHandle {
+  worker: Worker<CallJob, DialJobResult>;
+  /** First call drains (ringing calls finish); `force` stops at once. Idempotent per mode. */
+  close(force?: boolean): Promise<void>;
+}
+
+/**
+ * Starts dial workers on `calls`: DIAL_CONCURRENCY calls ringing at once in this process, DIAL_CPS starts per
+ * rolling second across all processes. This is where retries happen: BullMQ retries with the per-outcome
+ * backoff below, final outcomes are reported to `call-results`, platform trouble backs the whole queue off.
+ */
+export async function startDialWorker(options: DialWorkerOptions): Promise<DialWorkerHandle> {
+  const { config } = options;
+  const clock = options.clock ?? systemClock;
+  const random = options.random ?? Math.random;
+  const logger = (options.logger ?? createLogger(config.logLevel)).child({ component: 'dial-worker' });
+  const trunkId = requireOutboundTrunk(config);
+  const livekit = options.livekit ?? createLiveKitClients(requireLiveKit(config));
+
+  const connection: Redis = createWorkerConnection(config.redisUrl);
+  const store = new CallStore(connection, config.queuePrefix, clock);
+  const reporter = new ResultReporter(connection, config.queuePrefix);
+  const limiter = new DialRateLimiter(connection, store.keys.dialWindow(), config.dial.cps);
+  const deps: DialDeps = {
+    livekit,
+    store,
+    limiter,
+    trunkId,
+    agentName: config.agentName,
+    ringingTimeoutS: config.dial.ringingTimeoutS,
+    clock,
+    logger,
+  };
+  let consecutivePlatformFailures = 0;
+
+  const report = (result: Omit<CallResult, 'endedAt' | 'reportedBy'>) =>
+    reporter.report({ ...result, reportedBy: 'consumer', endedAt: clock.now() });
+
+  const processDialJob = async (job: Job<CallJob, DialJobResult>, _token?: string, signal?: AbortSignal): Promise<DialJobResult> => {
+    const parsed = callJobSchema.safeParse(job.data);
+    if (!parsed.success) {
+      const reason = `malformed call job: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`;
+      const raw = (job.data ?? {}) as Partial<Record<string, unknown>>;
+      const callId = idSchema.safeParse(raw.callId);
+      const campaignId = idSchema.safeParse(raw.campaignId);
+      if (callId.success && campaignId.success) {
+        await report({ callId: callId.data, campaignId: campaignId.data, outcome: 'failed', reason });
+      }
+      throw new MalformedCallJobError(reason); // logged once, by the failed handler
+    }
+    const call = parsed.data;
+    const attempt = job.attemptsMade + 1;
+    const maxAttempts = job.opts.attempts ?? 1;
+    const log = logger.child({ callId: call.callId, campaignId: call.campaignId, attempt });
+
+    if (call.expiresAt !== undefined && clock.now() > call.expiresAt) {
+      log.info('call expired before it could be dialed');
+      await report({ callId: call.callId, campaignId: call.campaignId, outcome: 'expired', attempt: attempt - 1 });
+      return { status: 'expired' };
+    }
+
+    const result = await dialAttempt(call, attempt, deps, log, signal);
+    if (result.status === 'already_ended') {
+      log.info('call already connected or ended; not dialing again');
+      return result;
+    }
+    if (result.status === 'answered') {
+      consecutivePlatformFailures = 0;
+      await store.endAttempt(call.campaignId, call.callId, attempt, 'in_call', { result: 'answered' });
+      log.info({ room: result.room, recovered: result.recovered }, 'call answered; the agent owns it now');
+      return { status: 'answered', room: result.room, recovered: result.recovered };
+    }
+
+    const { failure } = result;
+    if (failure.kind === 'platform') {
+      consecutivePlatformFailures += 1;
+      const backoff = platformBackoffMs(consecutivePlatformFailures);
+      await store.endAttempt(call.campaignId, call.callId, attempt, 'waiting_retry', { result: 'platform_error' });
+      log.warn({ reason: failure.reason, httpStatus: failure.httpStatus, backoffMs: backoff }, 'LiveKit or network trouble: backing the dial queue off, attempt not spent');
+      await worker.rateLimit(backoff);
+      throw Worker.RateLimitError();
+    }
+    consecutivePlatformFailures = 0;
+    const sip = { sipStatusCode: failure.sipStatusCode, sipStatus: failure.sipStatus };
+    const final = failure.kind === 'final' || attempt >= maxAttempts;
+    await store.endAttempt(call.campaignId, call.callId, attempt, final ? 'dialing' : 'waiting_retry', { result: failure.outcome, ...sip });
+    if (!final) {
+      log.info({ outcome: failure.outcome, ...sip }, 'attempt failed; retrying later');
+      throw new RetryDialError(failure.outcome, failure.sipStatusCode, failure.sipStatus);
+    }
+    if (failure.kind === 'final' && failure.trunkConfigurationError) {
+      log.error({ ...sip }, 'SIP trunk rejected the call: check the outbound trunk credentials and allowed numbers');
+    }
+    await report({ callId: call.callId, campaignId: call.campaignId, outcome: failure.outcome, attempt, ...sip });
+    throw new UnrecoverableError(`${failure.outcome} after ${attempt} attempt(s)${sip.sipStatusCode ? ` (SIP ${sip.sipStatusCode})` : ''}`);
+  };
+
+  const worker: Worker<CallJob, DialJobResult> = new Worker<CallJob, DialJobResult>(CALLS_QUEUE, processDialJob, {
+    connection,
+    prefix: config.queuePrefix,
+    concurrency: config.dial.concurrency,
+    lockDuration: config.dial.lockDurationMs,
+    stalledInterval: config.dial.lockDurationMs,
+    maxStalledCount: MAX_STALLED_COUNT,
+    settings: {
+      backoffStrategy: (attemptsMade, _type, err) => {
+        const outcome = err instanceof RetryDialError ? err.outcome : 'failed';
+        return retryDelayMs(outcome, attemptsMade, config.dial.retryDelays, random);
+      },
+    },
+  });
+
+  worker.on('failed', (job, err) => {
+    if (!job) return;
+    const retrying = !(err instanceof UnrecoverableError) && job.attemptsMade < (job.opts.attempts ?? 1);
+    if (retrying || err instanceof RetryDialError) return;
+    const ids = { callId: job.data.callId, campaignId: job.data.campaignId };
+    if (err instanceof MalformedCallJobError) {
+      logger.error({ jobId: job.id, reason: err.message }, 'malformed job on the calls queue; skipped');
+      return;
+    }
+    if (err instanceof UnrecoverableError) {
+      logger.info({ ...ids, reason: err.message }, 'call ended without connecting');
+      return; // its outcome was reported before the error was thrown
+    }
+    // an unexpected error used the last attempt (or the job stalled too often): the call must still end
+    logger.error({ ...ids, err }, 'dial job failed unexpectedly; reporting the call as failed');
+    if (!idSchema.safeParse(ids.callId).success || !idSchema.safeParse(ids.campaignId).success) return;
+    report({ ...ids, outcome: 'failed', reason: err.message, attempt: job.attemptsMade }).catch((reportErr: unknown) =>
+      logger.error({ ...ids, err: reportErr }, 'could not report the failed call'),
+    );
+  });
+  worker.on('error', (err) => logger.error({ err }, 'dial worker error'));
+
+  let closing: Promise<void> | undefined;
+  let forced: Promise<void> | undefined;
+  const cleanup = async () => {
+    await reporter.close().catch((err: unknown) => logger.error({ err }, 'closing the result reporter failed'));
+    await closeConnection(connection);
+  };
+  return {
+    worker,
+    close(force = false) {
+      if (force) {
+        forced ??= worker
+          .close(true)
+          .catch((err: unknown) => logger.error({ err }, 'forced close of the dial worker failed'))
+          .then(cleanup);
+        return forced;
+      }
+      closing ??= worker
+        .close()
+        .catch((err: unknown) => logger.error({ err }, 'closing the dial worker failed'))
+        .then(cleanup);
+      return closing;
+    },
+  };
+}

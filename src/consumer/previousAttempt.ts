@@ -1,0 +1,47 @@
+import type { RoomServiceClient } from 'livekit-server-sdk';
+import { ServerError } from 'livekit-server-sdk';
+import { sleep, type Clock } from '../core/time.js';
+
+/** What LiveKit says about an attempt a crashed consumer started: is its SIP participant still there? */
+export type PreviousAttemptState = 'absent' | 'ringing' | 'active';
+
+/** SIP participant attribute LiveKit keeps up to date with the call's progress. */
+export const SIP_CALL_STATUS_ATTRIBUTE = 'sip.callStatus';
+const HTTP_NOT_FOUND = 404;
+/** How often to look again at a call that a crashed consumer left ringing. */
+export const PREVIOUS_ATTEMPT_POLL_MS = 500;
+
+/** Asks LiveKit whether `room` still holds the call's SIP participant, and in what state. */
+export async function inspectPreviousAttempt(rooms: RoomServiceClient, room: string, identity: string): Promise<PreviousAttemptState> {
+  let participants;
+  try {
+    participants = await rooms.listParticipants(room);
+  } catch (err) {
+    if (err instanceof ServerError && err.status === HTTP_NOT_FOUND) return 'absent';
+    throw err;
+  }
+  const sip = participants.find((p) => p.identity === identity);
+  if (!sip) return 'absent';
+  return sip.attributes[SIP_CALL_STATUS_ATTRIBUTE] === 'active' ? 'active' : 'ringing';
+}
+
+/**
+ * Follows a call left ringing by a crashed consumer until it is answered, disappears, or `deadline` passes,
+ * without ringing the phone again.
+ */
+export async function followPreviousAttempt(
+  rooms: RoomServiceClient,
+  room: string,
+  identity: string,
+  deadline: number,
+  clock: Clock,
+  signal?: AbortSignal,
+): Promise<'active' | 'gone' | 'timed_out'> {
+  for (;;) {
+    const state = await inspectPreviousAttempt(rooms, room, identity);
+    if (state === 'active') return 'active';
+    if (state === 'absent') return 'gone';
+    if (clock.now() >= deadline) return 'timed_out';
+    await sleep(PREVIOUS_ATTEMPT_POLL_MS, signal);
+  }
+}

@@ -1,0 +1,31 @@
+import type { RetryDelays } from '../core/config.js';
+import { MINUTE } from '../core/time.js';
+
+/** Each retry's delay is the base delay × 2^(retry−1), spread by ± this fraction so retries don't bunch up. */
+export const RETRY_JITTER_RATIO = 0.2;
+/** Cap on one retry's delay, whatever the attempt. */
+export const MAX_RETRY_DELAY_MS = 24 * 60 * MINUTE;
+
+export type RetryableOutcome = 'busy' | 'no_answer' | 'failed';
+
+/** Delay before retry number `retry` (1 = first retry) of a call whose last attempt ended in `outcome`. */
+export function retryDelayMs(
+  outcome: RetryableOutcome,
+  retry: number,
+  delays: RetryDelays,
+  random: () => number = Math.random,
+): number {
+  const base = outcome === 'busy' ? delays.busyMs : outcome === 'no_answer' ? delays.noAnswerMs : delays.failedMs;
+  const exponential = Math.min(base * 2 ** Math.max(0, retry - 1), MAX_RETRY_DELAY_MS);
+  const jitter = 1 + RETRY_JITTER_RATIO * (2 * random() - 1);
+  return Math.round(exponential * jitter);
+}
+
+/** Platform back-off (LiveKit or network trouble): doubles per consecutive failure, from 1 s up to this cap. */
+export const PLATFORM_BACKOFF_BASE_MS = 1000;
+export const PLATFORM_BACKOFF_MAX_MS = MINUTE;
+
+/** How long the whole dial queue pauses after `consecutiveFailures` platform errors in a row. */
+export function platformBackoffMs(consecutiveFailures: number): number {
+  return Math.min(PLATFORM_BACKOFF_BASE_MS * 2 ** Math.max(0, consecutiveFailures - 1), PLATFORM_BACKOFF_MAX_MS);
+}

@@ -1,0 +1,259 @@
+import { readFileSync } from 'node:fs';
+import type { Redis } from 'ioredis';
+import { dialerKeys, type DialerKeys } from './keys.js';
+import type { CallJob } from './queues.js';
+import { CALL_STATES, OUTCOMES, type CallResult, type CallState, type Outcome } from './outcomes.js';
+import type { Clock } from './time.js';
+
+const script = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
+
+/** One dial attempt as kept in the call record. */
+export interface AttemptEntry {
+  attempt: number;
+  room: string;
+  startedAt: number;
+  endedAt?: number;
+  result?: string;
+  sipStatusCode?: number;
+  sipStatus?: string;
+}
+
+/** A call's record: outlives BullMQ's job retention, answers `report`. */
+export interface CallRecord {
+  callId: string;
+  campaignId: string;
+  phoneNumber: string;
+  state: CallState;
+  attempts: number;
+  room?: string;
+  attemptStartedAt?: number;
+  outcome?: Outcome;
+  reason?: string;
+  sipStatusCode?: number;
+  sipStatus?: string;
+  metadata: Record<string, unknown>;
+  attemptLog: AttemptEntry[];
+  /** Agent-side details of the terminal outcome (transfer, survey answers, summary, transcript, duration). */
+  details?: Partial<CallResult>;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface CampaignCounters {
+  total: number;
+  terminal: number;
+  byOutcome: Partial<Record<Outcome, number>>;
+}
+
+/** What creating a batch of records found for each call. */
+export type CreateStatus = 'created' | 'queued' | 'past_queued';
+
+export interface NewCall {
+  callId: string;
+  phoneNumber: string;
+  metadata: Record<string, unknown>;
+}
+
+export interface AttemptResult {
+  result: string;
+  sipStatusCode?: number;
+  sipStatus?: string;
+}
+
+interface StoreCommands {
+  dialerCreateCalls(...args: (string | number)[]): Promise<number[]>;
+  dialerBeginAttempt(...args: (string | number)[]): Promise<string>;
+  dialerEndAttempt(...args: (string | number)[]): Promise<number>;
+  dialerApplyTerminal(...args: (string | number)[]): Promise<number>;
+}
+
+function defineCommands(redis: Redis): Redis & StoreCommands {
+  const commands: [keyof StoreCommands, string][] = [
+    ['dialerCreateCalls', 'createCalls'],
+    ['dialerBeginAttempt', 'beginAttempt'],
+    ['dialerEndAttempt', 'endAttempt'],
+    ['dialerApplyTerminal', 'applyTerminal'],
+  ];
+  for (const [command, file] of commands) {
+    if (!(command in redis)) redis.defineCommand(command, { lua: script(file) });
+  }
+  return redis as Redis & StoreCommands;
+}
+
+const num = (v: string | undefined) => (v === undefined || v === '' ? undefined : Number(v));
+const isState = (v: string | undefined): v is CallState => CALL_STATES.some((s) => s === v);
+const isOutcome = (v: string | undefined): v is Outcome => OUTCOMES.some((o) => o === v);
+
+function parseRecord(fields: Record<string, string>): CallRecord | undefined {
+  if (!fields.callId || !isState(fields.state)) return undefined;
+  return {
+    callId: fields.callId,
+    campaignId: fields.campaignId ?? '',
+    phoneNumber: fields.phoneNumber ?? '',
+    state: fields.state,
+    attempts: Number(fields.attempts ?? 0),
+    room: fields.room,
+    attemptStartedAt: num(fields.attemptStartedAt),
+    outcome: isOutcome(fields.outcome) ? fields.outcome : undefined,
+    reason: fields.reason || undefined,
+    sipStatusCode: num(fields.sipStatusCode),
+    sipStatus: fields.sipStatus || undefined,
+    metadata: JSON.parse(fields.metadata ?? '{}') as Record<string, unknown>,
+    attemptLog: JSON.parse(fields.attemptLog ?? '[]') as AttemptEntry[],
+    details: fields.details ? (JSON.parse(fields.details) as Partial<CallResult>) : undefined,
+    createdAt: Number(fields.createdAt ?? 0),
+    updatedAt: Number(fields.updatedAt ?? 0),
+  };
+}
+
+const RECORD_FETCH_BATCH = 1000;
+
+/**
+ * Call records and campaign counters in Redis. Every state change is one Lua script, so a crash between
+ * two steps leaves a state a re-run can read: a terminal outcome is applied once, whoever reports it twice.
+ */
+export class CallStore {
+  readonly keys: DialerKeys;
+  private readonly redis: Redis & StoreCommands;
+
+  constructor(
+    redis: Redis,
+    prefix: string,
+    private readonly clock: Clock,
+  ) {
+    this.keys = dialerKeys(prefix);
+    this.redis = defineCommands(redis);
+  }
+
+  /** Creates records for new calls (state `queued`) in one script per batch; reports what it found per call. */
+  async createCalls(campaignId: string, calls: readonly NewCall[]): Promise<CreateStatus[]> {
+    if (calls.length === 0) return [];
+    const recordKeys = calls.map((c) => this.keys.callRecord(campaignId, c.callId));
+    const args = calls.flatMap((c) => [c.callId, c.phoneNumber, JSON.stringify(c.metadata)]);
+    const statuses = await this.redis.dialerCreateCalls(
+      2 + recordKeys.length,
+      this.keys.campaignCounters(campaignId),
+      this.keys.campaignCalls(campaignId),
+      ...recordKeys,
+      this.clock.now(),
+      campaignId,
+      ...args,
+    );
+    await this.redis.sadd(this.keys.campaignIndex(), campaignId);
+    return statuses.map((s) => (s === 1 ? 'created' : s === 0 ? 'queued' : 'past_queued'));
+  }
+
+  /** Records the start of dial attempt `attempt` in `room`; returns the state it found ('terminal': don't dial). */
+  async beginAttempt(job: CallJob, attempt: number, room: string): Promise<CallState | 'missing'> {
+    const now = this.clock.now();
+    const missing = {
+      callId: job.callId,
+      campaignId: job.campaignId,
+      phoneNumber: job.phoneNumber,
+      metadata: JSON.stringify(job.metadata),
+      attempts: '0',
+      createdAt: String(now),
+    };
+    const state = await this.redis.dialerBeginAttempt(
+      3,
+      this.keys.callRecord(job.campaignId, job.callId),
+      this.keys.campaignCounters(job.campaignId),
+      this.keys.campaignCalls(job.campaignId),
+      attempt,
+      room,
+      now,
+      JSON.stringify(missing),
+    );
+    if (state === 'missing') await this.redis.sadd(this.keys.campaignIndex(), job.campaignId);
+    return state === 'missing' || isState(state) ? state : 'missing';
+  }
+
+  /** Ends attempt `attempt` in its log: the call is now `in_call`, `waiting_retry`, or stays `dialing` until its outcome lands. No-op once terminal. */
+  async endAttempt(
+    campaignId: string,
+    callId: string,
+    attempt: number,
+    next: 'in_call' | 'waiting_retry' | 'dialing',
+    result: AttemptResult,
+  ): Promise<void> {
+    await this.redis.dialerEndAttempt(
+      1,
+      this.keys.callRecord(campaignId, callId),
+      attempt,
+      next,
+      this.clock.now(),
+      JSON.stringify(result),
+    );
+  }
+
+  /** Applies a terminal outcome once; returns false when the call had already ended. */
+  async applyTerminal(result: CallResult, phoneNumber = ''): Promise<boolean> {
+    const { callId, campaignId, outcome, reason, sipStatusCode, sipStatus } = result;
+    const fields: Record<string, string> = { endedAt: String(result.endedAt) };
+    if (reason) fields.reason = reason;
+    if (sipStatusCode !== undefined) {
+      fields.sipStatusCode = String(sipStatusCode);
+      fields.sipStatus = sipStatus ?? '';
+    }
+    const details: Partial<CallResult> = {
+      reportedBy: result.reportedBy,
+      durationMs: result.durationMs,
+      transfer: result.transfer,
+      surveyAnswers: result.surveyAnswers,
+      summary: result.summary,
+      transcript: result.transcript,
+    };
+    fields.details = JSON.stringify(details);
+    const now = this.clock.now();
+    const missing = { callId, campaignId, phoneNumber, metadata: '{}', attempts: String(result.attempt ?? 0), createdAt: String(now) };
+    const applied = await this.redis.dialerApplyTerminal(
+      3,
+      this.keys.callRecord(campaignId, callId),
+      this.keys.campaignCounters(campaignId),
+      this.keys.campaignCalls(campaignId),
+      outcome,
+      now,
+      JSON.stringify(fields),
+      JSON.stringify(missing),
+    );
+    return applied === 1;
+  }
+
+  /** One call's record, or undefined. */
+  async get(campaignId: string, callId: string): Promise<CallRecord | undefined> {
+    return parseRecord(await this.redis.hgetall(this.keys.callRecord(campaignId, callId)));
+  }
+
+  /** The campaign's counters (O(1): a single hash). */
+  async counters(campaignId: string): Promise<CampaignCounters> {
+    const raw = await this.redis.hgetall(this.keys.campaignCounters(campaignId));
+    const byOutcome: Partial<Record<Outcome, number>> = {};
+    for (const outcome of OUTCOMES) {
+      const n = Number(raw[`outcome:${outcome}`] ?? 0);
+      if (n > 0) byOutcome[outcome] = n;
+    }
+    return { total: Number(raw.total ?? 0), terminal: Number(raw.terminal ?? 0), byOutcome };
+  }
+
+  /** Every record of a campaign, in enqueue order, fetched in pipelined batches. */
+  async list(campaignId: string): Promise<CallRecord[]> {
+    const ids = await this.redis.lrange(this.keys.campaignCalls(campaignId), 0, -1);
+    const records: CallRecord[] = [];
+    for (let i = 0; i < ids.length; i += RECORD_FETCH_BATCH) {
+      const pipeline = this.redis.pipeline();
+      for (const id of ids.slice(i, i + RECORD_FETCH_BATCH)) pipeline.hgetall(this.keys.callRecord(campaignId, id));
+      const replies = (await pipeline.exec()) ?? [];
+      for (const [err, fields] of replies) {
+        if (err) throw err;
+        const record = parseRecord(fields as Record<string, string>);
+        if (record) records.push(record);
+      }
+    }
+    return records;
+  }
+
+  /** Campaign ids that have records. */
+  async campaigns(): Promise<string[]> {
+    return (await this.redis.smembers(this.keys.campaignIndex())).sort();
+  }
+}

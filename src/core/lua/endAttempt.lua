@@ -1,0 +1,19 @@
+-- Closes the current attempt's log entry and moves the call to `in_call` or `waiting_retry`, unless terminal.
+-- KEYS[1] record. ARGV[1] attempt, ARGV[2] next state, ARGV[3] now, ARGV[4] attempt result JSON
+-- ({result, sipStatusCode?, sipStatus?}).
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state or state == 'terminal' then return 0 end
+local log = cjson.decode(redis.call('HGET', KEYS[1], 'attemptLog') or '[]')
+local result = cjson.decode(ARGV[4])
+for i = #log, 1, -1 do
+  if log[i].attempt == tonumber(ARGV[1]) then
+    log[i].endedAt = tonumber(ARGV[3])
+    for k, v in pairs(result) do log[i][k] = v end
+    break
+  end
+end
+redis.call('HSET', KEYS[1], 'state', ARGV[2], 'updatedAt', ARGV[3], 'attemptLog', cjson.encode(log))
+if result.sipStatusCode then
+  redis.call('HSET', KEYS[1], 'sipStatusCode', result.sipStatusCode, 'sipStatus', result.sipStatus or '')
+end
+return 1

@@ -1,0 +1,14 @@
+import { createHash, randomUUID } from 'node:crypto';
+
+const KEYED_ID_HEX_CHARS = 32;
+
+/** A fresh call id (BullMQ job ids must not contain ':'). */
+export function newCallId(): string {
+  return `c-${randomUUID()}`;
+}
+
+/** The call id an idempotency key maps to within a campaign: the same key always gives the same id. */
+export function keyedCallId(campaignId: string, key: string): string {
+  const digest = createHash('sha256').update(`${campaignId}\u0000${key}`).digest('hex');
+  return `k-${digest.slice(0, KEYED_ID_HEX_CHARS)}`;
+}

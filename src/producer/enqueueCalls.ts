@@ -1,0 +1,214 @@
+import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { CallStore, type CreateStatus } from '../core/callStore.js';
+import { InvalidInputError } from '../core/errors.js';
+import { normalizePhoneNumber } from '../core/phone.js';
+import {
+  CALLS_QUEUE,
+  DEFAULT_CAMPAIGN_ID,
+  callMetadataSchema,
+  idSchema,
+  type CallJob,
+} from '../core/queues.js';
+import { systemClock, type Clock } from '../core/time.js';
+import { keyedCallId, newCallId } from './callIds.js';
+
+/** Calls per addBulk: big enough to amortise round trips, small enough to keep Redis responsive. */
+export const ENQUEUE_CHUNK_SIZE = 1000;
+/** Chunks in flight at once, so validating the next chunk overlaps Redis working on the previous one. */
+const CHUNKS_IN_FLIGHT = 3;
+/** Completed dial jobs kept for inspection; the call record keeps the history for good. */
+const COMPLETED_JOB_RETENTION_S = 24 * 60 * 60;
+const FAILED_JOB_RETENTION_S = 7 * 24 * 60 * 60;
+
+/** One call a producer asks for (the library's edge: validated here). */
+export const callRequestSchema = z.object({
+  phoneNumber: z.string().min(1, 'phone number is empty'),
+  campaignId: idSchema.optional(),
+  metadata: callMetadataSchema.optional(),
+  /** Idempotency key: the same key within a campaign enqueues once. */
+  key: z.string().min(1).max(512).optional(),
+  /** Start no earlier than this (epoch ms or Date). */
+  notBefore: z.union([z.date(), z.number().int().positive()]).optional(),
+  /** Dial no later than this: an undialed call then ends as `expired`. */
+  expiresAt: z.union([z.date(), z.number().int().positive()]).optional(),
+  agentProfile: z.string().min(1).optional(),
+});
+export type CallRequest = z.input<typeof callRequestSchema>;
+
+export interface EnqueueOptions {
+  connection: ConnectionOptions & Redis;
+  prefix: string;
+  maxAttempts: number;
+  clock?: Clock;
+  /** Called after each chunk with the number of calls handled so far. */
+  onProgress?: (done: number) => void;
+}
+
+export interface EnqueueSummary {
+  enqueued: { index: number; callId: string }[];
+  duplicates: { index: number; callId: string }[];
+  rejected: { index: number; reason: string }[];
+}
+
+interface PreparedCall {
+  index: number;
+  job: CallJob;
+  delayMs: number;
+}
+
+const toMs = (v: Date | number | undefined) => (v instanceof Date ? v.getTime() : v);
+
+function prepare(request: CallRequest, index: number, now: number): PreparedCall {
+  const parsed = callRequestSchema.safeParse(request);
+  if (!parsed.success) {
+    throw new InvalidInputError(parsed.error.issues.map((i) => `${i.path.join('.') || 'call'}: ${i.message}`).join('; '));
+  }
+  const r = parsed.data;
+  const campaignId = r.campaignId ?? DEFAULT_CAMPAIGN_ID;
+  const phoneNumber = normalizePhoneNumber(r.phoneNumber);
+  const notBefore = toMs(r.notBefore);
+  const job: CallJob = {
+    callId: r.key ? keyedCallId(campaignId, r.key) : newCallId(),
+    campaignId,
+    phoneNumber,
+    metadata: r.metadata ?? {},
+    agentProfile: r.agentProfile,
+    enqueuedAt: now,
+    expiresAt: toMs(r.expiresAt),
+  };
+  return { index, job, delayMs: notBefore ? Math.max(0, notBefore - now) : 0 };
+}
+
+/** BullMQ options of a dial job (exported so the enqueue bench gives raw addBulk exactly the same). */
+export function jobOptions(callId: string, delayMs: number, maxAttempts: number): JobsOptions {
+  return {
+    jobId: callId,
+    delay: delayMs || undefined,
+    attempts: maxAttempts,
+    backoff: { type: 'dial' },
+    removeOnComplete: { age: COMPLETED_JOB_RETENTION_S },
+    removeOnFail: { age: FAILED_JOB_RETENTION_S },
+  };
+}
+
+/**
+ * Enqueues calls on `calls`: validates each (bad ones are rejected, the rest go on), creates their records
+ * in state `queued`, then adds the jobs with addBulk in chunks. Job id = call id, so a repeated key enqueues once.
+ * Keep one producer per process; `close()` is idempotent.
+ */
+export class CallProducer {
+  private readonly clock: Clock;
+  private readonly store: CallStore;
+  private readonly queue: Queue<CallJob>;
+  private closed = false;
+
+  constructor(private readonly options: EnqueueOptions) {
+    this.clock = options.clock ?? systemClock;
+    this.store = new CallStore(options.connection, options.prefix, this.clock);
+    this.queue = new Queue<CallJob>(CALLS_QUEUE, { connection: options.connection, prefix: options.prefix });
+  }
+
+  /** Enqueues many calls; one bad call is rejected with its index and reason, the others go on. */
+  async enqueueCalls(requests: readonly CallRequest[], onProgress?: (done: number) => void): Promise<EnqueueSummary> {
+    const summary: EnqueueSummary = { enqueued: [], duplicates: [], rejected: [] };
+    let done = 0;
+    const inFlight = new Set<Promise<void>>();
+    try {
+      for (let start = 0; start < requests.length; start += ENQUEUE_CHUNK_SIZE) {
+        const chunk = requests.slice(start, start + ENQUEUE_CHUNK_SIZE);
+        const p: Promise<void> = this.enqueueChunk(chunk, start, summary).then(() => {
+          done += chunk.length;
+          onProgress?.(done);
+        });
+        inFlight.add(p);
+        void p.finally(() => inFlight.delete(p)).catch(() => undefined); // the rejection is awaited below
+        if (inFlight.size >= CHUNKS_IN_FLIGHT) await Promise.race(inFlight);
+      }
+    } finally {
+      const results = await Promise.allSettled(inFlight);
+      const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failure) throw failure.reason;
+    }
+    const byIndex = (a: { index: number }, b: { index: number }) => a.index - b.index;
+    summary.enqueued.sort(byIndex);
+    summary.duplicates.sort(byIndex);
+    summary.rejected.sort(byIndex);
+    return summary;
+  }
+
+  /** Enqueues one call and returns its id; throws InvalidInputError for a bad number or metadata. */
+  async enqueueCall(request: CallRequest): Promise<{ callId: string; duplicate: boolean }> {
+    const summary = await this.enqueueCalls([request]);
+    const rejected = summary.rejected[0];
+    if (rejected) throw new InvalidInputError(rejected.reason);
+    const entry = summary.enqueued[0] ?? summary.duplicates[0];
+    if (!entry) throw new Error('enqueueCall: the call was neither enqueued nor found');
+    return { callId: entry.callId, duplicate: summary.enqueued.length === 0 };
+  }
+
+  private async enqueueChunk(chunk: readonly CallRequest[], offset: number, summary: EnqueueSummary): Promise<void> {
+    const now = this.clock.now();
+    const byCampaign = new Map<string, PreparedCall[]>();
+    const seen = new Set<string>();
+    chunk.forEach((request, i) => {
+      const index = offset + i;
+      let call: PreparedCall;
+      try {
+        call = prepare(request, index, now);
+      } catch (err) {
+        if (!(err instanceof InvalidInputError)) throw err;
+        summary.rejected.push({ index, reason: err.message });
+        return;
+      }
+      if (seen.has(call.job.callId)) {
+        summary.duplicates.push({ index, callId: call.job.callId });
+        return;
+      }
+      seen.add(call.job.callId);
+      const list = byCampaign.get(call.job.campaignId) ?? [];
+      list.push(call);
+      byCampaign.set(call.job.campaignId, list);
+    });
+    for (const [campaignId, calls] of byCampaign) {
+      const statuses: CreateStatus[] = await this.store.createCalls(
+        campaignId,
+        calls.map((c) => ({ callId: c.job.callId, phoneNumber: c.job.phoneNumber, metadata: c.job.metadata })),
+      );
+      // A record still `queued` may have lost its job in a crash between these two steps: adding it again is safe.
+      const toAdd = calls.filter((_, i) => statuses[i] !== 'past_queued');
+      await this.queue.addBulk(toAdd.map((c) => ({ name: 'dial', data: c.job, opts: jobOptions(c.job.callId, c.delayMs, this.options.maxAttempts) })));
+      calls.forEach((c, i) =>
+        (statuses[i] === 'created' ? summary.enqueued : summary.duplicates).push({ index: c.index, callId: c.job.callId }),
+      );
+    }
+  }
+
+  /** Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.queue.close();
+  }
+}
+
+/** Library entry point: enqueues many calls with a short-lived producer. */
+export async function enqueueCalls(requests: readonly CallRequest[], options: EnqueueOptions): Promise<EnqueueSummary> {
+  const producer = new CallProducer(options);
+  try {
+    return await producer.enqueueCalls(requests, options.onProgress);
+  } finally {
+    await producer.close();
+  }
+}
+
+/** Library entry point: enqueues one call with a short-lived producer and returns its id. */
+export async function enqueueCall(request: CallRequest, options: EnqueueOptions): Promise<{ callId: string; duplicate: boolean }> {
+  const producer = new CallProducer(options);
+  try {
+    return await producer.enqueueCall(request);
+  } finally {
+    await producer.close();
+  }
+}

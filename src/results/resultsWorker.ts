@@ -1,0 +1,78 @@
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { CallStore } from '../core/callStore.js';
+import type { DialerConfig } from '../core/config.js';
+import { createLogger, type Logger } from '../core/logger.js';
+import { callResultSchema } from '../core/outcomes.js';
+import { CALL_RESULTS_QUEUE } from '../core/queues.js';
+import { closeConnection, createWorkerConnection } from '../core/redisConnection.js';
+import { systemClock, type Clock } from '../core/time.js';
+
+/** Results are small Redis writes: a few in parallel keep up with any dial rate. */
+export const RESULTS_CONCURRENCY = 16;
+
+export interface ResultsWorkerOptions {
+  config: Pick<DialerConfig, 'redisUrl' | 'queuePrefix' | 'logLevel'>;
+  logger?: Logger;
+  clock?: Clock;
+  /** Called after a terminal outcome was applied for the first time (webhooks, live progress). */
+  onApplied?: (result: ReturnType<typeof callResultSchema.parse>) => void;
+}
+
+export interface ResultsWorkerHandle {
+  worker: Worker;
+  /** Drains in-flight results, then closes; idempotent. */
+  close(force?: boolean): Promise<void>;
+}
+
+/**
+ * Applies `call-results` to call records and campaign counters. A terminal outcome is applied once:
+ * the record's state check makes a second report for the same call id a no-op, even after its job is gone.
+ */
+export async function startResultsWorker(options: ResultsWorkerOptions): Promise<ResultsWorkerHandle> {
+  const { config } = options;
+  const logger = (options.logger ?? createLogger(config.logLevel)).child({ component: 'results-worker' });
+  const connection = createWorkerConnection(config.redisUrl);
+  const store = new CallStore(connection, config.queuePrefix, options.clock ?? systemClock);
+
+  const applyResult = async (job: Job): Promise<{ applied: boolean }> => {
+    const parsed = callResultSchema.safeParse(job.data);
+    if (!parsed.success) {
+      const reason = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+      logger.error({ jobId: job.id, reason }, 'malformed result on call-results; skipped');
+      throw new UnrecoverableError(`malformed call result: ${reason}`);
+    }
+    const result = parsed.data;
+    const applied = await store.applyTerminal(result);
+    const log = logger.child({ callId: result.callId, campaignId: result.campaignId, attempt: result.attempt });
+    if (applied) {
+      log.info({ outcome: result.outcome, sipStatusCode: result.sipStatusCode }, 'call ended');
+      options.onApplied?.(result);
+    } else {
+      log.info({ outcome: result.outcome }, 'call had already ended; later report ignored');
+    }
+    return { applied };
+  };
+
+  const worker = new Worker(CALL_RESULTS_QUEUE, applyResult, {
+    connection,
+    prefix: config.queuePrefix,
+    concurrency: RESULTS_CONCURRENCY,
+  });
+  worker.on('error', (err) => logger.error({ err }, 'results worker error'));
+  worker.on('failed', (job, err) => {
+    if (err instanceof UnrecoverableError) return; // logged where it was thrown
+    logger.error({ jobId: job?.id, err }, 'applying a call result failed; BullMQ retries it');
+  });
+
+  let closing: Promise<void> | undefined;
+  return {
+    worker,
+    close(force = false) {
+      closing ??= worker
+        .close(force)
+        .catch((err: unknown) => logger.error({ err }, 'closing the results worker failed'))
+        .then(() => closeConnection(connection));
+      return closing;
+    },
+  };
+}

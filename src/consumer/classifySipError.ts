@@ -22,6 +22,11 @@ export type DialFailure =
 
 /** LiveKit ends a call that rang out with 486, like a real busy; one that came this close to the timeout rang out. */
 export const RING_OUT_TOLERANCE_MS = 250;
+/**
+ * Twirp codes LiveKit answers with, with no SIP status, when its SIP request to the callee timed out
+ * ("sip request timed out"): the far end never answered, so the number, not the platform, is the cause.
+ */
+const SERVER_SIDE_TIMEOUT_CODES = new Set(['canceled', 'deadline_exceeded']);
 
 const BUSY = new Set([486, 600]);
 const NO_ANSWER = new Set([480, 408, 487]);
@@ -62,11 +67,17 @@ function describePlatformError(err: unknown): { reason: string; httpStatus?: num
  */
 export function classifySipError(err: unknown, timing: DialTiming): DialFailure {
   const sip = sipStatusOf(err);
-  if (!sip) return { kind: 'platform', ...describePlatformError(err) };
+  const reachedRingingTimeout = timing.elapsedMs >= timing.ringingTimeoutMs - RING_OUT_TOLERANCE_MS;
+  if (!sip) {
+    if (err instanceof ServerError && SERVER_SIDE_TIMEOUT_CODES.has(err.code ?? '') && reachedRingingTimeout) {
+      return { kind: 'retry', outcome: 'no_answer', sipStatus: err.message };
+    }
+    return { kind: 'platform', ...describePlatformError(err) };
+  }
   const { code, status } = sip;
   const base = { sipStatusCode: code, sipStatus: status };
   if (BUSY.has(code)) {
-    const rangOut = code === 486 && timing.elapsedMs >= timing.ringingTimeoutMs - RING_OUT_TOLERANCE_MS;
+    const rangOut = code === 486 && reachedRingingTimeout;
     return { kind: 'retry', outcome: rangOut ? 'no_answer' : 'busy', ...base };
   }
   if (NO_ANSWER.has(code)) return { kind: 'retry', outcome: 'no_answer', ...base };

@@ -43,6 +43,16 @@ describe('classifySipError', () => {
     expect(failure).toMatchObject({ kind: 'retry', outcome: 'no_answer', sipStatusCode: 486 });
   });
 
+  it('treats LiveKit\'s own "sip request timed out" at the ringing timeout as no answer', () => {
+    const err = new TwirpError('Request Timeout', 'sip request timed out', 408, 'canceled', undefined);
+    expect(classifySipError(err, { elapsedMs: RINGING_MS + 10, ringingTimeoutMs: RINGING_MS })).toMatchObject({
+      kind: 'retry',
+      outcome: 'no_answer',
+    });
+    // the same code long before the ringing timeout says nothing about the callee
+    expect(classifySipError(err, quick)).toMatchObject({ kind: 'platform', httpStatus: 408 });
+  });
+
   it('flags trunk authentication failures as configuration errors', () => {
     const failure = classifySipError(sipError(407, 'Proxy Authentication Required', 401, 'unauthenticated'), quick);
     expect(failure).toMatchObject({ kind: 'final', trunkConfigurationError: true });

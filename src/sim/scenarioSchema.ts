@@ -1,0 +1,209 @@
+/**
+ * The scripted phone network's data: what each number does when dialed, who answers, and how transfer targets
+ * react to a SIP REFER. The same shape is accepted from code and from a JSON file (see sim/scenarios.example.json).
+ */
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+
+const durationMs = z.number().int().nonnegative();
+
+/** Who picks up, as data a text-mode callee harness can play. */
+export const calleeSchema = z
+  .object({
+    kind: z.enum(['human', 'voicemail', 'ivr', 'wants_human']),
+    /** What the callee says, in order: a human's "Hello?", a voicemail greeting, an IVR menu prompt. */
+    lines: z.array(z.string()).optional(),
+    name: z.string().optional(),
+    /** IVR: digit(s) pressed → what the menu says next. */
+    dtmf: z.record(z.string(), z.string()).optional(),
+    /** Survey question key (or text) → the callee's answer. */
+    surveyAnswers: z.record(z.string(), z.string()).optional(),
+  })
+  .strict();
+
+const answerSchema = z
+  .object({
+    type: z.literal('answer'),
+    /** Time from the INVITE to the 200 OK; at or past the ringing timeout the call rings out instead. */
+    afterMs: durationMs.optional(),
+    callee: calleeSchema.optional(),
+    /** The callee hangs up this long after answering (the SIP participant disconnects). */
+    hangupAfterMs: durationMs.optional(),
+  })
+  .strict();
+
+/** Final SIP failures with a fixed status: the far end answers the INVITE with it after `afterMs`. */
+const namedFailure = <T extends string>(type: T) =>
+  z.object({ type: z.literal(type), afterMs: durationMs.optional(), reason: z.string().optional() }).strict();
+
+const sipErrorSchema = z
+  .object({
+    type: z.literal('sip_error'),
+    sipStatus: z.number().int().min(300).max(699),
+    reason: z.string().optional(),
+    afterMs: durationMs.optional(),
+    /** Ring (sip.callStatus "ringing") before the final status. */
+    ringFirst: z.boolean().optional(),
+  })
+  .strict();
+
+const serverErrorSchema = z
+  .object({
+    type: z.literal('server_error'),
+    sipStatus: z.number().int().min(500).max(599).optional(),
+    reason: z.string().optional(),
+    afterMs: durationMs.optional(),
+  })
+  .strict();
+
+const trunkAuthFailureSchema = z
+  .object({
+    type: z.literal('trunk_auth_failure'),
+    sipStatus: z.union([z.literal(401), z.literal(403), z.literal(407)]).optional(),
+    afterMs: durationMs.optional(),
+  })
+  .strict();
+
+export const behaviorSchema = z.discriminatedUnion('type', [
+  answerSchema,
+  namedFailure('busy'), // 486 Busy Here
+  namedFailure('unavailable'), // 480 Temporarily Unavailable
+  namedFailure('not_found'), // 404 Not Found
+  namedFailure('decline'), // 603 Decline, after ringing
+  namedFailure('unwanted'), // 607 Unwanted
+  namedFailure('rejected'), // 608 Rejected
+  z.object({ type: z.literal('ring_out') }).strict(),
+  trunkAuthFailureSchema,
+  serverErrorSchema,
+  sipErrorSchema,
+  /** The platform itself fails (no SIP node): HTTP 503 `unavailable`, no SIP status, no participant. */
+  z.object({ type: z.literal('platform_unavailable') }).strict(),
+  /** Nothing comes back: the request hangs until LiveKit's own deadline (`afterMs`, default LiveKit's). */
+  z.object({ type: z.literal('request_timeout'), afterMs: durationMs.optional() }).strict(),
+]);
+
+const numberScriptObject = z
+  .object({
+    /** Behaviour per attempt on this number: attempt n uses sequence[n-1]; the last one repeats. */
+    sequence: z.array(behaviorSchema).min(1),
+    /** The first K attempts fail with HTTP 503 `unavailable` (no SIP status) before the sequence starts. */
+    platformFailures: z.number().int().nonnegative().optional(),
+  })
+  .strict();
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** A number's script: a behaviour, `{sequence}`, or `{platformFailures, behavior}` — normalised to `{sequence}`. */
+export const numberScriptSchema = z.preprocess((value) => {
+  if (!isPlainObject(value) || 'sequence' in value) return value;
+  if ('behavior' in value) {
+    const { behavior, ...rest } = value;
+    return { ...rest, sequence: [behavior] };
+  }
+  if ('platformFailures' in value) return value;
+  return { sequence: [value] };
+}, numberScriptObject);
+
+export const transferBehaviorSchema = z.discriminatedUnion('result', [
+  z
+    .object({
+      result: z.literal('accept'),
+      /** The REFER's outcome is known (request returns 200) this long after the request. */
+      respondAfterMs: durationMs.optional(),
+      /** The SIP participant leaves the room this long after the request returned. */
+      afterMs: durationMs.optional(),
+    })
+    .strict(),
+  z
+    .object({
+      result: z.literal('reject'),
+      sipStatus: z.number().int().min(300).max(699).optional(),
+      reason: z.string().optional(),
+      /** Return 200 at once (the Node SDK's early resolve, livekit/node-sdks#606); the participant stays. */
+      asyncReject: z.boolean().optional(),
+      afterMs: durationMs.optional(),
+    })
+    .strict(),
+  z
+    .object({
+      result: z.literal('no_answer'),
+      /** Return 200 at once; the participant stays. Otherwise the request fails when the ringing timeout ends. */
+      asyncReject: z.boolean().optional(),
+    })
+    .strict(),
+]);
+
+/** E.164: "+" then up to 15 digits. */
+export const E164_PATTERN = /^\+[1-9]\d{1,14}$/;
+
+export const RING_OUT_MODES = ['busy', 'timeout'] as const;
+
+export const scenarioSchema = z
+  .object({
+    description: z.string().optional(),
+    /**
+     * How a call that rings out fails: `busy` = SIP 486 Busy Here (HTTP 429 resource_exhausted), as this project's
+     * brief states; `timeout` = what livekit/sip's outbound code returns today: Twirp `canceled` (HTTP 408)
+     * "sip request timed out" with NO sip status.
+     */
+    ringOut: z.enum(RING_OUT_MODES).optional(),
+    default: numberScriptSchema.optional(),
+    numbers: z.record(z.string().regex(E164_PATTERN, 'must be an E.164 number such as "+15551230000"'), numberScriptSchema).optional(),
+    transfers: z.record(z.string().regex(/^(tel:|sips?:)/, 'must be a tel: or sip: URI'), transferBehaviorSchema).optional(),
+    defaultTransfer: transferBehaviorSchema.optional(),
+  })
+  .strict();
+
+export type Callee = z.infer<typeof calleeSchema>;
+export type Behavior = z.infer<typeof behaviorSchema>;
+export type BehaviorType = Behavior['type'];
+export type NumberScript = z.infer<typeof numberScriptSchema>;
+/** What `setBehavior` accepts: one behaviour or a full script. */
+export type NumberScriptInput = z.input<typeof numberScriptSchema>;
+export type TransferBehavior = z.infer<typeof transferBehaviorSchema>;
+export type RingOutMode = (typeof RING_OUT_MODES)[number];
+export type Scenario = z.infer<typeof scenarioSchema>;
+export type ScenarioInput = z.input<typeof scenarioSchema>;
+
+/** A scenario that failed validation; `message` lists every problem with its path. */
+export class ScenarioError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ScenarioError';
+  }
+}
+
+function fail(source: string, error: z.ZodError): never {
+  throw new ScenarioError(`invalid phone network scenario (${source}):\n${z.prettifyError(error)}`);
+}
+
+export function parseScenario(input: unknown, source = 'scenario'): Scenario {
+  const result = scenarioSchema.safeParse(input);
+  if (!result.success) fail(source, result.error);
+  return result.data;
+}
+
+export function parseNumberScript(input: unknown, source = 'behaviour'): NumberScript {
+  const result = numberScriptSchema.safeParse(input);
+  if (!result.success) fail(source, result.error);
+  return result.data;
+}
+
+export function parseTransferBehavior(input: unknown, source = 'transfer behaviour'): TransferBehavior {
+  const result = transferBehaviorSchema.safeParse(input);
+  if (!result.success) fail(source, result.error);
+  return result.data;
+}
+
+export async function loadScenarioFile(path: string): Promise<Scenario> {
+  const text = await readFile(path, 'utf8');
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new ScenarioError(`invalid phone network scenario (${path}): not JSON: ${(err as Error).message}`);
+  }
+  return parseScenario(json, path);
+}

@@ -138,6 +138,18 @@ export const transferBehaviorSchema = z.discriminatedUnion('result', [
 /** E.164: "+" then up to 15 digits. */
 export const E164_PATTERN = /^\+[1-9]\d{1,14}$/;
 
+/** Transfer targets as TransferSIPParticipant accepts them. */
+export const TRANSFER_TARGET_PATTERN = /^<?(tel:|sips?:)/;
+
+/** Record keys are checked here rather than by a key schema, so the message names the offending key. */
+function keysMatch(pattern: RegExp, requirement: string) {
+  return (record: Record<string, unknown>, ctx: z.RefinementCtx): void => {
+    for (const key of Object.keys(record)) {
+      if (!pattern.test(key)) ctx.addIssue({ code: 'custom', message: `key "${key}" ${requirement}`, path: [key] });
+    }
+  };
+}
+
 export const RING_OUT_MODES = ['busy', 'timeout'] as const;
 
 export const scenarioSchema = z
@@ -150,8 +162,14 @@ export const scenarioSchema = z
      */
     ringOut: z.enum(RING_OUT_MODES).optional(),
     default: numberScriptSchema.optional(),
-    numbers: z.record(z.string().regex(E164_PATTERN, 'must be an E.164 number such as "+15551230000"'), numberScriptSchema).optional(),
-    transfers: z.record(z.string().regex(/^(tel:|sips?:)/, 'must be a tel: or sip: URI'), transferBehaviorSchema).optional(),
+    numbers: z
+      .record(z.string(), numberScriptSchema)
+      .superRefine(keysMatch(E164_PATTERN, 'must be an E.164 number such as "+15551230000"'))
+      .optional(),
+    transfers: z
+      .record(z.string(), transferBehaviorSchema)
+      .superRefine(keysMatch(TRANSFER_TARGET_PATTERN, 'must be a tel: or sip: URI such as "tel:+15551230000"'))
+      .optional(),
     defaultTransfer: transferBehaviorSchema.optional(),
   })
   .strict();

@@ -24,7 +24,7 @@ import {
   planTransfer,
 } from './phoneNetwork.js';
 import type { RoomState, SimParticipant } from './roomState.js';
-import type { Behavior, Callee } from './scenarioSchema.js';
+import { type Behavior, type Callee, TRANSFER_TARGET_PATTERN } from './scenarioSchema.js';
 import type { Scheduler, TimerGroup } from './scheduler.js';
 import type { SipTrunks } from './sipTrunks.js';
 import {
@@ -188,8 +188,6 @@ function dtmfDurationMs(dtmf: string): number {
 function participantKey(room: string, identity: string): string {
   return `${room}\u0000${identity}`;
 }
-
-const TRANSFER_URI_PATTERN = /^<?(sips?:|tel:)/;
 
 export interface SipCallsDeps {
   clock: Clock;
@@ -540,7 +538,7 @@ export class SipCalls {
     ensureSipCallPermission(ctx.grants);
     ensureAdminPermission(ctx.grants, req.roomName);
     if (req.transferTo === '') throw twirpError('invalid_argument', 'missing transfer to');
-    if (!TRANSFER_URI_PATTERN.test(req.transferTo)) {
+    if (!TRANSFER_TARGET_PATTERN.test(req.transferTo)) {
       throw twirpError('invalid_argument', 'transfer_to must be a valid SIP(s) or TEL URI (sip:, sips: or tel:)');
     }
     const participant = this.deps.rooms.getParticipant(req.roomName, req.participantIdentity);

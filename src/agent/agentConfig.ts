@@ -1,0 +1,128 @@
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { ConfigError } from '../core/errors.js';
+import { SECOND } from '../core/time.js';
+
+/** The profiles shipped with the package (`profiles/profiles.json` at the package root). */
+export const DEFAULT_PROFILES_FILE = fileURLToPath(new URL('../../profiles/profiles.json', import.meta.url));
+export const DEFAULT_PROFILE_NAME = 'default';
+export const DEFAULT_MODEL_MODE = 'realtime';
+export const DEFAULT_REALTIME_MODEL = 'gpt-realtime';
+export const DEFAULT_LLM_MODEL = 'gpt-4.1-mini';
+export const DEFAULT_STT_MODEL = 'gpt-4o-mini-transcribe';
+export const DEFAULT_TTS_MODEL = 'gpt-4o-mini-tts';
+/** Voices differ between the realtime API and the TTS endpoint; each mode has its own default. */
+export const DEFAULT_REALTIME_VOICE = 'marin';
+export const DEFAULT_TTS_VOICE = 'alloy';
+export const DEFAULT_MAX_CALL_DURATION_S = 600;
+export const DEFAULT_SILENCE_TIMEOUT_S = 20;
+export const DEFAULT_PARTICIPANT_WAIT_S = 90;
+export const DEFAULT_TRANSFER_CONFIRM_TIMEOUT_S = 20;
+export const DEFAULT_TRANSFER_RINGING_TIMEOUT_S = 30;
+export const DEFAULT_VOICEMAIL_PAUSE_MS = 1000;
+
+const positive = (name: string) => z.coerce.number({ error: `${name} must be a number` }).positive(`${name} must be > 0`);
+const nonNegative = (name: string) => z.coerce.number({ error: `${name} must be a number` }).nonnegative(`${name} must be ≥ 0`);
+
+/** Environment variables only the agent reads (the shared ones live in src/core/config.ts). */
+const agentEnvSchema = z.object({
+  OPENAI_API_KEY: z.string().optional(),
+  OPENAI_BASE_URL: z.string().url('OPENAI_BASE_URL must be a URL like http://127.0.0.1:8000/v1').optional(),
+  AGENT_MODEL_MODE: z
+    .enum(['realtime', 'pipeline'], { error: 'AGENT_MODEL_MODE must be "realtime" or "pipeline"' })
+    .default(DEFAULT_MODEL_MODE),
+  AGENT_REALTIME_MODEL: z.string().min(1).default(DEFAULT_REALTIME_MODEL),
+  AGENT_LLM_MODEL: z.string().min(1).default(DEFAULT_LLM_MODEL),
+  AGENT_STT_MODEL: z.string().min(1).default(DEFAULT_STT_MODEL),
+  AGENT_TTS_MODEL: z.string().min(1).default(DEFAULT_TTS_MODEL),
+  AGENT_VOICE: z.string().min(1).optional(),
+  AGENT_PROFILES_FILE: z.string().min(1).default(DEFAULT_PROFILES_FILE),
+  AGENT_DEFAULT_PROFILE: z.string().min(1).default(DEFAULT_PROFILE_NAME),
+  AGENT_MAX_CALL_DURATION_S: positive('AGENT_MAX_CALL_DURATION_S').default(DEFAULT_MAX_CALL_DURATION_S),
+  AGENT_SILENCE_TIMEOUT_S: positive('AGENT_SILENCE_TIMEOUT_S').default(DEFAULT_SILENCE_TIMEOUT_S),
+  AGENT_PARTICIPANT_WAIT_S: positive('AGENT_PARTICIPANT_WAIT_S').default(DEFAULT_PARTICIPANT_WAIT_S),
+  AGENT_TRANSFER_CONFIRM_TIMEOUT_S: positive('AGENT_TRANSFER_CONFIRM_TIMEOUT_S').default(DEFAULT_TRANSFER_CONFIRM_TIMEOUT_S),
+  AGENT_TRANSFER_RINGING_TIMEOUT_S: positive('AGENT_TRANSFER_RINGING_TIMEOUT_S').default(DEFAULT_TRANSFER_RINGING_TIMEOUT_S),
+  AGENT_VOICEMAIL_PAUSE_MS: nonNegative('AGENT_VOICEMAIL_PAUSE_MS').default(DEFAULT_VOICEMAIL_PAUSE_MS),
+});
+
+export type ModelMode = 'realtime' | 'pipeline';
+
+/** Which OpenAI-compatible models the agent talks through. */
+export interface ModelSettings {
+  mode: ModelMode;
+  apiKey: string | undefined;
+  baseURL: string | undefined;
+  realtimeModel: string;
+  llmModel: string;
+  sttModel: string;
+  ttsModel: string;
+  /** Undefined: the mode's default voice (a profile may still pick its own). */
+  voice: string | undefined;
+}
+
+/** Limits that apply to every call unless the call's profile sets its own. */
+export interface CallLimits {
+  maxCallDurationMs: number;
+  silenceTimeoutMs: number;
+}
+
+/** The agent's validated settings. */
+export interface AgentSettings {
+  models: ModelSettings;
+  profilesFile: string;
+  defaultProfile: string;
+  limits: CallLimits;
+  /** How long to wait for the consumer-dialed SIP participant to appear and answer. */
+  participantWaitMs: number;
+  /** How long a cold transfer may take before it counts as failed (the SIP participant must leave by then). */
+  transferConfirmTimeoutMs: number;
+  /** Ringing timeout for transfer destinations and warm-transfer operators. */
+  transferRingingTimeoutS: number;
+  /** Pause after the voicemail message before hanging up. */
+  voicemailPauseMs: number;
+}
+
+function withoutEmpty(env: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== ''));
+}
+
+/** Validates the agent's environment; throws ConfigError naming every bad variable. */
+export function loadAgentSettings(env: NodeJS.ProcessEnv = process.env): AgentSettings {
+  const parsed = agentEnvSchema.safeParse(withoutEmpty(env));
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`invalid agent settings:\n  ${lines.join('\n  ')}`);
+  }
+  const e = parsed.data;
+  return {
+    models: {
+      mode: e.AGENT_MODEL_MODE,
+      apiKey: e.OPENAI_API_KEY,
+      baseURL: e.OPENAI_BASE_URL,
+      realtimeModel: e.AGENT_REALTIME_MODEL,
+      llmModel: e.AGENT_LLM_MODEL,
+      sttModel: e.AGENT_STT_MODEL,
+      ttsModel: e.AGENT_TTS_MODEL,
+      voice: e.AGENT_VOICE,
+    },
+    profilesFile: e.AGENT_PROFILES_FILE,
+    defaultProfile: e.AGENT_DEFAULT_PROFILE,
+    limits: {
+      maxCallDurationMs: e.AGENT_MAX_CALL_DURATION_S * SECOND,
+      silenceTimeoutMs: e.AGENT_SILENCE_TIMEOUT_S * SECOND,
+    },
+    participantWaitMs: e.AGENT_PARTICIPANT_WAIT_S * SECOND,
+    transferConfirmTimeoutMs: e.AGENT_TRANSFER_CONFIRM_TIMEOUT_S * SECOND,
+    transferRingingTimeoutS: e.AGENT_TRANSFER_RINGING_TIMEOUT_S,
+    voicemailPauseMs: e.AGENT_VOICEMAIL_PAUSE_MS,
+  };
+}
+
+/** The OpenAI API key, or a ConfigError naming the variable (any value works for keyless local servers). */
+export function requireOpenAIKey(models: ModelSettings): string {
+  if (!models.apiKey) {
+    throw new ConfigError('OPENAI_API_KEY is not set (for a keyless OpenAI-compatible server set any value, e.g. "local")');
+  }
+  return models.apiKey;
+}

@@ -1,0 +1,243 @@
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { ConfigError } from '../core/errors.js';
+import type { CallMetadata } from '../core/queues.js';
+import { SECOND } from '../core/time.js';
+import type { CallLimits } from './agentConfig.js';
+
+/** `tel:+E164` or `sip:user@host`; a bare `+E164` is accepted and turned into `tel:`. */
+const transferTargetSchema = z
+  .string()
+  .trim()
+  .transform((value) => (/^\+[1-9]\d{6,14}$/.test(value) ? `tel:${value}` : value))
+  .pipe(
+    z
+      .string()
+      .regex(/^(tel:\+[1-9]\d{6,14}|sips?:[^@\s]+@[^\s@]+)$/, 'transfer target must be "tel:+<E.164>" or "sip:user@host"'),
+  );
+
+export const transferModeSchema = z.enum(['cold', 'warm']);
+export type TransferMode = z.infer<typeof transferModeSchema>;
+
+/** A place the agent may transfer to. The model picks one by name; it never supplies a number itself. */
+export const transferDestinationSchema = z.object({
+  target: transferTargetSchema,
+  /** Overrides the profile's transfer mode for this destination. */
+  mode: transferModeSchema.optional(),
+  /** What the destination is for, shown to the model ("billing questions and refunds"). */
+  description: z.string().optional(),
+});
+
+const dtmfDigitSchema = z.string().regex(/^[0-9*#]$/, 'a DTMF menu digit is one of 0-9, * or #');
+
+/** One line of a company-directory keypad menu: "press 1 for billing". */
+export const dtmfMenuEntrySchema = z.object({
+  digit: dtmfDigitSchema,
+  label: z.string().min(1),
+  /** Name of a transfer destination. */
+  destination: z.string().min(1),
+});
+
+const positiveSeconds = z.number().positive();
+
+/** An agent profile: everything a campaign can say about how its calls are handled. */
+export const agentProfileSchema = z
+  .object({
+    instructions: z.string().min(1),
+    /** Voice of the realtime model or TTS; the settings' voice when absent. */
+    voice: z.string().min(1).optional(),
+    /** Inbound only: instructions for the greeting the agent speaks first. */
+    greeting: z.string().min(1).optional(),
+    /** Left on voicemail; without one the agent hangs up on machines without a message. */
+    voicemailMessage: z.string().min(1).optional(),
+    /** Run agents-js answering-machine detection (voice.AMD) on the callee's greeting. */
+    amd: z.boolean().default(false),
+    transfer: z
+      .object({
+        mode: transferModeSchema.default('cold'),
+        announcement: z.string().min(1).default('Please hold while I transfer your call.'),
+        defaultDestination: z.string().min(1).optional(),
+        destinations: z.record(z.string().min(1), transferDestinationSchema).default({}),
+      })
+      .optional(),
+    dtmfMenu: z.array(dtmfMenuEntrySchema).default([]),
+    survey: z.object({ questions: z.array(z.string().min(1)).min(1) }).optional(),
+    maxCallDurationS: positiveSeconds.optional(),
+    silenceTimeoutS: positiveSeconds.optional(),
+    /** Spoken before hanging up when the maximum call duration is reached. */
+    maxDurationMessage: z.string().min(1).default("I'm sorry, we've reached the time limit for this call. Thank you, goodbye."),
+    /** Spoken before hanging up after the silence timeout. */
+    silenceMessage: z.string().min(1).default("I haven't heard anything for a while, so I'll end the call now. Goodbye."),
+  })
+  .superRefine((profile, ctx) => {
+    const destinations = profile.transfer?.destinations ?? {};
+    const known = Object.keys(destinations);
+    if (profile.transfer?.defaultDestination && !known.includes(profile.transfer.defaultDestination)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['transfer', 'defaultDestination'],
+        message: `unknown destination "${profile.transfer.defaultDestination}" (known: ${known.join(', ') || 'none'})`,
+      });
+    }
+    const digits = new Set<string>();
+    profile.dtmfMenu.forEach((entry, index) => {
+      if (!known.includes(entry.destination)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['dtmfMenu', index, 'destination'],
+          message: `unknown destination "${entry.destination}" (known: ${known.join(', ') || 'none'})`,
+        });
+      }
+      if (digits.has(entry.digit)) {
+        ctx.addIssue({ code: 'custom', path: ['dtmfMenu', index, 'digit'], message: `digit ${entry.digit} is used twice` });
+      }
+      digits.add(entry.digit);
+    });
+  });
+
+export type AgentProfile = z.infer<typeof agentProfileSchema>;
+export type AgentProfileInput = z.input<typeof agentProfileSchema>;
+export type TransferDestination = z.infer<typeof transferDestinationSchema>;
+export type DtmfMenuEntry = z.infer<typeof dtmfMenuEntrySchema>;
+
+/** A profiles file: `{ "<name>": <profile>, … }`. */
+export const profilesFileSchema = z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'profile names use letters, digits, "_", "." and "-"'), agentProfileSchema);
+export type ProfileCatalog = Record<string, AgentProfile>;
+
+/** Raw (unvalidated) profile fields a dispatch may carry inline, merged over the named profile. */
+export const profileOverrideSchema = z.record(z.string(), z.unknown());
+
+function formatIssues(error: z.ZodError): string {
+  return error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`).join('; ');
+}
+
+/** Validates a parsed profiles document; throws ConfigError naming the bad fields. */
+export function parseProfiles(document: unknown, source = 'profiles'): ProfileCatalog {
+  const parsed = profilesFileSchema.safeParse(document);
+  if (!parsed.success) throw new ConfigError(`invalid agent profiles in ${source}: ${formatIssues(parsed.error)}`);
+  return parsed.data;
+}
+
+/** Reads and validates a profiles file. */
+export async function loadProfiles(file: string): Promise<ProfileCatalog> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read agent profiles file ${file}: ${(err as Error).message}`);
+  }
+  let document: unknown;
+  try {
+    document = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`agent profiles file ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+  return parseProfiles(document, file);
+}
+
+/** Longest value a `{{placeholder}}` may insert; call metadata comes from CSV files and other services. */
+const MAX_PLACEHOLDER_VALUE_CHARS = 200;
+
+/**
+ * Fills `{{name}}` placeholders from the call's metadata. Values are flattened to one line and capped, since
+ * they end up in the model's instructions. Unknown names become empty and are returned as `missing`.
+ */
+export function fillPlaceholders(template: string, values: CallMetadata): { text: string; missing: string[] } {
+  const missing = new Set<string>();
+  const text = template.replace(/\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}/g, (_match, name: string) => {
+    const value = values[name];
+    if (value === undefined || value === null) {
+      missing.add(name);
+      return '';
+    }
+    return String(value).replace(/\s+/g, ' ').trim().slice(0, MAX_PLACEHOLDER_VALUE_CHARS);
+  });
+  return { text, missing: [...missing] };
+}
+
+/** A profile ready for one call: placeholders filled, limits resolved. */
+export interface CallProfile {
+  name: string;
+  instructions: string;
+  voice: string | undefined;
+  greeting: string | undefined;
+  voicemailMessage: string | undefined;
+  amd: boolean;
+  transfer: {
+    mode: TransferMode;
+    announcement: string;
+    defaultDestination: string | undefined;
+    destinations: Record<string, TransferDestination>;
+  };
+  dtmfMenu: DtmfMenuEntry[];
+  surveyQuestions: string[];
+  limits: CallLimits;
+  maxDurationMessage: string;
+  silenceMessage: string;
+  /** Placeholders that had no value in the call's metadata. */
+  missingPlaceholders: string[];
+}
+
+export interface ResolveProfileInput {
+  catalog: ProfileCatalog;
+  /** Name from the dispatch (`agent_profile`); the default profile when absent. */
+  name: string | undefined;
+  defaultName: string;
+  /** Inline profile fields from the dispatch, merged over the named profile. */
+  override?: Record<string, unknown>;
+  values: CallMetadata;
+  limits: CallLimits;
+}
+
+/** Picks the call's profile (named or default, plus inline fields), validates it and fills its placeholders. */
+export function resolveCallProfile(input: ResolveProfileInput): CallProfile {
+  const name = input.name ?? input.defaultName;
+  const base = input.catalog[name];
+  if (!base && !input.override) {
+    throw new ConfigError(`unknown agent profile "${name}" (known: ${Object.keys(input.catalog).join(', ') || 'none'})`);
+  }
+  let profile: AgentProfile;
+  if (input.override) {
+    const merged = { ...(base ?? {}), ...input.override };
+    const parsed = agentProfileSchema.safeParse(merged);
+    if (!parsed.success) throw new ConfigError(`invalid inline agent profile: ${formatIssues(parsed.error)}`);
+    profile = parsed.data;
+  } else if (base) {
+    profile = base;
+  } else {
+    throw new ConfigError(`unknown agent profile "${name}"`);
+  }
+
+  const missing = new Set<string>();
+  const fill = (template: string): string => {
+    const filled = fillPlaceholders(template, input.values);
+    filled.missing.forEach((m) => missing.add(m));
+    return filled.text;
+  };
+  const fillOptional = (template: string | undefined) => (template === undefined ? undefined : fill(template));
+
+  const transfer = profile.transfer;
+  return {
+    name,
+    instructions: fill(profile.instructions),
+    voice: profile.voice,
+    greeting: fillOptional(profile.greeting),
+    voicemailMessage: fillOptional(profile.voicemailMessage),
+    amd: profile.amd,
+    transfer: {
+      mode: transfer?.mode ?? 'cold',
+      announcement: fill(transfer?.announcement ?? 'Please hold while I transfer your call.'),
+      defaultDestination: transfer?.defaultDestination ?? Object.keys(transfer?.destinations ?? {})[0],
+      destinations: transfer?.destinations ?? {},
+    },
+    dtmfMenu: profile.dtmfMenu,
+    surveyQuestions: (profile.survey?.questions ?? []).map(fill),
+    limits: {
+      maxCallDurationMs: profile.maxCallDurationS !== undefined ? profile.maxCallDurationS * SECOND : input.limits.maxCallDurationMs,
+      silenceTimeoutMs: profile.silenceTimeoutS !== undefined ? profile.silenceTimeoutS * SECOND : input.limits.silenceTimeoutMs,
+    },
+    maxDurationMessage: fill(profile.maxDurationMessage),
+    silenceMessage: fill(profile.silenceMessage),
+    missingPlaceholders: [...missing],
+  };
+}

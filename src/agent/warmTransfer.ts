@@ -1,0 +1,105 @@
+import { llm, voice, workflows } from '@livekit/agents';
+import type { Logger } from '../core/logger.js';
+import { SECOND } from '../core/time.js';
+import type { CallControl } from './callControl.js';
+
+/** Identity of the operator's SIP participant (the one `workflows.WarmTransferTask` uses too). */
+export const OPERATOR_IDENTITY = 'human-agent-sip';
+
+export interface WarmTransferRequest {
+  /** `tel:+…` or `sip:user@host` of the operator. */
+  target: string;
+  destinationName: string;
+  session: voice.AgentSession;
+  /** A short account of the call so far, for the operator's briefing. */
+  briefing: string;
+}
+
+export type WarmTransferOutcome = { ok: true; operatorIdentity: string } | { ok: false; reason: string };
+
+/** Puts the caller on hold, dials and briefs an operator, then joins them with the caller. */
+export interface WarmTransferPort {
+  transfer(request: WarmTransferRequest): Promise<WarmTransferOutcome>;
+}
+
+/** What to dial for a target through an outbound trunk: the number of `tel:`, the user part of `sip:`. */
+export function dialString(target: string): string {
+  if (target.startsWith('tel:')) return target.slice('tel:'.length);
+  const sip = /^sips?:([^@]+)@/.exec(target);
+  return sip?.[1] ?? target;
+}
+
+/** Consultation room name, as WarmTransferTask names it. */
+export function consultRoomName(callerRoom: string): string {
+  return `${callerRoom}-human-agent`;
+}
+
+const BRIEFING_EXTRA = `Introduce the call from your perspective as the AI assistant who took part in it: who the caller is,
+why they called, and why they need a person. Keep the summary under 200 characters, then answer the operator's
+questions. When the operator agrees to take the call, call connect_to_caller; if they cannot, call decline_transfer.`;
+
+/**
+ * Warm transfer in a LiveKit room with agents-js `workflows.WarmTransferTask`: hold music for the caller, the
+ * operator dialed into `<room>-human-agent`, briefed by a second session with the call's history, then moved into
+ * the caller's room. A ToolError from the task (no answer, declined, voicemail, caller hung up) is a failure.
+ */
+export function agentsWarmTransfer(options: { sipTrunkId: string; ringingTimeoutS: number; logger: Logger }): WarmTransferPort {
+  return {
+    async transfer(request) {
+      try {
+        const result = await new workflows.WarmTransferTask({
+          sipCallTo: dialString(request.target),
+          sipTrunkId: options.sipTrunkId,
+          chatCtx: request.session.history,
+          ringingTimeout: options.ringingTimeoutS * SECOND,
+          instructions: { extra: `${BRIEFING_EXTRA}\n\nWhat the assistant noted about the call: ${request.briefing}` },
+        }).run();
+        return { ok: true, operatorIdentity: result.humanAgentIdentity };
+      } catch (err) {
+        const reason = err instanceof llm.ToolError || err instanceof Error ? err.message : String(err);
+        options.logger.warn({ reason }, 'warm transfer failed');
+        return { ok: false, reason };
+      }
+    },
+  };
+}
+
+/**
+ * Warm transfer through the server API only (no media): dial the operator into the consultation room and wait
+ * for the answer, brief them (the briefing is kept in the transcript, since nothing can be spoken here), then
+ * move them into the caller's room. Used by the simulated agent; a real deployment uses agentsWarmTransfer.
+ */
+export function apiWarmTransfer(options: {
+  control: CallControl;
+  sipTrunkId: string;
+  ringingTimeoutS: number;
+  logger: Logger;
+  onBriefing?: (briefing: string) => void;
+}): WarmTransferPort {
+  return {
+    async transfer(request) {
+      const { control } = options;
+      const consultRoom = consultRoomName(control.roomName);
+      const dialed = await control.dialInto(consultRoom, dialString(request.target), {
+        trunkId: options.sipTrunkId,
+        participantIdentity: OPERATOR_IDENTITY,
+        participantName: 'Operator',
+        ringingTimeoutS: options.ringingTimeoutS,
+      });
+      if (!dialed.ok) {
+        await control.deleteRoom(consultRoom);
+        return { ok: false, reason: `the operator did not take the call (${dialed.decision.reason})` };
+      }
+      options.onBriefing?.(request.briefing);
+      try {
+        await control.moveParticipant(consultRoom, OPERATOR_IDENTITY, control.roomName);
+      } catch (err) {
+        options.logger.warn({ err: (err as Error).message }, 'could not move the operator into the caller room');
+        await control.deleteRoom(consultRoom);
+        return { ok: false, reason: 'could not connect the operator with the caller' };
+      }
+      await control.deleteRoom(consultRoom);
+      return { ok: true, operatorIdentity: OPERATOR_IDENTITY };
+    },
+  };
+}

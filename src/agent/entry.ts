@@ -1,0 +1,284 @@
+import type { JobContext } from '@livekit/agents';
+import { voice } from '@livekit/agents';
+import { RoomEvent, type Participant, type RemoteParticipant, type Room } from '@livekit/rtc-node';
+import { Redis } from 'ioredis';
+import { loadConfig, requireLiveKit, type DialerConfig } from '../core/config.js';
+import { createLiveKitClients } from '../core/livekitClients.js';
+import { createLogger, type Logger } from '../core/logger.js';
+import { ResultReporter } from '../core/reportResult.js';
+import { HOUR, SECOND } from '../core/time.js';
+import { loadAgentSettings, type AgentSettings } from './agentConfig.js';
+import { buildCallAgent } from './callAgent.js';
+import { CallControl, SIP_CALL_STATUS_ATTRIBUTE } from './callControl.js';
+import { CallController } from './callController.js';
+import { DispatchMetadataError, parseCallPlan, type CallPlan } from './callPlan.js';
+import { createSessionModels } from './models.js';
+import { CallOutcomeTracker } from './outcomeTracker.js';
+import { loadProfiles, resolveCallProfile, type ProfileCatalog } from './profiles.js';
+import { agentsWarmTransfer } from './warmTransfer.js';
+
+/** After a warm transfer the agent stays (silent) until the caller leaves, to delete the room then; at most this long. */
+const WARM_TRANSFER_WATCH_MS = 4 * HOUR;
+const REDIS_MAX_RETRIES = 3;
+const DEFAULT_INBOUND_GREETING = 'Greet the caller warmly, say who you are, and ask how you can help.';
+
+export interface CallJobDeps {
+  config?: DialerConfig;
+  settings?: AgentSettings;
+  profiles?: ProfileCatalog;
+  logger?: Logger;
+}
+
+let cachedProfiles: { file: string; catalog: Promise<ProfileCatalog> } | undefined;
+
+/** Profiles are read once per process (a job process may run many calls). */
+function profilesFor(settings: AgentSettings): Promise<ProfileCatalog> {
+  if (cachedProfiles?.file !== settings.profilesFile) {
+    cachedProfiles = { file: settings.profilesFile, catalog: loadProfiles(settings.profilesFile) };
+  }
+  return cachedProfiles.catalog;
+}
+
+type AnswerWait = 'answered' | 'gone' | 'timeout';
+
+/**
+ * Waits until the consumer-dialed SIP participant is in the room with `sip.callStatus` = active (answered),
+ * leaves (the call failed: the consumer reports it), or the time is up.
+ */
+function waitForSipAnswer(room: Room, identity: string, timeoutMs: number): Promise<AnswerWait> {
+  return new Promise((resolve) => {
+    const isAnswered = (p: Participant | undefined) => p?.attributes[SIP_CALL_STATUS_ATTRIBUTE] === 'active';
+    const finish = (result: AnswerWait) => {
+      clearTimeout(timer);
+      room.off(RoomEvent.ParticipantConnected, onConnected);
+      room.off(RoomEvent.ParticipantAttributesChanged, onAttributes);
+      room.off(RoomEvent.ParticipantDisconnected, onDisconnected);
+      room.off(RoomEvent.Disconnected, onRoomClosed);
+      resolve(result);
+    };
+    const onConnected = (p: RemoteParticipant) => {
+      if (p.identity === identity && isAnswered(p)) finish('answered');
+    };
+    const onAttributes = (_changed: Record<string, string>, p: Participant) => {
+      if (p.identity !== identity) return;
+      if (isAnswered(p)) finish('answered');
+      else if (p.attributes[SIP_CALL_STATUS_ATTRIBUTE] === 'hangup') finish('gone');
+    };
+    const onDisconnected = (p: RemoteParticipant) => {
+      if (p.identity === identity) finish('gone');
+    };
+    const onRoomClosed = () => finish('gone');
+    const timer = setTimeout(() => finish('timeout'), timeoutMs);
+    room.on(RoomEvent.ParticipantConnected, onConnected);
+    room.on(RoomEvent.ParticipantAttributesChanged, onAttributes);
+    room.on(RoomEvent.ParticipantDisconnected, onDisconnected);
+    room.on(RoomEvent.Disconnected, onRoomClosed);
+    if (isAnswered(room.remoteParticipants.get(identity))) finish('answered');
+  });
+}
+
+/** Resolves when `identity` leaves the room (or the room closes), at most after `timeoutMs`. */
+function waitForLeave(room: Room, identity: string, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const finish = () => {
+      clearTimeout(timer);
+      room.off(RoomEvent.ParticipantDisconnected, onLeft);
+      room.off(RoomEvent.Disconnected, finish);
+      resolve();
+    };
+    const onLeft = (p: RemoteParticipant) => {
+      if (p.identity === identity) finish();
+    };
+    const timer = setTimeout(finish, timeoutMs);
+    room.on(RoomEvent.ParticipantDisconnected, onLeft);
+    room.on(RoomEvent.Disconnected, finish);
+    if (!room.remoteParticipants.has(identity)) finish();
+  });
+}
+
+/** Follows the callee in the room (the SIP lifecycle): hang-up, `sip.callStatus`, keypad presses. */
+function followCallee(room: Room, controller: CallController, session: voice.AgentSession, log: Logger): void {
+  room.on(RoomEvent.ParticipantDisconnected, (p: RemoteParticipant) => {
+    if (p.identity === controller.callee) void controller.calleeLeft();
+  });
+  room.on(RoomEvent.ParticipantAttributesChanged, (changed: Record<string, string>, p: Participant) => {
+    if (p.identity !== controller.callee) return;
+    const status = changed[SIP_CALL_STATUS_ATTRIBUTE];
+    if (status) log.debug({ status }, 'sip.callStatus changed');
+    if (status === 'hangup') void controller.calleeLeft('callee hung up (sip.callStatus hangup)');
+  });
+  room.on(RoomEvent.DtmfReceived, (_code: number, digit: string, p: RemoteParticipant) => {
+    if (p.identity !== controller.callee || controller.isEnding) return;
+    log.info({ digit }, 'keypad press');
+    try {
+      session.generateReply({ userInput: controller.dtmfInput(digit) });
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'could not hand the keypad press to the model');
+    }
+  });
+  room.on(RoomEvent.Disconnected, () => {
+    if (!controller.isEnding && !controller.roomKept) void controller.calleeLeft('the room closed');
+  });
+}
+
+/** voice.AMD on the greeting (profiles with `amd: true`): a voicemail greeting leaves the message and hangs up. */
+async function runAnsweringMachineDetection(detector: voice.AMD, controller: CallController, log: Logger): Promise<void> {
+  try {
+    const prediction = await detector.execute();
+    log.info({ category: prediction.category, reason: prediction.reason }, 'answering machine detection');
+    if (prediction.category === voice.AMDCategory.MACHINE_VM) {
+      await controller.leaveVoicemail('amd');
+    } else if (prediction.category === voice.AMDCategory.MACHINE_UNAVAILABLE) {
+      await controller.end({ outcome: 'voicemail', reason: 'answering machine: mailbox unavailable, no message left' }, { hangup: true });
+    }
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, 'answering machine detection failed; the conversation goes on');
+  } finally {
+    await detector.aclose().catch(() => undefined);
+  }
+}
+
+/**
+ * One dispatched call in a LiveKit room, from dispatch to reported outcome. Outbound: wait for the consumer's SIP
+ * participant (or dial it), let the callee speak first; inbound: greet. Every ending reports once; a call that never
+ * connected while the consumer dialed is the consumer's to report.
+ */
+export async function runCallJob(ctx: JobContext, deps: CallJobDeps = {}): Promise<void> {
+  const config = deps.config ?? loadConfig();
+  const settings = deps.settings ?? loadAgentSettings();
+  const roomName = ctx.job.room?.name ?? ctx.room.name ?? '';
+  const log = (deps.logger ?? createLogger(config.logLevel, 'agent')).child({ room: roomName, job: ctx.job.id });
+  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: REDIS_MAX_RETRIES, lazyConnect: true });
+  redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
+  const control = new CallControl({ clients: createLiveKitClients(requireLiveKit(config)), roomName, logger: log });
+
+  let plan: CallPlan;
+  try {
+    plan = parseCallPlan(ctx.job.metadata, roomName);
+  } catch (err) {
+    const bad = err instanceof DispatchMetadataError ? err : undefined;
+    log.error({ err: (err as Error).message }, 'cannot handle this dispatch');
+    const reporter = bad?.callId ? new ResultReporter(redis, config.queuePrefix) : undefined;
+    const tracker = new CallOutcomeTracker({ callId: bad?.callId, campaignId: bad?.campaignId ?? 'default', sink: reporter, logger: log });
+    await tracker.finish({ outcome: 'failed', reason: (err as Error).message });
+    await control.hangup('invalid dispatch metadata');
+    await reporter?.close();
+    redis.disconnect();
+    ctx.shutdown('invalid dispatch metadata');
+    return;
+  }
+
+  const reporter = plan.callId ? new ResultReporter(redis, config.queuePrefix) : undefined;
+  const tracker = new CallOutcomeTracker({
+    callId: plan.callId,
+    campaignId: plan.campaignId,
+    attempt: plan.attempt,
+    sink: reporter,
+    logger: log,
+  });
+  let controller: CallController | undefined;
+  let selfDialing = false;
+
+  // Registered before anything can fail or dial: whatever ends this job, a connected call gets one outcome.
+  ctx.addShutdownCallback(async () => {
+    if (controller && tracker.connected) await controller.abort('the agent shut down during the call');
+    else if (selfDialing) await tracker.finish({ outcome: 'failed', reason: 'the agent shut down while placing the call' });
+    await reporter?.close();
+    await redis.quit().catch(() => redis.disconnect());
+  });
+
+  try {
+    const catalog = deps.profiles ?? (await profilesFor(settings));
+    const profile = resolveCallProfile({
+      catalog,
+      name: plan.profileName,
+      defaultName: settings.defaultProfile,
+      override: plan.profileOverride,
+      values: plan.values,
+      limits: settings.limits,
+    });
+    if (profile.missingPlaceholders.length > 0) log.warn({ missing: profile.missingPlaceholders }, 'placeholders without a value');
+
+    await ctx.connect();
+    const models = createSessionModels(settings.models, profile.voice);
+    const session = new voice.AgentSession({ llm: models.llm, stt: models.stt, tts: models.tts });
+    const direction = plan.direction;
+    const callController = new CallController({
+      profile,
+      tracker,
+      control,
+      behaviour: settings,
+      outbound: direction.kind !== 'inbound',
+      calleeIdentity: direction.kind === 'inbound' ? undefined : direction.participantIdentity,
+      warmTransfer: config.sipOutboundTrunkId
+        ? agentsWarmTransfer({ sipTrunkId: config.sipOutboundTrunkId, ringingTimeoutS: settings.transferRingingTimeoutS, logger: log })
+        : undefined,
+      logger: log,
+    });
+    const agent = buildCallAgent(callController);
+    let detector: voice.AMD | undefined;
+
+    if (direction.kind === 'inbound') {
+      const participant = await ctx.waitForParticipant();
+      callController.setCallee(participant.identity);
+      await session.start({ agent, room: ctx.room, inputOptions: { participantIdentity: participant.identity } });
+      controller = callController;
+      callController.attach(session);
+      session.generateReply({ instructions: profile.greeting ?? DEFAULT_INBOUND_GREETING });
+    } else if (direction.kind === 'consumer_dialed') {
+      const answer = await waitForSipAnswer(ctx.room, direction.participantIdentity, settings.participantWaitMs);
+      if (answer !== 'answered') {
+        // Never connected: the consumer saw the SIP failure and reports it; nothing is the agent's to report.
+        log.info({ answer }, 'the callee did not connect');
+        ctx.shutdown(`callee ${answer}`);
+        return;
+      }
+      await session.start({ agent, room: ctx.room, inputOptions: { participantIdentity: direction.participantIdentity } });
+      controller = callController;
+      callController.attach(session);
+      if (profile.amd) detector = new voice.AMD(session, { llm: models.classifierLlm, participantIdentity: direction.participantIdentity });
+    } else {
+      const trunkId = config.sipOutboundTrunkId;
+      // Start listening before dialing so the callee's first words are not lost (telephony_amd.ts does the same).
+      await session.start({ agent, room: ctx.room, inputOptions: { participantIdentity: direction.participantIdentity } });
+      if (profile.amd) detector = new voice.AMD(session, { llm: models.classifierLlm, participantIdentity: direction.participantIdentity });
+      selfDialing = true;
+      const dialed = trunkId
+        ? await control.dial(direction.phoneNumber, {
+            trunkId,
+            participantIdentity: direction.participantIdentity,
+            ringingTimeoutS: config.dial.ringingTimeoutS,
+            maxCallDurationS: Math.ceil(profile.limits.maxCallDurationMs / SECOND) + 60,
+          })
+        : undefined;
+      selfDialing = false;
+      if (!dialed?.ok) {
+        const decision = dialed?.ok === false ? dialed.decision : { outcome: 'failed' as const, reason: 'SIP_OUTBOUND_TRUNK_ID is not set' };
+        await tracker.finish(decision);
+        await detector?.aclose().catch(() => undefined);
+        await control.hangup(decision.reason);
+        ctx.shutdown(decision.reason);
+        return;
+      }
+      controller = callController;
+      callController.attach(session);
+    }
+
+    followCallee(ctx.room, callController, session, log);
+    if (detector) void runAnsweringMachineDetection(detector, callController, log);
+    const result = await callController.done();
+    if (callController.roomKept && callController.callee) {
+      await waitForLeave(ctx.room, callController.callee, WARM_TRANSFER_WATCH_MS);
+      await control.deleteRoom(roomName);
+    }
+    ctx.shutdown(result.reason ?? result.outcome);
+  } catch (err) {
+    log.error({ err }, 'call failed');
+    const reason = `agent error: ${(err as Error).message}`;
+    // Reported even when the consumer dialed: the call cannot be served, and a first terminal outcome stands.
+    if (controller) await controller.abort(reason);
+    else await tracker.finish({ outcome: 'failed', reason });
+    await control.hangup(reason);
+    ctx.shutdown(reason);
+  }
+}

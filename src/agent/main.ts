@@ -1,0 +1,49 @@
+/**
+ * The agent worker: `tsx src/agent/main.ts dev|start` (or `dialer agent dev|start`). Registers with
+ * agentName = AGENT_NAME, so LiveKit dispatches it explicitly only (the consumer's CreateDispatch, an inbound
+ * dispatch rule, or `lk dispatch create`).
+ */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { ServerOptions, cli, defineAgent, type JobContext } from '@livekit/agents';
+import { config as loadDotenv } from 'dotenv';
+import { loadConfig, requireLiveKit } from '../core/config.js';
+import { ConfigError } from '../core/errors.js';
+import { loadAgentSettings, requireOpenAIKey } from './agentConfig.js';
+import { runCallJob } from './entry.js';
+
+loadDotenv({ quiet: true });
+
+const EXIT_INVALID_SETTINGS = 2;
+
+export default defineAgent({
+  entry: async (ctx: JobContext) => {
+    await runCallJob(ctx);
+  },
+});
+
+/** True when this file is the process's entry point (not when the job process imports it for its default export). */
+function isMainModule(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return pathToFileURL(realpathSync(script)).href === import.meta.url;
+  } catch {
+    return false;
+  }
+}
+
+if (isMainModule()) {
+  // Validate every setting before registering, so a bad .env fails here with a readable message.
+  let agentName: string;
+  try {
+    const config = loadConfig();
+    requireLiveKit(config);
+    requireOpenAIKey(loadAgentSettings().models);
+    agentName = config.agentName;
+  } catch (err) {
+    process.stderr.write(`agent: ${(err as Error).message}\n`);
+    process.exit(err instanceof ConfigError ? EXIT_INVALID_SETTINGS : 1);
+  }
+  cli.runApp(new ServerOptions({ agent: fileURLToPath(import.meta.url), agentName }));
+}

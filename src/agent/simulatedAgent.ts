@@ -1,0 +1,412 @@
+import { initializeLogger, loggerOptions, voice } from '@livekit/agents';
+import { pino } from 'pino';
+import { createLiveKitClients } from '../core/livekitClients.js';
+import type { Logger } from '../core/logger.js';
+import { closeConnection, createProducerConnection, waitUntilReady } from '../core/redisConnection.js';
+import { ResultReporter } from '../core/reportResult.js';
+import { SECOND, sleep } from '../core/time.js';
+import type { CallAnsweredEvent, CallEndedEvent, Callee, SimEvents } from '../sim/index.js';
+import {
+  DEFAULT_PROFILES_FILE,
+  DEFAULT_PROFILE_NAME,
+  DEFAULT_TRANSFER_RINGING_TIMEOUT_S,
+  type CallLimits,
+} from './agentConfig.js';
+import { buildCallAgent } from './callAgent.js';
+import { CallControl } from './callControl.js';
+import { CallController, type CallBehaviour } from './callController.js';
+import { DispatchMetadataError, parseCallPlan, type CallPlan } from './callPlan.js';
+import { buildCallScript } from './calleeScript.js';
+import { CallOutcomeTracker, type OutcomeDecision } from './outcomeTracker.js';
+import { loadProfiles, resolveCallProfile, type CallProfile, type ProfileCatalog } from './profiles.js';
+import { apiWarmTransfer } from './warmTransfer.js';
+
+/** The parts of a running `src/sim` LiveKitSim the simulated agent uses. */
+export interface SimLike {
+  url: string;
+  apiKey: string;
+  apiSecret: string;
+  events: SimEvents;
+  /** Trunk for calls the agent places itself (self-dial, warm-transfer operators). */
+  outboundTrunkId?: string;
+}
+
+/** Timings of simulated calls (short defaults: the simulated callee answers at once and never pauses to think). */
+export interface SimulatedTiming {
+  /** How long a consumer-dialed call may take to be answered before the agent gives up on it. */
+  answerWaitMs: number;
+  /** Ringing timeout when the agent dials (self-dial and warm-transfer operators). */
+  ringingTimeoutS: number;
+  limits: CallLimits;
+  behaviour: CallBehaviour;
+  /** Longest wait for one scripted turn (the model's reply and its tools). */
+  turnTimeoutMs: number;
+}
+
+export const DEFAULT_SIMULATED_TIMING: SimulatedTiming = {
+  answerWaitMs: 60 * SECOND,
+  ringingTimeoutS: 30,
+  limits: { maxCallDurationMs: 60 * SECOND, silenceTimeoutMs: 1500 },
+  behaviour: { transferConfirmTimeoutMs: 3 * SECOND, transferRingingTimeoutS: DEFAULT_TRANSFER_RINGING_TIMEOUT_S, voicemailPauseMs: 100 },
+  turnTimeoutMs: 30 * SECOND,
+};
+
+export interface SimulatedAgentOptions {
+  sim: SimLike;
+  redisUrl: string;
+  queuePrefix: string;
+  agentName: string;
+  logger?: Logger;
+  /** Profiles to use; else read from `profilesFile` (default: the shipped profiles/profiles.json). */
+  profiles?: ProfileCatalog;
+  profilesFile?: string;
+  defaultProfile?: string;
+  timing?: Partial<SimulatedTiming>;
+  /** Log level of agents-js' own logger when this process has not set one up (default: `fatal`). */
+  frameworkLogLevel?: string;
+}
+
+export interface SimulatedAgent {
+  /** Stops taking calls, ends calls in progress (reporting `failed` where no outcome was decided) and waits for them. Idempotent. */
+  close(): Promise<void>;
+  /** Resolves when no simulated call is in progress. */
+  idle(): Promise<void>;
+}
+
+const NOT_CONNECTED = Symbol('not connected');
+const SESSION_CLOSE_TIMEOUT_MS = 5 * SECOND;
+/** Grace beyond the maximum call duration before a call that did not end is ended as failed. */
+const END_GRACE_MS = 10 * SECOND;
+const SELF_DIAL_ANSWER_EVENT_WAIT_MS = 2 * SECOND;
+
+function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}
+
+/** Resolves to `value` after `ms`, or earlier when `signal` aborts (also to `value`). */
+function delay<T>(ms: number, value: T, signal?: AbortSignal): Promise<T> {
+  return sleep(ms, signal).then(
+    () => value,
+    () => value,
+  );
+}
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve(value: T): void;
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve: (value: T) => void = () => undefined;
+  const promise = new Promise<T>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+interface SimCallDeps {
+  sim: SimLike;
+  control: CallControl;
+  reporter: ResultReporter;
+  profiles: () => Promise<ProfileCatalog>;
+  defaultProfile: string;
+  timing: SimulatedTiming;
+  logger: Logger;
+}
+
+/**
+ * One dispatched room, run in agents-js text mode: the callee's scripted lines go in through session.run, a
+ * ScriptedLLM plays the model, and the tools make their real LiveKit API calls against the simulator.
+ */
+class SimulatedCall {
+  private readonly answered = deferred<CallAnsweredEvent | typeof NOT_CONNECTED>();
+  private readonly stop = new AbortController();
+  private controller: CallController | undefined;
+
+  constructor(
+    readonly room: string,
+    private readonly metadata: string,
+    private readonly deps: SimCallDeps,
+  ) {}
+
+  onAnswered(ev: CallAnsweredEvent): void {
+    this.answered.resolve(ev);
+  }
+
+  /** The call failed before it was answered, or its room went away. */
+  onNotConnected(): void {
+    this.answered.resolve(NOT_CONNECTED);
+  }
+
+  onCallEnded(ev: CallEndedEvent): void {
+    // A transfer's own flow decides its outcome; every other ending is the callee (or the room) going away.
+    if (ev.reason === 'transferred' || !this.controller || ev.identity !== this.controller.callee) return;
+    const detail = ev.reason === 'callee_hangup' ? 'callee hung up' : `call ended (${ev.reason.replace(/_/g, ' ')})`;
+    void this.controller.calleeLeft(detail);
+  }
+
+  /** Ends the call now (shutdown): `failed` unless an outcome was already decided. */
+  shutdown(): void {
+    this.stop.abort();
+    this.answered.resolve(NOT_CONNECTED);
+    void this.controller?.abort('the simulated agent shut down during the call');
+  }
+
+  async run(): Promise<void> {
+    const log = this.deps.logger.child({ room: this.room });
+    let plan: CallPlan;
+    try {
+      plan = parseCallPlan(this.metadata, this.room);
+    } catch (err) {
+      const bad = err instanceof DispatchMetadataError ? err : undefined;
+      await this.reportWithoutCall(bad?.callId, bad?.campaignId ?? 'default', undefined, {
+        outcome: 'failed',
+        reason: (err as Error).message,
+      });
+      await this.deps.control.hangup('invalid dispatch metadata');
+      return;
+    }
+    const tracker = new CallOutcomeTracker({
+      callId: plan.callId,
+      campaignId: plan.campaignId,
+      attempt: plan.attempt,
+      sink: this.deps.reporter,
+      logger: log,
+    });
+
+    let profile: CallProfile;
+    try {
+      profile = resolveCallProfile({
+        catalog: await this.deps.profiles(),
+        name: plan.profileName,
+        defaultName: this.deps.defaultProfile,
+        override: plan.profileOverride,
+        values: plan.values,
+        limits: this.deps.timing.limits,
+      });
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'no usable profile for this call');
+      await tracker.finish({ outcome: 'failed', reason: (err as Error).message });
+      await this.deps.control.hangup('no usable profile');
+      return;
+    }
+
+    const direction = plan.direction;
+    if (direction.kind === 'inbound') {
+      log.warn('inbound calls are not simulated; ignoring the dispatch');
+      return;
+    }
+
+    let answer: CallAnsweredEvent | typeof NOT_CONNECTED;
+    if (direction.kind === 'consumer_dialed') {
+      answer = await Promise.race([this.answered.promise, delay(this.deps.timing.answerWaitMs, NOT_CONNECTED)]);
+      // Not answered: the consumer saw the SIP failure and reports it; the agent has nothing to report.
+      if (answer === NOT_CONNECTED) return;
+    } else {
+      const trunkId = this.deps.sim.outboundTrunkId;
+      if (!trunkId) {
+        await tracker.finish({ outcome: 'failed', reason: 'the simulator has no outbound trunk' });
+        return;
+      }
+      const dialed = await this.deps.control.dial(direction.phoneNumber, {
+        trunkId,
+        participantIdentity: direction.participantIdentity,
+        ringingTimeoutS: this.deps.timing.ringingTimeoutS,
+      });
+      if (!dialed.ok) {
+        await tracker.finish(dialed.decision);
+        await this.deps.control.hangup(dialed.decision.reason);
+        return;
+      }
+      answer = await Promise.race([this.answered.promise, delay(SELF_DIAL_ANSWER_EVENT_WAIT_MS, NOT_CONNECTED)]);
+    }
+    const callee: Callee = answer === NOT_CONNECTED ? { kind: 'human', lines: ['Hello?'] } : answer.callee;
+    const identity = answer === NOT_CONNECTED ? direction.participantIdentity : answer.identity;
+    await this.converse(plan, profile, tracker, callee, identity, log);
+  }
+
+  private async converse(
+    plan: CallPlan,
+    profile: CallProfile,
+    tracker: CallOutcomeTracker,
+    callee: Callee,
+    identity: string,
+    log: Logger,
+  ): Promise<void> {
+    const { control, timing, sim } = this.deps;
+    const script = buildCallScript(callee, profile);
+    const pending = [...script.turns];
+    const controller = new CallController({
+      profile,
+      tracker,
+      control,
+      behaviour: timing.behaviour,
+      outbound: true,
+      calleeIdentity: identity,
+      warmTransfer: sim.outboundTrunkId
+        ? apiWarmTransfer({
+            control,
+            sipTrunkId: sim.outboundTrunkId,
+            ringingTimeoutS: timing.behaviour.transferRingingTimeoutS,
+            logger: log,
+            onBriefing: (briefing) => tracker.addTranscript('system', `operator briefing: ${briefing}`),
+          })
+        : undefined,
+      sendDtmf: async (digits) => {
+        const keys = digits.join('');
+        tracker.addTranscript('system', `DTMF sent: ${keys}`);
+        const reply = script.ivrReply(keys);
+        if (reply !== undefined) pending.unshift(reply);
+        return `sent DTMF ${keys}`;
+      },
+      logger: log,
+    });
+    this.controller = controller;
+    const session = new voice.AgentSession({ llm: script.llm, vad: null, userAwayTimeout: null, turnHandling: { turnDetection: 'manual' } });
+    try {
+      await session.start({ agent: buildCallAgent(controller) });
+      controller.attach(session);
+      if (this.stop.signal.aborted) void controller.abort('the simulated agent shut down during the call');
+
+      for (let turn = pending.shift(); turn !== undefined && !controller.isEnding; turn = pending.shift()) {
+        const result = session.run({ userInput: turn });
+        const finished = await Promise.race([
+          result.wait().then(
+            () => true,
+            () => true,
+          ),
+          delay(timing.turnTimeoutMs, false, this.stop.signal),
+        ]);
+        if (!finished) log.warn({ turn }, 'a scripted turn did not finish in time');
+        if (this.stop.signal.aborted) break;
+      }
+      // The callee has nothing more to say: the silence timeout (or a tool still running) ends the call.
+      const budget = profile.limits.maxCallDurationMs + END_GRACE_MS;
+      const ended = await Promise.race([controller.done().then(() => true), delay(budget, false)]);
+      if (!ended) await controller.abort('the simulated call did not end in time');
+    } catch (err) {
+      log.error({ err }, 'simulated call failed');
+      await controller.abort(`agent error: ${(err as Error).message}`);
+    } finally {
+      await controller.abort('the simulated call ended without an outcome');
+      await Promise.race([session.close().catch(() => undefined), delay(SESSION_CLOSE_TIMEOUT_MS, undefined)]);
+    }
+    log.debug({ callId: plan.callId, outcome: tracker.decision?.outcome }, 'simulated call done');
+  }
+
+  private async reportWithoutCall(
+    callId: string | undefined,
+    campaignId: string,
+    attempt: number | undefined,
+    decision: OutcomeDecision,
+  ): Promise<void> {
+    const tracker = new CallOutcomeTracker({ callId, campaignId, attempt, sink: this.deps.reporter, logger: this.deps.logger });
+    await tracker.finish(decision);
+  }
+}
+
+/**
+ * Runs the agent's call logic against `src/sim`: for each dispatch to `agentName`, waits for the consumer's call
+ * to be answered (or places it, for a dispatch with only a phone number), then plays the conversation in agents-js
+ * text mode with a scripted model built from the callee's script, making the real LiveKit API calls (hang-up,
+ * transfers, dialing) against the simulator and reporting each call's one outcome to `call-results`.
+ */
+export async function startSimulatedAgent(options: SimulatedAgentOptions): Promise<SimulatedAgent> {
+  const logger = (options.logger ?? silentLogger()).child({ component: 'simulated-agent' });
+  if (!loggerOptions()) initializeLogger({ pretty: false, level: options.frameworkLogLevel ?? 'fatal' });
+  const timing: SimulatedTiming = {
+    ...DEFAULT_SIMULATED_TIMING,
+    ...options.timing,
+    limits: { ...DEFAULT_SIMULATED_TIMING.limits, ...options.timing?.limits },
+    behaviour: { ...DEFAULT_SIMULATED_TIMING.behaviour, ...options.timing?.behaviour },
+  };
+
+  const connection = createProducerConnection(options.redisUrl);
+  connection.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+  try {
+    await waitUntilReady(connection);
+  } catch (err) {
+    connection.disconnect();
+    throw err;
+  }
+  const reporter = new ResultReporter(connection, options.queuePrefix);
+  const { sim } = options;
+  const clients = createLiveKitClients({ url: sim.url, apiKey: sim.apiKey, apiSecret: sim.apiSecret });
+
+  let catalog: Promise<ProfileCatalog> | undefined;
+  const profiles = () => {
+    catalog ??= options.profiles ? Promise.resolve(options.profiles) : loadProfiles(options.profilesFile ?? DEFAULT_PROFILES_FILE);
+    return catalog;
+  };
+
+  const calls = new Map<string, SimulatedCall>();
+  const inFlight = new Set<Promise<void>>();
+  const earlyAnswers = new Map<string, CallAnsweredEvent>();
+  let closing: Promise<void> | undefined;
+
+  const onDispatch = (ev: { room: string; agentName: string; metadata: string }) => {
+    if (closing || ev.agentName !== options.agentName || calls.has(ev.room)) return;
+    const control = new CallControl({ clients, roomName: ev.room, logger: logger.child({ room: ev.room }) });
+    const call = new SimulatedCall(ev.room, ev.metadata, {
+      sim,
+      control,
+      reporter,
+      profiles,
+      defaultProfile: options.defaultProfile ?? DEFAULT_PROFILE_NAME,
+      timing,
+      logger,
+    });
+    calls.set(ev.room, call);
+    const early = earlyAnswers.get(ev.room);
+    if (early) call.onAnswered(early);
+    earlyAnswers.delete(ev.room);
+    const running: Promise<void> = call
+      .run()
+      .catch((err: unknown) => logger.error({ err, room: ev.room }, 'simulated call crashed'))
+      .finally(() => {
+        inFlight.delete(running);
+        if (calls.get(ev.room) === call) calls.delete(ev.room);
+      });
+    inFlight.add(running);
+  };
+  const onAnswered = (ev: CallAnsweredEvent) => {
+    const call = calls.get(ev.room);
+    if (call) call.onAnswered(ev);
+    else if (!closing) earlyAnswers.set(ev.room, ev);
+  };
+  const onFailed = (ev: { room: string }) => calls.get(ev.room)?.onNotConnected();
+  const onRoomDeleted = (ev: { room: string }) => {
+    earlyAnswers.delete(ev.room);
+    calls.get(ev.room)?.onNotConnected();
+  };
+  const onEnded = (ev: CallEndedEvent) => calls.get(ev.room)?.onCallEnded(ev);
+
+  sim.events.on('dispatch_created', onDispatch);
+  sim.events.on('call_answered', onAnswered);
+  sim.events.on('call_failed', onFailed);
+  sim.events.on('room_deleted', onRoomDeleted);
+  sim.events.on('call_ended', onEnded);
+
+  const idle = async (): Promise<void> => {
+    while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+  };
+
+  return {
+    idle,
+    close() {
+      closing ??= (async () => {
+        sim.events.off('dispatch_created', onDispatch);
+        sim.events.off('call_answered', onAnswered);
+        sim.events.off('call_failed', onFailed);
+        sim.events.off('room_deleted', onRoomDeleted);
+        sim.events.off('call_ended', onEnded);
+        for (const call of calls.values()) call.shutdown();
+        await idle();
+        earlyAnswers.clear();
+        await reporter.close();
+        await closeConnection(connection);
+      })();
+      return closing;
+    },
+  };
+}

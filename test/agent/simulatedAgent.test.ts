@@ -1,0 +1,159 @@
+/**
+ * The simulated agent end to end: the simulator's dispatches and answered calls drive the agent's call logic in
+ * agents-js text mode; its LiveKit API calls go to the simulator and its outcomes to `call-results` in Redis.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LiveKitClients } from '../../src/core/livekitClients.js';
+import { startSimulatedAgent, type SimulatedAgent } from '../../src/agent/simulatedAgent.js';
+import { parseProfiles } from '../../src/agent/profiles.js';
+import { startLiveKitSim, type LiveKitSim } from '../../src/sim/index.js';
+import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
+import { ResultsReader, dialLikeConsumer, nextNumber, simClients } from './helpers.js';
+
+const AGENT_NAME = 'sim-agent-test';
+const prefix = uniquePrefix('agent-sim');
+let sim: LiveKitSim;
+let clients: LiveKitClients;
+let agent: SimulatedAgent;
+let results: ResultsReader;
+
+const profiles = parseProfiles({
+  default: {
+    instructions: 'You are calling {{first_name}}.',
+    voicemailMessage: 'Hi {{first_name}}, please call us back.',
+    transfer: { destinations: { desk: { target: 'tel:+12025550100' } } },
+  },
+  survey: {
+    instructions: 'Survey.',
+    survey: { questions: ['How satisfied are you?', 'Would you recommend us?'] },
+  },
+  warm: {
+    instructions: 'Warm.',
+    transfer: { mode: 'warm', destinations: { operator: { target: 'tel:+12025550110' } } },
+  },
+});
+
+beforeAll(async () => {
+  sim = await startLiveKitSim();
+  clients = simClients(sim);
+  results = new ResultsReader(testRedisUrl(), prefix);
+  agent = await startSimulatedAgent({
+    sim,
+    redisUrl: testRedisUrl(),
+    queuePrefix: prefix,
+    agentName: AGENT_NAME,
+    profiles,
+    timing: { limits: { maxCallDurationMs: 10_000, silenceTimeoutMs: 300 }, behaviour: { transferConfirmTimeoutMs: 1000, transferRingingTimeoutS: 5, voicemailPauseMs: 10 } },
+  });
+});
+
+afterAll(async () => {
+  await agent.close();
+  await results.close();
+  await sim.close();
+  await deleteKeysWithPrefix(testRedisUrl(), prefix);
+});
+
+describe('consumer-dialed calls', () => {
+  it('a person who says hello is answered, the agent says goodbye and hangs up (deletes the room)', async () => {
+    const number = nextNumber();
+    sim.network.setBehavior(number, { type: 'answer', afterMs: 20, callee: { kind: 'human', lines: ['Hello?'] } });
+    const call = await dialLikeConsumer(sim, clients, { callId: 'sim-human', phoneNumber: number, agentName: AGENT_NAME, metadata: { first_name: 'Ada' } });
+    expect(call.answered).toBe(true);
+    const result = await results.waitFor('sim-human');
+    expect(result).toMatchObject({ outcome: 'answered', reason: 'agent ended the call', reportedBy: 'agent', campaignId: 'agent-tests', attempt: 1 });
+    expect(result.transcript?.some((line) => line.role === 'callee' && line.text === 'Hello?')).toBe(true);
+    await agent.idle();
+    expect(sim.deletedRooms).toContain(call.room);
+  });
+
+  it('a voicemail greeting gets the message and a hang-up: outcome voicemail', async () => {
+    const number = nextNumber();
+    sim.network.setBehavior(number, { type: 'answer', afterMs: 20, callee: { kind: 'voicemail' } });
+    const call = await dialLikeConsumer(sim, clients, { callId: 'sim-vm', phoneNumber: number, agentName: AGENT_NAME, metadata: { first_name: 'Ada' } });
+    const result = await results.waitFor('sim-vm');
+    expect(result.outcome).toBe('voicemail');
+    expect(result.transcript?.some((line) => line.role === 'agent' && line.text === 'Hi Ada, please call us back.')).toBe(true);
+    await agent.idle();
+    expect(sim.deletedRooms).toContain(call.room);
+  });
+
+  it('"I want a real person" is transferred cold and confirmed: outcome transferred', async () => {
+    const number = nextNumber();
+    sim.network.setBehavior(number, { type: 'answer', afterMs: 20, callee: { kind: 'wants_human' } });
+    sim.network.setTransfer('tel:+12025550100', { result: 'accept', respondAfterMs: 20, afterMs: 50 });
+    await dialLikeConsumer(sim, clients, { callId: 'sim-xfer', phoneNumber: number, agentName: AGENT_NAME });
+    const result = await results.waitFor('sim-xfer');
+    expect(result).toMatchObject({ outcome: 'transferred', transfer: { mode: 'cold', target: 'tel:+12025550100' } });
+    expect(sim.transfers.some((t) => t.identity === 'sip-sim-xfer' && t.transferTo === 'tel:+12025550100')).toBe(true);
+  });
+
+  it('a survey callee answers each question: the outcome carries the answers', async () => {
+    const number = nextNumber();
+    sim.network.setBehavior(number, {
+      type: 'answer',
+      afterMs: 20,
+      callee: { kind: 'human', lines: ['Hello?'], surveyAnswers: { '1': 'Very satisfied', '2': 'Yes, definitely' } },
+    });
+    await dialLikeConsumer(sim, clients, { callId: 'sim-survey', phoneNumber: number, agentName: AGENT_NAME, agentProfile: 'survey' });
+    const result = await results.waitFor('sim-survey');
+    expect(result.outcome).toBe('answered');
+    expect(result.surveyAnswers).toEqual([
+      { question: 'How satisfied are you?', answer: 'Very satisfied' },
+      { question: 'Would you recommend us?', answer: 'Yes, definitely' },
+    ]);
+  });
+
+  it('a warm hand-off dials the operator into a consultation room and moves them in: outcome transferred (warm)', async () => {
+    const number = nextNumber();
+    sim.network.setBehavior(number, { type: 'answer', afterMs: 20, callee: { kind: 'wants_human' } });
+    sim.network.setBehavior('+12025550110', { type: 'answer', afterMs: 20, callee: { kind: 'human' } });
+    const call = await dialLikeConsumer(sim, clients, { callId: 'sim-warm', phoneNumber: number, agentName: AGENT_NAME, agentProfile: 'warm' });
+    const result = await results.waitFor('sim-warm');
+    expect(result).toMatchObject({ outcome: 'transferred', transfer: { mode: 'warm', target: 'tel:+12025550110' } });
+    const identities = sim.participants(call.room).map((p) => p.identity).sort();
+    expect(identities).toEqual(['human-agent-sip', 'sip-sim-warm']);
+  });
+
+  it('a call that is never answered is left to the consumer: the agent reports nothing', async () => {
+    const number = nextNumber();
+    sim.network.setBehavior(number, { type: 'busy' });
+    const call = await dialLikeConsumer(sim, clients, { callId: 'sim-busy', phoneNumber: number, agentName: AGENT_NAME });
+    expect(call.answered).toBe(false);
+    await agent.idle();
+    expect(await results.get('sim-busy')).toBeUndefined();
+  });
+});
+
+describe('self-dialed calls (dispatch with only phone_number)', () => {
+  async function dispatchOnly(room: string, phoneNumber: string): Promise<void> {
+    await clients.dispatch.createDispatch(room, AGENT_NAME, { metadata: JSON.stringify({ phone_number: phoneNumber }) });
+  }
+
+  it('486 Busy Here is reported as busy with the SIP status', async () => {
+    const number = nextNumber();
+    sim.network.setBehavior(number, { type: 'busy' });
+    await dispatchOnly('adhoc-busy', number);
+    const result = await results.waitFor('adhoc-busy');
+    expect(result).toMatchObject({ outcome: 'busy', sipStatusCode: 486, sipStatus: 'Busy Here', campaignId: 'default' });
+    expect(sim.calls.filter((c) => c.phoneNumber === number)).toHaveLength(1);
+  });
+
+  it('404 Not Found is reported as invalid_number', async () => {
+    const number = nextNumber();
+    sim.network.setBehavior(number, { type: 'not_found' });
+    await dispatchOnly('adhoc-404', number);
+    const result = await results.waitFor('adhoc-404');
+    expect(result).toMatchObject({ outcome: 'invalid_number', sipStatusCode: 404 });
+  });
+
+  it('an answered self-dialed call runs the conversation', async () => {
+    const number = nextNumber();
+    sim.network.setBehavior(number, { type: 'answer', afterMs: 20, callee: { kind: 'voicemail' } });
+    await dispatchOnly('adhoc-vm', number);
+    const result = await results.waitFor('adhoc-vm');
+    expect(result.outcome).toBe('voicemail');
+    const dialed = sim.calls.find((c) => c.phoneNumber === number);
+    expect(dialed?.room).toBe('adhoc-vm');
+  });
+});

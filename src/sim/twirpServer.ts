@@ -152,39 +152,33 @@ export async function startTwirpServer(options: TwirpServerOptions): Promise<Twi
       if (!res.writableFinished) clientGone.abort();
     });
 
-    const auth = await authenticate(req.headers.authorization, options.apiKey, options.apiSecret, options.clock);
-    if (!auth.ok) {
-      req.resume();
-      writeText(res, auth.status, auth.text);
-      return;
-    }
-
     const route = path.startsWith(TWIRP_PREFIX) ? path.slice(TWIRP_PREFIX.length).split('/') : [];
     const [qualifiedService, methodName] = route;
     const serviceName = qualifiedService?.startsWith(`${LIVEKIT_PACKAGE}.`)
       ? qualifiedService.slice(LIVEKIT_PACKAGE.length + 1)
       : undefined;
     const service = serviceName === undefined ? undefined : options.services[serviceName];
-    if (!service || serviceName === undefined || route.length !== 2 || methodName === undefined) {
-      req.resume();
-      writeText(res, HTTP_NOT_FOUND, '404 page not found\n');
-      return;
-    }
+    const routed = service !== undefined && serviceName !== undefined && route.length === 2 && methodName !== undefined;
 
-    const entry: RequestLogEntry = {
-      at: receivedAt,
-      service: serviceName,
-      method: methodName,
-      httpStatus: undefined,
-      twirpCode: undefined,
-      durationMs: undefined,
-      clientDisconnected: false,
-    };
-    options.requestLog.push(entry);
-    clientGone.signal.addEventListener('abort', () => {
-      entry.clientDisconnected = true;
-    });
+    const entry: RequestLogEntry | undefined = routed
+      ? {
+          at: receivedAt,
+          service: serviceName,
+          method: methodName,
+          httpStatus: undefined,
+          twirpCode: undefined,
+          durationMs: undefined,
+          clientDisconnected: false,
+        }
+      : undefined;
+    if (entry) {
+      options.requestLog.push(entry);
+      clientGone.signal.addEventListener('abort', () => {
+        entry.clientDisconnected = true;
+      });
+    }
     const finish = (status: number, code: TwirpCode | undefined): void => {
+      if (!entry) return;
       entry.httpStatus = status;
       entry.twirpCode = code;
       entry.durationMs = options.clock.now() - receivedAt;
@@ -193,6 +187,20 @@ export async function startTwirpServer(options: TwirpServerOptions): Promise<Twi
       finish(error.httpStatus, error.code);
       writeTwirpError(res, error);
     };
+
+    // LiveKit's API-key middleware runs before any routing.
+    const auth = await authenticate(req.headers.authorization, options.apiKey, options.apiSecret);
+    if (!auth.ok) {
+      req.resume();
+      finish(auth.status, undefined);
+      writeText(res, auth.status, auth.text);
+      return;
+    }
+    if (!routed) {
+      req.resume();
+      writeText(res, HTTP_NOT_FOUND, '404 page not found\n');
+      return;
+    }
 
     if (httpMethod !== 'POST') {
       req.resume();

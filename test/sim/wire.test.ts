@@ -23,6 +23,7 @@ describe('auth', () => {
     expect(serverError.status).toBe(401);
     expect(serverError.code).toBeUndefined();
     expect(serverError.message).toMatch(/^invalid authorization token/);
+    expect(sim.requests.at(-1)).toMatchObject({ service: 'RoomService', method: 'ListRooms', httpStatus: 401 });
   });
 
   it('rejects an unknown API key with 401', async () => {

@@ -130,16 +130,19 @@ export class CallStore {
     if (calls.length === 0) return [];
     const recordKeys = calls.map((c) => this.keys.callRecord(campaignId, c.callId));
     const args = calls.flatMap((c) => [c.callId, c.phoneNumber, JSON.stringify(c.metadata)]);
-    const statuses = await this.redis.dialerCreateCalls(
-      2 + recordKeys.length,
-      this.keys.campaignCounters(campaignId),
-      this.keys.campaignCalls(campaignId),
-      ...recordKeys,
-      this.clock.now(),
-      campaignId,
-      ...args,
-    );
-    await this.redis.sadd(this.keys.campaignIndex(), campaignId);
+    // The index lives outside the campaign's hash slot, so it is a second command, sent alongside the script.
+    const [statuses] = await Promise.all([
+      this.redis.dialerCreateCalls(
+        2 + recordKeys.length,
+        this.keys.campaignCounters(campaignId),
+        this.keys.campaignCalls(campaignId),
+        ...recordKeys,
+        this.clock.now(),
+        campaignId,
+        ...args,
+      ),
+      this.redis.sadd(this.keys.campaignIndex(), campaignId),
+    ]);
     return statuses.map((s) => (s === 1 ? 'created' : s === 0 ? 'queued' : 'past_queued'));
   }
 

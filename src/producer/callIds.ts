@@ -12,3 +12,8 @@ export function keyedCallId(campaignId: string, key: string): string {
   const digest = createHash('sha256').update(`${campaignId}\u0000${key}`).digest('hex');
   return `k-${digest.slice(0, KEYED_ID_HEX_CHARS)}`;
 }
+
+/** The idempotency key of "this number, once per campaign" (RFC 3966 form of an E.164 number). */
+export function phoneNumberKey(e164: string): string {
+  return `tel:${e164}`;
+}

@@ -12,7 +12,8 @@ import {
   type CallJob,
 } from '../core/queues.js';
 import { systemClock, type Clock } from '../core/time.js';
-import { keyedCallId, newCallId } from './callIds.js';
+import { keyedCallId, newCallId, phoneNumberKey } from './callIds.js';
+import { InFlight } from './inFlight.js';
 
 /** Calls per addBulk: big enough to amortise round trips, small enough to keep Redis responsive. */
 export const ENQUEUE_CHUNK_SIZE = 1000;
@@ -29,6 +30,8 @@ export const callRequestSchema = z.object({
   metadata: callMetadataSchema.optional(),
   /** Idempotency key: the same key within a campaign enqueues once. */
   key: z.string().min(1).max(512).optional(),
+  /** Without a key, key the call by its normalised number instead: a number is enqueued once per campaign. */
+  dedupeByNumber: z.boolean().optional(),
   /** Start no earlier than this (epoch ms or Date). */
   notBefore: z.union([z.date(), z.number().int().positive()]).optional(),
   /** Dial no later than this: an undialed call then ends as `expired`. */
@@ -69,8 +72,9 @@ function prepare(request: CallRequest, index: number, now: number): PreparedCall
   const campaignId = r.campaignId ?? DEFAULT_CAMPAIGN_ID;
   const phoneNumber = normalizePhoneNumber(r.phoneNumber);
   const notBefore = toMs(r.notBefore);
+  const key = r.key ?? (r.dedupeByNumber ? phoneNumberKey(phoneNumber) : undefined);
   const job: CallJob = {
-    callId: r.key ? keyedCallId(campaignId, r.key) : newCallId(),
+    callId: key ? keyedCallId(campaignId, key) : newCallId(),
     campaignId,
     phoneNumber,
     metadata: r.metadata ?? {},
@@ -114,23 +118,18 @@ export class CallProducer {
   async enqueueCalls(requests: readonly CallRequest[], onProgress?: (done: number) => void): Promise<EnqueueSummary> {
     const summary: EnqueueSummary = { enqueued: [], duplicates: [], rejected: [] };
     let done = 0;
-    const inFlight = new Set<Promise<void>>();
-    try {
-      for (let start = 0; start < requests.length; start += ENQUEUE_CHUNK_SIZE) {
-        const chunk = requests.slice(start, start + ENQUEUE_CHUNK_SIZE);
-        const p: Promise<void> = this.enqueueChunk(chunk, start, summary).then(() => {
-          done += chunk.length;
-          onProgress?.(done);
-        });
-        inFlight.add(p);
-        void p.finally(() => inFlight.delete(p)).catch(() => undefined); // the rejection is awaited below
-        if (inFlight.size >= CHUNKS_IN_FLIGHT) await Promise.race(inFlight);
-      }
-    } finally {
-      const results = await Promise.allSettled(inFlight);
-      const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failure) throw failure.reason;
+    const inFlight = new InFlight(CHUNKS_IN_FLIGHT);
+    for (let start = 0; start < requests.length; start += ENQUEUE_CHUNK_SIZE) {
+      const chunk = requests.slice(start, start + ENQUEUE_CHUNK_SIZE);
+      const started = await inFlight.run(async () => {
+        await this.enqueueChunk(chunk, start, summary);
+        done += chunk.length;
+        onProgress?.(done);
+      });
+      if (!started) break;
     }
+    // Every chunk already sent settles before this returns or throws, so none is still writing afterwards.
+    await inFlight.drain();
     const byIndex = (a: { index: number }, b: { index: number }) => a.index - b.index;
     summary.enqueued.sort(byIndex);
     summary.duplicates.sort(byIndex);

@@ -1,0 +1,235 @@
+import { open, type FileHandle } from 'node:fs/promises';
+import { pipeline } from 'node:stream';
+import { parse, type CsvError, type Info } from 'csv-parse';
+import { InvalidInputError } from '../core/errors.js';
+import { idSchema } from '../core/queues.js';
+import { InFlight } from './inFlight.js';
+import { CallProducer, ENQUEUE_CHUNK_SIZE, type CallRequest, type EnqueueOptions, type EnqueueSummary } from './enqueueCalls.js';
+
+/** The column that holds the number to call; every other column (but `key`) becomes call metadata. */
+export const PHONE_NUMBER_COLUMN = 'phone_number';
+/** Optional column with the row's idempotency key; rows without one are keyed by their normalised number. */
+export const KEY_COLUMN = 'key';
+
+/** Batches handed to the producer at once: parsing the next batch overlaps Redis working on the previous ones. */
+const BATCHES_IN_FLIGHT = 3;
+
+export interface RejectedRow {
+  /** Line of the file where the row starts (the header is line 1). */
+  line: number;
+  reason: string;
+}
+
+export interface ImportSummary {
+  campaignId: string;
+  /** Data rows read (rejected rows included). */
+  rows: number;
+  enqueued: number;
+  /** Rows whose key (or number) was already enqueued in this campaign, by this file or before. */
+  duplicates: number;
+  /** In line order. */
+  rejected: RejectedRow[];
+}
+
+export interface ImportProgress {
+  rows: number;
+  bytes: number;
+  totalBytes: number;
+  enqueued: number;
+  duplicates: number;
+  rejected: number;
+}
+
+export interface ImportCsvOptions {
+  campaignId: string;
+  /** Agent profile name for every call of the file. */
+  agentProfile?: string;
+  /** Enqueue through this open producer (left open); otherwise give `enqueue` and one is made and closed here. */
+  producer?: CallProducer;
+  enqueue?: EnqueueOptions;
+  /** Called as batches finish, with rows and bytes handled so far. */
+  onProgress?: (progress: ImportProgress) => void;
+}
+
+interface Row {
+  line: number;
+  request: CallRequest;
+}
+
+interface ParsedRecord {
+  record: Record<string, string | undefined>;
+  raw: string;
+  info: Info;
+}
+
+/** Line where a record starts: where it ends minus the line breaks inside it (skipped blank lines come first in `raw`). */
+function startLine(endLine: number, raw: string): number {
+  const body = raw.replace(/^[\r\n]+/, '').replace(/\r?\n$/, '');
+  let breaks = 0;
+  for (let i = body.indexOf('\n'); i !== -1; i = body.indexOf('\n', i + 1)) breaks++;
+  return endLine - breaks;
+}
+
+function csvErrorReason(err: CsvError, columns: number): string {
+  switch (err.code) {
+    case 'CSV_RECORD_INCONSISTENT_FIELDS_LENGTH':
+    case 'CSV_RECORD_INCONSISTENT_COLUMNS': {
+      const fields = Array.isArray(err.record) ? `${err.record.length} fields` : 'more fields';
+      return `malformed CSV row: ${fields}, the header has ${columns}`;
+    }
+    case 'CSV_QUOTE_NOT_CLOSED':
+      return 'malformed CSV row: a quote opened here is never closed';
+    default:
+      return `malformed CSV row: ${err.message.replace(/\s+at line \d+.*$/s, '')}`;
+  }
+}
+
+function toRow(record: Record<string, string | undefined>, line: number, options: ImportCsvOptions): Row | RejectedRow {
+  const phoneNumber = record[PHONE_NUMBER_COLUMN] ?? '';
+  if (phoneNumber === '') return { line, reason: `${PHONE_NUMBER_COLUMN} is empty` };
+  const metadata: Record<string, string> = {};
+  for (const [column, value] of Object.entries(record)) {
+    if (column === PHONE_NUMBER_COLUMN || column === KEY_COLUMN || column === '' || value === undefined || value === '') continue;
+    metadata[column] = value;
+  }
+  const key = record[KEY_COLUMN] || undefined;
+  return {
+    line,
+    request: {
+      phoneNumber,
+      campaignId: options.campaignId,
+      metadata,
+      key,
+      dedupeByNumber: key === undefined,
+      agentProfile: options.agentProfile,
+    },
+  };
+}
+
+function producerFor(options: ImportCsvOptions): { producer: CallProducer; owned: boolean } {
+  if (options.producer) return { producer: options.producer, owned: false };
+  if (options.enqueue) return { producer: new CallProducer(options.enqueue), owned: true };
+  throw new Error('importCsv: pass a producer or enqueue options');
+}
+
+async function openCsv(filePath: string): Promise<{ handle: FileHandle; size: number }> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(filePath, 'r');
+    const stat = await handle.stat();
+    if (!stat.isFile()) throw new Error('not a regular file');
+    return { handle, size: stat.size };
+  } catch (err) {
+    await handle?.close();
+    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new InvalidInputError(`cannot read ${filePath}: ${reason}`);
+  }
+}
+
+/**
+ * Streams a CSV file into the `calls` queue for one campaign. Column `phone_number` is required; column `key`
+ * (optional) is the row's idempotency key, rows without one are keyed by their normalised number, so a number
+ * appears once per campaign; every other non-empty cell becomes call metadata (a string). Bad rows are reported
+ * with their line (header = line 1) and do not stop the import. Throws InvalidInputError when the file cannot be
+ * read or has no `phone_number` column (before anything is enqueued).
+ */
+export async function importCsv(filePath: string, options: ImportCsvOptions): Promise<ImportSummary> {
+  const campaign = idSchema.safeParse(options.campaignId);
+  if (!campaign.success) throw new InvalidInputError(`campaign: ${campaign.error.issues[0]?.message ?? 'invalid id'}`);
+  const { handle, size } = await openCsv(filePath);
+  let producer: CallProducer;
+  let owned: boolean;
+  try {
+    ({ producer, owned } = producerFor(options));
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
+  const summary: ImportSummary = { campaignId: options.campaignId, rows: 0, enqueued: 0, duplicates: 0, rejected: [] };
+  let header: string[] | undefined;
+  let bytes = 0;
+
+  const file = handle.createReadStream(); // closes the handle when it ends or is destroyed
+  const parser = parse({
+    bom: true,
+    columns: (names: string[]) => {
+      header = names.map((n) => n.trim());
+      return header;
+    },
+    info: true,
+    raw: true,
+    trim: true,
+    skip_empty_lines: true,
+    relax_column_count_less: true,
+    skip_records_with_error: true,
+  });
+  // pipeline, not pipe: a read error mid-file must reach the loop below instead of leaving it waiting
+  pipeline(file, parser, () => undefined);
+  parser.on('skip', (err: CsvError) => {
+    summary.rows++;
+    const raw = typeof err.raw === 'string' ? err.raw : '';
+    summary.rejected.push({ line: startLine(Number(err.lines), raw), reason: csvErrorReason(err, header?.length ?? 0) });
+  });
+
+  const progress = () =>
+    options.onProgress?.({
+      rows: summary.rows,
+      bytes,
+      totalBytes: size,
+      enqueued: summary.enqueued,
+      duplicates: summary.duplicates,
+      rejected: summary.rejected.length,
+    });
+
+  const inFlight = new InFlight(BATCHES_IN_FLIGHT);
+  const send = async (batch: Row[]): Promise<void> => {
+    const result: EnqueueSummary = await producer.enqueueCalls(batch.map((r) => r.request));
+    summary.enqueued += result.enqueued.length;
+    summary.duplicates += result.duplicates.length;
+    for (const { index, reason } of result.rejected) summary.rejected.push({ line: batch[index]?.line ?? 0, reason });
+    progress();
+  };
+
+  let stopped: { error: unknown } | undefined;
+  try {
+    let batch: Row[] = [];
+    for await (const parsed of parser as AsyncIterable<ParsedRecord>) {
+      if (!header?.includes(PHONE_NUMBER_COLUMN)) break; // reported below, before anything is enqueued
+      summary.rows++;
+      bytes = parsed.info.bytes;
+      const row = toRow(parsed.record, startLine(parsed.info.lines, parsed.raw), options);
+      if (!('request' in row)) {
+        summary.rejected.push(row);
+        continue;
+      }
+      batch.push(row);
+      if (batch.length >= ENQUEUE_CHUNK_SIZE) {
+        const full = batch;
+        batch = [];
+        if (!(await inFlight.run(() => send(full)))) break; // a batch failed: drain() below throws it
+      }
+    }
+    if (!header) throw new InvalidInputError(`${filePath} is empty: expected a header line with a ${PHONE_NUMBER_COLUMN} column`);
+    if (!header.includes(PHONE_NUMBER_COLUMN)) {
+      throw new InvalidInputError(`${filePath} has no ${PHONE_NUMBER_COLUMN} column (header: ${header.join(', ').replace(/\s+/g, ' ')})`);
+    }
+    const last = batch;
+    if (last.length > 0) await inFlight.run(() => send(last));
+  } catch (err) {
+    stopped = { error: err };
+  } finally {
+    parser.destroy();
+    file.destroy();
+  }
+  try {
+    await inFlight.drain(); // every batch sent settles before we report or throw
+  } finally {
+    if (owned) await producer.close();
+  }
+  if (stopped) throw stopped.error;
+
+  bytes = size;
+  progress();
+  summary.rejected.sort((a, b) => a.line - b.line);
+  return summary;
+}

@@ -1,0 +1,205 @@
+import { stat } from 'node:fs/promises';
+import { SingleBar } from 'cli-progress';
+import type { Command } from 'commander';
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import type { DialerConfig } from '../core/config.js';
+import { InvalidInputError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { normalizePhoneNumber } from '../core/phone.js';
+import { DEFAULT_CAMPAIGN_ID, callMetadataSchema, idSchema, type CallMetadata } from '../core/queues.js';
+import { closeConnection, createProducerConnection, waitUntilReady } from '../core/redisConnection.js';
+import { parseDuration, systemClock, type Clock } from '../core/time.js';
+import { CallProducer, type CallRequest } from '../producer/enqueueCalls.js';
+import { importCsv, type ImportProgress, type ImportSummary } from '../producer/importCsv.js';
+import { action, cliContext } from './cliContext.js';
+
+interface EnqueueFlags {
+  campaign?: string;
+  metadata?: string;
+  key?: string;
+  at?: string;
+  delay?: string;
+  expiresAt?: string;
+  profile?: string;
+}
+
+interface ImportFlags {
+  campaign: string;
+  profile?: string;
+}
+
+const isoDateTime = z.iso.datetime({ offset: true, local: true });
+
+function parseCampaign(value: string | undefined): string {
+  const parsed = idSchema.safeParse(value ?? DEFAULT_CAMPAIGN_ID);
+  if (!parsed.success) throw new InvalidInputError(`--campaign: ${parsed.error.issues[0]?.message ?? 'invalid id'}`);
+  return parsed.data;
+}
+
+function parseInstant(flag: string, value: string): number {
+  const ms = isoDateTime.safeParse(value).success ? Date.parse(value) : Number.NaN;
+  if (Number.isNaN(ms)) throw new InvalidInputError(`${flag}: expected an ISO 8601 date and time like 2030-01-31T09:30:00Z, got "${value}"`);
+  return ms;
+}
+
+function parseMetadata(text: string | undefined): CallMetadata | undefined {
+  if (text === undefined) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new InvalidInputError(`--metadata: not valid JSON (${(err as Error).message.replace(/\s+/g, ' ')})`);
+  }
+  const parsed = callMetadataSchema.safeParse(value);
+  if (!parsed.success || Array.isArray(value)) {
+    throw new InvalidInputError('--metadata: expected a flat JSON object of string, number, boolean or null values');
+  }
+  return parsed.data;
+}
+
+/** Turns the `enqueue` flags into a call request; every reason to refuse is found here, before Redis is touched. */
+export function enqueueRequest(number: string, flags: EnqueueFlags, now: number): CallRequest {
+  const phoneNumber = normalizePhoneNumber(number);
+  const campaignId = parseCampaign(flags.campaign);
+  const metadata = parseMetadata(flags.metadata);
+  if (flags.key !== undefined && (flags.key === '' || flags.key.length > 512)) {
+    throw new InvalidInputError('--key: expected 1 to 512 characters');
+  }
+  if (flags.at !== undefined && flags.delay !== undefined) throw new InvalidInputError('use either --at or --delay, not both');
+  let notBefore: number | undefined;
+  if (flags.at !== undefined) notBefore = parseInstant('--at', flags.at);
+  if (flags.delay !== undefined) {
+    const delayMs = parseDuration(flags.delay);
+    if (delayMs === undefined) throw new InvalidInputError(`--delay: expected a duration like 90s, 5m, 2h or 250ms, got "${flags.delay}"`);
+    notBefore = now + delayMs;
+  }
+  let expiresAt: number | undefined;
+  if (flags.expiresAt !== undefined) {
+    expiresAt = parseInstant('--expires-at', flags.expiresAt);
+    if (expiresAt <= now) throw new InvalidInputError('--expires-at is in the past');
+    if (notBefore !== undefined && expiresAt <= notBefore) throw new InvalidInputError('--expires-at is not after the call may start');
+  }
+  if (flags.profile !== undefined && flags.profile === '') throw new InvalidInputError('--profile: empty name');
+  return {
+    phoneNumber,
+    campaignId,
+    metadata,
+    key: flags.key,
+    // a start time in the past means "now"
+    notBefore: notBefore !== undefined && notBefore > now ? notBefore : undefined,
+    expiresAt,
+    agentProfile: flags.profile,
+  };
+}
+
+/** Runs `body` with a producer on a ready connection, and closes both whatever happens. */
+async function withProducer<T>(
+  config: DialerConfig,
+  logger: Logger,
+  clock: Clock,
+  body: (producer: CallProducer) => Promise<T>,
+): Promise<T> {
+  const connection: Redis = createProducerConnection(config.redisUrl);
+  connection.on('error', (err: Error) => logger.debug({ err: err.message }, 'redis connection error'));
+  try {
+    try {
+      await waitUntilReady(connection);
+    } catch (err) {
+      const url = new URL(config.redisUrl);
+      throw new Error(`cannot reach Redis at ${url.host} (${(err as Error).message})`);
+    }
+    const producer = new CallProducer({ connection, prefix: config.queuePrefix, maxAttempts: config.dial.maxAttempts, clock });
+    try {
+      return await body(producer);
+    } finally {
+      await producer.close();
+    }
+  } finally {
+    await closeConnection(connection);
+  }
+}
+
+function progressBar(totalBytes: number): { update(p: ImportProgress): void; stop(): void } | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  const bar = new SingleBar({
+    format: 'importing [{bar}] {percentage}% | {rows} rows | {enqueued} enqueued, {duplicates} duplicates, {rejected} rejected',
+    stream: process.stderr,
+    hideCursor: true,
+  });
+  bar.start(Math.max(totalBytes, 1), 0, { rows: 0, enqueued: 0, duplicates: 0, rejected: 0 });
+  return {
+    update: (p) => bar.update(Math.min(p.bytes, Math.max(totalBytes, 1)), { ...p }),
+    stop: () => bar.stop(),
+  };
+}
+
+/** The import summary as printed on stdout. */
+export function formatImportSummary(file: string, summary: ImportSummary): string {
+  const lines = [
+    `imported ${file} into campaign ${summary.campaignId}: ${summary.rows} rows`,
+    `enqueued: ${summary.enqueued}`,
+    `duplicates: ${summary.duplicates}`,
+    `rejected: ${summary.rejected.length}`,
+    ...summary.rejected.map((r) => `  line ${r.line}: ${r.reason}`),
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+/** `enqueue <number>` and `import <file.csv>`. */
+export function registerProducerCommands(program: Command): void {
+  program
+    .command('enqueue')
+    .description('enqueue one call; prints its call id')
+    .argument('<number>', 'phone number, E.164 (e.g. +14155550123)')
+    .option('--campaign <id>', `campaign id (default "${DEFAULT_CAMPAIGN_ID}")`)
+    .option('--metadata <json>', 'call metadata: a flat JSON object, e.g. \'{"first_name":"Ada"}\'')
+    .option('--key <idempotency-key>', 'the same key within a campaign enqueues once (prints the same id)')
+    .option('--at <iso8601>', 'dial no earlier than this time')
+    .option('--delay <duration>', 'dial after this long, e.g. 90s, 5m, 2h')
+    .option('--expires-at <iso8601>', 'give up (outcome "expired") if not dialed by then')
+    .option('--profile <name>', 'agent profile to use for the call')
+    .action(
+      action(async (number: string, flags: EnqueueFlags) => {
+        const now = Date.now();
+        const request = enqueueRequest(number, flags, now);
+        const { config, logger } = cliContext();
+        // the call is enqueued "as of" the moment the command was given, so --delay 90s is a 90 s delay exactly
+        const asOfCommand: Clock = { now: () => now };
+        const { callId, duplicate } = await withProducer(config, logger, asOfCommand, (producer) => producer.enqueueCall(request));
+        logger.debug({ callId, campaignId: request.campaignId, duplicate }, duplicate ? 'call already enqueued' : 'call enqueued');
+        process.stdout.write(`${callId}\n`);
+      }),
+    );
+
+  program
+    .command('import')
+    .description('enqueue every row of a CSV file (column phone_number required; other columns become metadata)')
+    .argument('<file>', 'CSV file with a header line')
+    .requiredOption('--campaign <id>', 'campaign id')
+    .option('--profile <name>', 'agent profile to use for every call')
+    .action(
+      action(async (file: string, flags: ImportFlags) => {
+        const campaignId = parseCampaign(flags.campaign);
+        if (flags.profile === '') throw new InvalidInputError('--profile: empty name');
+        // a missing file is the caller's input (exit 2) even when Redis is down; importCsv checks again as it opens
+        const size = await stat(file).then(
+          (s) => s.size,
+          (err: NodeJS.ErrnoException) => {
+            throw new InvalidInputError(`cannot read ${file}: ${err.code ?? err.message}`);
+          },
+        );
+        const { config, logger } = cliContext();
+        const summary = await withProducer(config, logger, systemClock, async (producer) => {
+          const bar = progressBar(size);
+          try {
+            return await importCsv(file, { campaignId, agentProfile: flags.profile, producer, onProgress: (p) => bar?.update(p) });
+          } finally {
+            bar?.stop();
+          }
+        });
+        logger.debug({ campaignId, rows: summary.rows, enqueued: summary.enqueued }, 'import finished');
+        process.stdout.write(formatImportSummary(file, summary));
+      }),
+    );
+}

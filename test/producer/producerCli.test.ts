@@ -1,0 +1,192 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { CallStore } from '../../src/core/callStore.js';
+import { CALLS_QUEUE, type CallJob } from '../../src/core/queues.js';
+import { closeConnection, createProducerConnection, waitUntilReady } from '../../src/core/redisConnection.js';
+import { SECOND, systemClock } from '../../src/core/time.js';
+import { keyedCallId } from '../../src/producer/callIds.js';
+import { expectNoLeakedHandles, openNetworkHandles } from '../helpers/openHandles.js';
+import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
+
+const url = testRedisUrl();
+const prefix = uniquePrefix('producer-cli');
+let baseline = 0;
+let dir: string;
+let connection: Redis;
+let queue: Queue<CallJob>;
+let store: CallStore;
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real CLI in a child process, the way users and other services do. */
+function dialer(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('npx', ['tsx', 'src/cli/main.ts', ...args], {
+      cwd: process.cwd(),
+      env: { ...process.env, REDIS_URL: url, QUEUE_PREFIX: prefix, LOG_LEVEL: 'warn', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** A refusal: exit 2, exactly one line on stderr saying why, nothing on stdout. */
+function expectRefused(run: Run, reason: RegExp): void {
+  expect(run.code).toBe(2);
+  expect(run.stdout).toBe('');
+  expect(run.stderr).toMatch(/^dialer: [^\n]+\n$/);
+  expect(run.stderr).toMatch(reason);
+}
+
+beforeAll(async () => {
+  baseline = openNetworkHandles().length;
+  dir = await mkdtemp(join(tmpdir(), 'dialer-cli-'));
+  connection = createProducerConnection(url);
+  await waitUntilReady(connection);
+  queue = new Queue<CallJob>(CALLS_QUEUE, { connection, prefix });
+  store = new CallStore(connection, prefix, systemClock);
+});
+
+afterAll(async () => {
+  await queue.close();
+  await closeConnection(connection);
+  await deleteKeysWithPrefix(url, prefix);
+  await rm(dir, { recursive: true, force: true });
+  await expectNoLeakedHandles(baseline);
+});
+
+describe('dialer enqueue', () => {
+  it('prints the call id and exits 0; the job carries the normalised number and metadata', async () => {
+    const run = await dialer(['enqueue', '+1 415 600 0001', '--campaign', 'cli', '--metadata', '{"first_name":"Ada","vip":true}', '--profile', 'survey']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^c-[0-9a-f-]{36}\n$/);
+    const callId = run.stdout.trim();
+    const job = await queue.getJob(callId);
+    expect(job?.data).toMatchObject({ callId, campaignId: 'cli', phoneNumber: '+14156000001', metadata: { first_name: 'Ada', vip: true }, agentProfile: 'survey' });
+    expect(await job?.getState()).toBe('waiting');
+    expect((await store.get('cli', callId))?.state).toBe('queued');
+  });
+
+  it('enqueues the same --key once and prints the same id both times', async () => {
+    const first = await dialer(['enqueue', '+14156000002', '--campaign', 'cli-key', '--key', 'order-7']);
+    const second = await dialer(['enqueue', '+14156000002', '--campaign', 'cli-key', '--key', 'order-7']);
+    expect(first.code).toBe(0);
+    expect(second.code).toBe(0);
+    expect(first.stdout).toBe(`${keyedCallId('cli-key', 'order-7')}\n`);
+    expect(second.stdout).toBe(first.stdout);
+    expect((await store.counters('cli-key')).total).toBe(1);
+    expect((await queue.getJobs(['waiting'])).filter((j) => j.data.campaignId === 'cli-key')).toHaveLength(1);
+  });
+
+  it('delays the job with --delay and --at (BullMQ delayed state, the right delay)', async () => {
+    const before = Date.now();
+    const [delayed, at] = await Promise.all([
+      dialer(['enqueue', '+14156000003', '--campaign', 'cli-delay', '--delay', '90s']),
+      dialer(['enqueue', '+14156000004', '--campaign', 'cli-delay', '--at', new Date(before + 3600 * SECOND).toISOString()]),
+    ]);
+    expect(delayed.code).toBe(0);
+    expect(at.code).toBe(0);
+    const delayedJob = await queue.getJob(delayed.stdout.trim());
+    expect(await delayedJob?.getState()).toBe('delayed');
+    expect(delayedJob?.opts.delay).toBe(90 * SECOND); // --delay is measured from the same clock as the job
+    const atJob = await queue.getJob(at.stdout.trim());
+    expect(await atJob?.getState()).toBe('delayed');
+    const atDelay = atJob?.opts.delay ?? 0;
+    expect(atDelay).toBeLessThanOrEqual(3600 * SECOND);
+    expect(atDelay).toBeGreaterThan(3600 * SECOND - (Date.now() - before) - SECOND);
+    // BullMQ schedules the job at its own timestamp + delay: that is the --at instant
+    expect(Math.abs((atJob?.timestamp ?? 0) + atDelay - (before + 3600 * SECOND))).toBeLessThan(SECOND);
+  });
+
+  it('refuses bad input with exit 2, one line on stderr, and enqueues nothing', async () => {
+    const countBefore = await queue.count();
+    const runs = await Promise.all([
+      dialer(['enqueue', '4156000005']),
+      dialer(['enqueue', 'not-a-number', '--campaign', 'cli-bad']),
+      dialer(['enqueue', '+14156000005', '--metadata', '{first_name: Ada}']),
+      dialer(['enqueue', '+14156000005', '--metadata', '{"nested":{"a":1}}']),
+      dialer(['enqueue', '+14156000005', '--metadata', '[1,2]']),
+      dialer(['enqueue', '+14156000005', '--at', '2030-01-01T09:00:00Z', '--delay', '90s']),
+      dialer(['enqueue', '+14156000005', '--at', 'tomorrow']),
+      dialer(['enqueue', '+14156000005', '--delay', 'soon']),
+      dialer(['enqueue', '+14156000005', '--campaign', 'a:b']),
+      dialer(['enqueue', '+14156000005', '--expires-at', '2001-01-01T00:00:00Z']),
+    ]);
+    expectRefused(runs[0] as Run, /not a valid phone number/);
+    expectRefused(runs[1] as Run, /not a valid phone number/);
+    expectRefused(runs[2] as Run, /--metadata: not valid JSON/);
+    expectRefused(runs[3] as Run, /--metadata: expected a flat JSON object/);
+    expectRefused(runs[4] as Run, /--metadata: expected a flat JSON object/);
+    expectRefused(runs[5] as Run, /either --at or --delay/);
+    expectRefused(runs[6] as Run, /--at: expected an ISO 8601/);
+    expectRefused(runs[7] as Run, /--delay: expected a duration/);
+    expectRefused(runs[8] as Run, /--campaign/);
+    expectRefused(runs[9] as Run, /--expires-at is in the past/);
+    expect(runs[0]?.stderr).not.toContain('4156000005'); // numbers are redacted in messages
+    expect(await queue.count()).toBe(countBefore);
+  });
+
+  it('exits 1 with a one-line reason when Redis cannot be reached', async () => {
+    const run = await dialer(['enqueue', '+14156000006'], { REDIS_URL: 'redis://127.0.0.1:1' });
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toMatch(/^dialer: cannot reach Redis at 127\.0\.0\.1:1[^\n]*\n$/);
+  });
+});
+
+describe('dialer import', () => {
+  it('imports a CSV and prints the summary with rejected lines; exit 0 even with rejected rows', async () => {
+    const file = join(dir, 'campaign.csv');
+    await writeFile(file, 'phone_number,first_name\n+14156100001,Ada\n+14156100002,Bob\nnope,Carl\n+1 415 610 0001,Ada again\n\n,Nobody\n');
+    const run = await dialer(['import', file, '--campaign', 'cli-import']);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toBe(''); // no TTY: no progress bar
+    expect(run.stdout).toBe(
+      [
+        `imported ${file} into campaign cli-import: 5 rows`,
+        'enqueued: 2',
+        'duplicates: 1',
+        'rejected: 2',
+        '  line 4: not a valid phone number in E.164 form: ""',
+        '  line 7: phone_number is empty',
+        '',
+      ].join('\n'),
+    );
+    expect((await store.counters('cli-import')).total).toBe(2);
+    const records = await store.list('cli-import');
+    expect(records.map((r) => [r.phoneNumber, r.metadata])).toEqual([
+      ['+14156100001', { first_name: 'Ada' }],
+      ['+14156100002', { first_name: 'Bob' }],
+    ]);
+  });
+
+  it('exits 2 when the file has no phone_number column or cannot be read', async () => {
+    const noColumn = join(dir, 'no-column.csv');
+    await writeFile(noColumn, 'number,name\n+14156200001,Ada\n');
+    const countBefore = await queue.count();
+    const [missingColumn, missingFile, noCampaign] = await Promise.all([
+      dialer(['import', noColumn, '--campaign', 'cli-import-bad']),
+      dialer(['import', join(dir, 'does-not-exist.csv'), '--campaign', 'cli-import-bad']),
+      dialer(['import', noColumn]),
+    ]);
+    expectRefused(missingColumn, /no phone_number column/);
+    expectRefused(missingFile, /cannot read .*does-not-exist\.csv: ENOENT/);
+    expect(noCampaign.code).toBe(2); // commander: required option missing
+    expect(noCampaign.stderr).toMatch(/--campaign/);
+    expect(await queue.count()).toBe(countBefore);
+  });
+});

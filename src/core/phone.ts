@@ -1,11 +1,15 @@
 import { parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js';
 import { InvalidInputError } from './errors.js';
 
-/** Normalises a dialable number to E.164, throwing InvalidInputError when it is not a valid number. */
+/**
+ * Normalises a dialable number to E.164, throwing InvalidInputError when it cannot be one (unknown country code,
+ * wrong length, letters). Number ranges a country has not assigned (fictional 555 numbers, new ranges the metadata
+ * does not know yet) are left to the carrier, whose 404/484 ends the call as `invalid_number`.
+ */
 export function normalizePhoneNumber(raw: string, defaultCountry?: CountryCode): string {
   const trimmed = raw.trim();
-  const parsed = parsePhoneNumberFromString(trimmed, defaultCountry);
-  if (!parsed || !parsed.isValid()) {
+  const parsed = /[a-z]/i.test(trimmed) ? undefined : parsePhoneNumberFromString(trimmed, defaultCountry);
+  if (!parsed || !parsed.isPossible()) {
     throw new InvalidInputError(`not a valid phone number in E.164 form: "${redactPhoneNumber(trimmed)}"`);
   }
   return parsed.number;

@@ -1,0 +1,168 @@
+/**
+ * The real @livekit/agents-plugin-openai LLM, built from the agent's settings, against a local OpenAI-compatible
+ * server: proves OPENAI_BASE_URL and OPENAI_API_KEY reach the plugin and that a streamed tool call runs the tool.
+ */
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { initializeLogger, loggerOptions, voice } from '@livekit/agents';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadAgentSettings } from '../../src/agent/agentConfig.js';
+import { buildCallAgent, TOOL_NAMES } from '../../src/agent/callAgent.js';
+import { CallControl } from '../../src/agent/callControl.js';
+import { CallController } from '../../src/agent/callController.js';
+import { createSessionModels } from '../../src/agent/models.js';
+import { CallOutcomeTracker } from '../../src/agent/outcomeTracker.js';
+import { parseProfiles, resolveCallProfile } from '../../src/agent/profiles.js';
+import { ResultReporter } from '../../src/core/reportResult.js';
+import { startLiveKitSim, type LiveKitSim } from '../../src/sim/index.js';
+import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
+import { ResultsReader, nextNumber, simClients } from './helpers.js';
+
+interface ChatRequest {
+  model: string;
+  stream?: boolean;
+  messages: { role: string; content?: unknown }[];
+  tools?: { type: string; function: { name: string } }[];
+}
+
+interface SeenRequest {
+  path: string;
+  authorization: string | undefined;
+  body: ChatRequest;
+}
+
+const prefix = uniquePrefix('agent-openai');
+const logger = pino({ level: 'silent' });
+const seen: SeenRequest[] = [];
+let server: Server;
+let baseURL: string;
+let sim: LiveKitSim;
+let redis: Redis;
+let reporter: ResultReporter;
+let results: ResultsReader;
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => (text += chunk));
+    req.on('end', () => resolve(text));
+    req.on('error', reject);
+  });
+}
+
+function chunk(delta: Record<string, unknown>, finishReason: string | null = null): string {
+  const payload = { id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1, model: 'fake', choices: [{ index: 0, delta, finish_reason: finishReason }] };
+  return `data: ${JSON.stringify(payload)}\n\n`;
+}
+
+/** A chat-completions server that streams: a tool call for "bye", text after a tool result. */
+function fakeOpenAI(): Promise<Server> {
+  const srv = createServer((req, res) => {
+    void readBody(req).then((text) => {
+      if (req.method !== 'POST' || req.url !== '/v1/chat/completions') {
+        res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"message":"not found"}}');
+        return;
+      }
+      const body = JSON.parse(text) as ChatRequest;
+      seen.push({ path: req.url, authorization: req.headers.authorization, body });
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+      const last = body.messages.at(-1);
+      if (last?.role === 'user' && String(last.content).toLowerCase().includes('bye')) {
+        res.write(chunk({ role: 'assistant', content: 'Goodbye, Ada!' }));
+        res.write(chunk({ tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'end_call', arguments: '' } }] }));
+        res.write(chunk({ tool_calls: [{ index: 0, function: { arguments: '{}' } }] }));
+        res.write(chunk({}, 'tool_calls'));
+      } else {
+        res.write(chunk({ role: 'assistant', content: 'Okay.' }));
+        res.write(chunk({}, 'stop'));
+      }
+      res.end('data: [DONE]\n\n');
+    });
+  });
+  return new Promise((resolve) => srv.listen(0, '127.0.0.1', () => resolve(srv)));
+}
+
+beforeAll(async () => {
+  if (!loggerOptions()) initializeLogger({ pretty: false, level: 'fatal' });
+  server = await fakeOpenAI();
+  baseURL = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+  sim = await startLiveKitSim();
+  redis = new Redis(testRedisUrl(), { maxRetriesPerRequest: null });
+  reporter = new ResultReporter(redis, prefix);
+  results = new ResultsReader(testRedisUrl(), prefix);
+});
+
+afterAll(async () => {
+  await reporter.close();
+  await results.close();
+  await redis.quit();
+  await sim.close();
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await deleteKeysWithPrefix(testRedisUrl(), prefix);
+});
+
+describe('OpenAI plugin through OPENAI_BASE_URL', () => {
+  it('streams a tool call from the configured server: end_call runs, the room is deleted, the outcome is answered', async () => {
+    const settings = loadAgentSettings({
+      OPENAI_API_KEY: 'sk-local-test',
+      OPENAI_BASE_URL: baseURL,
+      AGENT_MODEL_MODE: 'pipeline',
+      AGENT_LLM_MODEL: 'local-model',
+    });
+    const models = createSessionModels(settings.models);
+
+    const clients = simClients(sim);
+    const number = nextNumber('+1404555');
+    sim.network.setBehavior(number, { type: 'answer', afterMs: 10, callee: { kind: 'human' } });
+    const room = 'call-openai-1-1';
+    await clients.sip.createSipParticipant(sim.outboundTrunkId, number, room, { participantIdentity: 'sip-openai-1', waitUntilAnswered: true });
+
+    const catalog = parseProfiles({ p: { instructions: 'You are calling {{first_name}}.' } });
+    const profile = resolveCallProfile({
+      catalog,
+      name: 'p',
+      defaultName: 'p',
+      values: { first_name: 'Ada' },
+      limits: { maxCallDurationMs: 30_000, silenceTimeoutMs: 30_000 },
+    });
+    const tracker = new CallOutcomeTracker({ callId: 'openai-1', campaignId: 'openai', sink: reporter, logger });
+    const controller = new CallController({
+      profile,
+      tracker,
+      control: new CallControl({ clients, roomName: room, logger }),
+      behaviour: { transferConfirmTimeoutMs: 1000, transferRingingTimeoutS: 5, voicemailPauseMs: 0 },
+      outbound: true,
+      calleeIdentity: 'sip-openai-1',
+      sendDtmf: async () => 'sent',
+      logger,
+    });
+    const session = new voice.AgentSession({ llm: models.llm, vad: null, userAwayTimeout: null, turnHandling: { turnDetection: 'manual' } });
+    await session.start({ agent: buildCallAgent(controller) });
+    controller.attach(session);
+
+    const result = session.run({ userInput: 'Thanks, bye!' });
+    await result.wait();
+    result.expect.nextEvent().isMessage({ role: 'assistant' });
+    result.expect.nextEvent().isFunctionCall({ name: TOOL_NAMES.endCall });
+    result.expect.nextEvent().isFunctionCallOutput({ isError: false });
+
+    const outcome = await controller.done();
+    expect(outcome).toMatchObject({ outcome: 'answered', reason: 'agent ended the call' });
+    expect(sim.deletedRooms).toContain(room);
+    expect((await results.waitFor('openai-1')).transcript).toContainEqual({ role: 'agent', text: 'Goodbye, Ada!' });
+
+    const first = seen.find((r) => r.path === '/v1/chat/completions');
+    expect(first?.authorization).toBe('Bearer sk-local-test');
+    expect(first?.body.model).toBe('local-model');
+    expect(first?.body.stream).toBe(true);
+    expect(first?.body.tools?.map((t) => t.function.name)).toEqual(
+      expect.arrayContaining([TOOL_NAMES.voicemail, TOOL_NAMES.endCall, TOOL_NAMES.sendDtmf]),
+    );
+    expect(JSON.stringify(first?.body.messages[0])).toContain('You are calling Ada.');
+    await session.close();
+  });
+});

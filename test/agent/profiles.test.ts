@@ -1,0 +1,186 @@
+/** Agent settings, profiles with {{placeholders}}, dispatch metadata and the instructions/tools a call gets. */
+import { readFile } from 'node:fs/promises';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_PROFILES_FILE, loadAgentSettings, requireOpenAIKey } from '../../src/agent/agentConfig.js';
+import { callInstructions, callTools, TOOL_NAMES } from '../../src/agent/callAgent.js';
+import { CallControl } from '../../src/agent/callControl.js';
+import { CallController } from '../../src/agent/callController.js';
+import { DispatchMetadataError, idFromRoomName, parseCallPlan } from '../../src/agent/callPlan.js';
+import { CallOutcomeTracker } from '../../src/agent/outcomeTracker.js';
+import { fillPlaceholders, loadProfiles, parseProfiles, resolveCallProfile } from '../../src/agent/profiles.js';
+import { ConfigError } from '../../src/core/errors.js';
+import { SECOND } from '../../src/core/time.js';
+
+const logger = pino({ level: 'silent' });
+const limits = { maxCallDurationMs: 600 * SECOND, silenceTimeoutMs: 20 * SECOND };
+
+describe('agent settings', () => {
+  it('has defaults for everything but the API key', () => {
+    const settings = loadAgentSettings({});
+    expect(settings.models).toMatchObject({ mode: 'realtime', realtimeModel: 'gpt-realtime', llmModel: 'gpt-4.1-mini', baseURL: undefined });
+    expect(settings.limits).toEqual(limits);
+    expect(settings.profilesFile).toBe(DEFAULT_PROFILES_FILE);
+    expect(() => requireOpenAIKey(settings.models)).toThrow(/OPENAI_API_KEY is not set/);
+  });
+
+  it('reads OPENAI_BASE_URL, the model mode and limits, and names every bad variable', () => {
+    const settings = loadAgentSettings({
+      OPENAI_API_KEY: 'k',
+      OPENAI_BASE_URL: 'http://127.0.0.1:9999/v1',
+      AGENT_MODEL_MODE: 'pipeline',
+      AGENT_SILENCE_TIMEOUT_S: '5',
+      AGENT_MAX_CALL_DURATION_S: '',
+    });
+    expect(settings.models).toMatchObject({ mode: 'pipeline', baseURL: 'http://127.0.0.1:9999/v1', apiKey: 'k' });
+    expect(settings.limits).toEqual({ maxCallDurationMs: 600 * SECOND, silenceTimeoutMs: 5 * SECOND });
+    expect(() => loadAgentSettings({ AGENT_MODEL_MODE: 'duplex', AGENT_SILENCE_TIMEOUT_S: 'soon' })).toThrow(
+      /AGENT_MODEL_MODE[\s\S]*AGENT_SILENCE_TIMEOUT_S/,
+    );
+  });
+});
+
+describe('profiles', () => {
+  it('the shipped profiles file is valid', async () => {
+    const catalog = await loadProfiles(DEFAULT_PROFILES_FILE);
+    expect(Object.keys(catalog)).toEqual(expect.arrayContaining(['default', 'survey', 'support-line', 'warm-handoff']));
+    expect(catalog['support-line']?.dtmfMenu.map((e) => e.digit)).toEqual(['1', '2', '3']);
+  });
+
+  it('fills {{placeholders}} from call metadata, flattening and capping values, and reports missing ones', () => {
+    expect(fillPlaceholders('Hi {{ first_name }}, {{company}}{{missing}}!', { first_name: 'Ada\nLovelace', company: 'Acme' })).toEqual({
+      text: 'Hi Ada Lovelace, Acme!',
+      missing: ['missing'],
+    });
+    expect(fillPlaceholders('{{x}}', { x: 'y'.repeat(500) }).text).toHaveLength(200);
+  });
+
+  it('validates transfer targets, menu destinations and duplicate digits', () => {
+    expect(() =>
+      parseProfiles({
+        bad: {
+          instructions: 'x',
+          transfer: { destinations: { desk: { target: '555-0100' } } },
+          dtmfMenu: [
+            { digit: '1', label: 'a', destination: 'nowhere' },
+            { digit: '1', label: 'b', destination: 'desk' },
+          ],
+        },
+      }),
+    ).toThrow(ConfigError);
+    const ok = parseProfiles({ p: { instructions: 'x', transfer: { destinations: { desk: { target: '+12025550100' } } } } });
+    expect(ok.p?.transfer?.destinations.desk?.target).toBe('tel:+12025550100');
+  });
+
+  it('resolves the named profile, an inline override, and the per-profile limits', () => {
+    const catalog = parseProfiles({ base: { instructions: 'Call {{first_name}}.', silenceTimeoutS: 7 } });
+    const named = resolveCallProfile({ catalog, name: 'base', defaultName: 'base', values: { first_name: 'Ada' }, limits });
+    expect(named).toMatchObject({ instructions: 'Call Ada.', limits: { silenceTimeoutMs: 7 * SECOND, maxCallDurationMs: 600 * SECOND } });
+    const inline = resolveCallProfile({
+      catalog,
+      name: 'base',
+      defaultName: 'base',
+      override: { voicemailMessage: 'Bye {{first_name}}' },
+      values: { first_name: 'Ada' },
+      limits,
+    });
+    expect(inline.voicemailMessage).toBe('Bye Ada');
+    expect(() => resolveCallProfile({ catalog, name: 'nope', defaultName: 'base', values: {}, limits })).toThrow(/unknown agent profile "nope"/);
+    expect(() => resolveCallProfile({ catalog, name: 'base', defaultName: 'base', override: { amd: 'yes' }, values: {}, limits })).toThrow(
+      /invalid inline agent profile/,
+    );
+  });
+});
+
+describe('dispatch metadata → call plan', () => {
+  it('the consumer flag means: wait for that SIP participant', () => {
+    const plan = parseCallPlan(
+      JSON.stringify({
+        phone_number: '+12025550123',
+        call_id: 'c-1',
+        campaign_id: 'spring',
+        attempt: 2,
+        dialed_by: 'consumer',
+        sip_participant_identity: 'sip-c-1',
+        agent_profile: 'survey',
+        metadata: { first_name: 'Ada' },
+      }),
+      'call-c-1-2',
+    );
+    expect(plan).toMatchObject({
+      direction: { kind: 'consumer_dialed', participantIdentity: 'sip-c-1', phoneNumber: '+12025550123' },
+      callId: 'c-1',
+      campaignId: 'spring',
+      attempt: 2,
+      profileName: 'survey',
+      values: { first_name: 'Ada', campaign_id: 'spring' },
+    });
+  });
+
+  it('only phone_number (lk dispatch create) means: dial it yourself, reported under an id from the room name', () => {
+    const plan = parseCallPlan('{"phone_number": "+12025550123"}', 'outbound:room/1');
+    expect(plan).toMatchObject({ direction: { kind: 'self_dial', participantIdentity: 'sip-outbound-room-1' }, callId: 'outbound-room-1', campaignId: 'default' });
+    expect(idFromRoomName('a:b')).toBe('a-b');
+  });
+
+  it('no phone number is an inbound call; an inline profile object is accepted', () => {
+    expect(parseCallPlan('', 'call-_+1202_abc').direction).toEqual({ kind: 'inbound' });
+    const plan = parseCallPlan(JSON.stringify({ agent_profile: { instructions: 'Be brief.' } }), 'r');
+    expect(plan.profileOverride).toEqual({ instructions: 'Be brief.' });
+  });
+
+  it('bad metadata is an error that still carries the call id when it can', () => {
+    expect(() => parseCallPlan('{not json', 'r')).toThrow(DispatchMetadataError);
+    try {
+      parseCallPlan(JSON.stringify({ call_id: 'c-9', attempt: 'one' }), 'r');
+    } catch (err) {
+      expect(err).toBeInstanceOf(DispatchMetadataError);
+      expect((err as DispatchMetadataError).callId).toBe('c-9');
+    }
+    expect(() => parseCallPlan(JSON.stringify({ phone_number: '+1202', dialed_by: 'consumer' }), 'r')).toThrow(/needs call_id/);
+  });
+});
+
+describe('instructions and tools of a call', () => {
+  function controllerFor(name: string, outbound: boolean, sendDtmf = true) {
+    return readFile(DEFAULT_PROFILES_FILE, 'utf8').then((text) => {
+      const catalog = parseProfiles(JSON.parse(text));
+      const profile = resolveCallProfile({ catalog, name, defaultName: 'default', values: { company: 'Acme' }, limits });
+      return new CallController({
+        profile,
+        tracker: new CallOutcomeTracker({ callId: 'x', campaignId: 'c', sink: undefined, logger }),
+        control: new CallControl({
+          clients: { sip: {} as never, rooms: {} as never },
+          roomName: 'r',
+          logger,
+        }),
+        behaviour: { transferConfirmTimeoutMs: 1000, transferRingingTimeoutS: 5, voicemailPauseMs: 0 },
+        outbound,
+        sendDtmf: sendDtmf ? async () => 'sent' : undefined,
+        logger,
+      });
+    });
+  }
+
+  const names = (entries: ReturnType<typeof callTools>) =>
+    entries.flatMap((entry) => ('tools' in entry ? entry.tools.map((t) => ('name' in t ? t.name : '')) : 'name' in entry ? [entry.name] : []));
+
+  it('an outbound survey call gets voicemail, end_call, DTMF and record_answer, and the questions in its instructions', async () => {
+    const controller = await controllerFor('survey', true);
+    expect(names(callTools(controller))).toEqual([TOOL_NAMES.voicemail, TOOL_NAMES.endCall, TOOL_NAMES.sendDtmf, TOOL_NAMES.recordAnswer]);
+    const text = callInstructions(controller.profile, true);
+    expect(text).toContain('1. How satisfied are you with our service, from 1 to 5?');
+    expect(text).toContain('Sam, a polite survey caller for Acme');
+  });
+
+  it('an inbound line gets end_call and transfer_call with its menu, and no voicemail tool', async () => {
+    const controller = await controllerFor('support-line', false);
+    expect(names(callTools(controller))).toEqual([TOOL_NAMES.endCall, TOOL_NAMES.transfer]);
+    expect(callInstructions(controller.profile, false)).toContain('press 1 for billing, press 2 for technical support, press 3 for sales');
+  });
+
+  it("in a LiveKit room DTMF goes through agents-js' own send_dtmf_events tool", async () => {
+    const controller = await controllerFor('default', true, false);
+    expect(names(callTools(controller))).toContain(TOOL_NAMES.sendDtmf);
+  });
+});

@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest';
+import { InvalidInputError } from '../../src/core/errors.js';
+import { SECOND } from '../../src/core/time.js';
+import { enqueueRequest, formatImportSummary } from '../../src/cli/producerCommands.js';
+
+const now = Date.parse('2030-06-01T12:00:00Z');
+
+describe('enqueue flags → call request', () => {
+  it('normalises the number and maps every flag', () => {
+    const request = enqueueRequest(
+      '+1 (415) 200-0001',
+      {
+        campaign: 'spring',
+        metadata: '{"first_name":"Ada","vip":true,"score":3,"note":null}',
+        key: 'order-1',
+        at: '2030-06-01T13:00:00Z',
+        expiresAt: '2030-06-01T18:00:00+02:00',
+        profile: 'survey',
+      },
+      now,
+    );
+    expect(request).toEqual({
+      phoneNumber: '+14152000001',
+      campaignId: 'spring',
+      metadata: { first_name: 'Ada', vip: true, score: 3, note: null },
+      key: 'order-1',
+      notBefore: now + 3600 * SECOND,
+      expiresAt: now + 4 * 3600 * SECOND,
+      agentProfile: 'survey',
+    });
+  });
+
+  it('defaults the campaign, turns --delay into a start time from `now`, and a past --at into "now"', () => {
+    expect(enqueueRequest('+14152000001', { delay: '90s' }, now)).toMatchObject({ campaignId: 'default', notBefore: now + 90 * SECOND });
+    expect(enqueueRequest('+14152000001', { delay: '5m' }, now).notBefore).toBe(now + 300 * SECOND);
+    expect(enqueueRequest('+14152000001', { at: '2030-06-01T11:00:00Z' }, now).notBefore).toBeUndefined();
+  });
+
+  it.each([
+    ['a number without country code', '4152000001', {}, /not a valid phone number/],
+    ['a too-short number', '+1415', {}, /not a valid phone number/],
+    ['letters', 'hello', {}, /not a valid phone number/],
+    ['bad JSON', '+14152000001', { metadata: '{a:1}' }, /--metadata: not valid JSON/],
+    ['nested JSON', '+14152000001', { metadata: '{"a":{"b":1}}' }, /flat JSON object/],
+    ['a JSON array', '+14152000001', { metadata: '["a"]' }, /flat JSON object/],
+    ['a JSON string', '+14152000001', { metadata: '"a"' }, /flat JSON object/],
+    ['JSON null', '+14152000001', { metadata: 'null' }, /flat JSON object/],
+    ['--at with --delay', '+14152000001', { at: '2030-06-01T13:00:00Z', delay: '90s' }, /either --at or --delay/],
+    ['a bad --at', '+14152000001', { at: 'tomorrow' }, /--at: expected an ISO 8601/],
+    ['an --at without time', '+14152000001', { at: '2030-06-02' }, /--at: expected an ISO 8601/],
+    ['an impossible --at', '+14152000001', { at: '2030-02-30T10:00:00Z' }, /--at: expected an ISO 8601/],
+    ['a bad --delay', '+14152000001', { delay: 'soon' }, /--delay: expected a duration/],
+    ['a past --expires-at', '+14152000001', { expiresAt: '2030-06-01T11:00:00Z' }, /--expires-at is in the past/],
+    ['--expires-at before --at', '+14152000001', { at: '2030-06-01T14:00:00Z', expiresAt: '2030-06-01T13:00:00Z' }, /--expires-at is not after/],
+    ['a campaign id with ":"', '+14152000001', { campaign: 'a:b' }, /--campaign/],
+    ['an empty --key', '+14152000001', { key: '' }, /--key/],
+    ['an empty --profile', '+14152000001', { profile: '' }, /--profile/],
+  ])('refuses %s with InvalidInputError', (_label, number, flags, reason) => {
+    const attempt = () => enqueueRequest(number, flags, now);
+    expect(attempt).toThrow(InvalidInputError);
+    expect(attempt).toThrow(reason);
+  });
+
+  it('keeps refusal messages on one line and without the full number', () => {
+    try {
+      enqueueRequest('415 200 0001', {}, now);
+      expect.unreachable();
+    } catch (err) {
+      expect((err as Error).message).not.toContain('\n');
+      expect((err as Error).message).not.toContain('4152000001');
+    }
+  });
+});
+
+describe('import summary', () => {
+  it('lists counts, then each rejected row with its line and reason', () => {
+    const text = formatImportSummary('calls.csv', {
+      campaignId: 'spring',
+      rows: 5,
+      enqueued: 2,
+      duplicates: 1,
+      rejected: [
+        { line: 3, reason: 'phone_number is empty' },
+        { line: 6, reason: 'malformed CSV row: 4 fields, the header has 3' },
+      ],
+    });
+    expect(text).toBe(
+      'imported calls.csv into campaign spring: 5 rows\nenqueued: 2\nduplicates: 1\nrejected: 2\n' +
+        '  line 3: phone_number is empty\n  line 6: malformed CSV row: 4 fields, the header has 3\n',
+    );
+  });
+});

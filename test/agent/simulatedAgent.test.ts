@@ -157,3 +157,55 @@ describe('self-dialed calls (dispatch with only phone_number)', () => {
     expect(dialed?.room).toBe('adhoc-vm');
   });
 });
+
+describe('the callee side and shutting down', () => {
+  const SLOW_AGENT = 'sim-agent-slow';
+  let slow: SimulatedAgent;
+
+  beforeAll(async () => {
+    slow = await startSimulatedAgent({
+      sim,
+      redisUrl: testRedisUrl(),
+      queuePrefix: prefix,
+      agentName: SLOW_AGENT,
+      profiles,
+      timing: { limits: { maxCallDurationMs: 30_000, silenceTimeoutMs: 20_000 } },
+    });
+  });
+
+  afterAll(async () => {
+    await slow.close();
+  });
+
+  it('an IVR gets the keys it asks for, and its next prompt is answered', async () => {
+    const number = nextNumber();
+    sim.network.setBehavior(number, { type: 'answer', afterMs: 20, callee: { kind: 'ivr', dtmf: { '2': 'Support, this is Sam speaking.' } } });
+    await dialLikeConsumer(sim, clients, { callId: 'sim-ivr', phoneNumber: number, agentName: AGENT_NAME });
+    const result = await results.waitFor('sim-ivr');
+    expect(result.outcome).toBe('answered');
+    expect(result.transcript).toContainEqual({ role: 'system', text: 'DTMF sent: 2' });
+    expect(result.transcript).toContainEqual({ role: 'callee', text: 'Support, this is Sam speaking.' });
+  });
+
+  it('the callee hanging up ends the session and writes the outcome (answered, callee hung up)', async () => {
+    const number = nextNumber();
+    sim.network.setBehavior(number, { type: 'answer', afterMs: 20, hangupAfterMs: 300, callee: { kind: 'ivr', lines: ['For sales, press 1.'] } });
+    await dialLikeConsumer(sim, clients, { callId: 'sim-hangup', phoneNumber: number, agentName: SLOW_AGENT });
+    const result = await results.waitFor('sim-hangup');
+    expect(result).toMatchObject({ outcome: 'answered', reason: 'callee hung up' });
+    expect(result.durationMs).toBeGreaterThanOrEqual(200);
+  });
+
+  it('close() ends calls in progress as failed (one outcome each), waits for them, and is idempotent', async () => {
+    const number = nextNumber();
+    sim.network.setBehavior(number, { type: 'answer', afterMs: 20, callee: { kind: 'ivr', lines: ['For sales, press 1.'] } });
+    const call = await dialLikeConsumer(sim, clients, { callId: 'sim-shutdown', phoneNumber: number, agentName: SLOW_AGENT });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await Promise.all([slow.close(), slow.close()]);
+    await slow.close();
+    const result = await results.get('sim-shutdown');
+    expect(result).toMatchObject({ outcome: 'failed', reason: 'the simulated agent shut down during the call' });
+    expect(sim.deletedRooms).toContain(call.room);
+    await slow.idle();
+  });
+});

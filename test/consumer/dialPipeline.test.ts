@@ -1,0 +1,182 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dispatchMetadataSchema } from '../../src/core/queues.js';
+import { startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
+import { expectNoLeakedHandles, openNetworkHandles } from '../helpers/openHandles.js';
+import { waitFor } from '../helpers/waitFor.js';
+
+const campaignId = 'pipeline';
+let p: TestPipeline;
+let baseline = 0;
+let nextNumber = 0;
+/** A fresh valid number per test so scripted behaviours never collide. */
+const freshNumber = () => `+1415555${String(1000 + nextNumber++).padStart(4, '0')}`;
+
+beforeAll(async () => {
+  baseline = openNetworkHandles().length;
+  p = await startTestPipeline('pipeline');
+});
+
+afterAll(async () => {
+  await p.close();
+  await expectNoLeakedHandles(baseline);
+});
+
+const callsTo = (number: string) => p.sim.calls.filter((c) => c.phoneNumber === number);
+
+describe('dial pipeline against the LiveKit simulator', () => {
+  it('dispatches the agent into a fresh room, then rings the number and waits for the answer', async () => {
+    const number = freshNumber();
+    p.sim.network.setBehavior(number, { type: 'answer', afterMs: 200 });
+    const callId = await p.enqueue({ phoneNumber: number, campaignId, metadata: { first_name: 'Ann' }, agentProfile: 'survey' });
+    const record = await waitFor(async () => {
+      const r = await p.store.get(campaignId, callId);
+      return r?.state === 'in_call' ? r : undefined;
+    });
+    expect(record.attempts).toBe(1);
+    const room = `call-${callId}-1`;
+    const dispatch = p.sim.dispatches.find((d) => d.room === room);
+    expect(dispatch?.agentName).toBe('telephony-agent');
+    const metadata = dispatchMetadataSchema.parse(JSON.parse(dispatch?.metadata ?? '{}'));
+    expect(metadata).toMatchObject({
+      phone_number: number,
+      call_id: callId,
+      campaign_id: campaignId,
+      attempt: 1,
+      dialed_by: 'consumer',
+      sip_participant_identity: `sip-${callId}`,
+      agent_profile: 'survey',
+      metadata: { first_name: 'Ann' },
+    });
+    const [call] = callsTo(number);
+    expect(call).toMatchObject({ room, identity: `sip-${callId}`, trunkId: p.sim.outboundTrunkId, result: 'answered' });
+    expect(call?.options.waitUntilAnswered).toBe(true);
+    expect(call?.options.ringingTimeoutMs).toBe(1000);
+    // dispatch first, so the agent is there when the callee picks up
+    expect(dispatch?.createdAtMs ?? Infinity).toBeLessThanOrEqual(call?.receivedAt ?? 0);
+    const job = await p.calls.getJob(callId);
+    expect(await job?.getState()).toBe('completed');
+    expect(p.sim.deletedRooms).not.toContain(room);
+  });
+
+  it.each([
+    ['not_found', 404, 'invalid_number'],
+    ['decline', 603, 'declined'],
+    ['unwanted', 607, 'declined'],
+    ['rejected', 608, 'declined'],
+  ] as const)('ends a %s number (SIP %i) as %s after one attempt, without retrying', async (type, sip, outcome) => {
+    const number = freshNumber();
+    p.sim.network.setBehavior(number, { type });
+    const callId = await p.enqueue({ phoneNumber: number, campaignId });
+    const record = await p.waitForOutcome(campaignId, callId);
+    expect(record).toMatchObject({ outcome, attempts: 1, sipStatusCode: sip });
+    expect(callsTo(number)).toHaveLength(1);
+    expect(p.sim.deletedRooms).toContain(`call-${callId}-1`);
+    expect(await (await p.calls.getJob(callId))?.getState()).toBe('failed');
+  });
+
+  it('ends an address-incomplete number (484) as invalid_number', async () => {
+    const number = freshNumber();
+    p.sim.network.setBehavior(number, { type: 'sip_error', sipStatus: 484, reason: 'Address Incomplete' });
+    const callId = await p.enqueue({ phoneNumber: number, campaignId });
+    expect(await p.waitForOutcome(campaignId, callId)).toMatchObject({ outcome: 'invalid_number', sipStatusCode: 484 });
+    expect(callsTo(number)).toHaveLength(1);
+  });
+
+  it('ends a trunk authentication rejection (SIP 403) as failed without retrying', async () => {
+    const number = freshNumber();
+    p.sim.network.setBehavior(number, { type: 'trunk_auth_failure', sipStatus: 403 });
+    const callId = await p.enqueue({ phoneNumber: number, campaignId });
+    expect(await p.waitForOutcome(campaignId, callId)).toMatchObject({ outcome: 'failed', sipStatusCode: 403, attempts: 1 });
+    expect(callsTo(number)).toHaveLength(1);
+  });
+
+  it('retries a busy number up to DIAL_MAX_ATTEMPTS, then ends it as busy, deleting each attempt room', async () => {
+    const number = freshNumber();
+    p.sim.network.setBehavior(number, { type: 'busy' });
+    const callId = await p.enqueue({ phoneNumber: number, campaignId });
+    const record = await p.waitForOutcome(campaignId, callId);
+    expect(record).toMatchObject({ outcome: 'busy', attempts: 3, sipStatusCode: 486, sipStatus: 'Busy Here' });
+    expect(callsTo(number).map((c) => c.room)).toEqual([1, 2, 3].map((n) => `call-${callId}-${n}`));
+    for (const n of [1, 2, 3]) expect(p.sim.deletedRooms).toContain(`call-${callId}-${n}`);
+    expect(record.attemptLog.map((a) => a.result)).toEqual(['busy', 'busy', 'busy']);
+  });
+
+  it('treats a call that rang out until the ringing timeout as no_answer, not busy', async () => {
+    const number = freshNumber();
+    p.sim.network.setBehavior(number, { type: 'ring_out' });
+    const callId = await p.enqueue({ phoneNumber: number, campaignId });
+    const record = await p.waitForOutcome(campaignId, callId, 20_000);
+    expect(record).toMatchObject({ outcome: 'no_answer', attempts: 3, sipStatusCode: 486 });
+  });
+
+  it('treats temporarily unavailable (480) as no_answer and retries it', async () => {
+    const number = freshNumber();
+    p.sim.network.setBehavior(number, { sequence: [{ type: 'unavailable' }, { type: 'answer', afterMs: 100 }] });
+    const callId = await p.enqueue({ phoneNumber: number, campaignId });
+    await waitFor(async () => ((await p.store.get(campaignId, callId))?.state === 'in_call' ? true : undefined));
+    const record = await p.store.get(campaignId, callId);
+    expect(record?.attemptLog.map((a) => [a.result, a.sipStatusCode])).toEqual([
+      ['no_answer', 480],
+      ['answered', undefined],
+    ]);
+  });
+
+  it('retries a far-end 5xx and ends it as failed once attempts are used', async () => {
+    const number = freshNumber();
+    p.sim.network.setBehavior(number, { type: 'server_error', sipStatus: 503, reason: 'Service Unavailable' });
+    const callId = await p.enqueue({ phoneNumber: number, campaignId });
+    expect(await p.waitForOutcome(campaignId, callId)).toMatchObject({ outcome: 'failed', attempts: 3, sipStatusCode: 503 });
+    expect(callsTo(number)).toHaveLength(3);
+  });
+
+  it('retries a busy number after the busy delay and connects on the next attempt', async () => {
+    const number = freshNumber();
+    p.sim.network.setBehavior(number, { sequence: [{ type: 'busy' }, { type: 'answer', afterMs: 100 }] });
+    const callId = await p.enqueue({ phoneNumber: number, campaignId });
+    await waitFor(async () => ((await p.store.get(campaignId, callId))?.state === 'in_call' ? true : undefined));
+    const [first, second] = callsTo(number);
+    const gap = (second?.receivedAt ?? 0) - (first?.endedAt ?? first?.receivedAt ?? 0);
+    // DIAL_RETRY_DELAY_S=0.2 with ±20 % jitter; allow scheduling slack above
+    expect(gap).toBeGreaterThanOrEqual(150);
+    expect(gap).toBeLessThan(1500);
+    expect(second?.room).toBe(`call-${callId}-2`);
+  });
+
+  it('backs the queue off on platform trouble (503, no SIP status) without spending the attempt', async () => {
+    const number = freshNumber();
+    p.sim.network.setBehavior(number, { platformFailures: 1, behavior: { type: 'answer', afterMs: 100 } });
+    const callId = await p.enqueue({ phoneNumber: number, campaignId });
+    const record = await waitFor(async () => {
+      const r = await p.store.get(campaignId, callId);
+      return r?.state === 'in_call' ? r : undefined;
+    }, 15_000);
+    expect(record.attempts).toBe(1); // still attempt 1: the platform error did not count
+    // the platform failed the first request with HTTP 503 and no SIP status; the second one rang and was answered
+    expect(callsTo(number).map((c) => [c.result, c.httpStatus, c.sipStatusCode])).toEqual([
+      ['failed', 503, undefined],
+      ['answered', undefined, undefined],
+    ]);
+    expect(record.attemptLog.map((a) => a.result)).toEqual(['platform_error', 'answered']);
+    // both requests were attempt 1: the same room
+    expect(callsTo(number).map((c) => c.room)).toEqual([`call-${callId}-1`, `call-${callId}-1`]);
+  });
+
+  it('ends an undialed call whose expiry passed as expired, without ringing it', async () => {
+    const number = freshNumber();
+    const callId = await p.enqueue({ phoneNumber: number, campaignId, expiresAt: Date.now() - 1000 });
+    expect(await p.waitForOutcome(campaignId, callId)).toMatchObject({ outcome: 'expired' });
+    expect(callsTo(number)).toHaveLength(0);
+  });
+
+  it('fails a malformed job on the queue with a clear error while other jobs go on', async () => {
+    const bad = await p.calls.add('dial', { callId: 'bad-job', campaignId, phoneNumber: 'not a number' }, { jobId: 'bad-job' });
+    const number = freshNumber();
+    p.sim.network.setBehavior(number, { type: 'answer', afterMs: 50 });
+    const callId = await p.enqueue({ phoneNumber: number, campaignId });
+    await waitFor(async () => ((await p.store.get(campaignId, callId))?.state === 'in_call' ? true : undefined));
+    await waitFor(async () => ((await bad.getState()) === 'failed' ? true : undefined));
+    const failed = await p.calls.getJob('bad-job');
+    expect(failed?.failedReason).toMatch(/malformed call job: .*phoneNumber/);
+    expect(await p.waitForOutcome(campaignId, 'bad-job')).toMatchObject({ outcome: 'failed' });
+  });
+});

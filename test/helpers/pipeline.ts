@@ -1,0 +1,102 @@
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { CallStore } from '../../src/core/callStore.js';
+import { loadConfig, type DialerConfig } from '../../src/core/config.js';
+import { createLogger } from '../../src/core/logger.js';
+import { CALLS_QUEUE } from '../../src/core/queues.js';
+import { systemClock } from '../../src/core/time.js';
+import { startDialWorker, type DialWorkerHandle } from '../../src/consumer/dialWorker.js';
+import { CallProducer, type CallRequest } from '../../src/producer/enqueueCalls.js';
+import { startResultsWorker, type ResultsWorkerHandle } from '../../src/results/resultsWorker.js';
+import { startLiveKitSim, type LiveKitSim, type ScenarioInput } from '../../src/sim/index.js';
+import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from './testRedis.js';
+import { waitFor } from './waitFor.js';
+
+/** A dial pipeline against the simulator with its own queue prefix: producer, dial workers, results worker. */
+export interface TestPipeline {
+  sim: LiveKitSim;
+  config: DialerConfig;
+  redis: Redis;
+  store: CallStore;
+  producer: CallProducer;
+  calls: Queue;
+  results: ResultsWorkerHandle;
+  dialers: DialWorkerHandle[];
+  env: Record<string, string>;
+  startDialer(): Promise<DialWorkerHandle>;
+  enqueue(request: CallRequest): Promise<string>;
+  waitForOutcome(campaignId: string, callId: string, timeoutMs?: number): Promise<NonNullable<Awaited<ReturnType<CallStore['get']>>>>;
+  close(): Promise<void>;
+}
+
+export const silentLogger = createLogger('silent');
+
+/** Starts the simulator, the results worker and one dial worker (unless `dialers: 0`). */
+export async function startTestPipeline(
+  name: string,
+  options: { network?: ScenarioInput; env?: Record<string, string>; dialers?: number } = {},
+): Promise<TestPipeline> {
+  const url = testRedisUrl();
+  const prefix = uniquePrefix(name);
+  const sim = await startLiveKitSim({ network: options.network });
+  const env: Record<string, string> = {
+    REDIS_URL: url,
+    QUEUE_PREFIX: prefix,
+    LIVEKIT_URL: sim.url,
+    LIVEKIT_API_KEY: sim.apiKey,
+    LIVEKIT_API_SECRET: sim.apiSecret,
+    SIP_OUTBOUND_TRUNK_ID: sim.outboundTrunkId,
+    DIAL_CPS: '50',
+    DIAL_CONCURRENCY: '10',
+    DIAL_MAX_ATTEMPTS: '3',
+    DIAL_RINGING_TIMEOUT_S: '1',
+    DIAL_RETRY_DELAY_S: '0.2',
+    LOG_LEVEL: 'silent',
+    ...options.env,
+  };
+  const config = loadConfig(env);
+  const redis = new Redis(url);
+  const store = new CallStore(redis, prefix, systemClock);
+  const producer = new CallProducer({ connection: redis, prefix, maxAttempts: config.dial.maxAttempts });
+  const calls = new Queue(CALLS_QUEUE, { connection: redis, prefix });
+  const results = await startResultsWorker({ config, logger: silentLogger });
+  const dialers: DialWorkerHandle[] = [];
+  const startDialer = async () => {
+    const dialer = await startDialWorker({ config, logger: silentLogger });
+    dialers.push(dialer);
+    return dialer;
+  };
+  for (let i = 0; i < (options.dialers ?? 1); i++) await startDialer();
+
+  return {
+    sim,
+    config,
+    redis,
+    store,
+    producer,
+    calls,
+    results,
+    dialers,
+    env,
+    startDialer,
+    enqueue: async (request) => (await producer.enqueueCall(request)).callId,
+    waitForOutcome: (campaignId, callId, timeoutMs = 15_000) =>
+      waitFor(
+        async () => {
+          const record = await store.get(campaignId, callId);
+          return record?.state === 'terminal' ? record : undefined;
+        },
+        timeoutMs,
+        `terminal outcome of ${callId}`,
+      ),
+    close: async () => {
+      await Promise.all(dialers.map((d) => d.close(true)));
+      await results.close();
+      await producer.close();
+      await calls.close();
+      await sim.close();
+      await deleteKeysWithPrefix(url, prefix);
+      await redis.quit();
+    },
+  };
+}

@@ -131,12 +131,14 @@ describe('dispatch metadata → call plan', () => {
 
   it('bad metadata is an error that still carries the call id when it can', () => {
     expect(() => parseCallPlan('{not json', 'r')).toThrow(DispatchMetadataError);
+    let caught: unknown;
     try {
       parseCallPlan(JSON.stringify({ call_id: 'c-9', attempt: 'one' }), 'r');
     } catch (err) {
-      expect(err).toBeInstanceOf(DispatchMetadataError);
-      expect((err as DispatchMetadataError).callId).toBe('c-9');
+      caught = err;
     }
+    expect(caught).toBeInstanceOf(DispatchMetadataError);
+    expect((caught as DispatchMetadataError).callId).toBe('c-9');
     expect(() => parseCallPlan(JSON.stringify({ phone_number: '+1202', dialed_by: 'consumer' }), 'r')).toThrow(/needs call_id/);
   });
 });

@@ -1,0 +1,38 @@
+/** The voice agent: call logic, the LiveKit worker entry, the simulated agent for src/sim, and survey export. */
+export {
+  loadAgentSettings,
+  requireOpenAIKey,
+  DEFAULT_PROFILES_FILE,
+  type AgentSettings,
+  type CallLimits,
+  type ModelMode,
+  type ModelSettings,
+} from './agentConfig.js';
+export { buildCallAgent, callInstructions, callTools, TOOL_NAMES } from './callAgent.js';
+export { CallControl, dialFailureDecision, type DialResult, type TransferResult } from './callControl.js';
+export { CallController, matchQuestion, type CallBehaviour, type DtmfSender } from './callController.js';
+export { parseCallPlan, DispatchMetadataError, type CallPlan, type CallDirection } from './callPlan.js';
+export { buildCallScript, ScriptedLLM, type CallScript } from './calleeScript.js';
+export { runCallJob, type CallJobDeps } from './entry.js';
+export { createSessionModels, type SessionModels } from './models.js';
+export { CallOutcomeTracker, type OutcomeDecision, type ResultSink } from './outcomeTracker.js';
+export {
+  agentProfileSchema,
+  fillPlaceholders,
+  loadProfiles,
+  parseProfiles,
+  resolveCallProfile,
+  type AgentProfile,
+  type CallProfile,
+  type ProfileCatalog,
+} from './profiles.js';
+export {
+  startSimulatedAgent,
+  DEFAULT_SIMULATED_TIMING,
+  type SimLike,
+  type SimulatedAgent,
+  type SimulatedAgentOptions,
+  type SimulatedTiming,
+} from './simulatedAgent.js';
+export { surveyCsv, csvCell, type SurveyCsvOptions } from './surveyCsv.js';
+export { agentsWarmTransfer, apiWarmTransfer, type WarmTransferPort } from './warmTransfer.js';

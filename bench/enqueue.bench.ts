@@ -54,14 +54,29 @@ async function deletePrefix(redis: Redis, prefix: string): Promise<void> {
   } while (cursor !== '0');
 }
 
-async function runOurs(url: string, reqs: readonly CallRequest[]): Promise<number> {
+interface Timing {
+  ms: number;
+  /** CPU time this process spent (user + system): ours validates and writes records, raw mostly waits on Redis. */
+  cpuMs: number;
+}
+
+function measure(): () => Timing {
+  const started = performance.now();
+  const cpu = process.cpuUsage();
+  return () => {
+    const used = process.cpuUsage(cpu);
+    return { ms: performance.now() - started, cpuMs: (used.user + used.system) / 1000 };
+  };
+}
+
+async function runOurs(url: string, reqs: readonly CallRequest[]): Promise<Timing> {
   const prefix = `bench-ours-${randomUUID().slice(0, 8)}`;
   const connection = createProducerConnection(url);
   try {
     await waitUntilReady(connection);
-    const started = performance.now();
+    const stop = measure();
     const summary = await enqueueCalls(reqs, { connection, prefix, maxAttempts: MAX_ATTEMPTS });
-    const ms = performance.now() - started;
+    const timing = stop();
     if (summary.enqueued.length !== reqs.length) {
       throw new Error(`ours enqueued ${summary.enqueued.length} of ${reqs.length} (rejected ${summary.rejected.length})`);
     }
@@ -69,26 +84,26 @@ async function runOurs(url: string, reqs: readonly CallRequest[]): Promise<numbe
     const waiting = await queue.getJobCountByTypes('wait');
     await queue.close();
     if (waiting !== reqs.length) throw new Error(`ours: ${waiting} jobs waiting, expected ${reqs.length}`);
-    return ms;
+    return timing;
   } finally {
     await deletePrefix(connection, prefix);
     await closeConnection(connection);
   }
 }
 
-async function runRaw(url: string, reqs: readonly CallRequest[]): Promise<number> {
+async function runRaw(url: string, reqs: readonly CallRequest[]): Promise<Timing> {
   const prefix = `bench-raw-${randomUUID().slice(0, 8)}`;
   const connection = createProducerConnection(url);
   const queue = new Queue<CallJob>(CALLS_QUEUE, { connection, prefix });
   try {
     await waitUntilReady(connection);
     const jobs = rawJobs(reqs, Date.now());
-    const started = performance.now();
+    const stop = measure();
     for (let i = 0; i < jobs.length; i += ENQUEUE_CHUNK_SIZE) await queue.addBulk(jobs.slice(i, i + ENQUEUE_CHUNK_SIZE));
-    const ms = performance.now() - started;
+    const timing = stop();
     const waiting = await queue.getJobCountByTypes('wait');
     if (waiting !== reqs.length) throw new Error(`raw: ${waiting} jobs waiting, expected ${reqs.length}`);
-    return ms;
+    return timing;
   } finally {
     await queue.close();
     await deletePrefix(connection, prefix);
@@ -110,13 +125,16 @@ async function main(): Promise<void> {
     for (let round = 1; round <= ROUNDS; round++) {
       // alternate which goes first, so neither always meets a freshly emptied Redis
       const order = round % 2 === 1 ? (['ours', 'raw'] as const) : (['raw', 'ours'] as const);
-      const ms: Record<'ours' | 'raw', number> = { ours: 0, raw: 0 };
-      for (const which of order) ms[which] = which === 'ours' ? await runOurs(redis.url, reqs) : await runRaw(redis.url, reqs);
-      oursTotal += ms.ours;
-      rawTotal += ms.raw;
+      const t: Partial<Record<'ours' | 'raw', Timing>> = {};
+      for (const which of order) t[which] = which === 'ours' ? await runOurs(redis.url, reqs) : await runRaw(redis.url, reqs);
+      const ours = t.ours ?? { ms: Number.NaN, cpuMs: Number.NaN };
+      const raw = t.raw ?? { ms: Number.NaN, cpuMs: Number.NaN };
+      oursTotal += ours.ms;
+      rawTotal += raw.ms;
       console.log(
-        `round ${round}: enqueueCalls ${rate(ms.ours).toLocaleString('en')} jobs/s (${Math.round(ms.ours)} ms)   ` +
-          `raw addBulk ${rate(ms.raw).toLocaleString('en')} jobs/s (${Math.round(ms.raw)} ms)   ratio ${(ms.raw / ms.ours).toFixed(2)}`,
+        `round ${round}: enqueueCalls ${rate(ours.ms).toLocaleString('en')} jobs/s (${Math.round(ours.ms)} ms, cpu ${Math.round(ours.cpuMs)} ms)   ` +
+          `raw addBulk ${rate(raw.ms).toLocaleString('en')} jobs/s (${Math.round(raw.ms)} ms, cpu ${Math.round(raw.cpuMs)} ms)   ` +
+          `ratio ${(raw.ms / ours.ms).toFixed(2)}`,
       );
     }
     const ratio = rawTotal / oursTotal;

@@ -25,6 +25,8 @@ export interface DialDeps {
 export type DialAttemptResult =
   | { status: 'answered'; room: string; participantIdentity: string; recovered: boolean }
   | { status: 'already_ended' }
+  /** Stopped while waiting for a CPS slot (the consumer is draining): nothing rang, the attempt is not spent. */
+  | { status: 'not_started'; room: string }
   | { status: 'failed'; room: string; failure: DialFailure };
 
 /** Room of attempt `attempt`: unique per attempt so a retry never meets the previous attempt's agent. */
@@ -70,7 +72,6 @@ async function resumeCrashedAttempt(
   room: string,
   deps: DialDeps,
   log: Logger,
-  signal?: AbortSignal,
 ): Promise<DialAttemptResult | undefined> {
   const record = await deps.store.get(job.campaignId, job.callId);
   if (!record) return undefined;
@@ -85,7 +86,7 @@ async function resumeCrashedAttempt(
     return undefined;
   }
   const deadline = (record.attemptStartedAt ?? deps.clock.now()) + deps.ringingTimeoutS * SECOND + PREVIOUS_ATTEMPT_GRACE_MS;
-  const followed = state === 'active' ? 'active' : await followPreviousAttempt(deps.livekit.rooms, room, identity, deadline, deps.clock, signal);
+  const followed = state === 'active' ? 'active' : await followPreviousAttempt(deps.livekit.rooms, room, identity, deadline, deps.clock);
   if (followed === 'active') return { status: 'answered', room, participantIdentity: identity, recovered: true };
   await deleteRoomQuietly(deps, room, log);
   return {
@@ -104,10 +105,10 @@ export async function dialAttempt(
   attempt: number,
   deps: DialDeps,
   log: Logger,
-  signal?: AbortSignal,
+  signals: { draining?: AbortSignal } = {},
 ): Promise<DialAttemptResult> {
   const room = roomName(job.callId, attempt);
-  const resumed = await resumeCrashedAttempt(job, attempt, room, deps, log, signal);
+  const resumed = await resumeCrashedAttempt(job, attempt, room, deps, log);
   if (resumed) return resumed;
 
   const before = await deps.store.beginAttempt(job, attempt, room);
@@ -118,7 +119,12 @@ export async function dialAttempt(
   let startedAt = deps.clock.now();
   try {
     await deps.livekit.dispatch.createDispatch(room, deps.agentName, { metadata: JSON.stringify(dispatchMetadata(job, attempt)) });
-    await deps.limiter.acquire(signal);
+    try {
+      await deps.limiter.acquire(signals.draining);
+    } catch (err) {
+      if (signals.draining?.aborted) return { status: 'not_started', room };
+      throw err;
+    }
     startedAt = deps.clock.now();
     await deps.livekit.sip.createSipParticipant(deps.trunkId, job.phoneNumber, room, {
       participantIdentity: identity,

@@ -1,59 +1,64 @@
-import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { SECOND, sleep } from '../core/time.js';
 
+const MICROS_PER_MS = 1000;
+
 /**
- * Extra time each slot is held past one second. Carriers count starts on their side of the network, so a slot
- * handed out here must also hold after request latency jitter; 3 % of a second keeps every rolling second under
- * the limit while leaving the limit ≥ 95 % used.
+ * Extra spacing per window. Carriers count starts on their side of the network, so starts spaced here must still
+ * be under the limit after request-latency jitter: N+1 consecutive starts span at least one second plus this
+ * margin, and the limit stays ≥ 97 % used.
  */
 export const WINDOW_SAFETY_MARGIN_MS = 30;
-/** Spreads retries of waiting workers so they don't all ask Redis at the same millisecond. */
-const WAIT_JITTER_MS = 5;
 
 interface LimiterCommands {
-  dialerAcquireSlot(key: string, limit: number, windowMs: number, member: string): Promise<[number, number]>;
-}
-
-/** How many starts fit in how long a window, for a calls-per-second limit (fractional limits widen the window). */
-export function windowFor(cps: number): { limit: number; windowMs: number } {
-  if (cps >= 1) return { limit: Math.floor(cps), windowMs: SECOND + WINDOW_SAFETY_MARGIN_MS };
-  return { limit: 1, windowMs: Math.ceil(SECOND / cps) + WINDOW_SAFETY_MARGIN_MS };
+  dialerReserveSlot(key: string, intervalUs: number): Promise<[string, string]>;
 }
 
 /**
- * The global dial-start limiter (DIAL_CPS): one Lua script over a sorted set in Redis, so every consumer process
- * shares it and it is never exceeded in any rolling window, unlike BullMQ's fixed-window limiter.
+ * Spacing between dial starts for a calls-per-second limit: N starts per second, evenly spread, so any rolling
+ * second holds at most N. A fractional limit above one rounds down (2.5 → 2 per second: 3 would break a
+ * rolling second); below one it widens the spacing (0.5 → one start per 2 s).
+ */
+export function startIntervalMs(cps: number): number {
+  if (cps >= 1) return (SECOND + WINDOW_SAFETY_MARGIN_MS) / Math.floor(cps);
+  return SECOND / cps + WINDOW_SAFETY_MARGIN_MS;
+}
+
+/**
+ * The global dial-start limiter (DIAL_CPS), one Lua script in Redis shared by every consumer process. Unlike
+ * BullMQ's fixed-window limiter it is never exceeded in any rolling second, and it paces starts evenly instead of
+ * bursting them at each window's start (cold bursts of calls see more failures at carriers).
  */
 export class DialRateLimiter {
   private readonly redis: Redis & LimiterCommands;
-  private readonly limit: number;
-  private readonly windowMs: number;
+  private readonly intervalUs: number;
 
-  constructor(redis: Redis, private readonly key: string, cps: number) {
-    if (!('dialerAcquireSlot' in redis)) {
-      redis.defineCommand('dialerAcquireSlot', {
+  constructor(
+    redis: Redis,
+    private readonly key: string,
+    cps: number,
+  ) {
+    if (!('dialerReserveSlot' in redis)) {
+      redis.defineCommand('dialerReserveSlot', {
         numberOfKeys: 1,
-        lua: readFileSync(new URL('./lua/acquireDialSlot.lua', import.meta.url), 'utf8'),
+        lua: readFileSync(new URL('./lua/reserveDialSlot.lua', import.meta.url), 'utf8'),
       });
     }
     this.redis = redis as Redis & LimiterCommands;
-    ({ limit: this.limit, windowMs: this.windowMs } = windowFor(cps));
+    this.intervalUs = Math.ceil(startIntervalMs(cps) * MICROS_PER_MS);
   }
 
-  /** Takes a slot if one is free now; otherwise says how long to wait. */
-  async tryAcquire(): Promise<{ acquired: true; at: number } | { acquired: false; waitMs: number }> {
-    const [ok, value] = await this.redis.dialerAcquireSlot(this.key, this.limit, this.windowMs, randomUUID());
-    return ok === 1 ? { acquired: true, at: value } : { acquired: false, waitMs: Math.max(1, value) };
+  /** Reserves the next free start slot; returns how long to wait for it (0 when it is now). */
+  async reserve(): Promise<{ slotAtMs: number; waitMs: number }> {
+    const [slot, wait] = await this.redis.dialerReserveSlot(this.key, this.intervalUs);
+    return { slotAtMs: Number(slot) / MICROS_PER_MS, waitMs: Number(wait) / MICROS_PER_MS };
   }
 
-  /** Waits until a slot is free and takes it; rejects when `signal` aborts. */
+  /** Reserves a slot and waits for it; rejects (the slot is then simply unused) when `signal` aborts. */
   async acquire(signal?: AbortSignal): Promise<number> {
-    for (;;) {
-      const slot = await this.tryAcquire();
-      if (slot.acquired) return slot.at;
-      await sleep(slot.waitMs + Math.random() * WAIT_JITTER_MS, signal);
-    }
+    const { slotAtMs, waitMs } = await this.reserve();
+    if (waitMs > 0) await sleep(waitMs, signal);
+    return slotAtMs;
   }
 }

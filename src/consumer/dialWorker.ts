@@ -64,11 +64,13 @@ export async function startDialWorker(options: DialWorkerOptions): Promise<DialW
     logger,
   };
   let consecutivePlatformFailures = 0;
+  /** Aborted when draining starts: jobs still waiting for a CPS slot go back to the queue instead of dialing. */
+  const draining = new AbortController();
 
   const report = (result: Omit<CallResult, 'endedAt' | 'reportedBy'>) =>
     reporter.report({ ...result, reportedBy: 'consumer', endedAt: clock.now() });
 
-  const processDialJob = async (job: Job<CallJob, DialJobResult>, _token?: string, signal?: AbortSignal): Promise<DialJobResult> => {
+  const processDialJob = async (job: Job<CallJob, DialJobResult>): Promise<DialJobResult> => {
     const parsed = callJobSchema.safeParse(job.data);
     if (!parsed.success) {
       const reason = `malformed call job: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`;
@@ -91,7 +93,12 @@ export async function startDialWorker(options: DialWorkerOptions): Promise<DialW
       return { status: 'expired' };
     }
 
-    const result = await dialAttempt(call, attempt, deps, log, signal);
+    const result = await dialAttempt(call, attempt, deps, log, { draining: draining.signal });
+    if (result.status === 'not_started') {
+      await store.endAttempt(call.campaignId, call.callId, attempt, 'waiting_retry', { result: 'not_started' });
+      log.info('consumer draining before a CPS slot came up; call returned to the queue');
+      throw Worker.RateLimitError(); // back to waiting, attempt not spent
+    }
     if (result.status === 'already_ended') {
       log.info('call already connected or ended; not dialing again');
       return result;
@@ -173,6 +180,7 @@ export async function startDialWorker(options: DialWorkerOptions): Promise<DialW
   return {
     worker,
     close(force = false) {
+      draining.abort();
       if (force) {
         forced ??= worker
           .close(true)

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { DialRateLimiter, windowFor } from '../../src/consumer/dialRateLimiter.js';
+import { DialRateLimiter, startIntervalMs } from '../../src/consumer/dialRateLimiter.js';
 import { dialerKeys } from '../../src/core/keys.js';
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
 import { maxInRollingWindow } from '../helpers/rollingWindow.js';
@@ -23,7 +23,7 @@ describe('DialRateLimiter', () => {
   it('never starts more than the limit in any rolling second across processes, and nearly uses it', async () => {
     const cps = 20;
     const key = dialerKeys(prefix).dialWindow();
-    // three "processes", each with its own connection and limiter, 8 workers each, racing for 60 slots
+    // three "processes", each with its own connection and limiter, 8 workers each, racing for 60 starts
     const limiters = [0, 1, 2].map(() => new DialRateLimiter(connect(), key, cps));
     const starts: number[] = [];
     const total = 60;
@@ -35,30 +35,36 @@ describe('DialRateLimiter', () => {
         starts.push(Date.now());
       }
     };
-    const began = Date.now();
     await Promise.all(limiters.flatMap((l) => Array.from({ length: 8 }, () => workerLoop(l))));
-    const elapsed = Date.now() - began;
     expect(starts).toHaveLength(total);
     expect(maxInRollingWindow(starts, 1000)).toBeLessThanOrEqual(cps);
-    // 60 starts at 20/s: the first 20 at once, then two more full windows ≈ 2.06 s; allow scheduling slack
-    expect(elapsed).toBeGreaterThanOrEqual(2000);
-    expect(elapsed).toBeLessThan(2600);
+    // 60 evenly spaced starts at 20/s span 59 intervals: ≈ 3.04 s; ≥ 95 % use keeps it under 3.2 s
+    const span = Math.max(...starts) - Math.min(...starts);
+    expect(span).toBeGreaterThanOrEqual(59 * 1000 / cps);
+    expect(span).toBeLessThan((59 * 1000) / cps / 0.95);
   });
 
-  it('widens the window for fractional limits below one call per second', () => {
-    expect(windowFor(0.5)).toMatchObject({ limit: 1 });
-    expect(windowFor(0.5).windowMs).toBeGreaterThanOrEqual(2000);
-    expect(windowFor(2.5)).toMatchObject({ limit: 2 });
-  });
-
-  it('says how long to wait when the window is full', async () => {
-    const limiter = new DialRateLimiter(connect(), `${prefix}:dialer:{w}:window`, 1);
-    expect((await limiter.tryAcquire()).acquired).toBe(true);
-    const second = await limiter.tryAcquire();
-    expect(second.acquired).toBe(false);
-    if (!second.acquired) {
-      expect(second.waitMs).toBeGreaterThan(900);
-      expect(second.waitMs).toBeLessThanOrEqual(1100);
+  it('spaces starts evenly instead of bursting them at the start of each second', async () => {
+    const limiter = new DialRateLimiter(connect(), `${prefix}:dialer:{even}:window`, 10);
+    const slots = await Promise.all(Array.from({ length: 5 }, () => limiter.reserve()));
+    const waits = slots.map((s) => s.waitMs).sort((a, b) => a - b);
+    expect(waits[0]).toBe(0);
+    for (let i = 1; i < waits.length; i++) {
+      expect((waits[i] as number) - (waits[i - 1] as number)).toBeCloseTo(startIntervalMs(10), 0);
     }
+  });
+
+  it('rounds fractional limits down above one and widens the spacing below one', () => {
+    expect(startIntervalMs(2.5)).toBeGreaterThanOrEqual(500);
+    expect(startIntervalMs(0.5)).toBeGreaterThanOrEqual(2000);
+    expect(startIntervalMs(50)).toBeLessThanOrEqual(1000 / 50 / 0.95);
+  });
+
+  it('gives the first caller an immediate slot and tells the next one how long to wait', async () => {
+    const limiter = new DialRateLimiter(connect(), `${prefix}:dialer:{w}:window`, 1);
+    expect((await limiter.reserve()).waitMs).toBe(0);
+    const second = await limiter.reserve();
+    expect(second.waitMs).toBeGreaterThan(1000);
+    expect(second.waitMs).toBeLessThanOrEqual(1000 + 50);
   });
 });

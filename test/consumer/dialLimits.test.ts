@@ -1,0 +1,116 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
+import { maxInRollingWindow } from '../helpers/rollingWindow.js';
+import { waitFor } from '../helpers/waitFor.js';
+import { expectNoLeakedHandles, openNetworkHandles } from '../helpers/openHandles.js';
+
+const campaignId = 'limits';
+let pipeline: TestPipeline | undefined;
+let child: ChildProcess | undefined;
+
+afterEach(async () => {
+  if (child && child.exitCode === null) child.kill('SIGKILL');
+  child = undefined;
+  await pipeline?.close();
+  pipeline = undefined;
+});
+
+const numbers = (count: number, base: number) => Array.from({ length: count }, (_, i) => `+1415556${String(base + i).padStart(4, '0')}`);
+
+describe('dial limits and crash safety', () => {
+  it('never exceeds DIAL_CPS in any rolling second across two consumers, and nearly uses it', async () => {
+    const baseline = openNetworkHandles().length;
+    pipeline = await startTestPipeline('cps', {
+      env: { DIAL_CPS: '10', DIAL_CONCURRENCY: '20' },
+      dialers: 2,
+      network: { default: { type: 'answer', afterMs: 50 } },
+    });
+    const p = pipeline;
+    const list = numbers(40, 0);
+    await p.producer.enqueueCalls(list.map((phoneNumber) => ({ phoneNumber, campaignId })));
+    await waitFor(() => (p.sim.calls.filter((c) => c.result === 'answered').length >= list.length ? true : undefined), 20_000);
+    const starts = p.sim.calls.map((c) => c.receivedAt);
+    expect(maxInRollingWindow(starts, 1000)).toBeLessThanOrEqual(10);
+    // 40 starts evenly spaced at 10/s span 39 intervals (3.9 s); using ≥ 95 % of the limit keeps it under 4.1 s
+    const span = Math.max(...starts) - Math.min(...starts);
+    expect(span).toBeGreaterThanOrEqual(3900);
+    expect(span).toBeLessThan(3900 / 0.95);
+    await p.close();
+    pipeline = undefined;
+    await expectNoLeakedHandles(baseline);
+  });
+
+  it('caps calls ringing at once at DIAL_CONCURRENCY per process', async () => {
+    pipeline = await startTestPipeline('concurrency', {
+      env: { DIAL_CPS: '100', DIAL_CONCURRENCY: '3' },
+      network: { default: { type: 'answer', afterMs: 300 } },
+    });
+    const p = pipeline;
+    let ringing = 0;
+    let maxRinging = 0;
+    p.sim.events.on('call_dialing', () => {
+      ringing += 1;
+      maxRinging = Math.max(maxRinging, ringing);
+    });
+    p.sim.events.on('call_answered', () => {
+      ringing -= 1;
+    });
+    const list = numbers(12, 100);
+    await p.producer.enqueueCalls(list.map((phoneNumber) => ({ phoneNumber, campaignId })));
+    await waitFor(() => (p.sim.calls.filter((c) => c.result === 'answered').length >= list.length ? true : undefined), 20_000);
+    expect(maxRinging).toBe(3);
+  });
+
+  it('drains on close: a ringing call finishes before the worker stops, nothing half-made', async () => {
+    pipeline = await startTestPipeline('drain', { network: { default: { type: 'answer', afterMs: 800 } } });
+    const p = pipeline;
+    const [number] = numbers(1, 200);
+    const callId = await p.enqueue({ phoneNumber: number as string, campaignId });
+    await waitFor(() => (p.sim.calls.some((c) => c.phoneNumber === number) ? true : undefined));
+    const closedAt = Date.now();
+    await p.dialers[0]?.close();
+    const record = await p.store.get(campaignId, callId);
+    expect(record?.state).toBe('in_call');
+    expect(Date.now() - closedAt).toBeGreaterThanOrEqual(500);
+    expect(await (await p.calls.getJob(callId))?.getState()).toBe('completed');
+  });
+
+  it('does not ring the phone again when a consumer is killed (SIGKILL) while it rings', async () => {
+    pipeline = await startTestPipeline('sigkill', {
+      dialers: 0,
+      env: { DIAL_LOCK_DURATION_MS: '1000', DIAL_RINGING_TIMEOUT_S: '10' },
+    });
+    const p = pipeline;
+    const [number] = numbers(1, 300);
+    p.sim.network.setBehavior(number as string, { type: 'answer', afterMs: 3000 });
+    // node itself with tsx as a loader (not the tsx CLI, which would run the script in a grandchild SIGKILL misses)
+    child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../fixtures/dialWorkerProcess.ts', import.meta.url))], {
+      env: { ...process.env, ...p.env },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let output = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    await waitFor(() => (output.includes('ready') ? true : undefined), 20_000, 'child consumer ready');
+    const callId = await p.enqueue({ phoneNumber: number as string, campaignId });
+    await waitFor(() => (p.sim.calls.some((c) => c.phoneNumber === number && c.status === 'ringing') ? true : undefined), 10_000, 'phone ringing');
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child?.once('exit', resolve));
+
+    await p.startDialer(); // another consumer takes the stalled job over
+    const record = await waitFor(async () => {
+      const r = await p.store.get(campaignId, callId);
+      return r?.state === 'in_call' ? r : undefined;
+    }, 20_000, 'call taken over and answered');
+    const calls = p.sim.calls.filter((c) => c.phoneNumber === number);
+    expect(calls).toHaveLength(1); // rang once
+    expect(calls[0]?.clientDisconnected).toBe(true);
+    expect(calls[0]?.result).toBe('answered');
+    expect(record.attempts).toBe(1);
+    expect(p.sim.deletedRooms).not.toContain(`call-${callId}-1`);
+    expect(await (await p.calls.getJob(callId))?.returnvalue).toMatchObject({ status: 'answered', recovered: true });
+  });
+});

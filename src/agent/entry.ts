@@ -178,16 +178,37 @@ export async function runCallJob(ctx: JobContext, deps: CallJobDeps = {}): Promi
   });
   let controller: CallController | undefined;
   let selfDialing = false;
+  let waitingForAnswer = false;
 
   // Registered before anything can fail or dial: whatever ends this job, a connected call gets one outcome.
   ctx.addShutdownCallback(async () => {
     if (controller && tracker.connected) await controller.abort('the agent shut down during the call');
     else if (selfDialing) await tracker.finish({ outcome: 'failed', reason: 'the agent shut down while placing the call' });
+    // The consumer's call is still ringing: drop the room so it does not connect to nobody (the consumer retries).
+    else if (waitingForAnswer) await control.hangup('the agent shut down before the callee answered');
     await reporter?.close();
     await redis.quit().catch(() => redis.disconnect());
   });
 
   try {
+    await ctx.connect();
+    const direction = plan.direction;
+    if (direction.kind === 'consumer_dialed') {
+      waitingForAnswer = true;
+      const answer = await waitForSipAnswer(ctx.room, direction.participantIdentity, settings.participantWaitMs);
+      waitingForAnswer = false;
+      if (answer !== 'answered') {
+        // Never connected: the consumer saw the SIP failure and reports it; nothing is the agent's to report.
+        log.info({ answer }, 'the callee did not connect');
+        // After a failure the consumer deletes the room; after a timeout this stops a phone from ringing into a room
+        // nobody serves (the consumer then sees a platform failure and dials again later).
+        if (answer === 'timeout') await control.hangup('the callee did not answer in time');
+        ctx.shutdown(`callee ${answer}`);
+        return;
+      }
+      tracker.markConnected();
+    }
+    // A profile that cannot be used fails the call (reported below), but only once it is the agent's call.
     const catalog = deps.profiles ?? (await profilesFor(settings));
     const profile = resolveCallProfile({
       catalog,
@@ -199,10 +220,8 @@ export async function runCallJob(ctx: JobContext, deps: CallJobDeps = {}): Promi
     });
     if (profile.missingPlaceholders.length > 0) log.warn({ missing: profile.missingPlaceholders }, 'placeholders without a value');
 
-    await ctx.connect();
     const models = createSessionModels(settings.models, profile.voice);
     const session = new voice.AgentSession({ llm: models.llm, stt: models.stt, tts: models.tts });
-    const direction = plan.direction;
     const callController = new CallController({
       profile,
       tracker,
@@ -226,13 +245,6 @@ export async function runCallJob(ctx: JobContext, deps: CallJobDeps = {}): Promi
       callController.attach(session);
       session.generateReply({ instructions: profile.greeting ?? DEFAULT_INBOUND_GREETING });
     } else if (direction.kind === 'consumer_dialed') {
-      const answer = await waitForSipAnswer(ctx.room, direction.participantIdentity, settings.participantWaitMs);
-      if (answer !== 'answered') {
-        // Never connected: the consumer saw the SIP failure and reports it; nothing is the agent's to report.
-        log.info({ answer }, 'the callee did not connect');
-        ctx.shutdown(`callee ${answer}`);
-        return;
-      }
       await session.start({ agent, room: ctx.room, inputOptions: { participantIdentity: direction.participantIdentity } });
       controller = callController;
       callController.attach(session);

@@ -74,6 +74,8 @@ export interface SimulatedAgent {
 }
 
 const NOT_CONNECTED = Symbol('not connected');
+/** The call failed or its room went away: the consumer has deleted (or will delete) the room itself. */
+const CALL_FAILED = Symbol('call failed');
 const SESSION_CLOSE_TIMEOUT_MS = 5 * SECOND;
 /** Grace beyond the maximum call duration before a call that did not end is ended as failed. */
 const END_GRACE_MS = 10 * SECOND;
@@ -119,7 +121,7 @@ interface SimCallDeps {
  * ScriptedLLM plays the model, and the tools make their real LiveKit API calls against the simulator.
  */
 class SimulatedCall {
-  private readonly answered = deferred<CallAnsweredEvent | typeof NOT_CONNECTED>();
+  private readonly answered = deferred<CallAnsweredEvent | typeof NOT_CONNECTED | typeof CALL_FAILED>();
   private readonly stop = new AbortController();
   private controller: CallController | undefined;
 
@@ -135,7 +137,7 @@ class SimulatedCall {
 
   /** The call failed before it was answered, or its room went away. */
   onNotConnected(): void {
-    this.answered.resolve(NOT_CONNECTED);
+    this.answered.resolve(CALL_FAILED);
   }
 
   onCallEnded(ev: CallEndedEvent): void {
@@ -174,6 +176,26 @@ class SimulatedCall {
       logger: log,
     });
 
+    const direction = plan.direction;
+    if (direction.kind === 'inbound') {
+      log.warn('inbound calls are not simulated; ignoring the dispatch');
+      return;
+    }
+
+    let answer: CallAnsweredEvent | typeof NOT_CONNECTED | typeof CALL_FAILED = NOT_CONNECTED;
+    if (direction.kind === 'consumer_dialed') {
+      answer = await Promise.race([this.answered.promise, delay(this.deps.timing.answerWaitMs, NOT_CONNECTED)]);
+      if (answer === CALL_FAILED) return;
+      if (answer === NOT_CONNECTED) {
+        // Not answered in time, or the agent is shutting down: the consumer reports whatever the call does, and the
+        // room goes so the phone does not ring into a room nobody serves (the consumer then sees a platform failure
+        // and dials again later). A call that failed (above) is the consumer's alone, room included.
+        await this.deps.control.hangup('the callee did not connect');
+        return;
+      }
+      tracker.markConnected();
+    }
+
     let profile: CallProfile;
     try {
       profile = resolveCallProfile({
@@ -185,24 +207,14 @@ class SimulatedCall {
         limits: this.deps.timing.limits,
       });
     } catch (err) {
+      // Once the call is the agent's (answered, or about to be dialed by it), a profile it cannot use fails the call.
       log.error({ err: (err as Error).message }, 'no usable profile for this call');
       await tracker.finish({ outcome: 'failed', reason: (err as Error).message });
       await this.deps.control.hangup('no usable profile');
       return;
     }
 
-    const direction = plan.direction;
-    if (direction.kind === 'inbound') {
-      log.warn('inbound calls are not simulated; ignoring the dispatch');
-      return;
-    }
-
-    let answer: CallAnsweredEvent | typeof NOT_CONNECTED;
-    if (direction.kind === 'consumer_dialed') {
-      answer = await Promise.race([this.answered.promise, delay(this.deps.timing.answerWaitMs, NOT_CONNECTED)]);
-      // Not answered: the consumer saw the SIP failure and reports it; the agent has nothing to report.
-      if (answer === NOT_CONNECTED) return;
-    } else {
+    if (direction.kind === 'self_dial') {
       const trunkId = this.deps.sim.outboundTrunkId;
       if (!trunkId) {
         await tracker.finish({ outcome: 'failed', reason: 'the simulator has no outbound trunk' });
@@ -220,8 +232,9 @@ class SimulatedCall {
       }
       answer = await Promise.race([this.answered.promise, delay(SELF_DIAL_ANSWER_EVENT_WAIT_MS, NOT_CONNECTED)]);
     }
-    const callee: Callee = answer === NOT_CONNECTED ? { kind: 'human', lines: ['Hello?'] } : answer.callee;
-    const identity = answer === NOT_CONNECTED ? direction.participantIdentity : answer.identity;
+    const connected = typeof answer === 'object' ? answer : undefined;
+    const callee: Callee = connected?.callee ?? { kind: 'human', lines: ['Hello?'] };
+    const identity = connected?.identity ?? direction.participantIdentity;
     await this.converse(plan, profile, tracker, callee, identity, log);
   }
 

@@ -4,7 +4,8 @@ import { idSchema } from '../core/queues.js';
 import { InvalidInputError } from '../core/errors.js';
 import { closeConnection, createProducerConnection, waitUntilReady } from '../core/redisConnection.js';
 import { systemClock } from '../core/time.js';
-import { buildCampaignReport, formatCampaignReport } from '../results/campaignReport.js';
+import { campaignReport, formatCampaignReport, recordsAsResults } from '../results/campaignReport.js';
+import { surveyCsv } from '../agent/surveyCsv.js';
 import { action, cliContext } from './cliContext.js';
 
 /** `report --campaign ID [--json]`. */
@@ -14,16 +15,21 @@ export function registerReportCommand(program: Command): void {
     .description('show a campaign: totals by outcome, pending calls, and each call')
     .requiredOption('--campaign <id>', 'campaign id')
     .option('--json', 'print one JSON object {campaign, total, pending, byOutcome, calls}')
+    .option('--csv', 'print ended calls as CSV, one column per survey question')
     .action(
-      action(async (opts: { campaign: string; json?: boolean }) => {
+      action(async (opts: { campaign: string; json?: boolean; csv?: boolean }) => {
         const campaign = idSchema.safeParse(opts.campaign);
         if (!campaign.success) throw new InvalidInputError(`--campaign: ${campaign.error.issues[0]?.message ?? 'invalid'}`);
         const { config } = cliContext();
         const redis = createProducerConnection(config.redisUrl);
         try {
           await waitUntilReady(redis);
-          const report = await buildCampaignReport(new CallStore(redis, config.queuePrefix, systemClock), campaign.data);
-          process.stdout.write(opts.json ? `${JSON.stringify(report)}\n` : `${formatCampaignReport(report)}\n`);
+          const store = new CallStore(redis, config.queuePrefix, systemClock);
+          const [counters, records] = await Promise.all([store.counters(campaign.data), store.list(campaign.data)]);
+          const report = campaignReport(campaign.data, counters, records);
+          if (opts.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+          else if (opts.csv) process.stdout.write(surveyCsv(recordsAsResults(records)));
+          else process.stdout.write(`${formatCampaignReport(report, records)}\n`);
         } finally {
           await closeConnection(redis);
         }

@@ -1,7 +1,7 @@
-import type { CallStore } from '../core/callStore.js';
-import { OUTCOMES, type Outcome } from '../core/outcomes.js';
+import type { CallRecord, CallStore, CampaignCounters } from '../core/callStore.js';
+import { OUTCOMES, type CallResult, type Outcome } from '../core/outcomes.js';
 
-/** One call line of a report (`report --json` prints these under `calls`). */
+/** One call line of `report --json` (the outside contract: exactly these fields). */
 export interface ReportCall {
   callId: string;
   phoneNumber: string;
@@ -9,8 +9,6 @@ export interface ReportCall {
   attempts: number;
   sipStatusCode?: number;
   sipStatus?: string;
-  state?: string;
-  reason?: string;
 }
 
 /** The `report --json` object: the outside contract. */
@@ -22,10 +20,8 @@ export interface CampaignReport {
   calls: ReportCall[];
 }
 
-/** Builds a campaign's report from its counters and records; calls still in flight count as pending, never lost. */
-export async function buildCampaignReport(store: CallStore, campaignId: string, options: { withCalls?: boolean } = {}): Promise<CampaignReport> {
-  const counters = await store.counters(campaignId);
-  const records = options.withCalls === false ? [] : await store.list(campaignId);
+/** Builds the report from counters and records; calls still in flight count as pending, never lost. */
+export function campaignReport(campaignId: string, counters: CampaignCounters, records: readonly CallRecord[]): CampaignReport {
   return {
     campaign: campaignId,
     total: counters.total,
@@ -40,16 +36,41 @@ export async function buildCampaignReport(store: CallStore, campaignId: string, 
       };
       if (r.sipStatusCode !== undefined) call.sipStatusCode = r.sipStatusCode;
       if (r.sipStatus) call.sipStatus = r.sipStatus;
-      if (r.state !== 'terminal') call.state = r.state;
-      if (r.reason) call.reason = r.reason;
       return call;
     }),
   };
 }
 
+/** Reads a campaign's counters and records and builds its report. */
+export async function buildCampaignReport(store: CallStore, campaignId: string): Promise<CampaignReport> {
+  const [counters, records] = await Promise.all([store.counters(campaignId), store.list(campaignId)]);
+  return campaignReport(campaignId, counters, records);
+}
+
+/** The terminal records as the results they were built from (for exports such as the survey CSV). */
+export function recordsAsResults(records: readonly CallRecord[]): CallResult[] {
+  return records.flatMap((r) =>
+    r.state === 'terminal' && r.outcome
+      ? [{ ...r.details, callId: r.callId, campaignId: r.campaignId, outcome: r.outcome, reason: r.reason, reportedBy: r.details?.reportedBy ?? 'consumer', endedAt: r.updatedAt }]
+      : [],
+  );
+}
+
+/** A short human note on how a call ended: state while in flight, transfer target, survey answers, reason. */
+function callNote(record: CallRecord): string {
+  if (record.state !== 'terminal') return record.state.replace('_', ' ');
+  const notes: string[] = [];
+  const details = record.details;
+  if (details?.transfer) notes.push(`${details.transfer.mode} transfer → ${details.transfer.target}`);
+  if (details?.surveyAnswers?.length) notes.push(`survey: ${details.surveyAnswers.map((a) => a.answer).join(' | ')}`);
+  if (record.reason && notes.length === 0) notes.push(record.reason);
+  return notes.join('; ');
+}
+
 /** Renders the report as a table for a terminal: totals per outcome, then one line per call (capped). */
-export function formatCampaignReport(report: CampaignReport, maxCallLines = 50): string {
+export function formatCampaignReport(report: CampaignReport, records: readonly CallRecord[] = [], maxCallLines = 50): string {
   const lines: string[] = [];
+  const byId = new Map(records.map((r) => [r.callId, r]));
   lines.push(`Campaign ${report.campaign}: ${report.total} calls, ${report.pending} pending`);
   const width = Math.max(...OUTCOMES.map((o) => o.length), 'pending'.length);
   for (const outcome of OUTCOMES) {
@@ -59,10 +80,14 @@ export function formatCampaignReport(report: CampaignReport, maxCallLines = 50):
   if (report.pending > 0) lines.push(`  ${'pending'.padEnd(width)}  ${String(report.pending).padStart(6)}`);
   if (report.calls.length > 0) {
     lines.push('');
-    lines.push(`  ${'call id'.padEnd(40)} ${'number'.padEnd(16)} ${'outcome'.padEnd(width)} attempts  sip`);
+    lines.push(`  ${'call id'.padEnd(40)} ${'number'.padEnd(16)} ${'outcome'.padEnd(width)} attempts  ${'sip'.padEnd(20)} note`);
     for (const call of report.calls.slice(0, maxCallLines)) {
       const sip = call.sipStatusCode ? `${call.sipStatusCode} ${call.sipStatus ?? ''}`.trim() : '';
-      lines.push(`  ${call.callId.padEnd(40)} ${call.phoneNumber.padEnd(16)} ${call.outcome.padEnd(width)} ${String(call.attempts).padStart(8)}  ${sip}`);
+      const record = byId.get(call.callId);
+      const note = record ? callNote(record) : '';
+      lines.push(
+        `  ${call.callId.padEnd(40)} ${call.phoneNumber.padEnd(16)} ${call.outcome.padEnd(width)} ${String(call.attempts).padStart(8)}  ${sip.padEnd(20)} ${note}`.trimEnd(),
+      );
     }
     if (report.calls.length > maxCallLines) lines.push(`  … ${report.calls.length - maxCallLines} more (use --json for all)`);
   }

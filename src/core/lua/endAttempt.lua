@@ -13,7 +13,10 @@ for i = #log, 1, -1 do
   end
 end
 redis.call('HSET', KEYS[1], 'state', ARGV[2], 'updatedAt', ARGV[3], 'attemptLog', cjson.encode(log))
+-- the record's SIP status is the latest attempt's: an answered retry clears a previous busy
 if result.sipStatusCode then
   redis.call('HSET', KEYS[1], 'sipStatusCode', result.sipStatusCode, 'sipStatus', result.sipStatus or '')
+else
+  redis.call('HDEL', KEYS[1], 'sipStatusCode', 'sipStatus')
 end
 return 1

@@ -1,0 +1,36 @@
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { runDemo } from '../../src/demo/runDemo.js';
+import { deleteKeysWithPrefix, testRedisUrl } from '../helpers/testRedis.js';
+import { DEMO_QUEUE_PREFIX } from '../../src/demo/demoCampaign.js';
+
+describe('npm run demo', () => {
+  it('runs a mixed campaign end to end and reports every outcome, with no call left pending', async () => {
+    process.env.REDIS_URL = testRedisUrl();
+    let output = '';
+    const out = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        output += chunk.toString();
+        done();
+      },
+    });
+    const report = await runDemo({ out, progressBar: false });
+    expect(report.pending).toBe(0);
+    expect(report.total).toBe(10);
+    expect(report.byOutcome).toMatchObject({
+      answered: 4,
+      voicemail: 1,
+      transferred: 1,
+      busy: 1,
+      no_answer: 1,
+      invalid_number: 1,
+      declined: 1,
+    });
+    const retried = report.calls.find((c) => c.phoneNumber === '+14155550105');
+    expect(retried).toMatchObject({ outcome: 'answered', attempts: 2 });
+    expect(output).toContain('survey: 4 | Very likely | Shorter waiting times.');
+    expect(output).toContain('cold transfer → tel:+12025550100');
+    expect(output).toMatch(/rejected not a phone number/);
+    await deleteKeysWithPrefix(testRedisUrl(), DEMO_QUEUE_PREFIX);
+  });
+});

@@ -164,8 +164,8 @@ export class CallController {
 
   private onSilence(): void {
     const state = this.session?.agentState;
-    if (this.busy > 0 || (state !== 'listening' && state !== 'idle')) {
-      this.touch(); // the agent is talking or a tool is running: that is not silence
+    if (this.busy > 0 || (state !== 'listening' && state !== 'idle') || this.session?.userState === 'speaking') {
+      this.touch(); // someone is talking or a tool is running: that is not silence
       return;
     }
     void this.politeHangup('silence');
@@ -180,6 +180,7 @@ export class CallController {
 
   /** Says the profile's goodbye for the limit that was reached, then hangs up. Outcome `answered`. */
   async politeHangup(kind: 'max_duration' | 'silence'): Promise<void> {
+    await this.afterTransfer(); // a transfer under way decides first (it may hand the call over)
     if (this.ending || !this.session) return;
     const reason = kind === 'max_duration' ? 'max call duration reached' : 'silence timeout';
     this.log.info({ reason }, 'ending the call politely');

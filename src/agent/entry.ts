@@ -148,7 +148,7 @@ export async function runCallJob(ctx: JobContext, deps: CallJobDeps = {}): Promi
   const settings = deps.settings ?? loadAgentSettings();
   const roomName = ctx.job.room?.name ?? ctx.room.name ?? '';
   const log = (deps.logger ?? createLogger(config.logLevel, 'agent')).child({ room: roomName, job: ctx.job.id });
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: REDIS_MAX_RETRIES, lazyConnect: true });
+  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: REDIS_MAX_RETRIES });
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
   const control = new CallControl({ clients: createLiveKitClients(requireLiveKit(config)), roomName, logger: log });
 

@@ -174,10 +174,16 @@ describe('end_call (agents-js createEndCallTool)', () => {
 });
 
 describe('transfer_call (cold)', () => {
-  it('announces, sends the SIP REFER for the SIP participant, confirms it left: outcome transferred', async () => {
+  it('announces, sends the SIP REFER for the SIP participant, confirms it left: outcome transferred (not a hang-up)', async () => {
     sim.network.setTransfer(DESK, { result: 'accept', respondAfterMs: 20, afterMs: 50 });
     const call = await connectCall([{ input: 'Can I talk to a person?', toolCalls: [{ name: TOOL_NAMES.transfer, args: { destination: 'desk' } }] }]);
+    // As in a room: the callee's participant leaving is reported at once (here while the transfer is confirmed).
+    const onLeft = (ev: { room: string; identity: string }) => {
+      if (ev.room === call.room && ev.identity === call.identity) void call.controller.calleeLeft();
+    };
+    sim.events.on('participant_left', onLeft);
     const result = await run(call, 'Can I talk to a person?');
+    sim.events.off('participant_left', onLeft);
     result.expect.nextEvent().isFunctionCall({ name: TOOL_NAMES.transfer, args: { destination: 'desk' } });
     result.expect.nextEvent().isFunctionCallOutput({ isError: false });
 

@@ -115,6 +115,19 @@ describe('consumer-dialed calls', () => {
     expect(identities).toEqual(['human-agent-sip', 'sip-sim-warm']);
   });
 
+  it('an operator who declines the warm hand-off: back to the caller, who is told so; the failure is in the summary', async () => {
+    const number = nextNumber();
+    sim.network.setBehavior(number, { type: 'answer', afterMs: 20, callee: { kind: 'wants_human' } });
+    sim.network.setBehavior('+12025550110', { type: 'decline', afterMs: 30 });
+    const call = await dialLikeConsumer(sim, clients, { callId: 'sim-warm-no', phoneNumber: number, agentName: AGENT_NAME, agentProfile: 'warm' });
+    const result = await results.waitFor('sim-warm-no');
+    expect(result.outcome).toBe('answered');
+    expect(result.summary).toContain('warm transfer to operator failed: the operator did not take the call (SIP 603 Decline)');
+    expect(result.transcript?.some((line) => line.role === 'agent' && line.text.startsWith("I'm sorry, I couldn't connect you"))).toBe(true);
+    expect(sim.deletedRooms).toContain(`${call.room}-human-agent`);
+    sim.network.setBehavior('+12025550110', { type: 'answer', afterMs: 20, callee: { kind: 'human' } });
+  });
+
   it('a call that is never answered is left to the consumer: the agent reports nothing', async () => {
     const number = nextNumber();
     sim.network.setBehavior(number, { type: 'busy' });

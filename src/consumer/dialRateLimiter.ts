@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { SECOND, sleep } from '../core/time.js';
@@ -13,6 +14,13 @@ export const WINDOW_SAFETY_MARGIN_MS = 30;
 
 interface LimiterCommands {
   dialerReserveSlot(key: string, intervalUs: number): Promise<[string, string]>;
+  dialerCommitStart(key: string, limit: number, windowUs: number, member: string): Promise<[number, string]>;
+}
+
+/** How many starts a rolling window may hold, and how long that window is (fractional limits widen it). */
+export function startWindow(cps: number): { limit: number; windowMs: number } {
+  if (cps >= 1) return { limit: Math.floor(cps), windowMs: SECOND + WINDOW_SAFETY_MARGIN_MS };
+  return { limit: 1, windowMs: SECOND / cps + WINDOW_SAFETY_MARGIN_MS };
 }
 
 /**
@@ -21,44 +29,58 @@ interface LimiterCommands {
  * rolling second); below one it widens the spacing (0.5 → one start per 2 s).
  */
 export function startIntervalMs(cps: number): number {
-  if (cps >= 1) return (SECOND + WINDOW_SAFETY_MARGIN_MS) / Math.floor(cps);
-  return SECOND / cps + WINDOW_SAFETY_MARGIN_MS;
+  const { limit, windowMs } = startWindow(cps);
+  return windowMs / limit;
 }
 
+const script = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
+
 /**
- * The global dial-start limiter (DIAL_CPS), one Lua script in Redis shared by every consumer process. Unlike
- * BullMQ's fixed-window limiter it is never exceeded in any rolling second, and it paces starts evenly instead of
- * bursting them at each window's start (cold bursts of calls see more failures at carriers).
+ * The global dial-start limiter (DIAL_CPS), shared by every consumer process through two Lua scripts in Redis.
+ * Unlike BullMQ's fixed-window limiter it is never exceeded in any rolling second: a GCRA slot paces starts
+ * evenly (cold bursts of calls see more failures at carriers), and a sliding-window log checks the hard limit
+ * at the moment each call really starts.
  */
 export class DialRateLimiter {
   private readonly redis: Redis & LimiterCommands;
   private readonly intervalUs: number;
+  private readonly limit: number;
+  private readonly windowUs: number;
 
   constructor(
     redis: Redis,
     private readonly key: string,
     cps: number,
   ) {
-    if (!('dialerReserveSlot' in redis)) {
-      redis.defineCommand('dialerReserveSlot', {
-        numberOfKeys: 1,
-        lua: readFileSync(new URL('./lua/reserveDialSlot.lua', import.meta.url), 'utf8'),
-      });
-    }
+    if (!('dialerReserveSlot' in redis)) redis.defineCommand('dialerReserveSlot', { numberOfKeys: 1, lua: script('reserveDialSlot') });
+    if (!('dialerCommitStart' in redis)) redis.defineCommand('dialerCommitStart', { numberOfKeys: 1, lua: script('commitDialStart') });
     this.redis = redis as Redis & LimiterCommands;
+    const { limit, windowMs } = startWindow(cps);
+    this.limit = limit;
+    this.windowUs = Math.ceil(windowMs * MICROS_PER_MS);
     this.intervalUs = Math.ceil(startIntervalMs(cps) * MICROS_PER_MS);
   }
 
-  /** Reserves the next free start slot; returns how long to wait for it (0 when it is now). */
+  /** Reserves the next free pacing slot; returns how long to wait for it (0 when it is now). */
   async reserve(): Promise<{ slotAtMs: number; waitMs: number }> {
-    const [slot, wait] = await this.redis.dialerReserveSlot(this.key, this.intervalUs);
+    const [slot, wait] = await this.redis.dialerReserveSlot(`${this.key}:next`, this.intervalUs);
     return { slotAtMs: Number(slot) / MICROS_PER_MS, waitMs: Number(wait) / MICROS_PER_MS };
   }
 
-  /** Reserves a slot and waits for it; rejects (the slot is then simply unused) when `signal` aborts. */
-  async acquire(signal?: AbortSignal): Promise<number> {
-    const { slotAtMs, waitMs } = await this.reserve();
+  /** Records a start now if the rolling window has room; otherwise says how long until it will. */
+  async commit(): Promise<{ started: true } | { started: false; waitMs: number }> {
+    const [ok, wait] = await this.redis.dialerCommitStart(`${this.key}:log`, this.limit, this.windowUs, randomUUID());
+    return ok === 1 ? { started: true } : { started: false, waitMs: Number(wait) / MICROS_PER_MS };
+  }
+
+  /** Waits for a pacing slot, then for room in the rolling window, and records the start; rejects when `signal` aborts. */
+  async acquire(signal?: AbortSignal): Promise<void> {
+    const { waitMs } = await this.reserve();
     if (waitMs > 0) await sleep(waitMs, signal);
-    return slotAtMs;
+    for (;;) {
+      const start = await this.commit();
+      if (start.started) return;
+      await sleep(start.waitMs, signal);
+    }
   }
 }

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { CallStore } from '../core/callStore.js';
@@ -66,6 +67,7 @@ export async function startDialWorker(options: DialWorkerOptions): Promise<DialW
   let consecutivePlatformFailures = 0;
   /** Aborted when draining starts: jobs still waiting for a CPS slot go back to the queue instead of dialing. */
   const draining = new AbortController();
+  setMaxListeners(0, draining.signal); // every job waiting for a CPS slot listens to it
 
   const report = (result: Omit<CallResult, 'endedAt' | 'reportedBy'>) =>
     reporter.report({ ...result, reportedBy: 'consumer', endedAt: clock.now() });

@@ -1,5 +1,5 @@
 import { ServerError, type RoomServiceClient, type SipClient } from 'livekit-server-sdk';
-import { classifySipError, type DialFailure } from '../consumer/classifySipError.js';
+import { classifySipError, type DialFailure } from '../core/classifySipError.js';
 import type { Logger } from '../core/logger.js';
 import { redactPhoneNumber } from '../core/phone.js';
 import { SECOND, sleep, systemClock, type Clock } from '../core/time.js';

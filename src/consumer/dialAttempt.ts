@@ -3,7 +3,7 @@ import type { CallStore } from '../core/callStore.js';
 import type { LiveKitClients } from '../core/livekitClients.js';
 import type { CallJob, DispatchMetadata } from '../core/queues.js';
 import { SECOND, type Clock } from '../core/time.js';
-import { classifySipError, type DialFailure } from './classifySipError.js';
+import { classifySipError, type DialFailure } from '../core/classifySipError.js';
 import type { DialRateLimiter } from './dialRateLimiter.js';
 import { followPreviousAttempt, inspectPreviousAttempt } from './previousAttempt.js';
 

@@ -10,7 +10,8 @@ export function normalizePhoneNumber(raw: string, defaultCountry?: CountryCode):
   const trimmed = raw.trim();
   const parsed = /[a-z]/i.test(trimmed) ? undefined : parsePhoneNumberFromString(trimmed, defaultCountry);
   if (!parsed || !parsed.isPossible()) {
-    throw new InvalidInputError(`not a valid phone number in E.164 form: "${redactPhoneNumber(trimmed)}"`);
+    const shown = /\d/.test(trimmed) ? `"${redactPhoneNumber(trimmed)}"` : '(it has no digits)';
+    throw new InvalidInputError(`not a valid phone number in E.164 form: ${shown}`);
   }
   return parsed.number;
 }

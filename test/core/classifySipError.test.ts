@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ServerError, SipCallError, TwirpError } from 'livekit-server-sdk';
-import { classifySipError } from '../../src/consumer/classifySipError.js';
+import { classifySipError } from '../../src/core/classifySipError.js';
 
 const RINGING_MS = 30_000;
 const quick = { elapsedMs: 800, ringingTimeoutMs: RINGING_MS };

@@ -153,7 +153,7 @@ describe('dialer import', () => {
         'enqueued: 2',
         'duplicates: 1',
         'rejected: 2',
-        '  line 4: not a valid phone number in E.164 form: ""',
+        '  line 4: not a valid phone number in E.164 form: (it has no digits)',
         '  line 7: phone_number is empty',
         '',
       ].join('\n'),

@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { CallStore } from '../core/callStore.js';
-import { requireLiveKit, requireOutboundTrunk, type DialerConfig } from '../core/config.js';
+import { loadConfig, requireLiveKit, requireOutboundTrunk, type DialerConfig } from '../core/config.js';
 import { createLiveKitClients, type LiveKitClients } from '../core/livekitClients.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import type { CallResult } from '../core/outcomes.js';
@@ -19,7 +19,8 @@ import { platformBackoffMs, retryDelayMs } from './retryPolicy.js';
 export const MAX_STALLED_COUNT = 3;
 
 export interface DialWorkerOptions {
-  config: DialerConfig;
+  /** Defaults to the environment's settings (loadConfig). */
+  config?: DialerConfig;
   /** Defaults to clients built from LIVEKIT_URL / LIVEKIT_API_KEY / LIVEKIT_API_SECRET. */
   livekit?: LiveKitClients;
   logger?: Logger;
@@ -42,8 +43,8 @@ export interface DialWorkerHandle {
  * rolling second across all processes. This is where retries happen: BullMQ retries with the per-outcome
  * backoff below, final outcomes are reported to `call-results`, platform trouble backs the whole queue off.
  */
-export async function startDialWorker(options: DialWorkerOptions): Promise<DialWorkerHandle> {
-  const { config } = options;
+export async function startDialWorker(options: DialWorkerOptions = {}): Promise<DialWorkerHandle> {
+  const config = options.config ?? loadConfig(process.env);
   const clock = options.clock ?? systemClock;
   const random = options.random ?? Math.random;
   const logger = (options.logger ?? createLogger(config.logLevel)).child({ component: 'dial-worker' });

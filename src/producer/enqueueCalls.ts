@@ -2,7 +2,9 @@ import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { CallStore, type CreateStatus } from '../core/callStore.js';
+import { DEFAULT_DIAL_MAX_ATTEMPTS, DEFAULT_QUEUE_PREFIX, DEFAULT_REDIS_URL, loadConfig } from '../core/config.js';
 import { InvalidInputError } from '../core/errors.js';
+import { closeConnection, createProducerConnection, waitUntilReady } from '../core/redisConnection.js';
 import { normalizePhoneNumber } from '../core/phone.js';
 import {
   CALLS_QUEUE,
@@ -192,22 +194,38 @@ export class CallProducer {
   }
 }
 
-/** Library entry point: enqueues many calls with a short-lived producer. */
-export async function enqueueCalls(requests: readonly CallRequest[], options: EnqueueOptions): Promise<EnqueueSummary> {
-  const producer = new CallProducer(options);
+/** Options of the library entry points: anything left out comes from the environment (REDIS_URL, QUEUE_PREFIX, DIAL_MAX_ATTEMPTS). */
+export type LibraryEnqueueOptions = Partial<EnqueueOptions> & { redisUrl?: string };
+
+/** Runs `body` with a short-lived producer built from `options`, filling gaps from the environment. */
+async function withProducer<T>(options: LibraryEnqueueOptions, body: (producer: CallProducer) => Promise<T>): Promise<T> {
+  const needsConfig = !options.connection || options.prefix === undefined || options.maxAttempts === undefined;
+  const config = needsConfig ? loadConfig(process.env) : undefined;
+  const connection = options.connection ?? createProducerConnection(options.redisUrl ?? config?.redisUrl ?? DEFAULT_REDIS_URL);
+  const producer = new CallProducer({
+    ...options,
+    connection,
+    prefix: options.prefix ?? config?.queuePrefix ?? DEFAULT_QUEUE_PREFIX,
+    maxAttempts: options.maxAttempts ?? config?.dial.maxAttempts ?? DEFAULT_DIAL_MAX_ATTEMPTS,
+  });
   try {
-    return await producer.enqueueCalls(requests, options.onProgress);
+    if (!options.connection) await waitUntilReady(connection);
+    return await body(producer);
   } finally {
     await producer.close();
+    if (!options.connection) await closeConnection(connection);
   }
 }
 
-/** Library entry point: enqueues one call with a short-lived producer and returns its id. */
-export async function enqueueCall(request: CallRequest, options: EnqueueOptions): Promise<{ callId: string; duplicate: boolean }> {
-  const producer = new CallProducer(options);
-  try {
-    return await producer.enqueueCall(request);
-  } finally {
-    await producer.close();
-  }
+/** Library entry point: enqueues many calls (bad ones are rejected with their index and reason, the rest go on). */
+export async function enqueueCalls(requests: readonly CallRequest[], options: LibraryEnqueueOptions = {}): Promise<EnqueueSummary> {
+  return withProducer(options, (producer) => producer.enqueueCalls(requests, options.onProgress));
+}
+
+/** Library entry point: enqueues one call (a request, or just a phone number) and returns its id. */
+export async function enqueueCall(
+  request: CallRequest | string,
+  options: LibraryEnqueueOptions = {},
+): Promise<{ callId: string; duplicate: boolean }> {
+  return withProducer(options, (producer) => producer.enqueueCall(typeof request === 'string' ? { phoneNumber: request } : request));
 }

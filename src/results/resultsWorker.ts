@@ -1,6 +1,6 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { CallStore } from '../core/callStore.js';
-import type { DialerConfig } from '../core/config.js';
+import { loadConfig, type DialerConfig } from '../core/config.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { callResultSchema } from '../core/outcomes.js';
 import { CALL_RESULTS_QUEUE } from '../core/queues.js';
@@ -11,7 +11,8 @@ import { systemClock, type Clock } from '../core/time.js';
 export const RESULTS_CONCURRENCY = 16;
 
 export interface ResultsWorkerOptions {
-  config: Pick<DialerConfig, 'redisUrl' | 'queuePrefix' | 'logLevel'>;
+  /** Defaults to the environment's settings (loadConfig). */
+  config?: Pick<DialerConfig, 'redisUrl' | 'queuePrefix' | 'logLevel'>;
   logger?: Logger;
   clock?: Clock;
   /** Called after a terminal outcome was applied for the first time (webhooks, live progress). */
@@ -28,8 +29,8 @@ export interface ResultsWorkerHandle {
  * Applies `call-results` to call records and campaign counters. A terminal outcome is applied once:
  * the record's state check makes a second report for the same call id a no-op, even after its job is gone.
  */
-export async function startResultsWorker(options: ResultsWorkerOptions): Promise<ResultsWorkerHandle> {
-  const { config } = options;
+export async function startResultsWorker(options: ResultsWorkerOptions = {}): Promise<ResultsWorkerHandle> {
+  const config = options.config ?? loadConfig(process.env);
   const logger = (options.logger ?? createLogger(config.logLevel)).child({ component: 'results-worker' });
   const connection = createWorkerConnection(config.redisUrl);
   const store = new CallStore(connection, config.queuePrefix, options.clock ?? systemClock);

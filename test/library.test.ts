@@ -1,0 +1,33 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { Queue } from 'bullmq';
+import * as dialer from '../src/index.js';
+import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from './helpers/testRedis.js';
+
+const prefix = uniquePrefix('library');
+
+afterAll(async () => {
+  await deleteKeysWithPrefix(testRedisUrl(), prefix);
+});
+
+describe('the package as a library', () => {
+  it('exports the entry points other services call', () => {
+    for (const name of ['enqueueCall', 'enqueueCalls', 'startDialWorker', 'startResultsWorker'] as const) {
+      expect(typeof dialer[name]).toBe('function');
+    }
+  });
+
+  it('enqueues with settings from the environment when no options are given', async () => {
+    process.env.REDIS_URL = testRedisUrl();
+    process.env.QUEUE_PREFIX = prefix;
+    process.env.DIAL_MAX_ATTEMPTS = '4';
+    const { callId } = await dialer.enqueueCall('+14155550123');
+    const { enqueued, rejected } = await dialer.enqueueCalls([{ phoneNumber: '+14155550124', campaignId: 'lib' }, { phoneNumber: 'nope' }]);
+    expect(enqueued).toHaveLength(1);
+    expect(rejected).toEqual([{ index: 1, reason: expect.stringMatching(/not a valid phone number/) }]);
+    const queue = new Queue(dialer.CALLS_QUEUE, { connection: { url: testRedisUrl() }, prefix });
+    const job = await queue.getJob(callId);
+    expect(job?.data).toMatchObject({ phoneNumber: '+14155550123', campaignId: 'default' });
+    expect(job?.opts.attempts).toBe(4);
+    await queue.close();
+  });
+});

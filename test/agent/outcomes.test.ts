@@ -88,12 +88,33 @@ describe('CallOutcomeTracker', () => {
     expect(calls).toBe(2);
   });
 
-  it('a call without an id (inbound) is only logged', async () => {
+  it('a call without an id (a bad dispatch without call_id) is only logged', async () => {
     const sink = memorySink();
     const tracker = new CallOutcomeTracker({ callId: undefined, campaignId: 'default', sink, logger });
     const result = await tracker.finish({ outcome: 'answered', reason: 'x' });
     expect(result.outcome).toBe('answered');
     expect(sink.reports).toHaveLength(0);
+  });
+
+  it("an inbound caller's number goes into the summary, and logs show the call id as given for them", async () => {
+    const lines: string[] = [];
+    const capture = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
+    const sink = memorySink();
+    const tracker = new CallOutcomeTracker({
+      callId: 'in-call-_-12025550123_x',
+      logCallId: 'in-call-_-*******0123_x',
+      campaignId: 'inbound',
+      sink,
+      logger: capture,
+    });
+    tracker.setCaller(' +12025550123 ');
+    tracker.setCaller('');
+    expect(tracker.caller).toBe('+12025550123');
+    const result = await tracker.finish({ outcome: 'answered', reason: 'callee hung up' });
+    expect(result.summary).toContain('inbound call from +12025550123');
+    expect(sink.reports).toHaveLength(1);
+    expect(lines.join('')).not.toContain('12025550123');
+    expect(lines.join('')).toContain('in-call-_-*******0123_x');
   });
 });
 

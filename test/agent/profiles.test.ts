@@ -6,7 +6,7 @@ import { DEFAULT_PROFILES_FILE, loadAgentSettings, requireOpenAIKey } from '../.
 import { callInstructions, callTools, TOOL_NAMES } from '../../src/agent/callAgent.js';
 import { CallControl } from '../../src/agent/callControl.js';
 import { CallController } from '../../src/agent/callController.js';
-import { DispatchMetadataError, idFromRoomName, parseCallPlan } from '../../src/agent/callPlan.js';
+import { DispatchMetadataError, idFromRoomName, inboundCallId, parseCallPlan, redactNumbersIn } from '../../src/agent/callPlan.js';
 import { CallOutcomeTracker } from '../../src/agent/outcomeTracker.js';
 import { fillPlaceholders, loadProfiles, parseProfiles, resolveCallProfile } from '../../src/agent/profiles.js';
 import { ConfigError } from '../../src/core/errors.js';
@@ -127,6 +127,42 @@ describe('dispatch metadata → call plan', () => {
     expect(parseCallPlan('', 'call-_+1202_abc').direction).toEqual({ kind: 'inbound' });
     const plan = parseCallPlan(JSON.stringify({ agent_profile: { instructions: 'Be brief.' } }), 'r');
     expect(plan.profileOverride).toEqual({ instructions: 'Be brief.' });
+  });
+
+  it('an inbound call is reported under in-<room> (stable per room, like the self-dial id), campaign inbound', async () => {
+    const room = 'call-_+12025550123_aBc9';
+    const plan = parseCallPlan('', room);
+    expect(plan).toMatchObject({ direction: { kind: 'inbound' }, callId: 'in-call-_-12025550123_aBc9', campaignId: 'inbound' });
+    expect(plan.values.campaign_id).toBe('inbound');
+    expect(parseCallPlan('', room).callId).toBe(plan.callId);
+    expect(inboundCallId(room)).toBe(`in-${idFromRoomName(room)}`);
+    expect(inboundCallId('x'.repeat(300))).toHaveLength(128);
+
+    // The shipped dispatch rule's agent metadata is an inbound dispatch with its profile.
+    const rule = JSON.parse(await readFile(new URL('../../dispatch-rule.json', import.meta.url), 'utf8')) as {
+      dispatch_rule: { roomConfig: { agents: { metadata: string }[] } };
+    };
+    const ruleMetadata = rule.dispatch_rule.roomConfig.agents[0]?.metadata ?? '';
+    expect(parseCallPlan(ruleMetadata, room)).toMatchObject({ direction: { kind: 'inbound' }, profileName: 'support-line', campaignId: 'inbound' });
+  });
+
+  it("an inbound call's campaign: dispatch metadata, else the room's metadata, else inbound", () => {
+    const room = 'call-_+12025550123_x';
+    const roomMeta = JSON.stringify({ campaign_id: 'hotline' });
+    expect(parseCallPlan('', room, roomMeta).campaignId).toBe('hotline');
+    expect(parseCallPlan(JSON.stringify({ campaign_id: 'spring' }), room, roomMeta).campaignId).toBe('spring');
+    expect(parseCallPlan('', room, 'not json').campaignId).toBe('inbound');
+    expect(parseCallPlan('', room, JSON.stringify({ campaign_id: 'bad:id' })).campaignId).toBe('inbound');
+    // An explicit call id in the dispatch metadata is kept.
+    expect(parseCallPlan(JSON.stringify({ call_id: 'crm-42' }), room).callId).toBe('crm-42');
+    // Room metadata does not change outbound calls.
+    expect(parseCallPlan('{"phone_number": "+12025550123"}', 'adhoc', roomMeta).campaignId).toBe('default');
+  });
+
+  it('logs see inbound room names and call ids with the caller number redacted', () => {
+    expect(redactNumbersIn('call-_+12025550123_aBc9')).toBe('call-_*******0123_aBc9');
+    expect(redactNumbersIn('in-call-_-12025550123_aBc9')).toBe('in-call-_-*******0123_aBc9');
+    expect(redactNumbersIn('call-c-1-2')).toBe('call-c-1-2');
   });
 
   it('bad metadata is an error that still carries the call id when it can', () => {

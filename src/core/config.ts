@@ -10,6 +10,8 @@ export const DEFAULT_DIAL_CONCURRENCY = 10;
 export const DEFAULT_DIAL_MAX_ATTEMPTS = 3;
 export const DEFAULT_RINGING_TIMEOUT_S = 30;
 export const DEFAULT_RETRY_DELAY_S = 300;
+/** Longer than the agent's default maximum call duration (600 s) plus its hang-up and reporting. */
+export const DEFAULT_CALL_OUTCOME_TIMEOUT_S = 900;
 
 const positiveInt = (name: string) =>
   z.coerce.number({ error: `${name} must be a number` }).int(`${name} must be a whole number`).positive(`${name} must be > 0`);
@@ -38,6 +40,8 @@ const envSchema = z.object({
   DIAL_RETRY_DELAY_FAILED_S: nonNegative('DIAL_RETRY_DELAY_FAILED_S').optional(),
   /** How long a dial job's lock lives without renewal; a crashed consumer's call is picked up after it. */
   DIAL_LOCK_DURATION_MS: positiveInt('DIAL_LOCK_DURATION_MS').default(30 * SECOND),
+  /** A connected call whose agent reports nothing within this long ends as `failed` (agent crashed, lost job). */
+  CALL_OUTCOME_TIMEOUT_S: positiveInt('CALL_OUTCOME_TIMEOUT_S').default(DEFAULT_CALL_OUTCOME_TIMEOUT_S),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -68,6 +72,7 @@ export interface DialerConfig {
     ringingTimeoutS: number;
     retryDelays: RetryDelays;
     lockDurationMs: number;
+    outcomeTimeoutMs: number;
   };
 }
 
@@ -101,6 +106,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DialerConfig {
         failedMs: (e.DIAL_RETRY_DELAY_FAILED_S ?? e.DIAL_RETRY_DELAY_S) * SECOND,
       },
       lockDurationMs: e.DIAL_LOCK_DURATION_MS,
+      outcomeTimeoutMs: e.CALL_OUTCOME_TIMEOUT_S * SECOND,
     },
   };
 }

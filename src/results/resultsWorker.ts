@@ -5,7 +5,9 @@ import { createLogger, type Logger } from '../core/logger.js';
 import { callResultSchema } from '../core/outcomes.js';
 import { CALL_RESULTS_QUEUE } from '../core/queues.js';
 import { closeConnection, createWorkerConnection } from '../core/redisConnection.js';
+import { ResultReporter } from '../core/reportResult.js';
 import { systemClock, type Clock } from '../core/time.js';
+import { startOutcomeWatchdogWorker } from './outcomeWatchdog.js';
 
 /** Results are small Redis writes: a few in parallel keep up with any dial rate. */
 export const RESULTS_CONCURRENCY = 16;
@@ -26,14 +28,18 @@ export interface ResultsWorkerHandle {
 }
 
 /**
- * Applies `call-results` to call records and campaign counters. A terminal outcome is applied once:
+ * Applies `call-results` to call records and campaign counters, and ends connected calls whose agent never
+ * reported as `failed` (the outcome watchdog). A terminal outcome is applied once:
  * the record's state check makes a second report for the same call id a no-op, even after its job is gone.
  */
 export async function startResultsWorker(options: ResultsWorkerOptions = {}): Promise<ResultsWorkerHandle> {
   const config = options.config ?? loadConfig(process.env);
   const logger = (options.logger ?? createLogger(config.logLevel)).child({ component: 'results-worker' });
   const connection = createWorkerConnection(config.redisUrl);
-  const store = new CallStore(connection, config.queuePrefix, options.clock ?? systemClock);
+  const clock = options.clock ?? systemClock;
+  const store = new CallStore(connection, config.queuePrefix, clock);
+  const reporter = new ResultReporter(connection, config.queuePrefix);
+  const watchdog = startOutcomeWatchdogWorker({ connection, prefix: config.queuePrefix, store, reporter, clock, logger });
 
   const applyResult = async (job: Job): Promise<{ applied: boolean }> => {
     const parsed = callResultSchema.safeParse(job.data);
@@ -69,9 +75,12 @@ export async function startResultsWorker(options: ResultsWorkerOptions = {}): Pr
   return {
     worker,
     close(force = false) {
-      closing ??= worker
-        .close(force)
-        .catch((err: unknown) => logger.error({ err }, 'closing the results worker failed'))
+      closing ??= Promise.all([
+        worker.close(force).catch((err: unknown) => logger.error({ err }, 'closing the results worker failed')),
+        watchdog.close(force).catch((err: unknown) => logger.error({ err }, 'closing the outcome watchdog failed')),
+      ])
+        .then(() => reporter.close())
+        .catch((err: unknown) => logger.error({ err }, 'closing the result reporter failed'))
         .then(() => closeConnection(connection));
       return closing;
     },

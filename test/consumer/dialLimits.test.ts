@@ -111,6 +111,33 @@ describe('dial limits and crash safety', () => {
     expect(calls[0]?.result).toBe('answered');
     expect(record.attempts).toBe(1);
     expect(p.sim.deletedRooms).not.toContain(`call-${callId}-1`);
-    expect(await (await p.calls.getJob(callId))?.returnvalue).toMatchObject({ status: 'answered', recovered: true });
+    const job = await waitFor(async () => {
+      const j = await p.calls.getJob(callId);
+      return (await j?.getState()) === 'completed' ? j : undefined;
+    });
+    expect(job.returnvalue).toMatchObject({ status: 'answered', recovered: true });
+  });
+
+  it('ends a connected call as failed when its agent never reports an outcome', async () => {
+    pipeline = await startTestPipeline('watchdog', { env: { CALL_OUTCOME_TIMEOUT_S: '1' } });
+    const p = pipeline;
+    const [number] = numbers(1, 400);
+    p.sim.network.setBehavior(number as string, { type: 'answer', afterMs: 50 });
+    const callId = await p.enqueue({ phoneNumber: number as string, campaignId });
+    await waitFor(async () => ((await p.store.get(campaignId, callId))?.state === 'in_call' ? true : undefined));
+    const record = await p.waitForOutcome(campaignId, callId, 10_000);
+    expect(record).toMatchObject({ outcome: 'failed', reason: 'no outcome reported by the agent within 1 s of the answer' });
+  });
+
+  it('leaves a call the agent reported alone when its watchdog fires', async () => {
+    pipeline = await startTestPipeline('watchdog-ok', { env: { CALL_OUTCOME_TIMEOUT_S: '1' } });
+    const p = pipeline;
+    const [number] = numbers(1, 500);
+    p.sim.network.setBehavior(number as string, { type: 'answer', afterMs: 50 });
+    const callId = await p.enqueue({ phoneNumber: number as string, campaignId });
+    await waitFor(async () => ((await p.store.get(campaignId, callId))?.state === 'in_call' ? true : undefined));
+    await p.store.applyTerminal({ callId, campaignId, outcome: 'answered', reportedBy: 'agent', endedAt: Date.now() });
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await p.store.get(campaignId, callId)).toMatchObject({ outcome: 'answered' });
   });
 });

@@ -3,10 +3,13 @@ import { classifySipError, type DialFailure } from '../core/classifySipError.js'
 import type { Logger } from '../core/logger.js';
 import { redactPhoneNumber } from '../core/phone.js';
 import { SECOND, sleep, systemClock, type Clock } from '../core/time.js';
+import { redactNumbersIn } from './callPlan.js';
 import type { OutcomeDecision } from './outcomeTracker.js';
 
 /** SIP participant attributes LiveKit sets (livekit/protocol, SIP attributes). */
 export const SIP_CALL_STATUS_ATTRIBUTE = 'sip.callStatus';
+/** The number outside LiveKit: the caller on an inbound call, the called number on an outbound one. */
+export const SIP_PHONE_NUMBER_ATTRIBUTE = 'sip.phoneNumber';
 export type SipCallStatus = 'dialing' | 'ringing' | 'automation' | 'active' | 'hangup';
 
 const DEFAULT_POLL_INTERVAL_MS = 250;
@@ -55,6 +58,8 @@ export interface CallControlOptions {
   logger: Logger;
   clock?: Clock;
   pollIntervalMs?: number;
+  /** Room names and identities carry the caller's number (inbound calls): logs show them with the digits redacted. */
+  redactNames?: boolean;
 }
 
 function isNotFound(err: unknown): boolean {
@@ -96,6 +101,7 @@ export class CallControl {
   private readonly logger: Logger;
   private readonly clock: Clock;
   private readonly pollIntervalMs: number;
+  private readonly redactNames: boolean;
   private hangingUp: Promise<void> | undefined;
 
   constructor(options: CallControlOptions) {
@@ -104,6 +110,12 @@ export class CallControl {
     this.logger = options.logger;
     this.clock = options.clock ?? systemClock;
     this.pollIntervalMs = options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
+    this.redactNames = options.redactNames ?? false;
+  }
+
+  /** A room name or participant identity as logs show it. */
+  private forLog(name: string): string {
+    return this.redactNames ? redactNumbersIn(name) : name;
   }
 
   get hungUp(): boolean {
@@ -113,7 +125,7 @@ export class CallControl {
   /** Hangs up by deleting the room, which disconnects every participant (the callee does not sit in silence). Once. */
   hangup(reason: string): Promise<void> {
     this.hangingUp ??= this.deleteRoom(this.roomName).then(() => {
-      this.logger.info({ room: this.roomName, reason }, 'hung up (room deleted)');
+      this.logger.info({ room: this.forLog(this.roomName), reason }, 'hung up (room deleted)');
     });
     return this.hangingUp;
   }
@@ -123,7 +135,7 @@ export class CallControl {
     try {
       await this.clients.rooms.deleteRoom(room);
     } catch (err) {
-      if (!isNotFound(err)) this.logger.warn({ err: describe(err), room }, 'could not delete room');
+      if (!isNotFound(err)) this.logger.warn({ err: describe(err), room: this.forLog(room) }, 'could not delete room');
     }
   }
 
@@ -135,7 +147,7 @@ export class CallControl {
   /** Places a call into `room` (the consultation room of a warm transfer, or this call's room). */
   async dialInto(room: string, phoneNumber: string, options: DialOptions): Promise<DialResult> {
     const startedAt = this.clock.now();
-    const log = this.logger.child({ room, to: redactPhoneNumber(phoneNumber) });
+    const log = this.logger.child({ room: this.forLog(room), to: redactPhoneNumber(phoneNumber) });
     try {
       await this.clients.sip.createSipParticipant(options.trunkId, phoneNumber, room, {
         participantIdentity: options.participantIdentity,
@@ -176,7 +188,7 @@ export class CallControl {
    * (or reached `hangup`) within `confirmTimeoutMs`; otherwise the transfer failed and the callee is still here.
    */
   async transferCold(identity: string, target: string, options: TransferOptions): Promise<TransferResult> {
-    const log = this.logger.child({ room: this.roomName, identity });
+    const log = this.logger.child({ room: this.forLog(this.roomName), identity: this.forLog(identity) });
     try {
       await this.clients.sip.transferSipParticipant(this.roomName, identity, target, {
         playDialtone: options.playDialtone ?? false,

@@ -30,7 +30,7 @@ export interface CallControllerOptions {
   behaviour: CallBehaviour;
   /** Outbound calls get the voicemail and IVR tools; inbound calls are greeted. */
   outbound: boolean;
-  /** The callee's SIP participant identity (set later for inbound calls with `setCallee`). */
+  /** The callee's SIP participant identity (on an inbound call, the caller's; `setCallee` can set it later). */
   calleeIdentity?: string;
   warmTransfer?: WarmTransferPort;
   /** Without one, the agent uses agents-js' beta.sendDtmfEvents, which publishes DTMF in the job's room. */

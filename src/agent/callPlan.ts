@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { redactPhoneNumber } from '../core/phone.js';
 import { DEFAULT_CAMPAIGN_ID, callMetadataSchema, dispatchMetadataSchema, idSchema, type CallMetadata } from '../core/queues.js';
 import { profileOverrideSchema } from './profiles.js';
 
@@ -26,8 +27,11 @@ export type CallDirection =
 /** What the agent knows about a call before it starts. */
 export interface CallPlan {
   direction: CallDirection;
-  /** Absent for inbound calls and ad-hoc dispatches: such calls have no record in the dialer to report to. */
-  callId: string | undefined;
+  /**
+   * The id the outcome is reported under (jobId on `call-results`): the dispatch's `call_id`, else one derived from
+   * the room name (`in-<room>` for inbound calls, `<room>` for self-dialed ones), so a re-dispatch reports under the same id.
+   */
+  callId: string;
   campaignId: string;
   attempt: number | undefined;
   profileName: string | undefined;
@@ -48,10 +52,31 @@ export class DispatchMetadataError extends Error {
   }
 }
 
+/** Campaign of inbound calls whose dispatch (or room) metadata names none. */
+export const INBOUND_CAMPAIGN_ID = 'inbound';
+const INBOUND_CALL_ID_PREFIX = 'in-';
+const MAX_ID_LENGTH = 128;
+
 /** Room names become ids only through this: BullMQ job ids and Redis keys must not contain ':'. */
-export function idFromRoomName(roomName: string): string {
-  const cleaned = roomName.replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 128);
-  return cleaned.length > 0 ? cleaned : 'room';
+export function idFromRoomName(roomName: string, prefix = ''): string {
+  const cleaned = roomName.replace(/[^A-Za-z0-9_.-]/g, '-');
+  return `${prefix}${cleaned.length > 0 ? cleaned : 'room'}`.slice(0, MAX_ID_LENGTH);
+}
+
+/**
+ * The call id of an inbound call: `in-` + the sanitized room name. LiveKit's individual dispatch rule makes one room
+ * per call (`call-_<caller>_<suffix>`), so the id is stable for every dispatch into that room.
+ */
+export function inboundCallId(roomName: string): string {
+  return idFromRoomName(roomName, INBOUND_CALL_ID_PREFIX);
+}
+
+/**
+ * For logs: the digits of phone-number-like runs (7+ digits) cut to their tail. Inbound room names (and so inbound
+ * call ids) carry the caller's number, which never reaches a log in full.
+ */
+export function redactNumbersIn(text: string): string {
+  return text.replace(/\+?\d{7,}/g, (run) => redactPhoneNumber(run));
 }
 
 function stringField(raw: unknown, key: string): string | undefined {
@@ -60,11 +85,23 @@ function stringField(raw: unknown, key: string): string | undefined {
   return typeof value === 'string' && idSchema.safeParse(value).success ? value : undefined;
 }
 
+/** `campaign_id` from the room's metadata (a dispatch rule's roomConfig), when it is JSON and carries a valid one. */
+function campaignFromRoomMetadata(roomMetadata: string | undefined): string | undefined {
+  if (!roomMetadata || roomMetadata.trim() === '') return undefined;
+  try {
+    return stringField(JSON.parse(roomMetadata), 'campaign_id');
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * Reads a job's metadata. Empty metadata is an inbound call. Metadata with only `phone_number` is an ad-hoc
- * outbound dispatch the agent dials itself; its outcome is reported under an id made from the room name.
+ * Reads a job's metadata. Metadata without `phone_number` (empty, or a dispatch rule's agent metadata) is an
+ * inbound call, reported under `in-<room>` in the campaign its metadata (or else the room's) names, else `inbound`.
+ * Metadata with only `phone_number` is an ad-hoc outbound dispatch the agent dials itself; its outcome is reported
+ * under an id made from the room name.
  */
-export function parseCallPlan(rawMetadata: string, roomName: string): CallPlan {
+export function parseCallPlan(rawMetadata: string, roomName: string, roomMetadata?: string): CallPlan {
   let raw: unknown = {};
   if (rawMetadata.trim() !== '') {
     try {
@@ -79,7 +116,10 @@ export function parseCallPlan(rawMetadata: string, roomName: string): CallPlan {
     throw new DispatchMetadataError(`invalid dispatch metadata: ${issues}`, stringField(raw, 'call_id'), stringField(raw, 'campaign_id'));
   }
   const meta = parsed.data;
-  const campaignId = meta.campaign_id ?? DEFAULT_CAMPAIGN_ID;
+  const phoneNumber = meta.phone_number?.trim();
+  const campaignId = phoneNumber
+    ? (meta.campaign_id ?? DEFAULT_CAMPAIGN_ID)
+    : (meta.campaign_id ?? campaignFromRoomMetadata(roomMetadata) ?? INBOUND_CAMPAIGN_ID);
   const values: CallMetadata = { ...(meta.metadata ?? {}), campaign_id: campaignId };
   const inlineProfile = typeof meta.agent_profile === 'object' ? meta.agent_profile : undefined;
   const profileOverride = inlineProfile || meta.profile ? { ...(inlineProfile ?? {}), ...(meta.profile ?? {}) } : undefined;
@@ -91,8 +131,7 @@ export function parseCallPlan(rawMetadata: string, roomName: string): CallPlan {
     values,
   };
 
-  const phoneNumber = meta.phone_number?.trim();
-  if (!phoneNumber) return { ...common, direction: { kind: 'inbound' }, callId: meta.call_id };
+  if (!phoneNumber) return { ...common, direction: { kind: 'inbound' }, callId: meta.call_id ?? inboundCallId(roomName) };
 
   if (meta.dialed_by === 'consumer') {
     if (!meta.call_id || !meta.sip_participant_identity) {

@@ -44,6 +44,8 @@ export class ScriptedLLM extends voice.testing.FakeLLM {
 /** What the simulated callee says, and the scripted model that plays the agent's side. */
 export interface CallScript {
   llm: ScriptedLLM;
+  /** What the agent says first on an inbound call (it greets the caller); undefined on outbound calls. */
+  greeting: string | undefined;
   /** The callee's turns, in order (the harness feeds them with session.run). */
   turns: string[];
   /** An IVR callee's answer to keys the agent pressed (undefined: nothing more is said). */
@@ -77,11 +79,18 @@ function ivrChoice(callee: Callee, line: string): string | undefined {
   return scripted ?? IVR_PATTERN.exec(line)?.[1];
 }
 
-function opener(profile: CallProfile): string {
+export interface CallScriptOptions {
+  /** The callee called in: the agent greets first and answers as a support line. */
+  inbound?: boolean;
+}
+
+/** The scripted greeting of an inbound call (the real agent has the model greet, from the profile's greeting). */
+export const INBOUND_GREETING_TEXT = 'Thank you for calling. How can I help you today?';
+
+function opener(profile: CallProfile, inbound: boolean): string {
   const first = profile.surveyQuestions[0];
-  return first
-    ? `Hi, thanks for picking up! I have a few quick questions. ${first}`
-    : 'Hi, this is the automated assistant calling for you. Do you have a moment?';
+  if (first) return inbound ? `Happy to help. First, a few quick questions. ${first}` : `Hi, thanks for picking up! I have a few quick questions. ${first}`;
+  return inbound ? 'Of course, I can help you with that.' : 'Hi, this is the automated assistant calling for you. Do you have a moment?';
 }
 
 /**
@@ -89,7 +98,8 @@ function opener(profile: CallProfile): string {
  * detected_answering_machine, "can I talk to a person" gets transfer_call, survey answers get record_answer,
  * an IVR prompt gets send_dtmf_events, goodbye (or a callee with nothing more to say) gets end_call.
  */
-export function buildCallScript(callee: Callee, profile: CallProfile): CallScript {
+export function buildCallScript(callee: Callee, profile: CallProfile, options: CallScriptOptions = {}): CallScript {
+  const inbound = options.inbound ?? false;
   const rules: ScriptRule[] = [];
   const lines = (callee.lines ?? []).filter((line) => line.trim() !== '');
   const turns: string[] = [];
@@ -129,8 +139,11 @@ export function buildCallScript(callee: Callee, profile: CallProfile): CallScrip
       rules.push({
         match: exact(line),
         response: isLast
-          ? { content: `${opener(profile)} Actually, I'll let you go for now. Goodbye!`, toolCalls: [{ name: TOOL_NAMES.endCall, args: {} }] }
-          : { content: opener(profile) },
+          ? {
+              content: inbound ? 'Thanks for calling. Goodbye!' : `${opener(profile, inbound)} Actually, I'll let you go for now. Goodbye!`,
+              toolCalls: [{ name: TOOL_NAMES.endCall, args: {} }],
+            }
+          : { content: opener(profile, inbound) },
       });
       return;
     }
@@ -165,6 +178,7 @@ export function buildCallScript(callee: Callee, profile: CallProfile): CallScrip
   let pressed = '';
   return {
     llm,
+    greeting: inbound ? INBOUND_GREETING_TEXT : undefined,
     turns,
     ivrReply(digits) {
       pressed += digits;

@@ -1,17 +1,18 @@
 import type { JobContext } from '@livekit/agents';
 import { voice } from '@livekit/agents';
-import { RoomEvent, type Participant, type RemoteParticipant, type Room } from '@livekit/rtc-node';
+import { ParticipantKind, RoomEvent, type Participant, type RemoteParticipant, type Room } from '@livekit/rtc-node';
 import { Redis } from 'ioredis';
 import { loadConfig, requireLiveKit, type DialerConfig } from '../core/config.js';
 import { createLiveKitClients } from '../core/livekitClients.js';
 import { createLogger, type Logger } from '../core/logger.js';
+import { redactPhoneNumber } from '../core/phone.js';
 import { ResultReporter } from '../core/reportResult.js';
 import { HOUR, SECOND } from '../core/time.js';
 import { loadAgentSettings, type AgentSettings } from './agentConfig.js';
 import { buildCallAgent } from './callAgent.js';
-import { CallControl, SIP_CALL_STATUS_ATTRIBUTE } from './callControl.js';
+import { CallControl, SIP_CALL_STATUS_ATTRIBUTE, SIP_PHONE_NUMBER_ATTRIBUTE } from './callControl.js';
 import { CallController } from './callController.js';
-import { DispatchMetadataError, parseCallPlan, type CallPlan } from './callPlan.js';
+import { DispatchMetadataError, parseCallPlan, redactNumbersIn, type CallPlan } from './callPlan.js';
 import { createSessionModels } from './models.js';
 import { CallOutcomeTracker } from './outcomeTracker.js';
 import { loadProfiles, resolveCallProfile, type ProfileCatalog } from './profiles.js';
@@ -74,6 +75,31 @@ function waitForSipAnswer(room: Room, identity: string, timeoutMs: number): Prom
     room.on(RoomEvent.ParticipantDisconnected, onDisconnected);
     room.on(RoomEvent.Disconnected, onRoomClosed);
     if (isAnswered(room.remoteParticipants.get(identity))) finish('answered');
+  });
+}
+
+/**
+ * The inbound caller: the first participant in the room that is not an agent (the SIP participant the dispatch
+ * rule put there). `closed` when the room goes away first (the caller hung up before the agent joined).
+ */
+function waitForCaller(room: Room, timeoutMs: number): Promise<RemoteParticipant | 'closed' | 'timeout'> {
+  return new Promise((resolve) => {
+    const isCaller = (p: RemoteParticipant) => p.kind !== ParticipantKind.AGENT;
+    const finish = (result: RemoteParticipant | 'closed' | 'timeout') => {
+      clearTimeout(timer);
+      room.off(RoomEvent.ParticipantConnected, onConnected);
+      room.off(RoomEvent.Disconnected, onRoomClosed);
+      resolve(result);
+    };
+    const onConnected = (p: RemoteParticipant) => {
+      if (isCaller(p)) finish(p);
+    };
+    const onRoomClosed = () => finish('closed');
+    const timer = setTimeout(() => finish('timeout'), timeoutMs);
+    room.on(RoomEvent.ParticipantConnected, onConnected);
+    room.on(RoomEvent.Disconnected, onRoomClosed);
+    const present = [...room.remoteParticipants.values()].find(isCaller);
+    if (present) finish(present);
   });
 }
 
@@ -141,26 +167,39 @@ async function runAnsweringMachineDetection(detector: voice.AMD, controller: Cal
 /**
  * One dispatched call in a LiveKit room, from dispatch to reported outcome. Outbound: wait for the consumer's SIP
  * participant (or dial it), let the callee speak first; inbound: greet. Every ending reports once; a call that never
- * connected while the consumer dialed is the consumer's to report.
+ * connected while the consumer dialed is the consumer's to report. Inbound calls are reported under `in-<room>`
+ * (campaign `inbound` unless the dispatch or room metadata names one), whatever ends them.
  */
 export async function runCallJob(ctx: JobContext, deps: CallJobDeps = {}): Promise<void> {
   const config = deps.config ?? loadConfig();
   const settings = deps.settings ?? loadAgentSettings();
   const roomName = ctx.job.room?.name ?? ctx.room.name ?? '';
-  const log = (deps.logger ?? createLogger(config.logLevel, 'agent')).child({ room: roomName, job: ctx.job.id });
+
+  let plan: CallPlan | undefined;
+  let planError: unknown;
+  try {
+    plan = parseCallPlan(ctx.job.metadata, roomName, ctx.job.room?.metadata);
+  } catch (err) {
+    planError = err;
+  }
+  // An inbound room is named after the caller (`call-_<number>_<suffix>`), and so is its call id: logs redact them.
+  const inbound = plan?.direction.kind === 'inbound';
+  const redactNames = !plan || inbound;
+  const log = (deps.logger ?? createLogger(config.logLevel, 'agent')).child({
+    room: redactNames ? redactNumbersIn(roomName) : roomName,
+    job: ctx.job.id,
+  });
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: REDIS_MAX_RETRIES });
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
-  const control = new CallControl({ clients: createLiveKitClients(requireLiveKit(config)), roomName, logger: log });
+  const control = new CallControl({ clients: createLiveKitClients(requireLiveKit(config)), roomName, logger: log, redactNames });
 
-  let plan: CallPlan;
-  try {
-    plan = parseCallPlan(ctx.job.metadata, roomName);
-  } catch (err) {
+  if (!plan) {
+    const err = planError instanceof Error ? planError : new Error(String(planError));
     const bad = err instanceof DispatchMetadataError ? err : undefined;
-    log.error({ err: (err as Error).message }, 'cannot handle this dispatch');
+    log.error({ err: err.message }, 'cannot handle this dispatch');
     const reporter = bad?.callId ? new ResultReporter(redis, config.queuePrefix) : undefined;
     const tracker = new CallOutcomeTracker({ callId: bad?.callId, campaignId: bad?.campaignId ?? 'default', sink: reporter, logger: log });
-    await tracker.finish({ outcome: 'failed', reason: (err as Error).message });
+    await tracker.finish({ outcome: 'failed', reason: err.message });
     await control.hangup('invalid dispatch metadata');
     await reporter?.close();
     redis.disconnect();
@@ -168,11 +207,12 @@ export async function runCallJob(ctx: JobContext, deps: CallJobDeps = {}): Promi
     return;
   }
 
-  const reporter = plan.callId ? new ResultReporter(redis, config.queuePrefix) : undefined;
+  const reporter = new ResultReporter(redis, config.queuePrefix);
   const tracker = new CallOutcomeTracker({
     callId: plan.callId,
     campaignId: plan.campaignId,
     attempt: plan.attempt,
+    logCallId: redactNames ? redactNumbersIn(plan.callId) : undefined,
     sink: reporter,
     logger: log,
   });
@@ -184,9 +224,15 @@ export async function runCallJob(ctx: JobContext, deps: CallJobDeps = {}): Promi
   ctx.addShutdownCallback(async () => {
     if (controller && tracker.connected) await controller.abort('the agent shut down during the call');
     else if (selfDialing) await tracker.finish({ outcome: 'failed', reason: 'the agent shut down while placing the call' });
+    else if (tracker.connected || inbound) {
+      // Answered (or an inbound caller, whose call is the agent's from the start) but no conversation yet.
+      const reason = tracker.connected ? 'the agent shut down during the call' : 'the agent shut down before the caller was connected';
+      await tracker.finish({ outcome: 'failed', reason });
+      await control.hangup(reason);
+    }
     // The consumer's call is still ringing: drop the room so it does not connect to nobody (the consumer retries).
     else if (waitingForAnswer) await control.hangup('the agent shut down before the callee answered');
-    await reporter?.close();
+    await reporter.close();
     await redis.quit().catch(() => redis.disconnect());
   });
 
@@ -208,6 +254,26 @@ export async function runCallJob(ctx: JobContext, deps: CallJobDeps = {}): Promi
       }
       tracker.markConnected();
     }
+    let caller: RemoteParticipant | undefined;
+    if (direction.kind === 'inbound') {
+      const joined = await waitForCaller(ctx.room, settings.participantWaitMs);
+      if (typeof joined === 'string') {
+        const reason =
+          joined === 'closed'
+            ? 'the caller hung up before the agent answered'
+            : `no caller joined the room within ${Math.round(settings.participantWaitMs / SECOND)} s`;
+        log.info({ joined }, 'no inbound caller');
+        await tracker.finish({ outcome: 'failed', reason });
+        await control.hangup(reason);
+        ctx.shutdown(reason);
+        return;
+      }
+      caller = joined;
+      tracker.markConnected();
+      const number = joined.attributes[SIP_PHONE_NUMBER_ATTRIBUTE];
+      if (number) tracker.setCaller(number);
+      log.info({ caller: number ? redactPhoneNumber(number) : undefined }, 'inbound caller connected');
+    }
     // A profile that cannot be used fails the call (reported below), but only once it is the agent's call.
     const catalog = deps.profiles ?? (await profilesFor(settings));
     const profile = resolveCallProfile({
@@ -228,7 +294,7 @@ export async function runCallJob(ctx: JobContext, deps: CallJobDeps = {}): Promi
       control,
       behaviour: settings,
       outbound: direction.kind !== 'inbound',
-      calleeIdentity: direction.kind === 'inbound' ? undefined : direction.participantIdentity,
+      calleeIdentity: direction.kind === 'inbound' ? caller?.identity : direction.participantIdentity,
       warmTransfer: config.sipOutboundTrunkId
         ? agentsWarmTransfer({ sipTrunkId: config.sipOutboundTrunkId, ringingTimeoutS: settings.transferRingingTimeoutS, logger: log })
         : undefined,
@@ -238,9 +304,7 @@ export async function runCallJob(ctx: JobContext, deps: CallJobDeps = {}): Promi
     let detector: voice.AMD | undefined;
 
     if (direction.kind === 'inbound') {
-      const participant = await ctx.waitForParticipant();
-      callController.setCallee(participant.identity);
-      await session.start({ agent, room: ctx.room, inputOptions: { participantIdentity: participant.identity } });
+      await session.start({ agent, room: ctx.room, inputOptions: { participantIdentity: caller?.identity } });
       controller = callController;
       callController.attach(session);
       session.generateReply({ instructions: profile.greeting ?? DEFAULT_INBOUND_GREETING });

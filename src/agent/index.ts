@@ -11,7 +11,14 @@ export {
 export { buildCallAgent, callInstructions, callTools, TOOL_NAMES } from './callAgent.js';
 export { CallControl, dialFailureDecision, type DialResult, type TransferResult } from './callControl.js';
 export { CallController, matchQuestion, type CallBehaviour, type DtmfSender } from './callController.js';
-export { parseCallPlan, DispatchMetadataError, type CallPlan, type CallDirection } from './callPlan.js';
+export {
+  parseCallPlan,
+  inboundCallId,
+  INBOUND_CAMPAIGN_ID,
+  DispatchMetadataError,
+  type CallPlan,
+  type CallDirection,
+} from './callPlan.js';
 export { buildCallScript, ScriptedLLM, type CallScript } from './calleeScript.js';
 export { runCallJob, type CallJobDeps } from './entry.js';
 export { createSessionModels, type SessionModels } from './models.js';

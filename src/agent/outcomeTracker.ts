@@ -27,7 +27,9 @@ export interface OutcomeTrackerOptions {
   callId: string | undefined;
   campaignId: string;
   attempt?: number;
-  /** Undefined when the call has no record to report to (inbound, or ad-hoc without id): the outcome is only logged. */
+  /** The call id as logs show it (inbound ids carry the caller's number: pass them redacted). Default: `callId`. */
+  logCallId?: string;
+  /** Undefined when the call has no record to report to (a bad dispatch without a call id): the outcome is only logged. */
   sink: ResultSink | undefined;
   logger: Logger;
   clock?: Clock;
@@ -48,6 +50,7 @@ export class CallOutcomeTracker {
   private droppedLines = 0;
   private readonly answers = new Map<string, string>();
   private readonly notes: string[] = [];
+  private callerNumber: string | undefined;
   private finishing: Promise<CallResult> | undefined;
 
   constructor(private readonly options: OutcomeTrackerOptions) {
@@ -108,6 +111,16 @@ export class CallOutcomeTracker {
     return this.answers.has(question);
   }
 
+  /** The caller's number on an inbound call (`sip.phoneNumber`): it goes into the result's summary, never into logs. */
+  setCaller(phoneNumber: string): void {
+    const trimmed = phoneNumber.trim();
+    if (trimmed !== '') this.callerNumber = trimmed;
+  }
+
+  get caller(): string | undefined {
+    return this.callerNumber;
+  }
+
   /** A fact for the summary (e.g. a transfer that failed and the SIP status it failed with). */
   note(text: string): void {
     this.notes.push(text);
@@ -130,6 +143,7 @@ export class CallOutcomeTracker {
 
   private summarize(decision: OutcomeDecision): string {
     const parts: string[] = [`${decision.outcome}: ${decision.reason}`];
+    if (this.callerNumber) parts.push(`inbound call from ${this.callerNumber}`);
     if (decision.transfer) parts.push(`${decision.transfer.mode} transfer to ${decision.transfer.target}`);
     if (this.answers.size > 0) parts.push(`${this.answers.size} survey answer${this.answers.size === 1 ? '' : 's'}`);
     parts.push(...this.notes);
@@ -164,13 +178,14 @@ export class CallOutcomeTracker {
       log.info({ outcome: result.outcome, reason: result.reason }, 'call ended (no call record to report to)');
       return result;
     }
+    const callId = this.options.logCallId ?? result.callId;
     for (let attempt = 1; attempt <= REPORT_ATTEMPTS; attempt += 1) {
       try {
         await this.options.sink.report(result);
-        log.info({ callId: result.callId, outcome: result.outcome, reason: result.reason }, 'call outcome reported');
+        log.info({ callId, outcome: result.outcome, reason: result.reason }, 'call outcome reported');
         return result;
       } catch (err) {
-        log.error({ err, callId: result.callId, attempt }, 'could not report the call outcome');
+        log.error({ err, callId, attempt }, 'could not report the call outcome');
         if (attempt < REPORT_ATTEMPTS) await sleep(REPORT_RETRY_MS * attempt);
       }
     }

@@ -13,12 +13,13 @@ import {
   type CallLimits,
 } from './agentConfig.js';
 import { buildCallAgent } from './callAgent.js';
-import { CallControl } from './callControl.js';
+import { CallControl, SIP_PHONE_NUMBER_ATTRIBUTE, type CallControlClients } from './callControl.js';
 import { CallController, type CallBehaviour } from './callController.js';
-import { DispatchMetadataError, parseCallPlan, type CallPlan } from './callPlan.js';
+import { DispatchMetadataError, parseCallPlan, redactNumbersIn, type CallPlan } from './callPlan.js';
 import { buildCallScript } from './calleeScript.js';
 import { CallOutcomeTracker, type OutcomeDecision } from './outcomeTracker.js';
 import { loadProfiles, resolveCallProfile, type CallProfile, type ProfileCatalog } from './profiles.js';
+import { playOut, speak } from './speech.js';
 import { apiWarmTransfer } from './warmTransfer.js';
 
 /** The parts of a running `src/sim` LiveKitSim the simulated agent uses. */
@@ -33,7 +34,7 @@ export interface SimLike {
 
 /** Timings of simulated calls (short defaults: the simulated callee answers at once and never pauses to think). */
 export interface SimulatedTiming {
-  /** How long a consumer-dialed call may take to be answered before the agent gives up on it. */
+  /** How long a consumer-dialed call may take to be answered (or an inbound caller to join) before the agent gives up on it. */
   answerWaitMs: number;
   /** Ringing timeout when the agent dials (self-dial and warm-transfer operators). */
   ringingTimeoutS: number;
@@ -80,6 +81,7 @@ const SESSION_CLOSE_TIMEOUT_MS = 5 * SECOND;
 /** Grace beyond the maximum call duration before a call that did not end is ended as failed. */
 const END_GRACE_MS = 10 * SECOND;
 const SELF_DIAL_ANSWER_EVENT_WAIT_MS = 2 * SECOND;
+const GREETING_PLAYOUT_TIMEOUT_MS = 10 * SECOND;
 
 function silentLogger(): Logger {
   return pino({ level: 'silent' });
@@ -108,7 +110,9 @@ function deferred<T>(): Deferred<T> {
 
 interface SimCallDeps {
   sim: SimLike;
-  control: CallControl;
+  clients: CallControlClients;
+  /** The room's metadata (a dispatch rule's roomConfig may name the campaign of inbound calls). */
+  roomMetadata: (room: string) => Promise<string | undefined>;
   reporter: ResultReporter;
   profiles: () => Promise<ProfileCatalog>;
   defaultProfile: string;
@@ -118,7 +122,9 @@ interface SimCallDeps {
 
 /**
  * One dispatched room, run in agents-js text mode: the callee's scripted lines go in through session.run, a
- * ScriptedLLM plays the model, and the tools make their real LiveKit API calls against the simulator.
+ * ScriptedLLM plays the model, and the tools make their real LiveKit API calls against the simulator. An inbound
+ * dispatch (no phone number) waits for the caller's SIP participant to join the room (in the simulator, a call
+ * placed into it), greets, and reports under `in-<room>`.
  */
 class SimulatedCall {
   private readonly answered = deferred<CallAnsweredEvent | typeof NOT_CONNECTED | typeof CALL_FAILED>();
@@ -154,43 +160,70 @@ class SimulatedCall {
     void this.controller?.abort('the simulated agent shut down during the call');
   }
 
+  private controlFor(redactNames: boolean, log: Logger): CallControl {
+    return new CallControl({ clients: this.deps.clients, roomName: this.room, logger: log, redactNames });
+  }
+
+  private async readPlan(): Promise<CallPlan> {
+    const plan = parseCallPlan(this.metadata, this.room);
+    if (plan.direction.kind !== 'inbound') return plan;
+    return parseCallPlan(this.metadata, this.room, await this.deps.roomMetadata(this.room));
+  }
+
   async run(): Promise<void> {
-    const log = this.deps.logger.child({ room: this.room });
     let plan: CallPlan;
     try {
-      plan = parseCallPlan(this.metadata, this.room);
+      plan = await this.readPlan();
     } catch (err) {
+      const log = this.deps.logger.child({ room: redactNumbersIn(this.room) });
       const bad = err instanceof DispatchMetadataError ? err : undefined;
       await this.reportWithoutCall(bad?.callId, bad?.campaignId ?? 'default', undefined, {
         outcome: 'failed',
         reason: (err as Error).message,
       });
-      await this.deps.control.hangup('invalid dispatch metadata');
+      await this.controlFor(true, log).hangup('invalid dispatch metadata');
       return;
     }
+    const direction = plan.direction;
+    // An inbound room (and call id) is named after the caller: logs redact the number.
+    const inbound = direction.kind === 'inbound';
+    const log = this.deps.logger.child({ room: inbound ? redactNumbersIn(this.room) : this.room });
+    const control = this.controlFor(inbound, log);
     const tracker = new CallOutcomeTracker({
       callId: plan.callId,
       campaignId: plan.campaignId,
       attempt: plan.attempt,
+      logCallId: inbound ? redactNumbersIn(plan.callId) : undefined,
       sink: this.deps.reporter,
       logger: log,
     });
 
-    const direction = plan.direction;
-    if (direction.kind === 'inbound') {
-      log.warn('inbound calls are not simulated; ignoring the dispatch');
-      return;
-    }
-
     let answer: CallAnsweredEvent | typeof NOT_CONNECTED | typeof CALL_FAILED = NOT_CONNECTED;
-    if (direction.kind === 'consumer_dialed') {
+    if (direction.kind === 'inbound') {
+      // The caller's call is the agent's to report from the start: not joining is a failure too.
+      answer = await Promise.race([this.answered.promise, delay(this.deps.timing.answerWaitMs, NOT_CONNECTED)]);
+      if (typeof answer !== 'object') {
+        const reason = this.stop.signal.aborted
+          ? 'the simulated agent shut down before the caller was connected'
+          : answer === CALL_FAILED
+            ? 'the caller hung up before the agent answered'
+            : 'no caller joined the room in time';
+        await tracker.finish({ outcome: 'failed', reason });
+        await control.hangup(reason);
+        return;
+      }
+      tracker.markConnected();
+      const state = await control.participantState(answer.identity).catch(() => undefined);
+      const number = state?.present ? state.attributes[SIP_PHONE_NUMBER_ATTRIBUTE] : undefined;
+      if (number) tracker.setCaller(number);
+    } else if (direction.kind === 'consumer_dialed') {
       answer = await Promise.race([this.answered.promise, delay(this.deps.timing.answerWaitMs, NOT_CONNECTED)]);
       if (answer === CALL_FAILED) return;
       if (answer === NOT_CONNECTED) {
         // Not answered in time, or the agent is shutting down: the consumer reports whatever the call does, and the
         // room goes so the phone does not ring into a room nobody serves (the consumer then sees a platform failure
         // and dials again later). A call that failed (above) is the consumer's alone, room included.
-        await this.deps.control.hangup('the callee did not connect');
+        await control.hangup('the callee did not connect');
         return;
       }
       tracker.markConnected();
@@ -210,7 +243,7 @@ class SimulatedCall {
       // Once the call is the agent's (answered, or about to be dialed by it), a profile it cannot use fails the call.
       log.error({ err: (err as Error).message }, 'no usable profile for this call');
       await tracker.finish({ outcome: 'failed', reason: (err as Error).message });
-      await this.deps.control.hangup('no usable profile');
+      await control.hangup('no usable profile');
       return;
     }
 
@@ -220,41 +253,44 @@ class SimulatedCall {
         await tracker.finish({ outcome: 'failed', reason: 'the simulator has no outbound trunk' });
         return;
       }
-      const dialed = await this.deps.control.dial(direction.phoneNumber, {
+      const dialed = await control.dial(direction.phoneNumber, {
         trunkId,
         participantIdentity: direction.participantIdentity,
         ringingTimeoutS: this.deps.timing.ringingTimeoutS,
       });
       if (!dialed.ok) {
         await tracker.finish(dialed.decision);
-        await this.deps.control.hangup(dialed.decision.reason);
+        await control.hangup(dialed.decision.reason);
         return;
       }
       answer = await Promise.race([this.answered.promise, delay(SELF_DIAL_ANSWER_EVENT_WAIT_MS, NOT_CONNECTED)]);
     }
     const connected = typeof answer === 'object' ? answer : undefined;
     const callee: Callee = connected?.callee ?? { kind: 'human', lines: ['Hello?'] };
-    const identity = connected?.identity ?? direction.participantIdentity;
-    await this.converse(plan, profile, tracker, callee, identity, log);
+    const identity = connected?.identity ?? (direction.kind === 'inbound' ? '' : direction.participantIdentity);
+    await this.converse({ plan, profile, tracker, control, callee, identity, inbound, log });
   }
 
-  private async converse(
-    plan: CallPlan,
-    profile: CallProfile,
-    tracker: CallOutcomeTracker,
-    callee: Callee,
-    identity: string,
-    log: Logger,
-  ): Promise<void> {
-    const { control, timing, sim } = this.deps;
-    const script = buildCallScript(callee, profile);
+  private async converse(call: {
+    plan: CallPlan;
+    profile: CallProfile;
+    tracker: CallOutcomeTracker;
+    control: CallControl;
+    callee: Callee;
+    identity: string;
+    inbound: boolean;
+    log: Logger;
+  }): Promise<void> {
+    const { plan, profile, tracker, control, callee, identity, inbound, log } = call;
+    const { timing, sim } = this.deps;
+    const script = buildCallScript(callee, profile, { inbound });
     const pending = [...script.turns];
     const controller = new CallController({
       profile,
       tracker,
       control,
       behaviour: timing.behaviour,
-      outbound: true,
+      outbound: !inbound,
       calleeIdentity: identity,
       warmTransfer: sim.outboundTrunkId
         ? apiWarmTransfer({
@@ -280,6 +316,8 @@ class SimulatedCall {
       await session.start({ agent: buildCallAgent(controller) });
       controller.attach(session);
       if (this.stop.signal.aborted) void controller.abort('the simulated agent shut down during the call');
+      // Inbound: the agent speaks first (the real worker has the model greet from the profile's greeting).
+      if (script.greeting && !controller.isEnding) await playOut(speak(session, script.greeting), GREETING_PLAYOUT_TIMEOUT_MS);
 
       for (let turn = pending.shift(); turn !== undefined && !controller.isEnding; turn = pending.shift()) {
         const result = session.run({ userInput: turn });
@@ -304,7 +342,7 @@ class SimulatedCall {
       await controller.abort('the simulated call ended without an outcome');
       await Promise.race([session.close().catch(() => undefined), delay(SESSION_CLOSE_TIMEOUT_MS, undefined)]);
     }
-    log.debug({ callId: plan.callId, outcome: tracker.decision?.outcome }, 'simulated call done');
+    log.debug({ callId: inbound ? redactNumbersIn(plan.callId) : plan.callId, outcome: tracker.decision?.outcome }, 'simulated call done');
   }
 
   private async reportWithoutCall(
@@ -352,6 +390,16 @@ export async function startSimulatedAgent(options: SimulatedAgentOptions): Promi
     return catalog;
   };
 
+  const roomMetadata = async (room: string): Promise<string | undefined> => {
+    try {
+      const [info] = await clients.rooms.listRooms([room]);
+      return info?.metadata;
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, 'could not read the room metadata');
+      return undefined;
+    }
+  };
+
   const calls = new Map<string, SimulatedCall>();
   const inFlight = new Set<Promise<void>>();
   const earlyAnswers = new Map<string, CallAnsweredEvent>();
@@ -359,10 +407,10 @@ export async function startSimulatedAgent(options: SimulatedAgentOptions): Promi
 
   const onDispatch = (ev: { room: string; agentName: string; metadata: string }) => {
     if (closing || ev.agentName !== options.agentName || calls.has(ev.room)) return;
-    const control = new CallControl({ clients, roomName: ev.room, logger: logger.child({ room: ev.room }) });
     const call = new SimulatedCall(ev.room, ev.metadata, {
       sim,
-      control,
+      clients,
+      roomMetadata,
       reporter,
       profiles,
       defaultProfile: options.defaultProfile ?? DEFAULT_PROFILE_NAME,
@@ -375,7 +423,7 @@ export async function startSimulatedAgent(options: SimulatedAgentOptions): Promi
     earlyAnswers.delete(ev.room);
     const running: Promise<void> = call
       .run()
-      .catch((err: unknown) => logger.error({ err, room: ev.room }, 'simulated call crashed'))
+      .catch((err: unknown) => logger.error({ err, room: redactNumbersIn(ev.room) }, 'simulated call crashed'))
       .finally(() => {
         inFlight.delete(running);
         if (calls.get(ev.room) === call) calls.delete(ev.room);

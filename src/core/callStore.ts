@@ -238,9 +238,9 @@ export class CallStore {
     return { total: Number(raw.total ?? 0), terminal: Number(raw.terminal ?? 0), byOutcome };
   }
 
-  /** Every record of a campaign, in enqueue order, fetched in pipelined batches. */
-  async list(campaignId: string): Promise<CallRecord[]> {
-    const ids = await this.redis.lrange(this.keys.campaignCalls(campaignId), 0, -1);
+  /** A campaign's records in enqueue order (the first `limit`, or all), fetched in pipelined batches. */
+  async list(campaignId: string, limit?: number): Promise<CallRecord[]> {
+    const ids = await this.redis.lrange(this.keys.campaignCalls(campaignId), 0, limit === undefined ? -1 : limit - 1);
     const records: CallRecord[] = [];
     for (let i = 0; i < ids.length; i += RECORD_FETCH_BATCH) {
       const pipeline = this.redis.pipeline();

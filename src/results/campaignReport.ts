@@ -89,7 +89,8 @@ export function formatCampaignReport(report: CampaignReport, records: readonly C
         `  ${call.callId.padEnd(40)} ${call.phoneNumber.padEnd(16)} ${call.outcome.padEnd(width)} ${String(call.attempts).padStart(8)}  ${sip.padEnd(20)} ${note}`.trimEnd(),
       );
     }
-    if (report.calls.length > maxCallLines) lines.push(`  … ${report.calls.length - maxCallLines} more (use --json for all)`);
+    const more = report.total - Math.min(report.calls.length, maxCallLines);
+    if (more > 0) lines.push(`  … ${more} more (use --json for all)`);
   }
   return lines.join('\n');
 }

@@ -2,10 +2,17 @@
  * The simulated agent end to end: the simulator's dispatches and answered calls drive the agent's call logic in
  * agents-js text mode; its LiveKit API calls go to the simulator and its outcomes to `call-results` in Redis.
  */
+import { readFile } from 'node:fs/promises';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LiveKitClients } from '../../src/core/livekitClients.js';
+import { INBOUND_GREETING_TEXT } from '../../src/agent/calleeScript.js';
+import { inboundCallId } from '../../src/agent/callPlan.js';
+import { CallOutcomeTracker } from '../../src/agent/outcomeTracker.js';
 import { startSimulatedAgent, type SimulatedAgent } from '../../src/agent/simulatedAgent.js';
 import { parseProfiles } from '../../src/agent/profiles.js';
+import { ResultReporter } from '../../src/core/reportResult.js';
 import { startLiveKitSim, type LiveKitSim } from '../../src/sim/index.js';
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
 import { ResultsReader, dialLikeConsumer, nextNumber, simClients } from './helpers.js';
@@ -16,6 +23,8 @@ let sim: LiveKitSim;
 let clients: LiveKitClients;
 let agent: SimulatedAgent;
 let results: ResultsReader;
+/** Everything the simulated agent logged (debug and up): an inbound caller's number must never appear in full. */
+const logLines: string[] = [];
 
 const profiles = parseProfiles({
   default: {
@@ -31,6 +40,11 @@ const profiles = parseProfiles({
     instructions: 'Warm.',
     transfer: { mode: 'warm', destinations: { operator: { target: 'tel:+12025550110' } } },
   },
+  'support-line': {
+    instructions: 'You answer the support line.',
+    greeting: 'Welcome the caller to the support line.',
+    transfer: { destinations: { desk: { target: 'tel:+12025550100' } } },
+  },
 });
 
 beforeAll(async () => {
@@ -43,6 +57,7 @@ beforeAll(async () => {
     queuePrefix: prefix,
     agentName: AGENT_NAME,
     profiles,
+    logger: pino({ level: 'debug' }, { write: (line: string) => logLines.push(line) }),
     timing: { limits: { maxCallDurationMs: 10_000, silenceTimeoutMs: 300 }, behaviour: { transferConfirmTimeoutMs: 1000, transferRingingTimeoutS: 5, voicemailPauseMs: 10 } },
   });
 });
@@ -220,5 +235,140 @@ describe('the callee side and shutting down', () => {
     expect(result).toMatchObject({ outcome: 'failed', reason: 'the simulated agent shut down during the call' });
     expect(sim.deletedRooms).toContain(call.room);
     await slow.idle();
+  });
+});
+
+describe('inbound calls (dispatch rule: no phone number, one room call-_<caller>_<suffix> per call)', () => {
+  let ruleMetadata = '';
+
+  beforeAll(async () => {
+    // The agent metadata the shipped dispatch rule (dispatch-rule.json) puts on its dispatches.
+    const rule = JSON.parse(await readFile(new URL('../../dispatch-rule.json', import.meta.url), 'utf8')) as {
+      dispatch_rule: { roomConfig: { agents: { metadata: string }[] } };
+    };
+    ruleMetadata = rule.dispatch_rule.roomConfig.agents[0]?.metadata ?? '';
+  });
+
+  /**
+   * What LiveKit does for an inbound call, played against the simulator: the rule's room (with its metadata), the
+   * agent dispatch, and the caller's SIP participant joining it (here, a call placed into that room; its
+   * `sip.phoneNumber` is the caller's number, as on a real inbound participant).
+   */
+  async function callIn(
+    agentName: string,
+    caller: string,
+    suffix: string,
+    options: { roomMetadata?: string; join?: boolean } = {},
+  ): Promise<{ room: string; callId: string; identity: string }> {
+    const room = `call-_${caller}_${suffix}`;
+    const identity = `sip_${caller}`;
+    if (options.roomMetadata !== undefined) await clients.rooms.createRoom({ name: room, metadata: options.roomMetadata });
+    await clients.dispatch.createDispatch(room, agentName, { metadata: ruleMetadata });
+    if (options.join ?? true) {
+      await clients.sip.createSipParticipant(sim.outboundTrunkId, caller, room, { participantIdentity: identity, waitUntilAnswered: true });
+    }
+    return { room, callId: inboundCallId(room), identity };
+  }
+
+  const resultsFor = async (callId: string) => (await results.all()).filter((r) => r.callId === callId);
+  /** Callers of the calls the main agent (whose logs are kept) answered. */
+  const callers: string[] = [];
+  const nextCaller = () => {
+    const caller = nextNumber('+1415555');
+    callers.push(caller);
+    return caller;
+  };
+
+  it('the agent greets, the caller is helped and says goodbye: one answered outcome under in-<room>, campaign inbound', async () => {
+    const caller = nextCaller();
+    sim.network.setBehavior(caller, {
+      type: 'answer',
+      afterMs: 20,
+      callee: { kind: 'human', lines: ['Hi, I have a question about my order.', 'Great, thanks. Bye!'] },
+    });
+    const call = await callIn(AGENT_NAME, caller, 'In1');
+    expect(call.callId).toBe(`in-call-_-${caller.slice(1)}_In1`);
+    const result = await results.waitFor(call.callId);
+    expect(result).toMatchObject({ outcome: 'answered', reason: 'agent ended the call', campaignId: 'inbound', reportedBy: 'agent' });
+    expect(result.attempt).toBeUndefined();
+    expect(result.summary).toContain(`inbound call from ${caller}`);
+    expect(result.transcript?.[0]).toEqual({ role: 'agent', text: INBOUND_GREETING_TEXT });
+    expect(result.transcript).toContainEqual({ role: 'callee', text: 'Hi, I have a question about my order.' });
+    await agent.idle();
+    expect(sim.deletedRooms).toContain(call.room);
+    expect(await resultsFor(call.callId)).toHaveLength(1);
+
+    // A second report for the same inbound call (another job in that room) leaves the first one.
+    const redis = new Redis(testRedisUrl(), { maxRetriesPerRequest: null });
+    const reporter = new ResultReporter(redis, prefix);
+    try {
+      const again = new CallOutcomeTracker({ callId: inboundCallId(call.room), campaignId: 'inbound', sink: reporter, logger: pino({ level: 'silent' }) });
+      await again.finish({ outcome: 'failed', reason: 'a second job for the same room' });
+    } finally {
+      await reporter.close();
+      await redis.quit();
+    }
+    const after = await resultsFor(call.callId);
+    expect(after).toHaveLength(1);
+    expect(after[0]?.outcome).toBe('answered');
+  });
+
+  it('a caller who asks for a person is transferred cold (confirmed): outcome transferred', async () => {
+    const caller = nextCaller();
+    sim.network.setBehavior(caller, { type: 'answer', afterMs: 20, callee: { kind: 'wants_human' } });
+    sim.network.setTransfer('tel:+12025550100', { result: 'accept', respondAfterMs: 20, afterMs: 50 });
+    const call = await callIn(AGENT_NAME, caller, 'In2');
+    const result = await results.waitFor(call.callId);
+    expect(result).toMatchObject({ outcome: 'transferred', campaignId: 'inbound', transfer: { mode: 'cold', target: 'tel:+12025550100' } });
+    expect(sim.transfers.some((t) => t.room === call.room && t.identity === call.identity)).toBe(true);
+    await agent.idle();
+    expect(await resultsFor(call.callId)).toHaveLength(1);
+  });
+
+  it("the room's metadata (the dispatch rule's roomConfig) can name the campaign", async () => {
+    const caller = nextCaller();
+    sim.network.setBehavior(caller, { type: 'answer', afterMs: 20, callee: { kind: 'human', lines: ['Hello?', 'Bye!'] } });
+    const call = await callIn(AGENT_NAME, caller, 'In3', { roomMetadata: JSON.stringify({ campaign_id: 'support-hotline' }) });
+    const result = await results.waitFor(call.callId);
+    expect(result).toMatchObject({ outcome: 'answered', campaignId: 'support-hotline' });
+  });
+
+  it("logs show inbound rooms and call ids with the caller's number cut to its last digits, never in full", async () => {
+    await agent.idle();
+    const logged = logLines.join('');
+    expect(callers.length).toBeGreaterThan(0);
+    for (const caller of callers) {
+      expect(logged).toContain(`*${caller.slice(-4)}_In`);
+      expect(logged).not.toContain(caller.slice(1));
+    }
+  });
+
+  describe('a caller who never joins', () => {
+    const IMPATIENT_AGENT = 'sim-agent-inbound-wait';
+    let impatient: SimulatedAgent;
+
+    beforeAll(async () => {
+      impatient = await startSimulatedAgent({
+        sim,
+        redisUrl: testRedisUrl(),
+        queuePrefix: prefix,
+        agentName: IMPATIENT_AGENT,
+        profiles,
+        timing: { answerWaitMs: 200 },
+      });
+    });
+
+    afterAll(async () => {
+      await impatient.close();
+    });
+
+    it('is still one outcome: failed, and the room is deleted', async () => {
+      const call = await callIn(IMPATIENT_AGENT, nextNumber('+1415555'), 'In4', { join: false });
+      const result = await results.waitFor(call.callId);
+      expect(result).toMatchObject({ outcome: 'failed', reason: 'no caller joined the room in time', campaignId: 'inbound', durationMs: 0 });
+      await impatient.idle();
+      expect(sim.deletedRooms).toContain(call.room);
+      expect(await resultsFor(call.callId)).toHaveLength(1);
+    });
   });
 });

@@ -1,12 +1,13 @@
 import { setMaxListeners } from 'node:events';
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { CallStore } from '../core/callStore.js';
 import { loadConfig, requireLiveKit, requireOutboundTrunk, type DialerConfig } from '../core/config.js';
 import { createLiveKitClients, type LiveKitClients } from '../core/livekitClients.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import type { CallResult } from '../core/outcomes.js';
-import { CALLS_QUEUE, callJobSchema, idSchema, type CallJob } from '../core/queues.js';
+import { CALLS_QUEUE } from '../core/queues.js';
+import { parseCallJob } from './parseCallJob.js';
 import { closeConnection, createWorkerConnection } from '../core/redisConnection.js';
 import { ResultReporter } from '../core/reportResult.js';
 import { systemClock, type Clock } from '../core/time.js';
@@ -15,6 +16,17 @@ import { MalformedCallJobError, RetryDialError } from './dialErrors.js';
 import { DialRateLimiter } from './dialRateLimiter.js';
 import { platformBackoffMs, retryDelayMs } from './retryPolicy.js';
 import { OutcomeWatchdog } from '../results/outcomeWatchdog.js';
+
+/** A job's data as found on `calls`: ours (CallJob) or another service's; parseCallJob validates it. */
+type PushedJobData = Record<string, unknown>;
+
+/** Where a job pushed without BullMQ `attempts` keeps its attempt count (BullMQ's counter stays at 0 for it). */
+const FOREIGN_ATTEMPTS_FIELD = 'dialAttemptsMade';
+
+function foreignAttemptsMade(data: unknown): number {
+  const made = (data as Record<string, unknown> | null)?.[FOREIGN_ATTEMPTS_FIELD];
+  return typeof made === 'number' && Number.isInteger(made) && made >= 0 ? made : 0;
+}
 
 /** A stalled call (its consumer died) may be picked up this many times before it fails for good. */
 export const MAX_STALLED_COUNT = 3;
@@ -34,7 +46,7 @@ export interface DialWorkerOptions {
 export type DialJobResult = { status: 'answered'; room: string; recovered: boolean } | { status: 'already_ended' } | { status: 'expired' };
 
 export interface DialWorkerHandle {
-  worker: Worker<CallJob, DialJobResult>;
+  worker: Worker<PushedJobData, DialJobResult>;
   /** First call drains (ringing calls finish); `force` stops at once. Idempotent per mode. */
   close(force?: boolean): Promise<void>;
 }
@@ -75,21 +87,20 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
   const report = (result: Omit<CallResult, 'endedAt' | 'reportedBy'>) =>
     reporter.report({ ...result, reportedBy: 'consumer', endedAt: clock.now() });
 
-  const processDialJob = async (job: Job<CallJob, DialJobResult>): Promise<DialJobResult> => {
-    const parsed = callJobSchema.safeParse(job.data);
-    if (!parsed.success) {
-      const reason = `malformed call job: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`;
-      const raw = (job.data ?? {}) as Partial<Record<string, unknown>>;
-      const callId = idSchema.safeParse(raw.callId);
-      const campaignId = idSchema.safeParse(raw.campaignId);
-      if (callId.success && campaignId.success) {
-        await report({ callId: callId.data, campaignId: campaignId.data, outcome: 'failed', reason });
+  const processDialJob = async (job: Job<PushedJobData, DialJobResult>, token?: string): Promise<DialJobResult> => {
+    const parsed = parseCallJob(job.data, job.id, job.timestamp);
+    if (!parsed.ok) {
+      if (parsed.callId && parsed.campaignId) {
+        await report({ callId: parsed.callId, campaignId: parsed.campaignId, outcome: 'failed', reason: parsed.reason });
       }
-      throw new MalformedCallJobError(reason); // logged once, by the failed handler
+      throw new MalformedCallJobError(parsed.reason); // logged once, by the failed handler
     }
-    const call = parsed.data;
-    const attempt = job.attemptsMade + 1;
-    const maxAttempts = job.opts.attempts ?? 1;
+    const { call } = parsed;
+    // A job pushed straight onto `calls` without BullMQ `attempts` gets DIAL_MAX_ATTEMPTS, counted in its data.
+    // (BullMQ stores a missing `attempts` as 0.)
+    const foreign = !job.opts.attempts;
+    const attempt = (foreign ? foreignAttemptsMade(job.data) : job.attemptsMade) + 1;
+    const maxAttempts = job.opts.attempts || config.dial.maxAttempts;
     const log = logger.child({ callId: call.callId, campaignId: call.campaignId, attempt });
 
     if (call.expiresAt !== undefined && clock.now() > call.expiresAt) {
@@ -131,6 +142,11 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     await store.endAttempt(call.campaignId, call.callId, attempt, final ? 'dialing' : 'waiting_retry', { result: failure.outcome, ...sip });
     if (!final) {
       log.info({ outcome: failure.outcome, ...sip }, 'attempt failed; retrying later');
+      if (foreign && token) {
+        await job.updateData({ ...job.data, [FOREIGN_ATTEMPTS_FIELD]: attempt });
+        await job.moveToDelayed(clock.now() + retryDelayMs(failure.outcome, attempt, config.dial.retryDelays, random), token);
+        throw new DelayedError();
+      }
       throw new RetryDialError(failure.outcome, failure.sipStatusCode, failure.sipStatus);
     }
     if (failure.kind === 'final' && failure.trunkConfigurationError) {
@@ -140,7 +156,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     throw new UnrecoverableError(`${failure.outcome} after ${attempt} attempt(s)${sip.sipStatusCode ? ` (SIP ${sip.sipStatusCode})` : ''}`);
   };
 
-  const worker: Worker<CallJob, DialJobResult> = new Worker<CallJob, DialJobResult>(CALLS_QUEUE, processDialJob, {
+  const worker: Worker<PushedJobData, DialJobResult> = new Worker<PushedJobData, DialJobResult>(CALLS_QUEUE, processDialJob, {
     connection,
     prefix: config.queuePrefix,
     concurrency: config.dial.concurrency,
@@ -157,9 +173,10 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
 
   worker.on('failed', (job, err) => {
     if (!job) return;
-    const retrying = !(err instanceof UnrecoverableError) && job.attemptsMade < (job.opts.attempts ?? 1);
+    const retrying = !(err instanceof UnrecoverableError) && job.attemptsMade < (job.opts.attempts || 1);
     if (retrying || err instanceof RetryDialError) return;
-    const ids = { callId: job.data.callId, campaignId: job.data.campaignId };
+    const parsed = parseCallJob(job.data, job.id, job.timestamp);
+    const ids = parsed.ok ? { callId: parsed.call.callId, campaignId: parsed.call.campaignId } : { callId: '', campaignId: '' };
     if (err instanceof MalformedCallJobError) {
       logger.error({ jobId: job.id, reason: err.message }, 'malformed job on the calls queue; skipped');
       return;
@@ -170,7 +187,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     }
     // an unexpected error used the last attempt (or the job stalled too often): the call must still end
     logger.error({ ...ids, err }, 'dial job failed unexpectedly; reporting the call as failed');
-    if (!idSchema.safeParse(ids.callId).success || !idSchema.safeParse(ids.campaignId).success) return;
+    if (!parsed.ok) return;
     report({ ...ids, outcome: 'failed', reason: err.message, attempt: job.attemptsMade }).catch((reportErr: unknown) =>
       logger.error({ ...ids, err: reportErr }, 'could not report the failed call'),
     );

@@ -179,4 +179,25 @@ describe('dial pipeline against the LiveKit simulator', () => {
     expect(failed?.failedReason).toMatch(/malformed call job: .*phoneNumber/);
     expect(await p.waitForOutcome(campaignId, 'bad-job')).toMatchObject({ outcome: 'failed' });
   });
+
+  it('dials a job another service pushed straight onto `calls` in the guide\'s snake_case', async () => {
+    const number = freshNumber();
+    p.sim.network.setBehavior(number, { type: 'answer', afterMs: 50 });
+    const job = await p.calls.add('dial', { phone_number: number, campaign_id: campaignId, metadata: { first_name: 'Lee' } });
+    const callId = `job-${job.id}`; // BullMQ's numeric id, made a valid call id
+    await waitFor(async () => ((await p.store.get(campaignId, callId))?.state === 'in_call' ? true : undefined));
+    const dispatch = p.sim.dispatches.find((d) => d.room === `call-${callId}-1`);
+    expect(JSON.parse(dispatch?.metadata ?? '{}')).toMatchObject({ phone_number: number, call_id: callId, metadata: { first_name: 'Lee' } });
+    const report = await p.store.counters(campaignId);
+    expect(report.total).toBeGreaterThan(0);
+  });
+
+  it('retries a pushed job without BullMQ attempts up to DIAL_MAX_ATTEMPTS', async () => {
+    const number = freshNumber();
+    p.sim.network.setBehavior(number, { type: 'busy' });
+    const job = await p.calls.add('dial', { phoneNumber: number });
+    const record = await p.waitForOutcome('default', `job-${job.id}`);
+    expect(record).toMatchObject({ outcome: 'busy', attempts: 3 });
+    expect(callsTo(number).map((c) => c.room)).toEqual([1, 2, 3].map((n) => `call-job-${job.id}-${n}`));
+  });
 });

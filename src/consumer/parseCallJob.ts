@@ -1,0 +1,65 @@
+import { z } from 'zod';
+import { InvalidInputError } from '../core/errors.js';
+import { normalizePhoneNumber } from '../core/phone.js';
+import { DEFAULT_CAMPAIGN_ID, callJobSchema, callMetadataSchema, idSchema, type CallJob } from '../core/queues.js';
+
+/**
+ * What other services may push onto `calls` directly with BullMQ: our own payload, or the guide's snake_case
+ * (`phone_number`, `campaign_id`, `metadata` …). Missing ids default to the job id and the default campaign.
+ */
+const pushedJobSchema = z.object({
+  callId: idSchema.optional(),
+  call_id: idSchema.optional(),
+  campaignId: idSchema.optional(),
+  campaign_id: idSchema.optional(),
+  phoneNumber: z.string().optional(),
+  phone_number: z.string().optional(),
+  metadata: callMetadataSchema.optional(),
+  agentProfile: z.string().min(1).optional(),
+  agent_profile: z.string().min(1).optional(),
+  enqueuedAt: z.number().int().positive().optional(),
+  expiresAt: z.number().int().positive().optional(),
+});
+
+export type ParsedCallJob = { ok: true; call: CallJob } | { ok: false; reason: string; callId?: string; campaignId?: string };
+
+/**
+ * BullMQ refuses integer custom job ids, and the call id becomes the job id on `call-results`; a pushed job's
+ * auto-generated id ("17") therefore becomes "job-17".
+ */
+function asCallId(id: string): string | undefined {
+  const valid = idSchema.safeParse(/^\d+$/.test(id) ? `job-${id}` : id);
+  return valid.success ? valid.data : undefined;
+}
+
+const describeIssues = (error: z.ZodError) => error.issues.map((i) => `${i.path.join('.') || 'data'}: ${i.message}`).join('; ');
+
+/** Validates a job taken from `calls` (the consumer's edge: other services write there too). */
+export function parseCallJob(data: unknown, jobId: string | undefined, jobTimestamp: number): ParsedCallJob {
+  const pushed = pushedJobSchema.safeParse(data);
+  if (!pushed.success) return { ok: false, reason: `malformed call job: ${describeIssues(pushed.error)}` };
+  const d = pushed.data;
+  const given = d.callId ?? d.call_id ?? jobId;
+  const callId = given === undefined ? undefined : asCallId(given);
+  const campaignId = d.campaignId ?? d.campaign_id ?? DEFAULT_CAMPAIGN_ID;
+  const raw = d.phoneNumber ?? d.phone_number;
+  if (!raw) return { ok: false, reason: 'malformed call job: phoneNumber: missing', callId, campaignId };
+  let phoneNumber: string;
+  try {
+    phoneNumber = normalizePhoneNumber(raw);
+  } catch (err) {
+    if (!(err instanceof InvalidInputError)) throw err;
+    return { ok: false, reason: `malformed call job: phoneNumber: ${err.message}`, callId, campaignId };
+  }
+  const call = callJobSchema.safeParse({
+    callId,
+    campaignId,
+    phoneNumber,
+    metadata: d.metadata ?? {},
+    agentProfile: d.agentProfile ?? d.agent_profile,
+    enqueuedAt: d.enqueuedAt ?? jobTimestamp,
+    expiresAt: d.expiresAt,
+  });
+  if (!call.success) return { ok: false, reason: `malformed call job: ${describeIssues(call.error)}`, callId, campaignId };
+  return { ok: true, call: call.data };
+}

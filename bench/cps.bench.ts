@@ -13,6 +13,7 @@ import { startDialWorker } from '../src/consumer/dialWorker.js';
 import { CallProducer } from '../src/producer/enqueueCalls.js';
 import { startLiveKitSim } from '../src/sim/index.js';
 import { maxInRollingWindow } from '../test/helpers/rollingWindow.js';
+import { deleteKeysWithPrefix } from '../test/helpers/testRedis.js';
 
 const CALLS = Number(process.env.CALLS ?? 1000);
 const CPS = Number(process.env.CPS ?? 50);
@@ -20,15 +21,6 @@ const CONSUMERS = 2;
 const CONCURRENCY_PER_CONSUMER = 100;
 const ANSWER_AFTER_MS = 50;
 const BULLMQ_WORKER_SLOTS = 40;
-
-async function deletePrefix(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await redis.unlink(...keys);
-  } while (cursor !== '0');
-}
 
 function rate(starts: number[]): { achievedCps: number; peak: number } {
   const sorted = [...starts].sort((a, b) => a - b);
@@ -63,7 +55,7 @@ async function ourDialer(redisUrl: string): Promise<number[]> {
   await Promise.all(dialers.map((d) => d.close()));
   await producer.close();
   await sim.close();
-  await deletePrefix(redis, prefix);
+  await deleteKeysWithPrefix(redis, prefix);
   await redis.quit();
   return starts;
 }
@@ -86,7 +78,7 @@ async function bullmqLimiter(redisUrl: string): Promise<number[]> {
   while (starts.length < CALLS && Date.now() < deadline) await sleep(100);
   await worker.close();
   await queue.close();
-  await deletePrefix(redis, prefix);
+  await deleteKeysWithPrefix(redis, prefix);
   await redis.quit();
   return starts;
 }

@@ -8,12 +8,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { findOrStartRedis } from '../src/core/localRedis.js';
 import { CALLS_QUEUE, type CallJob } from '../src/core/queues.js';
 import { closeConnection, createProducerConnection, waitUntilReady } from '../src/core/redisConnection.js';
 import { ENQUEUE_CHUNK_SIZE, enqueueCalls, jobOptions, type CallRequest } from '../src/producer/enqueueCalls.js';
 import { keyedCallId } from '../src/producer/callIds.js';
+import { deleteKeysWithPrefix } from '../test/helpers/testRedis.js';
 
 const CALLS = Number(process.env.BENCH_CALLS ?? 100_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -43,15 +43,6 @@ function rawJobs(reqs: readonly CallRequest[], now: number) {
     };
     return { name: 'dial', data: job, opts: jobOptions(job.callId, 0, MAX_ATTEMPTS) };
   });
-}
-
-async function deletePrefix(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 5000);
-    cursor = next;
-    if (keys.length > 0) await redis.unlink(...keys);
-  } while (cursor !== '0');
 }
 
 interface Timing {
@@ -86,7 +77,7 @@ async function runOurs(url: string, reqs: readonly CallRequest[]): Promise<Timin
     if (waiting !== reqs.length) throw new Error(`ours: ${waiting} jobs waiting, expected ${reqs.length}`);
     return timing;
   } finally {
-    await deletePrefix(connection, prefix);
+    await deleteKeysWithPrefix(connection, prefix);
     await closeConnection(connection);
   }
 }
@@ -106,7 +97,7 @@ async function runRaw(url: string, reqs: readonly CallRequest[]): Promise<Timing
     return timing;
   } finally {
     await queue.close();
-    await deletePrefix(connection, prefix);
+    await deleteKeysWithPrefix(connection, prefix);
     await closeConnection(connection);
   }
 }

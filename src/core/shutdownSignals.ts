@@ -10,26 +10,22 @@ export function handleShutdownSignals(
   exit: (code: number) => void = (code) => process.exit(code),
 ): () => void {
   let signals = 0;
+  const run = (step: () => Promise<void>, what: string) =>
+    step().then(
+      () => exit(0),
+      (err: unknown) => {
+        logger.error({ err }, `${what} failed`);
+        exit(1);
+      },
+    );
   const onSignal = (signal: NodeJS.Signals) => {
     signals += 1;
     if (signals === 1) {
       logger.info({ signal }, 'draining: finishing calls in flight (send the signal again to stop at once)');
-      stop.drain().then(
-        () => exit(0),
-        (err: unknown) => {
-          logger.error({ err }, 'drain failed');
-          exit(1);
-        },
-      );
+      void run(() => stop.drain(), 'drain');
     } else if (signals === 2) {
       logger.warn({ signal }, 'stopping now: calls in flight will be resumed by another consumer');
-      stop.force().then(
-        () => exit(0),
-        (err: unknown) => {
-          logger.error({ err }, 'forced stop failed');
-          exit(1);
-        },
-      );
+      void run(() => stop.force(), 'forced stop');
     }
   };
   process.on('SIGTERM', onSignal);

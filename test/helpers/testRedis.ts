@@ -13,17 +13,19 @@ export function uniquePrefix(name: string): string {
   return `t-${name}-${randomUUID().slice(0, 8)}`;
 }
 
-/** Deletes every key under `prefix` (SCAN, never KEYS, so a shared Redis is not blocked). */
-export async function deleteKeysWithPrefix(url: string, prefix: string): Promise<void> {
-  const redis = new Redis(url, { maxRetriesPerRequest: 1 });
+const SCAN_COUNT = 5000;
+
+/** Deletes every key under `prefix` (SCAN, never KEYS, so a shared Redis is not blocked); takes a URL or a client. */
+export async function deleteKeysWithPrefix(target: string | Redis, prefix: string): Promise<void> {
+  const redis = typeof target === 'string' ? new Redis(target, { maxRetriesPerRequest: 1 }) : target;
   try {
     let cursor = '0';
     do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', SCAN_COUNT);
       cursor = next;
       if (keys.length > 0) await redis.unlink(...keys);
     } while (cursor !== '0');
   } finally {
-    await redis.quit();
+    if (typeof target === 'string') await redis.quit();
   }
 }

@@ -76,6 +76,8 @@ export async function startRedisServer(binary = 'redis-server'): Promise<Provide
 
 export interface FindRedisOptions {
   env?: NodeJS.ProcessEnv;
+  /** Where a machine's own Redis usually answers (default 127.0.0.1:6379). */
+  defaultUrl?: string;
   /** Tried after the default address and before redis-server (tests pass testcontainers here). */
   docker?: () => Promise<ProvidedRedis | undefined>;
 }
@@ -88,14 +90,15 @@ export async function findOrStartRedis(options: FindRedisOptions = {}): Promise<
     if (await redisAnswers(env.REDIS_URL)) return { url: env.REDIS_URL, source: 'REDIS_URL', stop: noop };
     throw new Error(`REDIS_URL is set to ${env.REDIS_URL} but no Redis answers there`);
   }
-  if (await redisAnswers(DEFAULT_REDIS_URL)) return { url: DEFAULT_REDIS_URL, source: 'default', stop: noop };
+  const defaultUrl = options.defaultUrl ?? DEFAULT_REDIS_URL;
+  if (await redisAnswers(defaultUrl)) return { url: defaultUrl, source: 'default', stop: noop };
   const docker = await options.docker?.();
   if (docker) return docker;
   try {
     return await startRedisServer();
   } catch (err) {
     throw new Error(
-      `No Redis found: nothing answers at ${DEFAULT_REDIS_URL}, REDIS_URL is unset, and redis-server could not be started ` +
+      `No Redis found: nothing answers at ${defaultUrl}, REDIS_URL is unset, and redis-server could not be started ` +
         `(${(err as Error).message}). Start Redis 7 (e.g. \`apt-get install redis-server\` or \`docker compose up -d redis\`) ` +
         `or set REDIS_URL.`,
     );

@@ -77,6 +77,25 @@ describe('dial limits and crash safety', () => {
     expect(await (await p.calls.getJob(callId))?.getState()).toBe('completed');
   });
 
+  it('on drain, returns calls still waiting for a CPS slot to the queue without spending an attempt', async () => {
+    pipeline = await startTestPipeline('drain-slots', { env: { DIAL_CPS: '1' }, network: { default: { type: 'answer', afterMs: 50 } } });
+    const p = pipeline;
+    const list = numbers(3, 600);
+    const { enqueued } = await p.producer.enqueueCalls(list.map((phoneNumber) => ({ phoneNumber, campaignId })));
+    await waitFor(() => (p.sim.calls.length === 1 ? true : undefined));
+    await waitFor(async () => ((await p.calls.getActiveCount()) === 2 ? true : undefined)); // two wait for slots
+    const started = Date.now();
+    await p.dialers[0]?.close();
+    expect(Date.now() - started).toBeLessThan(800); // did not sit out the next slots, 1 s and 2 s away
+    expect(p.sim.calls).toHaveLength(1);
+    const waiting = await p.calls.getJobs(['wait', 'prioritized']);
+    expect(waiting.map((j) => j.id).sort()).toEqual(enqueued.slice(1).map((e) => e.callId).sort());
+    for (const job of waiting) expect(job.attemptsMade).toBe(0);
+    await p.startDialer(); // a new consumer dials them, as attempt 1
+    await waitFor(() => (p.sim.calls.length === 3 ? true : undefined), 15_000);
+    expect(p.sim.calls.map((c) => c.room.endsWith('-1'))).toEqual([true, true, true]);
+  });
+
   it('does not ring the phone again when a consumer is killed (SIGKILL) while it rings', async () => {
     pipeline = await startTestPipeline('sigkill', {
       dialers: 0,

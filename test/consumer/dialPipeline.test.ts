@@ -53,8 +53,8 @@ describe('dial pipeline against the LiveKit simulator', () => {
     expect(call?.options.ringingTimeoutMs).toBe(1000);
     // dispatch first, so the agent is there when the callee picks up
     expect(dispatch?.createdAtMs ?? Infinity).toBeLessThanOrEqual(call?.receivedAt ?? 0);
-    const job = await p.calls.getJob(callId);
-    expect(await job?.getState()).toBe('completed');
+    // the record turns in_call a moment before the job completes
+    await waitFor(async () => ((await p.calls.getJob(callId).then((j) => j?.getState())) === 'completed' ? true : undefined));
     expect(p.sim.deletedRooms).not.toContain(room);
   });
 
@@ -71,7 +71,8 @@ describe('dial pipeline against the LiveKit simulator', () => {
     expect(record).toMatchObject({ outcome, attempts: 1, sipStatusCode: sip });
     expect(callsTo(number)).toHaveLength(1);
     expect(p.sim.deletedRooms).toContain(`call-${callId}-1`);
-    expect(await (await p.calls.getJob(callId))?.getState()).toBe('failed');
+    // the outcome is reported just before the job fails
+    await waitFor(async () => ((await p.calls.getJob(callId).then((j) => j?.getState())) === 'failed' ? true : undefined));
   });
 
   it('ends an address-incomplete number (484) as invalid_number', async () => {

@@ -1,6 +1,6 @@
 import type { JobContext } from '@livekit/agents';
 import { voice } from '@livekit/agents';
-import { ParticipantKind, RoomEvent, type Participant, type RemoteParticipant, type Room } from '@livekit/rtc-node';
+import type { Room } from '@livekit/rtc-node';
 import { Redis } from 'ioredis';
 import { loadConfig, requireLiveKit, type DialerConfig } from '../core/config.js';
 import { createLiveKitClients } from '../core/livekitClients.js';
@@ -10,12 +10,13 @@ import { ResultReporter } from '../core/reportResult.js';
 import { HOUR, SECOND } from '../core/time.js';
 import { loadAgentSettings, type AgentSettings } from './agentConfig.js';
 import { buildCallAgent } from './callAgent.js';
-import { CallControl, SIP_CALL_STATUS_ATTRIBUTE, SIP_PHONE_NUMBER_ATTRIBUTE } from './callControl.js';
+import { CallControl, SIP_PHONE_NUMBER_ATTRIBUTE } from './callControl.js';
 import { CallController } from './callController.js';
 import { DispatchMetadataError, parseCallPlan, redactNumbersIn, type CallPlan } from './callPlan.js';
-import { createSessionModels } from './models.js';
+import { createSessionModels, type SessionModels } from './models.js';
 import { CallOutcomeTracker } from './outcomeTracker.js';
 import { loadProfiles, resolveCallProfile, type ProfileCatalog } from './profiles.js';
+import { followCallee, waitForCaller, waitForLeave, waitForSipAnswer, type LifecycleRoom, type RoomParticipant } from './roomLifecycle.js';
 import { agentsWarmTransfer } from './warmTransfer.js';
 
 /** After a warm transfer the agent stays (silent) until the caller leaves, to delete the room then; at most this long. */
@@ -30,6 +31,46 @@ export interface CallJobDeps {
   logger?: Logger;
 }
 
+/** The room a call runs in, as far as the call's own logic goes (rtc-node's `Room` fits). */
+export interface CallRoom extends LifecycleRoom<RoomParticipant> {
+  readonly name: string | undefined;
+}
+
+/** What runCall uses of agents-js' JobContext (which fits it, with `R` = rtc-node's `Room`). */
+export interface CallJobContext<R extends CallRoom> {
+  readonly job: {
+    readonly id: string;
+    readonly metadata: string;
+    readonly room?: { readonly name: string; readonly metadata: string };
+  };
+  readonly room: R;
+  connect(): Promise<void>;
+  addShutdownCallback(callback: () => Promise<void>): void;
+  shutdown(reason?: string): void;
+}
+
+/** What the call's voice session is made of and whom it listens to. */
+export interface SessionRequest<R> {
+  room: R;
+  agent: voice.Agent;
+  models: SessionModels;
+  participantIdentity: string | undefined;
+}
+
+/** Creates the call's AgentSession and starts it in the room (the one step that needs real media). */
+export type SessionOpener<R> = (request: SessionRequest<R>) => Promise<voice.AgentSession>;
+
+export interface CallRunDeps<R> extends CallJobDeps {
+  openSession: SessionOpener<R>;
+}
+
+/** Production: an AgentSession on the call's models, started in the job's LiveKit room. */
+export async function openRoomSession({ room, agent, models, participantIdentity }: SessionRequest<Room>): Promise<voice.AgentSession> {
+  const session = new voice.AgentSession({ llm: models.llm, stt: models.stt, tts: models.tts });
+  await session.start({ agent, room, inputOptions: { participantIdentity } });
+  return session;
+}
+
 let cachedProfiles: { file: string; catalog: Promise<ProfileCatalog> } | undefined;
 
 /** Profiles are read once per process (a job process may run many calls). */
@@ -40,115 +81,12 @@ function profilesFor(settings: AgentSettings): Promise<ProfileCatalog> {
   return cachedProfiles.catalog;
 }
 
-type AnswerWait = 'answered' | 'gone' | 'timeout';
-
-/**
- * Waits until the consumer-dialed SIP participant is in the room with `sip.callStatus` = active (answered),
- * leaves (the call failed: the consumer reports it), or the time is up.
- */
-function waitForSipAnswer(room: Room, identity: string, timeoutMs: number): Promise<AnswerWait> {
-  return new Promise((resolve) => {
-    const isAnswered = (p: Participant | undefined) => p?.attributes[SIP_CALL_STATUS_ATTRIBUTE] === 'active';
-    const finish = (result: AnswerWait) => {
-      clearTimeout(timer);
-      room.off(RoomEvent.ParticipantConnected, onConnected);
-      room.off(RoomEvent.ParticipantAttributesChanged, onAttributes);
-      room.off(RoomEvent.ParticipantDisconnected, onDisconnected);
-      room.off(RoomEvent.Disconnected, onRoomClosed);
-      resolve(result);
-    };
-    const onConnected = (p: RemoteParticipant) => {
-      if (p.identity === identity && isAnswered(p)) finish('answered');
-    };
-    const onAttributes = (_changed: Record<string, string>, p: Participant) => {
-      if (p.identity !== identity) return;
-      if (isAnswered(p)) finish('answered');
-      else if (p.attributes[SIP_CALL_STATUS_ATTRIBUTE] === 'hangup') finish('gone');
-    };
-    const onDisconnected = (p: RemoteParticipant) => {
-      if (p.identity === identity) finish('gone');
-    };
-    const onRoomClosed = () => finish('gone');
-    const timer = setTimeout(() => finish('timeout'), timeoutMs);
-    room.on(RoomEvent.ParticipantConnected, onConnected);
-    room.on(RoomEvent.ParticipantAttributesChanged, onAttributes);
-    room.on(RoomEvent.ParticipantDisconnected, onDisconnected);
-    room.on(RoomEvent.Disconnected, onRoomClosed);
-    if (isAnswered(room.remoteParticipants.get(identity))) finish('answered');
-  });
-}
-
-/**
- * The inbound caller: the first participant in the room that is not an agent (the SIP participant the dispatch
- * rule put there). `closed` when the room goes away first (the caller hung up before the agent joined).
- */
-function waitForCaller(room: Room, timeoutMs: number): Promise<RemoteParticipant | 'closed' | 'timeout'> {
-  return new Promise((resolve) => {
-    const isCaller = (p: RemoteParticipant) => p.kind !== ParticipantKind.AGENT;
-    const finish = (result: RemoteParticipant | 'closed' | 'timeout') => {
-      clearTimeout(timer);
-      room.off(RoomEvent.ParticipantConnected, onConnected);
-      room.off(RoomEvent.Disconnected, onRoomClosed);
-      resolve(result);
-    };
-    const onConnected = (p: RemoteParticipant) => {
-      if (isCaller(p)) finish(p);
-    };
-    const onRoomClosed = () => finish('closed');
-    const timer = setTimeout(() => finish('timeout'), timeoutMs);
-    room.on(RoomEvent.ParticipantConnected, onConnected);
-    room.on(RoomEvent.Disconnected, onRoomClosed);
-    const present = [...room.remoteParticipants.values()].find(isCaller);
-    if (present) finish(present);
-  });
-}
-
-/** Resolves when `identity` leaves the room (or the room closes), at most after `timeoutMs`. */
-function waitForLeave(room: Room, identity: string, timeoutMs: number): Promise<void> {
-  return new Promise((resolve) => {
-    const finish = () => {
-      clearTimeout(timer);
-      room.off(RoomEvent.ParticipantDisconnected, onLeft);
-      room.off(RoomEvent.Disconnected, finish);
-      resolve();
-    };
-    const onLeft = (p: RemoteParticipant) => {
-      if (p.identity === identity) finish();
-    };
-    const timer = setTimeout(finish, timeoutMs);
-    room.on(RoomEvent.ParticipantDisconnected, onLeft);
-    room.on(RoomEvent.Disconnected, finish);
-    if (!room.remoteParticipants.has(identity)) finish();
-  });
-}
-
-/** Follows the callee in the room (the SIP lifecycle): hang-up, `sip.callStatus`, keypad presses. */
-function followCallee(room: Room, controller: CallController, session: voice.AgentSession, log: Logger): void {
-  room.on(RoomEvent.ParticipantDisconnected, (p: RemoteParticipant) => {
-    if (p.identity === controller.callee) void controller.calleeLeft();
-  });
-  room.on(RoomEvent.ParticipantAttributesChanged, (changed: Record<string, string>, p: Participant) => {
-    if (p.identity !== controller.callee) return;
-    const status = changed[SIP_CALL_STATUS_ATTRIBUTE];
-    if (status) log.debug({ status }, 'sip.callStatus changed');
-    if (status === 'hangup') void controller.calleeLeft('callee hung up (sip.callStatus hangup)');
-  });
-  room.on(RoomEvent.DtmfReceived, (_code: number, digit: string, p: RemoteParticipant) => {
-    if (p.identity !== controller.callee || controller.isEnding) return;
-    log.info({ digit }, 'keypad press');
-    try {
-      session.generateReply({ userInput: controller.dtmfInput(digit) });
-    } catch (err) {
-      log.warn({ err: (err as Error).message }, 'could not hand the keypad press to the model');
-    }
-  });
-  room.on(RoomEvent.Disconnected, () => {
-    if (!controller.isEnding && !controller.roomKept) void controller.calleeLeft('the room closed');
-  });
-}
-
 /** voice.AMD on the greeting (profiles with `amd: true`): a voicemail greeting leaves the message and hangs up. */
-async function runAnsweringMachineDetection(detector: voice.AMD, controller: CallController, log: Logger): Promise<void> {
+export async function runAnsweringMachineDetection(
+  detector: Pick<voice.AMD, 'execute' | 'aclose'>,
+  controller: Pick<CallController, 'leaveVoicemail' | 'end'>,
+  log: Logger,
+): Promise<void> {
   try {
     const prediction = await detector.execute();
     log.info({ category: prediction.category, reason: prediction.reason }, 'answering machine detection');
@@ -171,6 +109,11 @@ async function runAnsweringMachineDetection(detector: voice.AMD, controller: Cal
  * (campaign `inbound` unless the dispatch or room metadata names one), whatever ends them.
  */
 export async function runCallJob(ctx: JobContext, deps: CallJobDeps = {}): Promise<void> {
+  await runCall(ctx, { ...deps, openSession: openRoomSession });
+}
+
+/** runCallJob on any room: the voice session comes from `deps.openSession` (tests start a text-mode one). */
+export async function runCall<R extends CallRoom>(ctx: CallJobContext<R>, deps: CallRunDeps<R>): Promise<void> {
   const config = deps.config ?? loadConfig();
   const settings = deps.settings ?? loadAgentSettings();
   const roomName = ctx.job.room?.name ?? ctx.room.name ?? '';
@@ -254,7 +197,7 @@ export async function runCallJob(ctx: JobContext, deps: CallJobDeps = {}): Promi
       }
       tracker.markConnected();
     }
-    let caller: RemoteParticipant | undefined;
+    let caller: RoomParticipant | undefined;
     if (direction.kind === 'inbound') {
       const joined = await waitForCaller(ctx.room, settings.participantWaitMs);
       if (typeof joined === 'string') {
@@ -287,7 +230,6 @@ export async function runCallJob(ctx: JobContext, deps: CallJobDeps = {}): Promi
     if (profile.missingPlaceholders.length > 0) log.warn({ missing: profile.missingPlaceholders }, 'placeholders without a value');
 
     const models = createSessionModels(settings.models, profile.voice);
-    const session = new voice.AgentSession({ llm: models.llm, stt: models.stt, tts: models.tts });
     const callController = new CallController({
       profile,
       tracker,
@@ -302,21 +244,25 @@ export async function runCallJob(ctx: JobContext, deps: CallJobDeps = {}): Promi
     });
     const agent = buildCallAgent(callController);
     let detector: voice.AMD | undefined;
+    // Outbound: listening starts before a self-dialed call is placed, so the callee's first words are not lost
+    // (telephony_amd.ts does the same).
+    const session = await deps.openSession({
+      room: ctx.room,
+      agent,
+      models,
+      participantIdentity: direction.kind === 'inbound' ? caller?.identity : direction.participantIdentity,
+    });
 
     if (direction.kind === 'inbound') {
-      await session.start({ agent, room: ctx.room, inputOptions: { participantIdentity: caller?.identity } });
       controller = callController;
       callController.attach(session);
       session.generateReply({ instructions: profile.greeting ?? DEFAULT_INBOUND_GREETING });
     } else if (direction.kind === 'consumer_dialed') {
-      await session.start({ agent, room: ctx.room, inputOptions: { participantIdentity: direction.participantIdentity } });
       controller = callController;
       callController.attach(session);
       if (profile.amd) detector = new voice.AMD(session, { llm: models.classifierLlm, participantIdentity: direction.participantIdentity });
     } else {
       const trunkId = config.sipOutboundTrunkId;
-      // Start listening before dialing so the callee's first words are not lost (telephony_amd.ts does the same).
-      await session.start({ agent, room: ctx.room, inputOptions: { participantIdentity: direction.participantIdentity } });
       if (profile.amd) detector = new voice.AMD(session, { llm: models.classifierLlm, participantIdentity: direction.participantIdentity });
       selfDialing = true;
       const dialed = trunkId

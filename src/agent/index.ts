@@ -20,7 +20,17 @@ export {
   type CallDirection,
 } from './callPlan.js';
 export { buildCallScript, ScriptedLLM, type CallScript } from './calleeScript.js';
-export { runCallJob, type CallJobDeps } from './entry.js';
+export {
+  runCallJob,
+  runCall,
+  openRoomSession,
+  type CallJobDeps,
+  type CallJobContext,
+  type CallRoom,
+  type CallRunDeps,
+  type SessionOpener,
+  type SessionRequest,
+} from './entry.js';
 export { createSessionModels, type SessionModels } from './models.js';
 export { CallOutcomeTracker, type OutcomeDecision, type ResultSink } from './outcomeTracker.js';
 export {
@@ -42,4 +52,13 @@ export {
   type SimulatedTiming,
 } from './simulatedAgent.js';
 export { surveyCsv, csvCell, type SurveyCsvOptions } from './surveyCsv.js';
+export {
+  followCallee,
+  waitForCaller,
+  waitForLeave,
+  waitForSipAnswer,
+  type AnswerWait,
+  type LifecycleRoom,
+  type RoomParticipant,
+} from './roomLifecycle.js';
 export { agentsWarmTransfer, apiWarmTransfer, type WarmTransferPort } from './warmTransfer.js';

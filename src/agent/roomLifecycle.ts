@@ -1,0 +1,175 @@
+/**
+ * Following the SIP participant through a LiveKit room (the telephony guide's SIP lifecycle): waiting for the
+ * consumer-dialed callee to answer, for an inbound caller to join, for someone to leave, and routing the callee's
+ * hang-up, `sip.callStatus` and keypad presses to the call. Typed against the few parts of rtc-node's `Room` they
+ * use, so a real `Room` fits and tests can drive them with an EventEmitter.
+ */
+import { ParticipantKind, RoomEvent, type DisconnectReason } from '@livekit/rtc-node';
+import type { Logger } from '../core/logger.js';
+import { SIP_CALL_STATUS_ATTRIBUTE } from './callControl.js';
+
+/** What the lifecycle reads of a participant; rtc-node's `Participant` (local or remote) has all of it. */
+export interface RoomParticipant {
+  readonly identity: string;
+  readonly kind: ParticipantKind;
+  readonly attributes: Readonly<Record<string, string>>;
+}
+
+/**
+ * The part of rtc-node's `Room` the call lifecycle uses: its remote participants and five events, with rtc-node's
+ * listener arguments (`ParticipantAttributesChanged` may name any participant, the others a remote one).
+ * rtc-node updates `remoteParticipants` (and a participant's attributes) before it emits the event.
+ */
+export interface LifecycleRoom<P extends RoomParticipant = RoomParticipant> {
+  readonly remoteParticipants: ReadonlyMap<string, P>;
+  on(event: RoomEvent.ParticipantConnected, listener: (participant: P) => void): unknown;
+  on(event: RoomEvent.ParticipantDisconnected, listener: (participant: P) => void): unknown;
+  on(
+    event: RoomEvent.ParticipantAttributesChanged,
+    listener: (changed: Record<string, string>, participant: RoomParticipant) => void,
+  ): unknown;
+  on(event: RoomEvent.DtmfReceived, listener: (code: number, digit: string, participant: P) => void): unknown;
+  on(event: RoomEvent.Disconnected, listener: (reason: DisconnectReason) => void): unknown;
+  off(event: RoomEvent.ParticipantConnected, listener: (participant: P) => void): unknown;
+  off(event: RoomEvent.ParticipantDisconnected, listener: (participant: P) => void): unknown;
+  off(
+    event: RoomEvent.ParticipantAttributesChanged,
+    listener: (changed: Record<string, string>, participant: RoomParticipant) => void,
+  ): unknown;
+  off(event: RoomEvent.DtmfReceived, listener: (code: number, digit: string, participant: P) => void): unknown;
+  off(event: RoomEvent.Disconnected, listener: (reason: DisconnectReason) => void): unknown;
+}
+
+export type AnswerWait = 'answered' | 'gone' | 'timeout';
+
+/**
+ * Waits until the consumer-dialed SIP participant is in the room with `sip.callStatus` = active (answered),
+ * leaves (the call failed: the consumer reports it), or the time is up.
+ */
+export function waitForSipAnswer(room: LifecycleRoom, identity: string, timeoutMs: number): Promise<AnswerWait> {
+  return new Promise((resolve) => {
+    const isAnswered = (p: RoomParticipant | undefined) => p?.attributes[SIP_CALL_STATUS_ATTRIBUTE] === 'active';
+    const finish = (result: AnswerWait) => {
+      clearTimeout(timer);
+      room.off(RoomEvent.ParticipantConnected, onConnected);
+      room.off(RoomEvent.ParticipantAttributesChanged, onAttributes);
+      room.off(RoomEvent.ParticipantDisconnected, onDisconnected);
+      room.off(RoomEvent.Disconnected, onRoomClosed);
+      resolve(result);
+    };
+    const onConnected = (p: RoomParticipant) => {
+      if (p.identity === identity && isAnswered(p)) finish('answered');
+    };
+    const onAttributes = (_changed: Record<string, string>, p: RoomParticipant) => {
+      if (p.identity !== identity) return;
+      if (isAnswered(p)) finish('answered');
+      else if (p.attributes[SIP_CALL_STATUS_ATTRIBUTE] === 'hangup') finish('gone');
+    };
+    const onDisconnected = (p: RoomParticipant) => {
+      if (p.identity === identity) finish('gone');
+    };
+    const onRoomClosed = () => finish('gone');
+    const timer = setTimeout(() => finish('timeout'), timeoutMs);
+    room.on(RoomEvent.ParticipantConnected, onConnected);
+    room.on(RoomEvent.ParticipantAttributesChanged, onAttributes);
+    room.on(RoomEvent.ParticipantDisconnected, onDisconnected);
+    room.on(RoomEvent.Disconnected, onRoomClosed);
+    if (isAnswered(room.remoteParticipants.get(identity))) finish('answered');
+  });
+}
+
+/**
+ * The inbound caller: the first participant in the room that is not an agent (the SIP participant the dispatch
+ * rule put there). `closed` when the room goes away first (the caller hung up before the agent joined).
+ */
+export function waitForCaller<P extends RoomParticipant>(room: LifecycleRoom<P>, timeoutMs: number): Promise<P | 'closed' | 'timeout'> {
+  return new Promise((resolve) => {
+    const isCaller = (p: P) => p.kind !== ParticipantKind.AGENT;
+    const finish = (result: P | 'closed' | 'timeout') => {
+      clearTimeout(timer);
+      room.off(RoomEvent.ParticipantConnected, onConnected);
+      room.off(RoomEvent.Disconnected, onRoomClosed);
+      resolve(result);
+    };
+    const onConnected = (p: P) => {
+      if (isCaller(p)) finish(p);
+    };
+    const onRoomClosed = () => finish('closed');
+    const timer = setTimeout(() => finish('timeout'), timeoutMs);
+    room.on(RoomEvent.ParticipantConnected, onConnected);
+    room.on(RoomEvent.Disconnected, onRoomClosed);
+    const present = [...room.remoteParticipants.values()].find(isCaller);
+    if (present) finish(present);
+  });
+}
+
+/** Resolves when `identity` leaves the room (or the room closes), at most after `timeoutMs`. */
+export function waitForLeave(room: LifecycleRoom, identity: string, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const finish = () => {
+      clearTimeout(timer);
+      room.off(RoomEvent.ParticipantDisconnected, onLeft);
+      room.off(RoomEvent.Disconnected, finish);
+      resolve();
+    };
+    const onLeft = (p: RoomParticipant) => {
+      if (p.identity === identity) finish();
+    };
+    const timer = setTimeout(finish, timeoutMs);
+    room.on(RoomEvent.ParticipantDisconnected, onLeft);
+    room.on(RoomEvent.Disconnected, finish);
+    if (!room.remoteParticipants.has(identity)) finish();
+  });
+}
+
+/** The part of CallController that follows the callee (CallController satisfies it). */
+export interface CalleeEvents {
+  readonly callee: string | undefined;
+  readonly isEnding: boolean;
+  readonly roomKept: boolean;
+  calleeLeft(detail?: string): Promise<unknown>;
+  dtmfInput(digit: string): string;
+}
+
+/** Where a keypad press goes: the session answers it as a user turn (voice.AgentSession satisfies it). */
+export interface KeypadReplies {
+  generateReply(options: { userInput: string }): unknown;
+}
+
+/**
+ * Follows the callee in the room (the SIP lifecycle): hang-up, `sip.callStatus`, keypad presses. Returns a function
+ * that removes the listeners (once the call has ended they do nothing; the room goes away with the job anyway).
+ */
+export function followCallee(room: LifecycleRoom, controller: CalleeEvents, session: KeypadReplies, log: Logger): () => void {
+  const onLeft = (p: RoomParticipant) => {
+    if (p.identity === controller.callee) void controller.calleeLeft();
+  };
+  const onAttributes = (changed: Record<string, string>, p: RoomParticipant) => {
+    if (p.identity !== controller.callee) return;
+    const status = changed[SIP_CALL_STATUS_ATTRIBUTE];
+    if (status) log.debug({ status }, 'sip.callStatus changed');
+    if (status === 'hangup') void controller.calleeLeft('callee hung up (sip.callStatus hangup)');
+  };
+  const onDtmf = (_code: number, digit: string, p: RoomParticipant) => {
+    if (p.identity !== controller.callee || controller.isEnding) return;
+    log.info({ digit }, 'keypad press');
+    try {
+      session.generateReply({ userInput: controller.dtmfInput(digit) });
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'could not hand the keypad press to the model');
+    }
+  };
+  const onRoomClosed = () => {
+    if (!controller.isEnding && !controller.roomKept) void controller.calleeLeft('the room closed');
+  };
+  room.on(RoomEvent.ParticipantDisconnected, onLeft);
+  room.on(RoomEvent.ParticipantAttributesChanged, onAttributes);
+  room.on(RoomEvent.DtmfReceived, onDtmf);
+  room.on(RoomEvent.Disconnected, onRoomClosed);
+  return () => {
+    room.off(RoomEvent.ParticipantDisconnected, onLeft);
+    room.off(RoomEvent.ParticipantAttributesChanged, onAttributes);
+    room.off(RoomEvent.DtmfReceived, onDtmf);
+    room.off(RoomEvent.Disconnected, onRoomClosed);
+  };
+}

@@ -20,9 +20,10 @@ const nonNegative = (name: string) => z.coerce.number({ error: `${name} must be 
 /** Environment variables the dialer reads (the outside contract); empty strings count as unset. */
 const envSchema = z.object({
   REDIS_URL: z.string().url('REDIS_URL must be a URL like redis://host:6379').default(DEFAULT_REDIS_URL),
+  // braces allowed: on Redis Cluster BullMQ wants a hash-tagged prefix such as {bull}
   QUEUE_PREFIX: z
     .string()
-    .regex(/^[A-Za-z0-9_.-]+$/, 'QUEUE_PREFIX may hold only letters, digits, "_", "." and "-"')
+    .regex(/^[A-Za-z0-9_.{}-]+$/, 'QUEUE_PREFIX may hold only letters, digits, "_", ".", "-" and a {hash tag}')
     .default(DEFAULT_QUEUE_PREFIX),
   LIVEKIT_URL: z.string().url('LIVEKIT_URL must be a URL like wss://my-project.livekit.cloud').optional(),
   LIVEKIT_API_KEY: z.string().optional(),

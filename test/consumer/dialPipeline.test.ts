@@ -110,6 +110,21 @@ describe('dial pipeline against the LiveKit simulator', () => {
     expect(record).toMatchObject({ outcome: 'no_answer', attempts: 3, sipStatusCode: 486 });
   });
 
+  it('treats LiveKit\'s current ring-out (408 "sip request timed out", no SIP status) as no_answer, attempt spent', async () => {
+    const number = freshNumber();
+    p.sim.network.setRingOut('timeout');
+    try {
+      p.sim.network.setBehavior(number, { sequence: [{ type: 'ring_out' }, { type: 'answer', afterMs: 100 }] });
+      const callId = await p.enqueue({ phoneNumber: number, campaignId });
+      await waitFor(async () => ((await p.store.get(campaignId, callId))?.state === 'in_call' ? true : undefined), 15_000);
+      const record = await p.store.get(campaignId, callId);
+      expect(record?.attemptLog.map((a) => a.result)).toEqual(['no_answer', 'answered']);
+      expect(callsTo(number)[0]).toMatchObject({ httpStatus: 408, sipStatusCode: undefined });
+    } finally {
+      p.sim.network.setRingOut('busy');
+    }
+  });
+
   it('treats temporarily unavailable (480) as no_answer and retries it', async () => {
     const number = freshNumber();
     p.sim.network.setBehavior(number, { sequence: [{ type: 'unavailable' }, { type: 'answer', afterMs: 100 }] });

@@ -166,7 +166,12 @@ export async function runCall<R extends CallRoom>(ctx: CallJobContext<R>, deps: 
   // Registered before anything can fail or dial: whatever ends this job, a connected call gets one outcome.
   ctx.addShutdownCallback(async () => {
     if (controller && tracker.connected) await controller.abort('the agent shut down during the call');
-    else if (selfDialing) await tracker.finish({ outcome: 'failed', reason: 'the agent shut down while placing the call' });
+    else if (selfDialing) {
+      const reason = 'the agent shut down while placing the call';
+      await tracker.finish({ outcome: 'failed', reason });
+      // Deleting the room cancels the call still ringing, so it is not answered into a room nobody serves.
+      await control.hangup(reason);
+    }
     else if (tracker.connected || inbound) {
       // Answered (or an inbound caller, whose call is the agent's from the start) but no conversation yet.
       const reason = tracker.connected ? 'the agent shut down during the call' : 'the agent shut down before the caller was connected';
@@ -185,16 +190,20 @@ export async function runCall<R extends CallRoom>(ctx: CallJobContext<R>, deps: 
     if (direction.kind === 'consumer_dialed') {
       waitingForAnswer = true;
       const answer = await waitForSipAnswer(ctx.room, direction.participantIdentity, settings.participantWaitMs);
-      waitingForAnswer = false;
       if (answer !== 'answered') {
         // Never connected: the consumer saw the SIP failure and reports it; nothing is the agent's to report.
         log.info({ answer }, 'the callee did not connect');
-        // After a failure the consumer deletes the room; after a timeout this stops a phone from ringing into a room
-        // nobody serves (the consumer then sees a platform failure and dials again later).
+        // After a failure (`gone`) the consumer deletes the room. After a timeout, or when the agent lost the room
+        // (agents-js disconnects from it before running shutdown callbacks), the call may still be ringing: deleting
+        // the room stops the phone from ringing into a room nobody serves (the consumer then sees a platform failure
+        // and dials again later). A room that is already gone is fine.
         if (answer === 'timeout') await control.hangup('the callee did not answer in time');
-        ctx.shutdown(`callee ${answer}`);
+        else if (answer === 'closed') await control.hangup('the agent left the room before the callee answered');
+        waitingForAnswer = false;
+        ctx.shutdown(answer === 'closed' ? 'room closed before the callee answered' : `callee ${answer}`);
         return;
       }
+      waitingForAnswer = false;
       tracker.markConnected();
     }
     let caller: RoomParticipant | undefined;

@@ -40,11 +40,13 @@ export interface LifecycleRoom<P extends RoomParticipant = RoomParticipant> {
   off(event: RoomEvent.Disconnected, listener: (reason: DisconnectReason) => void): unknown;
 }
 
-export type AnswerWait = 'answered' | 'gone' | 'timeout';
+export type AnswerWait = 'answered' | 'gone' | 'closed' | 'timeout';
 
 /**
  * Waits until the consumer-dialed SIP participant is in the room with `sip.callStatus` = active (answered),
- * leaves (the call failed: the consumer reports it), or the time is up.
+ * leaves or reaches `hangup` (`gone`: the call failed, the consumer reports it), the agent's room connection ends
+ * (`closed`: the room was deleted, or the agent left it, e.g. its job shutting down, while the call may still be
+ * ringing), or the time is up.
  */
 export function waitForSipAnswer(room: LifecycleRoom, identity: string, timeoutMs: number): Promise<AnswerWait> {
   return new Promise((resolve) => {
@@ -68,7 +70,7 @@ export function waitForSipAnswer(room: LifecycleRoom, identity: string, timeoutM
     const onDisconnected = (p: RoomParticipant) => {
       if (p.identity === identity) finish('gone');
     };
-    const onRoomClosed = () => finish('gone');
+    const onRoomClosed = () => finish('closed');
     const timer = setTimeout(() => finish('timeout'), timeoutMs);
     room.on(RoomEvent.ParticipantConnected, onConnected);
     room.on(RoomEvent.ParticipantAttributesChanged, onAttributes);

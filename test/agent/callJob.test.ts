@@ -204,6 +204,11 @@ async function consumerDials(room: string, phoneNumber: string, identity: string
   }
 }
 
+/** runCall follows the callee once its four room listeners (hang-up, attributes, keypad, room closed) are on. */
+async function following(room: FakeRoom): Promise<void> {
+  await waitFor(() => (room.lifecycleListeners() === 4 ? true : undefined), 2000, 'runCall following the callee');
+}
+
 function historyHas(session: voice.AgentSession, role: 'user' | 'assistant', text: string): boolean {
   return session.history.items.some((item) => item.type === 'message' && item.role === role && (item.textContent ?? '').includes(text));
 }
@@ -305,7 +310,9 @@ describe('consumer-dialed calls that connect', () => {
       ],
     });
     expect(await consumerDials(roomName, number, identity)).toBe(true);
-    const session = await waitFor(() => call.job.sessions[0], 2000, 'the session');
+    await following(call.room);
+    const session = call.job.sessions[0];
+    if (!session) throw new Error('no session was opened');
     expect(call.opened[0]?.participantIdentity).toBe(identity);
 
     call.room.dtmf(identity, '1');
@@ -402,10 +409,8 @@ describe('self-dialed calls (dispatch with only phone_number)', () => {
     const number = nextNumber('+1505556');
     sim.network.setBehavior(number, { type: 'answer', afterMs: 20, callee: { kind: 'human' } });
     const call = startCall({ phone_number: number }, { roomName });
-    await waitFor(() => (call.room.remoteParticipants.get(`sip-${roomName}`)?.attributes['sip.callStatus'] === 'active' ? true : undefined), 2000);
-    await waitFor(() => call.job.sessions[0], 2000, 'the session');
-    // Give runCall the moment between the answer and following the callee.
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await following(call.room);
+    expect(call.room.remoteParticipants.get(`sip-${roomName}`)?.attributes['sip.callStatus']).toBe('active');
     expect(sim.hangupCallee(roomName, `sip-${roomName}`)).toBe(true);
     const ended = await call.run.ended;
 
@@ -425,7 +430,7 @@ describe('inbound calls', () => {
     const room = new FakeRoom(roomName);
     const call = startCall('', { room });
     room.join('sip-caller', { 'sip.phoneNumber': CALLER, 'sip.callStatus': 'active' });
-    await waitFor(() => call.job.sessions[0], 2000, 'the session');
+    await following(room);
     expect(call.opened[0]?.participantIdentity).toBe('sip-caller');
     room.leave('sip-caller');
     await call.run.ended;

@@ -171,8 +171,7 @@ export async function runCall<R extends CallRoom>(ctx: CallJobContext<R>, deps: 
       await tracker.finish({ outcome: 'failed', reason });
       // Deleting the room cancels the call still ringing, so it is not answered into a room nobody serves.
       await control.hangup(reason);
-    }
-    else if (tracker.connected || inbound) {
+    } else if (tracker.connected || inbound) {
       // Answered (or an inbound caller, whose call is the agent's from the start) but no conversation yet.
       const reason = tracker.connected ? 'the agent shut down during the call' : 'the agent shut down before the caller was connected';
       await tracker.finish({ outcome: 'failed', reason });

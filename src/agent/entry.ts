@@ -294,7 +294,7 @@ export async function runCall<R extends CallRoom>(ctx: CallJobContext<R>, deps: 
       callController.attach(session);
     }
 
-    followCallee(ctx.room, callController, session, log);
+    followCallee(ctx.room, callController, session, log, { calleeSeen: direction.kind !== 'self_dial' });
     if (detector) void runAnsweringMachineDetection(detector, callController, log);
     const result = await callController.done();
     if (callController.roomKept && callController.callee) {

@@ -58,6 +58,7 @@ export {
   waitForLeave,
   waitForSipAnswer,
   type AnswerWait,
+  type FollowOptions,
   type LifecycleRoom,
   type RoomParticipant,
 } from './roomLifecycle.js';

@@ -138,11 +138,26 @@ export interface KeypadReplies {
   generateReply(options: { userInput: string }): unknown;
 }
 
+export interface FollowOptions {
+  /**
+   * The agent saw the callee in the room before following started (the answered consumer-dialed participant, the
+   * inbound caller): if it is gone by now, it hung up meanwhile (e.g. while the session was starting) and the call
+   * ends at once. Not for a call the agent has just placed, whose participant the room may not show yet.
+   */
+  calleeSeen: boolean;
+}
+
 /**
  * Follows the callee in the room (the SIP lifecycle): hang-up, `sip.callStatus`, keypad presses. Returns a function
  * that removes the listeners (once the call has ended they do nothing; the room goes away with the job anyway).
  */
-export function followCallee(room: LifecycleRoom, controller: CalleeEvents, session: KeypadReplies, log: Logger): () => void {
+export function followCallee(
+  room: LifecycleRoom,
+  controller: CalleeEvents,
+  session: KeypadReplies,
+  log: Logger,
+  options: FollowOptions = { calleeSeen: false },
+): () => void {
   const onLeft = (p: RoomParticipant) => {
     if (p.identity === controller.callee) void controller.calleeLeft();
   };
@@ -168,6 +183,11 @@ export function followCallee(room: LifecycleRoom, controller: CalleeEvents, sess
   room.on(RoomEvent.ParticipantAttributesChanged, onAttributes);
   room.on(RoomEvent.DtmfReceived, onDtmf);
   room.on(RoomEvent.Disconnected, onRoomClosed);
+  const callee = controller.callee;
+  if (options.calleeSeen && callee !== undefined && !room.remoteParticipants.has(callee)) {
+    log.info('the callee left before the call was followed');
+    void controller.calleeLeft();
+  }
   return () => {
     room.off(RoomEvent.ParticipantDisconnected, onLeft);
     room.off(RoomEvent.ParticipantAttributesChanged, onAttributes);

@@ -331,6 +331,27 @@ describe('consumer-dialed calls that connect', () => {
     expect(sim.deletedRooms).toContain(roomName);
   });
 
+  it('the callee hanging up while the session starts ends the call at once: answered, callee hung up', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const callId = 'calljob-early-hangup';
+    const identity = `sip-${callId}`;
+    const room = new FakeRoom(nextRoomName('early'));
+    room.join(identity, { 'sip.callStatus': 'active' });
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const call = startCall(consumerMetadata(callId), { room, gate });
+    await waitFor(() => call.opened[0], 1000, 'the session request');
+    room.leave(identity);
+    release();
+    const ended = await call.run.ended;
+
+    expect(ended).toEqual({ closeReason: 'callee hung up', entryDone: true });
+    const written = await resultsFor(callId);
+    expect(written).toHaveLength(1);
+    expect(written[0]).toMatchObject({ outcome: 'answered', reason: 'callee hung up' });
+  });
+
   it('an unknown profile fails the answered call: one failed result, the room is deleted, no session', { timeout: TEST_TIMEOUT_MS }, async () => {
     const room = new FakeRoom(nextRoomName('profile'));
     room.join('sip-calljob-profile', { 'sip.callStatus': 'active' });

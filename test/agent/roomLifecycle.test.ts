@@ -301,6 +301,23 @@ describe('followCallee (the conversation phase)', () => {
     expect(kept.controller.left).toEqual([]);
   });
 
+  it('a callee seen before and gone by the time following starts has hung up; unless seen, absence means nothing yet', () => {
+    const room = new FakeRoom('r');
+    const seen = new FakeCallee(CALLEE);
+    followCallee(room, seen, new FakeReplies(), logger, { calleeSeen: true });
+    expect(seen.left).toEqual([undefined]);
+
+    const placed = new FakeCallee(CALLEE);
+    followCallee(room, placed, new FakeReplies(), logger);
+    expect(placed.left).toEqual([]);
+
+    const present = new FakeRoom('r');
+    present.join(CALLEE, { 'sip.callStatus': 'active' });
+    const here = new FakeCallee(CALLEE);
+    followCallee(present, here, new FakeReplies(), logger, { calleeSeen: true });
+    expect(here.left).toEqual([]);
+  });
+
   it('the returned function removes every listener', () => {
     const { room, controller, replies, stop } = follow();
     expect(room.lifecycleListeners()).toBe(4);

@@ -516,6 +516,26 @@ describe('the job shut down before the conversation', () => {
     expect(sim.deletedRooms).toContain(roomName);
   });
 
+  it('during the conversation: failed (agents-js closes the session first, so the close reason names it), room deleted', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const callId = 'calljob-shut-talking';
+    const roomName = nextRoomName('shut-talking');
+    await clients.rooms.createRoom({ name: roomName });
+    const room = new FakeRoom(roomName);
+    room.join(`sip-${callId}`, { 'sip.callStatus': 'active' });
+    const call = startCall(consumerMetadata(callId), { room, entryWaitMs: SHORT_ENTRY_WAIT_MS });
+    await following(room);
+
+    call.job.requestClose('shutdown request');
+    await call.run.ended;
+    await call.run.entry;
+
+    const written = await resultsFor(callId);
+    expect(written).toHaveLength(1);
+    expect(written[0]).toMatchObject({ outcome: 'failed', reason: 'the agent session closed (user_initiated) without an outcome' });
+    expect(sim.deletedRooms).toContain(roomName);
+    expect(call.job.shutdownReasons).toEqual(['the agent session closed (user_initiated) without an outcome']);
+  });
+
   it('an inbound call with no caller yet: failed (leaving the room reads as the caller hanging up)', { timeout: TEST_TIMEOUT_MS }, async () => {
     const roomName = nextRoomName('shut-in');
     await clients.rooms.createRoom({ name: roomName });

@@ -5,6 +5,7 @@ import { registerConsumerCommands } from './consumerCommands.js';
 import { registerReportCommand } from './reportCommand.js';
 import { registerDemoCommand } from './demoCommand.js';
 import { registerAgentCommands } from './agentCommands.js';
+import { registerCampaignCommands } from './campaignCommands.js';
 
 /** The `dialer` command line: producers, consumers, results, report, demo, agent and setup. */
 export function buildProgram(): Command {
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
   registerProducerCommands(program);
   registerConsumerCommands(program);
   registerReportCommand(program);
+  registerCampaignCommands(program);
   registerDemoCommand(program);
   registerAgentCommands(program);
   return program;

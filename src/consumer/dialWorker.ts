@@ -43,7 +43,14 @@ export interface DialWorkerOptions {
 }
 
 /** What a dial job returns when it completes. */
-export type DialJobResult = { status: 'answered'; room: string; recovered: boolean } | { status: 'already_ended' } | { status: 'expired' };
+export type DialJobResult =
+  | { status: 'answered'; room: string; recovered: boolean }
+  | { status: 'already_ended' }
+  | { status: 'expired' }
+  | { status: 'skipped' };
+
+/** Why a call on the do-not-call list ends as `skipped`. */
+export const DO_NOT_CALL_REASON = 'number is on the do-not-call list';
 
 export interface DialWorkerHandle {
   worker: Worker<PushedJobData, DialJobResult>;
@@ -107,6 +114,12 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
       log.info('call expired before it could be dialed');
       await report({ callId: call.callId, campaignId: call.campaignId, outcome: 'expired', attempt: attempt - 1 });
       return { status: 'expired' };
+    }
+
+    if (await store.isDoNotCall(call.phoneNumber)) {
+      log.info('number is on the do-not-call list; not dialing');
+      await report({ callId: call.callId, campaignId: call.campaignId, outcome: 'skipped', reason: DO_NOT_CALL_REASON, attempt: attempt - 1 });
+      return { status: 'skipped' };
     }
 
     const result = await dialAttempt(call, attempt, deps, log, { draining: draining.signal });

@@ -189,8 +189,12 @@ export class CallStore {
     );
   }
 
-  /** Applies a terminal outcome once; returns false when the call had already ended. */
-  async applyTerminal(result: CallResult, phoneNumber = ''): Promise<boolean> {
+  /**
+   * Applies a terminal outcome once; returns false when the call had already ended, or (with `onlyFrom`) was not
+   * in one of those states.
+   */
+  async applyTerminal(result: CallResult, options: { phoneNumber?: string; onlyFrom?: readonly CallState[] } = {}): Promise<boolean> {
+    const phoneNumber = options.phoneNumber ?? '';
     const { callId, campaignId, outcome, reason, sipStatusCode, sipStatus } = result;
     const fields: Record<string, string> = { endedAt: String(result.endedAt) };
     if (reason) fields.reason = reason;
@@ -218,6 +222,7 @@ export class CallStore {
       now,
       JSON.stringify(fields),
       JSON.stringify(missing),
+      (options.onlyFrom ?? []).join(','),
     );
     return applied === 1;
   }
@@ -253,6 +258,31 @@ export class CallStore {
       }
     }
     return records;
+  }
+
+  /** Ids of a campaign's calls, in enqueue order. */
+  async callIds(campaignId: string): Promise<string[]> {
+    return this.redis.lrange(this.keys.campaignCalls(campaignId), 0, -1);
+  }
+
+  /** Adds numbers (E.164) to the do-not-call list; returns how many were new. */
+  async addDoNotCall(numbers: readonly string[]): Promise<number> {
+    return numbers.length ? this.redis.sadd(this.keys.doNotCall(), ...numbers) : 0;
+  }
+
+  /** Removes numbers from the do-not-call list; returns how many were there. */
+  async removeDoNotCall(numbers: readonly string[]): Promise<number> {
+    return numbers.length ? this.redis.srem(this.keys.doNotCall(), ...numbers) : 0;
+  }
+
+  /** True when the number is on the do-not-call list. */
+  async isDoNotCall(number: string): Promise<boolean> {
+    return (await this.redis.sismember(this.keys.doNotCall(), number)) === 1;
+  }
+
+  /** The do-not-call list, sorted. */
+  async doNotCallList(): Promise<string[]> {
+    return (await this.redis.smembers(this.keys.doNotCall())).sort();
   }
 
   /** Campaign ids that have records. */

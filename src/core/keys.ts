@@ -9,6 +9,7 @@ export interface DialerKeys {
   campaignCalls(campaignId: string): string;
   campaignIndex(): string;
   dialWindow(): string;
+  doNotCall(): string;
 }
 
 /** Builds the key names under QUEUE_PREFIX. */
@@ -20,5 +21,6 @@ export function dialerKeys(prefix: string): DialerKeys {
     campaignCalls: (campaignId) => `${campaign(campaignId)}:calls`,
     campaignIndex: () => `${prefix}:dialer:campaigns`,
     dialWindow: () => `${prefix}:dialer:{dialer-cps}:window`,
+    doNotCall: () => `${prefix}:dialer:dnc`,
   };
 }

@@ -1,0 +1,69 @@
+import type { Command } from 'commander';
+import type { Redis } from 'ioredis';
+import { CallStore } from '../core/callStore.js';
+import { InvalidInputError } from '../core/errors.js';
+import { normalizePhoneNumber } from '../core/phone.js';
+import { idSchema } from '../core/queues.js';
+import { closeConnection, createProducerConnection, waitUntilReady } from '../core/redisConnection.js';
+import { systemClock } from '../core/time.js';
+import { cancelCalls } from '../producer/cancelCalls.js';
+import { action, cliContext } from './cliContext.js';
+
+async function withRedis<T>(body: (redis: Redis, prefix: string) => Promise<T>): Promise<T> {
+  const { config } = cliContext();
+  const redis = createProducerConnection(config.redisUrl);
+  try {
+    await waitUntilReady(redis);
+    return await body(redis, config.queuePrefix);
+  } finally {
+    await closeConnection(redis);
+  }
+}
+
+function validId(value: string, what: string): string {
+  const parsed = idSchema.safeParse(value);
+  if (!parsed.success) throw new InvalidInputError(`${what} "${value}": ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  return parsed.data;
+}
+
+/** `cancel` (calls not yet ringing end as `canceled`) and `dnc add|remove|list` (numbers that end as `skipped`). */
+export function registerCampaignCommands(program: Command): void {
+  program
+    .command('cancel')
+    .description('cancel calls not yet ringing (all of a campaign, or the given call ids): they end as `canceled`')
+    .argument('[callIds...]', 'call ids (default: every call of the campaign)')
+    .requiredOption('--campaign <id>', 'campaign id')
+    .action(
+      action(async (callIds: string[], opts: { campaign: string }) => {
+        const campaignId = validId(opts.campaign, '--campaign');
+        const ids = callIds.length ? callIds.map((id) => validId(id, 'call id')) : undefined;
+        const summary = await withRedis((redis, prefix) => cancelCalls(redis, prefix, { campaignId, callIds: ids }));
+        process.stdout.write(
+          `canceled ${summary.canceled.length}, in flight (not canceled) ${summary.inFlight.length}, ` +
+            `already ended ${summary.alreadyEnded.length}${summary.unknown.length ? `, unknown ${summary.unknown.length}` : ''}\n`,
+        );
+      }),
+    );
+
+  const dnc = program.command('dnc').description('the do-not-call list: listed numbers are never dialed (outcome `skipped`)');
+  const numbersAction = (change: (store: CallStore, numbers: string[]) => Promise<number>, verb: string) =>
+    action(async (numbers: string[]) => {
+      const normalized = numbers.map((n) => normalizePhoneNumber(n));
+      const changed = await withRedis((redis, prefix) => change(new CallStore(redis, prefix, systemClock), normalized));
+      process.stdout.write(`${verb} ${changed}\n`);
+    });
+  dnc
+    .command('add')
+    .argument('<numbers...>')
+    .action(numbersAction((store, numbers) => store.addDoNotCall(numbers), 'added'));
+  dnc
+    .command('remove')
+    .argument('<numbers...>')
+    .action(numbersAction((store, numbers) => store.removeDoNotCall(numbers), 'removed'));
+  dnc.command('list').action(
+    action(async () => {
+      const numbers = await withRedis((redis, prefix) => new CallStore(redis, prefix, systemClock).doNotCallList());
+      process.stdout.write(numbers.map((n) => `${n}\n`).join(''));
+    }),
+  );
+}

@@ -1,0 +1,68 @@
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { CallStore } from '../core/callStore.js';
+import { CALLS_QUEUE } from '../core/queues.js';
+import { ResultReporter } from '../core/reportResult.js';
+import { systemClock, type Clock } from '../core/time.js';
+
+/** Calls handled at once when canceling a whole campaign. */
+const CANCEL_CONCURRENCY = 64;
+export const CANCEL_REASON = 'canceled by an operator';
+
+export interface CancelSummary {
+  canceled: string[];
+  /** Ringing or connected right now: not canceled (hang-up is the agent's, not the queue's). */
+  inFlight: string[];
+  alreadyEnded: string[];
+  unknown: string[];
+}
+
+/**
+ * Cancels calls that have not started ringing (state queued or waiting_retry): their outcome becomes `canceled` in
+ * one Lua script, so a consumer taking the job at the same moment finds it ended and does not dial; the job is then
+ * removed from `calls` where it is not locked, and the outcome reported on `call-results` like any other.
+ */
+export async function cancelCalls(
+  connection: Redis,
+  prefix: string,
+  target: { campaignId: string; callIds?: readonly string[] },
+  clock: Clock = systemClock,
+): Promise<CancelSummary> {
+  const store = new CallStore(connection, prefix, clock);
+  const queue = new Queue(CALLS_QUEUE, { connection, prefix });
+  const reporter = new ResultReporter(connection, prefix);
+  const summary: CancelSummary = { canceled: [], inFlight: [], alreadyEnded: [], unknown: [] };
+  const ids = target.callIds ? [...target.callIds] : await store.callIds(target.campaignId);
+
+  const cancelOne = async (callId: string) => {
+    const result = {
+      callId,
+      campaignId: target.campaignId,
+      outcome: 'canceled' as const,
+      reason: CANCEL_REASON,
+      reportedBy: 'operator' as const,
+      endedAt: clock.now(),
+    };
+    if (await store.applyTerminal(result, { onlyFrom: ['queued', 'waiting_retry'] })) {
+      summary.canceled.push(callId);
+      // a locked job is being picked up right now: the consumer finds the call ended and completes it itself
+      await queue.remove(callId).catch(() => 0);
+      await reporter.report(result);
+      return;
+    }
+    const record = await store.get(target.campaignId, callId);
+    if (!record) summary.unknown.push(callId);
+    else if (record.state === 'terminal') summary.alreadyEnded.push(callId);
+    else summary.inFlight.push(callId);
+  };
+
+  try {
+    for (let i = 0; i < ids.length; i += CANCEL_CONCURRENCY) {
+      await Promise.all(ids.slice(i, i + CANCEL_CONCURRENCY).map(cancelOne));
+    }
+  } finally {
+    await reporter.close();
+    await queue.close();
+  }
+  return summary;
+}

@@ -1,0 +1,65 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cancelCalls } from '../../src/producer/cancelCalls.js';
+import { startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
+import { runCli } from '../helpers/runCli.js';
+import { waitFor } from '../helpers/waitFor.js';
+
+let p: TestPipeline;
+
+beforeAll(async () => {
+  p = await startTestPipeline('controls', { network: { default: { type: 'answer', afterMs: 50 } } });
+});
+
+afterAll(async () => {
+  await p.close();
+});
+
+describe('campaign controls', () => {
+  it('never dials a number on the do-not-call list: the call ends as skipped', async () => {
+    const add = await runCli(['dnc', 'add', '+1 415 555 8001'], p.env);
+    expect(add).toMatchObject({ code: 0, stdout: 'added 1\n' });
+    expect((await runCli(['dnc', 'list'], p.env)).stdout).toBe('+14155558001\n');
+    const callId = await p.enqueue({ phoneNumber: '+14155558001', campaignId: 'dnc' });
+    const record = await p.waitForOutcome('dnc', callId);
+    expect(record).toMatchObject({ outcome: 'skipped', reason: 'number is on the do-not-call list', attempts: 0 });
+    expect(p.sim.calls.filter((c) => c.phoneNumber === '+14155558001')).toHaveLength(0);
+    expect((await runCli(['dnc', 'remove', '+14155558001'], p.env)).stdout).toBe('removed 1\n');
+  });
+
+  it('cancels a campaign\'s calls that have not rung yet and leaves ended calls alone', async () => {
+    const campaignId = 'cancel-me';
+    const ended = await p.enqueue({ phoneNumber: '+14155558100', campaignId });
+    await waitFor(async () => ((await p.store.get(campaignId, ended))?.state === 'in_call' ? true : undefined));
+    await p.store.applyTerminal({ callId: ended, campaignId, outcome: 'answered', reportedBy: 'agent', endedAt: Date.now() });
+    // delayed calls: still in the queue when the campaign is canceled
+    const later = [
+      await p.enqueue({ phoneNumber: '+14155558101', campaignId, notBefore: Date.now() + 60_000 }),
+      await p.enqueue({ phoneNumber: '+14155558102', campaignId, notBefore: Date.now() + 60_000 }),
+    ];
+    const run = await runCli(['cancel', '--campaign', campaignId], p.env);
+    expect(run).toMatchObject({ code: 0, stdout: 'canceled 2, in flight (not canceled) 0, already ended 1\n' });
+    for (const callId of later) {
+      expect(await p.store.get(campaignId, callId)).toMatchObject({ state: 'terminal', outcome: 'canceled' });
+      expect(await p.calls.getJob(callId)).toBeUndefined();
+    }
+    const counters = await p.store.counters(campaignId);
+    expect(counters).toEqual({ total: 3, terminal: 3, byOutcome: { answered: 1, canceled: 2 } });
+  });
+
+  it('does not cancel a call that is ringing, and a consumer never dials a call canceled under it', async () => {
+    const campaignId = 'cancel-race';
+    p.sim.network.setBehavior('+14155558200', { type: 'answer', afterMs: 800 });
+    const ringing = await p.enqueue({ phoneNumber: '+14155558200', campaignId });
+    await waitFor(() => (p.sim.calls.some((c) => c.phoneNumber === '+14155558200') ? true : undefined));
+    const summary = await cancelCalls(p.redis, p.config.queuePrefix, { campaignId, callIds: [ringing, 'no-such-call'] });
+    expect(summary).toEqual({ canceled: [], inFlight: [ringing], alreadyEnded: [], unknown: ['no-such-call'] });
+
+    // a canceled call whose job is still in the queue (say it was locked) is found ended and never dialed
+    await p.dialers[0]?.worker.pause();
+    const queued = await p.enqueue({ phoneNumber: '+14155558201', campaignId });
+    await p.store.applyTerminal({ callId: queued, campaignId, outcome: 'canceled', reportedBy: 'operator', endedAt: Date.now() });
+    p.dialers[0]?.worker.resume();
+    await waitFor(async () => ((await p.calls.getJob(queued).then((j) => j?.getState())) === 'completed' ? true : undefined));
+    expect(p.sim.calls.filter((c) => c.phoneNumber === '+14155558201')).toHaveLength(0);
+  });
+});

@@ -22,7 +22,12 @@ export async function inspectPreviousAttempt(rooms: RoomServiceClient, room: str
   }
   const sip = participants.find((p) => p.identity === identity);
   if (!sip) return 'absent';
-  return sip.attributes[SIP_CALL_STATUS_ATTRIBUTE] === 'active' ? 'active' : 'ringing';
+  const status = sip.attributes[SIP_CALL_STATUS_ATTRIBUTE];
+  if (status === 'hangup') return 'absent';
+  // no status at all (a server that does not publish it): the call may be up, and hanging it up would be worse
+  // than letting the agent find out; dialing again is never an option while the participant is there
+  if (status === undefined || status === 'active') return 'active';
+  return 'ringing';
 }
 
 /**

@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events';
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { CallStore } from '../core/callStore.js';
-import { loadConfig, requireLiveKit, requireOutboundTrunk, type DialerConfig } from '../core/config.js';
+import { loadConfig, requireDialSettings, requireOutboundTrunk, type DialerConfig } from '../core/config.js';
 import { createLiveKitClients, type LiveKitClients } from '../core/livekitClients.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import type { CallResult } from '../core/outcomes.js';
@@ -68,8 +68,16 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
   const clock = options.clock ?? systemClock;
   const random = options.random ?? Math.random;
   const logger = (options.logger ?? createLogger(config.logLevel)).child({ component: 'dial-worker' });
-  const trunkId = requireOutboundTrunk(config);
-  const livekit = options.livekit ?? createLiveKitClients(requireLiveKit(config));
+  let trunkId: string;
+  let livekit: LiveKitClients;
+  if (options.livekit) {
+    trunkId = requireOutboundTrunk(config);
+    livekit = options.livekit;
+  } else {
+    const { trunkId: trunk, ...credentials } = requireDialSettings(config);
+    trunkId = trunk;
+    livekit = createLiveKitClients(credentials);
+  }
 
   const connection: Redis = createWorkerConnection(config.redisUrl);
   const store = new CallStore(connection, config.queuePrefix, clock);

@@ -112,13 +112,32 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DialerConfig {
   };
 }
 
-/** The LiveKit credentials, or a ConfigError naming the first missing variable. */
+/** Throws one ConfigError naming every missing variable (so a fresh setup is fixed in one go). */
+function requireSet(values: Record<string, string | undefined>, hint: string): void {
+  const missing = Object.entries(values)
+    .filter(([, value]) => !value)
+    .map(([name]) => name);
+  if (missing.length) throw new ConfigError(`${missing.map((name) => `${name} is not set`).join(', ')} (${hint})`);
+}
+
+/** The LiveKit credentials, or a ConfigError naming every missing variable. */
 export function requireLiveKit(config: DialerConfig): LiveKitSettings {
   const { url, apiKey, apiSecret } = config.livekit;
-  if (!url) throw new ConfigError('LIVEKIT_URL is not set (e.g. wss://my-project.livekit.cloud)');
-  if (!apiKey) throw new ConfigError('LIVEKIT_API_KEY is not set');
-  if (!apiSecret) throw new ConfigError('LIVEKIT_API_SECRET is not set');
-  return { url, apiKey, apiSecret };
+  requireSet(
+    { LIVEKIT_URL: url, LIVEKIT_API_KEY: apiKey, LIVEKIT_API_SECRET: apiSecret },
+    'LIVEKIT_URL is e.g. wss://my-project.livekit.cloud; key and secret come from the project settings',
+  );
+  return { url: url ?? '', apiKey: apiKey ?? '', apiSecret: apiSecret ?? '' };
+}
+
+/** What the dial worker needs from LiveKit: credentials and the outbound trunk, with every missing variable named. */
+export function requireDialSettings(config: DialerConfig): LiveKitSettings & { trunkId: string } {
+  const { url, apiKey, apiSecret } = config.livekit;
+  requireSet(
+    { LIVEKIT_URL: url, LIVEKIT_API_KEY: apiKey, LIVEKIT_API_SECRET: apiSecret, SIP_OUTBOUND_TRUNK_ID: config.sipOutboundTrunkId },
+    'see .env.example; list trunks with `lk sip outbound list`',
+  );
+  return { url: url ?? '', apiKey: apiKey ?? '', apiSecret: apiSecret ?? '', trunkId: config.sipOutboundTrunkId ?? '' };
 }
 
 /** The outbound SIP trunk id, or a ConfigError naming the variable. */

@@ -163,6 +163,7 @@ export class CallOutcomeTracker {
       outcome: decision.outcome,
       reason: decision.reason,
       reportedBy: 'agent',
+      phoneNumber: this.callerNumber,
       attempt: this.options.attempt,
       sipStatusCode: decision.sipStatusCode,
       sipStatus: decision.sipStatus,

@@ -50,6 +50,8 @@ export const callResultSchema = z.object({
   outcome: outcomeSchema,
   reason: z.string().optional(),
   reportedBy: z.enum(['consumer', 'agent', 'producer', 'operator']),
+  /** The number outside LiveKit, for calls the dialer did not enqueue (an inbound caller); the record keeps it. */
+  phoneNumber: z.string().optional(),
   attempt: z.number().int().nonnegative().optional(),
   sipStatusCode: z.number().int().optional(),
   sipStatus: z.string().optional(),

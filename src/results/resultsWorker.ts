@@ -49,7 +49,7 @@ export async function startResultsWorker(options: ResultsWorkerOptions = {}): Pr
       throw new UnrecoverableError(`malformed call result: ${reason}`);
     }
     const result = parsed.data;
-    const applied = await store.applyTerminal(result);
+    const applied = await store.applyTerminal(result, { phoneNumber: result.phoneNumber });
     const log = logger.child({ callId: result.callId, campaignId: result.campaignId, attempt: result.attempt });
     if (applied) {
       log.info({ outcome: result.outcome, sipStatusCode: result.sipStatusCode }, 'call ended');

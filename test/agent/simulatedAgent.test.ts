@@ -292,6 +292,7 @@ describe('inbound calls (dispatch rule: no phone number, one room call-_<caller>
     expect(result).toMatchObject({ outcome: 'answered', reason: 'agent ended the call', campaignId: 'inbound', reportedBy: 'agent' });
     expect(result.attempt).toBeUndefined();
     expect(result.summary).toContain(`inbound call from ${caller}`);
+    expect(result.phoneNumber).toBe(caller); // the record created from this result keeps the caller's number
     expect(result.transcript?.[0]).toEqual({ role: 'agent', text: INBOUND_GREETING_TEXT });
     expect(result.transcript).toContainEqual({ role: 'callee', text: 'Hi, I have a question about my order.' });
     await agent.idle();

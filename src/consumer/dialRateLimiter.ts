@@ -7,21 +7,24 @@ const MICROS_PER_MS = 1000;
 
 /**
  * Extra spacing per window. Carriers count starts on their side of the network, so starts spaced here must still
- * be under the limit after request-latency jitter: N+1 consecutive starts span at least one second plus this
- * margin, and the limit stays ≥ 95 % used. 45 ms absorbs the event-loop stalls seen under load on 2 cores (30 ms
- * did not, measured at an in-process LiveKit fake).
+ * be under the limit after request-latency jitter: N+1 consecutive starts span at least one second plus the
+ * margin. This base keeps the limit ≥ 95 % used; the consumer adds its recent event-loop stalls on top
+ * (StallGauge), because a stall between taking a slot and sending bunches the starts behind it.
  */
-export const WINDOW_SAFETY_MARGIN_MS = 45;
+export const WINDOW_SAFETY_MARGIN_MS = 30;
+/** However badly this process stalls, the margin stays under this (the limit then still ≥ 80 % used). */
+export const MAX_EXTRA_MARGIN_MS = 220;
 
 interface LimiterCommands {
   dialerReserveSlot(key: string, intervalUs: number): Promise<[string, string]>;
-  dialerCommitStart(key: string, limit: number, windowUs: number, member: string): Promise<[number, string]>;
+  dialerCommitStart(key: string, limit: number, windowUs: number, member: string, keepUs: number): Promise<[number, string]>;
 }
 
 /** How many starts a rolling window may hold, and how long that window is (fractional limits widen it). */
-export function startWindow(cps: number): { limit: number; windowMs: number } {
-  if (cps >= 1) return { limit: Math.floor(cps), windowMs: SECOND + WINDOW_SAFETY_MARGIN_MS };
-  return { limit: 1, windowMs: SECOND / cps + WINDOW_SAFETY_MARGIN_MS };
+export function startWindow(cps: number, extraMarginMs = 0): { limit: number; windowMs: number } {
+  const margin = WINDOW_SAFETY_MARGIN_MS + Math.min(Math.max(0, extraMarginMs), MAX_EXTRA_MARGIN_MS);
+  if (cps >= 1) return { limit: Math.floor(cps), windowMs: SECOND + margin };
+  return { limit: 1, windowMs: SECOND / cps + margin };
 }
 
 /**
@@ -29,8 +32,8 @@ export function startWindow(cps: number): { limit: number; windowMs: number } {
  * second holds at most N. A fractional limit above one rounds down (2.5 → 2 per second: 3 would break a
  * rolling second); below one it widens the spacing (0.5 → one start per 2 s).
  */
-export function startIntervalMs(cps: number): number {
-  const { limit, windowMs } = startWindow(cps);
+export function startIntervalMs(cps: number, extraMarginMs = 0): number {
+  const { limit, windowMs } = startWindow(cps, extraMarginMs);
   return windowMs / limit;
 }
 
@@ -44,33 +47,37 @@ const script = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, impor
  */
 export class DialRateLimiter {
   private readonly redis: Redis & LimiterCommands;
-  private readonly intervalUs: number;
-  private readonly limit: number;
-  private readonly windowUs: number;
 
+  /** `extraMarginMs` is read at every start (the consumer passes its recent event-loop stalls). */
   constructor(
     redis: Redis,
     private readonly key: string,
-    cps: number,
+    private readonly cps: number,
+    private readonly extraMarginMs: () => number = () => 0,
   ) {
     if (!('dialerReserveSlot' in redis)) redis.defineCommand('dialerReserveSlot', { numberOfKeys: 1, lua: script('reserveDialSlot') });
     if (!('dialerCommitStart' in redis)) redis.defineCommand('dialerCommitStart', { numberOfKeys: 1, lua: script('commitDialStart') });
     this.redis = redis as Redis & LimiterCommands;
-    const { limit, windowMs } = startWindow(cps);
-    this.limit = limit;
-    this.windowUs = Math.ceil(windowMs * MICROS_PER_MS);
-    this.intervalUs = Math.ceil(startIntervalMs(cps) * MICROS_PER_MS);
   }
 
   /** Reserves the next free pacing slot; returns how long to wait for it (0 when it is now). */
   async reserve(): Promise<{ slotAtMs: number; waitMs: number }> {
-    const [slot, wait] = await this.redis.dialerReserveSlot(`${this.key}:next`, this.intervalUs);
+    const intervalUs = Math.ceil(startIntervalMs(this.cps, this.extraMarginMs()) * MICROS_PER_MS);
+    const [slot, wait] = await this.redis.dialerReserveSlot(`${this.key}:next`, intervalUs);
     return { slotAtMs: Number(slot) / MICROS_PER_MS, waitMs: Number(wait) / MICROS_PER_MS };
   }
 
   /** Records a start now if the rolling window has room; otherwise says how long until it will. */
   async commit(): Promise<{ started: true } | { started: false; waitMs: number }> {
-    const [ok, wait] = await this.redis.dialerCommitStart(`${this.key}:log`, this.limit, this.windowUs, randomUUID());
+    const { limit, windowMs } = startWindow(this.cps, this.extraMarginMs());
+    const widest = startWindow(this.cps, MAX_EXTRA_MARGIN_MS).windowMs;
+    const [ok, wait] = await this.redis.dialerCommitStart(
+      `${this.key}:log`,
+      limit,
+      Math.ceil(windowMs * MICROS_PER_MS),
+      randomUUID(),
+      Math.ceil(widest * MICROS_PER_MS),
+    );
     return ok === 1 ? { started: true } : { started: false, waitMs: Number(wait) / MICROS_PER_MS };
   }
 

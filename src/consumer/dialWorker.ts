@@ -14,6 +14,7 @@ import { systemClock, type Clock } from '../core/time.js';
 import { dialAttempt, type DialDeps } from './dialAttempt.js';
 import { MalformedCallJobError, RetryDialError } from './dialErrors.js';
 import { DialRateLimiter } from './dialRateLimiter.js';
+import { StallGauge } from './stallGauge.js';
 import { platformBackoffMs, retryDelayMs } from './retryPolicy.js';
 import { OutcomeWatchdog } from '../results/outcomeWatchdog.js';
 
@@ -82,7 +83,8 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
   const connection: Redis = createWorkerConnection(config.redisUrl);
   const store = new CallStore(connection, config.queuePrefix, clock);
   const reporter = new ResultReporter(connection, config.queuePrefix);
-  const limiter = new DialRateLimiter(connection, store.keys.dialWindow(), config.dial.cps);
+  const stalls = new StallGauge();
+  const limiter = new DialRateLimiter(connection, store.keys.dialWindow(), config.dial.cps, () => stalls.recentMaxMs());
   const watchdog = new OutcomeWatchdog(connection, config.queuePrefix, config.dial.outcomeTimeoutMs);
   const deps: DialDeps = {
     livekit,
@@ -218,6 +220,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
   let closing: Promise<void> | undefined;
   let forced: Promise<void> | undefined;
   const cleanup = async () => {
+    stalls.stop();
     await reporter.close().catch((err: unknown) => logger.error({ err }, 'closing the result reporter failed'));
     await watchdog.close().catch((err: unknown) => logger.error({ err }, 'closing the outcome watchdog failed'));
     await closeConnection(connection);

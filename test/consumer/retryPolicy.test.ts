@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { MAX_RETRY_DELAY_MS, RETRY_JITTER_RATIO, platformBackoffMs, retryDelayMs, PLATFORM_BACKOFF_MAX_MS } from '../../src/consumer/retryPolicy.js';
 
 const delays = { busyMs: 60_000, noAnswerMs: 300_000, failedMs: 120_000 };
-const noJitter = () => 0.5;
+const noJitter = () => 0;
 
 describe('retryDelayMs', () => {
   it('uses the per-outcome delay for the first retry', () => {
@@ -16,8 +16,8 @@ describe('retryDelayMs', () => {
     expect(retryDelayMs('busy', 3, delays, noJitter)).toBe(240_000);
   });
 
-  it('spreads delays by the jitter ratio both ways', () => {
-    expect(retryDelayMs('busy', 1, delays, () => 0)).toBe(Math.round(60_000 * (1 - RETRY_JITTER_RATIO)));
+  it('spreads delays upward only: a number is never called again sooner than the configured delay', () => {
+    expect(retryDelayMs('busy', 1, delays, () => 0)).toBe(60_000);
     expect(retryDelayMs('busy', 1, delays, () => 1)).toBe(Math.round(60_000 * (1 + RETRY_JITTER_RATIO)));
   });
 

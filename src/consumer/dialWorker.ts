@@ -29,6 +29,9 @@ function foreignAttemptsMade(data: unknown): number {
   return typeof made === 'number' && Number.isInteger(made) && made >= 0 ? made : 0;
 }
 
+/** BullMQ's stalled-job check runs at half the lock duration, but not more often than this. */
+const MIN_STALLED_INTERVAL_MS = 500;
+
 /** A stalled call (its consumer died) may be picked up this many times before it fails for good. */
 export const MAX_STALLED_COUNT = 3;
 
@@ -184,7 +187,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     prefix: config.queuePrefix,
     concurrency: config.dial.concurrency,
     lockDuration: config.dial.lockDurationMs,
-    stalledInterval: config.dial.lockDurationMs,
+    stalledInterval: Math.max(MIN_STALLED_INTERVAL_MS, config.dial.lockDurationMs / 2),
     maxStalledCount: MAX_STALLED_COUNT,
     settings: {
       backoffStrategy: (attemptsMade, _type, err) => {

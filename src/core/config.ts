@@ -10,6 +10,11 @@ export const DEFAULT_DIAL_CONCURRENCY = 10;
 export const DEFAULT_DIAL_MAX_ATTEMPTS = 3;
 export const DEFAULT_RINGING_TIMEOUT_S = 30;
 export const DEFAULT_RETRY_DELAY_S = 300;
+/**
+ * A ringing call left by a crashed consumer is taken over within about 1.5× this. The lock is renewed every half of
+ * it, so only a process stalled that long loses a job it still works on (and the takeover then only follows the call).
+ */
+export const DEFAULT_DIAL_LOCK_DURATION_MS = 10 * SECOND;
 /** Longer than the agent's default maximum call duration (600 s) plus its hang-up and reporting. */
 export const DEFAULT_CALL_OUTCOME_TIMEOUT_S = 900;
 
@@ -40,7 +45,7 @@ const envSchema = z.object({
   DIAL_RETRY_DELAY_NO_ANSWER_S: nonNegative('DIAL_RETRY_DELAY_NO_ANSWER_S').optional(),
   DIAL_RETRY_DELAY_FAILED_S: nonNegative('DIAL_RETRY_DELAY_FAILED_S').optional(),
   /** How long a dial job's lock lives without renewal; a crashed consumer's call is picked up after it. */
-  DIAL_LOCK_DURATION_MS: positiveInt('DIAL_LOCK_DURATION_MS').default(30 * SECOND),
+  DIAL_LOCK_DURATION_MS: positiveInt('DIAL_LOCK_DURATION_MS').default(DEFAULT_DIAL_LOCK_DURATION_MS),
   /** A connected call whose agent reports nothing within this long ends as `failed` (agent crashed, lost job). */
   CALL_OUTCOME_TIMEOUT_S: positiveInt('CALL_OUTCOME_TIMEOUT_S').default(DEFAULT_CALL_OUTCOME_TIMEOUT_S),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

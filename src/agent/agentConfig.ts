@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { parseEnv } from '../core/config.js';
 import { ConfigError } from '../core/errors.js';
 import { SECOND } from '../core/time.js';
 
@@ -83,18 +84,9 @@ export interface AgentSettings {
   voicemailPauseMs: number;
 }
 
-function withoutEmpty(env: NodeJS.ProcessEnv): Record<string, string> {
-  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== ''));
-}
-
 /** Validates the agent's environment; throws ConfigError naming every bad variable. */
 export function loadAgentSettings(env: NodeJS.ProcessEnv = process.env): AgentSettings {
-  const parsed = agentEnvSchema.safeParse(withoutEmpty(env));
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
-    throw new ConfigError(`invalid agent settings:\n  ${lines.join('\n  ')}`);
-  }
-  const e = parsed.data;
+  const e = parseEnv(agentEnvSchema, env, 'agent settings');
   return {
     models: {
       mode: e.AGENT_MODEL_MODE,

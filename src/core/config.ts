@@ -82,18 +82,23 @@ export interface DialerConfig {
   };
 }
 
-function withoutEmpty(env: NodeJS.ProcessEnv): Record<string, string> {
-  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== ''));
+/**
+ * Validates environment variables against `schema` (empty strings count as unset); throws one ConfigError listing
+ * every bad variable, headed by `what`.
+ */
+export function parseEnv<T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv, what: string): z.infer<T> {
+  const present = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== ''));
+  const parsed = schema.safeParse(present);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`invalid ${what}:\n  ${lines.join('\n  ')}`);
+  }
+  return parsed.data;
 }
 
 /** Validates the environment once at start-up; throws ConfigError listing every bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): DialerConfig {
-  const parsed = envSchema.safeParse(withoutEmpty(env));
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
-    throw new ConfigError(`invalid settings:\n  ${lines.join('\n  ')}`);
-  }
-  const e = parsed.data;
+  const e = parseEnv(envSchema, env, 'settings');
   return {
     redisUrl: e.REDIS_URL,
     queuePrefix: e.QUEUE_PREFIX,

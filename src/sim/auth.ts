@@ -21,6 +21,8 @@ export interface VideoGrantClaims {
   roomJoin?: boolean;
   room?: string;
   destinationRoom?: string;
+  /** Agent workers (`/agent`) need it. */
+  agent?: boolean;
 }
 
 export interface SipGrantClaims {
@@ -67,6 +69,7 @@ function readVideoGrant(value: unknown): VideoGrantClaims | undefined {
     roomJoin: optionalBoolean(record, 'roomJoin'),
     room: optionalString(record, 'room'),
     destinationRoom: optionalString(record, 'destinationRoom'),
+    agent: optionalBoolean(record, 'agent'),
   };
 }
 

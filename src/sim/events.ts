@@ -108,6 +108,38 @@ export interface TransferFailedEvent extends TransferEventBase {
   reason: 'rejected' | 'no_answer' | 'call_ended';
 }
 
+export interface WorkerRegisteredEvent extends Timed {
+  workerId: string;
+  agentName: string;
+}
+
+export type WorkerDeregisteredEvent = WorkerRegisteredEvent;
+
+/** A dispatch's job accepted by a worker and assigned to it (with the room token). */
+export interface JobAssignedEvent extends Timed {
+  id: string;
+  dispatchId: string;
+  room: string;
+  agentName: string;
+  workerId: string;
+  participantIdentity: string;
+}
+
+/** A dispatch no worker took: none registered under its agent name, or all declined or were full. */
+export interface JobNotAssignedEvent extends Timed {
+  room: string;
+  dispatchId: string;
+  agentName: string;
+  reason: string;
+}
+
+export interface JobStatusEvent extends Timed {
+  jobId: string;
+  room: string;
+  status: 'JS_PENDING' | 'JS_RUNNING' | 'JS_SUCCESS' | 'JS_FAILED';
+  error: string;
+}
+
 /** Event name → listener arguments, for node's typed EventEmitter. */
 export interface SimEventMap {
   dispatch_created: [DispatchCreatedEvent];
@@ -124,6 +156,11 @@ export interface SimEventMap {
   transfer_requested: [TransferRequestedEvent];
   transfer_completed: [TransferCompletedEvent];
   transfer_failed: [TransferFailedEvent];
+  worker_registered: [WorkerRegisteredEvent];
+  worker_deregistered: [WorkerDeregisteredEvent];
+  job_assigned: [JobAssignedEvent];
+  job_not_assigned: [JobNotAssignedEvent];
+  job_status: [JobStatusEvent];
 }
 
 const DEFAULT_WAIT_TIMEOUT_MS = 5000;

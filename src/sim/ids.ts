@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 
-/** LiveKit's id prefixes (protocol utils/guid): rooms, participants, SIP calls, trunks, rules, agent dispatches. */
+/** LiveKit's id prefixes (protocol utils/guid): rooms, participants, SIP calls, trunks, rules, agent dispatches, workers and jobs. */
 export const ID_PREFIX = {
   room: 'RM_',
   participant: 'PA_',
@@ -9,6 +9,8 @@ export const ID_PREFIX = {
   dispatchRule: 'SDR_',
   agentDispatch: 'AD_',
   transfer: 'STR_',
+  agentWorker: 'AW_',
+  agentJob: 'AJ_',
 } as const;
 
 /** LiveKit guids are the prefix plus 12 base-57 characters. */

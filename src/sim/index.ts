@@ -4,6 +4,7 @@
  * without a LiveKit server or a phone line.
  */
 import { type Clock, systemClock } from '../core/time.js';
+import { AGENT_PATH, AgentWorkers, type SimAgentJob } from './agentWorkers.js';
 import { createSimEvents, type SimEvents } from './events.js';
 import { PhoneNetwork } from './phoneNetwork.js';
 import { RoomState, type RoomSnapshot, type SimDispatch, type SimParticipant } from './roomState.js';
@@ -15,6 +16,7 @@ import { DEFAULT_SEED_TRUNKS, type SeedTrunk, SipTrunks } from './sipTrunks.js';
 import { type JsonNames, type RequestLogEntry, startTwirpServer } from './twirpServer.js';
 
 export { waitForEvent } from './events.js';
+export { AGENT_NAME_ATTRIBUTE, type SimAgentJob } from './agentWorkers.js';
 export type * from './events.js';
 export { PhoneNetwork, planCall, planTransfer, resolveCallee } from './phoneNetwork.js';
 export type { CallPlan, TransferPlan } from './phoneNetwork.js';
@@ -98,6 +100,10 @@ export interface LiveKitSim {
   readonly deletedRooms: readonly string[];
   /** Every Twirp request routed to a service, with its HTTP status once answered. */
   readonly requests: readonly RequestLogEntry[];
+  /** Jobs handed to agent workers registered on `/agent` (explicit dispatch by agent name), in order. */
+  readonly agentJobs: readonly SimAgentJob[];
+  /** Agent workers connected now. */
+  agentWorkers(): { id: string; agentName: string; available: boolean }[];
   rooms(): RoomSnapshot[];
   participants(room: string): SimParticipant[];
   /** The callee of the SIP participant hangs up (answered) or declines (still ringing). False if no such call. */
@@ -118,6 +124,7 @@ export async function startLiveKitSim(options: SimOptions = {}): Promise<LiveKit
   const trunks = new SipTrunks(options.seedTrunks ?? DEFAULT_SEED_TRUNKS);
   const sipCalls = new SipCalls({ clock, events, rooms, network, trunks, scheduler });
   const requests: RequestLogEntry[] = [];
+  const workers = new AgentWorkers({ apiKey, apiSecret, clock, events, rooms });
 
   const server = await startTwirpServer({
     port: options.port ?? 0,
@@ -126,6 +133,7 @@ export async function startLiveKitSim(options: SimOptions = {}): Promise<LiveKit
     clock,
     jsonNames: options.jsonNames ?? 'proto',
     requestLog: requests,
+    upgrades: { [AGENT_PATH]: (req, socket, head) => workers.handleUpgrade(req, socket, head) },
     services: {
       RoomService: roomServiceMethods(rooms),
       AgentDispatchService: agentDispatchMethods(rooms),
@@ -159,6 +167,10 @@ export async function startLiveKitSim(options: SimOptions = {}): Promise<LiveKit
     get requests() {
       return requests;
     },
+    get agentJobs() {
+      return workers.jobs;
+    },
+    agentWorkers: () => workers.registered(),
     rooms: () => rooms.snapshot(),
     participants: (room) => rooms.participants(room),
     hangupCallee: (room, identity) => sipCalls.hangupCallee(room, identity),
@@ -166,6 +178,7 @@ export async function startLiveKitSim(options: SimOptions = {}): Promise<LiveKit
       closing ??= (async () => {
         sipCalls.closeAll();
         scheduler.close();
+        workers.close();
         // Let replies to waiting requests ("service shutting down") reach their sockets before they close.
         await new Promise<void>((resolve) => setImmediate(resolve));
         await server.close();

@@ -10,6 +10,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { AnyMessage, JsonWriteOptions, Message, MessageType } from '@bufbuild/protobuf';
 import type { Clock } from '../core/time.js';
 import { authenticate, type RequestGrants } from './auth.js';
@@ -23,6 +24,7 @@ const MAX_BODY_BYTES = 1024 * 1024;
 const HTTP_OK = 200;
 const HTTP_NOT_FOUND = 404;
 const HTTP_PAYLOAD_TOO_LARGE = 413;
+const HTTP_INTERNAL_ERROR = 500;
 const LOOPBACK = '127.0.0.1';
 
 /** How JSON replies name fields: `proto` = snake_case with defaults (livekit-server), `camel` = protobuf-es toJson(). */
@@ -89,7 +91,12 @@ export interface TwirpServerOptions {
   services: TwirpServices;
   jsonNames: JsonNames;
   requestLog: RequestLogEntry[];
+  /** WebSocket endpoints by path (the agent workers' `/agent`); other upgrades get `upgradeRefusal`. */
+  upgrades?: Record<string, UpgradeHandler>;
 }
+
+/** Takes over an HTTP upgrade request's socket. */
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => Promise<void>;
 
 export interface TwirpServer {
   port: number;
@@ -115,6 +122,20 @@ function writeText(res: ServerResponse, status: number, text: string): void {
   if (res.headersSent || res.destroyed) return;
   res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
   res.end(text);
+}
+
+const STATUS_TEXT: Readonly<Record<number, string>> = { 401: 'Unauthorized', 404: 'Not Found', 500: 'Internal Server Error', 503: 'Service Unavailable' };
+
+/** A plain-text HTTP answer on a socket that asked to upgrade (no ServerResponse exists for it). */
+export function writeRawText(socket: Duplex, status: number, text: string): void {
+  if (socket.destroyed) return;
+  const head = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\nContent-Type: text/plain; charset=utf-8\r\n`;
+  socket.end(`${head}Content-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
+}
+
+/** What a path outside the API answers; `/rtc` (joining a room, and the SDK's `/rtc/validate`) is the SFU's, which the sim has not. */
+function upgradeRefusal(path: string): string {
+  return path.startsWith('/rtc') ? 'the LiveKit simulator has no media server: rooms cannot be joined over /rtc\n' : '404 page not found\n';
 }
 
 function writeTwirpError(res: ServerResponse, error: TwirpError): void {
@@ -198,7 +219,7 @@ export async function startTwirpServer(options: TwirpServerOptions): Promise<Twi
     }
     if (!routed) {
       req.resume();
-      writeText(res, HTTP_NOT_FOUND, '404 page not found\n');
+      writeText(res, HTTP_NOT_FOUND, upgradeRefusal(path));
       return;
     }
 
@@ -248,6 +269,15 @@ export async function startTwirpServer(options: TwirpServerOptions): Promise<Twi
 
   const server: Server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => writeTwirpError(res, toTwirpError(err)));
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const upgrade = options.upgrades?.[path];
+    if (!upgrade) {
+      writeRawText(socket, HTTP_NOT_FOUND, upgradeRefusal(path));
+      return;
+    }
+    upgrade(req, socket, head).catch((err: unknown) => writeRawText(socket, HTTP_INTERNAL_ERROR, (err as Error).message));
   });
   server.on('connection', (socket) => {
     sockets.add(socket);

@@ -1,0 +1,349 @@
+/**
+ * The agent-worker half of livekit-server (pkg/service/agentservice.go, pkg/agent/worker.go), read not copied:
+ * - workers open a WebSocket on `/agent` with a token carrying the `agent` grant (else HTTP 401), then must send
+ *   `register` within 10 s; the reply carries a worker id (`AW_…`) and the server info;
+ * - each dispatch created for an agent name is offered, as a JT_ROOM job (`AJ_…`), to an available worker registered
+ *   under exactly that name: `availability` request → the worker's answer (10 s) → `assignment` with a participant
+ *   token for the room built from the identity, name, metadata and attributes the worker asked for (plus
+ *   `lk.agent.name`); a worker that declines is skipped for the next; with no worker, nothing is launched;
+ * - deleting a dispatch sends `termination` for its jobs; `ping` is answered with `pong`; `updateWorker` sets the
+ *   worker's status (a full worker gets no offers) and `updateJob` the job's state.
+ * Not modelled: automatic dispatch of workers registered without a name, namespaces, deployments, job types other
+ * than rooms, and media: the sim has no SFU, so a job's room connection (`/rtc`) is refused.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import {
+  AvailabilityRequest,
+  Job,
+  JobAssignment,
+  JobState,
+  JobStatus,
+  JobTermination,
+  JobType,
+  ParticipantPermission,
+  RegisterWorkerResponse,
+  ServerInfo,
+  ServerInfo_Edition,
+  ServerMessage,
+  WorkerMessage,
+  WorkerPong,
+  WorkerStatus,
+  type AvailabilityResponse,
+} from '@livekit/protocol';
+import { AccessToken } from 'livekit-server-sdk';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { SECOND, type Clock } from '../core/time.js';
+import { authenticate } from './auth.js';
+import type { SimEvents } from './events.js';
+import { ID_PREFIX, newId } from './ids.js';
+import type { RoomState, SimDispatch } from './roomState.js';
+import { writeRawText } from './twirpServer.js';
+
+export const AGENT_PATH = '/agent';
+/** pkg/agent/worker.go RegisterTimeout and AssignJobTimeout. */
+export const REGISTER_TIMEOUT_MS = 10 * SECOND;
+export const ASSIGN_JOB_TIMEOUT_MS = 10 * SECOND;
+/** The attribute livekit-server stamps on every agent participant (agent.AgentNameAttributeKey). */
+export const AGENT_NAME_ATTRIBUTE = 'lk.agent.name';
+/** Agent participant tokens live as long as livekit-server's (protoagent.BuildAgentToken: 6 h). */
+const AGENT_TOKEN_TTL_S = 6 * 60 * 60;
+const NS_PER_MS = 1_000_000n;
+/** ServerInfo the sim reports: the agent protocol version agents-js 1.x speaks. */
+const SERVER_VERSION = '1.9.0-sim';
+const AGENT_PROTOCOL = 1;
+const WS_POLICY_VIOLATION = 1008;
+const HTTP_UNAUTHORIZED = 401;
+const HTTP_UNAVAILABLE = 503;
+
+interface RegisteredWorker {
+  id: string;
+  agentName: string;
+  version: string;
+  permissions: ParticipantPermission;
+  socket: WebSocket;
+  status: WorkerStatus;
+  load: number;
+  /** Availability answers awaited, by job id. */
+  pendingOffers: Map<string, (answer: AvailabilityResponse | undefined) => void>;
+  /** Jobs assigned to this worker and not ended. */
+  jobs: Map<string, Job>;
+}
+
+/** A job the sim handed to a worker, for inspection. */
+export interface SimAgentJob {
+  id: string;
+  dispatchId: string;
+  room: string;
+  agentName: string;
+  workerId: string;
+  participantIdentity: string;
+  status: keyof typeof JobStatus;
+  error: string;
+}
+
+export interface AgentWorkersOptions {
+  apiKey: string;
+  apiSecret: string;
+  clock: Clock;
+  events: SimEvents;
+  rooms: RoomState;
+}
+
+/** Registered agent workers and the jobs the sim's dispatches give them. */
+export class AgentWorkers {
+  private readonly wss = new WebSocketServer({ noServer: true });
+  private readonly workers = new Map<string, RegisteredWorker>();
+  private readonly jobsById = new Map<string, SimAgentJob>();
+  private readonly jobIdsByDispatch = new Map<string, string[]>();
+  private closed = false;
+
+  constructor(private readonly options: AgentWorkersOptions) {
+    options.events.on('dispatch_created', (event) => {
+      const dispatch = options.rooms.listDispatches(event.room)?.find((d) => d.id === event.dispatchId);
+      if (dispatch) void this.launch(dispatch);
+    });
+    options.events.on('dispatch_deleted', (event) => this.terminateDispatch(event.dispatchId));
+  }
+
+  /** Every job ever assigned, in order. */
+  get jobs(): SimAgentJob[] {
+    return [...this.jobsById.values()].map((job) => ({ ...job }));
+  }
+
+  /** Registered workers: id, agent name and whether they take jobs now. */
+  registered(): { id: string; agentName: string; available: boolean }[] {
+    return [...this.workers.values()].map((w) => ({ id: w.id, agentName: w.agentName, available: w.status === WorkerStatus.WS_AVAILABLE }));
+  }
+
+  /** HTTP upgrade handler for `/agent`: checks the agent grant, then speaks the worker protocol on the socket. */
+  async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const token = new URL(req.url ?? '/', 'http://sim').searchParams.get('access_token');
+    const auth = await authenticate(req.headers.authorization ?? (token ? `Bearer ${token}` : undefined), this.options.apiKey, this.options.apiSecret);
+    if (!auth.ok) return writeRawText(socket, auth.status, auth.text);
+    if (!auth.grants.video?.agent) return writeRawText(socket, HTTP_UNAUTHORIZED, 'permissions denied');
+    if (this.closed) return writeRawText(socket, HTTP_UNAVAILABLE, 'server shutting down');
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.serve(ws));
+  }
+
+  private serve(ws: WebSocket): void {
+    let worker: RegisteredWorker | undefined;
+    const registerTimer = setTimeout(() => ws.close(WS_POLICY_VIOLATION, 'worker did not register'), REGISTER_TIMEOUT_MS);
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      let message: WorkerMessage;
+      try {
+        message = WorkerMessage.fromBinary(isBinary ? toBuffer(data) : Buffer.alloc(0));
+      } catch {
+        ws.close(WS_POLICY_VIOLATION, 'malformed worker message');
+        return;
+      }
+      const msg = message.message;
+      if (msg.case === 'ping') {
+        send(ws, { case: 'pong', value: new WorkerPong({ lastTimestamp: msg.value.timestamp, timestamp: BigInt(this.options.clock.now()) }) });
+        return;
+      }
+      if (!worker) {
+        if (msg.case !== 'register') return; // livekit-server ignores everything else until registration
+        clearTimeout(registerTimer);
+        worker = this.register(ws, msg.value.agentName, msg.value.version, msg.value.allowedPermissions, msg.value.type);
+        return;
+      }
+      this.handle(worker, message);
+    });
+    ws.on('close', () => {
+      clearTimeout(registerTimer);
+      if (worker) this.deregister(worker);
+    });
+    ws.on('error', () => ws.terminate());
+  }
+
+  private register(ws: WebSocket, agentName: string, version: string, permissions: ParticipantPermission | undefined, type: JobType): RegisteredWorker | undefined {
+    if (type !== JobType.JT_ROOM && type !== JobType.JT_PUBLISHER && type !== JobType.JT_PARTICIPANT) {
+      ws.close(WS_POLICY_VIOLATION, 'unknown job type');
+      return undefined;
+    }
+    const worker: RegisteredWorker = {
+      id: newId(ID_PREFIX.agentWorker),
+      agentName,
+      version,
+      permissions: permissions ?? new ParticipantPermission({ canSubscribe: true, canPublish: true, canPublishData: true, canUpdateMetadata: true }),
+      socket: ws,
+      status: WorkerStatus.WS_AVAILABLE,
+      load: 0,
+      pendingOffers: new Map(),
+      jobs: new Map(),
+    };
+    this.workers.set(worker.id, worker);
+    send(ws, {
+      case: 'register',
+      value: new RegisterWorkerResponse({
+        workerId: worker.id,
+        serverInfo: new ServerInfo({ edition: ServerInfo_Edition.Standard, version: SERVER_VERSION, agentProtocol: AGENT_PROTOCOL, nodeId: 'ND_sim' }),
+      }),
+    });
+    this.options.events.emit('worker_registered', { workerId: worker.id, agentName, at: this.options.clock.now() });
+    return worker;
+  }
+
+  private deregister(worker: RegisteredWorker): void {
+    this.workers.delete(worker.id);
+    for (const answer of worker.pendingOffers.values()) answer(undefined);
+    worker.pendingOffers.clear();
+    this.options.events.emit('worker_deregistered', { workerId: worker.id, agentName: worker.agentName, at: this.options.clock.now() });
+  }
+
+  private handle(worker: RegisteredWorker, message: WorkerMessage): void {
+    const msg = message.message;
+    switch (msg.case) {
+      case 'availability': {
+        const answer = worker.pendingOffers.get(msg.value.jobId);
+        worker.pendingOffers.delete(msg.value.jobId);
+        answer?.(msg.value);
+        break;
+      }
+      case 'updateWorker':
+        if (msg.value.status !== undefined) worker.status = msg.value.status;
+        worker.load = msg.value.load;
+        break;
+      case 'updateJob':
+        this.updateJob(worker, msg.value.jobId, msg.value.status, msg.value.error);
+        break;
+      default:
+        break; // simulateJob and migrateJob are not modelled; register twice is ignored like livekit-server
+    }
+  }
+
+  /** LaunchJob for one dispatch: offer it to the workers of its agent name until one accepts. */
+  private async launch(dispatch: SimDispatch): Promise<void> {
+    const tried = new Set<string>();
+    for (;;) {
+      const worker = this.pickWorker(dispatch.agentName, tried);
+      if (!worker) {
+        this.options.events.emit('job_not_assigned', {
+          room: dispatch.room,
+          dispatchId: dispatch.id,
+          agentName: dispatch.agentName,
+          reason: tried.size === 0 ? 'no worker registered under this agent name' : 'no worker accepted the job',
+          at: this.options.clock.now(),
+        });
+        return;
+      }
+      tried.add(worker.id);
+      if (await this.assign(worker, dispatch)) return;
+    }
+  }
+
+  private pickWorker(agentName: string, tried: ReadonlySet<string>): RegisteredWorker | undefined {
+    // livekit-server picks at random weighted by spare capacity; the least loaded is the deterministic equivalent.
+    return [...this.workers.values()]
+      .filter((w) => w.agentName === agentName && w.status === WorkerStatus.WS_AVAILABLE && !tried.has(w.id))
+      .sort((a, b) => a.load - b.load)[0];
+  }
+
+  private async assign(worker: RegisteredWorker, dispatch: SimDispatch): Promise<boolean> {
+    const room = this.options.rooms.roomProto(dispatch.room);
+    if (!room) return true; // the room is gone: nothing to launch, and no other worker would do better
+    const nowNs = BigInt(this.options.clock.now()) * NS_PER_MS;
+    const job = new Job({
+      id: newId(ID_PREFIX.agentJob),
+      dispatchId: dispatch.id,
+      type: JobType.JT_ROOM,
+      room,
+      metadata: dispatch.metadata,
+      agentName: dispatch.agentName,
+      state: new JobState({ status: JobStatus.JS_RUNNING, workerId: worker.id, startedAt: nowNs, updatedAt: nowNs }),
+    });
+    const answer = await new Promise<AvailabilityResponse | undefined>((resolve) => {
+      const timer = setTimeout(() => {
+        worker.pendingOffers.delete(job.id);
+        resolve(undefined);
+      }, ASSIGN_JOB_TIMEOUT_MS);
+      worker.pendingOffers.set(job.id, (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      });
+      send(worker.socket, { case: 'availability', value: new AvailabilityRequest({ job }) });
+    });
+    if (!answer || !answer.available) return answer?.terminate === true;
+
+    const identity = answer.participantIdentity;
+    if (job.state) job.state.participantIdentity = identity;
+    const token = await this.agentToken(worker, dispatch.room, answer);
+    send(worker.socket, { case: 'assignment', value: new JobAssignment({ job, token }) });
+    worker.jobs.set(job.id, job);
+    const record: SimAgentJob = {
+      id: job.id,
+      dispatchId: dispatch.id,
+      room: dispatch.room,
+      agentName: dispatch.agentName,
+      workerId: worker.id,
+      participantIdentity: identity,
+      status: 'JS_RUNNING',
+      error: '',
+    };
+    this.jobsById.set(job.id, record);
+    this.jobIdsByDispatch.set(dispatch.id, [...(this.jobIdsByDispatch.get(dispatch.id) ?? []), job.id]);
+    this.options.events.emit('job_assigned', { ...record, at: this.options.clock.now() });
+    return true;
+  }
+
+  /** protoagent.BuildAgentToken: a hidden-or-not agent participant of that room, with the worker's permissions. */
+  private agentToken(worker: RegisteredWorker, room: string, answer: AvailabilityResponse): Promise<string> {
+    const token = new AccessToken(this.options.apiKey, this.options.apiSecret, {
+      identity: answer.participantIdentity,
+      name: answer.participantName,
+      metadata: answer.participantMetadata,
+      attributes: { ...answer.participantAttributes, [AGENT_NAME_ATTRIBUTE]: worker.agentName },
+      ttl: AGENT_TOKEN_TTL_S,
+    });
+    token.kind = 'agent';
+    token.addGrant({
+      roomJoin: true,
+      room,
+      agent: true,
+      canPublish: worker.permissions.canPublish,
+      canSubscribe: worker.permissions.canSubscribe,
+      canPublishData: worker.permissions.canPublishData,
+      canUpdateOwnMetadata: worker.permissions.canUpdateMetadata,
+      hidden: worker.permissions.hidden,
+    });
+    return token.toJwt();
+  }
+
+  private updateJob(worker: RegisteredWorker, jobId: string, status: JobStatus, error: string): void {
+    const record = this.jobsById.get(jobId);
+    if (!worker.jobs.has(jobId) || !record) return; // livekit-server only logs updates for unknown jobs
+    record.status = JobStatus[status] as keyof typeof JobStatus;
+    record.error = error;
+    if (status === JobStatus.JS_SUCCESS || status === JobStatus.JS_FAILED) worker.jobs.delete(jobId);
+    this.options.events.emit('job_status', { jobId, room: record.room, status: record.status, error, at: this.options.clock.now() });
+  }
+
+  private terminateDispatch(dispatchId: string): void {
+    for (const jobId of this.jobIdsByDispatch.get(dispatchId) ?? []) {
+      const record = this.jobsById.get(jobId);
+      const worker = record ? this.workers.get(record.workerId) : undefined;
+      if (!worker?.jobs.has(jobId)) continue;
+      send(worker.socket, { case: 'termination', value: new JobTermination({ jobId }) });
+      this.updateJob(worker, jobId, JobStatus.JS_SUCCESS, '');
+    }
+  }
+
+  /** Closes every worker connection; idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const worker of this.workers.values()) worker.socket.terminate();
+    this.wss.close();
+  }
+}
+
+function send(ws: WebSocket, message: ServerMessage['message']): void {
+  if (ws.readyState === ws.OPEN) ws.send(new ServerMessage({ message }).toBinary());
+}
+
+function toBuffer(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
+}

@@ -22,6 +22,8 @@ export const DEFAULT_TRANSFER_CONFIRM_TIMEOUT_S = 20;
 export const DEFAULT_TRANSFER_RINGING_TIMEOUT_S = 30;
 export const DEFAULT_VOICEMAIL_PAUSE_MS = 1000;
 
+const MAX_PORT = 65535;
+
 const positive = (name: string) => z.coerce.number({ error: `${name} must be a number` }).positive(`${name} must be > 0`);
 const nonNegative = (name: string) => z.coerce.number({ error: `${name} must be a number` }).nonnegative(`${name} must be ≥ 0`);
 
@@ -45,6 +47,12 @@ const agentEnvSchema = z.object({
   AGENT_TRANSFER_CONFIRM_TIMEOUT_S: positive('AGENT_TRANSFER_CONFIRM_TIMEOUT_S').default(DEFAULT_TRANSFER_CONFIRM_TIMEOUT_S),
   AGENT_TRANSFER_RINGING_TIMEOUT_S: positive('AGENT_TRANSFER_RINGING_TIMEOUT_S').default(DEFAULT_TRANSFER_RINGING_TIMEOUT_S),
   AGENT_VOICEMAIL_PAUSE_MS: nonNegative('AGENT_VOICEMAIL_PAUSE_MS').default(DEFAULT_VOICEMAIL_PAUSE_MS),
+  AGENT_HTTP_PORT: z.coerce
+    .number({ error: 'AGENT_HTTP_PORT must be a port number' })
+    .int('AGENT_HTTP_PORT must be a port number')
+    .min(1, 'AGENT_HTTP_PORT must be 1–65535')
+    .max(MAX_PORT, 'AGENT_HTTP_PORT must be 1–65535')
+    .optional(),
 });
 
 export type ModelMode = 'realtime' | 'pipeline';
@@ -82,6 +90,11 @@ export interface AgentSettings {
   transferRingingTimeoutS: number;
   /** Pause after the voicemail message before hanging up. */
   voicemailPauseMs: number;
+  /**
+   * Port of the worker's health-check HTTP server; undefined: agents-js' default (8081 for `start`, any free port
+   * for `dev`). Set it to run more than one worker on a host.
+   */
+  httpPort: number | undefined;
 }
 
 /** Validates the agent's environment; throws ConfigError naming every bad variable. */
@@ -108,6 +121,7 @@ export function loadAgentSettings(env: NodeJS.ProcessEnv = process.env): AgentSe
     transferConfirmTimeoutMs: e.AGENT_TRANSFER_CONFIRM_TIMEOUT_S * SECOND,
     transferRingingTimeoutS: e.AGENT_TRANSFER_RINGING_TIMEOUT_S,
     voicemailPauseMs: e.AGENT_VOICEMAIL_PAUSE_MS,
+    httpPort: e.AGENT_HTTP_PORT,
   };
 }
 

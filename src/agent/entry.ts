@@ -304,7 +304,7 @@ export async function runCall<R extends CallRoom>(ctx: CallJobContext<R>, deps: 
     ctx.shutdown(result.reason ?? result.outcome);
   } catch (err) {
     log.error({ err }, 'call failed');
-    const reason = `agent error: ${(err as Error).message}`;
+    const reason = `agent error: ${(err as Error).message.trim()}`;
     // Reported even when the consumer dialed: the call cannot be served, and a first terminal outcome stands.
     if (controller) await controller.abort(reason);
     else await tracker.finish({ outcome: 'failed', reason });

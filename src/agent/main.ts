@@ -9,12 +9,19 @@ import { ServerOptions, cli, defineAgent, type JobContext } from '@livekit/agent
 import { config as loadDotenv } from 'dotenv';
 import { loadConfig, requireLiveKit } from '../core/config.js';
 import { ConfigError } from '../core/errors.js';
+import { SECOND } from '../core/time.js';
 import { loadAgentSettings, requireOpenAIKey } from './agentConfig.js';
 import { runCallJob } from './entry.js';
 
 loadDotenv({ quiet: true });
 
 const EXIT_INVALID_SETTINGS = 2;
+/**
+ * How long agents-js waits for a job process to acknowledge a shutdown. Its 60 s default held every SIGTERM that
+ * arrived while an idle process was still warming up for the full minute (agents-js 1.9 never acknowledges it);
+ * a call's own shutdown (report the outcome, delete the room) takes well under a second.
+ */
+const JOB_PROCESS_SHUTDOWN_TIMEOUT_MS = 10 * SECOND;
 
 export default defineAgent({
   entry: async (ctx: JobContext) => {
@@ -36,14 +43,19 @@ function isMainModule(): boolean {
 if (isMainModule()) {
   // Validate every setting before registering, so a bad .env fails here with a readable message.
   let agentName: string;
+  let port: number | undefined;
   try {
     const config = loadConfig();
     requireLiveKit(config);
-    requireOpenAIKey(loadAgentSettings().models);
+    const settings = loadAgentSettings();
+    requireOpenAIKey(settings.models);
     agentName = config.agentName;
+    port = settings.httpPort;
   } catch (err) {
     process.stderr.write(`agent: ${(err as Error).message}\n`);
     process.exit(err instanceof ConfigError ? EXIT_INVALID_SETTINGS : 1);
   }
-  cli.runApp(new ServerOptions({ agent: fileURLToPath(import.meta.url), agentName }));
+  cli.runApp(
+    new ServerOptions({ agent: fileURLToPath(import.meta.url), agentName, port, shutdownProcessTimeout: JOB_PROCESS_SHUTDOWN_TIMEOUT_MS }),
+  );
 }

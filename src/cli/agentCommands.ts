@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { SIPTransport } from '@livekit/protocol';
 import type { Command } from 'commander';
@@ -73,11 +72,12 @@ const TRANSPORTS: Record<string, SIPTransport> = {
   tls: SIPTransport.SIP_TRANSPORT_TLS,
 };
 
-/** Runs `tsx src/agent/main.ts <mode> …` with this terminal, forwarding Ctrl-C and SIGTERM; resolves with its exit code. */
+/**
+ * Runs `node --import tsx src/agent/main.ts <mode> …` with this terminal, forwarding Ctrl-C and SIGTERM; resolves
+ * with its exit code. tsx is a loader here, not a launcher process, so signals reach the worker directly.
+ */
 function spawnWorker(mode: WorkerMode, args: readonly string[]): Promise<number> {
-  const require = createRequire(import.meta.url);
-  const tsxCli = require.resolve('tsx/cli');
-  const child = spawn(process.execPath, [tsxCli, AGENT_MAIN, mode, ...args], { stdio: 'inherit' });
+  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), AGENT_MAIN, mode, ...args], { stdio: 'inherit' });
   const forward = (signal: NodeJS.Signals) => () => {
     if (child.exitCode === null) child.kill(signal);
   };

@@ -271,6 +271,7 @@ export class AgentWorkers {
     const token = await this.agentToken(worker, dispatch.room, answer);
     send(worker.socket, { case: 'assignment', value: new JobAssignment({ job, token }) });
     worker.jobs.set(job.id, job);
+    dispatch.jobs.push(job);
     const record: SimAgentJob = {
       id: job.id,
       dispatchId: dispatch.id,
@@ -315,6 +316,13 @@ export class AgentWorkers {
     if (!worker.jobs.has(jobId) || !record) return; // livekit-server only logs updates for unknown jobs
     record.status = JobStatus[status] as keyof typeof JobStatus;
     record.error = error;
+    const state = worker.jobs.get(jobId)?.state;
+    if (state) {
+      state.status = status;
+      state.error = error;
+      state.updatedAt = BigInt(this.options.clock.now()) * NS_PER_MS;
+      if (status === JobStatus.JS_SUCCESS || status === JobStatus.JS_FAILED) state.endedAt = state.updatedAt;
+    }
     if (status === JobStatus.JS_SUCCESS || status === JobStatus.JS_FAILED) worker.jobs.delete(jobId);
     this.options.events.emit('job_status', { jobId, room: record.room, status: record.status, error, at: this.options.clock.now() });
   }

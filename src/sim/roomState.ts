@@ -2,6 +2,7 @@
 import {
   AgentDispatch,
   AgentDispatchState,
+  Job,
   ParticipantInfo,
   ParticipantInfo_Kind,
   ParticipantInfo_State,
@@ -35,6 +36,8 @@ export interface SimDispatch {
   metadata: string;
   createdAtMs: number;
   deletedAtMs: number | undefined;
+  /** Jobs agent workers took for it (AgentDispatchState.jobs). */
+  jobs: Job[];
 }
 
 interface SimRoomData {
@@ -223,6 +226,7 @@ export class RoomState {
       metadata,
       createdAtMs: this.clock.now(),
       deletedAtMs: undefined,
+      jobs: [],
     };
     room.dispatches.set(dispatch.id, dispatch);
     this.dispatchLog.push(dispatch);
@@ -267,7 +271,7 @@ export class RoomState {
       metadata: room.metadata,
       createdAtMs: room.createdAtMs,
       participants: [...room.participants.values()].map(copyParticipant),
-      dispatches: [...room.dispatches.values()].map((d) => ({ ...d })),
+      dispatches: [...room.dispatches.values()].map((d) => ({ ...d, jobs: [...d.jobs] })),
     }));
   }
 
@@ -319,6 +323,7 @@ export function dispatchProto(d: SimDispatch): AgentDispatch {
     state: new AgentDispatchState({
       createdAt: BigInt(d.createdAtMs) * NS_PER_MS,
       deletedAt: d.deletedAtMs === undefined ? 0n : BigInt(d.deletedAtMs) * NS_PER_MS,
+      jobs: d.jobs,
     }),
   });
 }

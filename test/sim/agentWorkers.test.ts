@@ -184,6 +184,8 @@ describe('explicit dispatch by agent name', () => {
     });
     expect(await assigned).toMatchObject({ id: job?.id, dispatchId: dispatch.id, room: 'call-c-1', participantIdentity: 'agent-1' });
     expect(sim.agentJobs).toHaveLength(1);
+    const [listed] = await clients.dispatch.listDispatch('call-c-1');
+    expect(listed?.state?.jobs.map((j) => [j.id, j.state?.participantIdentity])).toEqual([[job?.id, 'agent-1']]);
   });
 
   it('a dispatch for a name no worker has is not launched', async () => {

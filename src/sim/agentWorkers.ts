@@ -35,7 +35,7 @@ import { AccessToken } from 'livekit-server-sdk';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { SECOND, type Clock } from '../core/time.js';
 import { authenticate } from './auth.js';
-import type { SimEvents } from './events.js';
+import type { JobAssignedEvent, JobStatusEvent, SimEvents } from './events.js';
 import { ID_PREFIX, newId } from './ids.js';
 import type { RoomState, SimDispatch } from './roomState.js';
 import { writeRawText } from './twirpServer.js';
@@ -71,14 +71,8 @@ interface RegisteredWorker {
 }
 
 /** A job the sim handed to a worker, for inspection. */
-export interface SimAgentJob {
-  id: string;
-  dispatchId: string;
-  room: string;
-  agentName: string;
-  workerId: string;
-  participantIdentity: string;
-  status: keyof typeof JobStatus;
+export interface SimAgentJob extends Omit<JobAssignedEvent, 'at'> {
+  status: JobStatusEvent['status'];
   error: string;
 }
 
@@ -284,7 +278,8 @@ export class AgentWorkers {
     };
     this.jobsById.set(job.id, record);
     this.jobIdsByDispatch.set(dispatch.id, [...(this.jobIdsByDispatch.get(dispatch.id) ?? []), job.id]);
-    this.options.events.emit('job_assigned', { ...record, at: this.options.clock.now() });
+    const { status: _status, error: _error, ...assigned } = record;
+    this.options.events.emit('job_assigned', { ...assigned, at: this.options.clock.now() });
     return true;
   }
 
@@ -314,7 +309,7 @@ export class AgentWorkers {
   private updateJob(worker: RegisteredWorker, jobId: string, status: JobStatus, error: string): void {
     const record = this.jobsById.get(jobId);
     if (!worker.jobs.has(jobId) || !record) return; // livekit-server only logs updates for unknown jobs
-    record.status = JobStatus[status] as keyof typeof JobStatus;
+    record.status = JobStatus[status] as JobStatusEvent['status'];
     record.error = error;
     const state = worker.jobs.get(jobId)?.state;
     if (state) {

@@ -11,7 +11,7 @@ import { RoomState, type RoomSnapshot, type SimDispatch, type SimParticipant } f
 import { agentDispatchMethods, roomServiceMethods } from './roomService.js';
 import type { RingOutMode, ScenarioInput } from './scenarioSchema.js';
 import { Scheduler } from './scheduler.js';
-import { SipCalls, type SimCallRecord, type SimTransferRecord } from './sipCalls.js';
+import { SipCalls, type InboundCallOptions, type InboundCallResult, type SimCallRecord, type SimTransferRecord } from './sipCalls.js';
 import { DEFAULT_SEED_TRUNKS, type SeedTrunk, SipTrunks } from './sipTrunks.js';
 import { type JsonNames, type RequestLogEntry, startTwirpServer } from './twirpServer.js';
 
@@ -40,7 +40,7 @@ export type {
   ScenarioInput,
   TransferBehavior,
 } from './scenarioSchema.js';
-export type { SimCallOptions, SimCallRecord, SimCallResult, SimTransferRecord, SimTransferOutcome, SipCallStatus } from './sipCalls.js';
+export type { InboundCallOptions, InboundCallResult, SimCallOptions, SimCallRecord, SimCallResult, SimTransferRecord, SimTransferOutcome, SipCallStatus } from './sipCalls.js';
 export { SIP_ATTR } from './sipCalls.js';
 export type { RoomSnapshot, SimDispatch, SimParticipant } from './roomState.js';
 export type { RequestLogEntry, JsonNames } from './twirpServer.js';
@@ -97,6 +97,14 @@ export interface LiveKitSim {
   /** Every dispatch ever created (including those of deleted rooms). */
   readonly dispatches: readonly SimDispatch[];
   readonly transfers: readonly SimTransferRecord[];
+  /** Every inbound call placed with `inboundCall`, in order. */
+  readonly inboundCalls: readonly SimCallRecord[];
+  /**
+   * A caller dials `to` from `from`: LiveKit's inbound trunks and dispatch rules route it (rules created through the
+   * SIP API, e.g. `dialer setup inbound`), the room is created with the rule's room config (dispatching its agents)
+   * and the caller's SIP participant joins. `{ok: false}` when no trunk or rule takes the call.
+   */
+  inboundCall(options: InboundCallOptions): InboundCallResult;
   readonly deletedRooms: readonly string[];
   /** Every Twirp request routed to a service, with its HTTP status once answered. */
   readonly requests: readonly RequestLogEntry[];
@@ -161,6 +169,10 @@ export async function startLiveKitSim(options: SimOptions = {}): Promise<LiveKit
     get transfers() {
       return sipCalls.transfers;
     },
+    get inboundCalls() {
+      return sipCalls.inboundCalls;
+    },
+    inboundCall: (options) => sipCalls.placeInbound(options),
     get deletedRooms() {
       return rooms.deletedRooms;
     },

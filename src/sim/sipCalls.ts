@@ -12,9 +12,11 @@ import {
 } from '@livekit/protocol';
 import type { Duration } from '@bufbuild/protobuf';
 import type { Clock } from '../core/time.js';
+import { SIP_ATTR } from './sipAttributes.js';
 import { ensureAdminPermission, ensureSipCallPermission } from './auth.js';
 import type { CallEndReason, CallEventBase, SimEvents } from './events.js';
 import { ID_PREFIX, newId } from './ids.js';
+import { routeInboundCall, type InboundCallRequest } from './inboundDispatch.js';
 import {
   type CallPlan,
   LIVEKIT_DEFAULT_RINGING_TIMEOUT_MS,
@@ -22,6 +24,7 @@ import {
   type PhoneNetwork,
   planCall,
   planTransfer,
+  resolveCallee,
 } from './phoneNetwork.js';
 import type { RoomState, SimParticipant } from './roomState.js';
 import { type Behavior, type Callee, TRANSFER_TARGET_PATTERN } from './scenarioSchema.js';
@@ -38,15 +41,7 @@ import {
 } from './twirpErrors.js';
 import { rpc, type TwirpCallContext, type TwirpMethod } from './twirpServer.js';
 
-/** SIP participant attributes (livekit/protocol livekit/attrs.go). */
-export const SIP_ATTR = {
-  callId: 'sip.callID',
-  trunkId: 'sip.trunkID',
-  phoneNumber: 'sip.phoneNumber',
-  hostname: 'sip.hostname',
-  trunkPhoneNumber: 'sip.trunkPhoneNumber',
-  callStatus: 'sip.callStatus',
-} as const;
+export { SIP_ATTR };
 
 export type SipCallStatus = 'dialing' | 'ringing' | 'automation' | 'active' | 'hangup';
 
@@ -78,11 +73,14 @@ export interface SimCallOptions {
  */
 export type SimCallResult = 'refused' | 'pending' | 'answered' | 'failed';
 
-/** One CreateSIPParticipant request as the sim received it and what became of it. */
+/** One call as the sim saw it and what became of it: a CreateSIPParticipant request, or an inbound call. */
 export interface SimCallRecord {
   callId: string;
+  direction: 'outbound' | 'inbound';
+  /** The far end's number: the one dialed, or the inbound caller's. */
   phoneNumber: string;
   trunkId: string;
+  /** Our number: the caller id shown, or the number an inbound call dialed. */
   fromNumber: string;
   room: string;
   identity: string;
@@ -198,8 +196,48 @@ export interface SipCallsDeps {
   scheduler: Scheduler;
 }
 
+/** An inbound call to place: who calls which number, and how the caller behaves once connected. */
+export interface InboundCallOptions extends InboundCallRequest {
+  /** What the caller says and does (a text-mode harness plays it); default a person saying hello. */
+  caller?: Callee;
+  /** The caller hangs up this long after being connected. */
+  hangupAfterMs?: number;
+}
+
+export type InboundCallResult =
+  | { ok: true; callId: string; room: string; identity: string; trunkId: string; ruleId: string }
+  | { ok: false; reason: 'no_trunk' | 'no_rule' | 'unsupported_rule' };
+
+/** A new call record's end and error fields. */
+const NOT_ENDED = {
+  endedAt: undefined,
+  endReason: undefined,
+  sipStatusCode: undefined,
+  sipStatus: undefined,
+  twirpCode: undefined,
+  httpStatus: undefined,
+  errorMessage: undefined,
+  clientDisconnected: false,
+} as const satisfies Partial<SimCallRecord>;
+
+/** An inbound call's SIP options: none of CreateSIPParticipant's apply. */
+const INBOUND_CALL_OPTIONS: SimCallOptions = {
+  waitUntilAnswered: false,
+  ringingTimeoutMs: undefined,
+  maxCallDurationMs: undefined,
+  dtmf: '',
+  playDialtone: false,
+  hidePhoneNumber: false,
+  krispEnabled: false,
+  participantName: '',
+  participantMetadata: '',
+  participantAttributes: {},
+  headers: {},
+};
+
 export class SipCalls {
   readonly calls: SimCallRecord[] = [];
+  readonly inboundCalls: SimCallRecord[] = [];
   readonly transfers: SimTransferRecord[] = [];
   private readonly active = new Map<string, ActiveCall>();
   private readonly byParticipant = new Map<string, string>();
@@ -226,6 +264,85 @@ export class SipCalls {
       this.failCall(call, sipFailureError(decline, 'Decline'), 'USER_REJECTED', 'callee_declined');
     }
     return true;
+  }
+
+  /**
+   * An inbound call as LiveKit's SIP service takes it: routed by the inbound trunks and dispatch rules, the room
+   * created with the rule's room configuration (which dispatches its agents), the caller's SIP participant joined
+   * and active. The caller then behaves as `caller` says; `hangupCallee` hangs them up.
+   */
+  placeInbound(options: InboundCallOptions): InboundCallResult {
+    const callId = newId(ID_PREFIX.sipCall);
+    const trunks = this.deps.trunks;
+    const routing = routeInboundCall([...trunks.inbound.values()], [...trunks.dispatchRules.values()], options, callId);
+    if (!routing.ok) return routing;
+    const { room, roomConfig } = routing;
+    if (!this.deps.rooms.has(room)) {
+      this.deps.rooms.ensureRoom(room, {
+        metadata: roomConfig?.metadata ?? '',
+        emptyTimeout: roomConfig?.emptyTimeout,
+        departureTimeout: roomConfig?.departureTimeout,
+        maxParticipants: roomConfig?.maxParticipants,
+      });
+      for (const agent of roomConfig?.agents ?? []) this.deps.rooms.addDispatch(room, agent.agentName, agent.metadata);
+    }
+    const now = this.now();
+    const callee = resolveCallee(options.caller);
+    const trunk = trunks.inbound.get(routing.trunkId);
+    const record: SimCallRecord = {
+      callId,
+      direction: 'inbound',
+      phoneNumber: options.from,
+      trunkId: routing.trunkId,
+      fromNumber: options.to,
+      room,
+      identity: routing.identity,
+      participantId: undefined,
+      attempt: undefined,
+      behavior: undefined,
+      receivedAt: now,
+      options: {
+        ...INBOUND_CALL_OPTIONS,
+        maxCallDurationMs: durationMs(trunk?.maxCallDuration),
+        participantName: routing.name,
+        participantMetadata: routing.metadata,
+        participantAttributes: routing.attributes,
+      },
+      result: 'answered',
+      status: 'active',
+      ringingAt: now,
+      answeredAt: now,
+      callee,
+      ...NOT_ENDED,
+    };
+    this.inboundCalls.push(record);
+    const participant = this.deps.rooms.addParticipant(room, {
+      identity: routing.identity,
+      name: routing.name,
+      metadata: routing.metadata,
+      attributes: { ...routing.attributes, [SIP_ATTR.callStatus]: 'active' },
+      kind: 'SIP',
+    });
+    record.participantId = participant.sid;
+    const call: ActiveCall = {
+      record,
+      room,
+      timers: this.deps.scheduler.group(),
+      reply: undefined,
+      info: new SIPParticipantInfo({ participantId: participant.sid, participantIdentity: participant.identity, roomName: room, sipCallId: callId }),
+      transfer: undefined,
+      leaving: false,
+    };
+    this.active.set(callId, call);
+    this.byParticipant.set(participantKey(room, record.identity), callId);
+    this.deps.events.emit('call_answered', { ...this.base(call), callee });
+    if (options.hangupAfterMs !== undefined) {
+      call.timers.after(options.hangupAfterMs, () => this.endCall(call, 'callee_hangup', 'CLIENT_INITIATED'));
+    }
+    if (record.options.maxCallDurationMs !== undefined) {
+      call.timers.after(record.options.maxCallDurationMs, () => this.endCall(call, 'max_call_duration', 'CLIENT_INITIATED'));
+    }
+    return { ok: true, callId, room, identity: routing.identity, trunkId: routing.trunkId, ruleId: routing.ruleId };
   }
 
   /** Ends every call (answered ones end, pending requests get "service shutting down"). */
@@ -297,6 +414,7 @@ export class SipCalls {
     };
     const record: SimCallRecord = {
       callId: newId(ID_PREFIX.sipCall),
+      direction: 'outbound',
       phoneNumber: req.sipCallTo,
       trunkId: req.sipTrunkId,
       fromNumber: req.sipNumber,
@@ -311,15 +429,8 @@ export class SipCalls {
       status: undefined,
       ringingAt: undefined,
       answeredAt: undefined,
-      endedAt: undefined,
-      endReason: undefined,
       callee: undefined,
-      sipStatusCode: undefined,
-      sipStatus: undefined,
-      twirpCode: undefined,
-      httpStatus: undefined,
-      errorMessage: undefined,
-      clientDisconnected: false,
+      ...NOT_ENDED,
     };
     this.calls.push(record);
     ctx.clientGone.addEventListener('abort', () => {

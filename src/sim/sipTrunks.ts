@@ -105,6 +105,8 @@ export class SipTrunks {
           rule: base?.rule ?? req.rule,
           trunkIds: base?.trunkIds.length ? base.trunkIds : req.trunkIds,
           hidePhoneNumber: base?.hidePhoneNumber ?? req.hidePhoneNumber,
+          numbers: base?.numbers ?? [],
+          inboundNumbers: base?.inboundNumbers ?? [],
           name: base?.name || req.name,
           metadata: base?.metadata || req.metadata,
           attributes: base && Object.keys(base.attributes).length > 0 ? base.attributes : req.attributes,

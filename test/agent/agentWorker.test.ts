@@ -1,13 +1,15 @@
 /**
  * `dialer agent start`, the real agents-js worker in its own processes, against the simulator's `/agent` endpoint:
- * it registers under AGENT_NAME, takes only the dispatches for that name, and runs src/agent's job in a job process.
+ * it registers under AGENT_NAME, takes only the dispatches for that name (a `lk dispatch create`, and an inbound
+ * call through the rule `dialer setup inbound` creates), and runs src/agent's job in a job process.
  * The sim has no media server, so the job's room connection is refused: the call job must still report exactly one
  * outcome (failed, naming why), delete the room, and place no call it could not serve.
  */
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inboundCallId } from '../../src/agent/callPlan.js';
 import { startLiveKitSim, waitForEvent, type LiveKitSim } from '../../src/sim/index.js';
-import { startCli } from '../helpers/runCli.js';
+import { runCli, startCli } from '../helpers/runCli.js';
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
 import { ResultsReader, simClients } from './helpers.js';
 
@@ -47,11 +49,11 @@ async function freePort(): Promise<number> {
 
 describe('dialer agent start against the simulator', () => {
   it(
-    'registers under AGENT_NAME, runs only its dispatches; a job that cannot join the room reports failed once, deletes it, dials nobody; SIGTERM drains and exits 143',
+    'registers under AGENT_NAME, runs only its dispatches (self-dial and inbound); a job that cannot join the room reports failed once, deletes it, dials nobody; SIGTERM drains and exits 143',
     { timeout: TEST_TIMEOUT_MS },
     async () => {
       const registered = waitForEvent(sim.events, 'worker_registered', (e) => e.agentName === AGENT_NAME, REGISTER_TIMEOUT_MS);
-      const worker = startCli(['agent', 'start'], {
+      const env = {
         LIVEKIT_URL: sim.url,
         LIVEKIT_API_KEY: sim.apiKey,
         LIVEKIT_API_SECRET: sim.apiSecret,
@@ -61,7 +63,8 @@ describe('dialer agent start against the simulator', () => {
         OPENAI_API_KEY: 'sk-test',
         REDIS_URL: testRedisUrl(),
         QUEUE_PREFIX: prefix,
-      });
+      };
+      const worker = startCli(['agent', 'start'], env);
       try {
         const { workerId } = await registered;
         const dispatch = simClients(sim).dispatch;
@@ -82,6 +85,16 @@ describe('dialer agent start against the simulator', () => {
         expect(sim.calls).toEqual([]);
         expect(await results.count()).toBe(1);
         expect(sim.agentJobs.map((job) => job.room)).toEqual(['call-worker-1']);
+
+        // An inbound call through the rule `dialer setup inbound` creates (the shipped dispatch-rule.json).
+        const setup = await runCli(['setup', 'inbound'], env);
+        expect(setup.code, setup.stderr).toBe(0);
+        const inbound = sim.inboundCall({ from: '+14155550177', to: '+15550109100' });
+        if (!inbound.ok) throw new Error(`inbound call refused: ${inbound.reason}`);
+        expect(inbound.ruleId).toBe(setup.stdout.trim());
+        const inboundResult = await results.waitFor(inboundCallId(inbound.room), JOB_TIMEOUT_MS);
+        expect(inboundResult).toMatchObject({ outcome: 'failed', campaignId: 'inbound' });
+        expect(sim.agentJobs.map((job) => job.room)).toEqual(['call-worker-1', inbound.room]);
 
         const deregistered = waitForEvent(sim.events, 'worker_deregistered', (e) => e.workerId === workerId, DRAIN_TIMEOUT_MS);
         worker.child.kill('SIGTERM');

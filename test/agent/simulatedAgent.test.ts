@@ -13,7 +13,8 @@ import { CallOutcomeTracker } from '../../src/agent/outcomeTracker.js';
 import { startSimulatedAgent, type SimulatedAgent } from '../../src/agent/simulatedAgent.js';
 import { parseProfiles } from '../../src/agent/profiles.js';
 import { ResultReporter } from '../../src/core/reportResult.js';
-import { startLiveKitSim, type LiveKitSim } from '../../src/sim/index.js';
+import { RoomAgentDispatch, RoomConfiguration } from '@livekit/protocol';
+import { startLiveKitSim, type InboundCallOptions, type LiveKitSim } from '../../src/sim/index.js';
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
 import { ResultsReader, dialLikeConsumer, nextNumber, simClients } from './helpers.js';
 
@@ -238,36 +239,38 @@ describe('the callee side and shutting down', () => {
   });
 });
 
-describe('inbound calls (dispatch rule: no phone number, one room call-_<caller>_<suffix> per call)', () => {
-  let ruleMetadata = '';
+describe('inbound calls (the shipped dispatch rule: no phone number, one room call-_<caller>_<random> per call)', () => {
+  /** The number callers dial, and the one whose rule's room config names a campaign. */
+  const SUPPORT_LINE = '+15550109100';
+  const HOTLINE = '+15550109101';
 
   beforeAll(async () => {
-    // The agent metadata the shipped dispatch rule (dispatch-rule.json) puts on its dispatches.
-    const rule = JSON.parse(await readFile(new URL('../../dispatch-rule.json', import.meta.url), 'utf8')) as {
-      dispatch_rule: { roomConfig: { agents: { metadata: string }[] } };
+    // dispatch-rule.json as `dialer setup inbound` creates it, dispatching this test's agent, on its own trunk.
+    const file = JSON.parse(await readFile(new URL('../../dispatch-rule.json', import.meta.url), 'utf8')) as {
+      dispatch_rule: { rule: { dispatchRuleIndividual: { roomPrefix: string } }; roomConfig: { agents: { metadata: string }[] } };
     };
-    ruleMetadata = rule.dispatch_rule.roomConfig.agents[0]?.metadata ?? '';
+    const roomPrefix = file.dispatch_rule.rule.dispatchRuleIndividual.roomPrefix;
+    const agentMetadata = file.dispatch_rule.roomConfig.agents[0]?.metadata ?? '';
+    for (const [number, roomMetadata] of [
+      [SUPPORT_LINE, ''],
+      [HOTLINE, JSON.stringify({ campaign_id: 'support-hotline' })],
+    ] as const) {
+      const trunk = await clients.sip.createSipInboundTrunk(`line ${number}`, [number]);
+      await clients.sip.createSipDispatchRule(
+        { type: 'individual', roomPrefix },
+        {
+          trunkIds: [trunk.sipTrunkId],
+          roomConfig: new RoomConfiguration({ metadata: roomMetadata, agents: [new RoomAgentDispatch({ agentName: AGENT_NAME, metadata: agentMetadata })] }),
+        },
+      );
+    }
   });
 
-  /**
-   * What LiveKit does for an inbound call, played against the simulator: the rule's room (with its metadata), the
-   * agent dispatch, and the caller's SIP participant joining it (here, a call placed into that room; its
-   * `sip.phoneNumber` is the caller's number, as on a real inbound participant).
-   */
-  async function callIn(
-    agentName: string,
-    caller: string,
-    suffix: string,
-    options: { roomMetadata?: string; join?: boolean } = {},
-  ): Promise<{ room: string; callId: string; identity: string }> {
-    const room = `call-_${caller}_${suffix}`;
-    const identity = `sip_${caller}`;
-    if (options.roomMetadata !== undefined) await clients.rooms.createRoom({ name: room, metadata: options.roomMetadata });
-    await clients.dispatch.createDispatch(room, agentName, { metadata: ruleMetadata });
-    if (options.join ?? true) {
-      await clients.sip.createSipParticipant(sim.outboundTrunkId, caller, room, { participantIdentity: identity, waitUntilAnswered: true });
-    }
-    return { room, callId: inboundCallId(room), identity };
+  /** A caller dials the line: LiveKit's routing (trunk → rule → room, dispatch, caller joined) as the sim plays it. */
+  function callIn(caller: string, to: string, options: Omit<InboundCallOptions, 'from' | 'to'> = {}): { room: string; callId: string; identity: string } {
+    const call = sim.inboundCall({ from: caller, to, ...options });
+    if (!call.ok) throw new Error(`inbound call refused: ${call.reason}`);
+    return { room: call.room, callId: inboundCallId(call.room), identity: call.identity };
   }
 
   const resultsFor = async (callId: string) => (await results.all()).filter((r) => r.callId === callId);
@@ -281,13 +284,9 @@ describe('inbound calls (dispatch rule: no phone number, one room call-_<caller>
 
   it('the agent greets, the caller is helped and says goodbye: one answered outcome under in-<room>, campaign inbound', async () => {
     const caller = nextCaller();
-    sim.network.setBehavior(caller, {
-      type: 'answer',
-      afterMs: 20,
-      callee: { kind: 'human', lines: ['Hi, I have a question about my order.', 'Great, thanks. Bye!'] },
-    });
-    const call = await callIn(AGENT_NAME, caller, 'In1');
-    expect(call.callId).toBe(`in-call-_-${caller.slice(1)}_In1`);
+    const call = callIn(caller, SUPPORT_LINE, { caller: { kind: 'human', lines: ['Hi, I have a question about my order.', 'Great, thanks. Bye!'] } });
+    expect(call.room).toMatch(new RegExp(`^call-_\\${caller}_[2-9A-Za-z]{12}$`));
+    expect(call.callId).toBe(`in-${call.room.replace('+', '-')}`);
     const result = await results.waitFor(call.callId);
     expect(result).toMatchObject({ outcome: 'answered', reason: 'agent ended the call', campaignId: 'inbound', reportedBy: 'agent' });
     expect(result.attempt).toBeUndefined();
@@ -315,10 +314,8 @@ describe('inbound calls (dispatch rule: no phone number, one room call-_<caller>
   });
 
   it('a caller who asks for a person is transferred cold (confirmed): outcome transferred', async () => {
-    const caller = nextCaller();
-    sim.network.setBehavior(caller, { type: 'answer', afterMs: 20, callee: { kind: 'wants_human' } });
     sim.network.setTransfer('tel:+12025550100', { result: 'accept', respondAfterMs: 20, afterMs: 50 });
-    const call = await callIn(AGENT_NAME, caller, 'In2');
+    const call = callIn(nextCaller(), SUPPORT_LINE, { caller: { kind: 'wants_human' } });
     const result = await results.waitFor(call.callId);
     expect(result).toMatchObject({ outcome: 'transferred', campaignId: 'inbound', transfer: { mode: 'cold', target: 'tel:+12025550100' } });
     expect(sim.transfers.some((t) => t.room === call.room && t.identity === call.identity)).toBe(true);
@@ -327,9 +324,7 @@ describe('inbound calls (dispatch rule: no phone number, one room call-_<caller>
   });
 
   it("the room's metadata (the dispatch rule's roomConfig) can name the campaign", async () => {
-    const caller = nextCaller();
-    sim.network.setBehavior(caller, { type: 'answer', afterMs: 20, callee: { kind: 'human', lines: ['Hello?', 'Bye!'] } });
-    const call = await callIn(AGENT_NAME, caller, 'In3', { roomMetadata: JSON.stringify({ campaign_id: 'support-hotline' }) });
+    const call = callIn(nextCaller(), HOTLINE, { caller: { kind: 'human', lines: ['Hello?', 'Bye!'] } });
     const result = await results.waitFor(call.callId);
     expect(result).toMatchObject({ outcome: 'answered', campaignId: 'support-hotline' });
   });
@@ -339,7 +334,7 @@ describe('inbound calls (dispatch rule: no phone number, one room call-_<caller>
     const logged = logLines.join('');
     expect(callers.length).toBeGreaterThan(0);
     for (const caller of callers) {
-      expect(logged).toContain(`*${caller.slice(-4)}_In`);
+      expect(logged).toContain(`*${caller.slice(-4)}_`);
       expect(logged).not.toContain(caller.slice(1));
     }
   });
@@ -364,7 +359,10 @@ describe('inbound calls (dispatch rule: no phone number, one room call-_<caller>
     });
 
     it('is still one outcome: failed, and the room is deleted', async () => {
-      const call = await callIn(IMPATIENT_AGENT, nextNumber('+1415555'), 'In4', { join: false });
+      // The dispatch a rule makes, with the caller gone before joining (a hang-up while the room was set up).
+      const room = `call-_${nextNumber('+1415555')}_In4`;
+      await clients.dispatch.createDispatch(room, IMPATIENT_AGENT, { metadata: '{"agent_profile":"support-line"}' });
+      const call = { room, callId: inboundCallId(room) };
       const result = await results.waitFor(call.callId);
       expect(result).toMatchObject({ outcome: 'failed', reason: 'no caller joined the room in time', campaignId: 'inbound', durationMs: 0 });
       await impatient.idle();

@@ -1,18 +1,14 @@
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { SIPTransport } from '@livekit/protocol';
 import type { Command } from 'commander';
-import { RoomAgentDispatch, RoomConfiguration } from 'livekit-server-sdk';
-import { z } from 'zod';
 import { loadAgentSettings, requireOpenAIKey } from '../agent/agentConfig.js';
+import { DEFAULT_DISPATCH_RULE_FILE, createInboundDispatchRule, readDispatchRuleFile } from '../agent/dispatchRule.js';
 import { requireLiveKit, type LiveKitSettings } from '../core/config.js';
 import { ConfigError, InvalidInputError } from '../core/errors.js';
 import { createLiveKitClients, type LiveKitClients } from '../core/livekitClients.js';
 import { cliContext, exitWithError, type CliContext } from './cliContext.js';
 
-/** The dispatch rule shipped at the package root (`lk sip dispatch create` reads the same file). */
-export const DEFAULT_DISPATCH_RULE_FILE = fileURLToPath(new URL('../../dispatch-rule.json', import.meta.url));
 const AGENT_MAIN = fileURLToPath(new URL('../agent/main.ts', import.meta.url));
 const WORKER_MODES = ['dev', 'start'] as const;
 type WorkerMode = (typeof WORKER_MODES)[number];
@@ -28,41 +24,6 @@ export interface AgentCommandDeps {
   runWorker?: (mode: WorkerMode, args: readonly string[]) => Promise<number>;
   /** What a failed command does (default: one line on stderr and the matching exit code). */
   fail?: (err: unknown) => void;
-}
-
-/** `dispatch-rule.json`: the CreateSIPDispatchRule request in the JSON form `lk sip dispatch create` takes. */
-const dispatchRuleFileSchema = z.object({
-  dispatch_rule: z.object({
-    rule: z.object({
-      dispatchRuleIndividual: z.object({ roomPrefix: z.string().min(1), pin: z.string().optional() }),
-    }),
-    name: z.string().optional(),
-    metadata: z.string().optional(),
-    trunkIds: z.array(z.string()).optional(),
-    trunk_ids: z.array(z.string()).optional(),
-    hidePhoneNumber: z.boolean().optional(),
-    attributes: z.record(z.string(), z.string()).optional(),
-    roomConfig: z.object({
-      agents: z.array(z.object({ agentName: z.string().min(1), metadata: z.string().optional() })).min(1),
-    }),
-  }),
-});
-export type DispatchRuleFile = z.infer<typeof dispatchRuleFileSchema>;
-
-/** Reads and validates a dispatch rule file. */
-export async function readDispatchRuleFile(file: string): Promise<DispatchRuleFile> {
-  let document: unknown;
-  try {
-    document = JSON.parse(await readFile(file, 'utf8'));
-  } catch (err) {
-    throw new InvalidInputError(`cannot read dispatch rule ${file}: ${(err as Error).message}`);
-  }
-  const parsed = dispatchRuleFileSchema.safeParse(document);
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
-    throw new InvalidInputError(`invalid dispatch rule ${file} (only individual rules are supported): ${issues}`);
-  }
-  return parsed.data;
 }
 
 const TRANSPORTS: Record<string, SIPTransport> = {
@@ -143,21 +104,7 @@ export function registerAgentCommands(program: Command, deps: AgentCommandDeps =
       guarded(async (options: { file: string; trunk?: string[] }) => {
         const ctx = context();
         const file = await readDispatchRuleFile(options.file);
-        const rule = file.dispatch_rule;
-        // The rule dispatches this deployment's AGENT_NAME, whatever name the file was written with.
-        const agents = rule.roomConfig.agents.map((a) => new RoomAgentDispatch({ agentName: ctx.config.agentName, metadata: a.metadata ?? '' }));
-        const trunkIds = options.trunk ?? rule.trunkIds ?? rule.trunk_ids;
-        const created = await clientsFor(ctx).sip.createSipDispatchRule(
-          { type: 'individual', roomPrefix: rule.rule.dispatchRuleIndividual.roomPrefix, pin: rule.rule.dispatchRuleIndividual.pin },
-          {
-            name: rule.name,
-            metadata: rule.metadata,
-            trunkIds,
-            hidePhoneNumber: rule.hidePhoneNumber,
-            attributes: rule.attributes,
-            roomConfig: new RoomConfiguration({ agents }),
-          },
-        );
+        const created = await createInboundDispatchRule(clientsFor(ctx).sip, file, ctx.config.agentName, options.trunk);
         ctx.logger.info({ dispatchRuleId: created.sipDispatchRuleId, agentName: ctx.config.agentName }, 'dispatch rule created');
         out(created.sipDispatchRuleId);
       }),

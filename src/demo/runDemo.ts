@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { SingleBar, Presets } from 'cli-progress';
 import { CallStore } from '../core/callStore.js';
-import { loadConfig, type DialerConfig } from '../core/config.js';
+import type { CallRecord } from '../core/callStore.js';
+import { loadConfig, requireLiveKit, type DialerConfig } from '../core/config.js';
+import { createLiveKitClients } from '../core/livekitClients.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { findOrStartRedis } from '../core/localRedis.js';
 import { closeConnection, createProducerConnection, waitUntilReady } from '../core/redisConnection.js';
@@ -12,11 +14,14 @@ import { CallProducer } from '../producer/enqueueCalls.js';
 import { campaignReport, formatCampaignReport, type CampaignReport } from '../results/campaignReport.js';
 import { startResultsWorker } from '../results/resultsWorker.js';
 import { startLiveKitSim } from '../sim/index.js';
+import { DEMO_INBOUND_CALLER, DEMO_SUPPORT_LINE, placeDemoInboundCall } from './demoInbound.js';
 import { DEMO_CAMPAIGN_PREFIX, DEMO_CALLS, DEMO_NETWORK, DEMO_QUEUE_PREFIX, demoRequests } from './demoCampaign.js';
 
 /** The demo gives up (and exits non-zero) if the campaign has not finished by then. */
 export const DEMO_TIMEOUT_MS = 120 * SECOND;
 const PROGRESS_POLL_MS = 250;
+/** The inbound call after the campaign: one short conversation and a transfer. */
+const DEMO_INBOUND_TIMEOUT_MS = 30 * SECOND;
 
 /** Settings the demo runs with: fast retries and short ringing so every outcome shows up within seconds. */
 const DEMO_SETTINGS = {
@@ -106,6 +111,18 @@ export async function runDemo(options: DemoOptions = {}): Promise<CampaignReport
     say(formatCampaignReport(report, records));
     say('');
     say(`Query it again with: QUEUE_PREFIX=${DEMO_QUEUE_PREFIX} REDIS_URL=${redis.source === 'redis-server' ? '<stopped>' : redis.url} npm run --silent dialer -- report --campaign ${campaignId}`);
+
+    const inbound = await placeDemoInboundCall({
+      sim,
+      sip: createLiveKitClients(requireLiveKit(config)).sip,
+      agentName: config.agentName,
+      store,
+      deadline: Date.now() + DEMO_INBOUND_TIMEOUT_MS,
+    });
+    await agent.idle();
+    say('');
+    say(`Inbound: ${DEMO_INBOUND_CALLER} called the support line ${DEMO_SUPPORT_LINE}; dispatch rule ${inbound.ruleId} (dispatch-rule.json) put the call in room ${inbound.room}.`);
+    say(`  ${formatInboundOutcome(inbound.record)}`);
     return report;
   } finally {
     await cleanup();
@@ -134,4 +151,10 @@ async function waitForCampaign(store: CallStore, campaignId: string, total: numb
   } finally {
     progress?.stop();
   }
+}
+
+/** `answered|transferred… (reason) → target, under in-<room>, campaign inbound`: the inbound call's one line. */
+function formatInboundOutcome(record: CallRecord): string {
+  const target = record.details?.transfer ? ` → ${record.details.transfer.target}` : '';
+  return `${record.outcome ?? 'pending'} (${record.reason ?? 'no reason'})${target}, recorded as ${record.callId} in campaign ${record.campaignId}`;
 }

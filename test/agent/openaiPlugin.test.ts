@@ -1,6 +1,8 @@
 /**
- * The real @livekit/agents-plugin-openai LLM, built from the agent's settings, against a local OpenAI-compatible
- * server: proves OPENAI_BASE_URL and OPENAI_API_KEY reach the plugin and that a streamed tool call runs the tool.
+ * The real @livekit/agents-plugin-openai models, built from the agent's settings, against a local OpenAI-compatible
+ * server: proves OPENAI_BASE_URL and OPENAI_API_KEY reach the plugin, that a streamed tool call runs the tool
+ * (pipeline mode), and that the default realtime model opens its WebSocket there with the call's voice,
+ * instructions and tools.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -8,6 +10,7 @@ import { initializeLogger, loggerOptions, voice } from '@livekit/agents';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocketServer } from 'ws';
 import { loadAgentSettings } from '../../src/agent/agentConfig.js';
 import { buildCallAgent, TOOL_NAMES } from '../../src/agent/callAgent.js';
 import { CallControl } from '../../src/agent/callControl.js';
@@ -18,6 +21,7 @@ import { parseProfiles, resolveCallProfile } from '../../src/agent/profiles.js';
 import { ResultReporter } from '../../src/core/reportResult.js';
 import { startLiveKitSim, type LiveKitSim } from '../../src/sim/index.js';
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
+import { waitFor } from '../helpers/waitFor.js';
 import { ResultsReader, nextNumber, simClients } from './helpers.js';
 
 interface ChatRequest {
@@ -36,6 +40,9 @@ interface SeenRequest {
 const prefix = uniquePrefix('agent-openai');
 const logger = pino({ level: 'silent' });
 const seen: SeenRequest[] = [];
+/** Realtime WebSocket connections the fake server accepted: the URL, the key, and every client event. */
+const realtimeConnections: { url: string; authorization: string | undefined; events: { type: string; session?: Record<string, unknown> }[] }[] = [];
+let realtimeServer: WebSocketServer;
 let server: Server;
 let baseURL: string;
 let sim: LiveKitSim;
@@ -82,6 +89,13 @@ function fakeOpenAI(): Promise<Server> {
       res.end('data: [DONE]\n\n');
     });
   });
+  // The Realtime API: a WebSocket on <base>/realtime?model=…; it only records what the client sends.
+  realtimeServer = new WebSocketServer({ server: srv, path: '/v1/realtime' });
+  realtimeServer.on('connection', (ws, req) => {
+    const connection = { url: req.url ?? '', authorization: req.headers.authorization, events: [] as { type: string }[] };
+    realtimeConnections.push(connection);
+    ws.on('message', (data: Buffer) => connection.events.push(JSON.parse(data.toString()) as { type: string }));
+  });
   return new Promise((resolve) => srv.listen(0, '127.0.0.1', () => resolve(srv)));
 }
 
@@ -100,6 +114,8 @@ afterAll(async () => {
   await results.close();
   await redis.quit();
   await sim.close();
+  for (const client of realtimeServer.clients) client.terminate();
+  realtimeServer.close();
   server.closeAllConnections();
   await new Promise<void>((resolve) => server.close(() => resolve()));
   await deleteKeysWithPrefix(testRedisUrl(), prefix);
@@ -164,5 +180,47 @@ describe('OpenAI plugin through OPENAI_BASE_URL', () => {
     );
     expect(JSON.stringify(first?.body.messages[0])).toContain('You are calling Ada.');
     await session.close();
+  });
+
+  it("the default realtime model opens <OPENAI_BASE_URL>/realtime with the key and model, and sends the call's voice, instructions and tools", async () => {
+    const settings = loadAgentSettings({ OPENAI_API_KEY: 'sk-realtime-test', OPENAI_BASE_URL: baseURL });
+    expect(settings.models.mode).toBe('realtime');
+    const models = createSessionModels(settings.models, 'cedar');
+
+    const catalog = parseProfiles({ p: { instructions: 'You are calling {{first_name}} about the survey.' } });
+    const profile = resolveCallProfile({
+      catalog,
+      name: 'p',
+      defaultName: 'p',
+      values: { first_name: 'Ben' },
+      limits: { maxCallDurationMs: 30_000, silenceTimeoutMs: 30_000 },
+    });
+    const controller = new CallController({
+      profile,
+      tracker: new CallOutcomeTracker({ callId: 'openai-realtime-1', campaignId: 'openai', sink: reporter, logger }),
+      control: new CallControl({ clients: simClients(sim), roomName: 'call-openai-realtime-1', logger }),
+      behaviour: { transferConfirmTimeoutMs: 1000, transferRingingTimeoutS: 5, voicemailPauseMs: 0 },
+      outbound: true,
+      calleeIdentity: 'sip-openai-realtime-1',
+      sendDtmf: async () => 'sent',
+      logger,
+    });
+    const session = new voice.AgentSession({ llm: models.llm, vad: null, userAwayTimeout: null, turnHandling: { turnDetection: 'manual' } });
+    try {
+      await session.start({ agent: buildCallAgent(controller) });
+      const updates = () => realtimeConnections[0]?.events.filter((e) => e.type === 'session.update').map((e) => e.session ?? {}) ?? [];
+      const toolNames = (update: Record<string, unknown>) => (Array.isArray(update.tools) ? update.tools.map((t: { name?: string }) => t.name) : []);
+      await waitFor(() => (updates().some((u) => toolNames(u).length > 0) ? true : undefined), 10_000, 'a session.update with the tools');
+
+      const connection = realtimeConnections[0];
+      expect(connection?.url).toBe('/v1/realtime?model=gpt-realtime');
+      expect(connection?.authorization).toBe('Bearer sk-realtime-test');
+      const sent = updates();
+      expect(JSON.stringify(sent)).toContain('"voice":"cedar"');
+      expect(sent.some((u) => String(u.instructions).includes('You are calling Ben about the survey.'))).toBe(true);
+      expect(sent.flatMap(toolNames)).toEqual(expect.arrayContaining([TOOL_NAMES.voicemail, TOOL_NAMES.endCall, TOOL_NAMES.sendDtmf]));
+    } finally {
+      await session.close();
+    }
   });
 });

@@ -7,7 +7,8 @@ import { createLiveKitClients } from '../core/livekitClients.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { redactPhoneNumber } from '../core/phone.js';
 import { ResultReporter } from '../core/reportResult.js';
-import { HOUR, SECOND } from '../core/time.js';
+import { HOUR, SECOND, systemClock } from '../core/time.js';
+import { AgentCallBook } from './agentCallBook.js';
 import { loadAgentSettings, type AgentSettings } from './agentConfig.js';
 import { buildCallAgent } from './callAgent.js';
 import { CallControl, SIP_PHONE_NUMBER_ATTRIBUTE } from './callControl.js';
@@ -151,6 +152,7 @@ export async function runCall<R extends CallRoom>(ctx: CallJobContext<R>, deps: 
   }
 
   const reporter = new ResultReporter(redis, config.queuePrefix);
+  const book = new AgentCallBook(redis, config.queuePrefix, systemClock, config.dial.outcomeTimeoutMs, log);
   const tracker = new CallOutcomeTracker({
     callId: plan.callId,
     campaignId: plan.campaignId,
@@ -179,6 +181,7 @@ export async function runCall<R extends CallRoom>(ctx: CallJobContext<R>, deps: 
     }
     // The consumer's call is still ringing: drop the room so it does not connect to nobody (the consumer retries).
     else if (waitingForAnswer) await control.hangup('the agent shut down before the callee answered');
+    await book.close();
     await reporter.close();
     await redis.quit().catch(() => redis.disconnect());
   });
@@ -236,6 +239,11 @@ export async function runCall<R extends CallRoom>(ctx: CallJobContext<R>, deps: 
       limits: settings.limits,
     });
     if (profile.missingPlaceholders.length > 0) log.warn({ missing: profile.missingPlaceholders }, 'placeholders without a value');
+    const callIdentity = { callId: plan.callId, campaignId: plan.campaignId, metadata: {} };
+    if (direction.kind === 'inbound') {
+      const callerNumber = caller?.attributes[SIP_PHONE_NUMBER_ATTRIBUTE] ?? '';
+      await book.connected({ ...callIdentity, phoneNumber: callerNumber }, roomName, profile.limits.maxCallDurationMs);
+    }
 
     const models = createSessionModels(settings.models, profile.voice);
     const callController = new CallController({
@@ -292,6 +300,7 @@ export async function runCall<R extends CallRoom>(ctx: CallJobContext<R>, deps: 
       }
       controller = callController;
       callController.attach(session);
+      await book.connected({ ...callIdentity, phoneNumber: direction.phoneNumber }, roomName, profile.limits.maxCallDurationMs);
     }
 
     followCallee(ctx.room, callController, session, log, { calleeSeen: direction.kind !== 'self_dial' });

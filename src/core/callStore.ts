@@ -54,6 +54,9 @@ export interface NewCall {
   metadata: Record<string, unknown>;
 }
 
+/** What a record is created from when none exists yet. */
+export type CallIdentity = Pick<CallJob, 'callId' | 'campaignId' | 'phoneNumber' | 'metadata'>;
+
 export interface AttemptResult {
   result: string;
   sipStatusCode?: number;
@@ -147,7 +150,7 @@ export class CallStore {
   }
 
   /** Records the start of dial attempt `attempt` in `room`; returns the state it found ('terminal': don't dial). */
-  async beginAttempt(job: CallJob, attempt: number, room: string): Promise<CallState | 'missing'> {
+  async beginAttempt(job: CallIdentity, attempt: number, room: string): Promise<CallState | 'missing'> {
     const now = this.clock.now();
     const missing = {
       callId: job.callId,
@@ -169,6 +172,16 @@ export class CallStore {
     );
     if (state === 'missing') await this.redis.sadd(this.keys.campaignIndex(), job.campaignId);
     return state === 'missing' || isState(state) ? state : 'missing';
+  }
+
+  /**
+   * Records a call the agent connected itself (an inbound caller, or a number it dialed on a bare
+   * `lk dispatch create`): created if missing, `in_call` as attempt 1 in `room`; nothing once it has ended.
+   */
+  async recordAgentCall(call: CallIdentity, room: string): Promise<void> {
+    const state = await this.beginAttempt(call, 1, room);
+    if (state === 'terminal') return;
+    await this.endAttempt(call.campaignId, call.callId, 1, 'in_call', { result: 'answered' });
   }
 
   /** Ends attempt `attempt` in its log: the call is now `in_call`, `waiting_retry`, or stays `dialing` until its outcome lands. No-op once terminal. */

@@ -34,11 +34,11 @@ export class OutcomeWatchdog {
     this.queue = new Queue<WatchdogJob>(OUTCOME_WATCHDOG_QUEUE, { connection, prefix });
   }
 
-  /** Called when a call connects. */
-  async arm(call: Omit<WatchdogJob, 'timeoutMs'>): Promise<void> {
-    await this.queue.add('check', { ...call, timeoutMs: this.timeoutMs }, {
+  /** Called when a call connects; `timeoutMs` overrides the default for a call known to run longer. */
+  async arm(call: Omit<WatchdogJob, 'timeoutMs'>, timeoutMs = this.timeoutMs): Promise<void> {
+    await this.queue.add('check', { ...call, timeoutMs }, {
       jobId: call.callId,
-      delay: this.timeoutMs,
+      delay: timeoutMs,
       attempts: WATCHDOG_CHECK_ATTEMPTS,
       backoff: { type: 'exponential', delay: WATCHDOG_RETRY_BASE_MS },
       removeOnComplete: { age: WATCHDOG_RETENTION_S },

@@ -6,16 +6,23 @@
  */
 import { initializeLogger, loggerOptions, voice } from '@livekit/agents';
 import { DisconnectReason } from '@livekit/rtc-node';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadAgentSettings, type AgentSettings } from '../../src/agent/agentConfig.js';
 import { TOOL_NAMES } from '../../src/agent/callAgent.js';
+import { INBOUND_CAMPAIGN_ID } from '../../src/agent/callPlan.js';
 import type { CallController } from '../../src/agent/callController.js';
 import { runAnsweringMachineDetection, runCall, type SessionOpener, type SessionRequest } from '../../src/agent/entry.js';
 import { parseProfiles } from '../../src/agent/profiles.js';
-import { loadConfig, type DialerConfig } from '../../src/core/config.js';
+import { CallStore } from '../../src/core/callStore.js';
+import { DEFAULT_CALL_OUTCOME_TIMEOUT_S, loadConfig, type DialerConfig } from '../../src/core/config.js';
 import type { LiveKitClients } from '../../src/core/livekitClients.js';
 import type { CallResult } from '../../src/core/outcomes.js';
+import { ResultReporter } from '../../src/core/reportResult.js';
+import { systemClock } from '../../src/core/time.js';
+import { OUTCOME_WATCHDOG_QUEUE, startOutcomeWatchdogWorker } from '../../src/results/outcomeWatchdog.js';
 import { startLiveKitSim, type LiveKitSim } from '../../src/sim/index.js';
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
 import { waitFor } from '../helpers/waitFor.js';
@@ -432,6 +439,17 @@ describe('self-dialed calls (dispatch with only phone_number)', () => {
     const call = startCall({ phone_number: number }, { roomName });
     await following(call.room);
     expect(call.room.remoteParticipants.get(`sip-${roomName}`)?.attributes['sip.callStatus']).toBe('active');
+    // No consumer records this call: the agent does, and arms the outcome watchdog for it.
+    const connection = new Redis(testRedisUrl(), { maxRetriesPerRequest: null });
+    const watchdogs = new Queue(OUTCOME_WATCHDOG_QUEUE, { connection, prefix });
+    try {
+      const record = await waitFor(() => new CallStore(connection, prefix, systemClock).get('default', roomName), 2000, 'the call record');
+      expect(record).toMatchObject({ state: 'in_call', phoneNumber: number, room: roomName });
+      expect(await watchdogs.getJob(roomName)).toBeDefined();
+    } finally {
+      await watchdogs.close();
+      await connection.quit();
+    }
     expect(sim.hangupCallee(roomName, `sip-${roomName}`)).toBe(true);
     const ended = await call.run.ended;
 
@@ -461,6 +479,42 @@ describe('inbound calls', () => {
     expect(written[0]).toMatchObject({ outcome: 'answered', reason: 'callee hung up', campaignId: 'inbound' });
     expect(written[0]?.summary).toContain(`inbound call from ${CALLER}`);
     expect(sim.deletedRooms).toContain(roomName);
+  });
+
+  it('a connected caller is in_call in the campaign and watched: a job that dies without reporting still ends failed', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const roomName = `call-_${CALLER.slice(1)}_${nextRoomName('in-watched')}`;
+    const callId = `in-${roomName}`;
+    await clients.rooms.createRoom({ name: roomName });
+    const room = new FakeRoom(roomName);
+    startCall('', { room });
+    room.join('sip-caller', { 'sip.phoneNumber': CALLER, 'sip.callStatus': 'active' });
+    await following(room);
+
+    const connection = new Redis(testRedisUrl(), { maxRetriesPerRequest: null });
+    const store = new CallStore(connection, prefix, systemClock);
+    const reporter = new ResultReporter(connection, prefix);
+    const watchdogs = new Queue(OUTCOME_WATCHDOG_QUEUE, { connection, prefix });
+    const checker = startOutcomeWatchdogWorker({ connection, prefix, store, reporter, clock: systemClock, logger });
+    try {
+      const record = await waitFor(() => store.get(INBOUND_CAMPAIGN_ID, callId), 2000, 'the inbound call record');
+      expect(record).toMatchObject({ state: 'in_call', phoneNumber: CALLER, room: roomName, attempts: 1 });
+      const armed = await watchdogs.getJob(callId);
+      // The default CALL_OUTCOME_TIMEOUT_S, since the call's own limit (30 s) plus the margin is shorter.
+      expect(armed?.opts.delay).toBe(DEFAULT_CALL_OUTCOME_TIMEOUT_S * 1000);
+
+      // The job process dies here (no report, no shutdown callback); time passes until the check is due.
+      await armed?.promote();
+      const [written] = await waitFor(async () => {
+        const found = await resultsFor(callId);
+        return found.length > 0 ? found : undefined;
+      }, 5000, 'the watchdog result');
+      expect(written).toMatchObject({ outcome: 'failed', campaignId: INBOUND_CAMPAIGN_ID, reason: expect.stringContaining('no outcome reported by the agent') });
+    } finally {
+      await checker.close();
+      await watchdogs.close();
+      await reporter.close();
+      await connection.quit();
+    }
   });
 
   it('nobody joins in time: failed, and the room is deleted', { timeout: TEST_TIMEOUT_MS }, async () => {

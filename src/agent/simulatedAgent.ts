@@ -4,7 +4,8 @@ import { createLiveKitClients } from '../core/livekitClients.js';
 import type { Logger } from '../core/logger.js';
 import { closeConnection, createProducerConnection, waitUntilReady } from '../core/redisConnection.js';
 import { ResultReporter } from '../core/reportResult.js';
-import { SECOND, sleep } from '../core/time.js';
+import { DEFAULT_CALL_OUTCOME_TIMEOUT_S } from '../core/config.js';
+import { SECOND, sleep, systemClock } from '../core/time.js';
 import type { CallAnsweredEvent, CallEndedEvent, Callee, SimEvents } from '../sim/index.js';
 import {
   DEFAULT_PROFILES_FILE,
@@ -12,6 +13,7 @@ import {
   DEFAULT_TRANSFER_RINGING_TIMEOUT_S,
   type CallLimits,
 } from './agentConfig.js';
+import { AgentCallBook } from './agentCallBook.js';
 import { buildCallAgent } from './callAgent.js';
 import { CallControl, SIP_PHONE_NUMBER_ATTRIBUTE, type CallControlClients } from './callControl.js';
 import { CallController, type CallBehaviour } from './callController.js';
@@ -114,6 +116,8 @@ interface SimCallDeps {
   /** The room's metadata (a dispatch rule's roomConfig may name the campaign of inbound calls). */
   roomMetadata: (room: string) => Promise<string | undefined>;
   reporter: ResultReporter;
+  /** Records and watches the calls the agent connects itself, as runCall does. */
+  book: AgentCallBook;
   profiles: () => Promise<ProfileCatalog>;
   defaultProfile: string;
   timing: SimulatedTiming;
@@ -246,6 +250,10 @@ class SimulatedCall {
       await control.hangup('no usable profile');
       return;
     }
+    const callIdentity = { callId: plan.callId, campaignId: plan.campaignId, metadata: {} };
+    if (direction.kind === 'inbound') {
+      await this.deps.book.connected({ ...callIdentity, phoneNumber: tracker.caller ?? '' }, this.room, profile.limits.maxCallDurationMs);
+    }
 
     if (direction.kind === 'self_dial') {
       const trunkId = this.deps.sim.outboundTrunkId;
@@ -263,6 +271,7 @@ class SimulatedCall {
         await control.hangup(dialed.decision.reason);
         return;
       }
+      await this.deps.book.connected({ ...callIdentity, phoneNumber: direction.phoneNumber }, this.room, profile.limits.maxCallDurationMs);
       answer = await Promise.race([this.answered.promise, delay(SELF_DIAL_ANSWER_EVENT_WAIT_MS, NOT_CONNECTED)]);
     }
     const connected = typeof answer === 'object' ? answer : undefined;
@@ -381,6 +390,7 @@ export async function startSimulatedAgent(options: SimulatedAgentOptions): Promi
     throw err;
   }
   const reporter = new ResultReporter(connection, options.queuePrefix);
+  const book = new AgentCallBook(connection, options.queuePrefix, systemClock, DEFAULT_CALL_OUTCOME_TIMEOUT_S * SECOND, logger);
   const { sim } = options;
   const clients = createLiveKitClients({ url: sim.url, apiKey: sim.apiKey, apiSecret: sim.apiSecret });
 
@@ -412,6 +422,7 @@ export async function startSimulatedAgent(options: SimulatedAgentOptions): Promi
       clients,
       roomMetadata,
       reporter,
+      book,
       profiles,
       defaultProfile: options.defaultProfile ?? DEFAULT_PROFILE_NAME,
       timing,
@@ -464,6 +475,7 @@ export async function startSimulatedAgent(options: SimulatedAgentOptions): Promi
         for (const call of calls.values()) call.shutdown();
         await idle();
         earlyAnswers.clear();
+        await book.close();
         await reporter.close();
         await closeConnection(connection);
       })();

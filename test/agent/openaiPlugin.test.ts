@@ -7,6 +7,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { initializeLogger, loggerOptions, voice } from '@livekit/agents';
+import { AudioFrame } from '@livekit/rtc-node';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -40,6 +41,11 @@ interface SeenRequest {
 const prefix = uniquePrefix('agent-openai');
 const logger = pino({ level: 'silent' });
 const seen: SeenRequest[] = [];
+/** Speech and transcription requests (pipeline mode), bodies as text (JSON, or the multipart form). */
+const audioRequests: { path: string; authorization: string | undefined; body: string }[] = [];
+/** 100 ms of 24 kHz mono 16-bit silence: what the fake speech endpoint returns. */
+const SPEECH_PCM_BYTES = 4800;
+const TRANSCRIPT = 'I would like to talk to a person.';
 /** Realtime WebSocket connections the fake server accepted: the URL, the key, and every client event. */
 const realtimeConnections: { url: string; authorization: string | undefined; events: { type: string; session?: Record<string, unknown> }[] }[] = [];
 let realtimeServer: WebSocketServer;
@@ -69,6 +75,12 @@ function chunk(delta: Record<string, unknown>, finishReason: string | null = nul
 function fakeOpenAI(): Promise<Server> {
   const srv = createServer((req, res) => {
     void readBody(req).then((text) => {
+      if (req.method === 'POST' && (req.url === '/v1/audio/speech' || req.url === '/v1/audio/transcriptions')) {
+        audioRequests.push({ path: req.url, authorization: req.headers.authorization, body: text });
+        if (req.url === '/v1/audio/speech') res.writeHead(200, { 'content-type': 'audio/pcm' }).end(Buffer.alloc(SPEECH_PCM_BYTES));
+        else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ text: TRANSCRIPT }));
+        return;
+      }
       if (req.method !== 'POST' || req.url !== '/v1/chat/completions') {
         res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"message":"not found"}}');
         return;
@@ -222,5 +234,34 @@ describe('OpenAI plugin through OPENAI_BASE_URL', () => {
     } finally {
       await session.close();
     }
+  });
+
+  it('pipeline mode sends speech and transcription to OPENAI_BASE_URL too: TTS with the profile voice, STT with the configured model', async () => {
+    const settings = loadAgentSettings({
+      OPENAI_API_KEY: 'sk-pipeline-test',
+      OPENAI_BASE_URL: baseURL,
+      AGENT_MODEL_MODE: 'pipeline',
+      AGENT_STT_MODEL: 'local-whisper',
+      AGENT_TTS_MODEL: 'local-tts',
+    });
+    const { stt, tts } = createSessionModels(settings.models, 'nova');
+    if (!stt || !tts) throw new Error('pipeline mode builds STT and TTS');
+
+    const frames: AudioFrame[] = [];
+    for await (const audio of tts.synthesize('Hello from the dialer.')) frames.push(audio.frame);
+    expect(frames.reduce((samples, frame) => samples + frame.samplesPerChannel, 0)).toBe(SPEECH_PCM_BYTES / 2);
+    const speech = audioRequests.find((r) => r.path === '/v1/audio/speech');
+    expect(speech?.authorization).toBe('Bearer sk-pipeline-test');
+    expect(JSON.parse(speech?.body ?? '{}')).toMatchObject({ model: 'local-tts', voice: 'nova', input: 'Hello from the dialer.', response_format: 'pcm' });
+
+    const SAMPLE_RATE = 24_000;
+    const samples = SAMPLE_RATE / 10;
+    const event = await stt.recognize(new AudioFrame(new Int16Array(samples), SAMPLE_RATE, 1, samples));
+    expect(event.alternatives?.[0]?.text).toBe(TRANSCRIPT);
+    const transcription = audioRequests.find((r) => r.path === '/v1/audio/transcriptions');
+    expect(transcription?.authorization).toBe('Bearer sk-pipeline-test');
+    expect(transcription?.body).toMatch(/name="model"\r\n\r\nlocal-whisper\r\n/);
+    await tts.close();
+    await stt.close();
   });
 });

@@ -1,16 +1,27 @@
 /**
  * `dialer agent start`, the real agents-js worker in its own processes, against the simulator's `/agent` endpoint:
- * it registers under AGENT_NAME, takes only the dispatches for that name (a `lk dispatch create`, and an inbound
- * call through the rule `dialer setup inbound` creates), and runs src/agent's job in a job process.
+ * it registers under AGENT_NAME, takes only the dispatches for that name (the consumer's, a `lk dispatch create`,
+ * and an inbound call through the rule `dialer setup inbound` creates), and runs src/agent's job in a job process.
  * The sim has no media server, so the job's room connection is refused: the call job must still report exactly one
  * outcome (failed, naming why), delete the room, and place no call it could not serve.
  */
 import { createServer } from 'node:net';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inboundCallId } from '../../src/agent/callPlan.js';
+import { CallStore } from '../../src/core/callStore.js';
+import { loadConfig } from '../../src/core/config.js';
+import { CALLS_QUEUE } from '../../src/core/queues.js';
+import { systemClock } from '../../src/core/time.js';
+import { startDialWorker } from '../../src/consumer/dialWorker.js';
+import { enqueueCall } from '../../src/producer/enqueueCalls.js';
+import { startResultsWorker } from '../../src/results/resultsWorker.js';
 import { startLiveKitSim, waitForEvent, type LiveKitSim } from '../../src/sim/index.js';
-import { runCli, startCli } from '../helpers/runCli.js';
+import { runCli, startCli, type CliRun } from '../helpers/runCli.js';
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
+import { waitFor } from '../helpers/waitFor.js';
 import { ResultsReader, simClients } from './helpers.js';
 
 const prefix = uniquePrefix('agent-worker');
@@ -19,23 +30,17 @@ const AGENT_NAME = 'worker-test-agent';
 const REGISTER_TIMEOUT_MS = 45_000;
 const JOB_TIMEOUT_MS = 45_000;
 const DRAIN_TIMEOUT_MS = 30_000;
-const TEST_TIMEOUT_MS = 150_000;
+const TEST_TIMEOUT_MS = 90_000;
 /** agents-js exits 128 + SIGTERM after draining, and `dialer agent` passes its code on. */
 const EXIT_AFTER_SIGTERM = 143;
+/** The consumer's callee answers after the agent has given up on the room, so the call never connects. */
+const SLOW_ANSWER_MS = 20_000;
 
 let sim: LiveKitSim;
 let results: ResultsReader;
-
-beforeAll(async () => {
-  sim = await startLiveKitSim();
-  results = new ResultsReader(testRedisUrl(), prefix);
-});
-
-afterAll(async () => {
-  await results.close();
-  await sim.close();
-  await deleteKeysWithPrefix(testRedisUrl(), prefix);
-});
+let env: Record<string, string>;
+let worker: { child: ReturnType<typeof startCli>['child']; done: Promise<CliRun> };
+let workerId: string;
 
 /** A port nobody listens on now, for the worker's health-check server (agents-js' 8081 may be taken). */
 async function freePort(): Promise<number> {
@@ -47,64 +52,107 @@ async function freePort(): Promise<number> {
   return address.port;
 }
 
+beforeAll(async () => {
+  sim = await startLiveKitSim();
+  results = new ResultsReader(testRedisUrl(), prefix);
+  env = {
+    LIVEKIT_URL: sim.url,
+    LIVEKIT_API_KEY: sim.apiKey,
+    LIVEKIT_API_SECRET: sim.apiSecret,
+    SIP_OUTBOUND_TRUNK_ID: sim.outboundTrunkId,
+    AGENT_NAME,
+    AGENT_HTTP_PORT: String(await freePort()),
+    OPENAI_API_KEY: 'sk-test',
+    REDIS_URL: testRedisUrl(),
+    QUEUE_PREFIX: prefix,
+  };
+  const registered = waitForEvent(sim.events, 'worker_registered', (e) => e.agentName === AGENT_NAME, REGISTER_TIMEOUT_MS);
+  worker = startCli(['agent', 'start'], env);
+  workerId = (await registered).workerId;
+}, REGISTER_TIMEOUT_MS + 5000);
+
+afterAll(async () => {
+  if (worker.child.exitCode === null) worker.child.kill('SIGKILL');
+  await worker.done.catch(() => undefined);
+  await results.close();
+  await sim.close();
+  await deleteKeysWithPrefix(testRedisUrl(), prefix);
+});
+
 describe('dialer agent start against the simulator', () => {
-  it(
-    'registers under AGENT_NAME, runs only its dispatches (self-dial and inbound); a job that cannot join the room reports failed once, deletes it, dials nobody; SIGTERM drains and exits 143',
-    { timeout: TEST_TIMEOUT_MS },
-    async () => {
-      const registered = waitForEvent(sim.events, 'worker_registered', (e) => e.agentName === AGENT_NAME, REGISTER_TIMEOUT_MS);
-      const env = {
-        LIVEKIT_URL: sim.url,
-        LIVEKIT_API_KEY: sim.apiKey,
-        LIVEKIT_API_SECRET: sim.apiSecret,
-        SIP_OUTBOUND_TRUNK_ID: sim.outboundTrunkId,
-        AGENT_NAME,
-        AGENT_HTTP_PORT: String(await freePort()),
-        OPENAI_API_KEY: 'sk-test',
-        REDIS_URL: testRedisUrl(),
-        QUEUE_PREFIX: prefix,
-      };
-      const worker = startCli(['agent', 'start'], env);
+  it('registers under AGENT_NAME and is offered only the dispatches for that name', { timeout: TEST_TIMEOUT_MS }, async () => {
+    expect(sim.agentWorkers()).toEqual([{ id: workerId, agentName: AGENT_NAME, available: true }]);
+    const elsewhere = waitForEvent(sim.events, 'job_not_assigned', (e) => e.room === 'call-other', JOB_TIMEOUT_MS);
+    await simClients(sim).dispatch.createDispatch('call-other', 'another-agent', { metadata: JSON.stringify({ phone_number: '+15550100124' }) });
+    expect((await elsewhere).reason).toBe('no worker registered under this agent name');
+    expect(sim.agentJobs).toEqual([]);
+  });
+
+  it('a bare dispatch with a phone number (lk dispatch create): the job cannot join the room, reports failed once, deletes it, dials nobody', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const assigned = waitForEvent(sim.events, 'job_assigned', (e) => e.room === 'call-worker-1', JOB_TIMEOUT_MS);
+    await simClients(sim).dispatch.createDispatch('call-worker-1', AGENT_NAME, { metadata: JSON.stringify({ phone_number: '+15550100123' }) });
+    expect(await assigned).toMatchObject({ workerId, agentName: AGENT_NAME });
+
+    const result = await results.waitFor('call-worker-1', JOB_TIMEOUT_MS);
+    expect(result).toMatchObject({ callId: 'call-worker-1', outcome: 'failed' });
+    expect(result.reason).toMatch(/^agent error: .*no media server/);
+    await expect.poll(() => sim.deletedRooms, { timeout: JOB_TIMEOUT_MS }).toContain('call-worker-1');
+    expect(sim.calls).toEqual([]);
+    expect((await results.all()).filter((r) => r.callId === 'call-worker-1')).toHaveLength(1);
+  });
+
+  it('an inbound call through the rule `dialer setup inbound` creates reaches the worker and is reported under in-<room>', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const setup = await runCli(['setup', 'inbound'], env);
+    expect(setup.code, setup.stderr).toBe(0);
+    const inbound = sim.inboundCall({ from: '+14155550177', to: '+15550109100' });
+    if (!inbound.ok) throw new Error(`inbound call refused: ${inbound.reason}`);
+    expect(inbound.ruleId).toBe(setup.stdout.trim());
+    const result = await results.waitFor(inboundCallId(inbound.room), JOB_TIMEOUT_MS);
+    expect(result).toMatchObject({ outcome: 'failed', campaignId: 'inbound' });
+    expect(sim.agentJobs.find((job) => job.room === inbound.room)?.workerId).toBe(workerId);
+  });
+
+  it("a call the consumer dials: its dispatch reaches the worker, whose failure ends the call once; the consumer does not ring it again", { timeout: TEST_TIMEOUT_MS }, async () => {
+    const number = '+15550100125';
+    sim.network.setBehavior(number, { type: 'answer', afterMs: SLOW_ANSWER_MS, callee: { kind: 'human' } });
+    const config = loadConfig({ ...env, DIAL_RETRY_DELAY_S: '1', LOG_LEVEL: 'silent' });
+    const logger = pino({ level: 'silent' });
+    const resultsWorker = await startResultsWorker({ config, logger });
+    const dialer = await startDialWorker({ config, logger });
+    const connection = new Redis(testRedisUrl(), { maxRetriesPerRequest: null });
+    try {
+      const { callId } = await enqueueCall({ phoneNumber: number, campaignId: 'worker-e2e' }, { connection, prefix, maxAttempts: 3 });
+      const store = new CallStore(connection, prefix, systemClock);
+      const record = await waitFor(async () => {
+        const found = await store.get('worker-e2e', callId);
+        return found?.state === 'terminal' ? found : undefined;
+      }, JOB_TIMEOUT_MS, 'the call to end');
+      expect(record).toMatchObject({ outcome: 'failed', attempts: 1 });
+      expect(record.reason).toMatch(/^agent error: .*no media server/);
+      const job = sim.agentJobs.find((j) => j.room === record.room);
+      expect(job).toMatchObject({ workerId, agentName: AGENT_NAME });
+      expect(sim.dispatches.find((d) => d.room === record.room)?.metadata).toContain(`"call_id":"${callId}"`);
+      // The consumer's retry (the ringing call was cut when the agent deleted the room) finds the call ended.
+      const calls = new Queue(CALLS_QUEUE, { connection, prefix });
       try {
-        const { workerId } = await registered;
-        const dispatch = simClients(sim).dispatch;
-
-        const elsewhere = waitForEvent(sim.events, 'job_not_assigned', (e) => e.room === 'call-other', JOB_TIMEOUT_MS);
-        await dispatch.createDispatch('call-other', 'another-agent', { metadata: JSON.stringify({ phone_number: '+15550100124' }) });
-        expect((await elsewhere).reason).toBe('no worker registered under this agent name');
-
-        // The telephony guide's `lk dispatch create --new-room --agent-name … --metadata '{"phone_number": …}'`.
-        const assigned = waitForEvent(sim.events, 'job_assigned', (e) => e.room === 'call-worker-1', JOB_TIMEOUT_MS);
-        await dispatch.createDispatch('call-worker-1', AGENT_NAME, { metadata: JSON.stringify({ phone_number: '+15550100123' }) });
-        expect(await assigned).toMatchObject({ workerId, agentName: AGENT_NAME });
-
-        const result = await results.waitFor('call-worker-1', JOB_TIMEOUT_MS);
-        expect(result).toMatchObject({ callId: 'call-worker-1', outcome: 'failed' });
-        expect(result.reason).toMatch(/^agent error: .*no media server/);
-        await expect.poll(() => sim.deletedRooms, { timeout: JOB_TIMEOUT_MS }).toContain('call-worker-1');
-        expect(sim.calls).toEqual([]);
-        expect(await results.count()).toBe(1);
-        expect(sim.agentJobs.map((job) => job.room)).toEqual(['call-worker-1']);
-
-        // An inbound call through the rule `dialer setup inbound` creates (the shipped dispatch-rule.json).
-        const setup = await runCli(['setup', 'inbound'], env);
-        expect(setup.code, setup.stderr).toBe(0);
-        const inbound = sim.inboundCall({ from: '+14155550177', to: '+15550109100' });
-        if (!inbound.ok) throw new Error(`inbound call refused: ${inbound.reason}`);
-        expect(inbound.ruleId).toBe(setup.stdout.trim());
-        const inboundResult = await results.waitFor(inboundCallId(inbound.room), JOB_TIMEOUT_MS);
-        expect(inboundResult).toMatchObject({ outcome: 'failed', campaignId: 'inbound' });
-        expect(sim.agentJobs.map((job) => job.room)).toEqual(['call-worker-1', inbound.room]);
-
-        const deregistered = waitForEvent(sim.events, 'worker_deregistered', (e) => e.workerId === workerId, DRAIN_TIMEOUT_MS);
-        worker.child.kill('SIGTERM');
-        await deregistered;
-        const exit = await worker.done;
-        expect(exit.code, exit.stderr).toBe(EXIT_AFTER_SIGTERM);
+        await waitFor(async () => ((await calls.getJobState(callId)) === 'completed' ? true : undefined), JOB_TIMEOUT_MS, 'the dial job to complete');
       } finally {
-        if (worker.child.exitCode === null) worker.child.kill('SIGKILL');
-        await worker.done.catch(() => undefined);
+        await calls.close();
       }
-    },
-  );
+      expect(sim.calls.filter((c) => c.phoneNumber === number)).toHaveLength(1);
+      expect((await results.all()).filter((r) => r.callId === callId)).toHaveLength(1);
+    } finally {
+      await dialer.close();
+      await resultsWorker.close();
+      await connection.quit();
+    }
+  });
+
+  it('the first SIGTERM drains the worker, which leaves and exits 143', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const deregistered = waitForEvent(sim.events, 'worker_deregistered', (e) => e.workerId === workerId, DRAIN_TIMEOUT_MS);
+    worker.child.kill('SIGTERM');
+    await deregistered;
+    const exit = await worker.done;
+    expect(exit.code, exit.stderr).toBe(EXIT_AFTER_SIGTERM);
+  });
 });

@@ -60,6 +60,7 @@ interface RegisteredWorker {
   id: string;
   agentName: string;
   version: string;
+  jobType: JobType;
   permissions: ParticipantPermission;
   socket: WebSocket;
   status: WorkerStatus;
@@ -160,6 +161,7 @@ export class AgentWorkers {
       id: newId(ID_PREFIX.agentWorker),
       agentName,
       version,
+      jobType: type,
       permissions: permissions ?? new ParticipantPermission({ canSubscribe: true, canPublish: true, canPublishData: true, canUpdateMetadata: true }),
       socket: ws,
       status: WorkerStatus.WS_AVAILABLE,
@@ -230,7 +232,7 @@ export class AgentWorkers {
   private pickWorker(agentName: string, tried: ReadonlySet<string>): RegisteredWorker | undefined {
     // livekit-server picks at random weighted by spare capacity; the least loaded is the deterministic equivalent.
     return [...this.workers.values()]
-      .filter((w) => w.agentName === agentName && w.status === WorkerStatus.WS_AVAILABLE && !tried.has(w.id))
+      .filter((w) => w.agentName === agentName && w.jobType === JobType.JT_ROOM && w.status === WorkerStatus.WS_AVAILABLE && !tried.has(w.id))
       .sort((a, b) => a.load - b.load)[0];
   }
 

@@ -133,6 +133,27 @@ afterAll(async () => {
   await deleteKeysWithPrefix(testRedisUrl(), prefix);
 });
 
+/** An outbound call's controller in `room` (SIP participant `sip-<callId>`), with a one-profile catalog. */
+function outboundController(call: { callId: string; room: string; instructions: string; firstName: string }): CallController {
+  const profile = resolveCallProfile({
+    catalog: parseProfiles({ p: { instructions: call.instructions } }),
+    name: 'p',
+    defaultName: 'p',
+    values: { first_name: call.firstName },
+    limits: { maxCallDurationMs: 30_000, silenceTimeoutMs: 30_000 },
+  });
+  return new CallController({
+    profile,
+    tracker: new CallOutcomeTracker({ callId: call.callId, campaignId: 'openai', sink: reporter, logger }),
+    control: new CallControl({ clients: simClients(sim), roomName: call.room, logger }),
+    behaviour: { transferConfirmTimeoutMs: 1000, transferRingingTimeoutS: 5, voicemailPauseMs: 0 },
+    outbound: true,
+    calleeIdentity: `sip-${call.callId}`,
+    sendDtmf: async () => 'sent',
+    logger,
+  });
+}
+
 describe('OpenAI plugin through OPENAI_BASE_URL', () => {
   it('streams a tool call from the configured server: end_call runs, the room is deleted, the outcome is answered', async () => {
     const settings = loadAgentSettings({
@@ -149,25 +170,7 @@ describe('OpenAI plugin through OPENAI_BASE_URL', () => {
     const room = 'call-openai-1-1';
     await clients.sip.createSipParticipant(sim.outboundTrunkId, number, room, { participantIdentity: 'sip-openai-1', waitUntilAnswered: true });
 
-    const catalog = parseProfiles({ p: { instructions: 'You are calling {{first_name}}.' } });
-    const profile = resolveCallProfile({
-      catalog,
-      name: 'p',
-      defaultName: 'p',
-      values: { first_name: 'Ada' },
-      limits: { maxCallDurationMs: 30_000, silenceTimeoutMs: 30_000 },
-    });
-    const tracker = new CallOutcomeTracker({ callId: 'openai-1', campaignId: 'openai', sink: reporter, logger });
-    const controller = new CallController({
-      profile,
-      tracker,
-      control: new CallControl({ clients, roomName: room, logger }),
-      behaviour: { transferConfirmTimeoutMs: 1000, transferRingingTimeoutS: 5, voicemailPauseMs: 0 },
-      outbound: true,
-      calleeIdentity: 'sip-openai-1',
-      sendDtmf: async () => 'sent',
-      logger,
-    });
+    const controller = outboundController({ callId: 'openai-1', room, instructions: 'You are calling {{first_name}}.', firstName: 'Ada' });
     const session = new voice.AgentSession({ llm: models.llm, vad: null, userAwayTimeout: null, turnHandling: { turnDetection: 'manual' } });
     await session.start({ agent: buildCallAgent(controller) });
     controller.attach(session);
@@ -199,23 +202,11 @@ describe('OpenAI plugin through OPENAI_BASE_URL', () => {
     expect(settings.models.mode).toBe('realtime');
     const models = createSessionModels(settings.models, 'cedar');
 
-    const catalog = parseProfiles({ p: { instructions: 'You are calling {{first_name}} about the survey.' } });
-    const profile = resolveCallProfile({
-      catalog,
-      name: 'p',
-      defaultName: 'p',
-      values: { first_name: 'Ben' },
-      limits: { maxCallDurationMs: 30_000, silenceTimeoutMs: 30_000 },
-    });
-    const controller = new CallController({
-      profile,
-      tracker: new CallOutcomeTracker({ callId: 'openai-realtime-1', campaignId: 'openai', sink: reporter, logger }),
-      control: new CallControl({ clients: simClients(sim), roomName: 'call-openai-realtime-1', logger }),
-      behaviour: { transferConfirmTimeoutMs: 1000, transferRingingTimeoutS: 5, voicemailPauseMs: 0 },
-      outbound: true,
-      calleeIdentity: 'sip-openai-realtime-1',
-      sendDtmf: async () => 'sent',
-      logger,
+    const controller = outboundController({
+      callId: 'openai-realtime-1',
+      room: 'call-openai-realtime-1',
+      instructions: 'You are calling {{first_name}} about the survey.',
+      firstName: 'Ben',
     });
     const session = new voice.AgentSession({ llm: models.llm, vad: null, userAwayTimeout: null, turnHandling: { turnDetection: 'manual' } });
     try {

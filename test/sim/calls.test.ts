@@ -1,19 +1,15 @@
 /** Call lifecycle: ringing, answer, ring-out, hang-ups, room deletion, attempts, disconnected clients. */
 import { ServerError, SipCallError } from 'livekit-server-sdk';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startLiveKitSim, waitForEvent, type LiveKitSim } from '../../src/sim/index.js';
-import { clientsFor, eventually, postTwirp, rejectionOf, tokenFor, type SimClients } from './simClients.js';
+import { describe, expect, it } from 'vitest';
+import { waitForEvent, type LiveKitSim } from '../../src/sim/index.js';
+import { eventually, postTwirp, rejectionOf, tokenFor, useFreshSim, type SimClients } from './simClients.js';
 
 let sim: LiveKitSim;
 let clients: SimClients;
 
-beforeEach(async () => {
-  sim = await startLiveKitSim();
-  clients = clientsFor(sim);
-});
-
-afterEach(async () => {
-  await sim.close();
+useFreshSim((started, sdk) => {
+  sim = started;
+  clients = sdk;
 });
 
 const NUMBER = '+15550301000';

@@ -1,8 +1,8 @@
 /** Inbound calls routed like LiveKit's SIP service: inbound trunk → dispatch rule → room, agent dispatch, caller. */
 import { RoomAgentDispatch, RoomConfiguration } from '@livekit/protocol';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SIP_ATTR, startLiveKitSim, waitForEvent, type LiveKitSim } from '../../src/sim/index.js';
-import { clientsFor, type SimClients } from './simClients.js';
+import { describe, expect, it } from 'vitest';
+import { SIP_ATTR, waitForEvent, type LiveKitSim } from '../../src/sim/index.js';
+import { useFreshSim, type SimClients } from './simClients.js';
 
 const SUPPORT_NUMBER = '+15550109000';
 const CALLER = '+14155550111';
@@ -10,13 +10,9 @@ const CALLER = '+14155550111';
 let sim: LiveKitSim;
 let clients: SimClients;
 
-beforeEach(async () => {
-  sim = await startLiveKitSim();
-  clients = clientsFor(sim);
-});
-
-afterEach(async () => {
-  await sim.close();
+useFreshSim((started, sdk) => {
+  sim = started;
+  clients = sdk;
 });
 
 /** The shipped rule's shape: individual rooms `call-_<caller>_<random>`, dispatching the named agent. */

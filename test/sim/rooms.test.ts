@@ -1,19 +1,15 @@
 /** RoomService, AgentDispatchService and SIP trunk admin through the real SDK clients; shutdown hygiene. */
 import { ServerError } from 'livekit-server-sdk';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startLiveKitSim, waitForEvent, type LiveKitSim } from '../../src/sim/index.js';
-import { clientsFor, rejectionOf, type SimClients } from './simClients.js';
+import { clientsFor, rejectionOf, useFreshSim, type SimClients } from './simClients.js';
 
 let sim: LiveKitSim;
 let clients: SimClients;
 
-beforeEach(async () => {
-  sim = await startLiveKitSim();
-  clients = clientsFor(sim);
-});
-
-afterEach(async () => {
-  await sim.close();
+useFreshSim((started, sdk) => {
+  sim = started;
+  clients = sdk;
 });
 
 describe('agent dispatch', () => {

@@ -1,8 +1,8 @@
 /** Real livekit-server-sdk clients pointed at a running sim, plus raw-HTTP helpers for wire-level checks. */
 import { AccessToken, AgentDispatchClient, RoomServiceClient, SipClient, type VideoGrant } from 'livekit-server-sdk';
 import type { SIPGrant } from 'livekit-server-sdk';
-import { expect } from 'vitest';
-import type { LiveKitSim } from '../../src/sim/index.js';
+import { afterEach, beforeEach, expect } from 'vitest';
+import { startLiveKitSim, type LiveKitSim } from '../../src/sim/index.js';
 
 export interface SimClients {
   sip: SipClient;
@@ -17,6 +17,19 @@ export function clientsFor(sim: LiveKitSim, secret = sim.apiSecret): SimClients 
     rooms: new RoomServiceClient(sim.url, sim.apiKey, secret, options),
     dispatch: new AgentDispatchClient(sim.url, sim.apiKey, secret, options),
   };
+}
+
+/** Gives each test of the calling file a fresh sim and SDK clients (through `use`), closed after the test. */
+export function useFreshSim(use: (sim: LiveKitSim, clients: SimClients) => void): void {
+  let current: LiveKitSim | undefined;
+  beforeEach(async () => {
+    current = await startLiveKitSim();
+    use(current, clientsFor(current));
+  });
+  afterEach(async () => {
+    await current?.close();
+    current = undefined;
+  });
 }
 
 export async function tokenFor(sim: LiveKitSim, video: VideoGrant, sip?: SIPGrant): Promise<string> {

@@ -104,6 +104,27 @@ export async function runAnsweringMachineDetection(
 }
 
 /**
+ * A call the agent dialed itself was answered, but the room may not show its SIP participant yet (the server's view
+ * runs ahead of the room's). If it is not in the room, ask the server: a callee already gone there hung up before
+ * the conversation started, and no room event will say so.
+ */
+async function confirmCalleeStillThere(
+  room: CallRoom,
+  control: CallControl,
+  controller: CallController,
+  identity: string,
+  log: Logger,
+): Promise<void> {
+  if (room.remoteParticipants.has(identity)) return;
+  try {
+    const state = await control.participantState(identity);
+    if (!state.present || state.callStatus === 'hangup') await controller.calleeLeft('callee hung up before the conversation started');
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, 'could not check whether the callee is still on the line; the room events will tell');
+  }
+}
+
+/**
  * One dispatched call in a LiveKit room, from dispatch to reported outcome. Outbound: wait for the consumer's SIP
  * participant (or dial it), let the callee speak first; inbound: greet. Every ending reports once; a call that never
  * connected while the consumer dialed is the consumer's to report. Inbound calls are reported under `in-<room>`
@@ -304,6 +325,7 @@ export async function runCall<R extends CallRoom>(ctx: CallJobContext<R>, deps: 
     }
 
     followCallee(ctx.room, callController, session, log, { calleeSeen: direction.kind !== 'self_dial' });
+    if (direction.kind === 'self_dial') await confirmCalleeStillThere(ctx.room, control, callController, direction.participantIdentity, log);
     if (detector) void runAnsweringMachineDetection(detector, callController, log);
     const result = await callController.done();
     if (callController.roomKept && callController.callee) {

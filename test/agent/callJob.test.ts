@@ -458,6 +458,24 @@ describe('self-dialed calls (dispatch with only phone_number)', () => {
     expect(written).toHaveLength(1);
     expect(written[0]).toMatchObject({ outcome: 'answered', reason: 'callee hung up' });
   });
+  it('answered and hung up before the agent follows (its room never showed the callee): ends at once, not by the silence timer', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const roomName = nextRoomName('selfgone');
+    const number = nextNumber('+1505556');
+    sim.network.setBehavior(number, { type: 'answer', afterMs: 20, callee: { kind: 'human' } });
+    // The callee hangs up the moment they answer, before the reply to the dial request is even written.
+    const hangUpOnAnswer = (ev: { room: string; identity: string }) => {
+      if (ev.room === roomName) sim.hangupCallee(roomName, ev.identity);
+    };
+    sim.events.on('call_answered', hangUpOnAnswer);
+    cleanups.push(() => void sim.events.off('call_answered', hangUpOnAnswer));
+    const call = startCall({ phone_number: number }, { room: new FakeRoom(roomName) });
+    const ended = await call.run.ended;
+
+    expect(ended).toEqual({ closeReason: 'callee hung up before the conversation started', entryDone: true });
+    const written = await resultsFor(roomName);
+    expect(written).toHaveLength(1);
+    expect(written[0]).toMatchObject({ outcome: 'answered', reason: 'callee hung up before the conversation started' });
+  });
 });
 
 describe('inbound calls', () => {

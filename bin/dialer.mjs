@@ -1,11 +1,7 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI through tsx so `dialer` works after `npm ci` with no build step.
-import { spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+// Runs the TypeScript CLI in this process, with tsx registered as the loader, so `dialer` works after `npm ci`
+// with no build step and signals (a container's SIGTERM included) reach the CLI itself, which drains on the first.
+import { register } from 'tsx/esm/api';
 
-const require = createRequire(import.meta.url);
-const tsxCli = require.resolve('tsx/cli');
-const main = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
-const result = spawnSync(process.execPath, [tsxCli, main, ...process.argv.slice(2)], { stdio: 'inherit' });
-process.exit(result.status ?? 1);
+register();
+await import('../src/cli/main.ts');

@@ -29,12 +29,13 @@ describe('dialer consumer / results / report', () => {
     expect(run.stderr).toMatch(/DIAL_CPS must be a number/);
   });
 
-  it('drains on SIGTERM: calls ringing at that moment are finished, then it exits 0', async () => {
+  it('drains on SIGTERM sent to the installed `dialer` command: calls ringing at that moment are finished, then it exits 0', async () => {
     p.sim.network.setBehavior('+14155557001', { type: 'answer', afterMs: 1500 });
     p.sim.network.setBehavior('+14155557002', { type: 'busy' });
     const ringing = await p.enqueue({ phoneNumber: '+14155557001', campaignId });
     const busy = await p.enqueue({ phoneNumber: '+14155557002', campaignId });
-    const consumer = startCli(['consumer'], { ...p.env, DIAL_RINGING_TIMEOUT_S: '10' });
+    // Through bin/dialer.mjs, as a container's PID 1 or a supervisor runs it: the signal must reach the CLI itself.
+    const consumer = startCli(['consumer'], { ...p.env, DIAL_RINGING_TIMEOUT_S: '10' }, { viaBin: true });
     try {
       await waitFor(() => (p.sim.calls.some((c) => c.phoneNumber === '+14155557001' && c.status === 'ringing') ? true : undefined), 20_000, 'ringing');
       await p.waitForOutcome(campaignId, busy);

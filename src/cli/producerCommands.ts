@@ -3,7 +3,8 @@ import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import type { DialerConfig } from '../core/config.js';
+import { parseCallWindow, type CallWindow } from '../core/callWindow.js';
+import { DEFAULT_TIME_ZONE, type DialerConfig } from '../core/config.js';
 import { InvalidInputError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { normalizePhoneNumber } from '../core/phone.js';
@@ -14,7 +15,7 @@ import { CallProducer, type CallRequest } from '../producer/enqueueCalls.js';
 import { importCsv, type ImportProgress, type ImportSummary } from '../producer/importCsv.js';
 import { action, cliContext } from './cliContext.js';
 
-interface EnqueueFlags {
+interface EnqueueFlags extends WindowFlags {
   campaign?: string;
   metadata?: string;
   key?: string;
@@ -24,7 +25,14 @@ interface EnqueueFlags {
   profile?: string;
 }
 
-interface ImportFlags {
+/** `--window 09:00-20:00 [--time-zone America/New_York] [--days mon-fri]`, for enqueue and import. */
+interface WindowFlags {
+  window?: string;
+  timeZone?: string;
+  days?: string;
+}
+
+interface ImportFlags extends WindowFlags {
   campaign: string;
   profile?: string;
 }
@@ -58,8 +66,22 @@ function parseMetadata(text: string | undefined): CallMetadata | undefined {
   return parsed.data;
 }
 
+/** The calling window of `--window`/`--time-zone`/`--days`; the zone defaults to DIAL_TIME_ZONE (read only if needed). */
+export function windowFromFlags(flags: WindowFlags, defaultTimeZone: () => string): CallWindow | undefined {
+  if (flags.window === undefined) {
+    if (flags.timeZone !== undefined || flags.days !== undefined) throw new InvalidInputError('--time-zone and --days need --window (e.g. --window 09:00-20:00)');
+    return undefined;
+  }
+  try {
+    return parseCallWindow(flags.window, flags.timeZone ?? defaultTimeZone(), flags.days);
+  } catch (err) {
+    if (err instanceof InvalidInputError) throw new InvalidInputError(`--window: ${err.message}`);
+    throw err;
+  }
+}
+
 /** Turns the `enqueue` flags into a call request; every reason to refuse is found here, before Redis is touched. */
-export function enqueueRequest(number: string, flags: EnqueueFlags, now: number): CallRequest {
+export function enqueueRequest(number: string, flags: EnqueueFlags, now: number, defaultTimeZone: () => string = () => DEFAULT_TIME_ZONE): CallRequest {
   const phoneNumber = normalizePhoneNumber(number);
   const campaignId = parseCampaign(flags.campaign);
   const metadata = parseMetadata(flags.metadata);
@@ -81,6 +103,7 @@ export function enqueueRequest(number: string, flags: EnqueueFlags, now: number)
     if (notBefore !== undefined && expiresAt <= notBefore) throw new InvalidInputError('--expires-at is not after the call may start');
   }
   if (flags.profile !== undefined && flags.profile === '') throw new InvalidInputError('--profile: empty name');
+  const callWindow = windowFromFlags(flags, defaultTimeZone);
   return {
     phoneNumber,
     campaignId,
@@ -90,6 +113,7 @@ export function enqueueRequest(number: string, flags: EnqueueFlags, now: number)
     notBefore: notBefore !== undefined && notBefore > now ? notBefore : undefined,
     expiresAt,
     agentProfile: flags.profile,
+    callWindow,
   };
 }
 
@@ -159,10 +183,13 @@ export function registerProducerCommands(program: Command): void {
     .option('--delay <duration>', 'dial after this long, e.g. 90s, 5m, 2h')
     .option('--expires-at <iso8601>', 'give up (outcome "expired") if not dialed by then')
     .option('--profile <name>', 'agent profile to use for the call')
+    .option('--window <HH:MM-HH:MM>', "ring only between these local hours, e.g. 09:00-20:00 (the callee's time)")
+    .option('--time-zone <iana>', 'time zone of --window, e.g. America/New_York (default DIAL_TIME_ZONE)')
+    .option('--days <weekdays>', 'weekdays of --window, e.g. mon-fri (default every day)')
     .action(
       action(async (number: string, flags: EnqueueFlags) => {
         const now = Date.now();
-        const request = enqueueRequest(number, flags, now);
+        const request = enqueueRequest(number, flags, now, () => cliContext().config.dial.timeZone);
         const { config, logger } = cliContext();
         // the call is enqueued "as of" the moment the command was given, so --delay 90s is a 90 s delay exactly
         const asOfCommand: Clock = { now: () => now };
@@ -178,10 +205,14 @@ export function registerProducerCommands(program: Command): void {
     .argument('<file>', 'CSV file with a header line')
     .requiredOption('--campaign <id>', 'campaign id')
     .option('--profile <name>', 'agent profile to use for every call')
+    .option('--window <HH:MM-HH:MM>', "ring only between these local hours, e.g. 09:00-20:00; a timezone column sets each row's zone")
+    .option('--time-zone <iana>', 'time zone of --window for rows without a timezone cell (default DIAL_TIME_ZONE)')
+    .option('--days <weekdays>', 'weekdays of --window, e.g. mon-fri (default every day)')
     .action(
       action(async (file: string, flags: ImportFlags) => {
         const campaignId = parseCampaign(flags.campaign);
         if (flags.profile === '') throw new InvalidInputError('--profile: empty name');
+        const callWindow = windowFromFlags(flags, () => cliContext().config.dial.timeZone);
         // a missing file is the caller's input (exit 2) even when Redis is down; importCsv checks again as it opens
         const size = await stat(file).then(
           (s) => s.size,
@@ -193,7 +224,7 @@ export function registerProducerCommands(program: Command): void {
         const summary = await withProducer(config, logger, systemClock, async (producer) => {
           const bar = progressBar(size);
           try {
-            return await importCsv(file, { campaignId, agentProfile: flags.profile, producer, onProgress: (p) => bar?.update(p) });
+            return await importCsv(file, { campaignId, agentProfile: flags.profile, callWindow, producer, onProgress: (p) => bar?.update(p) });
           } finally {
             bar?.stop();
           }

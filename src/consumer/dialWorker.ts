@@ -2,6 +2,7 @@ import { setMaxListeners } from 'node:events';
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { CallStore } from '../core/callStore.js';
+import { describeWindow, nextWindowOpening } from '../core/callWindow.js';
 import { loadConfig, requireDialSettings, requireOutboundTrunk, type DialerConfig } from '../core/config.js';
 import { createLiveKitClients, type LiveKitClients } from '../core/livekitClients.js';
 import { createLogger, type Logger } from '../core/logger.js';
@@ -133,6 +134,22 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
       log.info('number is on the do-not-call list; not dialing');
       await report({ callId: call.callId, campaignId: call.campaignId, outcome: 'skipped', reason: DO_NOT_CALL_REASON, attempt: attempt - 1 });
       return { status: 'skipped' };
+    }
+
+    const window = call.callWindow ?? config.dial.callWindow;
+    const opensAt = window ? nextWindowOpening(window, clock.now()) : undefined;
+    if (window && opensAt !== undefined) {
+      if (call.expiresAt !== undefined && opensAt > call.expiresAt) {
+        const reason = `its calling window (${describeWindow(window)}) opens only after it expires`;
+        log.info(reason);
+        await report({ callId: call.callId, campaignId: call.campaignId, outcome: 'expired', reason, attempt: attempt - 1 });
+        return { status: 'expired' };
+      }
+      if (!token) throw new Error('BullMQ gave no lock token: the call cannot wait for its calling window');
+      log.info({ window: describeWindow(window), opensAt: new Date(opensAt).toISOString() }, 'outside the calling window; the call waits for it to open');
+      // BullMQ schedules on the wall clock; the window was judged on `clock`.
+      await job.moveToDelayed(Date.now() + (opensAt - clock.now()), token);
+      throw new DelayedError(); // not an attempt: the phone did not ring
     }
 
     const result = await dialAttempt(call, attempt, deps, log, { draining: draining.signal });

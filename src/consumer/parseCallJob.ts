@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { callWindowSchema } from '../core/callWindow.js';
 import { InvalidInputError } from '../core/errors.js';
 import { normalizePhoneNumber } from '../core/phone.js';
 import { DEFAULT_CAMPAIGN_ID, callJobSchema, callMetadataSchema, idSchema, type CallJob } from '../core/queues.js';
@@ -19,6 +20,8 @@ const pushedJobSchema = z.object({
   agent_profile: z.string().min(1).optional(),
   enqueuedAt: z.number().int().positive().optional(),
   expiresAt: z.number().int().positive().optional(),
+  callWindow: callWindowSchema.optional(),
+  call_window: callWindowSchema.optional(),
 });
 
 export type ParsedCallJob = { ok: true; call: CallJob } | { ok: false; reason: string; callId?: string; campaignId?: string };
@@ -59,6 +62,7 @@ export function parseCallJob(data: unknown, jobId: string | undefined, jobTimest
     agentProfile: d.agentProfile ?? d.agent_profile,
     enqueuedAt: d.enqueuedAt ?? jobTimestamp,
     expiresAt: d.expiresAt,
+    callWindow: d.callWindow ?? d.call_window,
   });
   if (!call.success) return { ok: false, reason: `malformed call job: ${describeIssues(call.error)}`, callId, campaignId };
   return { ok: true, call: call.data };

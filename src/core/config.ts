@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isTimeZone, parseCallWindow, type CallWindow } from './callWindow.js';
 import { ConfigError } from './errors.js';
 import { SECOND } from './time.js';
 
@@ -17,6 +18,8 @@ export const DEFAULT_RETRY_DELAY_S = 300;
 export const DEFAULT_DIAL_LOCK_DURATION_MS = 10 * SECOND;
 /** Longer than the agent's default maximum call duration (600 s) plus its hang-up and reporting. */
 export const DEFAULT_CALL_OUTCOME_TIMEOUT_S = 900;
+/** Time zone of calling windows given without one. */
+export const DEFAULT_TIME_ZONE = 'UTC';
 
 const positiveInt = (name: string) =>
   z.coerce.number({ error: `${name} must be a number` }).int(`${name} must be a whole number`).positive(`${name} must be > 0`);
@@ -48,6 +51,12 @@ const envSchema = z.object({
   DIAL_LOCK_DURATION_MS: positiveInt('DIAL_LOCK_DURATION_MS').default(DEFAULT_DIAL_LOCK_DURATION_MS),
   /** A connected call whose agent reports nothing within this long ends as `failed` (agent crashed, lost job). */
   CALL_OUTCOME_TIMEOUT_S: positiveInt('CALL_OUTCOME_TIMEOUT_S').default(DEFAULT_CALL_OUTCOME_TIMEOUT_S),
+  /** Default calling window for calls that carry none, e.g. 09:00-20:00 (local to DIAL_TIME_ZONE). */
+  DIAL_CALL_WINDOW: z.string().optional(),
+  /** Weekdays of the default window, e.g. mon-fri (every day when unset). */
+  DIAL_CALL_DAYS: z.string().optional(),
+  /** IANA time zone of the default window (and of `--window` on the CLI without `--time-zone`). */
+  DIAL_TIME_ZONE: z.string().refine(isTimeZone, 'DIAL_TIME_ZONE must be an IANA time zone such as America/New_York').default(DEFAULT_TIME_ZONE),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -79,6 +88,10 @@ export interface DialerConfig {
     retryDelays: RetryDelays;
     lockDurationMs: number;
     outcomeTimeoutMs: number;
+    /** Calling window for calls that carry none (DIAL_CALL_WINDOW); undefined: any time. */
+    callWindow: CallWindow | undefined;
+    /** DIAL_TIME_ZONE: the zone of windows given without one. */
+    timeZone: string;
   };
 }
 
@@ -118,8 +131,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DialerConfig {
       },
       lockDurationMs: e.DIAL_LOCK_DURATION_MS,
       outcomeTimeoutMs: e.CALL_OUTCOME_TIMEOUT_S * SECOND,
+      callWindow: defaultCallWindow(e.DIAL_CALL_WINDOW, e.DIAL_CALL_DAYS, e.DIAL_TIME_ZONE),
+      timeZone: e.DIAL_TIME_ZONE,
     },
   };
+}
+
+/** DIAL_CALL_WINDOW / DIAL_CALL_DAYS / DIAL_TIME_ZONE as a window, or a ConfigError naming the variable. */
+function defaultCallWindow(hours: string | undefined, days: string | undefined, timeZone: string): CallWindow | undefined {
+  if (hours === undefined) {
+    if (days !== undefined) throw new ConfigError('invalid settings:\n  DIAL_CALL_DAYS: needs DIAL_CALL_WINDOW (the hours, e.g. 09:00-20:00)');
+    return undefined;
+  }
+  try {
+    return parseCallWindow(hours, timeZone, days);
+  } catch (err) {
+    const name = days !== undefined && /weekdays/.test((err as Error).message) ? 'DIAL_CALL_DAYS' : 'DIAL_CALL_WINDOW';
+    throw new ConfigError(`invalid settings:\n  ${name}: ${(err as Error).message}`);
+  }
 }
 
 /** Throws one ConfigError naming every missing variable (so a fresh setup is fixed in one go). */

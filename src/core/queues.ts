@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { callWindowSchema } from './callWindow.js';
 
 /** Queue names are part of the outside contract: other services push to and read from them. */
 export const CALLS_QUEUE = 'calls';
@@ -28,6 +29,8 @@ export const callJobSchema = z.object({
   enqueuedAt: z.number().int().positive(),
   /** Epoch ms after which an undialed call expires instead of ringing late. */
   expiresAt: z.number().int().positive().optional(),
+  /** Local hours (and weekdays) the call may ring in the callee's time zone; DIAL_CALL_WINDOW when absent. */
+  callWindow: callWindowSchema.optional(),
 });
 export type CallJob = z.infer<typeof callJobSchema>;
 

@@ -1,6 +1,7 @@
 import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import { callWindowSchema } from '../core/callWindow.js';
 import { CallStore, type CreateStatus } from '../core/callStore.js';
 import { DEFAULT_DIAL_MAX_ATTEMPTS, DEFAULT_QUEUE_PREFIX, DEFAULT_REDIS_URL, loadConfig } from '../core/config.js';
 import { InvalidInputError } from '../core/errors.js';
@@ -39,6 +40,8 @@ export const callRequestSchema = z.object({
   /** Dial no later than this: an undialed call then ends as `expired`. */
   expiresAt: z.union([z.date(), z.number().int().positive()]).optional(),
   agentProfile: z.string().min(1).optional(),
+  /** Local hours (and weekdays) the call may ring, in the callee's time zone. */
+  callWindow: callWindowSchema.optional(),
 });
 export type CallRequest = z.input<typeof callRequestSchema>;
 
@@ -83,6 +86,7 @@ function prepare(request: CallRequest, index: number, now: number): PreparedCall
     agentProfile: r.agentProfile,
     enqueuedAt: now,
     expiresAt: toMs(r.expiresAt),
+    callWindow: r.callWindow,
   };
   return { index, job, delayMs: notBefore ? Math.max(0, notBefore - now) : 0 };
 }

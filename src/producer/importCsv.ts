@@ -1,6 +1,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { pipeline } from 'node:stream';
 import { parse, type CsvError, type Info } from 'csv-parse';
+import type { CallWindow } from '../core/callWindow.js';
 import { InvalidInputError } from '../core/errors.js';
 import { idSchema } from '../core/queues.js';
 import { InFlight } from './inFlight.js';
@@ -10,6 +11,8 @@ import { CallProducer, ENQUEUE_CHUNK_SIZE, type CallRequest, type EnqueueOptions
 export const PHONE_NUMBER_COLUMN = 'phone_number';
 /** Optional column with the row's idempotency key; rows without one are keyed by their normalised number. */
 export const KEY_COLUMN = 'key';
+/** Optional column with the callee's IANA time zone: the calling window (`--window`) is local to it. */
+export const TIMEZONE_COLUMN = 'timezone';
 
 /** Batches handed to the producer at once: parsing the next batch overlaps Redis working on the previous ones. */
 const BATCHES_IN_FLIGHT = 3;
@@ -44,6 +47,8 @@ export interface ImportCsvOptions {
   campaignId: string;
   /** Agent profile name for every call of the file. */
   agentProfile?: string;
+  /** Calling window for every call; a row's `timezone` cell, when set, replaces its time zone. */
+  callWindow?: CallWindow;
   /** Enqueue through this open producer (left open); otherwise give `enqueue` and one is made and closed here. */
   producer?: CallProducer;
   enqueue?: EnqueueOptions;
@@ -93,6 +98,8 @@ function toRow(record: Record<string, string | undefined>, line: number, options
     metadata[column] = value;
   }
   const key = record[KEY_COLUMN] || undefined;
+  const timeZone = record[TIMEZONE_COLUMN];
+  const callWindow = options.callWindow && timeZone ? { ...options.callWindow, timeZone } : options.callWindow;
   return {
     line,
     request: {
@@ -102,6 +109,7 @@ function toRow(record: Record<string, string | undefined>, line: number, options
       key,
       dedupeByNumber: key === undefined,
       agentProfile: options.agentProfile,
+      callWindow,
     },
   };
 }

@@ -6,6 +6,20 @@ import { enqueueRequest, formatImportSummary } from '../../src/cli/producerComma
 const now = Date.parse('2030-06-01T12:00:00Z');
 
 describe('enqueue flags → call request', () => {
+  it('--window, --time-zone and --days give the call its calling window; the zone defaults to DIAL_TIME_ZONE', () => {
+    const request = enqueueRequest('+14152000009', { window: '9:00-20:00', timeZone: 'America/Chicago', days: 'mon-fri' }, now);
+    expect(request.callWindow).toEqual({ from: '09:00', to: '20:00', timeZone: 'America/Chicago', days: [1, 2, 3, 4, 5] });
+    expect(enqueueRequest('+14152000009', { window: '10:00-18:00' }, now, () => 'Europe/Berlin').callWindow).toEqual({
+      from: '10:00',
+      to: '18:00',
+      timeZone: 'Europe/Berlin',
+    });
+    expect(enqueueRequest('+14152000009', {}, now).callWindow).toBeUndefined();
+    expect(() => enqueueRequest('+14152000009', { days: 'mon-fri' }, now)).toThrow(/need --window/);
+    expect(() => enqueueRequest('+14152000009', { window: '9-5' }, now)).toThrow(/--window: call window must look like 09:00-20:00/);
+    expect(() => enqueueRequest('+14152000009', { window: '09:00-17:00', timeZone: 'Atlantis/Capital' }, now)).toThrow(InvalidInputError);
+  });
+
   it('normalises the number and maps every flag', () => {
     const request = enqueueRequest(
       '+1 (415) 200-0001',

@@ -73,6 +73,20 @@ describe('importCsv', () => {
     expect((await store.counters('meta')).total).toBe(2);
   });
 
+  it('gives every call the calling window, local to the row’s timezone cell when it has one; a bad zone rejects its row', async () => {
+    const file = await csvFile(
+      'windows.csv',
+      'phone_number,timezone\n+14154100001,America/Los_Angeles\n+14154100002,\n+14154100003,Mars/Olympus\n',
+    );
+    const window = { from: '09:00', to: '20:00', timeZone: 'America/New_York', days: [1, 2, 3, 4, 5] };
+    const summary = await importCsv(file, { campaignId: 'windows', producer, callWindow: window });
+    expect(summary.enqueued).toBe(2);
+    expect(summary.rejected).toEqual([{ line: 4, reason: expect.stringContaining('callWindow.timeZone: timeZone must be an IANA time zone') }]);
+    const job = async (number: string) => (await queue.getJob(keyedCallId('windows', phoneNumberKey(number))))?.data;
+    expect((await job('+14154100001'))?.callWindow).toEqual({ ...window, timeZone: 'America/Los_Angeles' });
+    expect((await job('+14154100002'))?.callWindow).toEqual(window);
+  });
+
   it('dedupes rows by normalised number (no key) and by key, within the file and against earlier imports', async () => {
     const file = await csvFile(
       'dupes.csv',

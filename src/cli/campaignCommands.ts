@@ -7,6 +7,7 @@ import { idSchema } from '../core/queues.js';
 import { closeConnection, createProducerConnection, waitUntilReady } from '../core/redisConnection.js';
 import { systemClock } from '../core/time.js';
 import { cancelCalls } from '../producer/cancelCalls.js';
+import { pauseCampaign, resumeCampaign } from '../producer/pauseCampaign.js';
 import { action, cliContext } from './cliContext.js';
 
 async function withRedis<T>(body: (redis: Redis, prefix: string) => Promise<T>): Promise<T> {
@@ -26,7 +27,7 @@ function validId(value: string, what: string): string {
   return parsed.data;
 }
 
-/** `cancel` (calls not yet ringing end as `canceled`) and `dnc add|remove|list` (numbers that end as `skipped`). */
+/** `cancel` (calls not yet ringing end as `canceled`), `pause`/`resume`, and `dnc add|remove|list` (numbers that end as `skipped`). */
 export function registerCampaignCommands(program: Command): void {
   program
     .command('cancel')
@@ -42,6 +43,30 @@ export function registerCampaignCommands(program: Command): void {
           `canceled ${summary.canceled.length}, in flight (not canceled) ${summary.inFlight.length}, ` +
             `already ended ${summary.alreadyEnded.length}${summary.unknown.length ? `, unknown ${summary.unknown.length}` : ''}\n`,
         );
+      }),
+    );
+
+  program
+    .command('pause')
+    .description("pause a campaign: its calls not yet ringing wait (no attempt spent); calls in progress carry on")
+    .requiredOption('--campaign <id>', 'campaign id')
+    .action(
+      action(async (opts: { campaign: string }) => {
+        const campaignId = validId(opts.campaign, '--campaign');
+        const paused = await withRedis((redis, prefix) => pauseCampaign(redis, prefix, campaignId));
+        process.stdout.write(paused ? `paused ${campaignId}\n` : `${campaignId} was already paused\n`);
+      }),
+    );
+
+  program
+    .command('resume')
+    .description('resume a paused campaign: the calls it held back are dialed again at once')
+    .requiredOption('--campaign <id>', 'campaign id')
+    .action(
+      action(async (opts: { campaign: string }) => {
+        const campaignId = validId(opts.campaign, '--campaign');
+        const { wasPaused, released } = await withRedis((redis, prefix) => resumeCampaign(redis, prefix, campaignId));
+        process.stdout.write(wasPaused ? `resumed ${campaignId}: ${released} held calls released\n` : `${campaignId} was not paused\n`);
       }),
     );
 

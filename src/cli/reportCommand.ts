@@ -34,7 +34,10 @@ export function registerReportCommand(program: Command): void {
           const report = campaignReport(campaign.data, counters, records);
           if (opts.json) process.stdout.write(`${JSON.stringify(report)}\n`);
           else if (opts.csv) process.stdout.write(surveyCsv(recordsAsResults(records)));
-          else process.stdout.write(`${formatCampaignReport(report, records, TABLE_CALL_LINES)}\n`);
+          else {
+            const paused = await store.isPaused(campaign.data);
+            process.stdout.write(`${formatCampaignReport(report, records, TABLE_CALL_LINES, { paused })}\n`);
+          }
         } finally {
           await closeConnection(redis);
         }

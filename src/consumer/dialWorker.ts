@@ -11,7 +11,7 @@ import { CALLS_QUEUE } from '../core/queues.js';
 import { parseCallJob } from './parseCallJob.js';
 import { closeConnection, createWorkerConnection } from '../core/redisConnection.js';
 import { ResultReporter } from '../core/reportResult.js';
-import { systemClock, type Clock } from '../core/time.js';
+import { MINUTE, systemClock, type Clock } from '../core/time.js';
 import { dialAttempt, type DialDeps } from './dialAttempt.js';
 import { MalformedCallJobError, RetryDialError } from './dialErrors.js';
 import { DialRateLimiter } from './dialRateLimiter.js';
@@ -32,6 +32,9 @@ function foreignAttemptsMade(data: unknown): number {
 
 /** BullMQ's stalled-job check runs at half the lock duration, but not more often than this. */
 const MIN_STALLED_INTERVAL_MS = 500;
+
+/** A paused campaign's call looks again this often (resuming releases it at once; this is the fallback). */
+const PAUSED_RECHECK_MS = MINUTE;
 
 /** A stalled call (its consumer died) may be picked up this many times before it fails for good. */
 export const MAX_STALLED_COUNT = 3;
@@ -134,6 +137,14 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
       log.info('number is on the do-not-call list; not dialing');
       await report({ callId: call.callId, campaignId: call.campaignId, outcome: 'skipped', reason: DO_NOT_CALL_REASON, attempt: attempt - 1 });
       return { status: 'skipped' };
+    }
+
+    if (await store.isPaused(call.campaignId)) {
+      if (!token || job.id === undefined) throw new Error('BullMQ gave no lock token or job id: the call cannot wait for its campaign');
+      await store.holdForPause(call.campaignId, job.id);
+      log.info('campaign paused; the call waits for it to resume');
+      await job.moveToDelayed(Date.now() + PAUSED_RECHECK_MS, token);
+      throw new DelayedError(); // not an attempt: the phone did not ring
     }
 
     const window = call.callWindow ?? config.dial.callWindow;

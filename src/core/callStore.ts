@@ -293,6 +293,34 @@ export class CallStore {
     return (await this.redis.sismember(this.keys.doNotCall(), number)) === 1;
   }
 
+  /** Pauses a campaign: its calls not yet ringing wait, spending no attempt, until it resumes. False if it was paused. */
+  async pauseCampaign(campaignId: string): Promise<boolean> {
+    return (await this.redis.sadd(this.keys.pausedCampaigns(), campaignId)) === 1;
+  }
+
+  async isPaused(campaignId: string): Promise<boolean> {
+    return (await this.redis.sismember(this.keys.pausedCampaigns(), campaignId)) === 1;
+  }
+
+  /** Paused campaign ids, sorted. */
+  async pausedCampaigns(): Promise<string[]> {
+    return (await this.redis.smembers(this.keys.pausedCampaigns())).sort();
+  }
+
+  /** Notes a job the pause held back, so resuming releases it at once instead of at its next check. */
+  async holdForPause(campaignId: string, jobId: string): Promise<void> {
+    await this.redis.sadd(this.keys.pausedHeld(campaignId), jobId);
+  }
+
+  /** Resumes a campaign; returns whether it was paused and the job ids held back meanwhile (now forgotten). */
+  async resumeCampaign(campaignId: string): Promise<{ wasPaused: boolean; heldJobIds: string[] }> {
+    const wasPaused = (await this.redis.srem(this.keys.pausedCampaigns(), campaignId)) === 1;
+    const held = this.keys.pausedHeld(campaignId);
+    const [members] = (await this.redis.multi().smembers(held).del(held).exec()) ?? [];
+    const heldJobIds = Array.isArray(members?.[1]) ? members[1].map(String) : [];
+    return { wasPaused, heldJobIds };
+  }
+
   /** The do-not-call list, sorted. */
   async doNotCallList(): Promise<string[]> {
     return (await this.redis.smembers(this.keys.doNotCall())).sort();

@@ -10,6 +10,9 @@ export interface DialerKeys {
   campaignIndex(): string;
   dialWindow(): string;
   doNotCall(): string;
+  pausedCampaigns(): string;
+  /** Job ids of a paused campaign's calls held back by the pause (released on resume). */
+  pausedHeld(campaignId: string): string;
 }
 
 /** Builds the key names under QUEUE_PREFIX. */
@@ -22,5 +25,7 @@ export function dialerKeys(prefix: string): DialerKeys {
     campaignIndex: () => `${prefix}:dialer:campaigns`,
     dialWindow: () => `${prefix}:dialer:{dialer-cps}:window`,
     doNotCall: () => `${prefix}:dialer:dnc`,
+    pausedCampaigns: () => `${prefix}:dialer:paused`,
+    pausedHeld: (campaignId) => `${campaign(campaignId)}:paused-held`,
   };
 }

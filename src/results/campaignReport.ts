@@ -68,10 +68,15 @@ function callNote(record: CallRecord): string {
 }
 
 /** Renders the report as a table for a terminal: totals per outcome, then one line per call (capped). */
-export function formatCampaignReport(report: CampaignReport, records: readonly CallRecord[] = [], maxCallLines = 50): string {
+export function formatCampaignReport(
+  report: CampaignReport,
+  records: readonly CallRecord[] = [],
+  maxCallLines = 50,
+  state: { paused?: boolean } = {},
+): string {
   const lines: string[] = [];
   const byId = new Map(records.map((r) => [r.callId, r]));
-  lines.push(`Campaign ${report.campaign}: ${report.total} calls, ${report.pending} pending`);
+  lines.push(`Campaign ${report.campaign}: ${report.total} calls, ${report.pending} pending${state.paused ? ' (paused: resume with `dialer resume`)' : ''}`);
   const width = Math.max(...OUTCOMES.map((o) => o.length), 'pending'.length);
   for (const outcome of OUTCOMES) {
     const n = report.byOutcome[outcome];

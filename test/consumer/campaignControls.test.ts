@@ -26,6 +26,33 @@ describe('campaign controls', () => {
     expect((await runCli(['dnc', 'remove', '+14155558001'], p.env)).stdout).toBe('removed 1\n');
   });
 
+  it('pause holds a campaign\'s calls back without spending attempts (others go on); resume dials them at once', async () => {
+    const campaignId = 'pause-me';
+    expect(await runCli(['pause', '--campaign', campaignId], p.env)).toMatchObject({ code: 0, stdout: `paused ${campaignId}\n` });
+    expect((await runCli(['pause', '--campaign', campaignId], p.env)).stdout).toBe(`${campaignId} was already paused\n`);
+    const held = [await p.enqueue({ phoneNumber: '+14155558301', campaignId }), await p.enqueue({ phoneNumber: '+14155558302', campaignId })];
+    const other = await p.enqueue({ phoneNumber: '+14155558303', campaignId: 'not-paused' });
+
+    for (const callId of held) await waitFor(async () => ((await p.calls.getJobState(callId)) === 'delayed' ? true : undefined), 5000, 'held');
+    await waitFor(async () => ((await p.store.get('not-paused', other))?.state === 'in_call' ? true : undefined), 5000, 'the other campaign');
+    expect(p.sim.calls.filter((c) => c.phoneNumber === '+14155558301' || c.phoneNumber === '+14155558302')).toEqual([]);
+    expect(await p.store.get(campaignId, held[0] ?? '')).toMatchObject({ state: 'queued', attempts: 0 });
+    expect((await runCli(['report', '--campaign', campaignId], p.env)).stdout).toMatch(/2 pending \(paused/);
+
+    const resumedAt = Date.now();
+    const resume = await runCli(['resume', '--campaign', campaignId], p.env);
+    expect(resume).toMatchObject({ code: 0, stdout: `resumed ${campaignId}: 2 held calls released\n` });
+    for (const callId of held) {
+      await waitFor(async () => ((await p.store.get(campaignId, callId))?.state === 'in_call' ? true : undefined), 5000, 'dialed after resume');
+      expect(await p.store.get(campaignId, callId)).toMatchObject({ attempts: 1 });
+    }
+    // released at once, not at the paused calls' one-minute re-check
+    const rang = p.sim.calls.filter((c) => c.phoneNumber === '+14155558301' || c.phoneNumber === '+14155558302');
+    expect(rang).toHaveLength(2);
+    expect(Math.max(...rang.map((c) => c.receivedAt)) - resumedAt).toBeLessThan(10_000);
+    expect((await runCli(['resume', '--campaign', campaignId], p.env)).stdout).toBe(`${campaignId} was not paused\n`);
+  });
+
   it('cancels a campaign\'s calls that have not rung yet and leaves ended calls alone', async () => {
     const campaignId = 'cancel-me';
     const ended = await p.enqueue({ phoneNumber: '+14155558100', campaignId });

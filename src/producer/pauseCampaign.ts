@@ -1,0 +1,43 @@
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { CallStore } from '../core/callStore.js';
+import { CALLS_QUEUE } from '../core/queues.js';
+import { systemClock } from '../core/time.js';
+
+/** Held calls released at once when a campaign resumes. */
+const RELEASE_CONCURRENCY = 64;
+
+/**
+ * Pauses a campaign: from now on the consumers hold back its calls that are not ringing yet (no attempt spent);
+ * calls ringing or connected carry on. Returns false when it was paused already.
+ */
+export async function pauseCampaign(connection: Redis, prefix: string, campaignId: string): Promise<boolean> {
+  return new CallStore(connection, prefix, systemClock).pauseCampaign(campaignId);
+}
+
+/**
+ * Resumes a paused campaign and releases at once the calls the pause held back (a call waiting for a retry or for
+ * its calling window keeps waiting). Returns whether it was paused and how many held calls were released.
+ */
+export async function resumeCampaign(connection: Redis, prefix: string, campaignId: string): Promise<{ wasPaused: boolean; released: number }> {
+  const { wasPaused, heldJobIds } = await new CallStore(connection, prefix, systemClock).resumeCampaign(campaignId);
+  const queue = new Queue(CALLS_QUEUE, { connection, prefix });
+  let released = 0;
+  const release = async (jobId: string) => {
+    const job = await queue.getJob(jobId);
+    if (!job || !(await job.isDelayed())) return; // already picked up by its own re-check, or gone
+    // It may be promoted between the check and here by another resume: then there is nothing left to do.
+    await job.promote().then(
+      () => (released += 1),
+      () => undefined,
+    );
+  };
+  try {
+    for (let i = 0; i < heldJobIds.length; i += RELEASE_CONCURRENCY) {
+      await Promise.all(heldJobIds.slice(i, i + RELEASE_CONCURRENCY).map(release));
+    }
+  } finally {
+    await queue.close();
+  }
+  return { wasPaused, released };
+}

@@ -23,6 +23,10 @@ export type Outcome = z.infer<typeof outcomeSchema>;
 
 /** Outcomes where a person or machine picked up (pick-up rate counts `answered` and `transferred`, not voicemail). */
 export const CONNECTED_OUTCOMES: readonly Outcome[] = ['answered', 'voicemail', 'transferred'];
+/** A person picked up: the numerator of the pick-up rate. */
+export const PERSON_OUTCOMES: readonly Outcome[] = ['answered', 'transferred'];
+/** Ended without the phone ringing (queue-side): left out of the pick-up rate's dialed calls. */
+export const NOT_DIALED_OUTCOMES: readonly Outcome[] = ['skipped', 'expired', 'canceled'];
 
 /** A call's state in its record: `queued → dialing → in_call → terminal`, with `waiting_retry` between attempts. */
 export const CALL_STATES = ['queued', 'dialing', 'waiting_retry', 'in_call', 'terminal'] as const;

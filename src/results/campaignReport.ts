@@ -1,5 +1,7 @@
 import type { CallRecord, CallStore, CampaignCounters } from '../core/callStore.js';
-import { OUTCOMES, type CallResult, type Outcome } from '../core/outcomes.js';
+import { NOT_DIALED_OUTCOMES, OUTCOMES, PERSON_OUTCOMES, type CallResult, type Outcome } from '../core/outcomes.js';
+
+const PERCENT = 100;
 
 /** One call line of `report --json` (the outside contract: exactly these fields). */
 export interface ReportCall {
@@ -68,6 +70,15 @@ function callNote(record: CallRecord): string {
 }
 
 /** Renders the report as a table for a terminal: totals per outcome, then one line per call (capped). */
+/** Share of the ended, dialed calls a person picked up (voicemail excluded, as dialers count it); undefined before any. */
+export function pickUpRate(report: Pick<CampaignReport, 'byOutcome'>): { percent: number; people: number; dialed: number } | undefined {
+  const count = (outcomes: readonly Outcome[]) => outcomes.reduce((sum, o) => sum + (report.byOutcome[o] ?? 0), 0);
+  const dialed = count(OUTCOMES) - count(NOT_DIALED_OUTCOMES);
+  if (dialed === 0) return undefined;
+  const people = count(PERSON_OUTCOMES);
+  return { percent: (PERCENT * people) / dialed, people, dialed };
+}
+
 export function formatCampaignReport(
   report: CampaignReport,
   records: readonly CallRecord[] = [],
@@ -83,6 +94,8 @@ export function formatCampaignReport(
     if (n) lines.push(`  ${outcome.padEnd(width)}  ${String(n).padStart(6)}`);
   }
   if (report.pending > 0) lines.push(`  ${'pending'.padEnd(width)}  ${String(report.pending).padStart(6)}`);
+  const rate = pickUpRate(report);
+  if (rate) lines.push(`  pick-up rate ${rate.percent.toFixed(1)} % (${rate.people} of ${rate.dialed} dialed calls reached a person; voicemail does not count)`);
   if (report.calls.length > 0) {
     lines.push('');
     lines.push(`  ${'call id'.padEnd(40)} ${'number'.padEnd(16)} ${'outcome'.padEnd(width)} attempts  ${'sip'.padEnd(20)} note`);

@@ -30,6 +30,7 @@ describe('npm run demo', () => {
     expect(retried).toMatchObject({ outcome: 'answered', attempts: 2 });
     expect(output).toContain('survey: 4 | Very likely | Shorter waiting times.');
     expect(output).toContain('cold transfer → tel:+12025550100');
+    expect(output).toContain('pick-up rate 50.0 % (5 of 10 dialed calls reached a person; voicemail does not count)');
     expect(output).toMatch(/rejected not a phone number/);
     // The inbound call through the shipped dispatch rule: the agent greets, the caller asks for a person.
     expect(output).toMatch(/Inbound: \+14155550120 called the support line .*dispatch rule SDR_\w+ \(dispatch-rule\.json\)/);

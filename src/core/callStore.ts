@@ -29,6 +29,8 @@ export interface CallRecord {
   attemptStartedAt?: number;
   outcome?: Outcome;
   reason?: string;
+  /** When the terminal outcome's report says the call ended (epoch ms). */
+  endedAt?: number;
   sipStatusCode?: number;
   sipStatus?: string;
   metadata: Record<string, unknown>;
@@ -99,6 +101,7 @@ function parseRecord(fields: Record<string, string>): CallRecord | undefined {
     attemptStartedAt: num(fields.attemptStartedAt),
     outcome: isOutcome(fields.outcome) ? fields.outcome : undefined,
     reason: fields.reason || undefined,
+    endedAt: num(fields.endedAt),
     sipStatusCode: num(fields.sipStatusCode),
     sipStatus: fields.sipStatus || undefined,
     metadata: JSON.parse(fields.metadata ?? '{}') as Record<string, unknown>,

@@ -57,6 +57,10 @@ const envSchema = z.object({
   DIAL_CALL_DAYS: z.string().optional(),
   /** IANA time zone of the default window (and of `--window` on the CLI without `--time-zone`). */
   DIAL_TIME_ZONE: z.string().refine(isTimeZone, 'DIAL_TIME_ZONE must be an IANA time zone such as America/New_York').default(DEFAULT_TIME_ZONE),
+  /** Where the results worker POSTs each call's terminal outcome (optional). */
+  RESULTS_WEBHOOK_URL: z.string().url('RESULTS_WEBHOOK_URL must be a URL like https://example.com/hooks/calls').optional(),
+  /** Signs webhook bodies (HMAC-SHA256) so the receiver can check they came from the dialer. */
+  RESULTS_WEBHOOK_SECRET: z.string().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -80,6 +84,8 @@ export interface DialerConfig {
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
   livekit: Partial<LiveKitSettings>;
   sipOutboundTrunkId: string | undefined;
+  /** RESULTS_WEBHOOK_URL / RESULTS_WEBHOOK_SECRET; undefined: no webhooks. */
+  webhook: { url: string; secret: string | undefined } | undefined;
   dial: {
     cps: number;
     concurrency: number;
@@ -119,6 +125,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DialerConfig {
     logLevel: e.LOG_LEVEL,
     livekit: { url: e.LIVEKIT_URL, apiKey: e.LIVEKIT_API_KEY, apiSecret: e.LIVEKIT_API_SECRET },
     sipOutboundTrunkId: e.SIP_OUTBOUND_TRUNK_ID,
+    webhook: e.RESULTS_WEBHOOK_URL ? { url: e.RESULTS_WEBHOOK_URL, secret: e.RESULTS_WEBHOOK_SECRET } : undefined,
     dial: {
       cps: e.DIAL_CPS,
       concurrency: e.DIAL_CONCURRENCY,

@@ -2,19 +2,20 @@ import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { CallStore } from '../core/callStore.js';
 import { loadConfig, type DialerConfig } from '../core/config.js';
 import { createLogger, type Logger } from '../core/logger.js';
-import { callResultSchema } from '../core/outcomes.js';
+import { callResultSchema, type CallResult } from '../core/outcomes.js';
 import { CALL_RESULTS_QUEUE } from '../core/queues.js';
 import { closeConnection, createWorkerConnection } from '../core/redisConnection.js';
 import { ResultReporter } from '../core/reportResult.js';
 import { systemClock, type Clock } from '../core/time.js';
 import { startOutcomeWatchdogWorker } from './outcomeWatchdog.js';
+import { WebhookOutbox, startWebhookWorker } from './webhooks.js';
 
 /** Results are small Redis writes: a few in parallel keep up with any dial rate. */
 export const RESULTS_CONCURRENCY = 16;
 
 export interface ResultsWorkerOptions {
   /** Defaults to the environment's settings (loadConfig). */
-  config?: Pick<DialerConfig, 'redisUrl' | 'queuePrefix' | 'logLevel'>;
+  config?: Pick<DialerConfig, 'redisUrl' | 'queuePrefix' | 'logLevel'> & Partial<Pick<DialerConfig, 'webhook'>>;
   logger?: Logger;
   clock?: Clock;
   /** Called after a terminal outcome was applied for the first time (webhooks, live progress). */
@@ -28,8 +29,8 @@ export interface ResultsWorkerHandle {
 }
 
 /**
- * Applies `call-results` to call records and campaign counters, and ends connected calls whose agent never
- * reported as `failed` (the outcome watchdog). A terminal outcome is applied once:
+ * Applies `call-results` to call records and campaign counters, ends connected calls whose agent never
+ * reported as `failed` (the outcome watchdog), and POSTs each terminal outcome to RESULTS_WEBHOOK_URL when set. A terminal outcome is applied once:
  * the record's state check makes a second report for the same call id a no-op, even after its job is gone.
  */
 export async function startResultsWorker(options: ResultsWorkerOptions = {}): Promise<ResultsWorkerHandle> {
@@ -40,6 +41,17 @@ export async function startResultsWorker(options: ResultsWorkerOptions = {}): Pr
   const store = new CallStore(connection, config.queuePrefix, clock);
   const reporter = new ResultReporter(connection, config.queuePrefix);
   const watchdog = startOutcomeWatchdogWorker({ connection, prefix: config.queuePrefix, store, reporter, clock, logger });
+  const webhook = config.webhook;
+  const outbox = webhook ? new WebhookOutbox(connection, config.queuePrefix) : undefined;
+  const deliveries = webhook
+    ? startWebhookWorker({ connection, prefix: config.queuePrefix, url: webhook.url, secret: webhook.secret, clock, logger })
+    : undefined;
+
+  /** This very result already ended the call (a retry of its job after the record was written): deliver it. */
+  const recordedAlready = async (result: CallResult): Promise<boolean> => {
+    const record = await store.get(result.campaignId, result.callId);
+    return record?.outcome === result.outcome && record.endedAt === result.endedAt;
+  };
 
   const applyResult = async (job: Job): Promise<{ applied: boolean }> => {
     const parsed = callResultSchema.safeParse(job.data);
@@ -57,6 +69,7 @@ export async function startResultsWorker(options: ResultsWorkerOptions = {}): Pr
     } else {
       log.info({ outcome: result.outcome }, 'call had already ended; later report ignored');
     }
+    if (outbox && (applied || (await recordedAlready(result)))) await outbox.enqueue(result);
     return { applied };
   };
 
@@ -78,7 +91,9 @@ export async function startResultsWorker(options: ResultsWorkerOptions = {}): Pr
       closing ??= Promise.all([
         worker.close(force).catch((err: unknown) => logger.error({ err }, 'closing the results worker failed')),
         watchdog.close(force).catch((err: unknown) => logger.error({ err }, 'closing the outcome watchdog failed')),
+        deliveries?.close(force).catch((err: unknown) => logger.error({ err }, 'closing the webhook worker failed')),
       ])
+        .then(() => outbox?.close().catch((err: unknown) => logger.error({ err }, 'closing the webhook outbox failed')))
         .then(() => reporter.close())
         .catch((err: unknown) => logger.error({ err }, 'closing the result reporter failed'))
         .then(() => closeConnection(connection));

@@ -1,0 +1,109 @@
+/**
+ * Result webhooks: each call's terminal outcome POSTed to RESULTS_WEBHOOK_URL, once per call, retried with
+ * backoff until the receiver answers 2xx. Deliveries are BullMQ jobs (id = call id), so they survive restarts and a
+ * result applied twice is delivered once; a receiver must still accept a repeat (same `X-Dialer-Event-Id`) after a
+ * timeout it answered too late.
+ */
+import { createHmac } from 'node:crypto';
+import { Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from '../core/logger.js';
+import { callResultSchema, type CallResult } from '../core/outcomes.js';
+import { HOUR, SECOND, type Clock } from '../core/time.js';
+
+/** Internal queue (not part of the outside contract). */
+export const WEBHOOKS_QUEUE = 'call-webhooks';
+/** 12 attempts with exponential backoff from 2 s: the last one comes about 1 h 8 min after the first. */
+const DELIVERY_ATTEMPTS = 12;
+const FIRST_RETRY_DELAY_MS = 2 * SECOND;
+const DELIVERY_TIMEOUT_MS = 10 * SECOND;
+const RETENTION_S = (7 * 24 * HOUR) / SECOND;
+const DELIVERY_CONCURRENCY = 8;
+const HTTP_OK_MIN = 200;
+const HTTP_OK_MAX = 299;
+
+export const WEBHOOK_EVENT = 'call.ended';
+export const SIGNATURE_HEADER = 'x-dialer-signature';
+export const TIMESTAMP_HEADER = 'x-dialer-timestamp';
+export const EVENT_ID_HEADER = 'x-dialer-event-id';
+
+/** `sha256=<hex HMAC of "<timestamp>.<body>">`: the receiver recomputes it with the shared secret. */
+export function webhookSignature(secret: string, timestamp: string, body: string): string {
+  return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
+}
+
+/** Queues the delivery of terminal outcomes (called by the results worker once an outcome is applied). */
+export class WebhookOutbox {
+  private readonly queue: Queue<CallResult>;
+  private closed = false;
+
+  constructor(connection: ConnectionOptions, prefix: string) {
+    this.queue = new Queue<CallResult>(WEBHOOKS_QUEUE, { connection, prefix });
+  }
+
+  /** Idempotent per call: the job id is the call id. */
+  async enqueue(result: CallResult): Promise<void> {
+    await this.queue.add(WEBHOOK_EVENT, result, {
+      jobId: result.callId,
+      attempts: DELIVERY_ATTEMPTS,
+      backoff: { type: 'exponential', delay: FIRST_RETRY_DELAY_MS },
+      removeOnComplete: { age: RETENTION_S },
+      removeOnFail: { age: RETENTION_S },
+    });
+  }
+
+  /** Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.queue.close();
+  }
+}
+
+/** A receiver answered something other than 2xx: BullMQ retries the delivery. */
+export class WebhookRejectedError extends Error {
+  constructor(readonly status: number) {
+    super(`webhook receiver answered HTTP ${status}`);
+    this.name = 'WebhookRejectedError';
+  }
+}
+
+/** Delivers queued outcomes to `url`, signing each body when a secret is set. */
+export function startWebhookWorker(options: {
+  connection: Redis;
+  prefix: string;
+  url: string;
+  secret: string | undefined;
+  clock: Clock;
+  logger: Logger;
+}): Worker<CallResult> {
+  const { url, secret, clock, logger } = options;
+  const deliver = async (job: Job<CallResult>): Promise<{ status: number }> => {
+    const result = callResultSchema.parse(job.data);
+    const body = JSON.stringify({ event: WEBHOOK_EVENT, ...result });
+    const timestamp = String(clock.now());
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      [EVENT_ID_HEADER]: result.callId,
+      [TIMESTAMP_HEADER]: timestamp,
+    };
+    if (secret) headers[SIGNATURE_HEADER] = webhookSignature(secret, timestamp, body);
+    const response = await fetch(url, { method: 'POST', headers, body, signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS) });
+    await response.body?.cancel();
+    if (response.status < HTTP_OK_MIN || response.status > HTTP_OK_MAX) throw new WebhookRejectedError(response.status);
+    return { status: response.status };
+  };
+  const worker = new Worker<CallResult>(WEBHOOKS_QUEUE, deliver, {
+    connection: options.connection,
+    prefix: options.prefix,
+    concurrency: DELIVERY_CONCURRENCY,
+  });
+  worker.on('error', (err) => logger.error({ err }, 'webhook worker error'));
+  worker.on('failed', (job, err) => {
+    const ids = { callId: job?.data.callId, campaignId: job?.data.campaignId, attempt: job?.attemptsMade };
+    const final = job !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1);
+    if (final) logger.error({ ...ids, err: err.message }, 'webhook not delivered; attempts used up');
+    else logger.warn({ ...ids, err: err.message }, 'webhook delivery failed; BullMQ retries it');
+  });
+  return worker;
+}

@@ -1,0 +1,122 @@
+/** RESULTS_WEBHOOK_URL: each call's terminal outcome is POSTed once, signed, and retried until the receiver takes it. */
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CallStore } from '../../src/core/callStore.js';
+import { createLogger } from '../../src/core/logger.js';
+import type { CallResult } from '../../src/core/outcomes.js';
+import { CALL_RESULTS_QUEUE } from '../../src/core/queues.js';
+import { ResultReporter } from '../../src/core/reportResult.js';
+import { systemClock } from '../../src/core/time.js';
+import { startResultsWorker, type ResultsWorkerHandle } from '../../src/results/resultsWorker.js';
+import { EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, WEBHOOKS_QUEUE, webhookSignature } from '../../src/results/webhooks.js';
+import { expectNoLeakedHandles, openNetworkHandles } from '../helpers/openHandles.js';
+import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
+import { waitFor } from '../helpers/waitFor.js';
+
+const url = testRedisUrl();
+const prefix = uniquePrefix('webhooks');
+const SECRET = 'whsec-test';
+const campaignId = 'hooks';
+let baseline = 0;
+let redis: Redis;
+let store: CallStore;
+let reporter: ResultReporter;
+let results: ResultsWorkerHandle;
+let receiver: Server;
+/** What the receiver got, and how it answers each call id's deliveries in turn (default 204). */
+const received: { headers: IncomingMessage['headers']; body: string }[] = [];
+const answers = new Map<string, number[]>();
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => (text += chunk));
+    req.on('end', () => resolve(text));
+    req.on('error', reject);
+  });
+}
+
+beforeAll(async () => {
+  baseline = openNetworkHandles().length;
+  receiver = createServer((req, res) => {
+    void readBody(req).then((body) => {
+      received.push({ headers: req.headers, body });
+      const id = String(req.headers[EVENT_ID_HEADER]);
+      const status = answers.get(id)?.shift() ?? 204;
+      res.writeHead(status).end();
+    });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  const webhookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks/calls`;
+  redis = new Redis(url);
+  store = new CallStore(redis, prefix, systemClock);
+  reporter = new ResultReporter(redis, prefix);
+  results = await startResultsWorker({
+    config: { redisUrl: url, queuePrefix: prefix, logLevel: 'silent', webhook: { url: webhookUrl, secret: SECRET } },
+    logger: createLogger('silent'),
+  });
+});
+
+afterAll(async () => {
+  await results.close();
+  await reporter.close();
+  await redis.quit();
+  receiver.closeAllConnections();
+  await new Promise<void>((resolve) => receiver.close(() => resolve()));
+  await deleteKeysWithPrefix(url, prefix);
+  await expectNoLeakedHandles(baseline);
+});
+
+const deliveriesOf = (callId: string) => received.filter((r) => r.headers[EVENT_ID_HEADER] === callId);
+
+describe('result webhooks', () => {
+  it('POSTs the terminal outcome once, signed over timestamp and body; a later report of the same call sends nothing', async () => {
+    await store.createCalls(campaignId, [{ callId: 'hook-1', phoneNumber: '+14155550140', metadata: {} }]);
+    const result: CallResult = { callId: 'hook-1', campaignId, outcome: 'voicemail', reason: 'message left', reportedBy: 'agent', attempt: 1, endedAt: Date.now() };
+    await reporter.report(result);
+    await waitFor(() => (deliveriesOf('hook-1').length > 0 ? true : undefined), 5000, 'the webhook');
+
+    const [delivery] = deliveriesOf('hook-1');
+    expect(delivery?.headers['content-type']).toBe('application/json');
+    expect(JSON.parse(delivery?.body ?? '{}')).toEqual({ event: 'call.ended', ...result });
+    const timestamp = String(delivery?.headers[TIMESTAMP_HEADER]);
+    expect(delivery?.headers[SIGNATURE_HEADER]).toBe(webhookSignature(SECRET, timestamp, delivery?.body ?? ''));
+
+    // A second, different report for the ended call, after both the result and the delivery jobs are gone (their
+    // retention ended): applied nowhere, sent nowhere.
+    const resultsQueue = new Queue(CALL_RESULTS_QUEUE, { connection: redis, prefix });
+    const webhooks = new Queue(WEBHOOKS_QUEUE, { connection: redis, prefix });
+    try {
+      await waitFor(async () => ((await webhooks.getJobState('hook-1')) === 'completed' ? true : undefined), 5000, 'the delivery to complete');
+      await webhooks.remove('hook-1');
+      await resultsQueue.remove('hook-1');
+      await reporter.report({ ...result, outcome: 'failed', reason: 'a late report', endedAt: Date.now() + 1 });
+      await waitFor(async () => ((await resultsQueue.getJobState('hook-1')) === 'completed' ? true : undefined), 5000, 'the late report');
+      await new Promise((resolve) => setTimeout(resolve, 300)); // a delivery, were one queued, would be immediate
+    } finally {
+      await resultsQueue.close();
+      await webhooks.close();
+    }
+    expect(deliveriesOf('hook-1')).toHaveLength(1);
+  });
+
+  it('retries with backoff while the receiver fails, until it answers 2xx', async () => {
+    answers.set('hook-2', [500, 503]);
+    await reporter.report({ callId: 'hook-2', campaignId, outcome: 'busy', reportedBy: 'consumer', sipStatusCode: 486, sipStatus: 'Busy Here', attempt: 3, endedAt: Date.now() });
+    await waitFor(() => (deliveriesOf('hook-2').length >= 3 ? true : undefined), 20_000, 'three deliveries');
+    const webhooks = new Queue(WEBHOOKS_QUEUE, { connection: redis, prefix });
+    try {
+      await waitFor(async () => ((await webhooks.getJobState('hook-2')) === 'completed' ? true : undefined), 5000, 'the delivery to complete');
+      expect((await webhooks.getJob('hook-2'))?.attemptsMade).toBe(3);
+    } finally {
+      await webhooks.close();
+    }
+    const bodies = deliveriesOf('hook-2').map((d) => d.body);
+    expect(bodies).toHaveLength(3);
+    expect(new Set(bodies).size).toBe(1); // the same event each time: the receiver dedupes by x-dialer-event-id
+  });
+});

@@ -4,7 +4,7 @@
  * (pipeline mode), and that the default realtime model opens its WebSocket there with the call's voice,
  * instructions and tools.
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { initializeLogger, loggerOptions, voice } from '@livekit/agents';
 import { AudioFrame } from '@livekit/rtc-node';
@@ -21,6 +21,7 @@ import { CallOutcomeTracker } from '../../src/agent/outcomeTracker.js';
 import { parseProfiles, resolveCallProfile } from '../../src/agent/profiles.js';
 import { ResultReporter } from '../../src/core/reportResult.js';
 import { startLiveKitSim, type LiveKitSim } from '../../src/sim/index.js';
+import { readRequestBody } from '../helpers/httpBody.js';
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
 import { waitFor } from '../helpers/waitFor.js';
 import { ResultsReader, nextNumber, simClients } from './helpers.js';
@@ -56,16 +57,6 @@ let redis: Redis;
 let reporter: ResultReporter;
 let results: ResultsReader;
 
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    req.setEncoding('utf8');
-    req.on('data', (chunk: string) => (text += chunk));
-    req.on('end', () => resolve(text));
-    req.on('error', reject);
-  });
-}
-
 function chunk(delta: Record<string, unknown>, finishReason: string | null = null): string {
   const payload = { id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1, model: 'fake', choices: [{ index: 0, delta, finish_reason: finishReason }] };
   return `data: ${JSON.stringify(payload)}\n\n`;
@@ -74,7 +65,7 @@ function chunk(delta: Record<string, unknown>, finishReason: string | null = nul
 /** A chat-completions server that streams: a tool call for "bye", text after a tool result. */
 function fakeOpenAI(): Promise<Server> {
   const srv = createServer((req, res) => {
-    void readBody(req).then((text) => {
+    void readRequestBody(req).then((text) => {
       if (req.method === 'POST' && (req.url === '/v1/audio/speech' || req.url === '/v1/audio/transcriptions')) {
         audioRequests.push({ path: req.url, authorization: req.headers.authorization, body: text });
         if (req.url === '/v1/audio/speech') res.writeHead(200, { 'content-type': 'audio/pcm' }).end(Buffer.alloc(SPEECH_PCM_BYTES));

@@ -13,6 +13,7 @@ import { systemClock } from '../../src/core/time.js';
 import { startResultsWorker, type ResultsWorkerHandle } from '../../src/results/resultsWorker.js';
 import { EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, WEBHOOKS_QUEUE, webhookSignature } from '../../src/results/webhooks.js';
 import { expectNoLeakedHandles, openNetworkHandles } from '../helpers/openHandles.js';
+import { readRequestBody } from '../helpers/httpBody.js';
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
 import { waitFor } from '../helpers/waitFor.js';
 
@@ -30,20 +31,10 @@ let receiver: Server;
 const received: { headers: IncomingMessage['headers']; body: string }[] = [];
 const answers = new Map<string, number[]>();
 
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    req.setEncoding('utf8');
-    req.on('data', (chunk: string) => (text += chunk));
-    req.on('end', () => resolve(text));
-    req.on('error', reject);
-  });
-}
-
 beforeAll(async () => {
   baseline = openNetworkHandles().length;
   receiver = createServer((req, res) => {
-    void readBody(req).then((body) => {
+    void readRequestBody(req).then((body) => {
       received.push({ headers: req.headers, body });
       const id = String(req.headers[EVENT_ID_HEADER]);
       const status = answers.get(id)?.shift() ?? 204;

@@ -11,7 +11,7 @@ import { normalizePhoneNumber } from '../core/phone.js';
 import { DEFAULT_CAMPAIGN_ID, callMetadataSchema, idSchema, type CallMetadata } from '../core/queues.js';
 import { closeConnection, createProducerConnection, waitUntilReady } from '../core/redisConnection.js';
 import { parseDuration, systemClock, type Clock } from '../core/time.js';
-import { CallProducer, type CallRequest } from '../producer/enqueueCalls.js';
+import { CallProducer, MAX_CALL_PRIORITY, type CallRequest } from '../producer/enqueueCalls.js';
 import { importCsv, type ImportProgress, type ImportSummary } from '../producer/importCsv.js';
 import { action, cliContext } from './cliContext.js';
 
@@ -25,11 +25,12 @@ interface EnqueueFlags extends WindowFlags {
   profile?: string;
 }
 
-/** `--window 09:00-20:00 [--time-zone America/New_York] [--days mon-fri]`, for enqueue and import. */
+/** `--window 09:00-20:00 [--time-zone America/New_York] [--days mon-fri]` and `--priority N`, for enqueue and import. */
 interface WindowFlags {
   window?: string;
   timeZone?: string;
   days?: string;
+  priority?: string;
 }
 
 interface ImportFlags extends WindowFlags {
@@ -64,6 +65,16 @@ function parseMetadata(text: string | undefined): CallMetadata | undefined {
     throw new InvalidInputError('--metadata: expected a flat JSON object of string, number, boolean or null values');
   }
   return parsed.data;
+}
+
+/** `--priority N`: 0 (default, dialed first) to MAX_CALL_PRIORITY. */
+export function priorityFromFlag(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || n > MAX_CALL_PRIORITY) {
+    throw new InvalidInputError(`--priority: expected a whole number from 0 (dialed first) to ${MAX_CALL_PRIORITY}, got "${value}"`);
+  }
+  return n;
 }
 
 /** The calling window of `--window`/`--time-zone`/`--days`; the zone defaults to DIAL_TIME_ZONE (read only if needed). */
@@ -104,6 +115,7 @@ export function enqueueRequest(number: string, flags: EnqueueFlags, now: number,
   }
   if (flags.profile !== undefined && flags.profile === '') throw new InvalidInputError('--profile: empty name');
   const callWindow = windowFromFlags(flags, defaultTimeZone);
+  const priority = priorityFromFlag(flags.priority);
   return {
     phoneNumber,
     campaignId,
@@ -114,6 +126,7 @@ export function enqueueRequest(number: string, flags: EnqueueFlags, now: number,
     expiresAt,
     agentProfile: flags.profile,
     callWindow,
+    priority,
   };
 }
 
@@ -186,6 +199,7 @@ export function registerProducerCommands(program: Command): void {
     .option('--window <HH:MM-HH:MM>', "ring only between these local hours, e.g. 09:00-20:00 (the callee's time)")
     .option('--time-zone <iana>', 'time zone of --window, e.g. America/New_York (default DIAL_TIME_ZONE)')
     .option('--days <weekdays>', 'weekdays of --window, e.g. mon-fri (default every day)')
+    .option('--priority <n>', `0 (default) is dialed first; 1-${MAX_CALL_PRIORITY} wait behind every 0, lower first`)
     .action(
       action(async (number: string, flags: EnqueueFlags) => {
         const now = Date.now();
@@ -208,11 +222,13 @@ export function registerProducerCommands(program: Command): void {
     .option('--window <HH:MM-HH:MM>', "ring only between these local hours, e.g. 09:00-20:00; a timezone column sets each row's zone")
     .option('--time-zone <iana>', 'time zone of --window for rows without a timezone cell (default DIAL_TIME_ZONE)')
     .option('--days <weekdays>', 'weekdays of --window, e.g. mon-fri (default every day)')
+    .option('--priority <n>', `e.g. 10 for a bulk campaign: its calls wait behind every priority-0 call (1-${MAX_CALL_PRIORITY})`)
     .action(
       action(async (file: string, flags: ImportFlags) => {
         const campaignId = parseCampaign(flags.campaign);
         if (flags.profile === '') throw new InvalidInputError('--profile: empty name');
         const callWindow = windowFromFlags(flags, () => cliContext().config.dial.timeZone);
+        const priority = priorityFromFlag(flags.priority);
         // a missing file is the caller's input (exit 2) even when Redis is down; importCsv checks again as it opens
         const size = await stat(file).then(
           (s) => s.size,
@@ -224,7 +240,7 @@ export function registerProducerCommands(program: Command): void {
         const summary = await withProducer(config, logger, systemClock, async (producer) => {
           const bar = progressBar(size);
           try {
-            return await importCsv(file, { campaignId, agentProfile: flags.profile, callWindow, producer, onProgress: (p) => bar?.update(p) });
+            return await importCsv(file, { campaignId, agentProfile: flags.profile, callWindow, priority, producer, onProgress: (p) => bar?.update(p) });
           } finally {
             bar?.stop();
           }

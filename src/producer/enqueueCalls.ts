@@ -25,6 +25,8 @@ const CHUNKS_IN_FLIGHT = 3;
 /** Completed dial jobs kept for inspection; the call record keeps the history for good. */
 const COMPLETED_JOB_RETENTION_S = 24 * 60 * 60;
 const FAILED_JOB_RETENTION_S = 7 * 24 * 60 * 60;
+/** Lowest call priority (BullMQ allows up to 2^21; a thousand levels is plenty for campaigns). */
+export const MAX_CALL_PRIORITY = 1000;
 
 /** One call a producer asks for (the library's edge: validated here). */
 export const callRequestSchema = z.object({
@@ -42,6 +44,11 @@ export const callRequestSchema = z.object({
   agentProfile: z.string().min(1).optional(),
   /** Local hours (and weekdays) the call may ring, in the callee's time zone. */
   callWindow: callWindowSchema.optional(),
+  /**
+   * 0 (default) is dialed first; 1 … MAX_CALL_PRIORITY wait behind every priority-0 call, lower numbers first
+   * (BullMQ priorities): give bulk campaigns a number so reminders pushed later still go out first.
+   */
+  priority: z.number().int().min(0).max(MAX_CALL_PRIORITY).optional(),
 });
 export type CallRequest = z.input<typeof callRequestSchema>;
 
@@ -64,6 +71,7 @@ interface PreparedCall {
   index: number;
   job: CallJob;
   delayMs: number;
+  priority: number;
 }
 
 const toMs = (v: Date | number | undefined) => (v instanceof Date ? v.getTime() : v);
@@ -88,14 +96,15 @@ function prepare(request: CallRequest, index: number, now: number): PreparedCall
     expiresAt: toMs(r.expiresAt),
     callWindow: r.callWindow,
   };
-  return { index, job, delayMs: notBefore ? Math.max(0, notBefore - now) : 0 };
+  return { index, job, delayMs: notBefore ? Math.max(0, notBefore - now) : 0, priority: r.priority ?? 0 };
 }
 
 /** BullMQ options of a dial job (exported so the enqueue bench gives raw addBulk exactly the same). */
-export function jobOptions(callId: string, delayMs: number, maxAttempts: number): JobsOptions {
+export function jobOptions(callId: string, delayMs: number, maxAttempts: number, priority = 0): JobsOptions {
   return {
     jobId: callId,
     delay: delayMs || undefined,
+    priority: priority || undefined,
     attempts: maxAttempts,
     backoff: { type: 'dial' },
     removeOnComplete: { age: COMPLETED_JOB_RETENTION_S },
@@ -183,7 +192,7 @@ export class CallProducer {
       );
       // A record still `queued` may have lost its job in a crash between these two steps: adding it again is safe.
       const toAdd = calls.filter((_, i) => statuses[i] !== 'past_queued');
-      await this.queue.addBulk(toAdd.map((c) => ({ name: 'dial', data: c.job, opts: jobOptions(c.job.callId, c.delayMs, this.options.maxAttempts) })));
+      await this.queue.addBulk(toAdd.map((c) => ({ name: 'dial', data: c.job, opts: jobOptions(c.job.callId, c.delayMs, this.options.maxAttempts, c.priority) })));
       calls.forEach((c, i) =>
         (statuses[i] === 'created' ? summary.enqueued : summary.duplicates).push({ index: c.index, callId: c.job.callId }),
       );

@@ -49,6 +49,8 @@ export interface ImportCsvOptions {
   agentProfile?: string;
   /** Calling window for every call; a row's `timezone` cell, when set, replaces its time zone. */
   callWindow?: CallWindow;
+  /** Priority of every call (see CallRequest.priority). */
+  priority?: number;
   /** Enqueue through this open producer (left open); otherwise give `enqueue` and one is made and closed here. */
   producer?: CallProducer;
   enqueue?: EnqueueOptions;
@@ -110,6 +112,7 @@ function toRow(record: Record<string, string | undefined>, line: number, options
       dedupeByNumber: key === undefined,
       agentProfile: options.agentProfile,
       callWindow,
+      priority: options.priority,
     },
   };
 }

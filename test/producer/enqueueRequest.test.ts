@@ -6,6 +6,12 @@ import { enqueueRequest, formatImportSummary } from '../../src/cli/producerComma
 const now = Date.parse('2030-06-01T12:00:00Z');
 
 describe('enqueue flags → call request', () => {
+  it('--priority gives the call a queue priority from 0 (first) to 1000, and refuses anything else', () => {
+    expect(enqueueRequest('+14152000009', { priority: '10' }, now).priority).toBe(10);
+    expect(enqueueRequest('+14152000009', {}, now).priority).toBeUndefined();
+    for (const bad of ['x', '-1', '1001', '2.5', '']) expect(() => enqueueRequest('+14152000009', { priority: bad }, now)).toThrow(/--priority/);
+  });
+
   it('--window, --time-zone and --days give the call its calling window; the zone defaults to DIAL_TIME_ZONE', () => {
     const request = enqueueRequest('+14152000009', { window: '9:00-20:00', timeZone: 'America/Chicago', days: 'mon-fri' }, now);
     expect(request.callWindow).toEqual({ from: '09:00', to: '20:00', timeZone: 'America/Chicago', days: [1, 2, 3, 4, 5] });

@@ -9,9 +9,10 @@ import { createLogger, type Logger } from '../core/logger.js';
 import type { CallResult } from '../core/outcomes.js';
 import { CALLS_QUEUE } from '../core/queues.js';
 import { parseCallJob } from './parseCallJob.js';
+import { askPredialCheck } from './predialCheck.js';
 import { closeConnection, createWorkerConnection } from '../core/redisConnection.js';
 import { ResultReporter } from '../core/reportResult.js';
-import { MINUTE, systemClock, type Clock } from '../core/time.js';
+import { MINUTE, SECOND, systemClock, type Clock } from '../core/time.js';
 import { dialAttempt, type DialDeps } from './dialAttempt.js';
 import { MalformedCallJobError, RetryDialError } from './dialErrors.js';
 import { DialRateLimiter } from './dialRateLimiter.js';
@@ -32,6 +33,9 @@ function foreignAttemptsMade(data: unknown): number {
 
 /** BullMQ's stalled-job check runs at half the lock duration, but not more often than this. */
 const MIN_STALLED_INTERVAL_MS = 500;
+
+/** A call whose pre-dial check failed (unreachable, not 2xx, bad answer) asks again after this long. */
+const PREDIAL_RETRY_MS = 30 * SECOND;
 
 /** A paused campaign's call looks again this often (resuming releases it at once; this is the fallback). */
 const PAUSED_RECHECK_MS = MINUTE;
@@ -161,6 +165,22 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
       // BullMQ schedules on the wall clock; the window was judged on `clock`.
       await job.moveToDelayed(Date.now() + (opensAt - clock.now()), token);
       throw new DelayedError(); // not an attempt: the phone did not ring
+    }
+
+    if (config.predialCheck) {
+      const decision = await askPredialCheck(config.predialCheck, call, attempt, clock);
+      if (decision.kind === 'skip') {
+        log.info({ reason: decision.reason }, 'not eligible to be called; not dialing');
+        await report({ callId: call.callId, campaignId: call.campaignId, outcome: 'skipped', reason: decision.reason, attempt: attempt - 1 });
+        return { status: 'skipped' };
+      }
+      if (decision.kind === 'error') {
+        if (!token) throw new Error(decision.error);
+        // Fail closed: a call that may no longer be wanted waits for the check rather than ringing.
+        log.warn({ err: decision.error, retryInMs: PREDIAL_RETRY_MS }, 'pre-dial check failed; the call waits and asks again');
+        await job.moveToDelayed(Date.now() + PREDIAL_RETRY_MS, token);
+        throw new DelayedError(); // not an attempt: the phone did not ring
+      }
     }
 
     const result = await dialAttempt(call, attempt, deps, log, { draining: draining.signal });

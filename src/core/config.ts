@@ -61,6 +61,10 @@ const envSchema = z.object({
   RESULTS_WEBHOOK_URL: z.string().url('RESULTS_WEBHOOK_URL must be a URL like https://example.com/hooks/calls').optional(),
   /** Signs webhook bodies (HMAC-SHA256) so the receiver can check they came from the dialer. */
   RESULTS_WEBHOOK_SECRET: z.string().optional(),
+  /** Asked before every attempt whether the call should still ring (optional). */
+  PREDIAL_CHECK_URL: z.string().url('PREDIAL_CHECK_URL must be a URL like https://example.com/hooks/can-call').optional(),
+  /** Signs pre-dial check requests (HMAC-SHA256). */
+  PREDIAL_CHECK_SECRET: z.string().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -86,6 +90,8 @@ export interface DialerConfig {
   sipOutboundTrunkId: string | undefined;
   /** RESULTS_WEBHOOK_URL / RESULTS_WEBHOOK_SECRET; undefined: no webhooks. */
   webhook: { url: string; secret: string | undefined } | undefined;
+  /** PREDIAL_CHECK_URL / PREDIAL_CHECK_SECRET; undefined: every call is eligible. */
+  predialCheck: { url: string; secret: string | undefined } | undefined;
   dial: {
     cps: number;
     concurrency: number;
@@ -126,6 +132,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DialerConfig {
     livekit: { url: e.LIVEKIT_URL, apiKey: e.LIVEKIT_API_KEY, apiSecret: e.LIVEKIT_API_SECRET },
     sipOutboundTrunkId: e.SIP_OUTBOUND_TRUNK_ID,
     webhook: e.RESULTS_WEBHOOK_URL ? { url: e.RESULTS_WEBHOOK_URL, secret: e.RESULTS_WEBHOOK_SECRET } : undefined,
+    predialCheck: e.PREDIAL_CHECK_URL ? { url: e.PREDIAL_CHECK_URL, secret: e.PREDIAL_CHECK_SECRET } : undefined,
     dial: {
       cps: e.DIAL_CPS,
       concurrency: e.DIAL_CONCURRENCY,

@@ -4,11 +4,11 @@
  * result applied twice is delivered once; a receiver must still accept a repeat (same `X-Dialer-Event-Id`) after a
  * timeout it answered too late.
  */
-import { createHmac } from 'node:crypto';
 import { Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../core/logger.js';
 import { callResultSchema, type CallResult } from '../core/outcomes.js';
+import { signedJsonHeaders } from '../core/signature.js';
 import { HOUR, SECOND, type Clock } from '../core/time.js';
 
 /** Internal queue (not part of the outside contract). */
@@ -23,14 +23,7 @@ const HTTP_OK_MIN = 200;
 const HTTP_OK_MAX = 299;
 
 export const WEBHOOK_EVENT = 'call.ended';
-export const SIGNATURE_HEADER = 'x-dialer-signature';
-export const TIMESTAMP_HEADER = 'x-dialer-timestamp';
 export const EVENT_ID_HEADER = 'x-dialer-event-id';
-
-/** `sha256=<hex HMAC of "<timestamp>.<body>">`: the receiver recomputes it with the shared secret. */
-export function webhookSignature(secret: string, timestamp: string, body: string): string {
-  return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
-}
 
 /** Queues the delivery of terminal outcomes (called by the results worker once an outcome is applied). */
 export class WebhookOutbox {
@@ -81,13 +74,7 @@ export function startWebhookWorker(options: {
   const deliver = async (job: Job<CallResult>): Promise<{ status: number }> => {
     const result = callResultSchema.parse(job.data);
     const body = JSON.stringify({ event: WEBHOOK_EVENT, ...result });
-    const timestamp = String(clock.now());
-    const headers: Record<string, string> = {
-      'content-type': 'application/json',
-      [EVENT_ID_HEADER]: result.callId,
-      [TIMESTAMP_HEADER]: timestamp,
-    };
-    if (secret) headers[SIGNATURE_HEADER] = webhookSignature(secret, timestamp, body);
+    const headers = { ...signedJsonHeaders(body, String(clock.now()), secret), [EVENT_ID_HEADER]: result.callId };
     const response = await fetch(url, { method: 'POST', headers, body, signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS) });
     await response.body?.cancel();
     if (response.status < HTTP_OK_MIN || response.status > HTTP_OK_MAX) throw new WebhookRejectedError(response.status);

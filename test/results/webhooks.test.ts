@@ -11,7 +11,8 @@ import { CALL_RESULTS_QUEUE } from '../../src/core/queues.js';
 import { ResultReporter } from '../../src/core/reportResult.js';
 import { systemClock } from '../../src/core/time.js';
 import { startResultsWorker, type ResultsWorkerHandle } from '../../src/results/resultsWorker.js';
-import { EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, WEBHOOKS_QUEUE, webhookSignature } from '../../src/results/webhooks.js';
+import { SIGNATURE_HEADER, TIMESTAMP_HEADER, signBody } from '../../src/core/signature.js';
+import { EVENT_ID_HEADER, WEBHOOKS_QUEUE } from '../../src/results/webhooks.js';
 import { expectNoLeakedHandles, openNetworkHandles } from '../helpers/openHandles.js';
 import { readRequestBody } from '../helpers/httpBody.js';
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
@@ -75,7 +76,7 @@ describe('result webhooks', () => {
     expect(delivery?.headers['content-type']).toBe('application/json');
     expect(JSON.parse(delivery?.body ?? '{}')).toEqual({ event: 'call.ended', ...result });
     const timestamp = String(delivery?.headers[TIMESTAMP_HEADER]);
-    expect(delivery?.headers[SIGNATURE_HEADER]).toBe(webhookSignature(SECRET, timestamp, delivery?.body ?? ''));
+    expect(delivery?.headers[SIGNATURE_HEADER]).toBe(signBody(SECRET, timestamp, delivery?.body ?? ''));
 
     // A second, different report for the ended call, after both the result and the delivery jobs are gone (their
     // retention ended): applied nowhere, sent nowhere.

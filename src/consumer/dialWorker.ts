@@ -2,18 +2,17 @@ import { setMaxListeners } from 'node:events';
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { CallStore } from '../core/callStore.js';
-import { describeWindow, nextWindowOpening } from '../core/callWindow.js';
 import { loadConfig, requireDialSettings, requireOutboundTrunk, type DialerConfig } from '../core/config.js';
 import { createLiveKitClients, type LiveKitClients } from '../core/livekitClients.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import type { CallResult } from '../core/outcomes.js';
 import { CALLS_QUEUE } from '../core/queues.js';
 import { parseCallJob } from './parseCallJob.js';
-import { askPredialCheck } from './predialCheck.js';
 import { closeConnection, createWorkerConnection } from '../core/redisConnection.js';
 import { ResultReporter } from '../core/reportResult.js';
-import { MINUTE, SECOND, systemClock, type Clock } from '../core/time.js';
+import { systemClock, type Clock } from '../core/time.js';
 import { dialAttempt, type DialDeps } from './dialAttempt.js';
+import { checkDialGates, type DialGateDeps } from './dialGates.js';
 import { MalformedCallJobError, RetryDialError } from './dialErrors.js';
 import { DialRateLimiter } from './dialRateLimiter.js';
 import { StallGauge } from './stallGauge.js';
@@ -33,12 +32,6 @@ function foreignAttemptsMade(data: unknown): number {
 
 /** BullMQ's stalled-job check runs at half the lock duration, but not more often than this. */
 const MIN_STALLED_INTERVAL_MS = 500;
-
-/** A call whose pre-dial check failed (unreachable, not 2xx, bad answer) asks again after this long. */
-const PREDIAL_RETRY_MS = 30 * SECOND;
-
-/** A paused campaign's call looks again this often (resuming releases it at once; this is the fallback). */
-const PAUSED_RECHECK_MS = MINUTE;
 
 /** A stalled call (its consumer died) may be picked up this many times before it fails for good. */
 export const MAX_STALLED_COUNT = 3;
@@ -61,8 +54,15 @@ export type DialJobResult =
   | { status: 'expired' }
   | { status: 'skipped' };
 
-/** Why a call on the do-not-call list ends as `skipped`. */
-export const DO_NOT_CALL_REASON = 'number is on the do-not-call list';
+/**
+ * Puts the job back to wait `delayMs` without spending an attempt (the phone did not ring). BullMQ schedules on the
+ * wall clock, whatever clock decided the wait.
+ */
+async function waitWithoutAttempt(job: Job, token: string | undefined, delayMs: number): Promise<never> {
+  if (!token) throw new Error('BullMQ gave no lock token: the call cannot be put back to wait');
+  await job.moveToDelayed(Date.now() + delayMs, token);
+  throw new DelayedError();
+}
 
 export interface DialWorkerHandle {
   worker: Worker<PushedJobData, DialJobResult>;
@@ -115,6 +115,8 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
   const report = (result: Omit<CallResult, 'endedAt' | 'reportedBy'>) =>
     reporter.report({ ...result, reportedBy: 'consumer', endedAt: clock.now() });
 
+  const gates: DialGateDeps = { store, clock, defaultWindow: config.dial.callWindow, predialCheck: config.predialCheck };
+
   const processDialJob = async (job: Job<PushedJobData, DialJobResult>, token?: string): Promise<DialJobResult> => {
     const parsed = parseCallJob(job.data, job.id, job.timestamp);
     if (!parsed.ok) {
@@ -131,56 +133,17 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     const maxAttempts = job.opts.attempts || config.dial.maxAttempts;
     const log = logger.child({ callId: call.callId, campaignId: call.campaignId, attempt });
 
-    if (call.expiresAt !== undefined && clock.now() > call.expiresAt) {
-      log.info('call expired before it could be dialed');
-      await report({ callId: call.callId, campaignId: call.campaignId, outcome: 'expired', attempt: attempt - 1 });
-      return { status: 'expired' };
+    const gate = await checkDialGates(call, attempt, gates);
+    if (gate.kind === 'end') {
+      log.info({ reason: gate.reason }, gate.log);
+      await report({ callId: call.callId, campaignId: call.campaignId, outcome: gate.outcome, reason: gate.reason, attempt: attempt - 1 });
+      return { status: gate.outcome };
     }
-
-    if (await store.isDoNotCall(call.phoneNumber)) {
-      log.info('number is on the do-not-call list; not dialing');
-      await report({ callId: call.callId, campaignId: call.campaignId, outcome: 'skipped', reason: DO_NOT_CALL_REASON, attempt: attempt - 1 });
-      return { status: 'skipped' };
-    }
-
-    if (await store.isPaused(call.campaignId)) {
-      if (!token || job.id === undefined) throw new Error('BullMQ gave no lock token or job id: the call cannot wait for its campaign');
-      await store.holdForPause(call.campaignId, job.id);
-      log.info('campaign paused; the call waits for it to resume');
-      await job.moveToDelayed(Date.now() + PAUSED_RECHECK_MS, token);
-      throw new DelayedError(); // not an attempt: the phone did not ring
-    }
-
-    const window = call.callWindow ?? config.dial.callWindow;
-    const opensAt = window ? nextWindowOpening(window, clock.now()) : undefined;
-    if (window && opensAt !== undefined) {
-      if (call.expiresAt !== undefined && opensAt > call.expiresAt) {
-        const reason = `its calling window (${describeWindow(window)}) opens only after it expires`;
-        log.info(reason);
-        await report({ callId: call.callId, campaignId: call.campaignId, outcome: 'expired', reason, attempt: attempt - 1 });
-        return { status: 'expired' };
-      }
-      if (!token) throw new Error('BullMQ gave no lock token: the call cannot wait for its calling window');
-      log.info({ window: describeWindow(window), opensAt: new Date(opensAt).toISOString() }, 'outside the calling window; the call waits for it to open');
-      // BullMQ schedules on the wall clock; the window was judged on `clock`.
-      await job.moveToDelayed(Date.now() + (opensAt - clock.now()), token);
-      throw new DelayedError(); // not an attempt: the phone did not ring
-    }
-
-    if (config.predialCheck) {
-      const decision = await askPredialCheck(config.predialCheck, call, attempt, clock);
-      if (decision.kind === 'skip') {
-        log.info({ reason: decision.reason }, 'not eligible to be called; not dialing');
-        await report({ callId: call.callId, campaignId: call.campaignId, outcome: 'skipped', reason: decision.reason, attempt: attempt - 1 });
-        return { status: 'skipped' };
-      }
-      if (decision.kind === 'error') {
-        if (!token) throw new Error(decision.error);
-        // Fail closed: a call that may no longer be wanted waits for the check rather than ringing.
-        log.warn({ err: decision.error, retryInMs: PREDIAL_RETRY_MS }, 'pre-dial check failed; the call waits and asks again');
-        await job.moveToDelayed(Date.now() + PREDIAL_RETRY_MS, token);
-        throw new DelayedError(); // not an attempt: the phone did not ring
-      }
+    if (gate.kind === 'wait') {
+      if (gate.paused && job.id !== undefined) await store.holdForPause(call.campaignId, job.id);
+      if (gate.warn) log.warn({ ...gate.details, waitMs: gate.delayMs }, gate.log);
+      else log.info({ ...gate.details, waitMs: gate.delayMs }, gate.log);
+      return waitWithoutAttempt(job, token, gate.delayMs);
     }
 
     const result = await dialAttempt(call, attempt, deps, log, { draining: draining.signal });
@@ -218,8 +181,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
       log.info({ outcome: failure.outcome, ...sip }, 'attempt failed; retrying later');
       if (foreign && token) {
         await job.updateData({ ...job.data, [FOREIGN_ATTEMPTS_FIELD]: attempt });
-        await job.moveToDelayed(clock.now() + retryDelayMs(failure.outcome, attempt, config.dial.retryDelays, random), token);
-        throw new DelayedError();
+        return waitWithoutAttempt(job, token, retryDelayMs(failure.outcome, attempt, config.dial.retryDelays, random));
       }
       throw new RetryDialError(failure.outcome, failure.sipStatusCode, failure.sipStatus);
     }

@@ -1,0 +1,86 @@
+/**
+ * What stands between a call and its next ring, checked in this order before every attempt: its expiry, the
+ * do-not-call list, a paused campaign, its calling window, and the pre-dial eligibility check. The first gate that
+ * applies decides: the call ends (`expired`, `skipped`), waits (no attempt spent), or rings.
+ */
+import type { CallStore } from '../core/callStore.js';
+import { describeWindow, nextWindowOpening, type CallWindow } from '../core/callWindow.js';
+import type { CallJob } from '../core/queues.js';
+import { MINUTE, SECOND, type Clock } from '../core/time.js';
+import { askPredialCheck } from './predialCheck.js';
+
+/** Why a call on the do-not-call list ends as `skipped`. */
+export const DO_NOT_CALL_REASON = 'number is on the do-not-call list';
+/** A paused campaign's call looks again this often (resuming releases it at once; this is the fallback). */
+export const PAUSED_RECHECK_MS = MINUTE;
+/** A call whose pre-dial check failed (unreachable, not 2xx, bad answer) asks again after this long. */
+export const PREDIAL_RETRY_MS = 30 * SECOND;
+
+export type GateDecision =
+  | { kind: 'ring' }
+  | { kind: 'end'; outcome: 'expired' | 'skipped'; reason: string | undefined; log: string }
+  | {
+      kind: 'wait';
+      delayMs: number;
+      /** Held back by a paused campaign: resuming it releases the call early. */
+      paused: boolean;
+      log: string;
+      details?: Record<string, unknown>;
+      /** A failing dependency (the pre-dial check) is worth a warning; a closed window or a pause is not. */
+      warn?: boolean;
+    };
+
+export interface DialGateDeps {
+  store: Pick<CallStore, 'isDoNotCall' | 'isPaused'>;
+  clock: Clock;
+  /** DIAL_CALL_WINDOW, for calls that carry no window. */
+  defaultWindow: CallWindow | undefined;
+  predialCheck: { url: string; secret: string | undefined } | undefined;
+}
+
+/** Decides whether attempt `attempt` of `call` may ring now. */
+export async function checkDialGates(call: CallJob, attempt: number, deps: DialGateDeps): Promise<GateDecision> {
+  const now = deps.clock.now();
+  if (call.expiresAt !== undefined && now > call.expiresAt) {
+    return { kind: 'end', outcome: 'expired', reason: undefined, log: 'call expired before it could be dialed' };
+  }
+  if (await deps.store.isDoNotCall(call.phoneNumber)) {
+    return { kind: 'end', outcome: 'skipped', reason: DO_NOT_CALL_REASON, log: 'number is on the do-not-call list; not dialing' };
+  }
+  if (await deps.store.isPaused(call.campaignId)) {
+    return { kind: 'wait', delayMs: PAUSED_RECHECK_MS, paused: true, log: 'campaign paused; the call waits for it to resume' };
+  }
+
+  const window = call.callWindow ?? deps.defaultWindow;
+  const opensAt = window ? nextWindowOpening(window, now) : undefined;
+  if (window && opensAt !== undefined) {
+    if (call.expiresAt !== undefined && opensAt > call.expiresAt) {
+      const reason = `its calling window (${describeWindow(window)}) opens only after it expires`;
+      return { kind: 'end', outcome: 'expired', reason, log: reason };
+    }
+    return {
+      kind: 'wait',
+      delayMs: opensAt - now,
+      paused: false,
+      log: 'outside the calling window; the call waits for it to open',
+      details: { window: describeWindow(window), opensAt: new Date(opensAt).toISOString() },
+    };
+  }
+
+  if (deps.predialCheck) {
+    const decision = await askPredialCheck(deps.predialCheck, call, attempt, deps.clock);
+    if (decision.kind === 'skip') return { kind: 'end', outcome: 'skipped', reason: decision.reason, log: 'not eligible to be called; not dialing' };
+    if (decision.kind === 'error') {
+      // Fail closed: a call that may no longer be wanted waits for the check rather than ringing.
+      return {
+        kind: 'wait',
+        delayMs: PREDIAL_RETRY_MS,
+        paused: false,
+        log: 'pre-dial check failed; the call waits and asks again',
+        details: { err: decision.error },
+        warn: true,
+      };
+    }
+  }
+  return { kind: 'ring' };
+}

@@ -305,11 +305,6 @@ export class CallStore {
     return (await this.redis.sismember(this.keys.pausedCampaigns(), campaignId)) === 1;
   }
 
-  /** Paused campaign ids, sorted. */
-  async pausedCampaigns(): Promise<string[]> {
-    return (await this.redis.smembers(this.keys.pausedCampaigns())).sort();
-  }
-
   /** Notes a job the pause held back, so resuming releases it at once instead of at its next check. */
   async holdForPause(campaignId: string, jobId: string): Promise<void> {
     await this.redis.sadd(this.keys.pausedHeld(campaignId), jobId);

@@ -29,9 +29,10 @@ export interface ResultsWorkerHandle {
 }
 
 /**
- * Applies `call-results` to call records and campaign counters, ends connected calls whose agent never
- * reported as `failed` (the outcome watchdog), and POSTs each terminal outcome to RESULTS_WEBHOOK_URL when set. A terminal outcome is applied once:
- * the record's state check makes a second report for the same call id a no-op, even after its job is gone.
+ * Applies `call-results` to call records and campaign counters, ends connected calls whose agent never reported as
+ * `failed` (the outcome watchdog), and POSTs each terminal outcome to RESULTS_WEBHOOK_URL when set. A terminal
+ * outcome is applied once: the record's state check makes a second report for the same call id a no-op, even after
+ * its job is gone.
  */
 export async function startResultsWorker(options: ResultsWorkerOptions = {}): Promise<ResultsWorkerHandle> {
   const config = options.config ?? loadConfig(process.env);

@@ -1,8 +1,25 @@
 import type { Command } from 'commander';
+import type { DialerConfig } from '../core/config.js';
+import type { Logger } from '../core/logger.js';
+import { createDialerMetrics, startMetricsServer, type DialerMetrics, type MetricsServer } from '../core/metrics.js';
 import { handleShutdownSignals } from '../core/shutdownSignals.js';
 import { startDialWorker } from '../consumer/dialWorker.js';
 import { startResultsWorker } from '../results/resultsWorker.js';
 import { action, cliContext } from './cliContext.js';
+
+/** This process's metrics, served on METRICS_PORT when it is set. */
+async function processMetrics(config: DialerConfig, logger: Logger): Promise<{ metrics: DialerMetrics; server: MetricsServer | undefined }> {
+  const metrics = createDialerMetrics({ processMetrics: true });
+  if (config.metricsPort === undefined) return { metrics, server: undefined };
+  const server = await startMetricsServer(metrics.registry, config.metricsPort);
+  logger.info({ port: server.port }, 'metrics served on /metrics');
+  return { metrics, server };
+}
+
+/** Closes the metrics server after the workers, logging (not throwing) a failure. */
+function closeMetrics(server: MetricsServer | undefined, logger: Logger): Promise<void> {
+  return server ? server.close().catch((err: unknown) => logger.error({ err }, 'closing the metrics server failed')) : Promise.resolve();
+}
 
 /** `consumer` (dial workers + results worker) and `results` (results worker alone). */
 export function registerConsumerCommands(program: Command): void {
@@ -12,18 +29,21 @@ export function registerConsumerCommands(program: Command): void {
     .action(
       action(async () => {
         const { config, logger } = cliContext();
-        const dial = await startDialWorker({ config, logger });
-        const results = await startResultsWorker({ config, logger });
+        const { metrics, server } = await processMetrics(config, logger);
+        const dial = await startDialWorker({ config, logger, metrics });
+        const results = await startResultsWorker({ config, logger, metrics });
         logger.info({ cps: config.dial.cps, concurrency: config.dial.concurrency, agentName: config.agentName }, 'consumer started');
         handleShutdownSignals(
           {
             drain: async () => {
               await dial.close();
               await results.close();
+              await closeMetrics(server, logger);
             },
             force: async () => {
               await dial.close(true);
               await results.close(true);
+              await closeMetrics(server, logger);
             },
           },
           logger,
@@ -37,9 +57,22 @@ export function registerConsumerCommands(program: Command): void {
     .action(
       action(async () => {
         const { config, logger } = cliContext();
-        const results = await startResultsWorker({ config, logger });
+        const { metrics, server } = await processMetrics(config, logger);
+        const results = await startResultsWorker({ config, logger, metrics });
         logger.info('results worker started');
-        handleShutdownSignals({ drain: () => results.close(), force: () => results.close(true) }, logger);
+        handleShutdownSignals(
+          {
+            drain: async () => {
+              await results.close();
+              await closeMetrics(server, logger);
+            },
+            force: async () => {
+              await results.close(true);
+              await closeMetrics(server, logger);
+            },
+          },
+          logger,
+        );
       }),
     );
 }

@@ -22,8 +22,8 @@ export type GateDecision =
   | {
       kind: 'wait';
       delayMs: number;
-      /** Held back by a paused campaign: resuming it releases the call early. */
-      paused: boolean;
+      /** Which gate holds the call back (a paused campaign's calls are released early when it resumes). */
+      gate: 'paused' | 'window' | 'predial_error';
       log: string;
       details?: Record<string, unknown>;
       /** A failing dependency (the pre-dial check) is worth a warning; a closed window or a pause is not. */
@@ -48,7 +48,7 @@ export async function checkDialGates(call: CallJob, attempt: number, deps: DialG
     return { kind: 'end', outcome: 'skipped', reason: DO_NOT_CALL_REASON, log: 'number is on the do-not-call list; not dialing' };
   }
   if (await deps.store.isPaused(call.campaignId)) {
-    return { kind: 'wait', delayMs: PAUSED_RECHECK_MS, paused: true, log: 'campaign paused; the call waits for it to resume' };
+    return { kind: 'wait', delayMs: PAUSED_RECHECK_MS, gate: 'paused', log: 'campaign paused; the call waits for it to resume' };
   }
 
   const window = call.callWindow ?? deps.defaultWindow;
@@ -61,7 +61,7 @@ export async function checkDialGates(call: CallJob, attempt: number, deps: DialG
     return {
       kind: 'wait',
       delayMs: opensAt - now,
-      paused: false,
+      gate: 'window',
       log: 'outside the calling window; the call waits for it to open',
       details: { window: describeWindow(window), opensAt: new Date(opensAt).toISOString() },
     };
@@ -75,7 +75,7 @@ export async function checkDialGates(call: CallJob, attempt: number, deps: DialG
       return {
         kind: 'wait',
         delayMs: PREDIAL_RETRY_MS,
-        paused: false,
+        gate: 'predial_error',
         log: 'pre-dial check failed; the call waits and asks again',
         details: { err: decision.error },
         warn: true,

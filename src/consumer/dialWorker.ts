@@ -10,7 +10,8 @@ import { CALLS_QUEUE } from '../core/queues.js';
 import { parseCallJob } from './parseCallJob.js';
 import { closeConnection, createWorkerConnection } from '../core/redisConnection.js';
 import { ResultReporter } from '../core/reportResult.js';
-import { systemClock, type Clock } from '../core/time.js';
+import type { DialerMetrics } from '../core/metrics.js';
+import { SECOND, systemClock, type Clock } from '../core/time.js';
 import { dialAttempt, type DialDeps } from './dialAttempt.js';
 import { checkDialGates, type DialGateDeps } from './dialGates.js';
 import { MalformedCallJobError, RetryDialError } from './dialErrors.js';
@@ -45,6 +46,8 @@ export interface DialWorkerOptions {
   clock?: Clock;
   /** Source of jitter for retry delays (tests pass a fixed one). */
   random?: () => number;
+  /** Where attempts, dial times, ringing calls and held calls are counted. */
+  metrics?: DialerMetrics;
 }
 
 /** What a dial job returns when it completes. */
@@ -53,6 +56,18 @@ export type DialJobResult =
   | { status: 'already_ended' }
   | { status: 'expired' }
   | { status: 'skipped' };
+
+/** The metric label of an attempt's end; undefined when no call was placed (draining, or the call had ended). */
+function attemptResultLabel(result: Awaited<ReturnType<typeof dialAttempt>>): string | undefined {
+  switch (result.status) {
+    case 'answered':
+      return 'answered';
+    case 'failed':
+      return result.failure.kind === 'platform' ? 'platform_error' : result.failure.outcome;
+    default:
+      return undefined;
+  }
+}
 
 /**
  * Puts the job back to wait `delayMs` without spending an attempt (the phone did not ring). BullMQ schedules on the
@@ -79,6 +94,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
   const config = options.config ?? loadConfig(process.env);
   const clock = options.clock ?? systemClock;
   const random = options.random ?? Math.random;
+  const metrics = options.metrics;
   const logger = (options.logger ?? createLogger(config.logLevel)).child({ component: 'dial-worker' });
   let trunkId: string;
   let livekit: LiveKitClients;
@@ -140,13 +156,26 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
       return { status: gate.outcome };
     }
     if (gate.kind === 'wait') {
-      if (gate.paused && job.id !== undefined) await store.holdForPause(call.campaignId, job.id);
+      metrics?.callsHeld.inc({ reason: gate.gate });
+      if (gate.gate === 'paused' && job.id !== undefined) await store.holdForPause(call.campaignId, job.id);
       if (gate.warn) log.warn({ ...gate.details, waitMs: gate.delayMs }, gate.log);
       else log.info({ ...gate.details, waitMs: gate.delayMs }, gate.log);
       return waitWithoutAttempt(job, token, gate.delayMs);
     }
 
-    const result = await dialAttempt(call, attempt, deps, log, { draining: draining.signal });
+    const dialStarted = performance.now();
+    metrics?.callsRinging.inc();
+    let result: Awaited<ReturnType<typeof dialAttempt>>;
+    try {
+      result = await dialAttempt(call, attempt, deps, log, { draining: draining.signal });
+    } finally {
+      metrics?.callsRinging.dec();
+    }
+    const measured = attemptResultLabel(result);
+    if (metrics && measured) {
+      metrics.dialAttempts.inc({ result: measured });
+      metrics.dialSeconds.observe({ result: measured }, (performance.now() - dialStarted) / SECOND);
+    }
     if (result.status === 'not_started') {
       await store.endAttempt(call.campaignId, call.callId, attempt, 'waiting_retry', { result: 'not_started' });
       log.info('consumer draining before a CPS slot came up; call returned to the queue');

@@ -18,6 +18,7 @@ export const DEFAULT_RETRY_DELAY_S = 300;
 export const DEFAULT_DIAL_LOCK_DURATION_MS = 10 * SECOND;
 /** Longer than the agent's default maximum call duration (600 s) plus its hang-up and reporting. */
 export const DEFAULT_CALL_OUTCOME_TIMEOUT_S = 900;
+const MAX_PORT = 65535;
 /** Time zone of calling windows given without one. */
 export const DEFAULT_TIME_ZONE = 'UTC';
 
@@ -65,6 +66,13 @@ const envSchema = z.object({
   PREDIAL_CHECK_URL: z.string().url('PREDIAL_CHECK_URL must be a URL like https://example.com/hooks/can-call').optional(),
   /** Signs pre-dial check requests (HMAC-SHA256). */
   PREDIAL_CHECK_SECRET: z.string().optional(),
+  /** Serves Prometheus metrics on http://<host>:METRICS_PORT/metrics from `consumer` and `results` (optional). */
+  METRICS_PORT: z.coerce
+    .number({ error: 'METRICS_PORT must be a port number' })
+    .int('METRICS_PORT must be a port number')
+    .min(1, 'METRICS_PORT must be 1–65535')
+    .max(MAX_PORT, 'METRICS_PORT must be 1–65535')
+    .optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -90,6 +98,8 @@ export interface DialerConfig {
   sipOutboundTrunkId: string | undefined;
   /** RESULTS_WEBHOOK_URL / RESULTS_WEBHOOK_SECRET; undefined: no webhooks. */
   webhook: { url: string; secret: string | undefined } | undefined;
+  /** METRICS_PORT: where `/metrics` is served; undefined: not served. */
+  metricsPort: number | undefined;
   /** PREDIAL_CHECK_URL / PREDIAL_CHECK_SECRET; undefined: every call is eligible. */
   predialCheck: { url: string; secret: string | undefined } | undefined;
   dial: {
@@ -133,6 +143,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DialerConfig {
     sipOutboundTrunkId: e.SIP_OUTBOUND_TRUNK_ID,
     webhook: e.RESULTS_WEBHOOK_URL ? { url: e.RESULTS_WEBHOOK_URL, secret: e.RESULTS_WEBHOOK_SECRET } : undefined,
     predialCheck: e.PREDIAL_CHECK_URL ? { url: e.PREDIAL_CHECK_URL, secret: e.PREDIAL_CHECK_SECRET } : undefined,
+    metricsPort: e.METRICS_PORT,
     dial: {
       cps: e.DIAL_CPS,
       concurrency: e.DIAL_CONCURRENCY,

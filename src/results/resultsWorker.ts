@@ -2,6 +2,7 @@ import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { CallStore } from '../core/callStore.js';
 import { loadConfig, type DialerConfig } from '../core/config.js';
 import { createLogger, type Logger } from '../core/logger.js';
+import type { DialerMetrics } from '../core/metrics.js';
 import { callResultSchema, type CallResult } from '../core/outcomes.js';
 import { CALL_RESULTS_QUEUE } from '../core/queues.js';
 import { closeConnection, createWorkerConnection } from '../core/redisConnection.js';
@@ -18,6 +19,8 @@ export interface ResultsWorkerOptions {
   config?: Pick<DialerConfig, 'redisUrl' | 'queuePrefix' | 'logLevel'> & Partial<Pick<DialerConfig, 'webhook'>>;
   logger?: Logger;
   clock?: Clock;
+  /** Where applied outcomes and webhook deliveries are counted. */
+  metrics?: DialerMetrics;
   /** Called after a terminal outcome was applied for the first time (webhooks, live progress). */
   onApplied?: (result: ReturnType<typeof callResultSchema.parse>) => void;
 }
@@ -45,7 +48,7 @@ export async function startResultsWorker(options: ResultsWorkerOptions = {}): Pr
   const webhook = config.webhook;
   const outbox = webhook ? new WebhookOutbox(connection, config.queuePrefix) : undefined;
   const deliveries = webhook
-    ? startWebhookWorker({ connection, prefix: config.queuePrefix, url: webhook.url, secret: webhook.secret, clock, logger })
+    ? startWebhookWorker({ connection, prefix: config.queuePrefix, url: webhook.url, secret: webhook.secret, clock, logger, metrics: options.metrics })
     : undefined;
 
   /** This very result already ended the call (a retry of its job after the record was written): deliver it. */
@@ -66,6 +69,7 @@ export async function startResultsWorker(options: ResultsWorkerOptions = {}): Pr
     const log = logger.child({ callId: result.callId, campaignId: result.campaignId, attempt: result.attempt });
     if (applied) {
       log.info({ outcome: result.outcome, sipStatusCode: result.sipStatusCode }, 'call ended');
+      options.metrics?.callOutcomes.inc({ outcome: result.outcome });
       options.onApplied?.(result);
     } else {
       log.info({ outcome: result.outcome }, 'call had already ended; later report ignored');

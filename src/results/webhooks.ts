@@ -7,6 +7,7 @@
 import { Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../core/logger.js';
+import type { DialerMetrics } from '../core/metrics.js';
 import { callResultSchema, type CallResult } from '../core/outcomes.js';
 import { signedJsonHeaders } from '../core/signature.js';
 import { HOUR, SECOND, type Clock } from '../core/time.js';
@@ -69,8 +70,9 @@ export function startWebhookWorker(options: {
   secret: string | undefined;
   clock: Clock;
   logger: Logger;
+  metrics?: DialerMetrics;
 }): Worker<CallResult> {
-  const { url, secret, clock, logger } = options;
+  const { url, secret, clock, logger, metrics } = options;
   const deliver = async (job: Job<CallResult>): Promise<{ status: number }> => {
     const result = callResultSchema.parse(job.data);
     const body = JSON.stringify({ event: WEBHOOK_EVENT, ...result });
@@ -78,6 +80,7 @@ export function startWebhookWorker(options: {
     const response = await fetch(url, { method: 'POST', headers, body, signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS) });
     await response.body?.cancel();
     if (response.status < HTTP_OK_MIN || response.status > HTTP_OK_MAX) throw new WebhookRejectedError(response.status);
+    metrics?.webhookDeliveries.inc({ result: 'delivered' });
     return { status: response.status };
   };
   const worker = new Worker<CallResult>(WEBHOOKS_QUEUE, deliver, {
@@ -89,6 +92,7 @@ export function startWebhookWorker(options: {
   worker.on('failed', (job, err) => {
     const ids = { callId: job?.data.callId, campaignId: job?.data.campaignId, attempt: job?.attemptsMade };
     const final = job !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1);
+    metrics?.webhookDeliveries.inc({ result: final ? 'given_up' : 'failed' });
     if (final) logger.error({ ...ids, err: err.message }, 'webhook not delivered; attempts used up');
     else logger.warn({ ...ids, err: err.message }, 'webhook delivery failed; BullMQ retries it');
   });

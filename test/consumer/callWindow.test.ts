@@ -12,7 +12,7 @@ function clockAt(wallTarget: number): Clock {
   return { now: () => Date.now() + shift };
 }
 
-const OPENING_DELAY_MS = 1500;
+const OPENING_DELAY_MS = 2500;
 const campaignId = 'windows';
 let p: TestPipeline;
 const dialers: DialWorkerHandle[] = [];
@@ -36,10 +36,12 @@ const rangFor = (number: string) => p.sim.calls.filter((c) => c.phoneNumber === 
 
 describe('calling windows', () => {
   it('a call outside its window does not ring and spends no attempt; it rings when the window opens', async () => {
-    // The consumer's clock reads 08:59:58.5 in New York: the window opens 1.5 s from now.
+    // Set just before the enqueue, the consumer's clock reads 08:59:57.5 in New York: the window opens 2.5 s later.
     const opening = Date.parse('2026-06-15T13:00:00Z'); // 09:00 EDT
-    const dialer = await dialerWith(clockAt(opening - OPENING_DELAY_MS));
+    let shift = 0;
+    const dialer = await dialerWith({ now: () => Date.now() + shift });
     const number = '+14155558001';
+    shift = opening - OPENING_DELAY_MS - Date.now();
     const enqueuedAt = Date.now();
     const callId = await p.enqueue({ phoneNumber: number, campaignId, callWindow: { from: '09:00', to: '20:00', timeZone: 'America/New_York' } });
 

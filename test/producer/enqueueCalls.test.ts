@@ -1,21 +1,20 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { CallStore } from '../../src/core/callStore.js';
 import { InvalidInputError } from '../../src/core/errors.js';
-import { CALLS_QUEUE, type CallJob } from '../../src/core/queues.js';
+import type { CallJob } from '../../src/core/queues.js';
 import { closeConnection, createProducerConnection, waitUntilReady } from '../../src/core/redisConnection.js';
-import { SECOND, systemClock, type Clock } from '../../src/core/time.js';
+import { SECOND, type Clock } from '../../src/core/time.js';
 import { keyedCallId, phoneNumberKey } from '../../src/producer/callIds.js';
 import { CallProducer, ENQUEUE_CHUNK_SIZE, enqueueCall, enqueueCalls } from '../../src/producer/enqueueCalls.js';
 import { InFlight } from '../../src/producer/inFlight.js';
-import { expectNoLeakedHandles, openNetworkHandles } from '../helpers/openHandles.js';
-import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
+import { useProducerFixture } from '../helpers/producerFixture.js';
+import { testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
 
 const url = testRedisUrl();
 const prefix = uniquePrefix('enqueue');
 const MAX_ATTEMPTS = 3;
-let baseline = 0;
 let connection: Redis;
 let producer: CallProducer;
 let queue: Queue<CallJob>;
@@ -29,21 +28,8 @@ class FixedClock implements Clock {
   }
 }
 
-beforeAll(async () => {
-  baseline = openNetworkHandles().length;
-  connection = createProducerConnection(url);
-  await waitUntilReady(connection);
-  producer = new CallProducer({ connection, prefix, maxAttempts: MAX_ATTEMPTS });
-  queue = new Queue<CallJob>(CALLS_QUEUE, { connection, prefix });
-  store = new CallStore(connection, prefix, systemClock);
-});
-
-afterAll(async () => {
-  await producer.close();
-  await queue.close();
-  await closeConnection(connection);
-  await deleteKeysWithPrefix(url, prefix);
-  await expectNoLeakedHandles(baseline);
+useProducerFixture(prefix, MAX_ATTEMPTS, (fixture) => {
+  ({ connection, producer, queue, store } = fixture);
 });
 
 describe('enqueueCall', () => {

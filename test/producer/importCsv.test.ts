@@ -8,19 +8,15 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { CallStore } from '../../src/core/callStore.js';
 import { InvalidInputError } from '../../src/core/errors.js';
-import { CALLS_QUEUE, type CallJob } from '../../src/core/queues.js';
-import { closeConnection, createProducerConnection, waitUntilReady } from '../../src/core/redisConnection.js';
-import { systemClock } from '../../src/core/time.js';
+import type { CallJob } from '../../src/core/queues.js';
 import { keyedCallId, phoneNumberKey } from '../../src/producer/callIds.js';
 import { CallProducer } from '../../src/producer/enqueueCalls.js';
 import { importCsv, type ImportProgress } from '../../src/producer/importCsv.js';
-import { expectNoLeakedHandles, openNetworkHandles } from '../helpers/openHandles.js';
-import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
+import { useProducerFixture } from '../helpers/producerFixture.js';
+import { uniquePrefix } from '../helpers/testRedis.js';
 
-const url = testRedisUrl();
 const prefix = uniquePrefix('import');
 const MAX_ATTEMPTS = 3;
-let baseline = 0;
 let dir: string;
 let connection: Redis;
 let producer: CallProducer;
@@ -33,23 +29,16 @@ async function csvFile(name: string, text: string): Promise<string> {
   return path;
 }
 
+useProducerFixture(prefix, MAX_ATTEMPTS, (fixture) => {
+  ({ connection, producer, queue, store } = fixture);
+});
+
 beforeAll(async () => {
-  baseline = openNetworkHandles().length;
   dir = await mkdtemp(join(tmpdir(), 'dialer-import-'));
-  connection = createProducerConnection(url);
-  await waitUntilReady(connection);
-  producer = new CallProducer({ connection, prefix, maxAttempts: MAX_ATTEMPTS });
-  queue = new Queue<CallJob>(CALLS_QUEUE, { connection, prefix });
-  store = new CallStore(connection, prefix, systemClock);
 });
 
 afterAll(async () => {
-  await producer.close();
-  await queue.close();
-  await closeConnection(connection);
-  await deleteKeysWithPrefix(url, prefix);
   await rm(dir, { recursive: true, force: true });
-  await expectNoLeakedHandles(baseline);
 });
 
 describe('importCsv', () => {

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { CallStore, type CallIdentity } from '../core/callStore.js';
+import { CallStore, type AttemptEndObservation, type CallIdentity } from '../core/callStore.js';
 import type { Logger } from '../core/logger.js';
 import { MINUTE, type Clock } from '../core/time.js';
 import { OutcomeWatchdog } from '../results/outcomeWatchdog.js';
@@ -39,6 +39,25 @@ export class AgentCallBook {
       );
     } catch (err) {
       this.logger.error({ err: (err as Error).message }, 'could not record the connected call; it is not watched for a lost outcome');
+    }
+  }
+
+  /**
+   * The consumer-dialed SIP participant of attempt `attempt` left before it answered: notes what the agent saw on the
+   * call's record (CallStore.observeAttemptEnd), so a consumer taking over that attempt after its dialer died learns
+   * how it ended instead of dialing it again. Nothing without an attempt number; a failure is logged, never thrown.
+   */
+  async attemptEnded(call: { callId: string; campaignId: string; attempt: number | undefined }, seen: AttemptEndObservation): Promise<void> {
+    const context = { callId: call.callId, campaignId: call.campaignId, attempt: call.attempt, ...seen };
+    if (call.attempt === undefined) {
+      this.logger.warn(context, 'the callee left before answering, but the dispatch names no attempt: not recorded');
+      return;
+    }
+    try {
+      const stored = await this.store.observeAttemptEnd(call.campaignId, call.callId, call.attempt, seen);
+      this.logger.info({ ...context, stored }, 'the callee left before answering');
+    } catch (err) {
+      this.logger.error({ ...context, err: (err as Error).message }, 'could not record how the unanswered attempt ended');
     }
   }
 

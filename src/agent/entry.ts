@@ -6,6 +6,7 @@ import { loadConfig, requireLiveKit, type DialerConfig } from '../core/config.js
 import { createLiveKitClients } from '../core/livekitClients.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { redactPhoneNumber } from '../core/phone.js';
+import type { AttemptEndObservation } from '../core/callStore.js';
 import { ResultReporter } from '../core/reportResult.js';
 import { HOUR, SECOND, systemClock } from '../core/time.js';
 import { AgentCallBook } from './agentCallBook.js';
@@ -212,10 +213,15 @@ export async function runCall<R extends CallRoom>(ctx: CallJobContext<R>, deps: 
     const direction = plan.direction;
     if (direction.kind === 'consumer_dialed') {
       waitingForAnswer = true;
-      const answer = await waitForSipAnswer(ctx.room, direction.participantIdentity, settings.participantWaitMs);
+      let leftUnanswered: AttemptEndObservation | undefined;
+      const answer = await waitForSipAnswer(ctx.room, direction.participantIdentity, settings.participantWaitMs, (seen) => {
+        leftUnanswered = seen;
+      });
       if (answer !== 'answered') {
-        // Never connected: the consumer saw the SIP failure and reports it; nothing is the agent's to report.
+        // Never connected: the consumer saw the SIP failure and reports it; nothing is the agent's to report. What the
+        // room showed of the failure goes on the record, for a consumer that takes over if the dialing one died.
         log.info({ answer }, 'the callee did not connect');
+        if (leftUnanswered) await book.attemptEnded(plan, leftUnanswered);
         // After a failure (`gone`) the consumer deletes the room. After a timeout, or when the agent lost the room
         // (agents-js disconnects from it before running shutdown callbacks), the call may still be ringing: deleting
         // the room stops the phone from ringing into a room nobody serves (the consumer then sees a platform failure

@@ -4,8 +4,10 @@
  * hang-up, `sip.callStatus` and keypad presses to the call. Typed against the few parts of rtc-node's `Room` they
  * use, so a real `Room` fits and tests can drive them with an EventEmitter.
  */
-import { ParticipantKind, RoomEvent, type DisconnectReason } from '@livekit/rtc-node';
+import { DisconnectReason, ParticipantKind, RoomEvent } from '@livekit/rtc-node';
+import type { AttemptEndObservation } from '../core/callStore.js';
 import type { Logger } from '../core/logger.js';
+import { SECOND } from '../core/time.js';
 import { SIP_CALL_STATUS_ATTRIBUTE } from './callControl.js';
 
 /** What the lifecycle reads of a participant; rtc-node's `Participant` (local or remote) has all of it. */
@@ -13,6 +15,16 @@ export interface RoomParticipant {
   readonly identity: string;
   readonly kind: ParticipantKind;
   readonly attributes: Readonly<Record<string, string>>;
+  /**
+   * Why the participant left, once it has (rtc-node sets it from the ParticipantDisconnected event before emitting
+   * it; undefined for UNKNOWN_REASON and while the participant is still there).
+   */
+  readonly disconnectReason?: DisconnectReason | undefined;
+}
+
+/** A participant's DisconnectReason as its livekit_models.proto name (`UNKNOWN_REASON` when the room did not say). */
+export function disconnectReasonName(reason: DisconnectReason | undefined): string {
+  return reason === undefined ? 'UNKNOWN_REASON' : (DisconnectReason[reason] ?? 'UNKNOWN_REASON');
 }
 
 /**
@@ -43,40 +55,75 @@ export interface LifecycleRoom<P extends RoomParticipant = RoomParticipant> {
 export type AnswerWait = 'answered' | 'gone' | 'closed' | 'timeout';
 
 /**
+ * After `sip.callStatus` turns `hangup` before the answer, how long to wait for the participant to leave, so its
+ * DisconnectReason (why the call failed) can be observed; the call counts as gone either way.
+ */
+export const HANGUP_LEAVE_GRACE_MS = SECOND;
+
+/**
  * Waits until the consumer-dialed SIP participant is in the room with `sip.callStatus` = active (answered),
  * leaves or reaches `hangup` (`gone`: the call failed, the consumer reports it), the agent's room connection ends
  * (`closed`: the room was deleted, or the agent left it, e.g. its job shutting down, while the call may still be
- * ringing), or the time is up.
+ * ringing), or the time is up. When the result is `gone`, `observe` is called first with what the room showed of
+ * the participant's end: its DisconnectReason (waiting up to HANGUP_LEAVE_GRACE_MS after a `hangup` status for it
+ * to leave) and its last `sip.callStatus`.
  */
-export function waitForSipAnswer(room: LifecycleRoom, identity: string, timeoutMs: number): Promise<AnswerWait> {
+export function waitForSipAnswer(
+  room: LifecycleRoom,
+  identity: string,
+  timeoutMs: number,
+  observe: (seen: AttemptEndObservation) => void = () => undefined,
+): Promise<AnswerWait> {
   return new Promise((resolve) => {
     const isAnswered = (p: RoomParticipant | undefined) => p?.attributes[SIP_CALL_STATUS_ATTRIBUTE] === 'active';
+    let lastCallStatus: string | undefined;
+    let hangupGrace: NodeJS.Timeout | undefined;
+    const noteStatus = (p: RoomParticipant) => {
+      lastCallStatus = p.attributes[SIP_CALL_STATUS_ATTRIBUTE] ?? lastCallStatus;
+    };
     const finish = (result: AnswerWait) => {
       clearTimeout(timer);
+      clearTimeout(hangupGrace);
       room.off(RoomEvent.ParticipantConnected, onConnected);
       room.off(RoomEvent.ParticipantAttributesChanged, onAttributes);
       room.off(RoomEvent.ParticipantDisconnected, onDisconnected);
       room.off(RoomEvent.Disconnected, onRoomClosed);
       resolve(result);
     };
+    const gone = (seen: AttemptEndObservation) => {
+      observe(seen);
+      finish('gone');
+    };
+    /** The callee's participant as it is now: answered, hung up (gone once it leaves, or after the grace), or still dialing. */
+    const check = (p: RoomParticipant) => {
+      noteStatus(p);
+      if (isAnswered(p)) finish('answered');
+      else if (lastCallStatus === 'hangup' && hangupGrace === undefined) {
+        hangupGrace = setTimeout(() => gone({ disconnectReason: disconnectReasonName(undefined), lastCallStatus }), HANGUP_LEAVE_GRACE_MS);
+      }
+    };
     const onConnected = (p: RoomParticipant) => {
-      if (p.identity === identity && isAnswered(p)) finish('answered');
+      if (p.identity === identity) check(p);
     };
     const onAttributes = (_changed: Record<string, string>, p: RoomParticipant) => {
-      if (p.identity !== identity) return;
-      if (isAnswered(p)) finish('answered');
-      else if (p.attributes[SIP_CALL_STATUS_ATTRIBUTE] === 'hangup') finish('gone');
+      if (p.identity === identity) check(p);
     };
     const onDisconnected = (p: RoomParticipant) => {
-      if (p.identity === identity) finish('gone');
+      if (p.identity !== identity) return;
+      noteStatus(p);
+      gone({ disconnectReason: disconnectReasonName(p.disconnectReason), lastCallStatus });
     };
-    const onRoomClosed = () => finish('closed');
-    const timer = setTimeout(() => finish('timeout'), timeoutMs);
+    // A callee that already hung up is gone, whatever happens to the room (or the time) meanwhile.
+    const hungUpOr = (result: AnswerWait) => () =>
+      lastCallStatus === 'hangup' ? gone({ disconnectReason: disconnectReasonName(undefined), lastCallStatus }) : finish(result);
+    const onRoomClosed = hungUpOr('closed');
+    const timer = setTimeout(hungUpOr('timeout'), timeoutMs);
     room.on(RoomEvent.ParticipantConnected, onConnected);
     room.on(RoomEvent.ParticipantAttributesChanged, onAttributes);
     room.on(RoomEvent.ParticipantDisconnected, onDisconnected);
     room.on(RoomEvent.Disconnected, onRoomClosed);
-    if (isAnswered(room.remoteParticipants.get(identity))) finish('answered');
+    const present = room.remoteParticipants.get(identity);
+    if (present) check(present);
   });
 }
 

@@ -6,7 +6,8 @@ import { closeConnection, createProducerConnection, waitUntilReady } from '../co
 import { ResultReporter } from '../core/reportResult.js';
 import { DEFAULT_CALL_OUTCOME_TIMEOUT_S } from '../core/config.js';
 import { SECOND, sleep, systemClock } from '../core/time.js';
-import type { CallAnsweredEvent, CallEndedEvent, Callee, SimEvents } from '../sim/index.js';
+import type { AttemptEndObservation } from '../core/callStore.js';
+import type { CallAnsweredEvent, CallEndedEvent, Callee, ParticipantLeftEvent, SimEvents } from '../sim/index.js';
 import {
   DEFAULT_PROFILES_FILE,
   DEFAULT_PROFILE_NAME,
@@ -134,6 +135,10 @@ class SimulatedCall {
   private readonly answered = deferred<CallAnsweredEvent | typeof NOT_CONNECTED | typeof CALL_FAILED>();
   private readonly stop = new AbortController();
   private controller: CallController | undefined;
+  /** Each SIP participant's last `sip.callStatus` in this room, as the room would show it. */
+  private readonly callStatus = new Map<string, string>();
+  /** SIP participants that left before they answered, with what the room showed of it. */
+  private readonly leftUnanswered = new Map<string, AttemptEndObservation>();
 
   constructor(
     readonly room: string,
@@ -142,7 +147,20 @@ class SimulatedCall {
   ) {}
 
   onAnswered(ev: CallAnsweredEvent): void {
+    this.callStatus.set(ev.identity, 'active');
     this.answered.resolve(ev);
+  }
+
+  /** A SIP participant's `sip.callStatus` changed (dialing, ringing). */
+  onCallStatus(identity: string, status: string): void {
+    this.callStatus.set(identity, status);
+  }
+
+  /** A participant left the room (rtc-node's ParticipantDisconnected with its disconnect reason). */
+  onParticipantLeft(ev: ParticipantLeftEvent): void {
+    const lastCallStatus = this.callStatus.get(ev.identity);
+    if (ev.kind !== 'SIP' || lastCallStatus === 'active') return;
+    this.leftUnanswered.set(ev.identity, { disconnectReason: ev.reason, lastCallStatus });
   }
 
   /** The call failed before it was answered, or its room went away. */
@@ -222,7 +240,12 @@ class SimulatedCall {
       if (number) tracker.setCaller(number);
     } else if (direction.kind === 'consumer_dialed') {
       answer = await Promise.race([this.answered.promise, delay(this.deps.timing.answerWaitMs, NOT_CONNECTED)]);
-      if (answer === CALL_FAILED) return;
+      if (answer === CALL_FAILED) {
+        // The consumer reports it; what the room showed of the failure goes on the record (as runCall does).
+        const seen = this.leftUnanswered.get(direction.participantIdentity);
+        if (seen) await this.deps.book.attemptEnded(plan, seen);
+        return;
+      }
       if (answer === NOT_CONNECTED) {
         // Not answered in time, or the agent is shutting down: the consumer reports whatever the call does, and the
         // room goes so the phone does not ring into a room nobody serves (the consumer then sees a platform failure
@@ -452,12 +475,18 @@ export async function startSimulatedAgent(options: SimulatedAgentOptions): Promi
     calls.get(ev.room)?.onNotConnected();
   };
   const onEnded = (ev: CallEndedEvent) => calls.get(ev.room)?.onCallEnded(ev);
+  const onDialing = (ev: { room: string; identity: string }) => calls.get(ev.room)?.onCallStatus(ev.identity, 'dialing');
+  const onRinging = (ev: { room: string; identity: string }) => calls.get(ev.room)?.onCallStatus(ev.identity, 'ringing');
+  const onLeft = (ev: ParticipantLeftEvent) => calls.get(ev.room)?.onParticipantLeft(ev);
 
   sim.events.on('dispatch_created', onDispatch);
   sim.events.on('call_answered', onAnswered);
   sim.events.on('call_failed', onFailed);
   sim.events.on('room_deleted', onRoomDeleted);
   sim.events.on('call_ended', onEnded);
+  sim.events.on('call_dialing', onDialing);
+  sim.events.on('call_ringing', onRinging);
+  sim.events.on('participant_left', onLeft);
 
   const idle = async (): Promise<void> => {
     while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
@@ -472,6 +501,9 @@ export async function startSimulatedAgent(options: SimulatedAgentOptions): Promi
         sim.events.off('call_failed', onFailed);
         sim.events.off('room_deleted', onRoomDeleted);
         sim.events.off('call_ended', onEnded);
+        sim.events.off('call_dialing', onDialing);
+        sim.events.off('call_ringing', onRinging);
+        sim.events.off('participant_left', onLeft);
         for (const call of calls.values()) call.shutdown();
         await idle();
         earlyAnswers.clear();

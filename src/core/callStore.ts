@@ -37,6 +37,8 @@ export interface CallRecord {
   attemptLog: AttemptEntry[];
   /** Agent-side details of the terminal outcome (transfer, survey answers, summary, transcript, duration). */
   details?: Partial<CallResult>;
+  /** How the agent saw the current attempt's SIP participant leave before it answered (see observeAttemptEnd). */
+  attemptObserved?: AttemptObservation;
   createdAt: number;
   updatedAt: number;
 }
@@ -59,6 +61,23 @@ export interface NewCall {
 /** What a record is created from when none exists yet. */
 export type CallIdentity = Pick<CallJob, 'callId' | 'campaignId' | 'phoneNumber' | 'metadata'>;
 
+/**
+ * What the agent saw when a consumer-dialed SIP participant left its room before `sip.callStatus` became `active`:
+ * the participant's DisconnectReason name (livekit/protocol livekit_models.proto, e.g. USER_REJECTED for a
+ * decline or busy, USER_UNAVAILABLE for a ring-out or unreachable number, SIP_TRUNK_FAILURE, ROOM_DELETED;
+ * UNKNOWN_REASON when the room did not say) and the last `sip.callStatus` it had (dialing, ringing, hangup).
+ */
+export interface AttemptEndObservation {
+  disconnectReason: string;
+  lastCallStatus?: string;
+}
+
+/** An AttemptEndObservation as stored on the record: for which attempt, and when (epoch ms). */
+export interface AttemptObservation extends AttemptEndObservation {
+  attempt: number;
+  at: number;
+}
+
 export interface AttemptResult {
   result: string;
   sipStatusCode?: number;
@@ -70,6 +89,7 @@ interface StoreCommands {
   dialerBeginAttempt(...args: (string | number)[]): Promise<string>;
   dialerEndAttempt(...args: (string | number)[]): Promise<number>;
   dialerApplyTerminal(...args: (string | number)[]): Promise<number>;
+  dialerObserveAttemptEnd(...args: (string | number)[]): Promise<number>;
 }
 
 function defineCommands(redis: Redis): Redis & StoreCommands {
@@ -78,6 +98,7 @@ function defineCommands(redis: Redis): Redis & StoreCommands {
     ['dialerBeginAttempt', 'beginAttempt'],
     ['dialerEndAttempt', 'endAttempt'],
     ['dialerApplyTerminal', 'applyTerminal'],
+    ['dialerObserveAttemptEnd', 'observeAttemptEnd'],
   ];
   for (const [command, file] of commands) {
     if (!(command in redis)) redis.defineCommand(command, { lua: script(file) });
@@ -107,6 +128,7 @@ function parseRecord(fields: Record<string, string>): CallRecord | undefined {
     metadata: JSON.parse(fields.metadata ?? '{}') as Record<string, unknown>,
     attemptLog: JSON.parse(fields.attemptLog ?? '[]') as AttemptEntry[],
     details: fields.details ? (JSON.parse(fields.details) as Partial<CallResult>) : undefined,
+    attemptObserved: fields.attemptObserved ? (JSON.parse(fields.attemptObserved) as AttemptObservation) : undefined,
     createdAt: Number(fields.createdAt ?? 0),
     updatedAt: Number(fields.updatedAt ?? 0),
   };
@@ -327,5 +349,21 @@ export class CallStore {
   /** Campaign ids that have records. */
   async campaigns(): Promise<string[]> {
     return (await this.redis.smembers(this.keys.campaignIndex())).sort();
+  }
+
+  /**
+   * Notes how the agent saw attempt `attempt` end before it was answered (its SIP participant left the room), as the
+   * record's `attemptObserved`. Stored only while the record exists, is not terminal and is still on that attempt;
+   * returns whether it was stored. The consumer that takes over an attempt whose dialer died reads it from there.
+   */
+  async observeAttemptEnd(campaignId: string, callId: string, attempt: number, observation: AttemptEndObservation): Promise<boolean> {
+    const stored: AttemptObservation = {
+      attempt,
+      disconnectReason: observation.disconnectReason,
+      lastCallStatus: observation.lastCallStatus,
+      at: this.clock.now(),
+    };
+    const applied = await this.redis.dialerObserveAttemptEnd(1, this.keys.callRecord(campaignId, callId), attempt, JSON.stringify(stored));
+    return applied === 1;
   }
 }

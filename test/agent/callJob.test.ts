@@ -138,6 +138,7 @@ function startCall(
     roomName?: string;
     roomMetadata?: string;
     config?: DialerConfig;
+    settings?: AgentSettings;
     connectError?: Error;
     responses?: voice.testing.FakeLLMResponse[];
     gate?: Promise<void>;
@@ -160,7 +161,7 @@ function startCall(
   const opened: SessionRequest<FakeRoom>[] = [];
   const entry = runCall(job, {
     config: options.config ?? config,
-    settings,
+    settings: options.settings ?? settings,
     profiles,
     logger,
     openSession: textSessions(job, opened, options),
@@ -285,6 +286,30 @@ describe('consumer-dialed calls that never connect (the consumer reports them)',
     // Only the consumer's own DeleteRoom.
     expect(sim.deletedRooms.slice(deletedBefore).filter((r) => r === roomName)).toHaveLength(1);
     expect(sim.requests.filter((r) => r.method === 'DeleteRoom' && r.httpStatus === 404)).toEqual([]);
+  });
+
+  it('a callee who declines (603) while the consumer dials: the record notes USER_REJECTED for that attempt, for a consumer taking over', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const roomName = nextRoomName('decline');
+    const metadata = consumerMetadata('calljob-decline');
+    const number = String(metadata.phone_number);
+    sim.network.setBehavior(number, { type: 'decline', afterMs: 400 });
+    const connection = new Redis(testRedisUrl());
+    const store = new CallStore(connection, prefix, systemClock);
+    try {
+      // The consumer recorded attempt 1 and dispatched; then it dials (and, in the case this is for, dies meanwhile).
+      await store.beginAttempt({ callId: 'calljob-decline', campaignId: 'calljob', phoneNumber: number, metadata: {} }, 1, roomName);
+      await dispatchRoom(roomName, metadata);
+      const call = startCall(metadata, { roomName, settings: { ...settings, participantWaitMs: 3000 } });
+      expect(await consumerDials(roomName, number, 'sip-calljob-decline')).toBe(false);
+      expect((await call.run.ended).closeReason).toBe('callee gone');
+
+      const record = await store.get('calljob', 'calljob-decline');
+      expect(record?.state).toBe('dialing');
+      expect(record?.attemptObserved).toMatchObject({ attempt: 1, disconnectReason: 'USER_REJECTED', lastCallStatus: 'ringing' });
+      expect(await resultsFor('calljob-decline')).toEqual([]);
+    } finally {
+      await connection.quit();
+    }
   });
 
   it('sip.callStatus hangup before answering is the same: no result', { timeout: TEST_TIMEOUT_MS }, async () => {

@@ -8,9 +8,12 @@ import { DisconnectReason, ParticipantKind, RoomEvent } from '@livekit/rtc-node'
 import type { voice } from '@livekit/agents';
 import type { CallJobContext, CallRoom } from '../../src/agent/entry.js';
 import type { RoomParticipant } from '../../src/agent/roomLifecycle.js';
-import type { LiveKitSim, ParticipantKindName } from '../../src/sim/index.js';
+import type { DisconnectReasonName, LiveKitSim, ParticipantKindName } from '../../src/sim/index.js';
 
 export class FakeParticipant implements RoomParticipant {
+  /** Set when it leaves, as rtc-node sets it from the ParticipantDisconnected event (undefined for UNKNOWN_REASON). */
+  disconnectReason: DisconnectReason | undefined;
+
   constructor(
     readonly identity: string,
     readonly kind: ParticipantKind,
@@ -50,11 +53,12 @@ export class FakeRoom extends EventEmitter implements CallRoom {
     this.emit(RoomEvent.ParticipantAttributesChanged, changed, participant);
   }
 
-  /** rtc-node: removed from remoteParticipants, then ParticipantDisconnected. */
-  leave(identity: string): void {
+  /** rtc-node: removed from remoteParticipants, its disconnect reason set, then ParticipantDisconnected. */
+  leave(identity: string, reason?: DisconnectReason): void {
     const participant = this.remoteParticipants.get(identity);
     if (!participant) return;
     this.remoteParticipants.delete(identity);
+    participant.disconnectReason = reason === DisconnectReason.UNKNOWN_REASON ? undefined : reason;
     this.emit(RoomEvent.ParticipantDisconnected, participant);
   }
 
@@ -101,8 +105,8 @@ export function mirrorSimRoom(sim: LiveKitSim, name: string): { room: FakeRoom; 
   };
   const onRinging = status('ringing');
   const onAnswered = status('active');
-  const onLeft = (ev: { room: string; identity: string }) => {
-    if (ev.room === name) room.leave(ev.identity);
+  const onLeft = (ev: { room: string; identity: string; reason: DisconnectReasonName }) => {
+    if (ev.room === name) room.leave(ev.identity, DisconnectReason[ev.reason]);
   };
   const onDeleted = (ev: { room: string }) => {
     if (ev.room === name) room.close(DisconnectReason.ROOM_DELETED);

@@ -8,7 +8,10 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, expectTypeOf, it, vi } from 'vitest';
 import type { CallController } from '../../src/agent/callController.js';
 import type { CallRoom } from '../../src/agent/entry.js';
+import type { AttemptEndObservation } from '../../src/core/callStore.js';
 import {
+  HANGUP_LEAVE_GRACE_MS,
+  disconnectReasonName,
   followCallee,
   waitForCaller,
   waitForLeave,
@@ -77,22 +80,55 @@ describe('waitForSipAnswer (consumer-dialed callee)', () => {
     expect(await wait).toBe('gone');
   });
 
-  it('gone when sip.callStatus goes to hangup before an answer', async () => {
+  it('gone when sip.callStatus goes to hangup before an answer; the participant leaving then says why', async () => {
     const room = new FakeRoom('r');
-    const wait = waitForSipAnswer(room, CALLEE, LONG_MS);
+    const seen: AttemptEndObservation[] = [];
+    const wait = waitForSipAnswer(room, CALLEE, LONG_MS, (s) => seen.push(s));
     room.join(CALLEE, { 'sip.callStatus': 'ringing' });
     room.setAttributes(CALLEE, { 'sip.callStatus': 'hangup' });
+    expect(await peek(wait)).toBe('pending');
+    room.leave(CALLEE, DisconnectReason.USER_REJECTED);
     expect(await wait).toBe('gone');
+    expect(seen).toEqual([{ disconnectReason: 'USER_REJECTED', lastCallStatus: 'hangup' }]);
     expect(room.lifecycleListeners()).toBe(0);
   });
 
-  it('gone when the SIP participant disconnects (the call failed)', async () => {
+  it('a hangup whose participant stays is gone after the grace, its reason unknown', async () => {
+    vi.useFakeTimers();
     const room = new FakeRoom('r');
-    const wait = waitForSipAnswer(room, CALLEE, LONG_MS);
+    const seen: AttemptEndObservation[] = [];
+    const wait = waitForSipAnswer(room, CALLEE, LONG_MS, (s) => seen.push(s));
+    room.join(CALLEE, { 'sip.callStatus': 'ringing' });
+    room.setAttributes(CALLEE, { 'sip.callStatus': 'hangup' });
+    await vi.advanceTimersByTimeAsync(HANGUP_LEAVE_GRACE_MS - 1);
+    expect(await Promise.race([wait, Promise.resolve('pending')])).toBe('pending');
+    await vi.advanceTimersByTimeAsync(1);
+    expect(await wait).toBe('gone');
+    expect(seen).toEqual([{ disconnectReason: 'UNKNOWN_REASON', lastCallStatus: 'hangup' }]);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('gone when the SIP participant disconnects (the call failed), with its disconnect reason and last call status', async () => {
+    const room = new FakeRoom('r');
+    const seen: AttemptEndObservation[] = [];
+    const wait = waitForSipAnswer(room, CALLEE, LONG_MS, (s) => seen.push(s));
+    room.join(CALLEE, { 'sip.callStatus': 'dialing' });
+    room.setAttributes(CALLEE, { 'sip.callStatus': 'ringing' });
+    room.leave(CALLEE, DisconnectReason.USER_UNAVAILABLE);
+    expect(await wait).toBe('gone');
+    expect(seen).toEqual([{ disconnectReason: 'USER_UNAVAILABLE', lastCallStatus: 'ringing' }]);
+    expect(room.lifecycleListeners()).toBe(0);
+  });
+
+  it('a participant that leaves without a reason (rtc-node: UNKNOWN_REASON) is observed as UNKNOWN_REASON', async () => {
+    const room = new FakeRoom('r');
+    const seen: AttemptEndObservation[] = [];
+    const wait = waitForSipAnswer(room, CALLEE, LONG_MS, (s) => seen.push(s));
     room.join(CALLEE, { 'sip.callStatus': 'dialing' });
     room.leave(CALLEE);
     expect(await wait).toBe('gone');
-    expect(room.lifecycleListeners()).toBe(0);
+    expect(seen).toEqual([{ disconnectReason: 'UNKNOWN_REASON', lastCallStatus: 'dialing' }]);
+    expect(disconnectReasonName(DisconnectReason.SIP_TRUNK_FAILURE)).toBe('SIP_TRUNK_FAILURE');
   });
 
   it('closed when the room connection ends (deleted, or the agent leaving it), whatever the callee was doing', async () => {

@@ -5,14 +5,16 @@
 import { readFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { LiveKitClients } from '../../src/core/livekitClients.js';
 import { INBOUND_GREETING_TEXT } from '../../src/agent/calleeScript.js';
 import { inboundCallId } from '../../src/agent/callPlan.js';
 import { CallOutcomeTracker } from '../../src/agent/outcomeTracker.js';
 import { startSimulatedAgent, type SimulatedAgent } from '../../src/agent/simulatedAgent.js';
 import { parseProfiles } from '../../src/agent/profiles.js';
+import { CallStore } from '../../src/core/callStore.js';
 import { ResultReporter } from '../../src/core/reportResult.js';
+import { systemClock } from '../../src/core/time.js';
 import { RoomAgentDispatch, RoomConfiguration } from '@livekit/protocol';
 import { startLiveKitSim, type InboundCallOptions, type LiveKitSim } from '../../src/sim/index.js';
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
@@ -151,6 +153,72 @@ describe('consumer-dialed calls', () => {
     expect(call.answered).toBe(false);
     await agent.idle();
     expect(await results.get('sim-busy')).toBeUndefined();
+  });
+
+  describe('a callee who leaves before answering: the record notes how, for a consumer taking over the attempt', () => {
+    let connection: Redis;
+    let store: CallStore;
+    const CAMPAIGN = 'agent-tests';
+    beforeAll(() => {
+      connection = new Redis(testRedisUrl());
+      store = new CallStore(connection, prefix, systemClock);
+    });
+    afterAll(async () => {
+      await connection.quit();
+    });
+    let cleanupRingOut: () => void = () => undefined;
+    afterEach(() => {
+      cleanupRingOut();
+      cleanupRingOut = () => undefined;
+    });
+
+    it('a decline (603) while the consumer dials attempt 1: attemptObserved says USER_REJECTED for attempt 1, and no result', async () => {
+      const number = nextNumber();
+      sim.network.setBehavior(number, { type: 'decline', afterMs: 200 });
+      await store.beginAttempt({ callId: 'sim-decline', campaignId: CAMPAIGN, phoneNumber: number, metadata: {} }, 1, 'call-sim-decline-1');
+      const call = await dialLikeConsumer(sim, clients, { callId: 'sim-decline', phoneNumber: number, agentName: AGENT_NAME });
+      expect(call.answered).toBe(false);
+      await agent.idle();
+      const record = await store.get(CAMPAIGN, 'sim-decline');
+      expect(record?.attemptObserved).toMatchObject({ attempt: 1, disconnectReason: 'USER_REJECTED', lastCallStatus: 'ringing' });
+      expect(record?.state).toBe('dialing');
+      expect(await results.get('sim-decline')).toBeUndefined();
+    });
+
+    it('a ring-out (current livekit/sip: the request times out): USER_UNAVAILABLE', async () => {
+      const number = nextNumber();
+      sim.network.setBehavior(number, { type: 'ring_out' });
+      const ringOutBefore = sim.network.ringOut;
+      sim.network.setRingOut('timeout');
+      cleanupRingOut = () => sim.network.setRingOut(ringOutBefore);
+      await store.beginAttempt({ callId: 'sim-ringout', campaignId: CAMPAIGN, phoneNumber: number, metadata: {} }, 1, 'call-sim-ringout-1');
+      await clients.dispatch.createDispatch('call-sim-ringout-1', AGENT_NAME, {
+        metadata: JSON.stringify({ phone_number: number, call_id: 'sim-ringout', campaign_id: CAMPAIGN, attempt: 1, dialed_by: 'consumer', sip_participant_identity: 'sip-sim-ringout' }),
+      });
+      await expect(
+        clients.sip.createSipParticipant(sim.outboundTrunkId, number, 'call-sim-ringout-1', { participantIdentity: 'sip-sim-ringout', waitUntilAnswered: true, ringingTimeout: 1 }),
+      ).rejects.toThrow();
+      await agent.idle();
+      expect((await store.get(CAMPAIGN, 'sim-ringout'))?.attemptObserved).toMatchObject({ attempt: 1, disconnectReason: 'USER_UNAVAILABLE', lastCallStatus: 'ringing' });
+      await clients.rooms.deleteRoom('call-sim-ringout-1');
+    });
+
+    it('an observation of an attempt the record has moved past, or of a call that has ended, is not stored', async () => {
+      const number = nextNumber();
+      sim.network.setBehavior(number, { type: 'decline', afterMs: 200 });
+      const identity = { callId: 'sim-stale', campaignId: CAMPAIGN, phoneNumber: number, metadata: {} };
+      await store.beginAttempt(identity, 1, 'call-sim-stale-1');
+      await store.beginAttempt(identity, 2, 'call-sim-stale-2');
+      // The dispatch (and so the agent) is attempt 1's.
+      await dialLikeConsumer(sim, clients, { callId: 'sim-stale', phoneNumber: number, agentName: AGENT_NAME });
+      await agent.idle();
+      expect((await store.get(CAMPAIGN, 'sim-stale'))?.attemptObserved).toBeUndefined();
+
+      await store.applyTerminal({ callId: 'sim-stale', campaignId: CAMPAIGN, outcome: 'declined', endedAt: Date.now(), reportedBy: 'consumer', attempt: 2 });
+      expect(await store.observeAttemptEnd(CAMPAIGN, 'sim-stale', 2, { disconnectReason: 'USER_REJECTED' })).toBe(false);
+      expect(await store.observeAttemptEnd(CAMPAIGN, 'no-such-call', 1, { disconnectReason: 'USER_REJECTED' })).toBe(false);
+      expect((await store.get(CAMPAIGN, 'sim-stale'))?.attemptObserved).toBeUndefined();
+    });
   });
 });
 

@@ -66,7 +66,10 @@ export interface SimOptions {
   apiSecret?: string;
   /** The phone network: per-number behaviour, default, transfer targets (the JSON scenario shape). */
   network?: ScenarioInput;
-  /** Shorthand for `network.ringOut`: how a call that rings out fails (`busy` = 486, `timeout` = 408 canceled). */
+  /**
+   * Shorthand for `network.ringOut`: how a call that rings out fails (`busy` = 486, `timeout` = 408 canceled,
+   * `deadline` = 412 failed_precondition "context deadline exceeded").
+   */
   ringOut?: RingOutMode;
   /** Outbound trunks present at start; default one trunk `ST_sim_outbound` with a caller number. */
   seedTrunks?: readonly SeedTrunk[];

@@ -93,20 +93,36 @@ export interface PlanContext {
   trunkHasCredentials: boolean;
 }
 
-function ringOutFailure(context: PlanContext): CallPlan {
-  const error =
-    context.ringOut === 'busy'
-      ? sipFailureError(SIP_BUSY_HERE, sipReasonPhrase(SIP_BUSY_HERE))
-      : psrpcError('canceled', LIVEKIT_MESSAGES.sipRequestTimedOut);
+/**
+ * The error and DisconnectReason of a ring-out in each mode (see RING_OUT_MODES): 486 is USER_REJECTED
+ * (`classifyInviteError`), "sip request timed out" USER_UNAVAILABLE (`ErrSIPRequestTimeout`), and the deadline race
+ * UNKNOWN_REASON (`context.DeadlineExceeded`, a server error re-coded by `afterInvite`) in livekit/sip pkg/sip/errors.go.
+ */
+const RING_OUT_RESULTS: Readonly<Record<RingOutMode, () => { error: TwirpError; disconnectReason: DisconnectReasonName }>> = {
+  busy: () => ({ error: sipFailureError(SIP_BUSY_HERE, sipReasonPhrase(SIP_BUSY_HERE)), disconnectReason: 'USER_REJECTED' }),
+  timeout: () => ({ error: psrpcError('canceled', LIVEKIT_MESSAGES.sipRequestTimedOut), disconnectReason: 'USER_UNAVAILABLE' }),
+  deadline: () => ({
+    error: psrpcError('failed_precondition', LIVEKIT_MESSAGES.contextDeadlineExceeded),
+    disconnectReason: 'UNKNOWN_REASON',
+  }),
+};
+
+function ringOutFailure(context: PlanContext, mode: RingOutMode = context.ringOut): CallPlan {
   return {
     kind: 'fail',
     ringAtMs: Math.min(RINGING_AFTER_MS, context.ringingTimeoutMs),
     failAtMs: context.ringingTimeoutMs,
-    error,
-    disconnectReason: context.ringOut === 'busy' ? 'USER_REJECTED' : 'USER_UNAVAILABLE',
+    ...RING_OUT_RESULTS[mode](),
     reason: 'ring_out',
   };
 }
+
+/** livekit/sip's words for each way a digest challenge fails (pkg/sip/protocol.go). */
+const TRUNK_AUTH_MESSAGES = {
+  max_retry: LIVEKIT_MESSAGES.authMaxRetry,
+  missing_credentials: LIVEKIT_MESSAGES.authMissingCredentials,
+  no_header: LIVEKIT_MESSAGES.authNoHeader,
+} as const;
 
 function sipFailurePlan(
   sipStatusCode: number,
@@ -142,7 +158,7 @@ export function planCall(behavior: Behavior, context: PlanContext): CallPlan {
       };
     }
     case 'ring_out':
-      return ringOutFailure(context);
+      return ringOutFailure(context, behavior.ringOut);
     case 'busy':
       return sipFailurePlan(SIP_BUSY_HERE, behavior.reason, behavior.afterMs ?? DEFAULT_REJECT_AFTER_MS, false, 'busy', context);
     case 'unavailable':
@@ -185,7 +201,7 @@ export function planCall(behavior: Behavior, context: PlanContext): CallPlan {
       const afterMs = behavior.afterMs ?? DEFAULT_REJECT_AFTER_MS;
       if (status === SIP_FORBIDDEN) return sipFailurePlan(status, undefined, afterMs, false, 'trunk_auth_failure', context);
       // livekit/sip answers a 401/407 challenge itself; when that fails it reports an auth error, no SIP status.
-      const message = context.trunkHasCredentials ? LIVEKIT_MESSAGES.authMaxRetry : LIVEKIT_MESSAGES.authMissingCredentials;
+      const message = TRUNK_AUTH_MESSAGES[behavior.failure ?? (context.trunkHasCredentials ? 'max_retry' : 'missing_credentials')];
       return {
         kind: 'fail',
         ringAtMs: undefined,

@@ -28,6 +28,20 @@ import { dispatchProto, participantProto, type RoomState } from './roomState.js'
 import { LIVEKIT_MESSAGES, psrpcError, twirpError } from './twirpErrors.js';
 import { rpc, type TwirpMethod } from './twirpServer.js';
 
+/**
+ * livekit-server's default limits (pkg/config/config.go `limit.max_metadata_size`, `max_attributes_size`), checked by
+ * CreateDispatch (agent_dispatch_service.go `CheckMetadataSize`, `CheckAttributesSize`) in bytes: Go's `len` of the
+ * UTF-8 string, and of every attribute key plus value.
+ */
+export const LIVEKIT_MAX_METADATA_BYTES = 512 * 1024;
+export const LIVEKIT_MAX_ATTRIBUTES_BYTES = 64 * 1024;
+
+function attributesBytes(attributes: Readonly<Record<string, string>>): number {
+  let total = 0;
+  for (const [key, value] of Object.entries(attributes)) total += Buffer.byteLength(key, 'utf8') + Buffer.byteLength(value, 'utf8');
+  return total;
+}
+
 function roomNotFound() {
   return psrpcError('not_found', LIVEKIT_MESSAGES.roomNotFound);
 }
@@ -98,6 +112,13 @@ export function agentDispatchMethods(rooms: RoomState): Record<string, TwirpMeth
   return {
     CreateDispatch: rpc(CreateAgentDispatchRequest, (req, ctx) => {
       ensureAdminPermission(ctx.grants, req.room);
+      // Both are psrpc errors returned by the Twirp handler (ErrMetadataExceedsLimits, ErrAttributeExceedsLimits).
+      if (Buffer.byteLength(req.metadata, 'utf8') > LIVEKIT_MAX_METADATA_BYTES) {
+        throw psrpcError('invalid_argument', LIVEKIT_MESSAGES.metadataExceedsLimits);
+      }
+      if (attributesBytes(req.attributes) > LIVEKIT_MAX_ATTRIBUTES_BYTES) {
+        throw psrpcError('invalid_argument', LIVEKIT_MESSAGES.attributesExceedLimits);
+      }
       // LiveKit auto-creates the room, then records the dispatch there.
       return dispatchProto(rooms.addDispatch(req.room, req.agentName, req.metadata));
     }),

@@ -61,8 +61,27 @@ const trunkAuthFailureSchema = z
     type: z.literal('trunk_auth_failure'),
     sipStatus: z.union([z.literal(401), z.literal(403), z.literal(407)]).optional(),
     afterMs: durationMs.optional(),
+    /**
+     * How livekit/sip gives up on a 401/407 challenge (pkg/sip/outbound.go `Invite`), all HTTP 412
+     * failed_precondition with no SIP status: `max_retry` (the trunk's credentials are refused five times),
+     * `missing_credentials` (the trunk has none), `no_header` (the challenge lacks its header). Default: `max_retry`
+     * when the trunk has credentials, else `missing_credentials`.
+     */
+    failure: z.enum(['max_retry', 'missing_credentials', 'no_header']).optional(),
   })
   .strict();
+
+/**
+ * How a call that rings out fails, as different LiveKit versions answer it:
+ * - `busy`: SIP 486 Busy Here (HTTP 429 resource_exhausted), as this project's brief states (livekit/sip#785 is
+ *   the 486 sent on inbound ring-outs);
+ * - `timeout`: what livekit/sip's outbound code returns today: Twirp `canceled` (HTTP 408) "sip request timed out",
+ *   no SIP status (pkg/sip/outbound.go `sipResponse`);
+ * - `deadline`: the race livekit/sip#857 reports (about 1 in 1000 ring-outs): the ringing timeout meets an answer,
+ *   `context.DeadlineExceeded` after the INVITE is re-coded by `afterInvite` (pkg/sip/errors.go) to Twirp
+ *   `failed_precondition` (HTTP 412) "context deadline exceeded", no SIP status, at the ringing timeout.
+ */
+export const RING_OUT_MODES = ['busy', 'timeout', 'deadline'] as const;
 
 export const behaviorSchema = z.discriminatedUnion('type', [
   answerSchema,
@@ -72,7 +91,8 @@ export const behaviorSchema = z.discriminatedUnion('type', [
   namedFailure('decline'), // 603 Decline, after ringing
   namedFailure('unwanted'), // 607 Unwanted
   namedFailure('rejected'), // 608 Rejected
-  z.object({ type: z.literal('ring_out') }).strict(),
+  /** Rings until the ringing timeout; `ringOut` overrides the network's ring-out mode for this attempt. */
+  z.object({ type: z.literal('ring_out'), ringOut: z.enum(RING_OUT_MODES).optional() }).strict(),
   trunkAuthFailureSchema,
   serverErrorSchema,
   sipErrorSchema,
@@ -150,16 +170,10 @@ function keysMatch(pattern: RegExp, requirement: string) {
   };
 }
 
-export const RING_OUT_MODES = ['busy', 'timeout'] as const;
-
 export const scenarioSchema = z
   .object({
     description: z.string().optional(),
-    /**
-     * How a call that rings out fails: `busy` = SIP 486 Busy Here (HTTP 429 resource_exhausted), as this project's
-     * brief states; `timeout` = what livekit/sip's outbound code returns today: Twirp `canceled` (HTTP 408)
-     * "sip request timed out" with NO sip status.
-     */
+    /** How a call that rings out fails (see RING_OUT_MODES): `busy` (default), `timeout` or `deadline`. */
     ringOut: z.enum(RING_OUT_MODES).optional(),
     default: numberScriptSchema.optional(),
     numbers: z

@@ -359,6 +359,15 @@ export const LIVEKIT_MESSAGES = {
   sipRequestTimedOut: 'sip request timed out',
   authMissingCredentials: 'sip server required auth, but no username or password was provided',
   authMaxRetry: 'max auth retry attempts reached for SIP invite',
+  /** livekit/sip pkg/sip/protocol.go `ErrAuthNoHeader`: a 401/407 without its challenge header. */
+  authNoHeader: 'no auth header in sip invite response',
+  /** Go's `context.DeadlineExceeded` text: a ring-out that races an answer (livekit/sip#857). */
+  contextDeadlineExceeded: 'context deadline exceeded',
+  /** livekit-server pkg/service/errors.go `ErrMetadataExceedsLimits` / `ErrAttributeExceedsLimits`. */
+  metadataExceedsLimits: 'metadata size exceeds limits',
+  attributesExceedLimits: 'attribute size exceeds limits',
+  /** livekit-server pkg/service/utils.go `ErrRequestBodyTooLarge` (plain text, HTTP 413). */
+  requestBodyTooLarge: 'request body too large',
   noSipSession: 'no SIP session associated with participant',
   sameRoom: 'destination room cannot be the same as source room',
   serviceShuttingDown: 'service shutting down',

@@ -14,13 +14,18 @@ import type { Duplex } from 'node:stream';
 import type { AnyMessage, JsonWriteOptions, Message, MessageType } from '@bufbuild/protobuf';
 import type { Clock } from '../core/time.js';
 import { authenticate, type RequestGrants } from './auth.js';
-import { TwirpError, twirpError, type TwirpCode } from './twirpErrors.js';
+import { LIVEKIT_MESSAGES, TwirpError, twirpError, type TwirpCode } from './twirpErrors.js';
 
 /** Twirp's path prefix and LiveKit's protobuf package. */
 export const TWIRP_PREFIX = '/twirp/';
 export const LIVEKIT_PACKAGE = 'livekit';
-/** livekit-server limits API bodies (limit.max_api_request_body_size); 1 MiB is plenty for every call here. */
-const MAX_BODY_BYTES = 1024 * 1024;
+/**
+ * livekit-server's default `limit.max_api_request_body_size` (pkg/config/config.go): a larger body is refused with
+ * HTTP 413 plain text "request body too large" by `RequestBodyLimiter` (pkg/service/utils.go), a middleware that
+ * runs before the API-key check and judges the declared Content-Length first.
+ */
+export const LIVEKIT_MAX_API_REQUEST_BODY_BYTES = 10 * 1024 * 1024;
+const MAX_BODY_BYTES = LIVEKIT_MAX_API_REQUEST_BODY_BYTES;
 const HTTP_OK = 200;
 const HTTP_NOT_FOUND = 404;
 const HTTP_PAYLOAD_TOO_LARGE = 413;
@@ -209,7 +214,13 @@ export async function startTwirpServer(options: TwirpServerOptions): Promise<Twi
       writeTwirpError(res, error);
     };
 
-    // LiveKit's API-key middleware runs before any routing.
+    // LiveKit's body limiter, then its API-key middleware, run before any routing.
+    if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) {
+      req.resume();
+      finish(HTTP_PAYLOAD_TOO_LARGE, undefined);
+      writeText(res, HTTP_PAYLOAD_TOO_LARGE, LIVEKIT_MESSAGES.requestBodyTooLarge);
+      return;
+    }
     const auth = await authenticate(req.headers.authorization, options.apiKey, options.apiSecret);
     if (!auth.ok) {
       req.resume();
@@ -243,7 +254,7 @@ export async function startTwirpServer(options: TwirpServerOptions): Promise<Twi
     const body = await readBody(req);
     if (body === undefined) {
       finish(HTTP_PAYLOAD_TOO_LARGE, undefined);
-      writeText(res, HTTP_PAYLOAD_TOO_LARGE, 'request body too large');
+      writeText(res, HTTP_PAYLOAD_TOO_LARGE, LIVEKIT_MESSAGES.requestBodyTooLarge);
       return;
     }
 

@@ -1,8 +1,12 @@
 /** Every scripted failure, as the real SDK surfaces it. */
 import { ServerError, SipCallError } from 'livekit-server-sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LIVEKIT_MAX_METADATA_BYTES, classifyDispatchError, classifySipError } from '../../src/core/classifySipError.js';
+import { SECOND } from '../../src/core/time.js';
 import { startLiveKitSim, waitForEvent, type Behavior, type LiveKitSim } from '../../src/sim/index.js';
 import { clientsFor, rejectionOf, type SimClients } from './simClients.js';
+
+const RINGING_TIMEOUT_S = 1;
 
 let sim: LiveKitSim;
 let clients: SimClients;
@@ -22,14 +26,23 @@ function nextNumber(): string {
   return `+1555020${String(counter).padStart(4, '0')}`;
 }
 
-async function dialFailing(behavior: Behavior, waitUntilAnswered = true): Promise<{ err: unknown; number: string; room: string }> {
+async function dialFailing(
+  behavior: Behavior,
+  waitUntilAnswered = true,
+): Promise<{ err: unknown; number: string; room: string; elapsedMs: number }> {
   const number = nextNumber();
   const room = `fail-${counter}`;
   sim.network.setBehavior(number, behavior);
+  const startedAt = Date.now();
   const err = await rejectionOf(
-    clients.sip.createSipParticipant(sim.outboundTrunkId, number, room, { waitUntilAnswered, ringingTimeout: 2 }),
+    clients.sip.createSipParticipant(sim.outboundTrunkId, number, room, { waitUntilAnswered, ringingTimeout: RINGING_TIMEOUT_S }),
   );
-  return { err, number, room };
+  return { err, number, room, elapsedMs: Date.now() - startedAt };
+}
+
+/** What the consumer would make of a dial that failed like this one. */
+function classified(failed: { err: unknown; elapsedMs: number }) {
+  return classifySipError(failed.err, { elapsedMs: failed.elapsedMs, ringingTimeoutMs: RINGING_TIMEOUT_S * SECOND });
 }
 
 interface SipRow {
@@ -85,6 +98,49 @@ describe('failures without a SIP status', () => {
     }
   });
 
+  it('a trunk whose credentials are refused fails as 412 "max auth retry attempts", a trunk configuration error', async () => {
+    const failed = await dialFailing({ type: 'trunk_auth_failure', sipStatus: 407, failure: 'max_retry' });
+    expect(failed.err).not.toBeInstanceOf(SipCallError);
+    expect(failed.err).toMatchObject({ status: 412, code: 'failed_precondition' });
+    expect((failed.err as ServerError).message).toBe('twirp error unknown: max auth retry attempts reached for SIP invite');
+    expect(classified(failed)).toMatchObject({ kind: 'final', outcome: 'failed', trunkConfigurationError: true });
+  });
+
+  it('both 412 trunk auth shapes are final trunk configuration errors for the dialer', async () => {
+    for (const failure of ['missing_credentials', 'no_header'] as const) {
+      const failed = await dialFailing({ type: 'trunk_auth_failure', failure });
+      expect(failed.err).toMatchObject({ status: 412, code: 'failed_precondition' });
+      expect(classified(failed)).toMatchObject({ kind: 'final', outcome: 'failed', trunkConfigurationError: true });
+    }
+  });
+
+  it('a ring-out in "deadline" mode is 412 failed_precondition "context deadline exceeded" at the ringing timeout (livekit/sip#857)', async () => {
+    const failed = await dialFailing({ type: 'ring_out', ringOut: 'deadline' });
+    expect(failed.err).not.toBeInstanceOf(SipCallError);
+    expect(failed.err).toMatchObject({ status: 412, code: 'failed_precondition' });
+    expect((failed.err as ServerError).message).toBe('twirp error unknown: context deadline exceeded');
+    expect(failed.elapsedMs).toBeGreaterThanOrEqual(RINGING_TIMEOUT_S * SECOND - 50);
+    expect(classified(failed)).toMatchObject({ kind: 'retry', outcome: 'no_answer' });
+    expect(sim.calls.find((c) => c.phoneNumber === failed.number)).toMatchObject({ result: 'failed', httpStatus: 412 });
+  });
+
+  it('a ring-out in "timeout" mode is 408 canceled "sip request timed out", also no answer', async () => {
+    const failed = await dialFailing({ type: 'ring_out', ringOut: 'timeout' });
+    expect(failed.err).toMatchObject({ status: 408, code: 'canceled', message: 'twirp error unknown: sip request timed out' });
+    expect(classified(failed)).toMatchObject({ kind: 'retry', outcome: 'no_answer' });
+  });
+
+  it('the network-wide ring-out mode applies to callees who never answer', async () => {
+    sim.network.setRingOut('deadline');
+    try {
+      const failed = await dialFailing({ type: 'answer', afterMs: 10 * RINGING_TIMEOUT_S * SECOND });
+      expect(failed.err).toMatchObject({ status: 412, code: 'failed_precondition' });
+      expect(classified(failed)).toMatchObject({ kind: 'retry', outcome: 'no_answer' });
+    } finally {
+      sim.network.setRingOut('busy');
+    }
+  });
+
   it('a platform outage is HTTP 503 unavailable with no SIP status and no participant', async () => {
     const { err, room } = await dialFailing({ type: 'platform_unavailable' });
     expect(err).not.toBeInstanceOf(SipCallError);
@@ -131,5 +187,42 @@ describe('waitUntilAnswered false', () => {
     const left = await waitForEvent(sim.events, 'participant_left', (e) => e.room === 'async-busy');
     expect(left.reason).toBe('USER_REJECTED');
     expect(await clients.rooms.listParticipants('async-busy')).toEqual([]);
+  });
+});
+
+describe('CreateDispatch refusals, as livekit-server answers them', () => {
+  it('refuses metadata over 512 KiB with 400 invalid_argument, which ends the call instead of backing off', async () => {
+    const room = `dispatch-big-${nextNumber()}`;
+    const err = await rejectionOf(
+      clients.dispatch.createDispatch(room, 'telephony-agent', { metadata: 'x'.repeat(LIVEKIT_MAX_METADATA_BYTES + 1) }),
+    );
+    expect(err).toMatchObject({ status: 400, code: 'invalid_argument', message: 'twirp error unknown: metadata size exceeds limits' });
+    expect(classifyDispatchError(err)).toMatchObject({ kind: 'final', outcome: 'failed', livekitConfigurationError: false });
+    expect(sim.dispatches.find((d) => d.room === room)).toBeUndefined();
+  });
+
+  it('counts metadata in UTF-8 bytes and accepts exactly the limit', async () => {
+    const room = `dispatch-limit-${nextNumber()}`;
+    const dispatch = await clients.dispatch.createDispatch(room, 'telephony-agent', { metadata: 'x'.repeat(LIVEKIT_MAX_METADATA_BYTES) });
+    expect(dispatch.room).toBe(room);
+    const multiByte = 'é'.repeat(LIVEKIT_MAX_METADATA_BYTES / 2 + 1); // 2 bytes each: one pair over the limit
+    const err = await rejectionOf(clients.dispatch.createDispatch(`${room}-utf8`, 'telephony-agent', { metadata: multiByte }));
+    expect(err).toMatchObject({ status: 400, code: 'invalid_argument' });
+  });
+
+  it('refuses a body over 10 MiB with a plain-text 413 before reading it, also final', async () => {
+    const err = await rejectionOf(
+      clients.dispatch.createDispatch(`dispatch-huge-${nextNumber()}`, 'telephony-agent', { metadata: 'x'.repeat(11 * 1024 * 1024) }),
+    );
+    expect(err).toBeInstanceOf(ServerError);
+    expect(err).toMatchObject({ status: 413, code: undefined, message: 'request body too large' });
+    expect(classifyDispatchError(err)).toMatchObject({ kind: 'final', outcome: 'failed', httpStatus: 413 });
+  });
+
+  it('a wrong API secret is a plain-text 401: final, and flagged as a LiveKit settings problem', async () => {
+    const wrong = clientsFor(sim, 'not-the-secret');
+    const err = await rejectionOf(wrong.dispatch.createDispatch(`dispatch-auth-${nextNumber()}`, 'telephony-agent'));
+    expect(err).toMatchObject({ status: 401, code: undefined });
+    expect(classifyDispatchError(err)).toMatchObject({ kind: 'final', livekitConfigurationError: true });
   });
 });

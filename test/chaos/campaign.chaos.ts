@@ -1,0 +1,312 @@
+/**
+ * The chaos test (`npm run test:chaos`): a campaign of a few hundred scripted numbers through real `dialer consumer`
+ * processes, the LiveKit simulator and the simulated agent, while consumers are SIGKILLed during ringing (one at a
+ * time, and all at once so calls decline and ring out with no consumer alive), Redis (its own, AOF on) is frozen
+ * while agents report and later restarted, and LiveKit's API is unreachable for 20 s. The figures come from the
+ * simulator's log, what a carrier would see, and must read 1 / 0 / 0 / 0 with no rolling second over DIAL_CPS.
+ *
+ * Prints one line (also in test/chaos/out/last-run.txt) and, when something broke, every violation by kind with the
+ * number's dials as the carrier saw them (all of them in test/chaos/out/last-run-details.txt). CHAOS_SEED picks the
+ * campaign (default fixed), CHAOS_CALLS its size.
+ */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { enqueueCalls } from '../../src/index.js';
+import { CallStore } from '../../src/core/callStore.js';
+import { CALLS_QUEUE } from '../../src/core/queues.js';
+import { SECOND, sleep, systemClock } from '../../src/core/time.js';
+import { chaosCampaign } from './chaosScenario.js';
+import { ChaosRedis, ChildRegistry, ConsumerProcess, SimHost, freePort } from './chaosProcesses.js';
+import {
+  analyseChaosRun,
+  formatChaosLine,
+  formatViolations,
+  type ChaosActions,
+  type ChaosCall,
+  type HostStatus,
+  type RecordView,
+} from './chaosReport.js';
+
+const CALLS = Number(process.env.CHAOS_CALLS ?? 210);
+const SEED = Number(process.env.CHAOS_SEED ?? 20261130);
+const CONSUMERS = 3;
+const DIAL_CPS = 8;
+const CAMPAIGN = 'chaos';
+const AGENT_NAME = 'chaos-agent';
+
+/** The dialer's settings in every consumer: short ringing, quick retries and locks, so the chaos bites in minutes. */
+const DIALER_SETTINGS: Record<string, string> = {
+  DIAL_CPS: String(DIAL_CPS),
+  DIAL_CONCURRENCY: '10',
+  DIAL_MAX_ATTEMPTS: '3',
+  DIAL_RINGING_TIMEOUT_S: '4',
+  DIAL_RETRY_DELAY_S: '1',
+  DIAL_RETRY_DELAY_NO_ANSWER_S: '2',
+  DIAL_LOCK_DURATION_MS: '3000',
+  // An agent report lost for good ends the call as `failed` (a wrong outcome) within the run, not after 15 minutes.
+  CALL_OUTCOME_TIMEOUT_S: '60',
+  LOG_LEVEL: 'info',
+  // Set empty so a developer's .env cannot add gates or hooks to the run (empty counts as unset).
+  DIAL_CALL_WINDOW: '',
+  DIAL_CALL_DAYS: '',
+  PREDIAL_CHECK_URL: '',
+  RESULTS_WEBHOOK_URL: '',
+  METRICS_PORT: '',
+};
+
+const KILL_SETTLE_MS = 4 * SECOND;
+/** How long no consumer is alive after the kill-all: calls ringing then decline or ring out unobserved. */
+const ALL_DEAD_MS = 6 * SECOND;
+const REDIS_BLOCK_MS = 6 * SECOND;
+const REDIS_DOWN_MS = 3 * SECOND;
+const LIVEKIT_OUTAGE_MS = 20 * SECOND;
+/** Longest wait for the moment a chaos step wants (calls ringing, agents talking); the step happens anyway after. */
+const MOMENT_WAIT_MS = 12 * SECOND;
+/** From the enqueue, the campaign must end within this (the test's time bound). */
+const CAMPAIGN_BUDGET_MS = 170 * SECOND;
+/** After the last outcome, dials still arriving (late re-rings) are waited for this long without any. */
+const QUIET_MS = 4 * SECOND;
+const QUIET_BUDGET_MS = 20 * SECOND;
+const POLL_MS = 500;
+const REDIS_COMMAND_TIMEOUT_MS = 2 * SECOND;
+const VIOLATIONS_SHOWN_PER_KIND = 6;
+
+const outDir = fileURLToPath(new URL('./out/', import.meta.url));
+const registry = new ChildRegistry();
+let workDir = '';
+let redis: ChaosRedis;
+let host: SimHost;
+let consumerEnv: Record<string, string>;
+let consumerSerial = 0;
+const consumers: ConsumerProcess[] = [];
+const campaign = chaosCampaign(CALLS, SEED);
+
+/** The inherited environment without any dialer setting, so only this file's settings apply. */
+function cleanEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (value === undefined || /^(DIAL_|LIVEKIT_|REDIS_URL|QUEUE_PREFIX|SIP_|AGENT_NAME|CALL_OUTCOME|RESULTS_|PREDIAL_|METRICS_)/.test(key)) continue;
+    env[key] = value;
+  }
+  return env;
+}
+
+function startConsumer(): ConsumerProcess {
+  consumerSerial += 1;
+  const name = `consumer-${consumerSerial}`;
+  const consumer = new ConsumerProcess(registry, name, consumerEnv, join(outDir, `${name}.log`));
+  consumers.push(consumer);
+  return consumer;
+}
+
+/** What the run did, with times relative to the enqueue. */
+const timeline: { at: number; what: string }[] = [];
+let t0 = 0;
+const note = (what: string) => timeline.push({ at: Date.now(), what });
+
+/** The BullMQ dial job's end state of every call that did not end as scripted (for the report). */
+async function describeJobs(connection: Redis, calls: readonly ChaosCall[], records: ReadonlyMap<string, RecordView>): Promise<Map<string, string>> {
+  const queue = new Queue(CALLS_QUEUE, { connection, prefix: consumerEnv.QUEUE_PREFIX });
+  const jobs = new Map<string, string>();
+  try {
+    for (const call of calls) {
+      const record = records.get(call.callId);
+      if (record && record.state === 'terminal' && record.outcome === call.expected) continue;
+      const job = await queue.getJob(call.callId);
+      const description = job
+        ? `${await job.getState()}, attemptsMade ${job.attemptsMade}, stalled ${job.stalledCounter}${job.failedReason ? `, "${job.failedReason}"` : ''}`
+        : 'none';
+      jobs.set(call.callId, description);
+    }
+  } finally {
+    await queue.close();
+  }
+  return jobs;
+}
+
+/** Waits (bounded) until the sim host's status passes `wanted`; returns the last status either way. */
+async function momentWhen(wanted: (s: HostStatus) => boolean): Promise<HostStatus> {
+  const deadline = Date.now() + MOMENT_WAIT_MS;
+  let status = await host.status();
+  while (!wanted(status) && Date.now() < deadline) {
+    await sleep(POLL_MS / 5);
+    status = await host.status();
+  }
+  return status;
+}
+
+beforeAll(async () => {
+  await mkdir(outDir, { recursive: true });
+  workDir = await mkdtemp(join(tmpdir(), 'dialer-chaos-'));
+  const prefix = `chaos-${process.pid}`;
+  redis = new ChaosRedis(registry, await freePort(), workDir);
+  await redis.start();
+  const scenarioPath = join(workDir, 'scenario.json');
+  await writeFile(scenarioPath, JSON.stringify(campaign.scenario));
+  host = await SimHost.start(
+    registry,
+    { CHAOS_SCENARIO: scenarioPath, REDIS_URL: redis.url, QUEUE_PREFIX: prefix, AGENT_NAME, LOG_LEVEL: 'warn' },
+    join(outDir, 'sim-host.log'),
+  );
+  consumerEnv = {
+    ...cleanEnv(),
+    ...DIALER_SETTINGS,
+    REDIS_URL: redis.url,
+    QUEUE_PREFIX: prefix,
+    LIVEKIT_URL: host.ready.url,
+    LIVEKIT_API_KEY: host.ready.apiKey,
+    LIVEKIT_API_SECRET: host.ready.apiSecret,
+    SIP_OUTBOUND_TRUNK_ID: host.ready.outboundTrunkId,
+    AGENT_NAME,
+  };
+  await Promise.all(Array.from({ length: CONSUMERS }, () => startConsumer().ready()));
+}, 90 * SECOND);
+
+afterAll(async () => {
+  await registry.killAll();
+  if (workDir) await rm(workDir, { recursive: true, force: true });
+}, 30 * SECOND);
+
+describe('chaos: a campaign through consumer SIGKILLs, a Redis freeze and restart, and a LiveKit outage', () => {
+  it('never dials an attempt twice, never rings a number after its final answer, and ends every call with its scripted outcome', async () => {
+    const started = Date.now();
+    const { numbers } = campaign;
+    const actions: ChaosActions = { consumerKills: 0, redisRestarts: 0, livekitOutageS: 0, redisBlockS: 0 };
+
+    t0 = Date.now();
+    const summary = await enqueueCalls(
+      numbers.map((n) => ({ phoneNumber: n.phoneNumber, campaignId: CAMPAIGN, metadata: { first_name: 'Pat', company: 'Acme Dental' } })),
+      { redisUrl: redis.url, prefix: consumerEnv.QUEUE_PREFIX, maxAttempts: Number(DIALER_SETTINGS.DIAL_MAX_ATTEMPTS) },
+    );
+    expect(summary.rejected).toEqual([]);
+    const calls: ChaosCall[] = summary.enqueued.map((e) => ({ ...(numbers[e.index] as (typeof numbers)[number]), callId: e.callId }));
+    note(`enqueued ${calls.length} calls`);
+
+    const killOne = async (which: string) => {
+      const status = await momentWhen((s) => s.ringing >= 3);
+      const victim = consumers.find((c) => c.alive);
+      if (!victim) return;
+      await victim.kill();
+      actions.consumerKills += 1;
+      note(`SIGKILL ${victim.name} (${which}; ${status.ringing} calls ringing); replacement starting`);
+      // Kills count running consumers only: the next step waits until the replacement has started.
+      const replacement = startConsumer();
+      await replacement.ready();
+      note(`${replacement.name} ready`);
+    };
+
+    // 1–2: one consumer at a time, while calls ring; a replacement starts at once.
+    await sleep(3 * SECOND);
+    await killOne('first kill');
+    await sleep(KILL_SETTLE_MS);
+    await killOne('second kill');
+
+    // 3: Redis frozen while agents are talking and about to report.
+    await sleep(3 * SECOND);
+    {
+      const status = await momentWhen((s) => s.inConversation >= 3);
+      note(`SIGSTOP redis-server for ${REDIS_BLOCK_MS / SECOND} s (${status.inConversation} calls in conversation)`);
+      await redis.block(REDIS_BLOCK_MS);
+      actions.redisBlockS = REDIS_BLOCK_MS / SECOND;
+      note('SIGCONT redis-server');
+    }
+
+    // 4: every consumer killed while calls ring; for a while none is alive, then three new ones.
+    await sleep(3 * SECOND);
+    {
+      const status = await momentWhen((s) => s.ringing >= 3);
+      const alive = consumers.filter((c) => c.alive);
+      await Promise.all(alive.map((c) => c.kill()));
+      actions.consumerKills += alive.length;
+      note(`SIGKILL all ${alive.length} consumers (${status.ringing} calls ringing); none alive for ${ALL_DEAD_MS / SECOND} s`);
+      await sleep(ALL_DEAD_MS);
+      await Promise.all(Array.from({ length: CONSUMERS }, () => startConsumer().ready()));
+      note(`${CONSUMERS} new consumers ready`);
+    }
+
+    // 5: Redis restarted (SIGTERM, down a few seconds, same port and AOF) while agents talk.
+    await sleep(2 * SECOND);
+    {
+      const status = await momentWhen((s) => s.inConversation >= 2);
+      note(`SIGTERM redis-server (${status.inConversation} calls in conversation), down ${REDIS_DOWN_MS / SECOND} s`);
+      await redis.restart(REDIS_DOWN_MS);
+      actions.redisRestarts += 1;
+      note('redis-server back (same port, same AOF)');
+    }
+
+    // 6: LiveKit's API unreachable for 20 s while calls ring.
+    await sleep(3 * SECOND);
+    {
+      const status = await momentWhen((s) => s.ringing >= 2);
+      note(`LiveKit API unreachable for ${LIVEKIT_OUTAGE_MS / SECOND} s (${status.ringing} calls ringing)`);
+      await host.outage(LIVEKIT_OUTAGE_MS);
+      actions.livekitOutageS = LIVEKIT_OUTAGE_MS / SECOND;
+      note('LiveKit API reachable again');
+    }
+
+    // Every call's record terminal (or the budget spent), then no dial for a few seconds (late re-rings count too).
+    const reader = new Redis(redis.url, { maxRetriesPerRequest: 1, commandTimeout: REDIS_COMMAND_TIMEOUT_MS });
+    reader.on('error', () => undefined); // a failed poll is retried below; the final read must succeed
+    const store = new CallStore(reader, consumerEnv.QUEUE_PREFIX as string, systemClock);
+    try {
+      const deadline = t0 + CAMPAIGN_BUDGET_MS;
+      for (;;) {
+        const counters = await store.counters(CAMPAIGN).catch(() => undefined);
+        if (counters && counters.terminal >= calls.length) break;
+        if (Date.now() > deadline) {
+          note(`campaign budget spent with ${counters ? calls.length - counters.terminal : '?'} calls not ended`);
+          break;
+        }
+        await sleep(POLL_MS);
+      }
+      note('every call ended (or budget spent); waiting for dials to stop');
+      const quietDeadline = Date.now() + QUIET_BUDGET_MS;
+      for (;;) {
+        const status = await host.status();
+        const quiet = status.dialing === 0 && (status.lastDialAt === undefined || Date.now() - status.lastDialAt >= QUIET_MS);
+        if (quiet || Date.now() > quietDeadline) break;
+        await sleep(POLL_MS);
+      }
+
+      const records = new Map<string, RecordView>(
+        (await store.list(CAMPAIGN)).map((r) => [r.callId, { callId: r.callId, state: r.state, outcome: r.outcome, attempts: r.attempts, reason: r.reason }]),
+      );
+      const jobs = await describeJobs(reader, calls, records);
+      const dump = await host.dump(join(outDir, 'sim-dump.json'));
+      const { figures, violations } = analyseChaosRun({ calls, simCalls: dump.calls, records, cps: DIAL_CPS });
+      const line = formatChaosLine(figures, actions);
+      const runS = Math.round((Date.now() - started) / SECOND);
+      const nonJson = consumers.reduce((sum, c) => sum + c.nonJsonLines, 0);
+      const chaosLog = timeline.map((t) => `  +${((t.at - t0) / SECOND).toFixed(1)}s ${t.what}`).join('\n');
+      const details = [
+        line,
+        `seed ${SEED}, ${calls.length} calls, run ${runS} s, ${dump.calls.length} CreateSIPParticipant, ${nonJson} non-JSON consumer log lines`,
+        'chaos timeline (from the enqueue):',
+        chaosLog,
+        formatViolations(violations, { simCalls: dump.calls, records, jobs, t0 }),
+      ].join('\n');
+      await writeFile(join(outDir, 'last-run.txt'), `${line}\n`);
+      await writeFile(join(outDir, 'last-run-details.txt'), `${details}\n`);
+      console.log(`${line}\n(run ${runS} s; seed ${SEED}; chaos timeline:\n${chaosLog})`);
+
+      const shown = formatViolations(violations, { simCalls: dump.calls, records, jobs, t0, limitPerKind: VIOLATIONS_SHOWN_PER_KIND });
+      expect(
+        {
+          maxDialsPerAttempt: figures.maxDialsPerAttempt,
+          reRingsAfterFinal: figures.reRingsAfterFinal,
+          outcomesLost: figures.outcomesLost,
+          outcomesWrong: figures.outcomesWrong,
+          startsWithinCps: figures.maxStartsPerRollingSecond <= DIAL_CPS,
+        },
+        `${line}\n${shown}\n(all violations: test/chaos/out/last-run-details.txt)`,
+      ).toEqual({ maxDialsPerAttempt: 1, reRingsAfterFinal: 0, outcomesLost: 0, outcomesWrong: 0, startsWithinCps: true });
+    } finally {
+      reader.disconnect();
+    }
+  }, 300 * SECOND);
+});

@@ -1,0 +1,290 @@
+/**
+ * The processes the chaos test starts and breaks: its own redis-server (AOF on, restartable on the same port and
+ * directory, stoppable with SIGSTOP), the sim host (LiveKit simulator + simulated agent, test/chaos/simHost.ts) and
+ * real `dialer consumer` processes. Every child is registered by PID so the test can SIGKILL all of them, whatever
+ * went wrong.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { redisAnswers } from '../../src/core/localRedis.js';
+import { SECOND, sleep } from '../../src/core/time.js';
+import type { HostDump, HostStatus } from './chaosReport.js';
+
+const LOOPBACK = '127.0.0.1';
+const START_TIMEOUT_MS = 30 * SECOND;
+const POLL_MS = 50;
+const EXIT_WAIT_MS = 10 * SECOND;
+/** Host requests answer at once, except an outage, which answers when it is over. */
+const HOST_REQUEST_MARGIN_MS = 15 * SECOND;
+
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+const simHostPath = fileURLToPath(new URL('./simHost.ts', import.meta.url));
+const dialerBin = fileURLToPath(new URL('../../bin/dialer.mjs', import.meta.url));
+
+/** Every process the test started, by PID, so they can all be killed even when the test fails. */
+export class ChildRegistry {
+  private readonly children = new Map<number, { name: string; child: ChildProcess }>();
+
+  add(name: string, child: ChildProcess): void {
+    if (child.pid !== undefined) this.children.set(child.pid, { name, child });
+    child.once('exit', () => {
+      if (child.pid !== undefined) this.children.delete(child.pid);
+    });
+  }
+
+  /** SIGCONT (a stopped Redis) then SIGKILL every child still alive, by PID, and waits for them to exit. */
+  async killAll(): Promise<void> {
+    const alive = [...this.children.values()];
+    for (const { child } of alive) {
+      if (child.exitCode !== null || child.signalCode !== null) continue;
+      child.kill('SIGCONT');
+      child.kill('SIGKILL');
+    }
+    await Promise.all(alive.map(({ child }) => waitForExit(child, EXIT_WAIT_MS)));
+  }
+}
+
+/** Resolves when `child` has exited (or at once if it already has), or after `timeoutMs`. */
+export function waitForExit(child: ChildProcess, timeoutMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+/** A free TCP port on loopback (closed again before it is returned). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, LOOPBACK, () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/** The test's own redis-server: AOF every second, noeviction, on one port and one directory across restarts. */
+export class ChaosRedis {
+  private child: ChildProcess | undefined;
+  readonly url: string;
+
+  constructor(
+    private readonly registry: ChildRegistry,
+    readonly port: number,
+    private readonly dir: string,
+  ) {
+    this.url = `redis://${LOOPBACK}:${port}`;
+  }
+
+  async start(): Promise<void> {
+    const child = spawn(
+      'redis-server',
+      [
+        '--port', String(this.port),
+        '--bind', LOOPBACK,
+        '--dir', this.dir,
+        '--appendonly', 'yes',
+        '--appendfsync', 'everysec',
+        '--save', '',
+        '--maxmemory-policy', 'noeviction',
+      ],
+      { stdio: 'ignore' },
+    );
+    this.registry.add('redis-server', child);
+    this.child = child;
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    while (!(await redisAnswers(this.url))) {
+      if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode} on port ${this.port}`);
+      if (Date.now() > deadline) throw new Error(`redis-server did not answer on port ${this.port}`);
+      await sleep(POLL_MS);
+    }
+  }
+
+  /** SIGTERM (Redis writes its AOF and exits), `downMs` with no Redis, then a new server on the same port and AOF. */
+  async restart(downMs: number): Promise<void> {
+    const child = this.child;
+    if (child) {
+      child.kill('SIGTERM');
+      await waitForExit(child, EXIT_WAIT_MS);
+      if (child.exitCode === null && child.signalCode === null) throw new Error('redis-server did not stop on SIGTERM');
+    }
+    await sleep(downMs);
+    await this.start();
+  }
+
+  /** Freezes Redis (SIGSTOP) for `ms`: connections stay open, nothing answers, then it carries on (SIGCONT). */
+  async block(ms: number): Promise<void> {
+    const child = this.child;
+    if (!child) throw new Error('redis-server is not running');
+    child.kill('SIGSTOP');
+    try {
+      await sleep(ms);
+    } finally {
+      child.kill('SIGCONT');
+    }
+  }
+}
+
+const readySchema = z.object({ url: z.string(), apiKey: z.string(), apiSecret: z.string(), outboundTrunkId: z.string() });
+export type SimHostReady = z.infer<typeof readySchema>;
+const replySchema = z.object({ id: z.number(), ok: z.boolean(), result: z.unknown().optional(), error: z.string().optional() });
+
+/** The sim host process and its IPC requests. */
+export class SimHost {
+  private nextId = 1;
+  private readonly waiting = new Map<number, { resolve: (value: unknown) => void; reject: (err: Error) => void }>();
+
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly ready: SimHostReady,
+  ) {
+    child.on('message', (message: unknown) => {
+      const reply = replySchema.safeParse(message);
+      if (!reply.success) return;
+      const pending = this.waiting.get(reply.data.id);
+      if (!pending) return;
+      this.waiting.delete(reply.data.id);
+      if (reply.data.ok) pending.resolve(reply.data.result);
+      else pending.reject(new Error(`sim host: ${reply.data.error ?? 'failed'}`));
+    });
+    child.once('exit', (code, signal) => {
+      for (const pending of this.waiting.values()) pending.reject(new Error(`sim host exited (${code ?? signal})`));
+      this.waiting.clear();
+    });
+  }
+
+  static async start(registry: ChildRegistry, env: Record<string, string>, logPath: string): Promise<SimHost> {
+    const child = spawn(process.execPath, ['--import', 'tsx', simHostPath], {
+      cwd: repoRoot,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    });
+    registry.add('sim-host', child);
+    const log = createWriteStream(logPath);
+    child.stderr?.pipe(log);
+    const line = await firstLine(child, START_TIMEOUT_MS);
+    return new SimHost(child, readySchema.parse(JSON.parse(line)));
+  }
+
+  private request(command: Record<string, unknown>, timeoutMs: number): Promise<unknown> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        reject(new Error(`sim host did not answer ${String(command.cmd)} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiting.set(id, {
+        resolve: (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        reject: (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      });
+      this.child.send({ id, ...command });
+    });
+  }
+
+  async status(): Promise<HostStatus> {
+    return (await this.request({ cmd: 'status' }, HOST_REQUEST_MARGIN_MS)) as HostStatus;
+  }
+
+  /** LiveKit's API unreachable for `ms`; resolves when it is back. */
+  async outage(ms: number): Promise<void> {
+    await this.request({ cmd: 'outage', ms }, ms + HOST_REQUEST_MARGIN_MS);
+  }
+
+  /** The simulator's own log, written to `path` by the host and read back. */
+  async dump(path: string): Promise<HostDump> {
+    await this.request({ cmd: 'dump', path }, HOST_REQUEST_MARGIN_MS);
+    return JSON.parse(await readFile(path, 'utf8')) as HostDump;
+  }
+}
+
+function firstLine(child: ChildProcess, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    const timer = setTimeout(() => reject(new Error('sim host did not start in time')), timeoutMs);
+    child.stdout?.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const end = buffered.indexOf('\n');
+      if (end >= 0) {
+        clearTimeout(timer);
+        resolve(buffered.slice(0, end));
+      }
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`sim host exited before it was ready (${code ?? signal}); see its log`));
+    });
+  });
+}
+
+/** One `dialer consumer` process (dial workers + results worker), its stderr logged to a file. */
+export class ConsumerProcess {
+  /** Log lines that were not pino JSON (README: every line is JSON). */
+  nonJsonLines = 0;
+  readonly child: ChildProcess;
+  private readonly log: WriteStream;
+  private readonly started: Promise<void>;
+
+  constructor(
+    registry: ChildRegistry,
+    readonly name: string,
+    env: Record<string, string>,
+    logPath: string,
+  ) {
+    const child = spawn(process.execPath, [dialerBin, 'consumer'], { cwd: repoRoot, env, stdio: ['ignore', 'ignore', 'pipe'] });
+    registry.add(name, child);
+    this.child = child;
+    this.log = createWriteStream(logPath);
+    this.started = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${name} did not start within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
+      let partial = '';
+      child.stderr?.on('data', (chunk: Buffer) => {
+        this.log.write(chunk);
+        const lines = (partial + chunk.toString()).split('\n');
+        partial = lines.pop() ?? '';
+        for (const line of lines) {
+          if (line.trim() === '') continue;
+          if (!line.startsWith('{')) this.nonJsonLines += 1;
+          else if (line.includes('"consumer started"')) {
+            clearTimeout(timer);
+            resolve();
+          }
+        }
+      });
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`${name} exited (${code ?? signal}) before it started; see its log`));
+      });
+    });
+    this.started.catch(() => undefined); // awaited by whoever needs it; a kill before start-up is not an error
+  }
+
+  ready(): Promise<void> {
+    return this.started;
+  }
+
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** SIGKILL, as a crash or an OOM kill would: no drain, no clean-up. */
+  async kill(): Promise<void> {
+    this.child.kill('SIGKILL');
+    await waitForExit(this.child, EXIT_WAIT_MS);
+    this.log.end();
+  }
+}

@@ -1,0 +1,140 @@
+import { describe, expect, it } from 'vitest';
+import { analyseChaosRun, formatChaosLine, formatViolations, type ChaosCall, type RecordView, type SimCallLog } from './chaosReport.js';
+import { EXPECTED_OUTCOME, chaosCampaign, type ScriptKind } from './chaosScenario.js';
+
+// The chaos test's instrument: it must see every kind of broken promise in the simulator's log, and only those.
+
+const T = 1_000_000;
+
+function call(n: number, kind: ScriptKind): ChaosCall {
+  return { callId: `c-${n}`, phoneNumber: `+1415557000${n}`, kind, expected: EXPECTED_OUTCOME[kind], script: { type: 'busy' } };
+}
+
+function dial(c: ChaosCall, attempt: number, at: number, end: Partial<SimCallLog>): SimCallLog {
+  return {
+    room: `call-${c.callId}-${attempt}`,
+    phoneNumber: c.phoneNumber,
+    attempt,
+    behavior: undefined,
+    receivedAt: at,
+    ringingAt: undefined,
+    answeredAt: undefined,
+    endedAt: undefined,
+    result: 'failed',
+    endReason: undefined,
+    sipStatusCode: undefined,
+    twirpCode: undefined,
+    clientDisconnected: false,
+    ...end,
+  };
+}
+
+function terminal(c: ChaosCall, outcome = c.expected, attempts = 1): [string, RecordView] {
+  return [c.callId, { callId: c.callId, state: 'terminal', outcome, attempts, reason: undefined }];
+}
+
+describe('chaos report', () => {
+  it('reads 1 / 0 / 0 / 0 for a run where every attempt rang once and every call ended as scripted', () => {
+    const human = call(1, 'human');
+    const busy = call(2, 'busy');
+    const simCalls = [
+      dial(human, 1, T, { result: 'answered', answeredAt: T + 500, endedAt: T + 3000 }),
+      dial(busy, 1, T + 200, { sipStatusCode: 486, endedAt: T + 300 }),
+      dial(busy, 2, T + 2000, { sipStatusCode: 486, endedAt: T + 2100 }),
+      dial(busy, 3, T + 5000, { sipStatusCode: 486, endedAt: T + 5100 }),
+    ];
+    const { figures, violations } = analyseChaosRun({
+      calls: [human, busy],
+      simCalls,
+      records: new Map([terminal(human), terminal(busy, 'busy', 3)]),
+      cps: 2,
+    });
+    expect(violations).toEqual([]);
+    expect(formatChaosLine(figures, { consumerKills: 4, redisRestarts: 1, livekitOutageS: 20, redisBlockS: 6 })).toBe(
+      'chaos: calls=2 kills=4 redis_restarts=1 livekit_outage_s=20 redis_block_s=6 max_dials_per_attempt=1 re_rings_after_final=0 outcomes_lost=0 outcomes_wrong=0 max_starts_per_rolling_s=2/2',
+    );
+  });
+
+  it('counts an attempt room dialed twice, and a decline rung again, from the simulator log alone', () => {
+    const decline = call(1, 'decline');
+    const simCalls = [
+      dial(decline, 1, T, { ringingAt: T + 100, sipStatusCode: 603, endedAt: T + 2000 }),
+      dial(decline, 1, T + 8000, { ringingAt: T + 8100, sipStatusCode: 603, endedAt: T + 10_000 }),
+    ];
+    const records = new Map([terminal(decline)]);
+    const { figures, violations } = analyseChaosRun({ calls: [decline], simCalls, records, cps: 10 });
+    expect(figures).toMatchObject({ maxDialsPerAttempt: 2, reRingsAfterFinal: 1, outcomesLost: 0, outcomesWrong: 0 });
+    expect(violations.map((v) => v.kind)).toEqual(['double_dial', 're_ring']);
+    const text = formatViolations(violations, { simCalls, records, t0: T });
+    expect(text).toContain('call-c-1-1 dialed 2×');
+    expect(text).toContain('+8.0s dial call-c-1-1 ring +8.1s SIP 603 +10.0s');
+  });
+
+  it('counts a dial after the callee answered as a re-ring, even in a later attempt room', () => {
+    const human = call(1, 'human');
+    const simCalls = [
+      dial(human, 1, T, { result: 'answered', answeredAt: T + 400, endedAt: T + 900 }),
+      dial(human, 2, T + 5000, { result: 'answered', answeredAt: T + 5400, endedAt: T + 6000 }),
+    ];
+    const { figures } = analyseChaosRun({ calls: [human], simCalls, records: new Map([terminal(human)]), cps: 10 });
+    expect(figures).toMatchObject({ maxDialsPerAttempt: 1, reRingsAfterFinal: 1 });
+  });
+
+  it('does not count the retries of a busy number, whose 486 is not final', () => {
+    const busyThenHuman = call(1, 'busy_then_human');
+    const simCalls = [
+      dial(busyThenHuman, 1, T, { sipStatusCode: 486, endedAt: T + 100 }),
+      dial(busyThenHuman, 2, T + 3000, { result: 'answered', answeredAt: T + 3500, endedAt: T + 6000 }),
+    ];
+    const { figures } = analyseChaosRun({ calls: [busyThenHuman], simCalls, records: new Map([terminal(busyThenHuman, 'answered', 2)]), cps: 10 });
+    expect(figures.reRingsAfterFinal).toBe(0);
+  });
+
+  it('counts calls without a terminal record as lost and other outcomes than the script as wrong', () => {
+    const ringOut = call(1, 'ring_out');
+    const human = call(2, 'human');
+    const voicemail = call(3, 'voicemail');
+    const records = new Map<string, RecordView>([
+      [ringOut.callId, { callId: ringOut.callId, state: 'dialing', outcome: undefined, attempts: 1, reason: undefined }],
+      terminal(human, 'failed'),
+    ]);
+    const { figures, violations } = analyseChaosRun({ calls: [ringOut, human, voicemail], simCalls: [], records, cps: 10 });
+    expect(figures).toMatchObject({ outcomesLost: 2, outcomesWrong: 1 });
+    const text = formatViolations(violations, {
+      simCalls: [],
+      records,
+      jobs: new Map([[ringOut.callId, 'failed, attemptsMade 1, "job stalled more than allowable limit"']]),
+      t0: T,
+    });
+    expect(text).toContain('c-1 (ring_out, expected no_answer; record: dialing, attempts 1; dial job: failed, attemptsMade 1');
+    expect(text).toContain('c-2 (human, expected answered; record: terminal failed, attempts 1)');
+    expect(text).toContain('c-3 (voicemail, expected voicemail; record: no record)');
+  });
+
+  it('finds the busiest rolling second over DIAL_CPS, wherever it starts', () => {
+    const calls = [1, 2, 3, 4].map((n) => call(n, 'human'));
+    // 3 starts in [T+500, T+1500): over a limit of 2, though each calendar second holds only 2
+    const simCalls = [T, T + 500, T + 1100, T + 1400].map((at, i) =>
+      dial(calls[i] as ChaosCall, 1, at, { result: 'answered', answeredAt: at + 100, endedAt: at + 200 }),
+    );
+    const records = new Map(calls.map((c) => terminal(c)));
+    const { figures, violations } = analyseChaosRun({ calls, simCalls, records, cps: 2 });
+    expect(figures.maxStartsPerRollingSecond).toBe(3);
+    expect(violations).toEqual([{ kind: 'cps', windowStart: T + 500, starts: 3 }]);
+  });
+});
+
+describe('chaos campaign', () => {
+  it('scripts every number once, mixing all behaviours, the same way for the same seed', () => {
+    const a = chaosCampaign(210, 7);
+    const b = chaosCampaign(210, 7);
+    expect(a).toEqual(b);
+    expect(new Set(a.numbers.map((n) => n.phoneNumber)).size).toBe(210);
+    expect(Object.keys(a.scenario.numbers ?? {})).toHaveLength(210);
+    const kinds = new Map<string, number>();
+    for (const n of a.numbers) kinds.set(n.kind, (kinds.get(n.kind) ?? 0) + 1);
+    expect(Object.fromEntries(kinds)).toEqual({ human: 63, voicemail: 21, busy: 21, decline: 42, ring_out: 25, not_found: 21, busy_then_human: 17 });
+    // shuffled: the first 20 calls already hold several behaviours
+    expect(new Set(a.numbers.slice(0, 20).map((n) => n.kind)).size).toBeGreaterThanOrEqual(4);
+  });
+});

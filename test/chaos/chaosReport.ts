@@ -1,0 +1,314 @@
+/**
+ * The chaos test's figures, computed from what the simulator (the carrier's side) saw, not from the dialer's view:
+ * dials per attempt room, dials after a number's final answer, calls without a terminal record, outcomes that differ
+ * from the number's script, and the most CreateSIPParticipant arrivals in any rolling second.
+ */
+import type { CallState, Outcome } from '../../src/core/outcomes.js';
+import { maxInRollingWindow } from '../helpers/rollingWindow.js';
+import type { ChaosNumber, ScriptKind } from './chaosScenario.js';
+
+/** One CreateSIPParticipant the simulator received, and what became of that call. */
+export interface SimCallLog {
+  room: string;
+  phoneNumber: string;
+  /** The simulator's per-number count of requests that reached the phone network. */
+  attempt: number | undefined;
+  behavior: string | undefined;
+  receivedAt: number;
+  ringingAt: number | undefined;
+  answeredAt: number | undefined;
+  endedAt: number | undefined;
+  result: 'refused' | 'pending' | 'answered' | 'failed';
+  endReason: string | undefined;
+  sipStatusCode: number | undefined;
+  twirpCode: string | undefined;
+  /** The dialer's HTTP request went away before the reply (consumer killed, connection reset). */
+  clientDisconnected: boolean;
+}
+
+export interface SimEventLog {
+  name: string;
+  at: number;
+  room: string;
+  sipStatusCode: number | undefined;
+  reason: string | undefined;
+}
+
+/** What the sim host writes on `dump`. */
+export interface HostDump {
+  calls: SimCallLog[];
+  events: SimEventLog[];
+  outages: { from: number; to: number }[];
+}
+
+/** What the sim host answers to `status`. */
+export interface HostStatus {
+  /** Calls not yet answered or failed. */
+  dialing: number;
+  ringing: number;
+  /** Answered calls not yet ended: an agent is talking and will report. */
+  inConversation: number;
+  /** CreateSIPParticipant requests so far. */
+  dials: number;
+  lastDialAt: number | undefined;
+}
+
+/** A call record as the test reads it back. */
+export interface RecordView {
+  callId: string;
+  state: CallState;
+  outcome: Outcome | undefined;
+  attempts: number;
+  reason: string | undefined;
+}
+
+/** A call of the campaign: its id and the number it was enqueued for. */
+export interface ChaosCall extends ChaosNumber {
+  callId: string;
+}
+
+/** Final SIP answers: once a number gave one (or picked up), it must never ring again. */
+export const FINAL_SIP_STATUSES: ReadonlySet<number> = new Set([404, 603, 604, 607, 608]);
+
+export type Violation =
+  | { kind: 'double_dial'; call: ChaosCall | undefined; room: string; dials: number }
+  | { kind: 're_ring'; call: ChaosCall | undefined; phoneNumber: string; finalAt: number; finalWhat: string; room: string; at: number }
+  | { kind: 'lost'; call: ChaosCall; record: RecordView | undefined }
+  | { kind: 'wrong'; call: ChaosCall; record: RecordView }
+  | { kind: 'cps'; windowStart: number; starts: number };
+
+export interface ChaosFigures {
+  calls: number;
+  maxDialsPerAttempt: number;
+  reRingsAfterFinal: number;
+  outcomesLost: number;
+  outcomesWrong: number;
+  maxStartsPerRollingSecond: number;
+  cps: number;
+}
+
+export interface ChaosAnalysis {
+  figures: ChaosFigures;
+  violations: Violation[];
+}
+
+const ROLLING_WINDOW_MS = 1000;
+const ROOM_PATTERN = /^call-(.+)-(\d+)$/;
+
+/** The call id in a consumer's attempt room `call-<id>-<n>`, or undefined for any other room. */
+export function callIdOfRoom(room: string): string | undefined {
+  return ROOM_PATTERN.exec(room)?.[1];
+}
+
+/** When a number gave its final answer (picked up, or a final SIP status), and which; undefined if it never did. */
+function finalAnswer(dials: readonly SimCallLog[]): { at: number; what: string } | undefined {
+  let best: { at: number; what: string } | undefined;
+  for (const dial of dials) {
+    let candidate: { at: number; what: string } | undefined;
+    if (dial.result === 'answered' && dial.answeredAt !== undefined) candidate = { at: dial.answeredAt, what: `answered in ${dial.room}` };
+    else if (dial.sipStatusCode !== undefined && FINAL_SIP_STATUSES.has(dial.sipStatusCode) && dial.endedAt !== undefined) {
+      candidate = { at: dial.endedAt, what: `SIP ${dial.sipStatusCode} in ${dial.room}` };
+    }
+    if (candidate && (!best || candidate.at < best.at)) best = candidate;
+  }
+  return best;
+}
+
+/** The first window [t, t + 1 s) holding `count` arrivals. */
+function busiestWindowStart(times: readonly number[], count: number): number {
+  const sorted = [...times].sort((a, b) => a - b);
+  for (let i = 0; i + count - 1 < sorted.length; i++) {
+    const first = sorted[i] as number;
+    if ((sorted[i + count - 1] as number) - first < ROLLING_WINDOW_MS) return first;
+  }
+  return sorted[0] ?? 0;
+}
+
+/** Computes the figures and lists every violation, from the simulator's log and the call records. */
+export function analyseChaosRun(input: {
+  calls: readonly ChaosCall[];
+  simCalls: readonly SimCallLog[];
+  records: ReadonlyMap<string, RecordView>;
+  cps: number;
+}): ChaosAnalysis {
+  const { calls, simCalls, records, cps } = input;
+  const byCallId = new Map(calls.map((c) => [c.callId, c]));
+  const byNumber = new Map(calls.map((c) => [c.phoneNumber, c]));
+  const violations: Violation[] = [];
+
+  const dialsPerRoom = new Map<string, number>();
+  for (const dial of simCalls) dialsPerRoom.set(dial.room, (dialsPerRoom.get(dial.room) ?? 0) + 1);
+  let maxDialsPerAttempt = 0;
+  for (const [room, dials] of dialsPerRoom) {
+    maxDialsPerAttempt = Math.max(maxDialsPerAttempt, dials);
+    const callId = callIdOfRoom(room);
+    if (dials > 1) violations.push({ kind: 'double_dial', call: callId === undefined ? undefined : byCallId.get(callId), room, dials });
+  }
+
+  const dialsPerNumber = new Map<string, SimCallLog[]>();
+  for (const dial of simCalls) dialsPerNumber.set(dial.phoneNumber, [...(dialsPerNumber.get(dial.phoneNumber) ?? []), dial]);
+  let reRings = 0;
+  for (const [phoneNumber, dials] of dialsPerNumber) {
+    const final = finalAnswer(dials);
+    if (!final) continue;
+    for (const dial of dials) {
+      if (dial.receivedAt <= final.at) continue;
+      reRings += 1;
+      violations.push({
+        kind: 're_ring',
+        call: byNumber.get(phoneNumber),
+        phoneNumber,
+        finalAt: final.at,
+        finalWhat: final.what,
+        room: dial.room,
+        at: dial.receivedAt,
+      });
+    }
+  }
+
+  let lost = 0;
+  let wrong = 0;
+  for (const call of calls) {
+    const record = records.get(call.callId);
+    if (!record || record.state !== 'terminal') {
+      lost += 1;
+      violations.push({ kind: 'lost', call, record });
+    } else if (record.outcome !== call.expected) {
+      wrong += 1;
+      violations.push({ kind: 'wrong', call, record });
+    }
+  }
+
+  const starts = simCalls.map((d) => d.receivedAt);
+  const maxStarts = maxInRollingWindow(starts, ROLLING_WINDOW_MS);
+  if (maxStarts > cps) violations.push({ kind: 'cps', windowStart: busiestWindowStart(starts, maxStarts), starts: maxStarts });
+
+  return {
+    figures: {
+      calls: calls.length,
+      maxDialsPerAttempt,
+      reRingsAfterFinal: reRings,
+      outcomesLost: lost,
+      outcomesWrong: wrong,
+      maxStartsPerRollingSecond: maxStarts,
+      cps,
+    },
+    violations,
+  };
+}
+
+/** What the run did to the dialer, for the printed line. */
+export interface ChaosActions {
+  consumerKills: number;
+  redisRestarts: number;
+  livekitOutageS: number;
+  redisBlockS: number;
+}
+
+/** The one line README shows. */
+export function formatChaosLine(figures: ChaosFigures, actions: ChaosActions): string {
+  return [
+    'chaos:',
+    `calls=${figures.calls}`,
+    `kills=${actions.consumerKills}`,
+    `redis_restarts=${actions.redisRestarts}`,
+    `livekit_outage_s=${actions.livekitOutageS}`,
+    `redis_block_s=${actions.redisBlockS}`,
+    `max_dials_per_attempt=${figures.maxDialsPerAttempt}`,
+    `re_rings_after_final=${figures.reRingsAfterFinal}`,
+    `outcomes_lost=${figures.outcomesLost}`,
+    `outcomes_wrong=${figures.outcomesWrong}`,
+    `max_starts_per_rolling_s=${figures.maxStartsPerRollingSecond}/${figures.cps}`,
+  ].join(' ');
+}
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
+
+/** One dial as the carrier saw it, relative to `t0`: `+12.3s dial call-…-1 ring +12.4s 603 +14.1s (client gone)`. */
+function describeDial(dial: SimCallLog, t0: number): string {
+  const parts = [`+${seconds(dial.receivedAt - t0)} dial ${dial.room}`];
+  if (dial.ringingAt !== undefined) parts.push(`ring +${seconds(dial.ringingAt - t0)}`);
+  if (dial.answeredAt !== undefined) parts.push(`answered +${seconds(dial.answeredAt - t0)}`);
+  if (dial.result === 'failed' && dial.endedAt !== undefined) {
+    const what = dial.sipStatusCode !== undefined ? `SIP ${dial.sipStatusCode}` : `${dial.twirpCode ?? 'error'} (${dial.endReason ?? '?'})`;
+    parts.push(`${what} +${seconds(dial.endedAt - t0)}`);
+  } else if (dial.result === 'answered' && dial.endedAt !== undefined) {
+    parts.push(`ended (${dial.endReason ?? '?'}) +${seconds(dial.endedAt - t0)}`);
+  } else if (dial.result === 'pending') {
+    parts.push('still pending');
+  }
+  if (dial.clientDisconnected) parts.push('[dialer request gone]');
+  return parts.join(' ');
+}
+
+/** The number's whole story on the carrier's side, one dial per line. */
+export function numberHistory(phoneNumber: string, simCalls: readonly SimCallLog[], t0: number): string[] {
+  return simCalls.filter((d) => d.phoneNumber === phoneNumber).map((d) => `      ${describeDial(d, t0)}`);
+}
+
+/** What the report knows about the calls: their records and, for calls that went wrong, their dial job at the end. */
+export interface ReportContext {
+  simCalls: readonly SimCallLog[];
+  records: ReadonlyMap<string, RecordView>;
+  /** Call id → the BullMQ dial job's end state, e.g. `failed, attemptsMade 1, "job stalled more than allowable limit"`. */
+  jobs?: ReadonlyMap<string, string>;
+  /** Times are shown relative to this (the enqueue). */
+  t0: number;
+  limitPerKind?: number;
+}
+
+function describeCall(call: ChaosCall | undefined, context: ReportContext): string {
+  const { records } = context;
+  if (!call) return 'call not in the campaign';
+  const record = records.get(call.callId);
+  const ended = record ? `${record.state}${record.outcome ? ` ${record.outcome}` : ''}, attempts ${record.attempts}` : 'no record';
+  const jobState = context.jobs?.get(call.callId);
+  const job = jobState ? `; dial job: ${jobState}` : '';
+  return `${call.callId} (${call.kind as ScriptKind}, expected ${call.expected}; record: ${ended}${record?.reason ? `, "${record.reason}"` : ''}${job})`;
+}
+
+const VIOLATION_TITLES: Readonly<Record<Violation['kind'], string>> = {
+  double_dial: 'attempt rooms dialed more than once',
+  re_ring: 'dials after the number gave a final answer',
+  lost: 'calls without a terminal outcome',
+  wrong: 'outcomes differing from the script',
+  cps: 'rolling seconds over DIAL_CPS',
+};
+
+/** Every violation grouped by kind, each with the call and the number's dials as the simulator saw them. */
+export function formatViolations(violations: readonly Violation[], context: ReportContext): string {
+  const lines: string[] = [];
+  const limit = context.limitPerKind ?? Number.POSITIVE_INFINITY;
+  for (const kind of Object.keys(VIOLATION_TITLES) as Violation['kind'][]) {
+    const ofKind = violations.filter((v) => v.kind === kind);
+    if (ofKind.length === 0) continue;
+    lines.push(`${VIOLATION_TITLES[kind]}: ${ofKind.length}`);
+    for (const v of ofKind.slice(0, limit)) {
+      switch (v.kind) {
+        case 'double_dial':
+          lines.push(`  ${v.room} dialed ${v.dials}× — ${describeCall(v.call, context)}`);
+          if (v.call) lines.push(...numberHistory(v.call.phoneNumber, context.simCalls, context.t0));
+          break;
+        case 're_ring':
+          lines.push(
+            `  ${v.room} dialed at +${seconds(v.at - context.t0)} after ${v.finalWhat} at +${seconds(v.finalAt - context.t0)} — ${describeCall(v.call, context)}`,
+          );
+          lines.push(...numberHistory(v.phoneNumber, context.simCalls, context.t0));
+          break;
+        case 'lost':
+        case 'wrong':
+          lines.push(`  ${describeCall(v.call, context)}`);
+          lines.push(...numberHistory(v.call.phoneNumber, context.simCalls, context.t0));
+          break;
+        case 'cps':
+          lines.push(`  ${v.starts} CreateSIPParticipant arrivals in the second from +${seconds(v.windowStart - context.t0)}:`);
+          for (const dial of context.simCalls.filter((d) => d.receivedAt >= v.windowStart && d.receivedAt < v.windowStart + ROLLING_WINDOW_MS)) {
+            lines.push(`      ${describeDial(dial, context.t0)}`);
+          }
+          break;
+      }
+    }
+    if (ofKind.length > limit) lines.push(`  … and ${ofKind.length - limit} more (see the details file)`);
+  }
+  return lines.join('\n');
+}

@@ -77,9 +77,11 @@ export function waitForSipAnswer(
   return new Promise((resolve) => {
     const isAnswered = (p: RoomParticipant | undefined) => p?.attributes[SIP_CALL_STATUS_ATTRIBUTE] === 'active';
     let lastCallStatus: string | undefined;
+    let rang = false;
     let hangupGrace: NodeJS.Timeout | undefined;
     const noteStatus = (p: RoomParticipant) => {
       lastCallStatus = p.attributes[SIP_CALL_STATUS_ATTRIBUTE] ?? lastCallStatus;
+      if (lastCallStatus === 'ringing') rang = true;
     };
     const finish = (result: AnswerWait) => {
       clearTimeout(timer);
@@ -99,7 +101,7 @@ export function waitForSipAnswer(
       noteStatus(p);
       if (isAnswered(p)) finish('answered');
       else if (lastCallStatus === 'hangup' && hangupGrace === undefined) {
-        hangupGrace = setTimeout(() => gone({ disconnectReason: disconnectReasonName(undefined), lastCallStatus }), HANGUP_LEAVE_GRACE_MS);
+        hangupGrace = setTimeout(() => gone({ disconnectReason: disconnectReasonName(undefined), lastCallStatus, rang }), HANGUP_LEAVE_GRACE_MS);
       }
     };
     const onConnected = (p: RoomParticipant) => {
@@ -111,11 +113,11 @@ export function waitForSipAnswer(
     const onDisconnected = (p: RoomParticipant) => {
       if (p.identity !== identity) return;
       noteStatus(p);
-      gone({ disconnectReason: disconnectReasonName(p.disconnectReason), lastCallStatus });
+      gone({ disconnectReason: disconnectReasonName(p.disconnectReason), lastCallStatus, rang });
     };
     // A callee that already hung up is gone, whatever happens to the room (or the time) meanwhile.
     const hungUpOr = (result: AnswerWait) => () =>
-      lastCallStatus === 'hangup' ? gone({ disconnectReason: disconnectReasonName(undefined), lastCallStatus }) : finish(result);
+      lastCallStatus === 'hangup' ? gone({ disconnectReason: disconnectReasonName(undefined), lastCallStatus, rang }) : finish(result);
     const onRoomClosed = hungUpOr('closed');
     const timer = setTimeout(hungUpOr('timeout'), timeoutMs);
     room.on(RoomEvent.ParticipantConnected, onConnected);

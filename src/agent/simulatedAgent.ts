@@ -139,6 +139,8 @@ class SimulatedCall {
   private readonly callStatus = new Map<string, string>();
   /** SIP participants that left before they answered, with what the room showed of it. */
   private readonly leftUnanswered = new Map<string, AttemptEndObservation>();
+  /** SIP participants whose `sip.callStatus` reached `ringing`. */
+  private readonly rang = new Set<string>();
 
   constructor(
     readonly room: string,
@@ -154,13 +156,14 @@ class SimulatedCall {
   /** A SIP participant's `sip.callStatus` changed (dialing, ringing). */
   onCallStatus(identity: string, status: string): void {
     this.callStatus.set(identity, status);
+    if (status === 'ringing') this.rang.add(identity);
   }
 
   /** A participant left the room (rtc-node's ParticipantDisconnected with its disconnect reason). */
   onParticipantLeft(ev: ParticipantLeftEvent): void {
     const lastCallStatus = this.callStatus.get(ev.identity);
     if (ev.kind !== 'SIP' || lastCallStatus === 'active') return;
-    this.leftUnanswered.set(ev.identity, { disconnectReason: ev.reason, lastCallStatus });
+    this.leftUnanswered.set(ev.identity, { disconnectReason: ev.reason, lastCallStatus, rang: this.rang.has(ev.identity) });
   }
 
   /** The call failed before it was answered, or its room went away. */

@@ -1,24 +1,46 @@
+import { ServerError } from 'livekit-server-sdk';
 import type { Logger } from '../core/logger.js';
-import type { CallStore } from '../core/callStore.js';
+import type { CallRecord, CallStore } from '../core/callStore.js';
 import type { LiveKitClients } from '../core/livekitClients.js';
 import type { CallJob, DispatchMetadata } from '../core/queues.js';
-import { SECOND, type Clock } from '../core/time.js';
-import { classifySipError, type DialFailure } from '../core/classifySipError.js';
+import { SECOND, sleep, type Clock } from '../core/time.js';
+import { classifyDispatchError, classifySipError, describeLiveKitError } from '../core/classifySipError.js';
+import { endFromObservation, fromDialFailure, fromDispatchFailure, type AttemptEnd } from './attemptEnd.js';
 import type { DialRateLimiter } from './dialRateLimiter.js';
+import type { PlatformBackoff } from './platformBackoff.js';
 import { followPreviousAttempt, inspectPreviousAttempt } from './previousAttempt.js';
 
 /** Grace after the ringing timeout before a call left by a crashed consumer counts as unanswered. */
 export const PREVIOUS_ATTEMPT_GRACE_MS = 5 * SECOND;
+/**
+ * After a taken-over attempt's SIP participant is gone, how long to wait for the agent's note of how it left
+ * (the agent writes it when the room tells it, which can come a moment after LiveKit stops listing the participant).
+ */
+export const OBSERVATION_GRACE_MS = 2 * SECOND;
+const OBSERVATION_POLL_MS = 200;
+/** A platform back-off met right before dialing is waited out this many times before the job gives its slot back. */
+export const MAX_BACKOFF_WAITS = 3;
 
 export interface DialDeps {
   livekit: LiveKitClients;
   store: CallStore;
   limiter: DialRateLimiter;
+  backoff: PlatformBackoff;
   trunkId: string;
   agentName: string;
   ringingTimeoutS: number;
   clock: Clock;
   logger: Logger;
+}
+
+/** What makes this process the one that may dial: the job's BullMQ lock, and signals that end its claim to it. */
+export interface DialOwnership {
+  /** The dial job's lock key and this holder's token; claimDial checks them atomically right before dialing. */
+  lock: { key: string; token: string };
+  /** Aborted when the consumer drains: a call still waiting for its CPS slot goes back to the queue. */
+  draining?: AbortSignal;
+  /** Aborted by BullMQ when it could not renew the job's lock: another consumer may own the job now. */
+  lockLost?: AbortSignal;
 }
 
 /** How one dial attempt ended. */
@@ -27,7 +49,14 @@ export type DialAttemptResult =
   | { status: 'already_ended' }
   /** Stopped while waiting for a CPS slot (the consumer is draining): nothing rang, the attempt is not spent. */
   | { status: 'not_started'; room: string }
-  | { status: 'failed'; room: string; failure: DialFailure };
+  /** The job's lock lapsed and another consumer may hold it: this process must not dial nor touch the room. */
+  | { status: 'lost_ownership' }
+  /**
+   * LiveKit could not be asked about an attempt that may already ring (a takeover, or a dial request whose answer was
+   * lost): nothing was dialed and the record stays as it is, so the next try follows the attempt again.
+   */
+  | { status: 'unreachable'; reason: string }
+  | { status: 'failed'; room: string; end: AttemptEnd };
 
 /** Room of attempt `attempt`: unique per attempt so a retry never meets the previous attempt's agent. */
 export function roomName(callId: string, attempt: number): string {
@@ -63,67 +92,126 @@ async function deleteRoomQuietly(deps: DialDeps, room: string, log: Logger): Pro
 }
 
 /**
- * If a crashed consumer already started this attempt, asks LiveKit about it instead of ringing the phone again.
- * Returns undefined when a fresh dial is needed.
+ * True when a failed request may still have reached LiveKit: no HTTP answer came back (connection reset, timeout),
+ * so the call may have been placed. An answer with an HTTP status (a ServerError) means LiveKit refused it.
  */
-async function resumeCrashedAttempt(
+function mayHaveReachedLiveKit(err: unknown): boolean {
+  return !(err instanceof ServerError);
+}
+
+/** Waits briefly for the agent's note of how the attempt's SIP participant left its room. */
+async function awaitObservation(store: CallStore, job: CallJob, attempt: number, clock: Clock): Promise<CallRecord['attemptObserved']> {
+  const until = clock.now() + OBSERVATION_GRACE_MS;
+  for (;;) {
+    const observed = (await store.get(job.campaignId, job.callId))?.attemptObserved;
+    if (observed?.attempt === attempt) return observed;
+    if (clock.now() >= until) return undefined;
+    await sleep(OBSERVATION_POLL_MS);
+  }
+}
+
+/**
+ * An attempt whose CreateSIPParticipant may have gone out (marked by claimDial) but whose dialer stopped: ask LiveKit
+ * and follow it, never dial it again. Ringing: follow until answered, gone, or past its ringing timeout. Active:
+ * answered. Gone: the phone may have rung and ended while nobody listened, so the attempt is spent; the agent's note
+ * says how it ended (see endFromObservation), else it is retried after the normal delay.
+ */
+async function followSentAttempt(job: CallJob, attempt: number, record: CallRecord, deps: DialDeps, log: Logger): Promise<DialAttemptResult> {
+  const room = record.room ?? roomName(job.callId, attempt);
+  const identity = sipIdentity(job.callId);
+  try {
+    const state = await inspectPreviousAttempt(deps.livekit.rooms, room, identity);
+    log.warn({ room, state }, 'attempt was dialed by a consumer that stopped; following it instead of dialing again');
+    if (state === 'active') return { status: 'answered', room, participantIdentity: identity, recovered: true };
+    if (state === 'ringing') {
+      const sentAt = record.dialSentAt ?? record.attemptStartedAt ?? deps.clock.now();
+      const deadline = sentAt + deps.ringingTimeoutS * SECOND + PREVIOUS_ATTEMPT_GRACE_MS;
+      const followed = await followPreviousAttempt(deps.livekit.rooms, room, identity, deadline, deps.clock);
+      if (followed === 'active') return { status: 'answered', room, participantIdentity: identity, recovered: true };
+      if (followed === 'timed_out') {
+        await deleteRoomQuietly(deps, room, log); // stops a phone still ringing past its timeout
+        return { status: 'failed', room, end: { kind: 'retry', outcome: 'no_answer', reason: 'rang past the ringing timeout' } };
+      }
+    }
+  } catch (err) {
+    return { status: 'unreachable', reason: `could not ask LiveKit about room ${room}: ${describeLiveKitError(err)}` };
+  }
+  const observed = await awaitObservation(deps.store, job, attempt, deps.clock);
+  if (observed?.lastCallStatus === 'active') {
+    // answered and already over: the agent held the conversation and reports it
+    return { status: 'answered', room, participantIdentity: identity, recovered: true };
+  }
+  await deleteRoomQuietly(deps, room, log); // its dispatch may still wait there
+  const end = endFromObservation(observed, { sentAt: record.dialSentAt, ringingTimeoutMs: deps.ringingTimeoutS * SECOND });
+  log.warn({ room, observed: observed?.disconnectReason ?? 'nothing' }, 'attempt ended while no consumer followed it; counted as spent');
+  return { status: 'failed', room, end };
+}
+
+/**
+ * One dial attempt. Resumes an attempt a stopped consumer left (following it when it may already ring), or records
+ * the attempt, takes a CPS slot, claims the dial (claimDial: lock still held, no platform back-off, not dialed
+ * before), dispatches the agent into a fresh room and rings the number, waiting for the answer. A failed attempt's
+ * room is deleted so no agent is left waiting; a process that lost the job never touches the room.
+ */
+export async function dialAttempt(job: CallJob, attempt: number, deps: DialDeps, log: Logger, ownership: DialOwnership): Promise<DialAttemptResult> {
+  const room = roomName(job.callId, attempt);
+  const record = await deps.store.get(job.campaignId, job.callId);
+  if (record?.state === 'terminal' || record?.state === 'in_call') return { status: 'already_ended' };
+  if (record?.state === 'dialing' && record.attempts === attempt) {
+    if (record.dialSentAttempt === attempt) return followSentAttempt(job, attempt, record, deps, log);
+    log.warn({ room }, 'attempt was started but not dialed by a consumer that stopped; dialing it now');
+  }
+  const before = await deps.store.beginAttempt(job, attempt, room);
+  if (before === 'terminal') return { status: 'already_ended' };
+  return placeCall(job, attempt, room, deps, log, ownership);
+}
+
+async function placeCall(
   job: CallJob,
   attempt: number,
   room: string,
   deps: DialDeps,
   log: Logger,
-): Promise<DialAttemptResult | undefined> {
-  const record = await deps.store.get(job.campaignId, job.callId);
-  if (!record) return undefined;
-  if (record.state === 'terminal' || record.state === 'in_call') return { status: 'already_ended' };
-  if (record.state !== 'dialing' || record.attempts !== attempt || record.room !== room) return undefined;
-
-  const identity = sipIdentity(job.callId);
-  const state = await inspectPreviousAttempt(deps.livekit.rooms, room, identity);
-  log.warn({ room, state }, 'attempt was started by a consumer that stopped; checked LiveKit before dialing again');
-  if (state === 'absent') {
-    await deleteRoomQuietly(deps, room, log); // its dispatch may still wait there
-    return undefined;
-  }
-  const deadline = (record.attemptStartedAt ?? deps.clock.now()) + deps.ringingTimeoutS * SECOND + PREVIOUS_ATTEMPT_GRACE_MS;
-  const followed = state === 'active' ? 'active' : await followPreviousAttempt(deps.livekit.rooms, room, identity, deadline, deps.clock);
-  if (followed === 'active') return { status: 'answered', room, participantIdentity: identity, recovered: true };
-  await deleteRoomQuietly(deps, room, log);
-  return {
-    status: 'failed',
-    room,
-    failure: { kind: 'retry', outcome: 'no_answer' },
-  };
-}
-
-/**
- * One dial attempt: record it, dispatch the agent into a fresh room, take a CPS slot, ring the number and wait
- * for the answer. On any failure the attempt's room is deleted so no agent is left waiting.
- */
-export async function dialAttempt(
-  job: CallJob,
-  attempt: number,
-  deps: DialDeps,
-  log: Logger,
-  signals: { draining?: AbortSignal } = {},
+  ownership: DialOwnership,
 ): Promise<DialAttemptResult> {
-  const room = roomName(job.callId, attempt);
-  const resumed = await resumeCrashedAttempt(job, attempt, room, deps, log);
-  if (resumed) return resumed;
-
-  const before = await deps.store.beginAttempt(job, attempt, room);
-  if (before === 'terminal') return { status: 'already_ended' };
+  const signals = [ownership.draining, ownership.lockLost].filter((s): s is AbortSignal => s !== undefined);
+  const stop = signals.length > 0 ? AbortSignal.any(signals) : undefined;
+  const stopped = (): DialAttemptResult => (ownership.lockLost?.aborted ? { status: 'lost_ownership' } : { status: 'not_started', room });
 
   const identity = sipIdentity(job.callId);
+  let roomInUse = false;
   let answered = false;
   let startedAt = deps.clock.now();
   try {
-    await deps.livekit.dispatch.createDispatch(room, deps.agentName, { metadata: JSON.stringify(dispatchMetadata(job, attempt)) });
+    for (let waits = 0; ; waits += 1) {
+      try {
+        await deps.limiter.acquire(stop);
+      } catch (err) {
+        if (stop?.aborted) return stopped();
+        throw err;
+      }
+      const claim = await deps.store.claimDial(job.campaignId, job.callId, attempt, ownership.lock, deps.backoff.key);
+      if (claim.status === 'ok') break;
+      if (claim.status === 'lost_lock' || claim.status === 'already_sent') {
+        log.warn({ room, claim: claim.status }, 'this consumer no longer owns the call; not dialing');
+        return { status: 'lost_ownership' };
+      }
+      if (claim.status === 'not_dialing') return { status: 'already_ended' };
+      if (waits >= MAX_BACKOFF_WAITS) return stopped();
+      log.info({ room, waitMs: claim.waitMs }, 'LiveKit back-off running; waiting before dialing');
+      try {
+        await sleep(claim.waitMs, stop);
+      } catch {
+        return stopped();
+      }
+    }
+    roomInUse = true;
     try {
-      await deps.limiter.acquire(signals.draining);
+      await deps.livekit.dispatch.createDispatch(room, deps.agentName, { metadata: JSON.stringify(dispatchMetadata(job, attempt)) });
     } catch (err) {
-      if (signals.draining?.aborted) return { status: 'not_started', room };
-      throw err;
+      // the SIP request never went out: a later try may dial this attempt
+      await deps.store.releaseDial(job.campaignId, job.callId, attempt, ownership.lock);
+      return { status: 'failed', room, end: fromDispatchFailure(classifyDispatchError(err)) };
     }
     startedAt = deps.clock.now();
     await deps.livekit.sip.createSipParticipant(deps.trunkId, job.phoneNumber, room, {
@@ -137,9 +225,14 @@ export async function dialAttempt(
     return { status: 'answered', room, participantIdentity: identity, recovered: false };
   } catch (err) {
     const failure = classifySipError(err, { elapsedMs: deps.clock.now() - startedAt, ringingTimeoutMs: deps.ringingTimeoutS * SECOND });
-    return { status: 'failed', room, failure };
+    if (failure.kind === 'platform' && mayHaveReachedLiveKit(err)) {
+      // No answer came back: the phone may ring. Deleting the room below stops it; the attempt stays marked as sent,
+      // so the next try asks LiveKit and counts it as spent instead of ringing it again under the same attempt.
+      return { status: 'unreachable', reason: failure.reason };
+    }
+    return { status: 'failed', room, end: fromDialFailure(failure) };
   } finally {
     // registered before dialing: whatever went wrong, the callee and the dispatched agent are not left in the room
-    if (!answered) await deleteRoomQuietly(deps, room, log);
+    if (roomInUse && !answered) await deleteRoomQuietly(deps, room, log);
   }
 }

@@ -14,7 +14,18 @@ export class RetryDialError extends Error {
   }
 }
 
-/** A job on `calls` whose payload fails validation: it cannot be dialed, other jobs go on. */
+/**
+ * Ends a dial job whose call's terminal outcome was already reported (a final SIP status, attempts used up, platform
+ * errors over the limit): BullMQ must not retry it, and the failed handler must not report it again.
+ */
+export class CallEndedError extends UnrecoverableError {
+  override readonly name = 'CallEndedError';
+}
+
+/**
+ * A job on `calls` whose payload fails validation: it cannot be dialed, other jobs go on. When the payload still
+ * named a usable call id, the call was recorded and reported `failed` before this was thrown.
+ */
 export class MalformedCallJobError extends UnrecoverableError {
   override readonly name = 'MalformedCallJobError';
 }

@@ -6,18 +6,19 @@ import { loadConfig, requireDialSettings, requireOutboundTrunk, type DialerConfi
 import { createLiveKitClients, type LiveKitClients } from '../core/livekitClients.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import type { CallResult } from '../core/outcomes.js';
-import { CALLS_QUEUE } from '../core/queues.js';
+import { CALLS_QUEUE, type CallJob } from '../core/queues.js';
 import { parseCallJob } from './parseCallJob.js';
 import { closeConnection, createWorkerConnection } from '../core/redisConnection.js';
 import { ResultReporter } from '../core/reportResult.js';
 import type { DialerMetrics } from '../core/metrics.js';
 import { SECOND, systemClock, type Clock } from '../core/time.js';
-import { dialAttempt, type DialDeps } from './dialAttempt.js';
+import { dialAttempt, type DialAttemptResult, type DialDeps } from './dialAttempt.js';
 import { checkDialGates, type DialGateDeps } from './dialGates.js';
-import { MalformedCallJobError, RetryDialError } from './dialErrors.js';
+import { CallEndedError, MalformedCallJobError, RetryDialError } from './dialErrors.js';
 import { DialRateLimiter } from './dialRateLimiter.js';
 import { StallGauge } from './stallGauge.js';
-import { platformBackoffMs, retryDelayMs } from './retryPolicy.js';
+import { retryDelayMs } from './retryPolicy.js';
+import { PlatformBackoff } from './platformBackoff.js';
 import { OutcomeWatchdog } from '../results/outcomeWatchdog.js';
 
 /** A job's data as found on `calls`: ours (CallJob) or another service's; parseCallJob validates it. */
@@ -57,13 +58,15 @@ export type DialJobResult =
   | { status: 'expired' }
   | { status: 'skipped' };
 
-/** The metric label of an attempt's end; undefined when no call was placed (draining, or the call had ended). */
-function attemptResultLabel(result: Awaited<ReturnType<typeof dialAttempt>>): string | undefined {
+/** The metric label of an attempt's end; undefined when no call was placed (draining, lost, or the call had ended). */
+function attemptResultLabel(result: DialAttemptResult): string | undefined {
   switch (result.status) {
     case 'answered':
       return 'answered';
+    case 'unreachable':
+      return 'platform_error';
     case 'failed':
-      return result.failure.kind === 'platform' ? 'platform_error' : result.failure.outcome;
+      return result.end.kind === 'platform' ? 'platform_error' : result.end.outcome;
     default:
       return undefined;
   }
@@ -88,7 +91,8 @@ export interface DialWorkerHandle {
 /**
  * Starts dial workers on `calls`: DIAL_CONCURRENCY calls ringing at once in this process, DIAL_CPS starts per
  * rolling second across all processes. This is where retries happen: BullMQ retries with the per-outcome
- * backoff below, final outcomes are reported to `call-results`, platform trouble backs the whole queue off.
+ * backoff below, final outcomes are reported to `call-results`, platform trouble backs the whole queue off (no dial
+ * goes out from any process while it runs) without spending the call's attempt, up to DIAL_MAX_PLATFORM_ERRORS.
  */
 export async function startDialWorker(options: DialWorkerOptions = {}): Promise<DialWorkerHandle> {
   const config = options.config ?? loadConfig(process.env);
@@ -112,18 +116,19 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
   const reporter = new ResultReporter(connection, config.queuePrefix);
   const stalls = new StallGauge();
   const limiter = new DialRateLimiter(connection, store.keys.dialWindow(), config.dial.cps, () => stalls.recentMaxMs());
+  const backoff = new PlatformBackoff(connection, store.keys.platformBackoff(), store.keys.platformFailures());
   const watchdog = new OutcomeWatchdog(connection, config.queuePrefix, config.dial.outcomeTimeoutMs);
   const deps: DialDeps = {
     livekit,
     store,
     limiter,
+    backoff,
     trunkId,
     agentName: config.agentName,
     ringingTimeoutS: config.dial.ringingTimeoutS,
     clock,
     logger,
   };
-  let consecutivePlatformFailures = 0;
   /** Aborted when draining starts: jobs still waiting for a CPS slot go back to the queue instead of dialing. */
   const draining = new AbortController();
   setMaxListeners(0, draining.signal); // every job waiting for a CPS slot listens to it
@@ -133,21 +138,46 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
 
   const gates: DialGateDeps = { store, clock, defaultWindow: config.dial.callWindow, predialCheck: config.predialCheck };
 
-  const processDialJob = async (job: Job<PushedJobData, DialJobResult>, token?: string): Promise<DialJobResult> => {
+  /** Ends a call whose job cannot be parsed but names a usable call id: recorded (if new) and reported `failed`. */
+  const endMalformedCall = async (callId: string, campaignId: string, data: PushedJobData, reason: string) => {
+    const raw = data.phoneNumber ?? data.phone_number;
+    await store.createCalls(campaignId, [{ callId, phoneNumber: typeof raw === 'string' ? raw : '', metadata: {} }]);
+    await report({ callId, campaignId, outcome: 'failed', reason });
+  };
+
+  /**
+   * Platform trouble: backs the whole queue off (every process; claimDial refuses dials while it runs), and puts the
+   * job back without spending its attempt, unless the call met DIAL_MAX_PLATFORM_ERRORS of them: then it ends `failed`.
+   */
+  const backOff = async (call: CallJob, attempt: number, platformErrors: number, reason: string, log: Logger): Promise<never> => {
+    const { backoffMs, consecutiveFailures } = await backoff.failed();
+    if (platformErrors >= config.dial.maxPlatformErrors) {
+      const ending = `LiveKit unavailable: gave up after ${platformErrors} platform errors (last: ${reason})`;
+      log.error({ reason, platformErrors }, 'call met too many LiveKit/network errors; ending it as failed');
+      await report({ callId: call.callId, campaignId: call.campaignId, outcome: 'failed', reason: ending, attempt });
+      throw new CallEndedError(ending);
+    }
+    log.warn({ reason, backoffMs, consecutiveFailures, platformErrors }, 'LiveKit or network trouble: backing the dial queue off, attempt not spent');
+    await worker.rateLimit(backoffMs);
+    throw Worker.RateLimitError();
+  };
+
+  const processDialJob = async (job: Job<PushedJobData, DialJobResult>, token?: string, lockLost?: AbortSignal): Promise<DialJobResult> => {
     const parsed = parseCallJob(job.data, job.id, job.timestamp);
     if (!parsed.ok) {
-      if (parsed.callId && parsed.campaignId) {
-        await report({ callId: parsed.callId, campaignId: parsed.campaignId, outcome: 'failed', reason: parsed.reason });
-      }
+      if (parsed.callId && parsed.campaignId) await endMalformedCall(parsed.callId, parsed.campaignId, job.data, parsed.reason);
       throw new MalformedCallJobError(parsed.reason); // logged once, by the failed handler
     }
     const { call } = parsed;
+    if (!token || job.id === undefined) throw new Error('BullMQ gave no lock token or job id: the call cannot be dialed safely');
     // A job pushed straight onto `calls` without BullMQ `attempts` gets DIAL_MAX_ATTEMPTS, counted in its data.
     // (BullMQ stores a missing `attempts` as 0.)
     const foreign = !job.opts.attempts;
     const attempt = (foreign ? foreignAttemptsMade(job.data) : job.attemptsMade) + 1;
     const maxAttempts = job.opts.attempts || config.dial.maxAttempts;
     const log = logger.child({ callId: call.callId, campaignId: call.campaignId, attempt });
+    // Jobs other services push have no record yet: one exists before anything can end the call.
+    await store.createCalls(call.campaignId, [call]);
 
     const gate = await checkDialGates(call, attempt, gates);
     if (gate.kind === 'end') {
@@ -157,7 +187,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     }
     if (gate.kind === 'wait') {
       metrics?.callsHeld.inc({ reason: gate.gate });
-      if (gate.gate === 'paused' && job.id !== undefined) await store.holdForPause(call.campaignId, job.id);
+      if (gate.gate === 'paused') await store.holdForPause(call.campaignId, job.id);
       if (gate.warn) log.warn({ ...gate.details, waitMs: gate.delayMs }, gate.log);
       else log.info({ ...gate.details, waitMs: gate.delayMs }, gate.log);
       return waitWithoutAttempt(job, token, gate.delayMs);
@@ -165,9 +195,10 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
 
     const dialStarted = performance.now();
     metrics?.callsRinging.inc();
-    let result: Awaited<ReturnType<typeof dialAttempt>>;
+    let result: DialAttemptResult;
     try {
-      result = await dialAttempt(call, attempt, deps, log, { draining: draining.signal });
+      const lock = { key: worker.toKey(`${job.id}:lock`), token };
+      result = await dialAttempt(call, attempt, deps, log, { lock, draining: draining.signal, lockLost });
     } finally {
       metrics?.callsRinging.dec();
     }
@@ -176,49 +207,53 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
       metrics.dialAttempts.inc({ result: measured });
       metrics.dialSeconds.observe({ result: measured }, (performance.now() - dialStarted) / SECOND);
     }
-    if (result.status === 'not_started') {
-      await store.endAttempt(call.campaignId, call.callId, attempt, 'waiting_retry', { result: 'not_started' });
-      log.info('consumer draining before a CPS slot came up; call returned to the queue');
-      throw Worker.RateLimitError(); // back to waiting, attempt not spent
-    }
-    if (result.status === 'already_ended') {
-      log.info('call already connected or ended; not dialing again');
-      return result;
-    }
-    if (result.status === 'answered') {
-      consecutivePlatformFailures = 0;
-      await store.endAttempt(call.campaignId, call.callId, attempt, 'in_call', { result: 'answered' });
-      await watchdog.arm({ callId: call.callId, campaignId: call.campaignId, attempt });
-      log.info({ room: result.room, recovered: result.recovered }, 'call answered; the agent owns it now');
-      return { status: 'answered', room: result.room, recovered: result.recovered };
+    switch (result.status) {
+      case 'not_started':
+        await store.endAttempt(call.campaignId, call.callId, attempt, 'waiting_retry', { result: 'not_started' });
+        log.info('consumer draining before a CPS slot came up; call returned to the queue');
+        throw Worker.RateLimitError(); // back to waiting, attempt not spent
+      case 'lost_ownership':
+        // BullMQ will fail to finish this job (its lock is another consumer's now); that consumer carries the call.
+        log.warn('the dial job moved to another consumer; this one leaves it alone');
+        return { status: 'already_ended' };
+      case 'already_ended':
+        log.info('call already connected or ended; not dialing again');
+        return result;
+      case 'unreachable':
+        // the record stays as it is: the next try follows this attempt again
+        return backOff(call, attempt, await store.notePlatformError(call.campaignId, call.callId), result.reason, log);
+      case 'answered':
+        await backoff.succeeded();
+        await store.endAttempt(call.campaignId, call.callId, attempt, 'in_call', { result: 'answered' });
+        await watchdog.arm({ callId: call.callId, campaignId: call.campaignId, attempt });
+        log.info({ room: result.room, recovered: result.recovered }, 'call answered; the agent owns it now');
+        return { status: 'answered', room: result.room, recovered: result.recovered };
+      case 'failed':
+        break;
     }
 
-    const { failure } = result;
-    if (failure.kind === 'platform') {
-      consecutivePlatformFailures += 1;
-      const backoff = platformBackoffMs(consecutivePlatformFailures);
-      await store.endAttempt(call.campaignId, call.callId, attempt, 'waiting_retry', { result: 'platform_error' });
-      log.warn({ reason: failure.reason, httpStatus: failure.httpStatus, backoffMs: backoff }, 'LiveKit or network trouble: backing the dial queue off, attempt not spent');
-      await worker.rateLimit(backoff);
-      throw Worker.RateLimitError();
+    const { end } = result;
+    if (end.kind === 'platform') {
+      const { platformErrors } = await store.endAttempt(call.campaignId, call.callId, attempt, 'waiting_retry', { result: 'platform_error' });
+      return backOff(call, attempt, platformErrors, end.reason, log);
     }
-    consecutivePlatformFailures = 0;
-    const sip = { sipStatusCode: failure.sipStatusCode, sipStatus: failure.sipStatus };
-    const final = failure.kind === 'final' || attempt >= maxAttempts;
-    await store.endAttempt(call.campaignId, call.callId, attempt, final ? 'dialing' : 'waiting_retry', { result: failure.outcome, ...sip });
+    await backoff.succeeded(); // the carrier answered with a status: LiveKit works
+    const sip = { sipStatusCode: end.sipStatusCode, sipStatus: end.sipStatus };
+    const final = end.kind === 'final' || attempt >= maxAttempts;
+    await store.endAttempt(call.campaignId, call.callId, attempt, final ? 'dialing' : 'waiting_retry', { result: end.outcome, ...sip });
     if (!final) {
-      log.info({ outcome: failure.outcome, ...sip }, 'attempt failed; retrying later');
-      if (foreign && token) {
+      log.info({ outcome: end.outcome, reason: end.reason, ...sip }, 'attempt failed; retrying later');
+      if (foreign) {
         await job.updateData({ ...job.data, [FOREIGN_ATTEMPTS_FIELD]: attempt });
-        return waitWithoutAttempt(job, token, retryDelayMs(failure.outcome, attempt, config.dial.retryDelays, random));
+        return waitWithoutAttempt(job, token, retryDelayMs(end.outcome, attempt, config.dial.retryDelays, random));
       }
-      throw new RetryDialError(failure.outcome, failure.sipStatusCode, failure.sipStatus);
+      throw new RetryDialError(end.outcome, end.sipStatusCode, end.sipStatus);
     }
-    if (failure.kind === 'final' && failure.trunkConfigurationError) {
+    if (end.kind === 'final' && end.trunkConfigurationError) {
       log.error({ ...sip }, 'SIP trunk rejected the call: check the outbound trunk credentials and allowed numbers');
     }
-    await report({ callId: call.callId, campaignId: call.campaignId, outcome: failure.outcome, attempt, ...sip });
-    throw new UnrecoverableError(`${failure.outcome} after ${attempt} attempt(s)${sip.sipStatusCode ? ` (SIP ${sip.sipStatusCode})` : ''}`);
+    await report({ callId: call.callId, campaignId: call.campaignId, outcome: end.outcome, reason: end.reason, attempt, ...sip });
+    throw new CallEndedError(`${end.outcome} after ${attempt} attempt(s)${sip.sipStatusCode ? ` (SIP ${sip.sipStatusCode})` : ''}`);
   };
 
   const worker: Worker<PushedJobData, DialJobResult> = new Worker<PushedJobData, DialJobResult>(CALLS_QUEUE, processDialJob, {
@@ -236,24 +271,23 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     },
   });
 
+  // Every way a job can end for good writes the call's one outcome: ours were reported before CallEndedError or
+  // MalformedCallJobError was thrown; anything else (an unexpected error on the last attempt, BullMQ's "job stalled
+  // more than allowable limit" after consumers died holding it) is reported here.
   worker.on('failed', (job, err) => {
     if (!job) return;
-    const retrying = !(err instanceof UnrecoverableError) && job.attemptsMade < (job.opts.attempts || 1);
-    if (retrying || err instanceof RetryDialError) return;
-    const parsed = parseCallJob(job.data, job.id, job.timestamp);
-    const ids = parsed.ok ? { callId: parsed.call.callId, campaignId: parsed.call.campaignId } : { callId: '', campaignId: '' };
+    if (err instanceof CallEndedError || err instanceof RetryDialError) return;
     if (err instanceof MalformedCallJobError) {
       logger.error({ jobId: job.id, reason: err.message }, 'malformed job on the calls queue; skipped');
       return;
     }
-    if (err instanceof UnrecoverableError) {
-      logger.info({ ...ids, reason: err.message }, 'call ended without connecting');
-      return; // its outcome was reported before the error was thrown
-    }
-    // an unexpected error used the last attempt (or the job stalled too often): the call must still end
-    logger.error({ ...ids, err }, 'dial job failed unexpectedly; reporting the call as failed');
-    if (!parsed.ok) return;
-    report({ ...ids, outcome: 'failed', reason: err.message, attempt: job.attemptsMade }).catch((reportErr: unknown) =>
+    const retrying = !(err instanceof UnrecoverableError) && job.attemptsMade < (job.opts.attempts || 1);
+    if (retrying) return;
+    const parsed = parseCallJob(job.data, job.id, job.timestamp);
+    const ids = parsed.ok ? { callId: parsed.call.callId, campaignId: parsed.call.campaignId } : { callId: parsed.callId, campaignId: parsed.campaignId };
+    logger.error({ ...ids, err }, 'dial job failed for good; reporting the call as failed');
+    if (!ids.callId || !ids.campaignId) return;
+    report({ callId: ids.callId, campaignId: ids.campaignId, outcome: 'failed', reason: err.message, attempt: job.attemptsMade }).catch((reportErr: unknown) =>
       logger.error({ ...ids, err: reportErr }, 'could not report the failed call'),
     );
   });

@@ -35,12 +35,26 @@ function asCallId(id: string): string | undefined {
   return valid.success ? valid.data : undefined;
 }
 
+/**
+ * The call id and campaign of a job whose payload is otherwise malformed (a number sent as an integer, metadata as a
+ * string …), when they are themselves valid: the call can then still be recorded and end with a `failed` outcome
+ * instead of vanishing.
+ */
+function salvageIds(data: unknown, jobId: string | undefined): { callId?: string; campaignId?: string } {
+  const fields = typeof data === 'object' && data !== null ? (data as Record<string, unknown>) : {};
+  const text = (value: unknown) => (typeof value === 'string' ? value : undefined);
+  const given = text(fields.callId) ?? text(fields.call_id) ?? jobId;
+  const callId = given === undefined ? undefined : asCallId(given);
+  const campaign = idSchema.safeParse(text(fields.campaignId) ?? text(fields.campaign_id) ?? DEFAULT_CAMPAIGN_ID);
+  return callId && campaign.success ? { callId, campaignId: campaign.data } : {};
+}
+
 const describeIssues = (error: z.ZodError) => error.issues.map((i) => `${i.path.join('.') || 'data'}: ${i.message}`).join('; ');
 
 /** Validates a job taken from `calls` (the consumer's edge: other services write there too). */
 export function parseCallJob(data: unknown, jobId: string | undefined, jobTimestamp: number): ParsedCallJob {
   const pushed = pushedJobSchema.safeParse(data);
-  if (!pushed.success) return { ok: false, reason: `malformed call job: ${describeIssues(pushed.error)}` };
+  if (!pushed.success) return { ok: false, reason: `malformed call job: ${describeIssues(pushed.error)}`, ...salvageIds(data, jobId) };
   const d = pushed.data;
   const given = d.callId ?? d.call_id ?? jobId;
   const callId = given === undefined ? undefined : asCallId(given);

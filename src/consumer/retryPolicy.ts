@@ -23,12 +23,3 @@ export function retryDelayMs(
   const jitter = 1 + RETRY_JITTER_RATIO * random();
   return Math.min(Math.round(exponential * jitter), MAX_RETRY_DELAY_MS);
 }
-
-/** Platform back-off (LiveKit or network trouble): doubles per consecutive failure, from 1 s up to this cap. */
-export const PLATFORM_BACKOFF_BASE_MS = 1000;
-export const PLATFORM_BACKOFF_MAX_MS = MINUTE;
-
-/** How long the whole dial queue pauses after `consecutiveFailures` platform errors in a row. */
-export function platformBackoffMs(consecutiveFailures: number): number {
-  return Math.min(PLATFORM_BACKOFF_BASE_MS * 2 ** Math.max(0, consecutiveFailures - 1), PLATFORM_BACKOFF_MAX_MS);
-}

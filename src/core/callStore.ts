@@ -27,6 +27,15 @@ export interface CallRecord {
   attempts: number;
   room?: string;
   attemptStartedAt?: number;
+  /**
+   * The attempt whose CreateSIPParticipant may have gone out (claimDial). From then on the attempt is spent even when
+   * LiveKit no longer shows its participant: the phone may have rung and ended while no consumer was alive.
+   */
+  dialSentAttempt?: number;
+  /** When that attempt was marked sent (epoch ms): its ringing timeout runs from about then. */
+  dialSentAt?: number;
+  /** LiveKit/network failures this call met so far (each retried without spending an attempt, up to a limit). */
+  platformErrors: number;
   outcome?: Outcome;
   reason?: string;
   /** When the terminal outcome's report says the call ended (epoch ms). */
@@ -70,6 +79,11 @@ export type CallIdentity = Pick<CallJob, 'callId' | 'campaignId' | 'phoneNumber'
 export interface AttemptEndObservation {
   disconnectReason: string;
   lastCallStatus?: string;
+  /**
+   * Whether `sip.callStatus` ever reached `ringing` (a 180 from the far end). It tells a decline (after ringing) from a
+   * busy line, and a ring-out from a number not found, where the DisconnectReason is the same for both.
+   */
+  rang?: boolean;
 }
 
 /** An AttemptEndObservation as stored on the record: for which attempt, and when (epoch ms). */
@@ -77,6 +91,18 @@ export interface AttemptObservation extends AttemptEndObservation {
   attempt: number;
   at: number;
 }
+
+/**
+ * What claimDial found: `ok` (dial now), `lost_lock` (another consumer owns the job: do nothing), `backoff` (LiveKit
+ * was failing: wait `waitMs`, then take a new CPS slot), `not_dialing` (the call ended or moved on meanwhile),
+ * `already_sent` (this attempt was dialed before: follow it, never dial it again).
+ */
+export type DialClaim =
+  | { status: 'ok' }
+  | { status: 'lost_lock' }
+  | { status: 'not_dialing' }
+  | { status: 'already_sent' }
+  | { status: 'backoff'; waitMs: number };
 
 export interface AttemptResult {
   result: string;
@@ -87,7 +113,9 @@ export interface AttemptResult {
 interface StoreCommands {
   dialerCreateCalls(...args: (string | number)[]): Promise<number[]>;
   dialerBeginAttempt(...args: (string | number)[]): Promise<string>;
-  dialerEndAttempt(...args: (string | number)[]): Promise<number>;
+  dialerEndAttempt(...args: (string | number)[]): Promise<[number, number]>;
+  dialerClaimDial(...args: (string | number)[]): Promise<[string, number]>;
+  dialerReleaseDial(...args: (string | number)[]): Promise<number>;
   dialerApplyTerminal(...args: (string | number)[]): Promise<number>;
   dialerObserveAttemptEnd(...args: (string | number)[]): Promise<number>;
 }
@@ -97,6 +125,8 @@ function defineCommands(redis: Redis): Redis & StoreCommands {
     ['dialerCreateCalls', 'createCalls'],
     ['dialerBeginAttempt', 'beginAttempt'],
     ['dialerEndAttempt', 'endAttempt'],
+    ['dialerClaimDial', 'claimDial'],
+    ['dialerReleaseDial', 'releaseDial'],
     ['dialerApplyTerminal', 'applyTerminal'],
     ['dialerObserveAttemptEnd', 'observeAttemptEnd'],
   ];
@@ -120,6 +150,9 @@ function parseRecord(fields: Record<string, string>): CallRecord | undefined {
     attempts: Number(fields.attempts ?? 0),
     room: fields.room,
     attemptStartedAt: num(fields.attemptStartedAt),
+    dialSentAttempt: num(fields.dialSentAttempt),
+    dialSentAt: num(fields.dialSentAt),
+    platformErrors: Number(fields.platformErrors ?? 0),
     outcome: isOutcome(fields.outcome) ? fields.outcome : undefined,
     reason: fields.reason || undefined,
     endedAt: num(fields.endedAt),
@@ -209,15 +242,19 @@ export class CallStore {
     await this.endAttempt(call.campaignId, call.callId, 1, 'in_call', { result: 'answered' });
   }
 
-  /** Ends attempt `attempt` in its log: the call is now `in_call`, `waiting_retry`, or stays `dialing` until its outcome lands. No-op once terminal. */
+  /**
+   * Ends attempt `attempt` in its log: the call is now `in_call`, `waiting_retry`, or stays `dialing` until its outcome
+   * lands. No-op once terminal. An attempt that never reached the callee (result `platform_error` or `not_started`)
+   * loses its "dial sent" mark, to be tried again under the same number. Returns the call's platform errors so far.
+   */
   async endAttempt(
     campaignId: string,
     callId: string,
     attempt: number,
     next: 'in_call' | 'waiting_retry' | 'dialing',
     result: AttemptResult,
-  ): Promise<void> {
-    await this.redis.dialerEndAttempt(
+  ): Promise<{ platformErrors: number }> {
+    const [, platformErrors] = await this.redis.dialerEndAttempt(
       1,
       this.keys.callRecord(campaignId, callId),
       attempt,
@@ -225,6 +262,58 @@ export class CallStore {
       this.clock.now(),
       JSON.stringify(result),
     );
+    return { platformErrors };
+  }
+
+  /**
+   * The last step before CreateSIPParticipant: marks attempt `attempt` as sent, atomically checking that `lock.token`
+   * still holds the dial job's BullMQ lock (`lock.key`), that no platform back-off (`backoffKey`) runs, and that the
+   * call is dialing this attempt and was not sent before. Only an `ok` may dial; see claimDial.lua.
+   */
+  async claimDial(
+    campaignId: string,
+    callId: string,
+    attempt: number,
+    lock: { key: string; token: string },
+    backoffKey: string,
+  ): Promise<DialClaim> {
+    const [status, ms] = await this.redis.dialerClaimDial(
+      3,
+      this.keys.callRecord(campaignId, callId),
+      lock.key,
+      backoffKey,
+      attempt,
+      lock.token,
+      this.clock.now(),
+    );
+    switch (status) {
+      case 'ok':
+        return { status };
+      case 'lost_lock':
+        return { status };
+      case 'not_dialing':
+        return { status };
+      case 'already_sent':
+        return { status };
+      case 'backoff':
+        return { status, waitMs: Number(ms) };
+      default:
+        throw new Error(`claimDial.lua answered an unknown status: ${status}`);
+    }
+  }
+
+  /**
+   * Counts a platform failure met while the call's attempt stays as it is (a takeover could not reach LiveKit, or a
+   * dial request may have reached it); returns the call's platform errors so far.
+   */
+  async notePlatformError(campaignId: string, callId: string): Promise<number> {
+    return this.redis.hincrby(this.keys.callRecord(campaignId, callId), 'platformErrors', 1);
+  }
+
+  /** Takes back claimDial's mark when the CreateSIPParticipant surely never went out; false if not this holder's. */
+  async releaseDial(campaignId: string, callId: string, attempt: number, lock: { key: string; token: string }): Promise<boolean> {
+    const released = await this.redis.dialerReleaseDial(2, this.keys.callRecord(campaignId, callId), lock.key, attempt, lock.token);
+    return released === 1;
   }
 
   /**
@@ -361,6 +450,7 @@ export class CallStore {
       attempt,
       disconnectReason: observation.disconnectReason,
       lastCallStatus: observation.lastCallStatus,
+      rang: observation.rang,
       at: this.clock.now(),
     };
     const applied = await this.redis.dialerObserveAttemptEnd(1, this.keys.callRecord(campaignId, callId), attempt, JSON.stringify(stored));

@@ -18,6 +18,11 @@ export const DEFAULT_RETRY_DELAY_S = 300;
 export const DEFAULT_DIAL_LOCK_DURATION_MS = 10 * SECOND;
 /** Longer than the agent's default maximum call duration (600 s) plus its hang-up and reporting. */
 export const DEFAULT_CALL_OUTCOME_TIMEOUT_S = 900;
+/**
+ * LiveKit/network failures one call may meet before it ends as `failed`. Each waits out the queue's platform back-off
+ * (1 s doubling to 60 s), so the default gives LiveKit about five minutes to come back.
+ */
+export const DEFAULT_DIAL_MAX_PLATFORM_ERRORS = 10;
 const MAX_PORT = 65535;
 /** Time zone of calling windows given without one. */
 export const DEFAULT_TIME_ZONE = 'UTC';
@@ -50,6 +55,8 @@ const envSchema = z.object({
   DIAL_RETRY_DELAY_FAILED_S: nonNegative('DIAL_RETRY_DELAY_FAILED_S').optional(),
   /** How long a dial job's lock lives without renewal; a crashed consumer's call is picked up after it. */
   DIAL_LOCK_DURATION_MS: positiveInt('DIAL_LOCK_DURATION_MS').default(DEFAULT_DIAL_LOCK_DURATION_MS),
+  /** LiveKit/network failures one call may meet (each retried without spending an attempt) before it ends as failed. */
+  DIAL_MAX_PLATFORM_ERRORS: positiveInt('DIAL_MAX_PLATFORM_ERRORS').default(DEFAULT_DIAL_MAX_PLATFORM_ERRORS),
   /** A connected call whose agent reports nothing within this long ends as `failed` (agent crashed, lost job). */
   CALL_OUTCOME_TIMEOUT_S: positiveInt('CALL_OUTCOME_TIMEOUT_S').default(DEFAULT_CALL_OUTCOME_TIMEOUT_S),
   /** Default calling window for calls that carry none, e.g. 09:00-20:00 (local to DIAL_TIME_ZONE). */
@@ -109,6 +116,8 @@ export interface DialerConfig {
     ringingTimeoutS: number;
     retryDelays: RetryDelays;
     lockDurationMs: number;
+    /** DIAL_MAX_PLATFORM_ERRORS: platform failures a call may meet before it ends as `failed`. */
+    maxPlatformErrors: number;
     outcomeTimeoutMs: number;
     /** Calling window for calls that carry none (DIAL_CALL_WINDOW); undefined: any time. */
     callWindow: CallWindow | undefined;
@@ -155,6 +164,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DialerConfig {
         failedMs: (e.DIAL_RETRY_DELAY_FAILED_S ?? e.DIAL_RETRY_DELAY_S) * SECOND,
       },
       lockDurationMs: e.DIAL_LOCK_DURATION_MS,
+      maxPlatformErrors: e.DIAL_MAX_PLATFORM_ERRORS,
       outcomeTimeoutMs: e.CALL_OUTCOME_TIMEOUT_S * SECOND,
       callWindow: defaultCallWindow(e.DIAL_CALL_WINDOW, e.DIAL_CALL_DAYS, e.DIAL_TIME_ZONE),
       timeZone: e.DIAL_TIME_ZONE,

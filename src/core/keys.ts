@@ -9,6 +9,10 @@ export interface DialerKeys {
   campaignCalls(campaignId: string): string;
   campaignIndex(): string;
   dialWindow(): string;
+  /** Exists while the dial queue backs off after LiveKit/network failures (PX = time left); no dial goes out then. */
+  platformBackoff(): string;
+  /** Consecutive platform failures behind the current back-off (doubles it per failed probe). */
+  platformFailures(): string;
   doNotCall(): string;
   pausedCampaigns(): string;
   /** Job ids of a paused campaign's calls held back by the pause (released on resume). */
@@ -24,6 +28,8 @@ export function dialerKeys(prefix: string): DialerKeys {
     campaignCalls: (campaignId) => `${campaign(campaignId)}:calls`,
     campaignIndex: () => `${prefix}:dialer:campaigns`,
     dialWindow: () => `${prefix}:dialer:{dialer-cps}:window`,
+    platformBackoff: () => `${prefix}:dialer:{dialer-cps}:platform-backoff`,
+    platformFailures: () => `${prefix}:dialer:{dialer-cps}:platform-failures`,
     doNotCall: () => `${prefix}:dialer:dnc`,
     pausedCampaigns: () => `${prefix}:dialer:paused`,
     pausedHeld: (campaignId) => `${campaign(campaignId)}:paused-held`,

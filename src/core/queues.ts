@@ -14,8 +14,19 @@ export const idSchema = z
 
 export const DEFAULT_CAMPAIGN_ID = 'default';
 
+/**
+ * Largest call metadata, as JSON bytes. It travels inside the agent dispatch's metadata, which LiveKit refuses when
+ * too large (a 5 MB one was refused with HTTP 413), and is stored in every call record: a call carrying more is
+ * refused where it enters (enqueue, import, or the consumer for jobs pushed straight onto the queue).
+ */
+export const MAX_CALL_METADATA_BYTES = 16 * 1024;
+
 /** Values a producer may attach to a call; they fill `{{placeholders}}` in the agent's instructions. */
-export const callMetadataSchema = z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()]));
+export const callMetadataSchema = z
+  .record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()]))
+  .refine((metadata) => Buffer.byteLength(JSON.stringify(metadata)) <= MAX_CALL_METADATA_BYTES, {
+    message: `metadata must be at most ${MAX_CALL_METADATA_BYTES / 1024} KiB as JSON`,
+  });
 export type CallMetadata = z.infer<typeof callMetadataSchema>;
 
 /** Payload of a job on the `calls` queue; validated by the consumer because other services write it too. */

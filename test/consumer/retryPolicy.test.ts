@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_RETRY_DELAY_MS, RETRY_JITTER_RATIO, platformBackoffMs, retryDelayMs, PLATFORM_BACKOFF_MAX_MS } from '../../src/consumer/retryPolicy.js';
+import { MAX_RETRY_DELAY_MS, RETRY_JITTER_RATIO, retryDelayMs } from '../../src/consumer/retryPolicy.js';
 
 const delays = { busyMs: 60_000, noAnswerMs: 300_000, failedMs: 120_000 };
 const noJitter = () => 0;
@@ -23,13 +23,5 @@ describe('retryDelayMs', () => {
 
   it('caps a very late retry', () => {
     expect(retryDelayMs('no_answer', 30, delays, noJitter)).toBe(MAX_RETRY_DELAY_MS);
-  });
-});
-
-describe('platformBackoffMs', () => {
-  it('doubles per consecutive platform failure up to a cap', () => {
-    expect(platformBackoffMs(1)).toBe(1000);
-    expect(platformBackoffMs(2)).toBe(2000);
-    expect(platformBackoffMs(50)).toBe(PLATFORM_BACKOFF_MAX_MS);
   });
 });

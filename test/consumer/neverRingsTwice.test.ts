@@ -1,0 +1,250 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Queue } from 'bullmq';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startSimulatedAgent, type SimulatedAgent } from '../../src/agent/simulatedAgent.js';
+import { createLiveKitClients } from '../../src/core/livekitClients.js';
+import { CALLS_QUEUE } from '../../src/core/queues.js';
+import { dialAttempt, type DialDeps } from '../../src/consumer/dialAttempt.js';
+import { DialRateLimiter } from '../../src/consumer/dialRateLimiter.js';
+import { PlatformBackoff } from '../../src/consumer/platformBackoff.js';
+import { systemClock } from '../../src/core/time.js';
+import { silentLogger, startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
+import { waitFor } from '../helpers/waitFor.js';
+
+const campaignId = 'twice';
+let pipeline: TestPipeline | undefined;
+let agent: SimulatedAgent | undefined;
+let child: ChildProcess | undefined;
+
+afterEach(async () => {
+  if (child && child.exitCode === null) child.kill('SIGKILL');
+  child = undefined;
+  await agent?.close();
+  agent = undefined;
+  await pipeline?.close();
+  pipeline = undefined;
+});
+
+let nextNumber = 0;
+const freshNumber = () => `+1415557${String(1000 + nextNumber++).padStart(4, '0')}`;
+
+/** A consumer in its own process, so it can be killed with SIGKILL while a phone rings. */
+async function startChildConsumer(env: Record<string, string>): Promise<ChildProcess> {
+  // node itself with tsx as a loader (not the tsx CLI, which would run the script in a grandchild SIGKILL misses)
+  const proc = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../fixtures/dialWorkerProcess.ts', import.meta.url))], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let output = '';
+  proc.stdout?.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  await waitFor(() => (output.includes('ready') ? true : undefined), 30_000, 'child consumer ready');
+  return proc;
+}
+
+async function kill(proc: ChildProcess): Promise<void> {
+  proc.kill('SIGKILL');
+  if (proc.exitCode === null && proc.signalCode === null) await new Promise((resolve) => proc.once('exit', resolve));
+}
+
+async function startAgent(p: TestPipeline): Promise<SimulatedAgent> {
+  return startSimulatedAgent({ sim: p.sim, redisUrl: p.env.REDIS_URL ?? '', queuePrefix: p.config.queuePrefix, agentName: p.config.agentName });
+}
+
+describe('a consumer dies while the phone rings (SIGKILL), and another takes the call over', () => {
+  it('does not ring a callee again who declined while no consumer was alive: the call ends declined after one ring', async () => {
+    pipeline = await startTestPipeline('declined-dead', { dialers: 0, env: { DIAL_LOCK_DURATION_MS: '1000', DIAL_RINGING_TIMEOUT_S: '10' } });
+    const p = pipeline;
+    agent = await startAgent(p);
+    const number = freshNumber();
+    p.sim.network.setBehavior(number, { type: 'decline', afterMs: 1500 });
+    child = await startChildConsumer(p.env);
+    const callId = await p.enqueue({ phoneNumber: number, campaignId });
+    await waitFor(() => (p.sim.calls.some((c) => c.phoneNumber === number && c.status === 'ringing') ? true : undefined), 15_000, 'phone ringing');
+    await kill(child);
+    // the callee declines while no consumer is alive
+    await waitFor(() => (p.sim.calls.some((c) => c.phoneNumber === number && c.result === 'failed') ? true : undefined), 10_000, 'decline');
+
+    await p.startDialer();
+    const record = await p.waitForOutcome(campaignId, callId, 20_000);
+    expect(record).toMatchObject({ outcome: 'declined', attempts: 1 });
+    expect(p.sim.calls.filter((c) => c.phoneNumber === number)).toHaveLength(1);
+  });
+
+  it('counts a ring-out that happened while no consumer was alive as a spent attempt, and rings again only as the next attempt after the retry delay', async () => {
+    const retryDelayS = 1;
+    pipeline = await startTestPipeline('ringout-dead', {
+      dialers: 0,
+      env: { DIAL_LOCK_DURATION_MS: '1000', DIAL_RINGING_TIMEOUT_S: '2', DIAL_RETRY_DELAY_S: String(retryDelayS), DIAL_MAX_ATTEMPTS: '2' },
+    });
+    const p = pipeline;
+    agent = await startAgent(p);
+    const number = freshNumber();
+    p.sim.network.setBehavior(number, { type: 'ring_out' });
+    child = await startChildConsumer(p.env);
+    const callId = await p.enqueue({ phoneNumber: number, campaignId });
+    await waitFor(() => (p.sim.calls.some((c) => c.phoneNumber === number && c.status === 'ringing') ? true : undefined), 15_000, 'phone ringing');
+    await kill(child);
+    const first = await waitFor(() => p.sim.calls.find((c) => c.phoneNumber === number && c.endedAt !== undefined), 10_000, 'ring-out');
+
+    await p.startDialer();
+    const record = await p.waitForOutcome(campaignId, callId, 20_000);
+    expect(record).toMatchObject({ outcome: 'no_answer', attempts: 2 });
+    const rooms = p.sim.calls.filter((c) => c.phoneNumber === number).map((c) => c.room);
+    expect(rooms).toEqual([`call-${callId}-1`, `call-${callId}-2`]);
+    const second = p.sim.calls.find((c) => c.room === `call-${callId}-2`);
+    expect((second?.receivedAt ?? 0) - (first.endedAt ?? 0)).toBeGreaterThanOrEqual(retryDelayS * 1000);
+  });
+});
+
+describe('only the holder of the dial job dials', () => {
+  async function deps(p: TestPipeline): Promise<DialDeps> {
+    const { store } = p;
+    return {
+      livekit: createLiveKitClients({ url: p.sim.url, apiKey: p.sim.apiKey, apiSecret: p.sim.apiSecret }),
+      store,
+      limiter: new DialRateLimiter(p.redis, store.keys.dialWindow(), 50),
+      backoff: new PlatformBackoff(p.redis, store.keys.platformBackoff(), store.keys.platformFailures()),
+      trunkId: p.sim.outboundTrunkId,
+      agentName: p.config.agentName,
+      ringingTimeoutS: 2,
+      clock: systemClock,
+      logger: silentLogger,
+    };
+  }
+  const job = (number: string, callId: string) => ({ callId, campaignId, phoneNumber: number, metadata: {}, enqueuedAt: Date.now() });
+
+  it('does not dial when its lock on the job lapsed and another consumer holds it', async () => {
+    pipeline = await startTestPipeline('lapsed', { dialers: 0 });
+    const p = pipeline;
+    const number = freshNumber();
+    const lock = { key: `${p.config.queuePrefix}:${CALLS_QUEUE}:lapsed-1:lock`, token: 'mine' };
+    await p.redis.set(lock.key, 'another-consumer', 'PX', 10_000);
+    const result = await dialAttempt(job(number, 'lapsed-1'), 1, await deps(p), silentLogger, { lock });
+    expect(result).toEqual({ status: 'lost_ownership' });
+    expect(p.sim.calls.filter((c) => c.phoneNumber === number)).toHaveLength(0);
+    expect(p.sim.dispatches.filter((d) => d.room === 'call-lapsed-1-1')).toHaveLength(0);
+  });
+
+  it('does not dial when BullMQ reports the lock lost while the call waits for its CPS slot', async () => {
+    pipeline = await startTestPipeline('lock-lost', { dialers: 0 });
+    const p = pipeline;
+    const number = freshNumber();
+    const lock = { key: `${p.config.queuePrefix}:${CALLS_QUEUE}:lost-1:lock`, token: 'mine' };
+    await p.redis.set(lock.key, 'mine', 'PX', 10_000);
+    const d = await deps(p);
+    const slow = { ...d, limiter: new DialRateLimiter(p.redis, `${p.config.queuePrefix}:slow-cps`, 0.2) };
+    await slow.limiter.acquire(); // the next slot is 5 s away
+    const lockLost = new AbortController();
+    const dialing = dialAttempt(job(number, 'lost-1'), 1, slow, silentLogger, { lock, lockLost: lockLost.signal });
+    setTimeout(() => lockLost.abort(), 100);
+    expect(await dialing).toEqual({ status: 'lost_ownership' });
+    expect(p.sim.calls.filter((c) => c.phoneNumber === number)).toHaveLength(0);
+  });
+
+  it('never dials one attempt twice, even from two holders that both believe they own it', async () => {
+    pipeline = await startTestPipeline('two-holders', { dialers: 0 });
+    const p = pipeline;
+    const number = freshNumber();
+    p.sim.network.setBehavior(number, { type: 'answer', afterMs: 300 });
+    const lock = { key: `${p.config.queuePrefix}:${CALLS_QUEUE}:both-1:lock`, token: 'shared' };
+    await p.redis.set(lock.key, 'shared', 'PX', 10_000);
+    const d = await deps(p);
+    const results = await Promise.all([
+      dialAttempt(job(number, 'both-1'), 1, d, silentLogger, { lock }),
+      dialAttempt(job(number, 'both-1'), 1, d, silentLogger, { lock }),
+    ]);
+    expect(results.map((r) => r.status).sort()).toEqual(['answered', 'lost_ownership']);
+    expect(p.sim.calls.filter((c) => c.phoneNumber === number)).toHaveLength(1);
+  });
+});
+
+describe('platform back-off', () => {
+  it('holds every slot: after a platform error no call goes out, at any concurrency, until the back-off ends', async () => {
+    pipeline = await startTestPipeline('backoff-slots', { env: { DIAL_CPS: '20', DIAL_CONCURRENCY: '10' }, dialers: 2 });
+    const p = pipeline;
+    const failing = freshNumber();
+    p.sim.network.setBehavior(failing, { platformFailures: 1, behavior: { type: 'answer', afterMs: 50 } });
+    const others = Array.from({ length: 12 }, () => freshNumber());
+    for (const n of others) p.sim.network.setBehavior(n, { type: 'answer', afterMs: 50 });
+    await p.enqueue({ phoneNumber: failing, campaignId });
+    await p.producer.enqueueCalls(others.map((phoneNumber) => ({ phoneNumber, campaignId })));
+    await waitFor(() => (p.sim.calls.filter((c) => c.result === 'answered').length === others.length + 1 ? true : undefined), 30_000);
+    const refused = p.sim.calls.find((c) => c.phoneNumber === failing && c.httpStatus === 503);
+    expect(refused).toBeDefined();
+    const at = refused?.receivedAt ?? 0;
+    // the refusal reached the consumer a moment after it was sent; the first back-off is 1 s
+    const during = p.sim.calls.filter((c) => c.receivedAt > at + 150 && c.receivedAt < at + 900);
+    expect(during.map((c) => c.phoneNumber)).toEqual([]);
+  });
+
+  it('rings a callee once after a long queue-wide back-off: the call is dialed by one holder only, answered once', async () => {
+    pipeline = await startTestPipeline('long-backoff', { env: { DIAL_CPS: '2', DIAL_LOCK_DURATION_MS: '1000' } });
+    const p = pipeline;
+    const number = freshNumber();
+    p.sim.network.setBehavior(number, { platformFailures: 3, behavior: { type: 'answer', afterMs: 200 } });
+    const callId = await p.enqueue({ phoneNumber: number, campaignId });
+    await waitFor(async () => ((await p.store.get(campaignId, callId))?.state === 'in_call' ? true : undefined), 30_000, 'answered');
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // a second dial would come within the lock's lifetime
+    const calls = p.sim.calls.filter((c) => c.phoneNumber === number);
+    expect(calls.map((c) => c.result)).toEqual(['failed', 'failed', 'failed', 'answered']);
+    expect(calls.filter((c) => c.httpStatus === undefined || c.httpStatus < 500).map((c) => c.room)).toEqual([`call-${callId}-1`]);
+    // each try after a refusal waited out the doubling back-off (1 s, 2 s, 4 s), never a second request at once
+    const gaps = calls.slice(1).map((c, i) => c.receivedAt - (calls[i]?.receivedAt ?? 0));
+    for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(900);
+  });
+
+  it('ends a call as failed after DIAL_MAX_PLATFORM_ERRORS platform errors instead of retrying it for ever', async () => {
+    pipeline = await startTestPipeline('platform-cap', { env: { DIAL_MAX_PLATFORM_ERRORS: '2' } });
+    const p = pipeline;
+    const number = freshNumber();
+    p.sim.network.setBehavior(number, { type: 'platform_unavailable' });
+    const callId = await p.enqueue({ phoneNumber: number, campaignId });
+    const record = await p.waitForOutcome(campaignId, callId, 20_000);
+    expect(record.outcome).toBe('failed');
+    expect(record.reason).toMatch(/gave up after 2 platform errors/);
+    expect(record.attempts).toBe(1);
+    expect(p.sim.calls.filter((c) => c.phoneNumber === number)).toHaveLength(2);
+  });
+});
+
+describe('every way a dial job ends writes one outcome', () => {
+  it("ends a call as failed when BullMQ fails its job as 'stalled more than allowable limit'", async () => {
+    pipeline = await startTestPipeline('stalled-limit', { dialers: 0 });
+    const p = pipeline;
+    const number = freshNumber();
+    const callId = await p.enqueue({ phoneNumber: number, campaignId, notBefore: new Date(Date.now() + 60_000) });
+    // What BullMQ's moveStalledJobsToWait does once a job stalled more than maxStalledCount times: it marks the job
+    // with a deferred failure and moves it to wait, and the next worker to take it fails it with that reason.
+    const job = await p.calls.getJob(callId);
+    await p.redis.hset(`${p.config.queuePrefix}:${CALLS_QUEUE}:${callId}`, 'defa', 'job stalled more than allowable limit');
+    await job?.promote();
+    await p.startDialer();
+    const record = await p.waitForOutcome(campaignId, callId);
+    expect(record).toMatchObject({ outcome: 'failed', reason: 'job stalled more than allowable limit' });
+    expect(p.sim.calls.filter((c) => c.phoneNumber === number)).toHaveLength(0);
+  });
+
+  it.each([
+    ['a number sent as an integer', { phoneNumber: 14155550123 }, /phoneNumber/],
+    ['metadata sent as a string', { phoneNumber: '+14155550124', metadata: 'vip' }, /metadata/],
+    ['5 MB of metadata', { phoneNumber: '+14155550125', metadata: { blob: 'x'.repeat(5 * 1024 * 1024) } }, /metadata must be at most 16 KiB/],
+  ])('records and fails a pushed job with a valid call id but %s, without dialing it', async (_what, fields, reason) => {
+    pipeline = await startTestPipeline('malformed', {});
+    const p = pipeline;
+    const queue = new Queue(CALLS_QUEUE, { connection: p.redis, prefix: p.config.queuePrefix });
+    try {
+      const callId = `pushed-${nextNumber++}`;
+      await queue.add('call', { callId, campaignId, ...fields }, { jobId: callId });
+      const record = await p.waitForOutcome(campaignId, callId);
+      expect(record.outcome).toBe('failed');
+      expect(record.reason).toMatch(reason);
+      expect(p.sim.calls).toHaveLength(0);
+      expect(p.sim.dispatches).toHaveLength(0);
+    } finally {
+      await queue.close();
+    }
+  });
+});

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { dialerKeys, type DialerKeys } from './keys.js';
 import type { CallJob } from './queues.js';
-import { CALL_STATES, OUTCOMES, type CallResult, type CallState, type Outcome } from './outcomes.js';
+import { CALL_STATES, OUTCOMES, type CallResult, type CallState, type Outcome, type TerminalApplied, type TerminalTransition } from './outcomes.js';
 import type { Clock } from './time.js';
 
 const script = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
@@ -116,7 +116,7 @@ interface StoreCommands {
   dialerEndAttempt(...args: (string | number)[]): Promise<[number, number]>;
   dialerClaimDial(...args: (string | number)[]): Promise<[string, number]>;
   dialerReleaseDial(...args: (string | number)[]): Promise<number>;
-  dialerApplyTerminal(...args: (string | number)[]): Promise<number>;
+  dialerApplyTerminal(...args: (string | number)[]): Promise<number | string>;
   dialerObserveAttemptEnd(...args: (string | number)[]): Promise<number>;
 }
 
@@ -318,40 +318,13 @@ export class CallStore {
 
   /**
    * Applies a terminal outcome once; returns false when the call had already ended, or (with `onlyFrom`) was not
-   * in one of those states.
+   * in one of those states. Without `onlyFrom` any state will do, and a missing record is created: for trusted
+   * in-process callers. Results from the queue go through `applyTransition` with the state machine's rule.
    */
   async applyTerminal(result: CallResult, options: { phoneNumber?: string; onlyFrom?: readonly CallState[] } = {}): Promise<boolean> {
-    const phoneNumber = options.phoneNumber ?? '';
-    const { callId, campaignId, outcome, reason, sipStatusCode, sipStatus } = result;
-    const fields: Record<string, string> = { endedAt: String(result.endedAt) };
-    if (reason) fields.reason = reason;
-    if (sipStatusCode !== undefined) {
-      fields.sipStatusCode = String(sipStatusCode);
-      fields.sipStatus = sipStatus ?? '';
-    }
-    const details: Partial<CallResult> = {
-      reportedBy: result.reportedBy,
-      durationMs: result.durationMs,
-      transfer: result.transfer,
-      surveyAnswers: result.surveyAnswers,
-      summary: result.summary,
-      transcript: result.transcript,
-    };
-    fields.details = JSON.stringify(details);
-    const now = this.clock.now();
-    const missing = { callId, campaignId, phoneNumber, metadata: '{}', attempts: String(result.attempt ?? 0), createdAt: String(now) };
-    const applied = await this.redis.dialerApplyTerminal(
-      3,
-      this.keys.callRecord(campaignId, callId),
-      this.keys.campaignCounters(campaignId),
-      this.keys.campaignCalls(campaignId),
-      outcome,
-      now,
-      JSON.stringify(fields),
-      JSON.stringify(missing),
-      (options.onlyFrom ?? []).join(','),
-    );
-    return applied === 1;
+    const transition = options.onlyFrom ? { from: options.onlyFrom, fromAtLatestAttempt: [] } : undefined;
+    const applied = await this.applyTransition(result, transition, { phoneNumber: options.phoneNumber });
+    return applied.status === 'applied';
   }
 
   /** One call's record, or undefined. */
@@ -455,5 +428,55 @@ export class CallStore {
     };
     const applied = await this.redis.dialerObserveAttemptEnd(1, this.keys.callRecord(campaignId, callId), attempt, JSON.stringify(stored));
     return applied === 1;
+  }
+
+  /**
+   * Ends a call with `result` if `transition` allows it from the state the record is in (undefined: any state, and a
+   * missing record is created), in one Lua script. `applied`: the outcome is now the call's; `already_ended`: the call
+   * had its outcome (a repeat, a no-op); `refused`: the call was in a state (or had no record, `missing`) this result
+   * cannot end it from, and nothing was written.
+   */
+  async applyTransition(
+    result: CallResult,
+    transition: TerminalTransition | undefined,
+    options: { phoneNumber?: string } = {},
+  ): Promise<TerminalApplied> {
+    const phoneNumber = options.phoneNumber ?? '';
+    const { callId, campaignId, outcome, reason, sipStatusCode, sipStatus } = result;
+    const fields: Record<string, string> = { endedAt: String(result.endedAt) };
+    if (reason) fields.reason = reason;
+    if (sipStatusCode !== undefined) {
+      fields.sipStatusCode = String(sipStatusCode);
+      fields.sipStatus = sipStatus ?? '';
+    }
+    const details: Partial<CallResult> = {
+      reportedBy: result.reportedBy,
+      durationMs: result.durationMs,
+      transfer: result.transfer,
+      surveyAnswers: result.surveyAnswers,
+      summary: result.summary,
+      transcript: result.transcript,
+    };
+    fields.details = JSON.stringify(details);
+    const now = this.clock.now();
+    const missing = { callId, campaignId, phoneNumber, metadata: '{}', attempts: String(result.attempt ?? 0), createdAt: String(now) };
+    const reply = await this.redis.dialerApplyTerminal(
+      3,
+      this.keys.callRecord(campaignId, callId),
+      this.keys.campaignCounters(campaignId),
+      this.keys.campaignCalls(campaignId),
+      outcome,
+      now,
+      JSON.stringify(fields),
+      JSON.stringify(missing),
+      (transition?.from ?? []).join(','),
+      (transition?.fromAtLatestAttempt ?? []).join(','),
+      result.attempt ?? '',
+    );
+    if (reply === 1) return { status: 'applied' };
+    if (reply === 0) return { status: 'already_ended' };
+    const state = String(reply);
+    if (state === 'missing' || isState(state)) return { status: 'refused', state };
+    throw new Error(`applyTerminal.lua answered an unknown reply: ${state}`);
   }
 }

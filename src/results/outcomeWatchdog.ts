@@ -5,7 +5,7 @@ import type { CallStore } from '../core/callStore.js';
 import type { Logger } from '../core/logger.js';
 import { idSchema } from '../core/queues.js';
 import type { ResultReporter } from '../core/reportResult.js';
-import type { Clock } from '../core/time.js';
+import { SECOND, type Clock } from '../core/time.js';
 
 /** Internal queue: one delayed check per connected call (not part of the outside contract). */
 export const OUTCOME_WATCHDOG_QUEUE = 'call-outcome-watchdog';
@@ -54,7 +54,10 @@ export class OutcomeWatchdog {
   }
 }
 
-/** Runs the checks: a call still not terminal when its check fires is reported `failed` (a no-op if the agent got there first). */
+/**
+ * Runs the checks: a call still `in_call` when its check fires is reported `failed` by `watchdog` (a no-op if the
+ * agent got there first).
+ */
 export function startOutcomeWatchdogWorker(options: {
   connection: Redis;
   prefix: string;
@@ -67,11 +70,16 @@ export function startOutcomeWatchdogWorker(options: {
   const check = async (job: Job<WatchdogJob>) => {
     const call = watchdogSchema.parse(job.data);
     const record = await store.get(call.campaignId, call.callId);
-    if (!record || record.state === 'terminal') return { ended: true };
-    const reason = `no outcome reported by the agent within ${Math.round(call.timeoutMs / 1000)} s of the answer`;
     const ids = { callId: call.callId, campaignId: call.campaignId, attempt: call.attempt };
+    if (!record || record.state === 'terminal') return { ended: true };
+    if (record.state !== 'in_call') {
+      // a watchdog ends connected calls only; the results worker would refuse anything else (terminalTransition)
+      logger.warn({ ...ids, state: record.state }, 'outcome check found the call not in a call; left to its owner');
+      return { ended: false };
+    }
+    const reason = `no outcome reported by the agent within ${Math.round(call.timeoutMs / SECOND)} s of the answer`;
     logger.warn(ids, reason);
-    await reporter.report({ ...ids, outcome: 'failed', reason, reportedBy: 'consumer', endedAt: clock.now() });
+    await reporter.report({ ...ids, outcome: 'failed', reason, reportedBy: 'watchdog', endedAt: clock.now() });
     return { ended: false };
   };
   const worker = new Worker<WatchdogJob>(OUTCOME_WATCHDOG_QUEUE, check, { connection: options.connection, prefix: options.prefix });

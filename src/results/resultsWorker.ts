@@ -3,7 +3,7 @@ import { CallStore } from '../core/callStore.js';
 import { loadConfig, type DialerConfig } from '../core/config.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import type { DialerMetrics } from '../core/metrics.js';
-import { callResultSchema, type CallResult } from '../core/outcomes.js';
+import { callResultSchema, terminalTransition, type CallResult } from '../core/outcomes.js';
 import { CALL_RESULTS_QUEUE } from '../core/queues.js';
 import { closeConnection, createWorkerConnection } from '../core/redisConnection.js';
 import { ResultReporter } from '../core/reportResult.js';
@@ -35,7 +35,8 @@ export interface ResultsWorkerHandle {
  * Applies `call-results` to call records and campaign counters, ends connected calls whose agent never reported as
  * `failed` (the outcome watchdog), and POSTs each terminal outcome to RESULTS_WEBHOOK_URL when set. A terminal
  * outcome is applied once: the record's state check makes a second report for the same call id a no-op, even after
- * its job is gone.
+ * its job is gone. A result that cannot happen (an unknown call id other than an inbound `in-…` one, or a reporter
+ * ending a call from a state it cannot end it from: see terminalTransition) is refused: logged once, its job failed.
  */
 export async function startResultsWorker(options: ResultsWorkerOptions = {}): Promise<ResultsWorkerHandle> {
   const config = options.config ?? loadConfig(process.env);
@@ -65,8 +66,21 @@ export async function startResultsWorker(options: ResultsWorkerOptions = {}): Pr
       throw new UnrecoverableError(`malformed call result: ${reason}`);
     }
     const result = parsed.data;
-    const applied = await store.applyTerminal(result, { phoneNumber: result.phoneNumber });
     const log = logger.child({ callId: result.callId, campaignId: result.campaignId, attempt: result.attempt });
+    const rule = terminalTransition(result);
+    const transition = await store.applyTransition(result, rule, { phoneNumber: result.phoneNumber });
+    if (transition.status === 'refused') {
+      const { state } = transition;
+      const reason =
+        state === 'missing'
+          ? `no record of call ${result.callId} in campaign ${result.campaignId}`
+          : rule.fromAtLatestAttempt.some((s) => s === state)
+            ? `${result.reportedBy} may end a call that is ${state} only for its latest attempt, not attempt ${result.attempt ?? '(none)'}`
+            : `${result.reportedBy} may not end a call that is ${state}`;
+      log.warn({ outcome: result.outcome, reportedBy: result.reportedBy, state, reason }, 'impossible result refused');
+      throw new UnrecoverableError(`result refused: ${reason}`);
+    }
+    const applied = transition.status === 'applied';
     if (applied) {
       log.info({ outcome: result.outcome, sipStatusCode: result.sipStatusCode }, 'call ended');
       options.metrics?.callOutcomes.inc({ outcome: result.outcome });

@@ -67,6 +67,7 @@ describe('results worker', () => {
 
   it('keeps agent details (transfer, survey answers, summary) with the outcome', async () => {
     await store.createCalls(campaignId, [{ callId: 'agent-1', phoneNumber: '+14155550101', metadata: { first_name: 'Ann' } }]);
+    await store.beginAttempt({ callId: 'agent-1', campaignId, phoneNumber: '+14155550101', metadata: {} }, 1, 'call-agent-1-1');
     await reporter.report({
       callId: 'agent-1',
       campaignId,
@@ -87,10 +88,10 @@ describe('results worker', () => {
     expect(record.metadata).toEqual({ first_name: 'Ann' });
   });
 
-  it('creates a record for a result whose call it never saw, so nothing is lost', async () => {
-    await reporter.report({ callId: 'orphan-1', campaignId, outcome: 'failed', reportedBy: 'agent', reason: 'agent crashed', endedAt: Date.now() });
+  it('creates the record of an inbound call the agent reports with none made before (in-… ids)', async () => {
+    await reporter.report({ callId: 'in-orphan-1', campaignId, outcome: 'failed', reportedBy: 'agent', reason: 'agent crashed', endedAt: Date.now() });
     const record = await waitFor(async () => {
-      const r = await store.get(campaignId, 'orphan-1');
+      const r = await store.get(campaignId, 'in-orphan-1');
       return r?.state === 'terminal' ? r : undefined;
     });
     expect(record).toMatchObject({ outcome: 'failed', reason: 'agent crashed' });
@@ -100,6 +101,7 @@ describe('results worker', () => {
     const queue = new Queue(CALL_RESULTS_QUEUE, { connection: redis, prefix });
     const bad = await queue.add('bad', { callId: 'x' }, { jobId: 'malformed-1' });
     await store.createCalls(campaignId, [{ callId: 'after-bad', phoneNumber: '+14155550102', metadata: {} }]);
+    await store.beginAttempt({ callId: 'after-bad', campaignId, phoneNumber: '+14155550102', metadata: {} }, 1, 'call-after-bad-1');
     await reporter.report({ callId: 'after-bad', campaignId, outcome: 'voicemail', reportedBy: 'agent', endedAt: Date.now() });
     await waitFor(async () => ((await store.get(campaignId, 'after-bad'))?.outcome === 'voicemail' ? true : undefined));
     expect(await bad.getState()).toBe('failed');

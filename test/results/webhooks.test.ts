@@ -65,9 +65,16 @@ afterAll(async () => {
 
 const deliveriesOf = (callId: string) => received.filter((r) => r.headers[EVENT_ID_HEADER] === callId);
 
+/** A call whose phone is ringing (record `dialing`, attempt 1): its agent or consumer may end it. */
+async function ringing(callId: string): Promise<void> {
+  const call = { callId, campaignId, phoneNumber: '+14155550140', metadata: {} };
+  await store.createCalls(campaignId, [call]);
+  await store.beginAttempt(call, 1, `call-${callId}-1`);
+}
+
 describe('result webhooks', () => {
   it('POSTs the terminal outcome once, signed over timestamp and body; a later report of the same call sends nothing', async () => {
-    await store.createCalls(campaignId, [{ callId: 'hook-1', phoneNumber: '+14155550140', metadata: {} }]);
+    await ringing('hook-1');
     const result: CallResult = { callId: 'hook-1', campaignId, outcome: 'voicemail', reason: 'message left', reportedBy: 'agent', attempt: 1, endedAt: Date.now() };
     await reporter.report(result);
     await waitFor(() => (deliveriesOf('hook-1').length > 0 ? true : undefined), 5000, 'the webhook');
@@ -98,6 +105,7 @@ describe('result webhooks', () => {
 
   it('retries with backoff while the receiver fails, until it answers 2xx', async () => {
     answers.set('hook-2', [500, 503]);
+    await ringing('hook-2');
     await reporter.report({ callId: 'hook-2', campaignId, outcome: 'busy', reportedBy: 'consumer', sipStatusCode: 486, sipStatus: 'Busy Here', attempt: 3, endedAt: Date.now() });
     await waitFor(() => (deliveriesOf('hook-2').length >= 3 ? true : undefined), 20_000, 'three deliveries');
     const webhooks = new Queue(WEBHOOKS_QUEUE, { connection: redis, prefix });

@@ -1,13 +1,21 @@
--- Applies a call's terminal outcome once: a second report for the same call changes nothing.
+-- Applies a call's terminal outcome once, and only from a state it can come from (the record's state machine).
 -- KEYS[1] record, KEYS[2] campaign counters, KEYS[3] campaign call-id list.
 -- ARGV[1] outcome, ARGV[2] now, ARGV[3] flat JSON object of fields to store, ARGV[4] record JSON for a missing record,
--- ARGV[5] optional comma-separated states the call must be in (an operator's cancel must not end a ringing call).
--- Returns 1 when applied, 0 when the call was already terminal (or not in one of the required states).
+-- ARGV[5] comma-separated states the call may be in ('' = any; 'missing' = no record yet, created from ARGV[4]),
+-- ARGV[6] comma-separated states allowed only when ARGV[7] (the result's attempt) is the record's latest attempt.
+-- Returns 1 when applied, 0 when the call was already terminal, otherwise the state it found ('missing' when there
+-- is no record): the result is refused and nothing is written.
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == 'terminal' then return 0 end
-if ARGV[5] and ARGV[5] ~= '' and not string.find(',' .. ARGV[5] .. ',', ',' .. (state or 'missing') .. ',', 1, true) then
-  return 0
+local found = state or 'missing'
+local function listed(list, value)
+  return list ~= '' and string.find(',' .. list .. ',', ',' .. value .. ',', 1, true) ~= nil
 end
+local allowed = ARGV[5] == '' or listed(ARGV[5], found)
+if not allowed and state and ARGV[7] ~= '' and listed(ARGV[6], state) then
+  allowed = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0') == tonumber(ARGV[7])
+end
+if not allowed then return found end
 if not state then
   local fields = cjson.decode(ARGV[4])
   for k, v in pairs(fields) do redis.call('HSET', KEYS[1], k, v) end

@@ -1,3 +1,5 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { parseEnv } from '../core/config.js';
@@ -21,6 +23,8 @@ export const DEFAULT_PARTICIPANT_WAIT_S = 90;
 export const DEFAULT_TRANSFER_CONFIRM_TIMEOUT_S = 20;
 export const DEFAULT_TRANSFER_RINGING_TIMEOUT_S = 30;
 export const DEFAULT_VOICEMAIL_PAUSE_MS = 1000;
+/** Where outcomes wait while Redis is away (src/agent/outcomeSpool.ts); one subdirectory per QUEUE_PREFIX. */
+export const DEFAULT_OUTCOME_SPOOL_DIR = join(tmpdir(), 'dialer-agent-outcomes');
 
 const MAX_PORT = 65535;
 
@@ -47,6 +51,7 @@ const agentEnvSchema = z.object({
   AGENT_TRANSFER_CONFIRM_TIMEOUT_S: positive('AGENT_TRANSFER_CONFIRM_TIMEOUT_S').default(DEFAULT_TRANSFER_CONFIRM_TIMEOUT_S),
   AGENT_TRANSFER_RINGING_TIMEOUT_S: positive('AGENT_TRANSFER_RINGING_TIMEOUT_S').default(DEFAULT_TRANSFER_RINGING_TIMEOUT_S),
   AGENT_VOICEMAIL_PAUSE_MS: nonNegative('AGENT_VOICEMAIL_PAUSE_MS').default(DEFAULT_VOICEMAIL_PAUSE_MS),
+  AGENT_OUTCOME_SPOOL_DIR: z.string().min(1).default(DEFAULT_OUTCOME_SPOOL_DIR),
   AGENT_HTTP_PORT: z.coerce
     .number({ error: 'AGENT_HTTP_PORT must be a port number' })
     .int('AGENT_HTTP_PORT must be a port number')
@@ -91,6 +96,11 @@ export interface AgentSettings {
   /** Pause after the voicemail message before hanging up. */
   voicemailPauseMs: number;
   /**
+   * Directory where a call's outcome waits until Redis takes it (job processes write, the worker's main process
+   * replays). On a container, a volume keeps it across restarts.
+   */
+  outcomeSpoolDir: string;
+  /**
    * Port of the worker's health-check HTTP server; undefined: agents-js' default (8081 for `start`, any free port
    * for `dev`). Set it to run more than one worker on a host.
    */
@@ -121,6 +131,7 @@ export function loadAgentSettings(env: NodeJS.ProcessEnv = process.env): AgentSe
     transferConfirmTimeoutMs: e.AGENT_TRANSFER_CONFIRM_TIMEOUT_S * SECOND,
     transferRingingTimeoutS: e.AGENT_TRANSFER_RINGING_TIMEOUT_S,
     voicemailPauseMs: e.AGENT_VOICEMAIL_PAUSE_MS,
+    outcomeSpoolDir: e.AGENT_OUTCOME_SPOOL_DIR,
     httpPort: e.AGENT_HTTP_PORT,
   };
 }

@@ -7,7 +7,6 @@ import { createLiveKitClients } from '../core/livekitClients.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { redactPhoneNumber } from '../core/phone.js';
 import type { AttemptEndObservation } from '../core/callStore.js';
-import { ResultReporter } from '../core/reportResult.js';
 import { HOUR, SECOND, systemClock } from '../core/time.js';
 import { AgentCallBook } from './agentCallBook.js';
 import { loadAgentSettings, type AgentSettings } from './agentConfig.js';
@@ -16,6 +15,7 @@ import { CallControl, SIP_PHONE_NUMBER_ATTRIBUTE } from './callControl.js';
 import { CallController } from './callController.js';
 import { DispatchMetadataError, parseCallPlan, redactNumbersIn, type CallPlan } from './callPlan.js';
 import { createSessionModels, type SessionModels } from './models.js';
+import { DurableResultReporter, OutcomeSpool, spoolDirFor } from './outcomeSpool.js';
 import { CallOutcomeTracker } from './outcomeTracker.js';
 import { loadProfiles, resolveCallProfile, type ProfileCatalog } from './profiles.js';
 import { followCallee, waitForCaller, waitForLeave, waitForSipAnswer, type LifecycleRoom, type RoomParticipant } from './roomLifecycle.js';
@@ -157,13 +157,23 @@ export async function runCall<R extends CallRoom>(ctx: CallJobContext<R>, deps: 
   });
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: REDIS_MAX_RETRIES });
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
+  // Outcomes are spooled before they are sent: Redis being away when the call ends (or this process shutting down
+  // meanwhile) leaves them for the worker's main process to replay (src/agent/outcomeSpool.ts).
+  const durableReporter = () =>
+    new DurableResultReporter({
+      connection: redis,
+      queuePrefix: config.queuePrefix,
+      spool: new OutcomeSpool(spoolDirFor(settings.outcomeSpoolDir, config.queuePrefix)),
+      deadlineMs: config.dial.outcomeTimeoutMs,
+      logger: log,
+    });
   const control = new CallControl({ clients: createLiveKitClients(requireLiveKit(config)), roomName, logger: log, redactNames });
 
   if (!plan) {
     const err = planError instanceof Error ? planError : new Error(String(planError));
     const bad = err instanceof DispatchMetadataError ? err : undefined;
     log.error({ err: err.message }, 'cannot handle this dispatch');
-    const reporter = bad?.callId ? new ResultReporter(redis, config.queuePrefix) : undefined;
+    const reporter = bad?.callId ? durableReporter() : undefined;
     const tracker = new CallOutcomeTracker({ callId: bad?.callId, campaignId: bad?.campaignId ?? 'default', sink: reporter, logger: log });
     await tracker.finish({ outcome: 'failed', reason: err.message });
     await control.hangup('invalid dispatch metadata');
@@ -173,7 +183,7 @@ export async function runCall<R extends CallRoom>(ctx: CallJobContext<R>, deps: 
     return;
   }
 
-  const reporter = new ResultReporter(redis, config.queuePrefix);
+  const reporter = durableReporter();
   const book = new AgentCallBook(redis, config.queuePrefix, systemClock, config.dial.outcomeTimeoutMs, log);
   const tracker = new CallOutcomeTracker({
     callId: plan.callId,

@@ -9,9 +9,13 @@ import { ServerOptions, cli, defineAgent, type JobContext } from '@livekit/agent
 import { config as loadDotenv } from 'dotenv';
 import { loadConfig, requireLiveKit } from '../core/config.js';
 import { ConfigError } from '../core/errors.js';
+import { createLogger } from '../core/logger.js';
+import { createProducerConnection } from '../core/redisConnection.js';
+import { ResultReporter } from '../core/reportResult.js';
 import { SECOND } from '../core/time.js';
 import { loadAgentSettings, requireOpenAIKey } from './agentConfig.js';
 import { runCallJob } from './entry.js';
+import { OutcomeSpool, spoolDirFor, startSpoolReplayer } from './outcomeSpool.js';
 
 loadDotenv({ quiet: true });
 
@@ -44,10 +48,12 @@ if (isMainModule()) {
   // Validate every setting before registering, so a bad .env fails here with a readable message.
   let agentName: string;
   let port: number | undefined;
+  let config: ReturnType<typeof loadConfig>;
+  let settings: ReturnType<typeof loadAgentSettings>;
   try {
-    const config = loadConfig();
+    config = loadConfig();
     requireLiveKit(config);
-    const settings = loadAgentSettings();
+    settings = loadAgentSettings();
     requireOpenAIKey(settings.models);
     agentName = config.agentName;
     port = settings.httpPort;
@@ -55,6 +61,15 @@ if (isMainModule()) {
     process.stderr.write(`agent: ${(err as Error).message}\n`);
     process.exit(err instanceof ConfigError ? EXIT_INVALID_SETTINGS : 1);
   }
+  // Job processes spool an outcome Redis did not take before they ended; this (long-lived) process replays them.
+  const log = createLogger(config.logLevel, 'agent');
+  const replayConnection = createProducerConnection(config.redisUrl);
+  replayConnection.on('error', (err) => log.warn({ err: err.message }, 'redis connection error (outcome replay)'));
+  startSpoolReplayer({
+    spool: new OutcomeSpool(spoolDirFor(settings.outcomeSpoolDir, config.queuePrefix)),
+    sender: new ResultReporter(replayConnection, config.queuePrefix, log),
+    logger: log,
+  });
   cli.runApp(
     new ServerOptions({ agent: fileURLToPath(import.meta.url), agentName, port, shutdownProcessTimeout: JOB_PROCESS_SHUTDOWN_TIMEOUT_MS }),
   );

@@ -2,9 +2,18 @@ import type { Logger } from '../core/logger.js';
 import type { CallResult, Outcome, SurveyAnswer, TranscriptLine } from '../core/outcomes.js';
 import { sleep, systemClock, type Clock } from '../core/time.js';
 
-/** Where finished calls go: ResultReporter (the `call-results` queue) in production. */
+/**
+ * What a durable sink says of a report: `delivered` (on `call-results`), or `pending` (Redis did not take it yet; it
+ * is still being sent and waits in the outcome spool for replay, see src/agent/outcomeSpool.ts).
+ */
+export type ReportStatus = 'delivered' | 'pending';
+
+/**
+ * Where finished calls go: the agent's DurableResultReporter (spool, then `call-results`), or a plain ResultReporter
+ * (resolves once sent). A sink that throws is retried a few times here.
+ */
 export interface ResultSink {
-  report(result: CallResult): Promise<void>;
+  report(result: CallResult): Promise<ReportStatus | void>;
 }
 
 /** The terminal decision about a call, before it is written. */
@@ -182,8 +191,9 @@ export class CallOutcomeTracker {
     const callId = this.options.logCallId ?? result.callId;
     for (let attempt = 1; attempt <= REPORT_ATTEMPTS; attempt += 1) {
       try {
-        await this.options.sink.report(result);
-        log.info({ callId, outcome: result.outcome, reason: result.reason }, 'call outcome reported');
+        const status = await this.options.sink.report(result);
+        if (status === 'pending') log.warn({ callId, outcome: result.outcome, reason: result.reason }, 'call outcome spooled: Redis has not taken it yet');
+        else log.info({ callId, outcome: result.outcome, reason: result.reason }, 'call outcome reported');
         return result;
       } catch (err) {
         log.error({ err, callId, attempt }, 'could not report the call outcome');

@@ -9,6 +9,7 @@ import { SECOND, sleep, systemClock } from '../core/time.js';
 import type { AttemptEndObservation } from '../core/callStore.js';
 import type { CallAnsweredEvent, CallEndedEvent, Callee, ParticipantLeftEvent, SimEvents } from '../sim/index.js';
 import {
+  DEFAULT_OUTCOME_SPOOL_DIR,
   DEFAULT_PROFILES_FILE,
   DEFAULT_PROFILE_NAME,
   DEFAULT_TRANSFER_RINGING_TIMEOUT_S,
@@ -20,6 +21,7 @@ import { CallControl, SIP_PHONE_NUMBER_ATTRIBUTE, type CallControlClients } from
 import { CallController, type CallBehaviour } from './callController.js';
 import { DispatchMetadataError, parseCallPlan, redactNumbersIn, type CallPlan } from './callPlan.js';
 import { buildCallScript } from './calleeScript.js';
+import { DurableResultReporter, OutcomeSpool, spoolDirFor, startSpoolReplayer } from './outcomeSpool.js';
 import { CallOutcomeTracker, type OutcomeDecision } from './outcomeTracker.js';
 import { loadProfiles, resolveCallProfile, type CallProfile, type ProfileCatalog } from './profiles.js';
 import { playOut, speak } from './speech.js';
@@ -68,6 +70,10 @@ export interface SimulatedAgentOptions {
   timing?: Partial<SimulatedTiming>;
   /** Log level of agents-js' own logger when this process has not set one up (default: `fatal`). */
   frameworkLogLevel?: string;
+  /** Where outcomes wait while Redis is away (default: AGENT_OUTCOME_SPOOL_DIR's default); replayed from here too. */
+  outcomeSpoolDir?: string;
+  /** How long a spooled outcome is worth sending (default: CALL_OUTCOME_TIMEOUT_S's default). */
+  outcomeTimeoutMs?: number;
 }
 
 export interface SimulatedAgent {
@@ -116,7 +122,7 @@ interface SimCallDeps {
   clients: CallControlClients;
   /** The room's metadata (a dispatch rule's roomConfig may name the campaign of inbound calls). */
   roomMetadata: (room: string) => Promise<string | undefined>;
-  reporter: ResultReporter;
+  reporter: DurableResultReporter;
   /** Records and watches the calls the agent connects itself, as runCall does. */
   book: AgentCallBook;
   profiles: () => Promise<ProfileCatalog>;
@@ -415,8 +421,14 @@ export async function startSimulatedAgent(options: SimulatedAgentOptions): Promi
     connection.disconnect();
     throw err;
   }
-  const reporter = new ResultReporter(connection, options.queuePrefix);
-  const book = new AgentCallBook(connection, options.queuePrefix, systemClock, DEFAULT_CALL_OUTCOME_TIMEOUT_S * SECOND, logger);
+  const outcomeTimeoutMs = options.outcomeTimeoutMs ?? DEFAULT_CALL_OUTCOME_TIMEOUT_S * SECOND;
+  // As the real worker: outcomes are spooled before they are sent, retried while Redis is away, and whatever an
+  // earlier (closed or crashed) agent left in the spool is replayed.
+  const spool = new OutcomeSpool(spoolDirFor(options.outcomeSpoolDir ?? DEFAULT_OUTCOME_SPOOL_DIR, options.queuePrefix));
+  const reporter = new DurableResultReporter({ connection, queuePrefix: options.queuePrefix, spool, deadlineMs: outcomeTimeoutMs, logger });
+  const replaySender = new ResultReporter(connection, options.queuePrefix, logger);
+  const replayer = startSpoolReplayer({ spool, sender: replaySender, logger });
+  const book = new AgentCallBook(connection, options.queuePrefix, systemClock, outcomeTimeoutMs, logger);
   const { sim } = options;
   const clients = createLiveKitClients({ url: sim.url, apiKey: sim.apiKey, apiSecret: sim.apiSecret });
 
@@ -512,6 +524,8 @@ export async function startSimulatedAgent(options: SimulatedAgentOptions): Promi
         earlyAnswers.clear();
         await book.close();
         await reporter.close();
+        await replayer.close();
+        await replaySender.close();
         await closeConnection(connection);
       })();
       return closing;

@@ -1,4 +1,5 @@
 import { Queue, type ConnectionOptions } from 'bullmq';
+import type { Logger } from './logger.js';
 import { CALL_RESULTS_QUEUE } from './queues.js';
 import { callResultSchema, type CallResult } from './outcomes.js';
 
@@ -12,8 +13,13 @@ export class ResultReporter {
   private readonly queue: Queue;
   private closed = false;
 
-  constructor(connection: ConnectionOptions, prefix: string) {
+  /**
+   * With `logger`, the queue's Redis errors go to it (at debug: the connection's own error listener reports them
+   * already); without, BullMQ prints each one to stderr as a multi-line dump.
+   */
+  constructor(connection: ConnectionOptions, prefix: string, logger?: Logger) {
     this.queue = new Queue(CALL_RESULTS_QUEUE, { connection, prefix });
+    if (logger) this.queue.on('error', (err) => logger.debug({ err: err.message }, 'call-results queue: redis error'));
   }
 
   /** Reports the call's one terminal outcome (validated here, the edge every reporter shares). */

@@ -4,6 +4,9 @@
  * ends jobs; the simulator serves the LiveKit server API and Redis holds the outcomes. The voice session, when a
  * path gets that far, is a text-mode AgentSession driven by a FakeLLM.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { initializeLogger, loggerOptions, voice } from '@livekit/agents';
 import { DisconnectReason } from '@livekit/rtc-node';
 import { Queue } from 'bullmq';
@@ -15,7 +18,9 @@ import { TOOL_NAMES } from '../../src/agent/callAgent.js';
 import { INBOUND_CAMPAIGN_ID } from '../../src/agent/callPlan.js';
 import type { CallController } from '../../src/agent/callController.js';
 import { runAnsweringMachineDetection, runCall, type SessionOpener, type SessionRequest } from '../../src/agent/entry.js';
+import { OutcomeSpool, replaySpool, spoolDirFor } from '../../src/agent/outcomeSpool.js';
 import { parseProfiles } from '../../src/agent/profiles.js';
+import type { Logger } from '../../src/core/logger.js';
 import { CallStore } from '../../src/core/callStore.js';
 import { DEFAULT_CALL_OUTCOME_TIMEOUT_S, loadConfig, type DialerConfig } from '../../src/core/config.js';
 import type { LiveKitClients } from '../../src/core/livekitClients.js';
@@ -28,6 +33,7 @@ import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/tes
 import { waitFor } from '../helpers/waitFor.js';
 import { FakeJob, FakeRoom, mirrorSimRoom, runJob, type JobRun } from './fakeRoom.js';
 import { ResultsReader, nextNumber, simClients } from './helpers.js';
+import { freePort } from './restartableRedis.js';
 
 const prefix = uniquePrefix('agent-calljob');
 const logger = pino({ level: 'silent' });
@@ -53,6 +59,8 @@ let clients: LiveKitClients;
 let results: ResultsReader;
 let config: DialerConfig;
 let settings: AgentSettings;
+/** The calls' outcome spool (each outcome passes through it on its way to Redis). */
+let spoolDir: string;
 
 interface TestCall {
   job: FakeJob;
@@ -79,8 +87,10 @@ beforeAll(async () => {
     LOG_LEVEL: 'silent',
   });
   const base = loadAgentSettings({ OPENAI_API_KEY: 'sk-test' });
+  spoolDir = await mkdtemp(join(tmpdir(), 'dialer-calljob-spool-'));
   settings = {
     ...base,
+    outcomeSpoolDir: spoolDir,
     participantWaitMs: PARTICIPANT_WAIT_MS,
     limits: { maxCallDurationMs: 30_000, silenceTimeoutMs: 30_000 },
     voicemailPauseMs: 10,
@@ -96,6 +106,7 @@ afterAll(async () => {
   await results.close();
   await sim.close();
   await deleteKeysWithPrefix(testRedisUrl(), prefix);
+  await rm(spoolDir, { recursive: true, force: true });
 });
 
 /** Text-mode sessions (no room, no audio) with a FakeLLM; `gate` holds the start, `fail` then makes it throw. */
@@ -139,6 +150,7 @@ function startCall(
     roomMetadata?: string;
     config?: DialerConfig;
     settings?: AgentSettings;
+    logger?: Logger;
     connectError?: Error;
     responses?: voice.testing.FakeLLMResponse[];
     gate?: Promise<void>;
@@ -163,7 +175,7 @@ function startCall(
     config: options.config ?? config,
     settings: options.settings ?? settings,
     profiles,
-    logger,
+    logger: options.logger ?? logger,
     openSession: textSessions(job, opened, options),
   });
   const run = runJob(job, entry, options.entryWaitMs);
@@ -249,6 +261,40 @@ describe('dispatch metadata the agent cannot use', () => {
     expect(written[0]?.reason).toMatch(/needs call_id and sip_participant_identity/);
     expect(call.job.shutdownReasons).toEqual(['invalid dispatch metadata']);
     expect(sim.deletedRooms).toContain(roomName);
+  });
+});
+
+describe('the outcome when Redis is away as the job ends', () => {
+  it('is left in the outcome spool, and the log says so, when the job shuts down; the worker replays it', { timeout: 3 * TEST_TIMEOUT_MS }, async () => {
+    const spoolBase = await mkdtemp(join(tmpdir(), 'dialer-calljob-spool-'));
+    cleanups.push(() => rm(spoolBase, { recursive: true, force: true }));
+    const lines: string[] = [];
+    const roomName = nextRoomName('spool');
+    const metadata = consumerMetadata('calljob-spooled', { sip_participant_identity: undefined });
+    await dispatchRoom(roomName, metadata);
+    const call = startCall(metadata, {
+      roomName,
+      config: { ...config, redisUrl: `redis://127.0.0.1:${await freePort()}` },
+      settings: { ...settings, outcomeSpoolDir: spoolBase },
+      logger: pino({ level: 'info' }, { write: (line: string) => lines.push(line) }),
+    });
+    await call.run.ended;
+    expect(lines.some((l) => l.includes('"callId":"calljob-spooled"') && l.includes('left in the spool, the worker replays it'))).toBe(true);
+    expect(await resultsFor('calljob-spooled')).toEqual([]);
+
+    // The worker's main process replays it once Redis answers (here: the test's Redis, under the same prefix).
+    const connection = new Redis(testRedisUrl());
+    const sender = new ResultReporter(connection, prefix);
+    try {
+      const pass = await replaySpool({ spool: new OutcomeSpool(spoolDirFor(spoolBase, prefix)), sender, logger, minAgeMs: 0 });
+      expect(pass).toEqual({ delivered: 1, expired: 0, failed: 0 });
+    } finally {
+      await sender.close();
+      await connection.quit();
+    }
+    const written = await resultsFor('calljob-spooled');
+    expect(written).toHaveLength(1);
+    expect(written[0]).toMatchObject({ outcome: 'failed', campaignId: 'calljob', reportedBy: 'agent' });
   });
 });
 

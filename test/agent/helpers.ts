@@ -19,7 +19,17 @@ export class ResultsReader {
   constructor(redisUrl: string, prefix: string) {
     this.connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
     this.queue = new Queue(CALL_RESULTS_QUEUE, { connection: this.connection, prefix });
+    // A test that takes Redis away expects connection errors; reads retry once it is back.
+    this.queue.on('error', (err) => {
+      this.lastError = err;
+    });
+    this.connection.on('error', (err) => {
+      this.lastError = err;
+    });
   }
+
+  /** The last Redis error the reader saw (they are expected while a test has taken Redis away). */
+  lastError: Error | undefined;
 
   async all(): Promise<CallResult[]> {
     const jobs = await this.queue.getJobs(['waiting', 'delayed', 'active', 'completed', 'failed', 'prioritized']);

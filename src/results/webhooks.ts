@@ -1,8 +1,8 @@
 /**
  * Result webhooks: each call's terminal outcome POSTed to RESULTS_WEBHOOK_URL, once per call, retried with
- * backoff until the receiver answers 2xx. Deliveries are BullMQ jobs (id = call id), so they survive restarts and a
- * result applied twice is delivered once; a receiver must still accept a repeat (same `X-Dialer-Event-Id`) after a
- * timeout it answered too late.
+ * backoff until the receiver answers 2xx (redirects are not followed: a 3xx is a failure). Deliveries are BullMQ jobs
+ * (id = call id), so they survive restarts and a result applied twice is delivered once; a receiver must still accept
+ * a repeat after a timeout it answered too late, deduplicating on the signed body's `callId`.
  */
 import { Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -14,7 +14,10 @@ import { HOUR, SECOND, type Clock } from '../core/time.js';
 
 /** Internal queue (not part of the outside contract). */
 export const WEBHOOKS_QUEUE = 'call-webhooks';
-/** 12 attempts with exponential backoff from 2 s: the last one comes about 1 h 8 min after the first. */
+/**
+ * 12 attempts with exponential backoff from 2 s (BullMQ: 2^(n-1) × 2 s): the 11 delays add up to 4,094 s, so the last
+ * attempt comes about 1 h 8 min after the first (plus up to 10 s per attempt): the replay window README states.
+ */
 const DELIVERY_ATTEMPTS = 12;
 const FIRST_RETRY_DELAY_MS = 2 * SECOND;
 const DELIVERY_TIMEOUT_MS = 10 * SECOND;
@@ -22,6 +25,8 @@ const RETENTION_S = (7 * 24 * HOUR) / SECOND;
 const DELIVERY_CONCURRENCY = 8;
 const HTTP_OK_MIN = 200;
 const HTTP_OK_MAX = 299;
+const HTTP_REDIRECT_MIN = 300;
+const HTTP_REDIRECT_MAX = 399;
 
 export const WEBHOOK_EVENT = 'call.ended';
 export const EVENT_ID_HEADER = 'x-dialer-event-id';
@@ -54,10 +59,14 @@ export class WebhookOutbox {
   }
 }
 
-/** A receiver answered something other than 2xx: BullMQ retries the delivery. */
+/** A receiver answered something other than 2xx (a redirect included): BullMQ retries the delivery. */
 export class WebhookRejectedError extends Error {
   constructor(readonly status: number) {
-    super(`webhook receiver answered HTTP ${status}`);
+    super(
+      status >= HTTP_REDIRECT_MIN && status <= HTTP_REDIRECT_MAX
+        ? `webhook receiver answered HTTP ${status} (a redirect: not followed, the delivery failed)`
+        : `webhook receiver answered HTTP ${status}`,
+    );
     this.name = 'WebhookRejectedError';
   }
 }
@@ -77,7 +86,9 @@ export function startWebhookWorker(options: {
     const result = callResultSchema.parse(job.data);
     const body = JSON.stringify({ event: WEBHOOK_EVENT, ...result });
     const headers = { ...signedJsonHeaders(body, String(clock.now()), secret), [EVENT_ID_HEADER]: result.callId };
-    const response = await fetch(url, { method: 'POST', headers, body, signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS) });
+    // Never follow a redirect: fetch would turn a 302 into a GET without the body (and count it delivered), and
+    // re-POST the signed body to whatever origin a 307 names. A 3xx is a failed delivery like any other non-2xx.
+    const response = await fetch(url, { method: 'POST', headers, body, redirect: 'manual', signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS) });
     await response.body?.cancel();
     if (response.status < HTTP_OK_MIN || response.status > HTTP_OK_MAX) throw new WebhookRejectedError(response.status);
     metrics?.webhookDeliveries.inc({ result: 'delivered' });
@@ -90,7 +101,12 @@ export function startWebhookWorker(options: {
   });
   worker.on('error', (err) => logger.error({ err }, 'webhook worker error'));
   worker.on('failed', (job, err) => {
-    const ids = { callId: job?.data.callId, campaignId: job?.data.campaignId, attempt: job?.attemptsMade };
+    const ids = {
+      callId: job?.data.callId,
+      campaignId: job?.data.campaignId,
+      attempt: job?.attemptsMade,
+      status: err instanceof WebhookRejectedError ? err.status : undefined,
+    };
     const final = job !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1);
     metrics?.webhookDeliveries.inc({ result: final ? 'given_up' : 'failed' });
     if (final) logger.error({ ...ids, err: err.message }, 'webhook not delivered; attempts used up');

@@ -1,11 +1,12 @@
 /** RESULTS_WEBHOOK_URL: each call's terminal outcome is POSTed once, signed, and retried until the receiver takes it. */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CallStore } from '../../src/core/callStore.js';
-import { createLogger } from '../../src/core/logger.js';
 import type { CallResult } from '../../src/core/outcomes.js';
 import { CALL_RESULTS_QUEUE } from '../../src/core/queues.js';
 import { ResultReporter } from '../../src/core/reportResult.js';
@@ -28,9 +29,17 @@ let store: CallStore;
 let reporter: ResultReporter;
 let results: ResultsWorkerHandle;
 let receiver: Server;
-/** What the receiver got, and how it answers each call id's deliveries in turn (default 204). */
+/** Another origin the receiver's redirects point to: it must never be reached. */
+let elsewhere: Server;
+let elsewhereUrl = '';
+/** What the receiver got, and how it answers each call id's deliveries in turn (default 204; a 3xx redirects elsewhere). */
 const received: { headers: IncomingMessage['headers']; body: string }[] = [];
 const answers = new Map<string, number[]>();
+const receivedElsewhere: { method: string | undefined; body: string }[] = [];
+/** The results worker's log lines (warn and above), parsed. */
+const logLines: Record<string, unknown>[] = [];
+const HTTP_REDIRECTION_MIN = 300;
+const HTTP_REDIRECTION_MAX = 399;
 
 beforeAll(async () => {
   baseline = openNetworkHandles().length;
@@ -39,17 +48,31 @@ beforeAll(async () => {
       received.push({ headers: req.headers, body });
       const id = String(req.headers[EVENT_ID_HEADER]);
       const status = answers.get(id)?.shift() ?? 204;
-      res.writeHead(status).end();
+      const redirect = status >= HTTP_REDIRECTION_MIN && status <= HTTP_REDIRECTION_MAX;
+      res.writeHead(status, redirect ? { location: elsewhereUrl } : {}).end();
+    });
+  });
+  elsewhere = createServer((req, res) => {
+    void readRequestBody(req).then((body) => {
+      receivedElsewhere.push({ method: req.method, body });
+      res.writeHead(204).end();
     });
   });
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => elsewhere.listen(0, '127.0.0.1', resolve));
+  elsewhereUrl = `http://127.0.0.1:${(elsewhere.address() as AddressInfo).port}/collect`;
   const webhookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks/calls`;
   redis = new Redis(url);
   store = new CallStore(redis, prefix, systemClock);
   reporter = new ResultReporter(redis, prefix);
   results = await startResultsWorker({
     config: { redisUrl: url, queuePrefix: prefix, logLevel: 'silent', webhook: { url: webhookUrl, secret: SECRET } },
-    logger: createLogger('silent'),
+    logger: pino({ level: 'warn' }, new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString().split('\n')) if (line.trim()) logLines.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    })),
   });
 });
 
@@ -57,8 +80,10 @@ afterAll(async () => {
   await results.close();
   await reporter.close();
   await redis.quit();
-  receiver.closeAllConnections();
-  await new Promise<void>((resolve) => receiver.close(() => resolve()));
+  for (const server of [receiver, elsewhere]) {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
   await deleteKeysWithPrefix(url, prefix);
   await expectNoLeakedHandles(baseline);
 });
@@ -118,5 +143,30 @@ describe('result webhooks', () => {
     const bodies = deliveriesOf('hook-2').map((d) => d.body);
     expect(bodies).toHaveLength(3);
     expect(new Set(bodies).size).toBe(1); // the same event each time: the receiver dedupes by x-dialer-event-id
+  });
+
+  it.each([302, 307])('never follows a redirect: a %i is a failed delivery, retried, and the other origin gets nothing', async (status) => {
+    const callId = `hook-redirect-${status}`;
+    answers.set(callId, [status]);
+    await ringing(callId);
+    await reporter.report({ callId, campaignId, outcome: 'answered', reportedBy: 'agent', attempt: 1, summary: 'private', endedAt: Date.now() });
+    await waitFor(() => (deliveriesOf(callId).length >= 2 ? true : undefined), 20_000, 'a retry after the redirect');
+    const webhooks = new Queue(WEBHOOKS_QUEUE, { connection: redis, prefix });
+    try {
+      const job = await waitFor(async () => {
+        const j = await webhooks.getJob(callId);
+        return j?.finishedOn ? j : undefined;
+      }, 5000, 'the delivery to complete');
+      // the redirect counted as a failure, then the 204
+      expect(job.attemptsMade).toBe(2);
+      expect(job.returnvalue).toEqual({ status: 204 });
+    } finally {
+      await webhooks.close();
+    }
+    expect(deliveriesOf(callId).every((d) => d.body.includes('"callId"'))).toBe(true);
+    expect(receivedElsewhere).toEqual([]);
+    const failures = logLines.filter((l) => l.callId === callId && l.msg === 'webhook delivery failed; BullMQ retries it');
+    expect(failures).toHaveLength(1);
+    expect(failures[0]).toMatchObject({ status, err: expect.stringContaining('redirect: not followed') });
   });
 });

@@ -1,0 +1,123 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SECOND } from '../../src/core/time.js';
+import { startProcess, waitUntilReady, type ManagedProcess } from './processes.js';
+
+/** sipp scenarios of the far end (test/livekit/sipp/*.xml). */
+export type SippScenario = 'busy' | 'decline' | 'not-found' | 'ring-out' | 'answer-speak';
+
+const SCENARIO_DIR = fileURLToPath(new URL('./sipp/', import.meta.url));
+
+/** One SIP message sipp logged, as read from its `-trace_msg` file. */
+export interface SippMessage {
+  direction: 'received' | 'sent';
+  /** sipp's timestamp of the log entry, epoch ms. */
+  at: number;
+  /** The start line, e.g. `INVITE sip:+1555…@10.77.0.2:5071 SIP/2.0` or `SIP/2.0 486 Busy Here`. */
+  startLine: string;
+  headers: Map<string, string>;
+  raw: string;
+}
+
+/** A sipp playing the callee on farIp:port; `trunkAddress` is what an outbound trunk points at. */
+export interface SippCallee {
+  scenario: SippScenario;
+  port: number;
+  trunkAddress: string;
+  process: ManagedProcess;
+  /** Every message logged so far. */
+  messages(): SippMessage[];
+  /** Distinct INVITE transactions received (retransmissions share Call-ID and CSeq and count once). */
+  invites(): SippMessage[];
+  stop(): Promise<void>;
+}
+
+/** sipp writes this line before every message in its -trace_msg file: dashes and a local date-time (µs). */
+const ENTRY_SEPARATOR = /^-{10,} (\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d+)\s*$/m;
+
+/** `2026-12-01 00:05:59.077688` (local time, as sipp prints it) → epoch ms. */
+function sippTime(text: string): number {
+  const [date, time] = text.split(' ');
+  const [hms, frac = '0'] = (time ?? '').split('.');
+  return new Date(`${date}T${hms}`).getTime() + Math.floor(Number(`0.${frac}`) * SECOND);
+}
+const DIRECTION = /^(UDP|TCP) message (received|sent)/;
+
+/** Parses sipp's message log (`-trace_msg`): entries separated by a dashed line with a timestamp. */
+export function parseSippMessageLog(text: string): SippMessage[] {
+  const out: SippMessage[] = [];
+  const parts = text.split(ENTRY_SEPARATOR);
+  // split with a capture group: [before, ts1, body1, ts2, body2, ...]
+  for (let i = 1; i + 1 < parts.length; i += 2) {
+    const at = sippTime(parts[i] ?? '');
+    const body = (parts[i + 1] ?? '').replace(/^\s+/, '');
+    const lines = body.split(/\r?\n/);
+    const dir = DIRECTION.exec(lines[0] ?? '');
+    if (!dir) continue;
+    const msgLines = lines.slice(1);
+    const start = msgLines.findIndex((l) => l.trim() !== '');
+    if (start < 0) continue;
+    const startLine = (msgLines[start] ?? '').trim();
+    const headers = new Map<string, string>();
+    for (const line of msgLines.slice(start + 1)) {
+      if (line.trim() === '') break;
+      const colon = line.indexOf(':');
+      if (colon > 0) headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
+    }
+    out.push({ direction: dir[2] === 'received' ? 'received' : 'sent', at, startLine, headers, raw: msgLines.join('\n') });
+  }
+  return out;
+}
+
+/**
+ * Starts sipp as a UAS with one of our scenarios on `ip:port`, logging every message. sipp keeps answering calls
+ * until stopped (by PID). Ready once its log file exists (sipp opens it at start).
+ */
+export async function startSippCallee(options: {
+  scenario: SippScenario;
+  ip: string;
+  port: number;
+  workDir: string;
+  /** RTP port for scenarios with media. */
+  mediaPort?: number;
+  /** Extra `-key name value` pairs for the scenario. */
+  keys?: Record<string, string>;
+}): Promise<SippCallee> {
+  const { scenario, ip, port, workDir } = options;
+  const messageFile = join(workDir, `sipp-${scenario}-${port}.messages.log`);
+  const errorFile = join(workDir, `sipp-${scenario}-${port}.errors.log`);
+  const args = [
+    '-sf', join(SCENARIO_DIR, `${scenario}.xml`),
+    '-i', ip, '-p', String(port), '-bind_local',
+    '-mi', ip, '-mp', String(options.mediaPort ?? port + 10_000),
+    '-t', 'u1',
+    '-nostdin',
+    '-aa',
+    '-trace_msg', '-message_file', messageFile,
+    '-trace_err', '-error_file', errorFile,
+    ...Object.entries(options.keys ?? {}).flatMap(([k, v]) => ['-key', k, v]),
+  ];
+  const proc = startProcess(`sipp ${scenario}`, 'sipp', args, { logFile: join(workDir, `sipp-${scenario}-${port}.log`), cwd: workDir });
+  // sipp creates its message file as soon as it has parsed the scenario and bound its socket
+  await waitUntilReady(proc, async () => existsSync(messageFile), 10 * SECOND, 50);
+  const messages = () => (existsSync(messageFile) ? parseSippMessageLog(readFileSync(messageFile, 'utf8')) : []);
+  return {
+    scenario,
+    port,
+    trunkAddress: `${ip}:${port}`,
+    process: proc,
+    messages,
+    invites: () => {
+      const seen = new Set<string>();
+      return messages().filter((m) => {
+        if (m.direction !== 'received' || !m.startLine.startsWith('INVITE ')) return false;
+        const key = `${m.headers.get('call-id') ?? ''} ${m.headers.get('cseq') ?? ''}`;
+        if (seen.has(key)) return false;
+        seen.add(key);
+        return true;
+      });
+    },
+    stop: () => proc.stop(),
+  };
+}

@@ -78,10 +78,13 @@ export function waitForSipAnswer(
     const isAnswered = (p: RoomParticipant | undefined) => p?.attributes[SIP_CALL_STATUS_ATTRIBUTE] === 'active';
     let lastCallStatus: string | undefined;
     let rang = false;
+    /** When the callee's call ended, as the room showed it (a `hangup` status, or the participant leaving). */
+    let endedAt: number | undefined;
     let hangupGrace: NodeJS.Timeout | undefined;
     const noteStatus = (p: RoomParticipant) => {
       lastCallStatus = p.attributes[SIP_CALL_STATUS_ATTRIBUTE] ?? lastCallStatus;
       if (lastCallStatus === 'ringing') rang = true;
+      if (lastCallStatus === 'hangup') endedAt ??= Date.now();
     };
     const finish = (result: AnswerWait) => {
       clearTimeout(timer);
@@ -93,7 +96,7 @@ export function waitForSipAnswer(
       resolve(result);
     };
     const gone = (seen: AttemptEndObservation) => {
-      observe(seen);
+      observe({ ...seen, endedAt: endedAt ?? Date.now() });
       finish('gone');
     };
     /** The callee's participant as it is now: answered, hung up (gone once it leaves, or after the grace), or still dialing. */

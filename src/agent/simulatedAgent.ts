@@ -169,7 +169,7 @@ class SimulatedCall {
   onParticipantLeft(ev: ParticipantLeftEvent): void {
     const lastCallStatus = this.callStatus.get(ev.identity);
     if (ev.kind !== 'SIP' || lastCallStatus === 'active') return;
-    this.leftUnanswered.set(ev.identity, { disconnectReason: ev.reason, lastCallStatus, rang: this.rang.has(ev.identity) });
+    this.leftUnanswered.set(ev.identity, { disconnectReason: ev.reason, lastCallStatus, rang: this.rang.has(ev.identity), endedAt: ev.at });
   }
 
   /** The call failed before it was answered, or its room went away. */

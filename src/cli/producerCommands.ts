@@ -13,6 +13,7 @@ import { closeConnection, createProducerConnection, waitUntilReady } from '../co
 import { parseDuration, systemClock, type Clock } from '../core/time.js';
 import { CallProducer, MAX_CALL_PRIORITY, type CallRequest } from '../producer/enqueueCalls.js';
 import { importCsv, type ImportProgress, type ImportSummary } from '../producer/importCsv.js';
+import { loadProfileCatalog, requireKnownProfile } from '../agent/profiles.js';
 import { action, cliContext } from './cliContext.js';
 
 interface EnqueueFlags extends WindowFlags {
@@ -205,6 +206,8 @@ export function registerProducerCommands(program: Command): void {
         const now = Date.now();
         const request = enqueueRequest(number, flags, now, () => cliContext().config.dial.timeZone);
         const { config, logger } = cliContext();
+        // A profile the agent lacks would ring the phone only to hang up on the callee: refused before Redis is touched.
+        if (request.agentProfile !== undefined) requireKnownProfile(await loadProfileCatalog(), request.agentProfile);
         // the call is enqueued "as of" the moment the command was given, so --delay 90s is a 90 s delay exactly
         const asOfCommand: Clock = { now: () => now };
         const { callId, duplicate } = await withProducer(config, logger, asOfCommand, (producer) => producer.enqueueCall(request));
@@ -237,6 +240,8 @@ export function registerProducerCommands(program: Command): void {
           },
         );
         const { config, logger } = cliContext();
+        // every row would carry it: an unknown profile refuses the whole file, nothing enqueued
+        if (flags.profile !== undefined) requireKnownProfile(await loadProfileCatalog(), flags.profile);
         const summary = await withProducer(config, logger, systemClock, async (producer) => {
           const bar = progressBar(size);
           try {

@@ -71,7 +71,8 @@ export function endFromObservation(observed: AttemptObservation | undefined, tim
   const unseen = 'while no consumer followed the call; LiveKit keeps no SIP status';
   // Older livekit/sip ends a ring-out with 486 (USER_REJECTED), like a decline: the time it rang tells them apart, as
   // classifySipError does with the elapsed time of the request.
-  const rangOut = observed !== undefined && timing.sentAt !== undefined && observed.at - timing.sentAt >= timing.ringingTimeoutMs - RING_OUT_TOLERANCE_MS;
+  const endedAt = observed?.endedAt ?? observed?.at;
+  const rangOut = endedAt !== undefined && timing.sentAt !== undefined && endedAt - timing.sentAt >= timing.ringingTimeoutMs - RING_OUT_TOLERANCE_MS;
   if (rang && rangOut) return { kind: 'retry', outcome: 'no_answer', reason: `the call rang out ${unseen}` };
   switch (observed?.disconnectReason) {
     case 'USER_REJECTED':

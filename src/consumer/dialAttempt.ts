@@ -20,6 +20,8 @@ export const OBSERVATION_GRACE_MS = 2 * SECOND;
 const OBSERVATION_POLL_MS = 200;
 /** A platform back-off met right before dialing is waited out this many times before the job gives its slot back. */
 export const MAX_BACKOFF_WAITS = 3;
+/** Claims tried for one start (a full window or a stale claim tries again) before the job gives its slot back. */
+export const MAX_CLAIM_TRIES = 50;
 
 export interface DialDeps {
   livekit: LiveKitClients;
@@ -80,6 +82,14 @@ export function dispatchMetadata(job: CallJob, attempt: number): DispatchMetadat
     agent_profile: job.agentProfile,
     metadata: job.metadata,
   };
+}
+
+async function deleteDispatchQuietly(deps: DialDeps, dispatchId: string, room: string, log: Logger): Promise<void> {
+  try {
+    await deps.livekit.dispatch.deleteDispatch(dispatchId, room);
+  } catch (err) {
+    log.warn({ err, room }, 'could not delete the agent dispatch this consumer made');
+  }
 }
 
 async function deleteRoomQuietly(deps: DialDeps, room: string, log: Logger): Promise<void> {
@@ -176,42 +186,52 @@ async function placeCall(
 ): Promise<DialAttemptResult> {
   const signals = [ownership.draining, ownership.lockLost].filter((s): s is AbortSignal => s !== undefined);
   const stop = signals.length > 0 ? AbortSignal.any(signals) : undefined;
-  const stopped = (): DialAttemptResult => (ownership.lockLost?.aborted ? { status: 'lost_ownership' } : { status: 'not_started', room });
-
   const identity = sipIdentity(job.callId);
-  let roomInUse = false;
+  let dispatchId: string | undefined;
+  let owned = true;
   let answered = false;
   let startedAt = deps.clock.now();
-  try {
-    for (let waits = 0; ; waits += 1) {
-      try {
-        await deps.limiter.acquire(stop);
-      } catch (err) {
-        if (stop?.aborted) return stopped();
-        throw err;
-      }
-      const claim = await deps.store.claimDial(job.campaignId, job.callId, attempt, ownership.lock, deps.backoff.key);
-      if (claim.status === 'ok') break;
-      if (claim.status === 'lost_lock' || claim.status === 'already_sent') {
-        log.warn({ room, claim: claim.status }, 'this consumer no longer owns the call; not dialing');
-        return { status: 'lost_ownership' };
-      }
-      if (claim.status === 'not_dialing') return { status: 'already_ended' };
-      if (waits >= MAX_BACKOFF_WAITS) return stopped();
-      log.info({ room, waitMs: claim.waitMs }, 'LiveKit back-off running; waiting before dialing');
-      try {
-        await sleep(claim.waitMs, stop);
-      } catch {
-        return stopped();
-      }
-    }
-    roomInUse = true;
+
+  /** Waits `ms`; false when stopped meanwhile (draining, or the lock lost). */
+  const pause = async (ms: number): Promise<boolean> => {
     try {
-      await deps.livekit.dispatch.createDispatch(room, deps.agentName, { metadata: JSON.stringify(dispatchMetadata(job, attempt)) });
-    } catch (err) {
-      // the SIP request never went out: a later try may dial this attempt
-      await deps.store.releaseDial(job.campaignId, job.callId, attempt, ownership.lock);
-      return { status: 'failed', room, end: fromDispatchFailure(classifyDispatchError(err)) };
+      await sleep(ms, stop);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const stopped = (): DialAttemptResult => {
+    if (!ownership.lockLost?.aborted) return { status: 'not_started', room };
+    owned = false;
+    return { status: 'lost_ownership' };
+  };
+
+  try {
+    for (let slots = 0; ; slots += 1) {
+      const { waitMs } = await deps.limiter.reserve();
+      if (waitMs > 0 && !(await pause(waitMs))) return stopped();
+      // The agent is dispatched once the call's slot has come, right before the start is claimed: it does not wait in
+      // an empty room while the call queues, and nothing but the claim's round trip lies between the CPS check and the
+      // request, so starts do not bunch on their way to LiveKit.
+      if (dispatchId === undefined) {
+        try {
+          const dispatch = await deps.livekit.dispatch.createDispatch(room, deps.agentName, { metadata: JSON.stringify(dispatchMetadata(job, attempt)) });
+          dispatchId = dispatch.id;
+        } catch (err) {
+          return { status: 'failed', room, end: fromDispatchFailure(classifyDispatchError(err)) };
+        }
+      }
+      const claim = await claimStart(job, attempt, deps, ownership.lock, pause);
+      if (claim === 'ok') break;
+      if (claim === 'stopped') return stopped();
+      if (claim === 'lost' || claim === 'not_dialing') {
+        owned = false;
+        log.warn({ room, claim }, 'this consumer no longer owns the call; not dialing');
+        return claim === 'lost' ? { status: 'lost_ownership' } : { status: 'already_ended' };
+      }
+      // a platform back-off ran: it was waited out, the call takes a new slot
+      if (slots >= MAX_BACKOFF_WAITS) return stopped();
     }
     startedAt = deps.clock.now();
     await deps.livekit.sip.createSipParticipant(deps.trunkId, job.phoneNumber, room, {
@@ -232,7 +252,48 @@ async function placeCall(
     }
     return { status: 'failed', room, end: fromDialFailure(failure) };
   } finally {
-    // registered before dialing: whatever went wrong, the callee and the dispatched agent are not left in the room
-    if (roomInUse && !answered) await deleteRoomQuietly(deps, room, log);
+    // Registered before dialing: whatever went wrong, the callee and the dispatched agent are not left in the room.
+    // A consumer that lost the job removes only its own dispatch: the room is the new holder's.
+    if (!answered && dispatchId !== undefined) {
+      if (owned) await deleteRoomQuietly(deps, room, log);
+      else await deleteDispatchQuietly(deps, dispatchId, room, log);
+    }
   }
+}
+
+/**
+ * Claims the call's start (claimDial.lua), waiting while the rolling CPS window is full or a platform back-off runs.
+ * A claim whose round trip took longer than the window's margin (this process or Redis stalled) is stale: a request
+ * sent now could land among later starts, so it is taken back and claimed afresh.
+ * Returns `ok` (dial now), `backoff` (a back-off was waited out: take a new slot), `stopped`, `lost` or `not_dialing`.
+ */
+async function claimStart(
+  job: CallJob,
+  attempt: number,
+  deps: DialDeps,
+  lock: DialOwnership['lock'],
+  pause: (ms: number) => Promise<boolean>,
+): Promise<'ok' | 'backoff' | 'stopped' | 'lost' | 'not_dialing'> {
+  for (let tries = 0; tries < MAX_CLAIM_TRIES; tries += 1) {
+    const window = deps.limiter.startWindow();
+    const asked = performance.now();
+    const claim = await deps.store.claimDial(job.campaignId, job.callId, attempt, lock, deps.backoff.key, window);
+    switch (claim.status) {
+      case 'ok':
+        if (performance.now() - asked <= window.marginMs) return 'ok';
+        if (!(await deps.store.releaseDial(job.campaignId, job.callId, attempt, lock))) return 'lost';
+        continue;
+      case 'window_full':
+        if (!(await pause(claim.waitMs))) return 'stopped';
+        continue;
+      case 'backoff':
+        return (await pause(claim.waitMs)) ? 'backoff' : 'stopped';
+      case 'lost_lock':
+      case 'already_sent':
+        return 'lost';
+      case 'not_dialing':
+        return 'not_dialing';
+    }
+  }
+  return 'stopped';
 }

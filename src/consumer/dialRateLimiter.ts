@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
+import type { DialStartWindow } from '../core/callStore.js';
 import { SECOND, sleep } from '../core/time.js';
 
 const MICROS_PER_MS = 1000;
@@ -79,6 +80,25 @@ export class DialRateLimiter {
       Math.ceil(widest * MICROS_PER_MS),
     );
     return ok === 1 ? { started: true } : { started: false, waitMs: Number(wait) / MICROS_PER_MS };
+  }
+
+  /**
+   * The rolling window a start is checked against right now, for a script that records the start together with other
+   * checks (claimDial.lua): the log key, the limit, the window and how long entries are kept (µs), a fresh member, and
+   * the margin (ms) this window leaves for the time between the check and the request's arrival at LiveKit.
+   */
+  startWindow(): DialStartWindow {
+    const extra = this.extraMarginMs();
+    const { limit, windowMs } = startWindow(this.cps, extra);
+    const widest = startWindow(this.cps, MAX_EXTRA_MARGIN_MS).windowMs;
+    return {
+      logKey: `${this.key}:log`,
+      limit,
+      windowUs: Math.ceil(windowMs * MICROS_PER_MS),
+      keepUs: Math.ceil(widest * MICROS_PER_MS),
+      member: randomUUID(),
+      marginMs: WINDOW_SAFETY_MARGIN_MS + Math.min(Math.max(0, extra), MAX_EXTRA_MARGIN_MS),
+    };
   }
 
   /** Waits for a pacing slot, then for room in the rolling window, and records the start; rejects when `signal` aborts. */

@@ -13,7 +13,7 @@ import { ResultReporter } from '../core/reportResult.js';
 import type { DialerMetrics } from '../core/metrics.js';
 import { SECOND, systemClock, type Clock } from '../core/time.js';
 import { dialAttempt, type DialAttemptResult, type DialDeps } from './dialAttempt.js';
-import { checkDialGates, type DialGateDeps } from './dialGates.js';
+import { checkDialGates, loadProfileCatalog, type DialGateDeps } from './dialGates.js';
 import { CallEndedError, MalformedCallJobError, RetryDialError } from './dialErrors.js';
 import { DialRateLimiter } from './dialRateLimiter.js';
 import { StallGauge } from './stallGauge.js';
@@ -56,7 +56,8 @@ export type DialJobResult =
   | { status: 'answered'; room: string; recovered: boolean }
   | { status: 'already_ended' }
   | { status: 'expired' }
-  | { status: 'skipped' };
+  | { status: 'skipped' }
+  | { status: 'failed' };
 
 /** The metric label of an attempt's end; undefined when no call was placed (draining, lost, or the call had ended). */
 function attemptResultLabel(result: DialAttemptResult): string | undefined {
@@ -100,6 +101,8 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
   const random = options.random ?? Math.random;
   const metrics = options.metrics;
   const logger = (options.logger ?? createLogger(config.logLevel)).child({ component: 'dial-worker' });
+  // The agent's profiles (AGENT_PROFILES_FILE), read before anything opens: a broken file stops the start (ConfigError).
+  const profiles = await loadProfileCatalog();
   let trunkId: string;
   let livekit: LiveKitClients;
   if (options.livekit) {
@@ -136,7 +139,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
   const report = (result: Omit<CallResult, 'endedAt' | 'reportedBy'>) =>
     reporter.report({ ...result, reportedBy: 'consumer', endedAt: clock.now() });
 
-  const gates: DialGateDeps = { store, clock, defaultWindow: config.dial.callWindow, predialCheck: config.predialCheck };
+  const gates: DialGateDeps = { store, clock, defaultWindow: config.dial.callWindow, predialCheck: config.predialCheck, profiles };
 
   /** Ends a call whose job cannot be parsed but names a usable call id: recorded (if new) and reported `failed`. */
   const endMalformedCall = async (callId: string, campaignId: string, data: PushedJobData, reason: string) => {

@@ -84,6 +84,8 @@ export interface AttemptEndObservation {
    * busy line, and a ring-out from a number not found, where the DisconnectReason is the same for both.
    */
   rang?: boolean;
+  /** When the call ended as the room showed it (epoch ms), which can be well before the note is written. */
+  endedAt?: number;
 }
 
 /** An AttemptEndObservation as stored on the record: for which attempt, and when (epoch ms). */
@@ -92,17 +94,30 @@ export interface AttemptObservation extends AttemptEndObservation {
   at: number;
 }
 
+/** A rolling window of dial starts as claimDial.lua checks it (the consumer's DialRateLimiter.startWindow gives it). */
+export interface DialStartWindow {
+  logKey: string;
+  limit: number;
+  windowUs: number;
+  keepUs: number;
+  member: string;
+  /** Slack this window leaves between the check and the request's arrival (ms). */
+  marginMs: number;
+}
+
 /**
  * What claimDial found: `ok` (dial now), `lost_lock` (another consumer owns the job: do nothing), `backoff` (LiveKit
- * was failing: wait `waitMs`, then take a new CPS slot), `not_dialing` (the call ended or moved on meanwhile),
- * `already_sent` (this attempt was dialed before: follow it, never dial it again).
+ * was failing: wait `waitMs`, then take a new CPS slot), `window_full` (DIAL_CPS starts already fall in the rolling
+ * window: try again in `waitMs`), `not_dialing` (the call ended or moved on meanwhile), `already_sent` (this attempt
+ * was dialed before: follow it, never dial it again).
  */
 export type DialClaim =
   | { status: 'ok' }
   | { status: 'lost_lock' }
   | { status: 'not_dialing' }
   | { status: 'already_sent' }
-  | { status: 'backoff'; waitMs: number };
+  | { status: 'backoff'; waitMs: number }
+  | { status: 'window_full'; waitMs: number };
 
 export interface AttemptResult {
   result: string;
@@ -114,7 +129,7 @@ interface StoreCommands {
   dialerCreateCalls(...args: (string | number)[]): Promise<number[]>;
   dialerBeginAttempt(...args: (string | number)[]): Promise<string>;
   dialerEndAttempt(...args: (string | number)[]): Promise<[number, number]>;
-  dialerClaimDial(...args: (string | number)[]): Promise<[string, number]>;
+  dialerClaimDial(...args: (string | number)[]): Promise<[string, number | string]>;
   dialerReleaseDial(...args: (string | number)[]): Promise<number>;
   dialerApplyTerminal(...args: (string | number)[]): Promise<number | string>;
   dialerObserveAttemptEnd(...args: (string | number)[]): Promise<number>;
@@ -168,6 +183,7 @@ function parseRecord(fields: Record<string, string>): CallRecord | undefined {
 }
 
 const RECORD_FETCH_BATCH = 1000;
+const MICROS_PER_MS = 1000;
 
 /**
  * Call records and campaign counters in Redis. Every state change is one Lua script, so a crash between
@@ -266,9 +282,10 @@ export class CallStore {
   }
 
   /**
-   * The last step before CreateSIPParticipant: marks attempt `attempt` as sent, atomically checking that `lock.token`
-   * still holds the dial job's BullMQ lock (`lock.key`), that no platform back-off (`backoffKey`) runs, and that the
-   * call is dialing this attempt and was not sent before. Only an `ok` may dial; see claimDial.lua.
+   * The last step before CreateSIPParticipant: marks attempt `attempt` as sent and records the dial start in the
+   * DIAL_CPS window, atomically checking that `lock.token` still holds the dial job's BullMQ lock (`lock.key`), that no
+   * platform back-off (`backoffKey`) runs, that the call is dialing this attempt and was not sent before, and that the
+   * rolling window has room. Only an `ok` may dial; see claimDial.lua.
    */
   async claimDial(
     campaignId: string,
@@ -276,15 +293,21 @@ export class CallStore {
     attempt: number,
     lock: { key: string; token: string },
     backoffKey: string,
+    window: DialStartWindow,
   ): Promise<DialClaim> {
-    const [status, ms] = await this.redis.dialerClaimDial(
-      3,
+    const [status, n] = await this.redis.dialerClaimDial(
+      4,
       this.keys.callRecord(campaignId, callId),
       lock.key,
       backoffKey,
+      window.logKey,
       attempt,
       lock.token,
       this.clock.now(),
+      window.limit,
+      window.windowUs,
+      window.member,
+      window.keepUs,
     );
     switch (status) {
       case 'ok':
@@ -296,7 +319,9 @@ export class CallStore {
       case 'already_sent':
         return { status };
       case 'backoff':
-        return { status, waitMs: Number(ms) };
+        return { status, waitMs: Number(n) };
+      case 'window_full':
+        return { status, waitMs: Number(n) / MICROS_PER_MS };
       default:
         throw new Error(`claimDial.lua answered an unknown status: ${status}`);
     }
@@ -321,9 +346,12 @@ export class CallStore {
    * in one of those states. Without `onlyFrom` any state will do, and a missing record is created: for trusted
    * in-process callers. Results from the queue go through `applyTransition` with the state machine's rule.
    */
-  async applyTerminal(result: CallResult, options: { phoneNumber?: string; onlyFrom?: readonly CallState[] } = {}): Promise<boolean> {
+  async applyTerminal(
+    result: CallResult,
+    options: { phoneNumber?: string; onlyFrom?: readonly CallState[]; retentionS?: number } = {},
+  ): Promise<boolean> {
     const transition = options.onlyFrom ? { from: options.onlyFrom, fromAtLatestAttempt: [] } : undefined;
-    const applied = await this.applyTransition(result, transition, { phoneNumber: options.phoneNumber });
+    const applied = await this.applyTransition(result, transition, { phoneNumber: options.phoneNumber, retentionS: options.retentionS });
     return applied.status === 'applied';
   }
 
@@ -424,6 +452,7 @@ export class CallStore {
       disconnectReason: observation.disconnectReason,
       lastCallStatus: observation.lastCallStatus,
       rang: observation.rang,
+      endedAt: observation.endedAt,
       at: this.clock.now(),
     };
     const applied = await this.redis.dialerObserveAttemptEnd(1, this.keys.callRecord(campaignId, callId), attempt, JSON.stringify(stored));
@@ -434,12 +463,13 @@ export class CallStore {
    * Ends a call with `result` if `transition` allows it from the state the record is in (undefined: any state, and a
    * missing record is created), in one Lua script. `applied`: the outcome is now the call's; `already_ended`: the call
    * had its outcome (a repeat, a no-op); `refused`: the call was in a state (or had no record, `missing`) this result
-   * cannot end it from, and nothing was written.
+   * cannot end it from, and nothing was written. With `retentionS` > 0 the record expires that many seconds after it
+   * ends (set atomically with the outcome; on a record that had ended without one, set now).
    */
   async applyTransition(
     result: CallResult,
     transition: TerminalTransition | undefined,
-    options: { phoneNumber?: string } = {},
+    options: { phoneNumber?: string; retentionS?: number } = {},
   ): Promise<TerminalApplied> {
     const phoneNumber = options.phoneNumber ?? '';
     const { callId, campaignId, outcome, reason, sipStatusCode, sipStatus } = result;
@@ -472,6 +502,7 @@ export class CallStore {
       (transition?.from ?? []).join(','),
       (transition?.fromAtLatestAttempt ?? []).join(','),
       result.attempt ?? '',
+      Math.max(0, Math.round(options.retentionS ?? 0)),
     );
     if (reply === 1) return { status: 'applied' };
     if (reply === 0) return { status: 'already_ended' };

@@ -15,6 +15,7 @@ import {
   type CallJob,
 } from '../core/queues.js';
 import { systemClock, type Clock } from '../core/time.js';
+import { hasProfile, loadProfileCatalog, unknownProfileMessage, type ProfileCatalog } from '../agent/profiles.js';
 import { keyedCallId, newCallId, phoneNumberKey } from './callIds.js';
 import { InFlight } from './inFlight.js';
 
@@ -59,6 +60,12 @@ export interface EnqueueOptions {
   clock?: Clock;
   /** Called after each chunk with the number of calls handled so far. */
   onProgress?: (done: number) => void;
+  /**
+   * The agent's profile catalog, or how to read it (called at most once, and only when a call names a profile): a
+   * call naming a profile it lacks is rejected like a bad number. Without it, profile names are not checked. The
+   * library's enqueueCalls/enqueueCall read the agent's catalog (AGENT_PROFILES_FILE) unless given one.
+   */
+  profiles?: ProfileCatalog | (() => Promise<ProfileCatalog>);
 }
 
 export interface EnqueueSummary {
@@ -121,6 +128,7 @@ export class CallProducer {
   private readonly clock: Clock;
   private readonly store: CallStore;
   private readonly queue: Queue<CallJob>;
+  private catalog: Promise<ProfileCatalog> | undefined;
   private closed = false;
 
   constructor(private readonly options: EnqueueOptions) {
@@ -129,15 +137,27 @@ export class CallProducer {
     this.queue = new Queue<CallJob>(CALLS_QUEUE, { connection: options.connection, prefix: options.prefix });
   }
 
-  /** Enqueues many calls; one bad call is rejected with its index and reason, the others go on. */
+  /** The profile catalog when one was configured and a request names a profile; read once. Throws ConfigError. */
+  private async profilesFor(requests: readonly CallRequest[]): Promise<ProfileCatalog | undefined> {
+    const source = this.options.profiles;
+    if (source === undefined || !requests.some((r) => typeof r.agentProfile === 'string')) return undefined;
+    this.catalog ??= typeof source === 'function' ? source() : Promise.resolve(source);
+    return this.catalog;
+  }
+
+  /**
+   * Enqueues many calls; one bad call (bad number, metadata, or a profile the catalog lacks) is rejected with its
+   * index and reason, the others go on. Throws ConfigError when the profile catalog cannot be read.
+   */
   async enqueueCalls(requests: readonly CallRequest[], onProgress?: (done: number) => void): Promise<EnqueueSummary> {
+    const profiles = await this.profilesFor(requests);
     const summary: EnqueueSummary = { enqueued: [], duplicates: [], rejected: [] };
     let done = 0;
     const inFlight = new InFlight(CHUNKS_IN_FLIGHT);
     for (let start = 0; start < requests.length; start += ENQUEUE_CHUNK_SIZE) {
       const chunk = requests.slice(start, start + ENQUEUE_CHUNK_SIZE);
       const started = await inFlight.run(async () => {
-        await this.enqueueChunk(chunk, start, summary);
+        await this.enqueueChunk(chunk, start, summary, profiles);
         done += chunk.length;
         onProgress?.(done);
       });
@@ -162,12 +182,23 @@ export class CallProducer {
     return { callId: entry.callId, duplicate: summary.enqueued.length === 0 };
   }
 
-  private async enqueueChunk(chunk: readonly CallRequest[], offset: number, summary: EnqueueSummary): Promise<void> {
+  private async enqueueChunk(
+    chunk: readonly CallRequest[],
+    offset: number,
+    summary: EnqueueSummary,
+    profiles: ProfileCatalog | undefined,
+  ): Promise<void> {
     const now = this.clock.now();
     const byCampaign = new Map<string, PreparedCall[]>();
     const seen = new Set<string>();
     chunk.forEach((request, i) => {
       const index = offset + i;
+      // A profile the agent does not have would ring the phone only to hang up on the callee: refused here.
+      const profile = request.agentProfile;
+      if (profiles && typeof profile === 'string' && !hasProfile(profiles, profile)) {
+        summary.rejected.push({ index, reason: unknownProfileMessage(profiles, profile) });
+        return;
+      }
       let call: PreparedCall;
       try {
         call = prepare(request, index, now);
@@ -217,6 +248,7 @@ async function withProducer<T>(options: LibraryEnqueueOptions, body: (producer: 
   const connection = options.connection ?? createProducerConnection(options.redisUrl ?? config?.redisUrl ?? DEFAULT_REDIS_URL);
   const producer = new CallProducer({
     ...options,
+    profiles: options.profiles ?? (() => loadProfileCatalog(process.env)),
     connection,
     prefix: options.prefix ?? config?.queuePrefix ?? DEFAULT_QUEUE_PREFIX,
     maxAttempts: options.maxAttempts ?? config?.dial.maxAttempts ?? DEFAULT_DIAL_MAX_ATTEMPTS,

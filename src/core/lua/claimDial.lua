@@ -1,17 +1,39 @@
--- Marks dial attempt ARGV[1] of a call as sent (its CreateSIPParticipant may go out now), atomically with every check
--- that keeps a phone from ringing twice for one attempt:
+-- Claims the start of dial attempt ARGV[1] of a call: the last step before its CreateSIPParticipant. Atomically:
 --   * this process still holds the dial job's BullMQ lock (a holder whose lock lapsed must not dial: another consumer
 --     may own the job by now);
 --   * no platform back-off is running (LiveKit was failing: nothing is sent, from any slot of any process);
---   * the call is dialing this very attempt and nobody marked it sent before.
--- KEYS[1] call record, KEYS[2] the job's lock key, KEYS[3] the platform back-off key.
--- ARGV[1] attempt, ARGV[2] lock token, ARGV[3] now (ms).
--- Returns {status, ms}: {'ok', 0}, {'lost_lock', 0}, {'backoff', remaining ms}, {'not_dialing', 0}, {'already_sent', 0}.
+--   * the call is dialing this very attempt and nobody marked it sent before;
+--   * the rolling window of dial starts has room (DIAL_CPS, a sliding-window log shared by every consumer: fewer than
+--     ARGV[4] starts in the last ARGV[5] µs). The pacing slot (reserveDialSlot) spreads starts evenly; this check
+--     holds the hard limit at the moment a call really starts, as close to the send as one round trip allows.
+-- Then it records the start in the window and marks the attempt sent.
+-- Callers may use different windows (each adds its own recent stalls to the margin), so window entries are kept for
+-- the widest window any caller can use (ARGV[7] µs) and each caller counts only its own window.
+-- The keys live in different hash slots unless QUEUE_PREFIX carries a hash tag, which Redis Cluster needs anyway.
+-- KEYS[1] call record, KEYS[2] the job's lock key, KEYS[3] the platform back-off key, KEYS[4] the dial-start log.
+-- ARGV[1] attempt, ARGV[2] lock token, ARGV[3] now (ms, for the record), ARGV[4] limit, ARGV[5] window µs,
+-- ARGV[6] unique member, ARGV[7] keep µs.
+-- Returns {status, n}: {'ok', 0}, {'lost_lock', 0}, {'backoff', remaining ms}, {'not_dialing', 0},
+-- {'already_sent', 0}, {'window_full', µs until the window has room}.
 if redis.call('GET', KEYS[2]) ~= ARGV[2] then return { 'lost_lock', 0 } end
 local backoff = redis.call('PTTL', KEYS[3])
 if backoff > 0 then return { 'backoff', backoff } end
 local record = redis.call('HMGET', KEYS[1], 'state', 'attempts', 'dialSentAttempt')
 if record[1] ~= 'dialing' or tonumber(record[2]) ~= tonumber(ARGV[1]) then return { 'not_dialing', 0 } end
 if tonumber(record[3]) == tonumber(ARGV[1]) then return { 'already_sent', 0 } end
+
+local limit = tonumber(ARGV[4])
+local window = tonumber(ARGV[5])
+local keep = math.max(tonumber(ARGV[7]), window)
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', string.format('%d', now - keep))
+local from = string.format('(%d', now - window)
+if redis.call('ZCOUNT', KEYS[4], from, '+inf') >= limit then
+  local oldest = redis.call('ZRANGEBYSCORE', KEYS[4], from, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  return { 'window_full', string.format('%d', tonumber(oldest[2]) + window - now + 1) }
+end
+redis.call('ZADD', KEYS[4], string.format('%d', now), ARGV[6])
+redis.call('PEXPIRE', KEYS[4], math.ceil(keep / 1000) * 2)
 redis.call('HSET', KEYS[1], 'dialSentAttempt', ARGV[1], 'dialSentAt', ARGV[3], 'updatedAt', ARGV[3])
 return { 'ok', 0 }

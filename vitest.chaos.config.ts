@@ -8,8 +8,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/chaos/**/*.chaos.ts'],
-    testTimeout: 300_000,
-    hookTimeout: 90_000,
+    testTimeout: 420_000,
+    hookTimeout: 120_000,
     fileParallelism: false,
     maxWorkers: 1,
   },

@@ -15,7 +15,8 @@ import { SECOND, sleep } from '../../src/core/time.js';
 import type { HostDump, HostStatus } from './chaosReport.js';
 
 const LOOPBACK = '127.0.0.1';
-const START_TIMEOUT_MS = 30 * SECOND;
+/** A `dialer consumer` compiles the project with tsx at start: on two busy cores that has taken over 30 s. */
+const START_TIMEOUT_MS = 90 * SECOND;
 const POLL_MS = 50;
 const EXIT_WAIT_MS = 10 * SECOND;
 /** Host requests answer at once, except an outage, which answers when it is over. */
@@ -235,6 +236,8 @@ function firstLine(child: ChildProcess, timeoutMs: number): Promise<string> {
 export class ConsumerProcess {
   /** Log lines that were not pino JSON (README: every line is JSON). */
   nonJsonLines = 0;
+  /** True once it logged "consumer started" (its workers take jobs). */
+  isReady = false;
   readonly child: ChildProcess;
   private readonly log: WriteStream;
   private readonly started: Promise<void>;
@@ -261,6 +264,7 @@ export class ConsumerProcess {
           if (!line.startsWith('{')) this.nonJsonLines += 1;
           else if (line.includes('"consumer started"')) {
             clearTimeout(timer);
+            this.isReady = true;
             resolve();
           }
         }

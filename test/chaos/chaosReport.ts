@@ -39,6 +39,8 @@ export interface HostDump {
   calls: SimCallLog[];
   events: SimEventLog[];
   outages: { from: number; to: number }[];
+  /** The sim host's own event-loop stalls (≥ 200 ms): `at` is when it ran again. */
+  stalls: { at: number; ms: number }[];
 }
 
 /** What the sim host answers to `status`. */

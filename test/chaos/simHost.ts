@@ -7,7 +7,8 @@
  *
  *   node --import tsx test/chaos/simHost.ts   (spawned with an IPC channel)
  *
- * Environment: CHAOS_SCENARIO (scenario JSON file), REDIS_URL, QUEUE_PREFIX, AGENT_NAME, LOG_LEVEL (agent logs, stderr).
+ * Environment: CHAOS_SCENARIO (scenario JSON file), REDIS_URL, QUEUE_PREFIX, AGENT_NAME, CALL_OUTCOME_TIMEOUT_S (as the
+ * consumers'), CHAOS_SPOOL_DIR (the agent's outcome spool, inside the test's temp dir), LOG_LEVEL (agent logs, stderr).
  * stdout: one line `{"url","apiKey","apiSecret","outboundTrunkId"}` once ready (url is the proxy's).
  * IPC requests `{id, cmd}` (see hostRequestSchema), each answered by `{id, ok: true, result}` or `{id, ok: false, error}`.
  */
@@ -16,12 +17,16 @@ import { writeFile } from 'node:fs/promises';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { z } from 'zod';
 import { createLogger } from '../../src/core/logger.js';
+import { SECOND } from '../../src/core/time.js';
 import { startSimulatedAgent } from '../../src/agent/simulatedAgent.js';
 import { loadScenarioFile, startLiveKitSim, type SimEventName } from '../../src/sim/index.js';
 import type { HostDump, HostStatus, SimCallLog, SimEventLog } from './chaosReport.js';
 
 const LOOPBACK = '127.0.0.1';
 const EXIT_FAILURE = 1;
+const STALL_PROBE_MS = 20;
+/** Event-loop stalls this long or longer are kept. */
+const STALL_REPORT_MS = 200;
 
 /** What the test may ask of this process. */
 export const hostRequestSchema = z.discriminatedUnion('cmd', [
@@ -95,8 +100,10 @@ async function main(): Promise<void> {
   const redisUrl = process.env.REDIS_URL;
   const queuePrefix = process.env.QUEUE_PREFIX;
   const agentName = process.env.AGENT_NAME;
-  if (!scenarioPath || !redisUrl || !queuePrefix || !agentName || !process.send) {
-    throw new Error('simHost needs CHAOS_SCENARIO, REDIS_URL, QUEUE_PREFIX, AGENT_NAME and an IPC channel');
+  const spoolDir = process.env.CHAOS_SPOOL_DIR;
+  const outcomeTimeoutS = Number(process.env.CALL_OUTCOME_TIMEOUT_S);
+  if (!scenarioPath || !redisUrl || !queuePrefix || !agentName || !spoolDir || !(outcomeTimeoutS > 0) || !process.send) {
+    throw new Error('simHost needs CHAOS_SCENARIO, REDIS_URL, QUEUE_PREFIX, AGENT_NAME, CHAOS_SPOOL_DIR, CALL_OUTCOME_TIMEOUT_S and an IPC channel');
   }
   const send = process.send.bind(process);
   const logger = createLogger(process.env.LOG_LEVEL ?? 'warn', 'chaos-sim-host');
@@ -120,6 +127,16 @@ async function main(): Promise<void> {
     });
   }
   const outages: { from: number; to: number }[] = [];
+  // This process's own event-loop stalls: requests that arrive during one are handled (and timestamped) together
+  // after it, which would read as a burst of dial starts that the dialer never sent.
+  const stalls: { at: number; ms: number }[] = [];
+  let lastTick = Date.now();
+  setInterval(() => {
+    const now = Date.now();
+    const gap = now - lastTick - STALL_PROBE_MS;
+    if (gap >= STALL_REPORT_MS) stalls.push({ at: now, ms: gap });
+    lastTick = now;
+  }, STALL_PROBE_MS).unref();
 
   // The agent reaches LiveKit's API through the proxy too: an outage is LiveKit's, for every client.
   const agent = await startSimulatedAgent({
@@ -128,6 +145,8 @@ async function main(): Promise<void> {
     queuePrefix,
     agentName,
     logger,
+    outcomeSpoolDir: spoolDir,
+    outcomeTimeoutMs: outcomeTimeoutS * SECOND,
   });
 
   const status = (): HostStatus => {
@@ -163,6 +182,7 @@ async function main(): Promise<void> {
       ),
     events,
     outages,
+    stalls,
   });
 
   const handle = async (request: HostRequest): Promise<unknown> => {

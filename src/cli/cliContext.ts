@@ -26,10 +26,16 @@ export function cliContext(): CliContext {
   return cached;
 }
 
+/** An error that carries a message for the person at the terminal (PhoneNumberError: the input as typed). */
+function hasPersonMessage(err: unknown): err is Error & { forPerson: string } {
+  return err instanceof Error && typeof (err as { forPerson?: unknown }).forPerson === 'string';
+}
+
 /** Prints a one-line reason on stderr and exits with the code that fits the error. */
 export function exitWithError(err: unknown): never {
   const isInput = err instanceof InvalidInputError || err instanceof ConfigError;
-  const message = err instanceof Error ? err.message : String(err);
+  // a number the person typed is shown as typed (PhoneNumberError.message masks it, for logs)
+  const message = hasPersonMessage(err) ? err.forPerson : err instanceof Error ? err.message : String(err);
   process.stderr.write(`dialer: ${message}\n`);
   process.exit(isInput ? EXIT_INVALID_INPUT : EXIT_FAILURE);
 }

@@ -1,13 +1,14 @@
 import { stat } from 'node:fs/promises';
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
+import type { CountryCode } from 'libphonenumber-js';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { parseCallWindow, type CallWindow } from '../core/callWindow.js';
 import { DEFAULT_TIME_ZONE, type DialerConfig } from '../core/config.js';
 import { InvalidInputError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { normalizePhoneNumber } from '../core/phone.js';
+import { formatPhoneNumber, parsePhoneNumber, parseRegion } from '../core/phone.js';
 import { DEFAULT_CAMPAIGN_ID, callMetadataSchema, idSchema, type CallMetadata } from '../core/queues.js';
 import { closeConnection, createProducerConnection, waitUntilReady } from '../core/redisConnection.js';
 import { parseDuration, systemClock, type Clock } from '../core/time.js';
@@ -26,8 +27,18 @@ interface EnqueueFlags extends WindowFlags {
   profile?: string;
 }
 
+/** What `enqueue` falls back to when a flag is not given (read lazily: the settings are loaded only when needed). */
+export interface EnqueueDefaults {
+  /** DIAL_TIME_ZONE: the zone of `--window` without `--time-zone`. */
+  timeZone?: () => string;
+  /** DIAL_DEFAULT_REGION: the country of a number written without a country code. */
+  region?: () => CountryCode | undefined;
+}
+
 /** `--window 09:00-20:00 [--time-zone America/New_York] [--days mon-fri]` and `--priority N`, for enqueue and import. */
 interface WindowFlags {
+  /** `--region US`: the country of numbers written without a country code. */
+  region?: string;
   window?: string;
   timeZone?: string;
   days?: string;
@@ -93,8 +104,10 @@ export function windowFromFlags(flags: WindowFlags, defaultTimeZone: () => strin
 }
 
 /** Turns the `enqueue` flags into a call request; every reason to refuse is found here, before Redis is touched. */
-export function enqueueRequest(number: string, flags: EnqueueFlags, now: number, defaultTimeZone: () => string = () => DEFAULT_TIME_ZONE): CallRequest {
-  const phoneNumber = normalizePhoneNumber(number);
+export function enqueueRequest(number: string, flags: EnqueueFlags, now: number, defaults: EnqueueDefaults = {}): CallRequest {
+  const defaultTimeZone = defaults.timeZone ?? (() => DEFAULT_TIME_ZONE);
+  const region = flags.region === undefined ? defaults.region?.() : parseRegion(flags.region, '--region');
+  const phoneNumber = formatPhoneNumber(parsePhoneNumber(number, region));
   const campaignId = parseCampaign(flags.campaign);
   const metadata = parseMetadata(flags.metadata);
   if (flags.key !== undefined && (flags.key === '' || flags.key.length > 512)) {
@@ -147,7 +160,7 @@ async function withProducer<T>(
       const url = new URL(config.redisUrl);
       throw new Error(`cannot reach Redis at ${url.host} (${(err as Error).message})`);
     }
-    const producer = new CallProducer({ connection, prefix: config.queuePrefix, maxAttempts: config.dial.maxAttempts, clock });
+    const producer = new CallProducer({ connection, prefix: config.queuePrefix, maxAttempts: config.dial.maxAttempts, clock, defaultRegion: config.dial.defaultRegion });
     try {
       return await body(producer);
     } finally {
@@ -189,7 +202,8 @@ export function registerProducerCommands(program: Command): void {
   program
     .command('enqueue')
     .description('enqueue one call; prints its call id')
-    .argument('<number>', 'phone number, E.164 (e.g. +14155550123)')
+    .argument('<number>', 'phone number: +14155550123, or national with --region; an extension goes last (x136)')
+    .option('--region <country>', 'country of a number without country code, e.g. US (default DIAL_DEFAULT_REGION)')
     .option('--campaign <id>', `campaign id (default "${DEFAULT_CAMPAIGN_ID}")`)
     .option('--metadata <json>', 'call metadata: a flat JSON object, e.g. \'{"first_name":"Ada"}\'')
     .option('--key <idempotency-key>', 'the same key within a campaign enqueues once (prints the same id)')
@@ -204,7 +218,10 @@ export function registerProducerCommands(program: Command): void {
     .action(
       action(async (number: string, flags: EnqueueFlags) => {
         const now = Date.now();
-        const request = enqueueRequest(number, flags, now, () => cliContext().config.dial.timeZone);
+        const request = enqueueRequest(number, flags, now, {
+          timeZone: () => cliContext().config.dial.timeZone,
+          region: () => cliContext().config.dial.defaultRegion,
+        });
         const { config, logger } = cliContext();
         // A profile the agent lacks would ring the phone only to hang up on the callee: refused before Redis is touched.
         if (request.agentProfile !== undefined) requireKnownProfile(await loadProfileCatalog(), request.agentProfile);
@@ -222,6 +239,7 @@ export function registerProducerCommands(program: Command): void {
     .argument('<file>', 'CSV file with a header line')
     .requiredOption('--campaign <id>', 'campaign id')
     .option('--profile <name>', 'agent profile to use for every call')
+    .option('--region <country>', 'country of numbers without country code, e.g. US, for rows without a region/country cell (default DIAL_DEFAULT_REGION)')
     .option('--window <HH:MM-HH:MM>', "ring only between these local hours, e.g. 09:00-20:00; a timezone column sets each row's zone")
     .option('--time-zone <iana>', 'time zone of --window for rows without a timezone cell (default DIAL_TIME_ZONE)')
     .option('--days <weekdays>', 'weekdays of --window, e.g. mon-fri (default every day)')
@@ -232,6 +250,7 @@ export function registerProducerCommands(program: Command): void {
         if (flags.profile === '') throw new InvalidInputError('--profile: empty name');
         const callWindow = windowFromFlags(flags, () => cliContext().config.dial.timeZone);
         const priority = priorityFromFlag(flags.priority);
+        const region = flags.region === undefined ? undefined : parseRegion(flags.region, '--region');
         // a missing file is the caller's input (exit 2) even when Redis is down; importCsv checks again as it opens
         const size = await stat(file).then(
           (s) => s.size,
@@ -245,7 +264,7 @@ export function registerProducerCommands(program: Command): void {
         const summary = await withProducer(config, logger, systemClock, async (producer) => {
           const bar = progressBar(size);
           try {
-            return await importCsv(file, { campaignId, agentProfile: flags.profile, callWindow, priority, producer, onProgress: (p) => bar?.update(p) });
+            return await importCsv(file, { campaignId, agentProfile: flags.profile, callWindow, priority, region, producer, onProgress: (p) => bar?.update(p) });
           } finally {
             bar?.stop();
           }

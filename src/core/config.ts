@@ -1,6 +1,8 @@
+import type { CountryCode } from 'libphonenumber-js';
 import { z } from 'zod';
 import { isTimeZone, parseCallWindow, type CallWindow } from './callWindow.js';
 import { ConfigError } from './errors.js';
+import { isRegion, parseRegion } from './phone.js';
 import { SECOND } from './time.js';
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
@@ -65,6 +67,8 @@ const envSchema = z.object({
   DIAL_CALL_DAYS: z.string().optional(),
   /** IANA time zone of the default window (and of `--window` on the CLI without `--time-zone`). */
   DIAL_TIME_ZONE: z.string().refine(isTimeZone, 'DIAL_TIME_ZONE must be an IANA time zone such as America/New_York').default(DEFAULT_TIME_ZONE),
+  /** Country of numbers written without a country code (ISO 3166-1 alpha-2, e.g. US); unset: they are refused. */
+  DIAL_DEFAULT_REGION: z.string().refine(isRegion, 'DIAL_DEFAULT_REGION must be a two-letter country code such as US, GB or DE').optional(),
   /** Where the results worker POSTs each call's terminal outcome (optional). */
   RESULTS_WEBHOOK_URL: z.string().url('RESULTS_WEBHOOK_URL must be a URL like https://example.com/hooks/calls').optional(),
   /** Signs webhook bodies (HMAC-SHA256) so the receiver can check they came from the dialer. */
@@ -123,6 +127,8 @@ export interface DialerConfig {
     callWindow: CallWindow | undefined;
     /** DIAL_TIME_ZONE: the zone of windows given without one. */
     timeZone: string;
+    /** DIAL_DEFAULT_REGION: the country of numbers written without a country code; undefined: they are refused. */
+    defaultRegion: CountryCode | undefined;
   };
 }
 
@@ -168,6 +174,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DialerConfig {
       outcomeTimeoutMs: e.CALL_OUTCOME_TIMEOUT_S * SECOND,
       callWindow: defaultCallWindow(e.DIAL_CALL_WINDOW, e.DIAL_CALL_DAYS, e.DIAL_TIME_ZONE),
       timeZone: e.DIAL_TIME_ZONE,
+      defaultRegion: e.DIAL_DEFAULT_REGION === undefined ? undefined : parseRegion(e.DIAL_DEFAULT_REGION, 'DIAL_DEFAULT_REGION'),
     },
   };
 }

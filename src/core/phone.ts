@@ -1,24 +1,168 @@
-import { parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js';
+import { isSupportedCountry, parsePhoneNumberFromString, validatePhoneNumberLength, type CountryCode } from 'libphonenumber-js';
 import { InvalidInputError } from './errors.js';
 
+/** A number ready to dial: the E.164 line and, when the input named one, the extension to key in after the answer. */
+export interface PhoneNumber {
+  /** The line to call, E.164 (`+16505550100`). */
+  e164: string;
+  /** Digits of the extension (`136`), dialed as DTMF once the far end answers; undefined when there is none. */
+  extension?: string;
+}
+
+/** Longest extension accepted: PBX extensions are short; this leaves room for long direct-dial codes. */
+export const MAX_EXTENSION_DIGITS = 15;
 /**
- * Normalises a dialable number to E.164, throwing InvalidInputError when it cannot be one (unknown country code,
- * wrong length, letters). Number ranges a country has not assigned (fictional 555 numbers, new ranges the metadata
- * does not know yet) are left to the carrier, whose 404/484 ends the call as `invalid_number`.
+ * Pauses before an extension's digits, in CreateSIPParticipant `dtmf` units ('w' = 0.5 s, livekit-server-sdk
+ * SipClient docs; livekit/sip plays the string once the call is answered): 2 s for an auto-attendant to pick up and
+ * start listening, as dialers do with "wwww" before the digits.
+ */
+export const EXTENSION_DTMF_PAUSES = 4;
+
+/**
+ * Thrown for a number that cannot be dialed. `message` masks the digits (it may be logged or stored as a call's
+ * reason); `forPerson` quotes the input as given, for the person who typed it (CLI errors, import summaries).
+ */
+export class PhoneNumberError extends InvalidInputError {
+  readonly forPerson: string;
+
+  constructor(
+    readonly input: string,
+    readonly problem: string,
+  ) {
+    super(`not a valid phone number: ${shownMasked(input)} (${problem})`);
+    this.forPerson = `not a valid phone number: ${JSON.stringify(input)} (${problem})`;
+  }
+}
+
+/** What to do about a number without a country code, named once so every message says the same. */
+export const NO_COUNTRY_CODE_HINT =
+  'no country code: add +<country code> (e.g. +1 415 555 0123), or set a default region: --region US, a region column, or DIAL_DEFAULT_REGION';
+
+/** Excel writes long numbers in a General-format cell as 1.4155550233E+10, and may drop digits doing so. */
+const SCIENTIFIC_NOTATION = /^[+-]?\d+(?:[.,]\d+)?e[+-]?\d+$/i;
+const EXCEL_HINT =
+  'this is scientific notation, as Excel shows a long number in a General-format cell, and digits may be lost: ' +
+  'format the phone column as Text (or prefix the numbers with +) and export the file again';
+/** `tel:` URIs (RFC 3966) are accepted as written: `tel:+1-650-555-0100;ext=136`. */
+const TEL_URI_PREFIX = /^tel:/i;
+/**
+ * An extension at the end: `;ext=136` (RFC 3966), `x136`, `ext. 136`, `extension 136`, `#136`, or pause commas
+ * `,,136` as phones store them. The number part must end in a digit (or a closing bracket) before it.
+ */
+const EXTENSION_SUFFIX = new RegExp(
+  `^(.*[\\d)])\\s*(?:;\\s*ext\\s*=\\s*|(?:ext(?:ension)?\\.?|x)\\s*|#\\s*|,+\\s*)(\\d{1,${MAX_EXTENSION_DIGITS}})\\s*#?\\s*$`,
+  'i',
+);
+/** What may stand in a number as people write it, besides digits: spaces (also no-break), + ( ) - . / */
+const NUMBER_PUNCTUATION = /^[\d\s\u00a0+().\-/]+$/;
+/** 00 is the international prefix in most of the world (ITU-T E.164 recommends it): `0044 20 …` is `+44 20 …`. */
+const INTERNATIONAL_00 = /^\s*\(?00/;
+
+/**
+ * Parses a number as people write it: E.164 or international (`+1 (415) 555-0123`, `0044 20 7946 0958`, `tel:` URIs),
+ * or national when a `region` (ISO 3166-1 alpha-2 country, e.g. `US`, `GB`) says which country (`(415) 555-0125`,
+ * `020 7946 0958`), with an optional extension (`x136`, `ext. 136`, `;ext=136`, `#136`). Number ranges a country has
+ * not assigned (fictional 555 numbers, ranges newer than libphonenumber's metadata) are left to the carrier, whose
+ * 404/484 ends the call as `invalid_number`. Throws PhoneNumberError naming what is wrong and what to do.
+ */
+export function parsePhoneNumber(raw: string, region?: CountryCode): PhoneNumber {
+  const trimmed = raw.trim().replace(/^'/, ''); // a leading ' is a spreadsheet's "keep as text" mark
+  if (trimmed === '') throw new PhoneNumberError(raw, 'it is empty');
+  if (SCIENTIFIC_NOTATION.test(trimmed)) throw new PhoneNumberError(raw, EXCEL_HINT);
+  const withoutScheme = trimmed.replace(TEL_URI_PREFIX, '');
+  const ext = EXTENSION_SUFFIX.exec(withoutScheme);
+  const main = (ext?.[1] ?? withoutScheme).trim();
+  const extension = ext?.[2];
+  if (!/\d/.test(main)) throw new PhoneNumberError(raw, 'it has no digits');
+  if (!NUMBER_PUNCTUATION.test(main)) {
+    const problem = /\p{L}/u.test(main)
+      ? 'it has letters: write the number in digits (vanity numbers such as 1-800-FLOWERS too); an extension goes last, as x136'
+      : `unexpected character ${JSON.stringify(main.replace(/[\d\s\u00a0+().\-/]/g, '').charAt(0))}`;
+    throw new PhoneNumberError(raw, problem);
+  }
+  let parsed = parsePhoneNumberFromString(main, region);
+  if ((!parsed || !parsed.isPossible()) && INTERNATIONAL_00.test(main)) {
+    parsed = parsePhoneNumberFromString(main.replace(INTERNATIONAL_00, '+'));
+  }
+  if (!parsed || !parsed.isPossible()) throw new PhoneNumberError(raw, whyNotPossible(main, region));
+  return extension === undefined ? { e164: parsed.number } : { e164: parsed.number, extension };
+}
+
+function whyNotPossible(main: string, region: CountryCode | undefined): string {
+  const international = main.startsWith('+') || INTERNATIONAL_00.test(main);
+  if (!international && region === undefined) return NO_COUNTRY_CODE_HINT;
+  const reason = validatePhoneNumberLength(main, region);
+  const where = international ? 'for its country code' : `for a national number of ${region}`;
+  switch (reason) {
+    case 'TOO_SHORT':
+      return `too short ${where}`;
+    case 'TOO_LONG':
+      return `too long ${where}`;
+    case 'INVALID_COUNTRY':
+      return international ? 'unknown country code' : NO_COUNTRY_CODE_HINT;
+    default:
+      return `not a possible number ${where}`;
+  }
+}
+
+/**
+ * Normalises a number to E.164 for inputs that take no extension (the do-not-call list, jobs pushed by other services
+ * without an `extension` field); throws PhoneNumberError for a bad number or one that carries an extension.
  */
 export function normalizePhoneNumber(raw: string, defaultCountry?: CountryCode): string {
-  const trimmed = raw.trim();
-  const parsed = /[a-z]/i.test(trimmed) ? undefined : parsePhoneNumberFromString(trimmed, defaultCountry);
-  if (!parsed || !parsed.isPossible()) {
-    const shown = /\d/.test(trimmed) ? `"${redactPhoneNumber(trimmed)}"` : '(it has no digits)';
-    throw new InvalidInputError(`not a valid phone number in E.164 form: ${shown}`);
+  const parsed = parsePhoneNumber(raw, defaultCountry);
+  if (parsed.extension !== undefined) throw new PhoneNumberError(raw, 'an extension is not taken here: give the main number');
+  return parsed.e164;
+}
+
+/**
+ * The number as a call record keeps it: E.164, plus `;ext=` and the digits (RFC 3966's parameter) when there is an
+ * extension, so two extensions of one line stay two calls and the export shows what is dialed.
+ */
+export function formatPhoneNumber(number: PhoneNumber): string {
+  return number.extension === undefined ? number.e164 : `${number.e164};ext=${number.extension}`;
+}
+
+/** Splits a record's number (formatPhoneNumber's form) back into line and extension. */
+export function splitPhoneNumber(stored: string): PhoneNumber {
+  const at = stored.indexOf(';ext=');
+  return at === -1 ? { e164: stored } : { e164: stored.slice(0, at), extension: stored.slice(at + ';ext='.length) };
+}
+
+/** CreateSIPParticipant's `dtmf` for an extension: a short pause for the far end to answer, then the digits. */
+export function extensionDtmf(extension: string): string {
+  return `${'w'.repeat(EXTENSION_DTMF_PAUSES)}${extension}`;
+}
+
+/** Names people use for a country that are not its ISO 3166-1 code. */
+const REGION_ALIASES: Record<string, string> = { UK: 'GB' };
+
+/**
+ * A default region (ISO 3166-1 alpha-2, case-insensitive, `UK` taken as `GB`) for national numbers; throws
+ * InvalidInputError naming `what` (the flag, column or setting) when libphonenumber does not know it.
+ */
+export function parseRegion(text: string, what = 'region'): CountryCode {
+  const upper = text.trim().toUpperCase();
+  const code = REGION_ALIASES[upper] ?? upper;
+  if (!isSupportedCountry(code)) {
+    throw new InvalidInputError(`${what}: "${text}" is not a country code; use two letters such as US, GB, DE, FR`);
   }
-  return parsed.number;
+  return code;
+}
+
+/** True for a region parseRegion accepts. */
+export function isRegion(text: string): boolean {
+  const upper = text.trim().toUpperCase();
+  return isSupportedCountry(REGION_ALIASES[upper] ?? upper);
 }
 
 const VISIBLE_TAIL_DIGITS = 4;
 
-/** Keeps only the last digits of a number, for logs and error messages (full numbers never reach logs). */
+function shownMasked(input: string): string {
+  return /\d/.test(input) ? `"${redactPhoneNumber(input)}"` : '(no digits)';
+}
+
+/** Keeps only the last digits of a number, for logs and stored reasons (full numbers never reach logs). */
 export function redactPhoneNumber(number: string): string {
   const digits = number.replace(/\D/g, '');
   if (digits.length <= VISIBLE_TAIL_DIGITS) return '*'.repeat(digits.length);

@@ -34,6 +34,8 @@ export const callJobSchema = z.object({
   callId: idSchema,
   campaignId: idSchema,
   phoneNumber: z.string().regex(/^\+[1-9]\d{6,14}$/, 'phoneNumber must be E.164'),
+  /** Extension digits, sent as DTMF after the answer (CreateSIPParticipant `dtmf`, see extensionDtmf in core/phone). */
+  extension: z.string().regex(/^\d{1,15}$/, 'extension must be 1 to 15 digits').optional(),
   metadata: callMetadataSchema.default({}),
   /** Name of an agent profile (instructions, voice, voicemail message …) the agent should use. */
   agentProfile: z.string().optional(),

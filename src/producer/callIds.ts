@@ -13,7 +13,11 @@ export function keyedCallId(campaignId: string, key: string): string {
   return `k-${digest.slice(0, KEYED_ID_HEX_CHARS)}`;
 }
 
-/** The idempotency key of "this number, once per campaign" (RFC 3966 form of an E.164 number). */
-export function phoneNumberKey(e164: string): string {
-  return `tel:${e164}`;
+/**
+ * The idempotency key of "this number, once per campaign": the RFC 3966 form of an E.164 number, with its `;ext=`
+ * parameter when the call goes to an extension, so two extensions of one line are two calls (and a number without
+ * one keeps the id it always had).
+ */
+export function phoneNumberKey(e164: string, extension?: string): string {
+  return extension === undefined ? `tel:${e164}` : `tel:${e164};ext=${extension}`;
 }

@@ -1,4 +1,5 @@
 import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
+import type { CountryCode } from 'libphonenumber-js';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { callWindowSchema } from '../core/callWindow.js';
@@ -6,7 +7,7 @@ import { CallStore, type CreateStatus } from '../core/callStore.js';
 import { DEFAULT_DIAL_MAX_ATTEMPTS, DEFAULT_QUEUE_PREFIX, DEFAULT_REDIS_URL, loadConfig } from '../core/config.js';
 import { InvalidInputError } from '../core/errors.js';
 import { closeConnection, createProducerConnection, waitUntilReady } from '../core/redisConnection.js';
-import { normalizePhoneNumber } from '../core/phone.js';
+import { PhoneNumberError, formatPhoneNumber, isRegion, parsePhoneNumber, parseRegion } from '../core/phone.js';
 import {
   CALLS_QUEUE,
   DEFAULT_CAMPAIGN_ID,
@@ -31,7 +32,10 @@ export const MAX_CALL_PRIORITY = 1000;
 
 /** One call a producer asks for (the library's edge: validated here). */
 export const callRequestSchema = z.object({
+  /** As people write it: E.164, international, or national with a region; an extension (x136, ;ext=136) is kept. */
   phoneNumber: z.string().min(1, 'phone number is empty'),
+  /** Country of a number written without a country code (ISO 3166-1 alpha-2, e.g. US); else the producer's default. */
+  region: z.string().refine(isRegion, 'region must be a two-letter country code such as US, GB or DE').optional(),
   campaignId: idSchema.optional(),
   metadata: callMetadataSchema.optional(),
   /** Idempotency key: the same key within a campaign enqueues once. */
@@ -58,6 +62,8 @@ export interface EnqueueOptions {
   prefix: string;
   maxAttempts: number;
   clock?: Clock;
+  /** Country of numbers written without a country code, for requests without a region (DIAL_DEFAULT_REGION). */
+  defaultRegion?: CountryCode;
   /** Called after each chunk with the number of calls handled so far. */
   onProgress?: (done: number) => void;
   /**
@@ -79,31 +85,59 @@ interface PreparedCall {
   job: CallJob;
   delayMs: number;
   priority: number;
+  /** The caller's idempotency key, when it gave one: re-using it for another number or metadata is refused. */
+  key?: string;
+}
+
+/** The number as the call record keeps it (E.164, `;ext=…` when there is an extension). */
+const recordNumber = (job: CallJob) => formatPhoneNumber({ e164: job.phoneNumber, extension: job.extension });
+
+/** Same flat metadata, whatever the key order. */
+function sameMetadata(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => Object.hasOwn(b, k) && a[k] === b[k]);
+}
+
+/**
+ * Why a keyed call conflicts with the call its key already names (a different number or metadata), as idempotency
+ * keys work in payment APIs: the same request gets the same call, a different one under the same key is refused.
+ */
+function keyConflict(call: PreparedCall, existing: { phoneNumber: string; metadata: Record<string, unknown> }): string | undefined {
+  const number = recordNumber(call.job);
+  const what =
+    existing.phoneNumber !== number
+      ? `number ${existing.phoneNumber}, not ${number}`
+      : sameMetadata(existing.metadata, call.job.metadata)
+        ? undefined
+        : `metadata ${JSON.stringify(existing.metadata)}, not ${JSON.stringify(call.job.metadata)}`;
+  return what && `key ${JSON.stringify(call.key)} already names call ${call.job.callId} in campaign ${call.job.campaignId} with ${what}: use a new key for a different call`;
 }
 
 const toMs = (v: Date | number | undefined) => (v instanceof Date ? v.getTime() : v);
 
-function prepare(request: CallRequest, index: number, now: number): PreparedCall {
+function prepare(request: CallRequest, index: number, now: number, defaultRegion: CountryCode | undefined): PreparedCall {
   const parsed = callRequestSchema.safeParse(request);
   if (!parsed.success) {
     throw new InvalidInputError(parsed.error.issues.map((i) => `${i.path.join('.') || 'call'}: ${i.message}`).join('; '));
   }
   const r = parsed.data;
   const campaignId = r.campaignId ?? DEFAULT_CAMPAIGN_ID;
-  const phoneNumber = normalizePhoneNumber(r.phoneNumber);
+  const number = parsePhoneNumber(r.phoneNumber, r.region === undefined ? defaultRegion : parseRegion(r.region));
   const notBefore = toMs(r.notBefore);
-  const key = r.key ?? (r.dedupeByNumber ? phoneNumberKey(phoneNumber) : undefined);
+  // an extension is part of the identity: two extensions of one line are two calls
+  const key = r.key ?? (r.dedupeByNumber ? phoneNumberKey(number.e164, number.extension) : undefined);
   const job: CallJob = {
     callId: key ? keyedCallId(campaignId, key) : newCallId(),
     campaignId,
-    phoneNumber,
+    phoneNumber: number.e164,
+    extension: number.extension,
     metadata: r.metadata ?? {},
     agentProfile: r.agentProfile,
     enqueuedAt: now,
     expiresAt: toMs(r.expiresAt),
     callWindow: r.callWindow,
   };
-  return { index, job, delayMs: notBefore ? Math.max(0, notBefore - now) : 0, priority: r.priority ?? 0 };
+  return { index, job, delayMs: notBefore ? Math.max(0, notBefore - now) : 0, priority: r.priority ?? 0, key: r.key };
 }
 
 /** BullMQ options of a dial job (exported so the enqueue bench gives raw addBulk exactly the same). */
@@ -190,7 +224,7 @@ export class CallProducer {
   ): Promise<void> {
     const now = this.clock.now();
     const byCampaign = new Map<string, PreparedCall[]>();
-    const seen = new Set<string>();
+    const seen = new Map<string, PreparedCall>();
     chunk.forEach((request, i) => {
       const index = offset + i;
       // A profile the agent does not have would ring the phone only to hang up on the callee: refused here.
@@ -201,17 +235,21 @@ export class CallProducer {
       }
       let call: PreparedCall;
       try {
-        call = prepare(request, index, now);
+        call = prepare(request, index, now, this.options.defaultRegion);
       } catch (err) {
         if (!(err instanceof InvalidInputError)) throw err;
-        summary.rejected.push({ index, reason: err.message });
+        // the caller gave this input: show it as given (PhoneNumberError.message masks it for logs)
+        summary.rejected.push({ index, reason: err instanceof PhoneNumberError ? err.forPerson : err.message });
         return;
       }
-      if (seen.has(call.job.callId)) {
-        summary.duplicates.push({ index, callId: call.job.callId });
+      const first = seen.get(call.job.callId);
+      if (first) {
+        const conflict = call.key === undefined ? undefined : keyConflict(call, { phoneNumber: recordNumber(first.job), metadata: first.job.metadata });
+        if (conflict) summary.rejected.push({ index, reason: conflict });
+        else summary.duplicates.push({ index, callId: call.job.callId });
         return;
       }
-      seen.add(call.job.callId);
+      seen.set(call.job.callId, call);
       const list = byCampaign.get(call.job.campaignId) ?? [];
       list.push(call);
       byCampaign.set(call.job.campaignId, list);
@@ -219,15 +257,41 @@ export class CallProducer {
     for (const [campaignId, calls] of byCampaign) {
       const statuses: CreateStatus[] = await this.store.createCalls(
         campaignId,
-        calls.map((c) => ({ callId: c.job.callId, phoneNumber: c.job.phoneNumber, metadata: c.job.metadata })),
+        calls.map((c) => ({ callId: c.job.callId, phoneNumber: recordNumber(c.job), metadata: c.job.metadata })),
       );
+      const conflicts = await this.keyConflicts(campaignId, calls, statuses);
       // A record still `queued` may have lost its job in a crash between these two steps: adding it again is safe.
-      const toAdd = calls.filter((_, i) => statuses[i] !== 'past_queued');
+      const toAdd = calls.filter((_, i) => statuses[i] !== 'past_queued' && !conflicts.has(i));
       await this.queue.addBulk(toAdd.map((c) => ({ name: 'dial', data: c.job, opts: jobOptions(c.job.callId, c.delayMs, this.options.maxAttempts, c.priority) })));
-      calls.forEach((c, i) =>
-        (statuses[i] === 'created' ? summary.enqueued : summary.duplicates).push({ index: c.index, callId: c.job.callId }),
-      );
+      calls.forEach((c, i) => {
+        const conflict = conflicts.get(i);
+        if (conflict) summary.rejected.push({ index: c.index, reason: conflict });
+        else (statuses[i] === 'created' ? summary.enqueued : summary.duplicates).push({ index: c.index, callId: c.job.callId });
+      });
     }
+  }
+
+  /** Keyed calls whose record already existed with another number or metadata, by position in `calls`, with why. */
+  private async keyConflicts(campaignId: string, calls: readonly PreparedCall[], statuses: readonly CreateStatus[]): Promise<Map<number, string>> {
+    const conflicts = new Map<number, string>();
+    const existing = calls.flatMap((c, i) => (statuses[i] !== 'created' && c.key !== undefined ? [i] : []));
+    if (existing.length === 0) return conflicts;
+    const pipeline = this.options.connection.pipeline();
+    for (const i of existing) {
+      const call = calls[i];
+      if (call) pipeline.hmget(this.store.keys.callRecord(campaignId, call.job.callId), 'phoneNumber', 'metadata');
+    }
+    const replies = (await pipeline.exec()) ?? [];
+    existing.forEach((i, n) => {
+      const [err, fields] = replies[n] ?? [];
+      if (err) throw err;
+      const [phoneNumber, metadata] = (fields as (string | null)[] | undefined) ?? [];
+      const call = calls[i];
+      if (!call || phoneNumber == null) return;
+      const conflict = keyConflict(call, { phoneNumber, metadata: JSON.parse(metadata ?? '{}') as Record<string, unknown> });
+      if (conflict) conflicts.set(i, conflict);
+    });
+    return conflicts;
   }
 
   /** Idempotent. */
@@ -250,6 +314,7 @@ async function withProducer<T>(options: LibraryEnqueueOptions, body: (producer: 
     ...options,
     profiles: options.profiles ?? (() => loadProfileCatalog(process.env)),
     connection,
+    defaultRegion: options.defaultRegion ?? config?.dial.defaultRegion,
     prefix: options.prefix ?? config?.queuePrefix ?? DEFAULT_QUEUE_PREFIX,
     maxAttempts: options.maxAttempts ?? config?.dial.maxAttempts ?? DEFAULT_DIAL_MAX_ATTEMPTS,
   });

@@ -13,6 +13,8 @@ export const PHONE_NUMBER_COLUMN = 'phone_number';
 export const KEY_COLUMN = 'key';
 /** Optional column with the callee's IANA time zone: the calling window (`--window`) is local to it. */
 export const TIMEZONE_COLUMN = 'timezone';
+/** Optional columns with the country (ISO 3166-1 alpha-2, e.g. US) of a number written without a country code. */
+export const REGION_COLUMNS = ['region', 'country'] as const;
 
 /** Batches handed to the producer at once: parsing the next batch overlaps Redis working on the previous ones. */
 const BATCHES_IN_FLIGHT = 3;
@@ -51,6 +53,8 @@ export interface ImportCsvOptions {
   callWindow?: CallWindow;
   /** Priority of every call (see CallRequest.priority). */
   priority?: number;
+  /** Country of numbers written without a country code, for rows without a region/country cell (`--region`). */
+  region?: string;
   /** Enqueue through this open producer (left open); otherwise give `enqueue` and one is made and closed here. */
   producer?: CallProducer;
   enqueue?: EnqueueOptions;
@@ -97,15 +101,18 @@ function toRow(record: Record<string, string | undefined>, line: number, options
   const metadata: Record<string, string> = {};
   for (const [column, value] of Object.entries(record)) {
     if (column === PHONE_NUMBER_COLUMN || column === KEY_COLUMN || column === '' || value === undefined || value === '') continue;
+    if ((REGION_COLUMNS as readonly string[]).includes(column)) continue;
     metadata[column] = value;
   }
   const key = record[KEY_COLUMN] || undefined;
   const timeZone = record[TIMEZONE_COLUMN];
+  const region = REGION_COLUMNS.map((c) => record[c]).find((v) => v) ?? options.region;
   const callWindow = options.callWindow && timeZone ? { ...options.callWindow, timeZone } : options.callWindow;
   return {
     line,
     request: {
       phoneNumber,
+      region,
       campaignId: options.campaignId,
       metadata,
       key,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../../src/core/errors.js';
+import { PhoneNumberError } from '../../src/core/phone.js';
 import { SECOND } from '../../src/core/time.js';
 import { enqueueRequest, formatImportSummary } from '../../src/cli/producerCommands.js';
 
@@ -15,7 +16,7 @@ describe('enqueue flags → call request', () => {
   it('--window, --time-zone and --days give the call its calling window; the zone defaults to DIAL_TIME_ZONE', () => {
     const request = enqueueRequest('+14152000009', { window: '9:00-20:00', timeZone: 'America/Chicago', days: 'mon-fri' }, now);
     expect(request.callWindow).toEqual({ from: '09:00', to: '20:00', timeZone: 'America/Chicago', days: [1, 2, 3, 4, 5] });
-    expect(enqueueRequest('+14152000009', { window: '10:00-18:00' }, now, () => 'Europe/Berlin').callWindow).toEqual({
+    expect(enqueueRequest('+14152000009', { window: '10:00-18:00' }, now, { timeZone: () => 'Europe/Berlin' }).callWindow).toEqual({
       from: '10:00',
       to: '18:00',
       timeZone: 'Europe/Berlin',
@@ -81,14 +82,27 @@ describe('enqueue flags → call request', () => {
     expect(attempt).toThrow(reason);
   });
 
-  it('keeps refusal messages on one line and without the full number', () => {
+  it('keeps refusal messages on one line; the person sees the number as typed, the message (for logs) masks it', () => {
     try {
       enqueueRequest('415 200 0001', {}, now);
       expect.unreachable();
     } catch (err) {
+      expect(err).toBeInstanceOf(PhoneNumberError);
+      expect((err as PhoneNumberError).forPerson).toBe(
+        'not a valid phone number: "415 200 0001" (no country code: add +<country code> (e.g. +1 415 555 0123), or set a default region: --region US, a region column, or DIAL_DEFAULT_REGION)',
+      );
       expect((err as Error).message).not.toContain('\n');
       expect((err as Error).message).not.toContain('4152000001');
     }
+  });
+
+  it('reads a national number in --region, else in DIAL_DEFAULT_REGION, and keeps an extension', () => {
+    expect(enqueueRequest('(415) 200-0002', { region: 'us' }, now).phoneNumber).toBe('+14152000002');
+    expect(enqueueRequest('020 7946 0958', {}, now, { region: () => 'GB' }).phoneNumber).toBe('+442079460958');
+    // the flag wins over the setting
+    expect(enqueueRequest('020 7946 0958', { region: 'GB' }, now, { region: () => 'US' }).phoneNumber).toBe('+442079460958');
+    expect(enqueueRequest('+1 650 555 0100 x138', {}, now).phoneNumber).toBe('+16505550100;ext=138');
+    expect(() => enqueueRequest('(415) 200-0002', { region: 'USA' }, now)).toThrow(/--region: "USA" is not a country code/);
   });
 });
 

@@ -123,13 +123,29 @@ describe('dialer enqueue', () => {
       dialer(['enqueue', '+14156000005', '--campaign', 'cli-bad', '--metadata', '{"nested":{"a":1}}']),
       dialer(['enqueue', '+14156000005', '--campaign', 'cli-bad', '--at', '2030-01-01T09:00:00Z', '--delay', '90s']),
     ]);
-    expectRefused(badNumber, /not a valid phone number/);
-    expect(badNumber.stderr).not.toContain('4156000005'); // numbers are redacted in messages
+    expectRefused(badNumber, /not a valid phone number: "4156000005" \(no country code: add \+<country code>/);
     expectRefused(badJson, /--metadata: not valid JSON/);
     expectRefused(notFlat, /--metadata: expected a flat JSON object/);
     expectRefused(both, /either --at or --delay/);
     expect(await queue.count()).toBe(countBefore);
     expect((await store.counters('cli-bad')).total).toBe(0);
+  });
+
+  it('shows the person the number as typed, explains Excel notation, and reads national numbers in --region or DIAL_DEFAULT_REGION', async () => {
+    const [vanity, excel, national, withFlag, withSetting] = await Promise.all([
+      dialer(['enqueue', '+1 555 CALL-NOW', '--campaign', 'cli-numbers']),
+      dialer(['enqueue', '1.4155550233E+10', '--campaign', 'cli-numbers']),
+      dialer(['enqueue', '(415) 555-0125', '--campaign', 'cli-numbers']),
+      dialer(['enqueue', '(415) 555-0125', '--campaign', 'cli-numbers', '--region', 'US']),
+      dialer(['enqueue', '020 7946 0958', '--campaign', 'cli-numbers'], { DIAL_DEFAULT_REGION: 'GB' }),
+    ]);
+    expectRefused(vanity, /not a valid phone number: "\+1 555 CALL-NOW" \(it has letters/);
+    expectRefused(excel, /"1\.4155550233E\+10" \(this is scientific notation, as Excel shows a long number .* format the phone column as Text/);
+    expectRefused(national, /"\(415\) 555-0125" \(no country code: add \+<country code> \(e\.g\. \+1 415 555 0123\), or set a default region: --region US/);
+    expect(withFlag.code).toBe(0);
+    expect(withSetting.code).toBe(0);
+    expect((await queue.getJob(withFlag.stdout.trim()))?.data.phoneNumber).toBe('+14155550125');
+    expect((await queue.getJob(withSetting.stdout.trim()))?.data.phoneNumber).toBe('+442079460958');
   });
 
   it('exits 1 with a one-line reason when Redis cannot be reached', async () => {
@@ -153,7 +169,7 @@ describe('dialer import', () => {
         'enqueued: 2',
         'duplicates: 1',
         'rejected: 2',
-        '  line 4: not a valid phone number in E.164 form: (it has no digits)',
+        '  line 4: not a valid phone number: "nope" (it has no digits)',
         '  line 7: phone_number is empty',
         '',
       ].join('\n'),

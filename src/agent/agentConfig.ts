@@ -1,13 +1,12 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { parseEnv } from '../core/config.js';
 import { ConfigError } from '../core/errors.js';
 import { SECOND } from '../core/time.js';
+import { profilesFileSetting } from './profiles.js';
 
-/** The profiles shipped with the package (`profiles/profiles.json` at the package root). */
-export const DEFAULT_PROFILES_FILE = fileURLToPath(new URL('../../profiles/profiles.json', import.meta.url));
+export { DEFAULT_PROFILES_FILE } from './profiles.js';
 export const DEFAULT_PROFILE_NAME = 'default';
 export const DEFAULT_MODEL_MODE = 'realtime';
 export const DEFAULT_REALTIME_MODEL = 'gpt-realtime';
@@ -43,7 +42,7 @@ const agentEnvSchema = z.object({
   AGENT_STT_MODEL: z.string().min(1).default(DEFAULT_STT_MODEL),
   AGENT_TTS_MODEL: z.string().min(1).default(DEFAULT_TTS_MODEL),
   AGENT_VOICE: z.string().min(1).optional(),
-  AGENT_PROFILES_FILE: z.string().min(1).default(DEFAULT_PROFILES_FILE),
+  AGENT_PROFILES_FILE: profilesFileSetting,
   AGENT_DEFAULT_PROFILE: z.string().min(1).default(DEFAULT_PROFILE_NAME),
   AGENT_MAX_CALL_DURATION_S: positive('AGENT_MAX_CALL_DURATION_S').default(DEFAULT_MAX_CALL_DURATION_S),
   AGENT_SILENCE_TIMEOUT_S: positive('AGENT_SILENCE_TIMEOUT_S').default(DEFAULT_SILENCE_TIMEOUT_S),

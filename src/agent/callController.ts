@@ -305,7 +305,9 @@ export class CallController {
     const session = this.requireSession();
     if (this.ending) throw new llm.ToolError('could not transfer call: the call is already ending');
     const name = destinationName ?? this.profile.transfer.defaultDestination;
-    const destination = name ? this.profile.transfer.destinations[name] : undefined;
+    // Own keys only: a name the model makes up (`constructor`) is not a destination.
+    const destinations = this.profile.transfer.destinations;
+    const destination = name && Object.hasOwn(destinations, name) ? destinations[name] : undefined;
     if (!name || !destination) {
       const known = Object.keys(this.profile.transfer.destinations);
       throw new llm.ToolError(`could not transfer call: unknown destination "${name ?? ''}" (known: ${known.join(', ') || 'none'})`);

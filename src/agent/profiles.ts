@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { ConfigError } from '../core/errors.js';
+import { ConfigError, InvalidInputError } from '../core/errors.js';
 import type { CallMetadata } from '../core/queues.js';
 import { SECOND } from '../core/time.js';
 import type { CallLimits } from './agentConfig.js';
@@ -100,9 +101,42 @@ export type AgentProfileInput = z.input<typeof agentProfileSchema>;
 export type TransferDestination = z.infer<typeof transferDestinationSchema>;
 export type DtmfMenuEntry = z.infer<typeof dtmfMenuEntrySchema>;
 
-/** A profiles file: `{ "<name>": <profile>, … }`. */
+/** The profiles shipped with the package (`profiles/profiles.json` at the package root). */
+export const DEFAULT_PROFILES_FILE = fileURLToPath(new URL('../../profiles/profiles.json', import.meta.url));
+
+/** AGENT_PROFILES_FILE as every reader of the catalog takes it (the agent's settings, the producer, the consumer). */
+export const profilesFileSetting = z.string().min(1).default(DEFAULT_PROFILES_FILE);
+
+/** A name JavaScript objects treat specially: a profiles file may not use it. */
+const RESERVED_PROFILE_NAME = '__proto__';
+
+/** A profiles file: `{ "<name>": <profile>, … }` (zod drops a `__proto__` key: parseProfiles refuses it first). */
 export const profilesFileSchema = z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'profile names use letters, digits, "_", "." and "-"'), agentProfileSchema);
-export type ProfileCatalog = Record<string, AgentProfile>;
+/** Profiles by name. Look names up with profileNamed/hasProfile (own keys only), never by indexing. */
+export type ProfileCatalog = Readonly<Record<string, AgentProfile>>;
+
+/**
+ * True when the catalog defines `name` itself: a name such as `constructor` or `__proto__` is not a profile just
+ * because every JavaScript object answers to it.
+ */
+export function hasProfile(catalog: ProfileCatalog, name: string): boolean {
+  return Object.hasOwn(catalog, name);
+}
+
+/** The profile called `name`, or undefined (own keys only, see hasProfile). */
+export function profileNamed(catalog: ProfileCatalog, name: string): AgentProfile | undefined {
+  return hasProfile(catalog, name) ? catalog[name] : undefined;
+}
+
+/** `unknown agent profile "x" (known: a, b)`: the one wording for a name the catalog lacks. */
+export function unknownProfileMessage(catalog: ProfileCatalog, name: string): string {
+  return `unknown agent profile "${name}" (known: ${Object.keys(catalog).join(', ') || 'none'})`;
+}
+
+/** Throws InvalidInputError (the caller's input: exit 2 on the command line) unless the catalog defines `name`. */
+export function requireKnownProfile(catalog: ProfileCatalog, name: string): void {
+  if (!hasProfile(catalog, name)) throw new InvalidInputError(unknownProfileMessage(catalog, name));
+}
 
 /** Raw (unvalidated) profile fields a dispatch may carry inline, merged over the named profile. */
 export const profileOverrideSchema = z.record(z.string(), z.unknown());
@@ -113,9 +147,22 @@ function formatIssues(error: z.ZodError): string {
 
 /** Validates a parsed profiles document; throws ConfigError naming the bad fields. */
 export function parseProfiles(document: unknown, source = 'profiles'): ProfileCatalog {
+  if (typeof document === 'object' && document !== null && Object.hasOwn(document, RESERVED_PROFILE_NAME)) {
+    throw new ConfigError(`invalid agent profiles in ${source}: "${RESERVED_PROFILE_NAME}" is not a usable profile name`);
+  }
   const parsed = profilesFileSchema.safeParse(document);
   if (!parsed.success) throw new ConfigError(`invalid agent profiles in ${source}: ${formatIssues(parsed.error)}`);
   return parsed.data;
+}
+
+/**
+ * The profile catalog as the agent reads it: AGENT_PROFILES_FILE, else the shipped profiles/profiles.json. The
+ * producer (at enqueue) and the consumer (before dialing) read it through this too. Throws ConfigError.
+ */
+export async function loadProfileCatalog(env: NodeJS.ProcessEnv = process.env): Promise<ProfileCatalog> {
+  const file = profilesFileSetting.safeParse(env.AGENT_PROFILES_FILE);
+  if (!file.success) throw new ConfigError('AGENT_PROFILES_FILE is empty');
+  return loadProfiles(file.data);
 }
 
 /** Reads and validates a profiles file. */
@@ -145,7 +192,7 @@ const MAX_PLACEHOLDER_VALUE_CHARS = 200;
 export function fillPlaceholders(template: string, values: CallMetadata): { text: string; missing: string[] } {
   const missing = new Set<string>();
   const text = template.replace(/\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}/g, (_match, name: string) => {
-    const value = values[name];
+    const value = Object.hasOwn(values, name) ? values[name] : undefined;
     if (value === undefined || value === null) {
       missing.add(name);
       return '';
@@ -192,10 +239,8 @@ export interface ResolveProfileInput {
 /** Picks the call's profile (named or default, plus inline fields), validates it and fills its placeholders. */
 export function resolveCallProfile(input: ResolveProfileInput): CallProfile {
   const name = input.name ?? input.defaultName;
-  const base = input.catalog[name];
-  if (!base && !input.override) {
-    throw new ConfigError(`unknown agent profile "${name}" (known: ${Object.keys(input.catalog).join(', ') || 'none'})`);
-  }
+  const base = profileNamed(input.catalog, name);
+  if (!base && !input.override) throw new ConfigError(unknownProfileMessage(input.catalog, name));
   let profile: AgentProfile;
   if (input.override) {
     const merged = { ...(base ?? {}), ...input.override };
@@ -205,7 +250,7 @@ export function resolveCallProfile(input: ResolveProfileInput): CallProfile {
   } else if (base) {
     profile = base;
   } else {
-    throw new ConfigError(`unknown agent profile "${name}"`);
+    throw new ConfigError(unknownProfileMessage(input.catalog, name));
   }
 
   const missing = new Set<string>();

@@ -1,8 +1,9 @@
 /**
- * What stands between a call and its next ring, checked in this order before every attempt: its expiry, the
- * do-not-call list, a paused campaign, its calling window, and the pre-dial eligibility check. The first gate that
- * applies decides: the call ends (`expired`, `skipped`), waits (no attempt spent), or rings.
+ * What stands between a call and its next ring, checked in this order before every attempt: its expiry, its agent
+ * profile, the do-not-call list, a paused campaign, its calling window, and the pre-dial eligibility check. The
+ * first gate that applies decides: the call ends (`expired`, `failed`, `skipped`), waits (no attempt spent), or rings.
  */
+import { hasProfile, type ProfileCatalog } from '../agent/profiles.js';
 import type { CallStore } from '../core/callStore.js';
 import { describeWindow, nextWindowOpening, type CallWindow } from '../core/callWindow.js';
 import type { CallJob } from '../core/queues.js';
@@ -18,7 +19,7 @@ export const PREDIAL_RETRY_MS = 30 * SECOND;
 
 export type GateDecision =
   | { kind: 'ring' }
-  | { kind: 'end'; outcome: 'expired' | 'skipped'; reason: string | undefined; log: string }
+  | { kind: 'end'; outcome: 'expired' | 'skipped' | 'failed'; reason: string | undefined; log: string }
   | {
       kind: 'wait';
       delayMs: number;
@@ -36,6 +37,20 @@ export interface DialGateDeps {
   /** DIAL_CALL_WINDOW, for calls that carry no window. */
   defaultWindow: CallWindow | undefined;
   predialCheck: { url: string; secret: string | undefined } | undefined;
+  /**
+   * The agent's profile catalog (loadProfileCatalog: AGENT_PROFILES_FILE, as the agent reads it). A call naming a
+   * profile it lacks (a job another service pushed onto the queue) ends `failed` without ringing: the agent would
+   * only hang up on the callee. Undefined: profile names are not checked.
+   */
+  profiles?: ProfileCatalog;
+}
+
+/** How the consumer reads the agent's profile catalog for `profiles` (the agent's own reader). */
+export { loadProfileCatalog } from '../agent/profiles.js';
+
+/** Why a call naming a profile the agent lacks ends as `failed`. */
+export function unknownProfileReason(name: string): string {
+  return `unknown agent profile "${name}"`;
 }
 
 /** Decides whether attempt `attempt` of `call` may ring now. */
@@ -43,6 +58,10 @@ export async function checkDialGates(call: CallJob, attempt: number, deps: DialG
   const now = deps.clock.now();
   if (call.expiresAt !== undefined && now > call.expiresAt) {
     return { kind: 'end', outcome: 'expired', reason: undefined, log: 'call expired before it could be dialed' };
+  }
+  if (deps.profiles && call.agentProfile !== undefined && !hasProfile(deps.profiles, call.agentProfile)) {
+    const reason = unknownProfileReason(call.agentProfile);
+    return { kind: 'end', outcome: 'failed', reason, log: `${reason}; not dialing` };
   }
   if (await deps.store.isDoNotCall(call.phoneNumber)) {
     return { kind: 'end', outcome: 'skipped', reason: DO_NOT_CALL_REASON, log: 'number is on the do-not-call list; not dialing' };

@@ -28,6 +28,10 @@ export const DEFAULT_DIAL_MAX_PLATFORM_ERRORS = 10;
 const MAX_PORT = 65535;
 /** Time zone of calling windows given without one. */
 export const DEFAULT_TIME_ZONE = 'UTC';
+/** Days a call's record (number, metadata, transcript, survey answers) is kept after the call ended; 0 keeps it for ever. */
+export const DEFAULT_RECORD_RETENTION_DAYS = 90;
+/** A hundred years: more is a typo (and would overflow Redis' expiry). */
+export const MAX_RECORD_RETENTION_DAYS = 36_500;
 
 const positiveInt = (name: string) =>
   z.coerce.number({ error: `${name} must be a number` }).int(`${name} must be a whole number`).positive(`${name} must be > 0`);
@@ -84,6 +88,13 @@ const envSchema = z.object({
     .min(1, 'METRICS_PORT must be 1–65535')
     .max(MAX_PORT, 'METRICS_PORT must be 1–65535')
     .optional(),
+  /** Days an ended call's record is kept (a TTL set when it ends); 0 keeps records for ever. */
+  RECORD_RETENTION_DAYS: z.coerce
+    .number({ error: 'RECORD_RETENTION_DAYS must be a number of days (0 keeps records for ever)' })
+    .int('RECORD_RETENTION_DAYS must be a whole number of days (0 keeps records for ever)')
+    .min(0, 'RECORD_RETENTION_DAYS must be ≥ 0 (0 keeps records for ever)')
+    .max(MAX_RECORD_RETENTION_DAYS, `RECORD_RETENTION_DAYS must be at most ${MAX_RECORD_RETENTION_DAYS} (0 keeps records for ever)`)
+    .default(DEFAULT_RECORD_RETENTION_DAYS),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -111,6 +122,8 @@ export interface DialerConfig {
   webhook: { url: string; secret: string | undefined } | undefined;
   /** METRICS_PORT: where `/metrics` is served; undefined: not served. */
   metricsPort: number | undefined;
+  /** RECORD_RETENTION_DAYS: days an ended call's record is kept; 0: for ever. */
+  recordRetentionDays: number;
   /** PREDIAL_CHECK_URL / PREDIAL_CHECK_SECRET; undefined: every call is eligible. */
   predialCheck: { url: string; secret: string | undefined } | undefined;
   dial: {
@@ -159,6 +172,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DialerConfig {
     webhook: e.RESULTS_WEBHOOK_URL ? { url: e.RESULTS_WEBHOOK_URL, secret: e.RESULTS_WEBHOOK_SECRET } : undefined,
     predialCheck: e.PREDIAL_CHECK_URL ? { url: e.PREDIAL_CHECK_URL, secret: e.PREDIAL_CHECK_SECRET } : undefined,
     metricsPort: e.METRICS_PORT,
+    recordRetentionDays: e.RECORD_RETENTION_DAYS,
     dial: {
       cps: e.DIAL_CPS,
       concurrency: e.DIAL_CONCURRENCY,

@@ -22,7 +22,10 @@ export interface CampaignReport {
   calls: ReportCall[];
 }
 
-/** Builds the report from counters and records; calls still in flight count as pending, never lost. */
+/**
+ * Builds the report from counters and records; calls still in flight count as pending, never lost. A call whose record
+ * expired (RECORD_RETENTION_DAYS) still counts under its outcome in the totals, not as pending; it has no line.
+ */
 export function campaignReport(campaignId: string, counters: CampaignCounters, records: readonly CallRecord[]): CampaignReport {
   return {
     campaign: campaignId,
@@ -108,7 +111,7 @@ export function formatCampaignReport(
       );
     }
     const more = report.total - Math.min(report.calls.length, maxCallLines);
-    if (more > 0) lines.push(`  … ${more} more (use --json for all)`);
+    if (more > 0) lines.push(`  … ${more} more not shown (--json lists every call still on record)`);
   }
   return lines.join('\n');
 }

@@ -1,6 +1,6 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { CallStore } from '../core/callStore.js';
-import { loadConfig, type DialerConfig } from '../core/config.js';
+import { DEFAULT_RECORD_RETENTION_DAYS, loadConfig, type DialerConfig } from '../core/config.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import type { DialerMetrics } from '../core/metrics.js';
 import { callResultSchema, terminalTransition, type CallResult } from '../core/outcomes.js';
@@ -9,6 +9,7 @@ import { closeConnection, createWorkerConnection } from '../core/redisConnection
 import { ResultReporter } from '../core/reportResult.js';
 import { systemClock, type Clock } from '../core/time.js';
 import { startOutcomeWatchdogWorker } from './outcomeWatchdog.js';
+import { recordRetentionSeconds } from './retention.js';
 import { WebhookOutbox, startWebhookWorker } from './webhooks.js';
 
 /** Results are small Redis writes: a few in parallel keep up with any dial rate. */
@@ -16,7 +17,7 @@ export const RESULTS_CONCURRENCY = 16;
 
 export interface ResultsWorkerOptions {
   /** Defaults to the environment's settings (loadConfig). */
-  config?: Pick<DialerConfig, 'redisUrl' | 'queuePrefix' | 'logLevel'> & Partial<Pick<DialerConfig, 'webhook'>>;
+  config?: Pick<DialerConfig, 'redisUrl' | 'queuePrefix' | 'logLevel'> & Partial<Pick<DialerConfig, 'webhook' | 'recordRetentionDays'>>;
   logger?: Logger;
   clock?: Clock;
   /** Where applied outcomes and webhook deliveries are counted. */
@@ -37,6 +38,7 @@ export interface ResultsWorkerHandle {
  * outcome is applied once: the record's state check makes a second report for the same call id a no-op, even after
  * its job is gone. A result that cannot happen (an unknown call id other than an inbound `in-…` one, or a reporter
  * ending a call from a state it cannot end it from: see terminalTransition) is refused: logged once, its job failed.
+ * An ended call's record expires RECORD_RETENTION_DAYS after it ends (see retention.ts).
  */
 export async function startResultsWorker(options: ResultsWorkerOptions = {}): Promise<ResultsWorkerHandle> {
   const config = options.config ?? loadConfig(process.env);
@@ -46,8 +48,9 @@ export async function startResultsWorker(options: ResultsWorkerOptions = {}): Pr
   const store = new CallStore(connection, config.queuePrefix, clock);
   const reporter = new ResultReporter(connection, config.queuePrefix);
   const watchdog = startOutcomeWatchdogWorker({ connection, prefix: config.queuePrefix, store, reporter, clock, logger });
+  const retentionS = recordRetentionSeconds(config.recordRetentionDays ?? DEFAULT_RECORD_RETENTION_DAYS);
   const webhook = config.webhook;
-  const outbox = webhook ? new WebhookOutbox(connection, config.queuePrefix) : undefined;
+  const outbox = webhook ? new WebhookOutbox(connection, config.queuePrefix, retentionS) : undefined;
   const deliveries = webhook
     ? startWebhookWorker({ connection, prefix: config.queuePrefix, url: webhook.url, secret: webhook.secret, clock, logger, metrics: options.metrics })
     : undefined;
@@ -68,7 +71,7 @@ export async function startResultsWorker(options: ResultsWorkerOptions = {}): Pr
     const result = parsed.data;
     const log = logger.child({ callId: result.callId, campaignId: result.campaignId, attempt: result.attempt });
     const rule = terminalTransition(result);
-    const transition = await store.applyTransition(result, rule, { phoneNumber: result.phoneNumber });
+    const transition = await store.applyTransition(result, rule, { phoneNumber: result.phoneNumber, retentionS });
     if (transition.status === 'refused') {
       const { state } = transition;
       const reason =

@@ -21,7 +21,11 @@ export const WEBHOOKS_QUEUE = 'call-webhooks';
 const DELIVERY_ATTEMPTS = 12;
 const FIRST_RETRY_DELAY_MS = 2 * SECOND;
 const DELIVERY_TIMEOUT_MS = 10 * SECOND;
-const RETENTION_S = (7 * 24 * HOUR) / SECOND;
+/**
+ * Finished deliveries (which carry the whole result: transcript, survey answers) are kept this long at most, and never
+ * longer than the call's record (RECORD_RETENTION_DAYS). The job id dedupes a late second delivery meanwhile.
+ */
+const MAX_RETENTION_S = (7 * 24 * HOUR) / SECOND;
 const DELIVERY_CONCURRENCY = 8;
 const HTTP_OK_MIN = 200;
 const HTTP_OK_MAX = 299;
@@ -34,10 +38,13 @@ export const EVENT_ID_HEADER = 'x-dialer-event-id';
 /** Queues the delivery of terminal outcomes (called by the results worker once an outcome is applied). */
 export class WebhookOutbox {
   private readonly queue: Queue<CallResult>;
+  private readonly retentionS: number;
   private closed = false;
 
-  constructor(connection: ConnectionOptions, prefix: string) {
+  /** `recordRetentionS`: the records' TTL (0: kept for ever); finished deliveries never outlive it. */
+  constructor(connection: ConnectionOptions, prefix: string, recordRetentionS = 0) {
     this.queue = new Queue<CallResult>(WEBHOOKS_QUEUE, { connection, prefix });
+    this.retentionS = recordRetentionS > 0 ? Math.min(MAX_RETENTION_S, recordRetentionS) : MAX_RETENTION_S;
   }
 
   /** Idempotent per call: the job id is the call id. */
@@ -46,8 +53,8 @@ export class WebhookOutbox {
       jobId: result.callId,
       attempts: DELIVERY_ATTEMPTS,
       backoff: { type: 'exponential', delay: FIRST_RETRY_DELAY_MS },
-      removeOnComplete: { age: RETENTION_S },
-      removeOnFail: { age: RETENTION_S },
+      removeOnComplete: { age: this.retentionS },
+      removeOnFail: { age: this.retentionS },
     });
   }
 

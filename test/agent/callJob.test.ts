@@ -444,6 +444,24 @@ describe('consumer-dialed calls that connect', () => {
     expect(written[0]?.reason).toMatch(/^agent error: .*no-such-profile/);
   });
 
+  it.each(['constructor', '__proto__'])(
+    'a profile named %s is an unknown profile (not a crash): one failed result naming it and the known profiles',
+    { timeout: TEST_TIMEOUT_MS },
+    async (name) => {
+      const callId = `calljob-profile-${name.replace(/_/g, 'u')}`;
+      const room = new FakeRoom(nextRoomName('profile'));
+      room.join(`sip-${callId}`, { 'sip.callStatus': 'active' });
+      const call = startCall(consumerMetadata(callId, { agent_profile: name }), { room });
+      await call.run.ended;
+
+      expect(call.opened).toEqual([]);
+      const written = await resultsFor(callId);
+      expect(written).toHaveLength(1);
+      expect(written[0]?.outcome).toBe('failed');
+      expect(written[0]?.reason).toBe(`agent error: unknown agent profile "${name}" (known: default)`);
+    },
+  );
+
   it('connect() failing is reported as failed even though the consumer dialed, and the room is deleted', { timeout: TEST_TIMEOUT_MS }, async () => {
     const roomName = nextRoomName('connect');
     const metadata = consumerMetadata('calljob-connect');

@@ -8,7 +8,14 @@ import { CallControl } from '../../src/agent/callControl.js';
 import { CallController } from '../../src/agent/callController.js';
 import { DispatchMetadataError, idFromRoomName, inboundCallId, parseCallPlan, redactNumbersIn } from '../../src/agent/callPlan.js';
 import { CallOutcomeTracker } from '../../src/agent/outcomeTracker.js';
-import { fillPlaceholders, loadProfiles, parseProfiles, resolveCallProfile } from '../../src/agent/profiles.js';
+import {
+  fillPlaceholders,
+  hasProfile,
+  loadProfileCatalog,
+  loadProfiles,
+  parseProfiles,
+  resolveCallProfile,
+} from '../../src/agent/profiles.js';
 import { ConfigError } from '../../src/core/errors.js';
 import { SECOND } from '../../src/core/time.js';
 
@@ -89,6 +96,33 @@ describe('profiles', () => {
     expect(() => resolveCallProfile({ catalog, name: 'base', defaultName: 'base', override: { amd: 'yes' }, values: {}, limits })).toThrow(
       /invalid inline agent profile/,
     );
+  });
+
+  it.each(['constructor', '__proto__', 'toString', 'hasOwnProperty'])(
+    'a profile named %s is an unknown profile (own keys only), not a crash',
+    (name) => {
+      const catalog = parseProfiles({ base: { instructions: 'Hi.' } });
+      expect(hasProfile(catalog, name)).toBe(false);
+      const resolve = () => resolveCallProfile({ catalog, name, defaultName: 'base', values: {}, limits });
+      expect(resolve).toThrow(ConfigError);
+      expect(resolve).toThrow(`unknown agent profile "${name}" (known: base)`);
+    },
+  );
+
+  it('a profiles file may define "constructor" (found as its own), but not "__proto__"', () => {
+    const catalog = parseProfiles({ constructor: { instructions: 'Built.' } });
+    expect(hasProfile(catalog, 'constructor')).toBe(true);
+    expect(resolveCallProfile({ catalog, name: 'constructor', defaultName: 'x', values: {}, limits }).instructions).toBe('Built.');
+    expect(() => parseProfiles(JSON.parse('{"__proto__": {"instructions": "Hi."}}'))).toThrow(/"__proto__" is not a usable profile name/);
+  });
+
+  it('{{constructor}} is a missing placeholder, not a function from the prototype', () => {
+    expect(fillPlaceholders('Hi {{constructor}}{{toString}}.', { first_name: 'Ada' })).toEqual({ text: 'Hi .', missing: ['constructor', 'toString'] });
+  });
+
+  it('the catalog is read as the agent reads it: AGENT_PROFILES_FILE, else the shipped file', async () => {
+    expect(Object.keys(await loadProfileCatalog({}))).toEqual(Object.keys(await loadProfiles(DEFAULT_PROFILES_FILE)));
+    await expect(loadProfileCatalog({ AGENT_PROFILES_FILE: '/nonexistent/profiles.json' })).rejects.toThrow(/cannot read agent profiles file/);
   });
 });
 

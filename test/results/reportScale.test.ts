@@ -41,7 +41,7 @@ describe('report at 100,000 calls', () => {
     expect(elapsed).toBeLessThan(50);
   });
 
-  it('prints the table without reading every record, and --json with every call', async () => {
+  it('prints the table without reading every record, and --json with every call', { timeout: 180_000 }, async () => {
     const table = await runCli(['report', '--campaign', campaignId], { REDIS_URL: url, QUEUE_PREFIX: prefix });
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(/Campaign big: 100000 calls, 99990 pending/);

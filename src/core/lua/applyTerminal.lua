@@ -3,10 +3,16 @@
 -- ARGV[1] outcome, ARGV[2] now, ARGV[3] flat JSON object of fields to store, ARGV[4] record JSON for a missing record,
 -- ARGV[5] comma-separated states the call may be in ('' = any; 'missing' = no record yet, created from ARGV[4]),
 -- ARGV[6] comma-separated states allowed only when ARGV[7] (the result's attempt) is the record's latest attempt.
+-- ARGV[8] seconds to keep the record once terminal (0 = for ever): its TTL is set in the same step that ends the call.
 -- Returns 1 when applied, 0 when the call was already terminal, otherwise the state it found ('missing' when there
 -- is no record): the result is refused and nothing is written.
+local keep = tonumber(ARGV[8]) or 0
 local state = redis.call('HGET', KEYS[1], 'state')
-if state == 'terminal' then return 0 end
+if state == 'terminal' then
+  -- ended by a write that knew no retention (an operator's cancel): this later pass sets it, never extends it
+  if keep > 0 then redis.call('EXPIRE', KEYS[1], keep, 'NX') end
+  return 0
+end
 local found = state or 'missing'
 local function listed(list, value)
   return list ~= '' and string.find(',' .. list .. ',', ',' .. value .. ',', 1, true) ~= nil
@@ -27,4 +33,5 @@ for k, v in pairs(fields) do redis.call('HSET', KEYS[1], k, v) end
 redis.call('HSET', KEYS[1], 'state', 'terminal', 'outcome', ARGV[1], 'updatedAt', ARGV[2])
 redis.call('HINCRBY', KEYS[2], 'terminal', 1)
 redis.call('HINCRBY', KEYS[2], 'outcome:' .. ARGV[1], 1)
+if keep > 0 then redis.call('EXPIRE', KEYS[1], keep) end
 return 1

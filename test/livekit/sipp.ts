@@ -1,3 +1,4 @@
+import { createSocket } from 'node:dgram';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,7 +31,33 @@ export interface SippCallee {
   messages(): SippMessage[];
   /** Distinct INVITE transactions received (retransmissions share Call-ID and CSeq and count once). */
   invites(): SippMessage[];
+  /**
+   * Sends a SIP INFO from `fromIp` inside the last dialog sipp answered (200 OK to an INVITE): the answer-speak
+   * scenario's cue to start talking. Throws if sipp answered no INVITE yet.
+   */
+  cue(fromIp: string): Promise<void>;
   stop(): Promise<void>;
+}
+
+/** Builds an in-dialog INFO from the 200 OK sipp sent (its From/To carry both tags). */
+function infoRequest(ok: SippMessage, target: string, fromIp: string, localPort: number): string {
+  const header = (name: string) => {
+    const value = ok.headers.get(name);
+    if (!value) throw new Error(`sipp's 200 OK has no ${name} header`);
+    return value;
+  };
+  return [
+    `INFO sip:${target} SIP/2.0`,
+    `Via: SIP/2.0/UDP ${fromIp}:${localPort};branch=z9hG4bK-cue-${Date.now()}`,
+    `From: ${header('from')}`,
+    `To: ${header('to')}`,
+    `Call-ID: ${header('call-id')}`,
+    'CSeq: 900 INFO',
+    'Max-Forwards: 70',
+    'Content-Length: 0',
+    '',
+    '',
+  ].join('\r\n');
 }
 
 /** sipp writes this line before every message in its -trace_msg file: dashes and a local date-time (µs). */
@@ -117,6 +144,23 @@ export async function startSippCallee(options: {
         seen.add(key);
         return true;
       });
+    },
+    cue: async (fromIp) => {
+      const ok = messages()
+        .filter((m) => m.direction === 'sent' && m.startLine.startsWith('SIP/2.0 200') && /INVITE/.test(m.headers.get('cseq') ?? ''))
+        .at(-1);
+      if (!ok) throw new Error('sipp has answered no INVITE yet: nothing to cue');
+      const socket = createSocket('udp4');
+      try {
+        await new Promise<void>((resolve, reject) => {
+          socket.once('error', reject);
+          socket.bind(0, fromIp, () => resolve());
+        });
+        const request = infoRequest(ok, `${ip}:${port}`, fromIp, socket.address().port);
+        await new Promise<void>((resolve, reject) => socket.send(request, port, ip, (err) => (err ? reject(err) : resolve())));
+      } finally {
+        socket.close();
+      }
     },
     stop: () => proc.stop(),
   };

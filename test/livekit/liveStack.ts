@@ -60,7 +60,7 @@ export interface RawTwirpReply {
 export async function rawCreateSipParticipant(
   request: Record<string, unknown>,
   timeoutMs: number,
-  stack: LiveStackEnv = liveStack(),
+  stack: Pick<LiveStackEnv, 'url' | 'apiKey' | 'apiSecret'> = liveStack(),
 ): Promise<RawTwirpReply> {
   const token = new AccessToken(stack.apiKey, stack.apiSecret, { ttl: '10m' });
   token.addSIPGrant({ call: true });

@@ -71,6 +71,13 @@ if (isMainModule()) {
     logger: log,
   });
   cli.runApp(
-    new ServerOptions({ agent: fileURLToPath(import.meta.url), agentName, port, shutdownProcessTimeout: JOB_PROCESS_SHUTDOWN_TIMEOUT_MS }),
+    // agents-js' health server listens on 0.0.0.0 by default; it has no authentication, so loopback unless METRICS_HOST widens it
+    new ServerOptions({
+      agent: fileURLToPath(import.meta.url),
+      agentName,
+      host: config.metricsHost,
+      port,
+      shutdownProcessTimeout: JOB_PROCESS_SHUTDOWN_TIMEOUT_MS,
+    }),
   );
 }

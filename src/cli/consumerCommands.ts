@@ -1,18 +1,18 @@
 import type { Command } from 'commander';
 import type { DialerConfig } from '../core/config.js';
-import type { Logger } from '../core/logger.js';
+import { logProcessWarnings, type Logger } from '../core/logger.js';
 import { createDialerMetrics, startMetricsServer, type DialerMetrics, type MetricsServer } from '../core/metrics.js';
 import { handleShutdownSignals } from '../core/shutdownSignals.js';
 import { startDialWorker } from '../consumer/dialWorker.js';
 import { startResultsWorker } from '../results/resultsWorker.js';
 import { action, cliContext } from './cliContext.js';
 
-/** This process's metrics, served on METRICS_PORT when it is set. */
+/** This process's metrics, served on METRICS_HOST:METRICS_PORT when METRICS_PORT is set. */
 async function processMetrics(config: DialerConfig, logger: Logger): Promise<{ metrics: DialerMetrics; server: MetricsServer | undefined }> {
   const metrics = createDialerMetrics({ processMetrics: true });
   if (config.metricsPort === undefined) return { metrics, server: undefined };
-  const server = await startMetricsServer(metrics.registry, config.metricsPort);
-  logger.info({ port: server.port }, 'metrics served on /metrics');
+  const server = await startMetricsServer(metrics.registry, config.metricsPort, config.metricsHost);
+  logger.info({ host: server.host, port: server.port }, 'metrics served on /metrics');
   return { metrics, server };
 }
 
@@ -29,6 +29,7 @@ export function registerConsumerCommands(program: Command): void {
     .action(
       action(async () => {
         const { config, logger } = cliContext();
+        logProcessWarnings(logger);
         const { metrics, server } = await processMetrics(config, logger);
         const dial = await startDialWorker({ config, logger, metrics });
         const results = await startResultsWorker({ config, logger, metrics });
@@ -57,6 +58,7 @@ export function registerConsumerCommands(program: Command): void {
     .action(
       action(async () => {
         const { config, logger } = cliContext();
+        logProcessWarnings(logger);
         const { metrics, server } = await processMetrics(config, logger);
         const results = await startResultsWorker({ config, logger, metrics });
         logger.info('results worker started');

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { CountryCode } from 'libphonenumber-js';
 import { z } from 'zod';
 import { isTimeZone, parseCallWindow, type CallWindow } from './callWindow.js';
@@ -26,6 +27,15 @@ export const DEFAULT_CALL_OUTCOME_TIMEOUT_S = 900;
  */
 export const DEFAULT_DIAL_MAX_PLATFORM_ERRORS = 10;
 const MAX_PORT = 65535;
+/** The metrics and health servers have no authentication: they listen on loopback unless METRICS_HOST widens it. */
+export const DEFAULT_METRICS_HOST = '127.0.0.1';
+/** RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens. */
+const HOST_NAME_PATTERN = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+
+/** An address `server.listen` accepts as its host: an IPv4/IPv6 literal or a host name. */
+function isListenHost(value: string): boolean {
+  return isIP(value) !== 0 || HOST_NAME_PATTERN.test(value);
+}
 /** Time zone of calling windows given without one. */
 export const DEFAULT_TIME_ZONE = 'UTC';
 /** Days a call's record (number, metadata, transcript, survey answers) is kept after the call ended; 0 keeps it for ever. */
@@ -88,6 +98,11 @@ const envSchema = z.object({
     .min(1, 'METRICS_PORT must be 1–65535')
     .max(MAX_PORT, 'METRICS_PORT must be 1–65535')
     .optional(),
+  /** Interface the metrics server (and the agent's health server) listens on: loopback unless widened. */
+  METRICS_HOST: z
+    .string()
+    .refine(isListenHost, 'METRICS_HOST must be an IP address or host name to listen on, such as 127.0.0.1 or 0.0.0.0')
+    .default(DEFAULT_METRICS_HOST),
   /** Days an ended call's record is kept (a TTL set when it ends); 0 keeps records for ever. */
   RECORD_RETENTION_DAYS: z.coerce
     .number({ error: 'RECORD_RETENTION_DAYS must be a number of days (0 keeps records for ever)' })
@@ -122,6 +137,8 @@ export interface DialerConfig {
   webhook: { url: string; secret: string | undefined } | undefined;
   /** METRICS_PORT: where `/metrics` is served; undefined: not served. */
   metricsPort: number | undefined;
+  /** METRICS_HOST: the interface `/metrics` and the agent's health server listen on (127.0.0.1 by default). */
+  metricsHost: string;
   /** RECORD_RETENTION_DAYS: days an ended call's record is kept; 0: for ever. */
   recordRetentionDays: number;
   /** PREDIAL_CHECK_URL / PREDIAL_CHECK_SECRET; undefined: every call is eligible. */
@@ -172,6 +189,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DialerConfig {
     webhook: e.RESULTS_WEBHOOK_URL ? { url: e.RESULTS_WEBHOOK_URL, secret: e.RESULTS_WEBHOOK_SECRET } : undefined,
     predialCheck: e.PREDIAL_CHECK_URL ? { url: e.PREDIAL_CHECK_URL, secret: e.PREDIAL_CHECK_SECRET } : undefined,
     metricsPort: e.METRICS_PORT,
+    metricsHost: e.METRICS_HOST,
     recordRetentionDays: e.RECORD_RETENTION_DAYS,
     dial: {
       cps: e.DIAL_CPS,

@@ -46,9 +46,25 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** Starts `redis-server` on a free loopback port (no persistence, noeviction as the dialer requires). */
-export async function startRedisServer(binary = 'redis-server'): Promise<ProvidedRedis> {
-  const port = await freePort();
+/** Waits for a child process to exit, at most `timeoutMs` (then kills it). */
+async function stopChild(child: ChildProcess, timeoutMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+const REDIS_STOP_TIMEOUT_MS = 5 * SECOND;
+
+/**
+ * Starts `redis-server` on a loopback port (no persistence, noeviction as the dialer requires): a free one, or
+ * `port` (to start it again where a stopped one was). `stop()` resolves once the server has exited.
+ */
+export async function startRedisServer(options: { binary?: string; port?: number } = {}): Promise<ProvidedRedis> {
+  const binary = options.binary ?? 'redis-server';
+  const port = options.port ?? (await freePort());
   const child: ChildProcess = spawn(
     binary,
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'],
@@ -64,9 +80,7 @@ export async function startRedisServer(binary = 'redis-server'): Promise<Provide
       return {
         url,
         source: 'redis-server',
-        stop: async () => {
-          if (child.exitCode === null) child.kill('SIGTERM');
-        },
+        stop: () => stopChild(child, REDIS_STOP_TIMEOUT_MS),
       };
     }
   }

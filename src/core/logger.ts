@@ -22,3 +22,20 @@ const REDACTED_PATHS = [
 export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info', name = 'dialer'): Logger {
   return pino({ name, level, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } }, pino.destination(2));
 }
+
+/**
+ * Node prints process warnings (deprecations, MaxListenersExceededWarning …) on stderr as plain multi-line text. This
+ * replaces that printer (Node's own `warning` listener) with pino: each distinct warning once, as JSON. Call it once
+ * per process, in long-running commands whose stderr is read as JSON.
+ */
+export function logProcessWarnings(logger: Logger): void {
+  process.removeAllListeners('warning');
+  const seen = new Set<string>();
+  process.on('warning', (warning) => {
+    const key = `${warning.name}: ${warning.message}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    const code = (warning as NodeJS.ErrnoException).code;
+    logger.warn({ warning: { name: warning.name, message: warning.message, code } }, 'Node.js warning');
+  });
+}

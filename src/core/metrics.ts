@@ -5,6 +5,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { DEFAULT_METRICS_HOST } from './config.js';
 
 /** Dial time from CreateSIPParticipant to answer or failure: ringing takes seconds, a ring-out up to a minute. */
 const DIAL_SECONDS_BUCKETS = [0.5, 1, 2, 5, 10, 20, 30, 45, 60, 90];
@@ -56,13 +57,18 @@ export function createDialerMetrics(options: { processMetrics?: boolean } = {}):
 }
 
 export interface MetricsServer {
+  /** The address it listens on, e.g. 127.0.0.1. */
+  host: string;
   port: number;
   /** Idempotent. */
   close(): Promise<void>;
 }
 
-/** Serves `registry` on `GET /metrics` (all interfaces, so a scraper in another container reaches it). */
-export async function startMetricsServer(registry: Registry, port: number): Promise<MetricsServer> {
+/**
+ * Serves `registry` on `GET /metrics` at `host:port`. There is no authentication, so the default host is loopback
+ * (DEFAULT_METRICS_HOST); a scraper in another container needs METRICS_HOST widened (e.g. 0.0.0.0) behind a firewall.
+ */
+export async function startMetricsServer(registry: Registry, port: number, host: string = DEFAULT_METRICS_HOST): Promise<MetricsServer> {
   const server: Server = createServer((req, res) => {
     if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
       res.writeHead(HTTP_NOT_FOUND).end();
@@ -75,14 +81,16 @@ export async function startMetricsServer(registry: Registry, port: number): Prom
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, () => {
+    server.listen(port, host, () => {
       server.off('error', reject);
       resolve();
     });
   });
   let closing: Promise<void> | undefined;
+  const address = server.address() as AddressInfo;
   return {
-    port: (server.address() as AddressInfo).port,
+    host: address.address,
+    port: address.port,
     close() {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());

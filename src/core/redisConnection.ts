@@ -1,29 +1,197 @@
 import { Redis, type RedisOptions } from 'ioredis';
+import { createLogger, type Logger } from './logger.js';
 
-/** Connection for BullMQ workers: blocking commands must wait out Redis restarts, never give up mid-job. */
-export function createWorkerConnection(redisUrl: string, extra: RedisOptions = {}): Redis {
-  return new Redis(redisUrl, { maxRetriesPerRequest: null, enableReadyCheck: true, ...extra });
+/**
+ * Connection-level failures: the socket could not be opened, was reset, or a command met a closed connection. ioredis
+ * emits one on every reconnect attempt (every 50 ms to 2 s while Redis is away).
+ */
+const CONNECTION_ERROR_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
+/** ioredis' own words for a command on a closed connection (utils CONNECTION_CLOSED_ERROR_MSG) and its retry limit. */
+const CONNECTION_CLOSED_MESSAGE = 'Connection is closed.';
+const MAX_RETRIES_ERROR_NAME = 'MaxRetriesPerRequestError';
+
+/** True for errors that mean "Redis is not reachable right now" rather than a failed command. */
+export function isRedisConnectionError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as NodeJS.ErrnoException).code;
+  return (code !== undefined && CONNECTION_ERROR_CODES.has(code)) || err.message === CONNECTION_CLOSED_MESSAGE || err.name === MAX_RETRIES_ERROR_NAME;
 }
 
-/** Connection for producers and commands: fail fast instead of queueing writes while Redis is away. */
-export function createProducerConnection(redisUrl: string, extra: RedisOptions = {}): Redis {
-  return new Redis(redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false, ...extra });
+/**
+ * Emitted (instead of `error`) with every connection error of an `OutageReportingRedis`, for code that must react to
+ * the first failure, such as `waitUntilReady`.
+ */
+export const REDIS_CONNECTION_ERROR_EVENT = 'redis:connection-error';
+
+/** How a connection reports outages: its name in the logs, the logger, and at which level. */
+export interface ConnectionReporting {
+  /** Shown as `connection` on every line (default `worker-<n>` / `producer-<n>`; duplicates add `.dup<k>`). */
+  name?: string;
+  /** Default: a pino logger on stderr at LOG_LEVEL, component `redis`. */
+  logger?: Logger;
+  /**
+   * `warn`: the loss is a warning and the recovery info (long-lived workers). `debug`: both at debug (fail-fast
+   * producer connections, whose callers report the failure themselves).
+   */
+  level?: 'warn' | 'debug';
 }
 
-/** Resolves once the connection is ready (a producer connection without an offline queue must wait for it). */
+let defaultLogger: Logger | undefined;
+function redisLogger(): Logger {
+  defaultLogger ??= createLogger().child({ component: 'redis' });
+  return defaultLogger;
+}
+
+let connectionCount = 0;
+
+/**
+ * An ioredis client that reports a Redis outage through pino once, as two state changes: "Redis connection lost"
+ * (the first connection error, with its message and code) and "Redis connection restored" (with the outage's length
+ * and how many reconnect attempts failed). The connection errors of every reconnect attempt in between are counted,
+ * not emitted as `error`: BullMQ re-emits client errors on every Queue, Worker and QueueEvents sharing the client, and
+ * prints a multi-line `console.error` dump for each one without an `error` listener. They are emitted as
+ * `REDIS_CONNECTION_ERROR_EVENT` instead. Command errors and other client errors still reach `error` listeners.
+ * `duplicate()` (BullMQ's blocking connections) returns a client that reports the same way.
+ */
+export class OutageReportingRedis extends Redis {
+  private readonly reporting: Required<ConnectionReporting>;
+  private duplicates: number;
+  private closingOnPurpose: boolean;
+  private everReady: boolean;
+  private outage: { since: number; failedAttempts: number } | undefined;
+
+  /** `url` as ioredis takes it (its fields win over `options`), or undefined when `options` say where Redis is. */
+  constructor(url: string | undefined, options: RedisOptions, reporting: Required<ConnectionReporting>) {
+    if (url === undefined) super(options);
+    else super(url, options);
+    this.reporting = reporting;
+    this.duplicates = 0;
+    this.closingOnPurpose = false;
+    this.everReady = false;
+    this.on('ready', () => this.onReady());
+    this.on('end', () => this.onEnd());
+  }
+
+  override duplicate(override?: Partial<RedisOptions>): Redis {
+    this.duplicates += 1;
+    const name = `${this.reporting.name}.dup${this.duplicates}`;
+    return new OutageReportingRedis(undefined, { ...this.options, ...override }, { ...this.reporting, name });
+  }
+
+  override disconnect(reconnect = false): void {
+    if (!reconnect) this.closingOnPurpose = true;
+    super.disconnect(reconnect);
+  }
+
+  /** `quit()` goes through here: a connection we close ourselves is not an outage. */
+  override sendCommand(...args: Parameters<Redis['sendCommand']>): unknown {
+    if (args[0].name === 'quit') this.closingOnPurpose = true;
+    return super.sendCommand(...args);
+  }
+
+  /** ioredis routes every client-level `error` through here (Redis.js silentEmit). */
+  override silentEmit(eventName: string, arg?: unknown): boolean {
+    if (eventName !== 'error' || !isRedisConnectionError(arg)) return super.silentEmit(eventName, arg);
+    if (this.status === 'end' || this.closingOnPurpose) return false; // as ioredis: nothing to report while closing
+    this.onConnectionError(arg as Error);
+    this.emit(REDIS_CONNECTION_ERROR_EVENT, arg);
+    return true;
+  }
+
+  private log(level: 'warn' | 'info', fields: Record<string, unknown>, msg: string): void {
+    const { logger, level: configured, name } = this.reporting;
+    const line = { connection: name, ...fields };
+    if (configured === 'debug') logger.debug(line, msg);
+    else logger[level](line, msg);
+  }
+
+  private onConnectionError(err: Error): void {
+    if (this.outage) {
+      this.outage.failedAttempts += 1;
+      return;
+    }
+    this.outage = { since: Date.now(), failedAttempts: 1 };
+    const error = { message: err.message, code: (err as NodeJS.ErrnoException).code };
+    this.log('warn', { error }, this.everReady ? 'Redis connection lost' : 'Redis not reachable yet');
+  }
+
+  private onReady(): void {
+    this.everReady = true;
+    if (!this.outage) return;
+    const { since, failedAttempts } = this.outage;
+    this.outage = undefined;
+    this.log('info', { downMs: Date.now() - since, failedAttempts }, 'Redis connection restored');
+  }
+
+  private onEnd(): void {
+    if (!this.outage || this.closingOnPurpose) return;
+    this.log('warn', { downMs: Date.now() - this.outage.since, failedAttempts: this.outage.failedAttempts }, 'Redis connection given up');
+    this.outage = undefined;
+  }
+}
+
+function reportingFor(kind: 'worker' | 'producer', reporting: ConnectionReporting): Required<ConnectionReporting> {
+  connectionCount += 1;
+  return {
+    name: reporting.name ?? `${kind}-${connectionCount}`,
+    logger: reporting.logger ?? redisLogger(),
+    level: reporting.level ?? (kind === 'worker' ? 'warn' : 'debug'),
+  };
+}
+
+/**
+ * Connection for BullMQ workers: blocking commands must wait out Redis restarts, never give up mid-job. Outages are
+ * logged once each (warn when lost, info when restored).
+ */
+export function createWorkerConnection(redisUrl: string, extra: RedisOptions = {}, reporting: ConnectionReporting = {}): Redis {
+  return new OutageReportingRedis(redisUrl, { maxRetriesPerRequest: null, enableReadyCheck: true, ...extra }, reportingFor('worker', reporting));
+}
+
+/**
+ * Connection for producers and commands: fail fast instead of queueing writes while Redis is away. Outages are logged
+ * at debug level: the caller sees the failed command and reports it.
+ */
+export function createProducerConnection(redisUrl: string, extra: RedisOptions = {}, reporting: ConnectionReporting = {}): Redis {
+  return new OutageReportingRedis(
+    redisUrl,
+    { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false, ...extra },
+    reportingFor('producer', reporting),
+  );
+}
+
+/**
+ * Resolves once the connection is ready (a producer connection without an offline queue must wait for it); rejects
+ * with the first error, connection errors included.
+ */
 export async function waitUntilReady(connection: Redis): Promise<void> {
   if (connection.status === 'ready') return;
   await new Promise<void>((resolve, reject) => {
-    const onReady = () => {
+    const cleanup = () => {
+      connection.off('ready', onReady);
       connection.off('error', onError);
+      connection.off(REDIS_CONNECTION_ERROR_EVENT, onError);
+    };
+    const onReady = () => {
+      cleanup();
       resolve();
     };
     const onError = (err: Error) => {
-      connection.off('ready', onReady);
+      cleanup();
       reject(err);
     };
     connection.once('ready', onReady);
     connection.once('error', onError);
+    connection.once(REDIS_CONNECTION_ERROR_EVENT, onError);
   });
 }
 
@@ -35,4 +203,21 @@ export async function closeConnection(connection: Redis): Promise<void> {
   } catch {
     connection.disconnect();
   }
+}
+
+/** Anything that emits `error`: a BullMQ Queue, Worker, QueueEvents or FlowProducer, an ioredis client. */
+export interface ErrorSource {
+  on(event: 'error', listener: (err: Error) => void): unknown;
+}
+
+/**
+ * Gives a BullMQ object an `error` listener (without one BullMQ prints each error as a multi-line dump): connection
+ * errors at debug level, since the connection reports the outage itself (OutageReportingRedis), anything else as
+ * `<name> error` at error level.
+ */
+export function logRedisErrors(source: ErrorSource, name: string, logger: Logger = redisLogger()): void {
+  source.on('error', (err) => {
+    if (isRedisConnectionError(err)) logger.debug({ err: err.message, source: name }, 'Redis connection error');
+    else logger.error({ err, source: name }, `${name} error`);
+  });
 }

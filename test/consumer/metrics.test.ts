@@ -1,6 +1,8 @@
 /** Prometheus metrics: attempts by result, dial times, ringing calls, held calls, applied outcomes, on /metrics. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDialWorker, type DialWorkerHandle } from '../../src/consumer/dialWorker.js';
+import { ConfigError } from '../../src/core/errors.js';
+import { loadConfig } from '../../src/core/config.js';
 import { createDialerMetrics, startMetricsServer, type MetricsServer } from '../../src/core/metrics.js';
 import { startResultsWorker, type ResultsWorkerHandle } from '../../src/results/resultsWorker.js';
 import { silentLogger, startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
@@ -54,5 +56,36 @@ describe('metrics', () => {
     expect(sample(text, 'dialer_calls_ringing')).toBe(0);
     expect(sample(text, 'dialer_call_outcomes_total{outcome="busy"}')).toBe(1);
     expect((await fetch(`http://127.0.0.1:${server.port}/other`)).status).toBe(404);
+  });
+});
+
+describe('where /metrics listens', () => {
+  it('listens on loopback by default: the metrics have no authentication', async () => {
+    const local = await startMetricsServer(createDialerMetrics().registry, 0);
+    try {
+      expect(local.host).toBe('127.0.0.1');
+      expect((await fetch(`http://127.0.0.1:${local.port}/metrics`)).status).toBe(200);
+    } finally {
+      await local.close();
+    }
+  });
+
+  it('listens where METRICS_HOST says', async () => {
+    const config = loadConfig({ METRICS_PORT: '9464', METRICS_HOST: '0.0.0.0' });
+    const wide = await startMetricsServer(createDialerMetrics().registry, 0, config.metricsHost);
+    try {
+      expect(wide.host).toBe('0.0.0.0');
+      expect((await fetch(`http://127.0.0.1:${wide.port}/metrics`)).status).toBe(200);
+    } finally {
+      await wide.close();
+    }
+  });
+
+  it('defaults METRICS_HOST to 127.0.0.1 and refuses a value that is not an address', () => {
+    expect(loadConfig({}).metricsHost).toBe('127.0.0.1');
+    expect(loadConfig({ METRICS_HOST: '::' }).metricsHost).toBe('::');
+    expect(loadConfig({ METRICS_HOST: 'metrics.internal' }).metricsHost).toBe('metrics.internal');
+    expect(() => loadConfig({ METRICS_HOST: 'http://0.0.0.0:9464' })).toThrow(ConfigError);
+    expect(() => loadConfig({ METRICS_HOST: 'http://0.0.0.0:9464' })).toThrow(/METRICS_HOST/);
   });
 });

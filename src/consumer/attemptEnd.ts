@@ -1,5 +1,5 @@
 import type { AttemptObservation } from '../core/callStore.js';
-import { RING_OUT_TOLERANCE_MS, type DialFailure, type DispatchFailure } from '../core/classifySipError.js';
+import type { DialFailure, DispatchFailure } from '../core/classifySipError.js';
 import type { RetryableOutcome } from './retryPolicy.js';
 
 /**
@@ -45,35 +45,24 @@ export function fromDispatchFailure(failure: DispatchFailure): AttemptEnd {
 /** Why an attempt taken over from a consumer that died counts as spent although nobody saw how it ended. */
 export const UNKNOWN_END_REASON = 'the consumer dialing this attempt stopped; LiveKit no longer shows the call, so how it ended is unknown';
 
-/** When a taken-over attempt was sent (epoch ms, unknown for records from before the mark existed) and how long it could ring. */
-export interface AttemptTiming {
-  sentAt: number | undefined;
-  ringingTimeoutMs: number;
-}
-
 /**
  * What an attempt whose dialer died ended as, from what the agent in its room saw: the SIP participant's
  * DisconnectReason and whether it had rung (`sip.callStatus` reached `ringing`). LiveKit keeps no SIP status once the
  * participant is gone; livekit/sip (pkg/sip classifyInviteError) maps 486/603/401/403/407 to USER_REJECTED and
  * 404/408/480 to USER_UNAVAILABLE, so the ringing tells them apart as well as anything can:
  * - rejected after ringing: someone declined. Final `declined`: ringing again someone who declined is worse than not
- *   retrying a line that was busy;
+ *   retrying a line that was busy. (livekit/sip before the current versions also ended a ring-out with 486, which
+ *   looks the same: such a ring-out ends `declined` too. Current versions end it with a timeout, USER_UNAVAILABLE.);
  * - rejected without ringing: busy (retried as busy);
- * - anything that rang for the whole ringing timeout: it rang out (no answer);
  * - unavailable after ringing: it rang out (no answer);
  * - unavailable without ringing (not found, switched off): retried once more after the normal delay, when a consumer
  *   will hear the SIP status itself; nobody's phone rang;
  * - nothing seen (no agent in the room, or it did not say): the attempt is spent with an unknown result and retried
  *   after the normal delay, never at once.
  */
-export function endFromObservation(observed: AttemptObservation | undefined, timing: AttemptTiming): AttemptEnd {
+export function endFromObservation(observed: AttemptObservation | undefined): AttemptEnd {
   const rang = observed?.rang ?? observed?.lastCallStatus === 'ringing';
   const unseen = 'while no consumer followed the call; LiveKit keeps no SIP status';
-  // Older livekit/sip ends a ring-out with 486 (USER_REJECTED), like a decline: the time it rang tells them apart, as
-  // classifySipError does with the elapsed time of the request.
-  const endedAt = observed?.endedAt ?? observed?.at;
-  const rangOut = endedAt !== undefined && timing.sentAt !== undefined && endedAt - timing.sentAt >= timing.ringingTimeoutMs - RING_OUT_TOLERANCE_MS;
-  if (rang && rangOut) return { kind: 'retry', outcome: 'no_answer', reason: `the call rang out ${unseen}` };
   switch (observed?.disconnectReason) {
     case 'USER_REJECTED':
       return rang

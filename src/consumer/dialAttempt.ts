@@ -1,6 +1,6 @@
 import { ServerError } from 'livekit-server-sdk';
 import type { Logger } from '../core/logger.js';
-import type { CallRecord, CallStore } from '../core/callStore.js';
+import type { AttemptEntry, CallRecord, CallStore } from '../core/callStore.js';
 import type { LiveKitClients } from '../core/livekitClients.js';
 import type { CallJob, DispatchMetadata } from '../core/queues.js';
 import { SECOND, sleep, type Clock } from '../core/time.js';
@@ -9,6 +9,7 @@ import { endFromObservation, fromDialFailure, fromDispatchFailure, type AttemptE
 import type { DialRateLimiter } from './dialRateLimiter.js';
 import type { PlatformBackoff } from './platformBackoff.js';
 import { followPreviousAttempt, inspectPreviousAttempt } from './previousAttempt.js';
+import type { RetryableOutcome } from './retryPolicy.js';
 
 /** Grace after the ringing timeout before a call left by a crashed consumer counts as unanswered. */
 export const PREVIOUS_ATTEMPT_GRACE_MS = 5 * SECOND;
@@ -51,7 +52,11 @@ export type DialAttemptResult =
   | { status: 'already_ended' }
   /** Stopped while waiting for a CPS slot (the consumer is draining): nothing rang, the attempt is not spent. */
   | { status: 'not_started'; room: string }
-  /** The job's lock lapsed and another consumer may hold it: this process must not dial nor touch the room. */
+  /**
+   * The job's lock lapsed and another consumer may hold it, or the record moved on under this run: this process must
+   * not dial nor touch the room. If it still holds the job after all (a lock renewal that failed for a moment), the
+   * job goes back to wait and a fresh run decides.
+   */
   | { status: 'lost_ownership' }
   /**
    * LiveKit could not be asked about an attempt that may already ring (a takeover, or a dial request whose answer was
@@ -152,9 +157,56 @@ async function followSentAttempt(job: CallJob, attempt: number, record: CallReco
     return { status: 'answered', room, participantIdentity: identity, recovered: true };
   }
   await deleteRoomQuietly(deps, room, log); // its dispatch may still wait there
-  const end = endFromObservation(observed, { sentAt: record.dialSentAt, ringingTimeoutMs: deps.ringingTimeoutS * SECOND });
+  const end = endFromObservation(observed);
   log.warn({ room, observed: observed?.disconnectReason ?? 'nothing' }, 'attempt ended while no consumer followed it; counted as spent');
   return { status: 'failed', room, end };
+}
+
+/** The attempt's entry in the record's log, if it ended with a result a re-run must honour (not a platform error). */
+function endedEntry(record: CallRecord, attempt: number): AttemptEntry | undefined {
+  const entry = record.attemptLog.findLast((e) => e.attempt === attempt);
+  if (!entry || entry.endedAt === undefined || entry.result === undefined) return undefined;
+  return entry.result === 'platform_error' || entry.result === 'not_started' ? undefined : entry;
+}
+
+const RETRYABLE: readonly string[] = ['busy', 'no_answer', 'failed'] satisfies RetryableOutcome[];
+const FINAL: readonly string[] = ['declined', 'invalid_number', 'failed'];
+
+/** A logged attempt result as the attempt's end again, so a re-run applies it instead of dialing. */
+function replayEnd(entry: AttemptEntry): AttemptEnd {
+  const sip = { sipStatusCode: entry.sipStatusCode, sipStatus: entry.sipStatus, reason: entry.reason };
+  const outcome = entry.result ?? 'failed';
+  if (entry.kind === 'final' && FINAL.includes(outcome)) return { kind: 'final', outcome: outcome as 'declined' | 'invalid_number' | 'failed', ...sip };
+  return { kind: 'retry', outcome: RETRYABLE.includes(outcome) ? (outcome as RetryableOutcome) : 'failed', ...sip };
+}
+
+/**
+ * A re-run of an attempt the record already knows (its consumer stopped, or BullMQ lost the job's own bookkeeping):
+ * - the attempt's result was logged: it is applied again (retry later, or end the call), never dialed again;
+ * - it was marked sent, or the agent saw its callee leave: it is followed (followSentAttempt);
+ * - it began but is not marked sent: Redis may have lost the mark with the last second of its AOF, so LiveKit is asked
+ *   first; a call still there is followed, else the attempt is dialed.
+ * Undefined: dial it.
+ */
+async function resumeAttempt(job: CallJob, attempt: number, record: CallRecord, deps: DialDeps, log: Logger): Promise<DialAttemptResult | undefined> {
+  const room = record.room ?? roomName(job.callId, attempt);
+  const ended = endedEntry(record, attempt);
+  if (ended) {
+    log.warn({ room, result: ended.result }, 'attempt already ended before this run; applying its result instead of dialing');
+    if (ended.result === 'answered') return { status: 'answered', room, participantIdentity: sipIdentity(job.callId), recovered: true };
+    return { status: 'failed', room, end: replayEnd(ended) };
+  }
+  if (record.state !== 'dialing') return undefined;
+  if (record.dialSentAttempt === attempt || record.attemptObserved?.attempt === attempt) return followSentAttempt(job, attempt, record, deps, log);
+  let seen: Awaited<ReturnType<typeof inspectPreviousAttempt>>;
+  try {
+    seen = await inspectPreviousAttempt(deps.livekit.rooms, room, sipIdentity(job.callId));
+  } catch (err) {
+    return { status: 'unreachable', reason: `could not ask LiveKit about room ${room}: ${describeLiveKitError(err)}` };
+  }
+  if (seen !== 'absent') return followSentAttempt(job, attempt, record, deps, log);
+  log.warn({ room }, 'attempt was started but not dialed by a consumer that stopped; dialing it now');
+  return undefined;
 }
 
 /**
@@ -167,9 +219,9 @@ export async function dialAttempt(job: CallJob, attempt: number, deps: DialDeps,
   const room = roomName(job.callId, attempt);
   const record = await deps.store.get(job.campaignId, job.callId);
   if (record?.state === 'terminal' || record?.state === 'in_call') return { status: 'already_ended' };
-  if (record?.state === 'dialing' && record.attempts === attempt) {
-    if (record.dialSentAttempt === attempt) return followSentAttempt(job, attempt, record, deps, log);
-    log.warn({ room }, 'attempt was started but not dialed by a consumer that stopped; dialing it now');
+  if (record && record.attempts === attempt) {
+    const resumed = await resumeAttempt(job, attempt, record, deps, log);
+    if (resumed) return resumed;
   }
   const before = await deps.store.beginAttempt(job, attempt, room);
   if (before === 'terminal') return { status: 'already_ended' };
@@ -227,8 +279,12 @@ async function placeCall(
       if (claim === 'stopped') return stopped();
       if (claim === 'lost' || claim === 'not_dialing') {
         owned = false;
+        if (claim === 'not_dialing') {
+          const now = await deps.store.get(job.campaignId, job.callId);
+          if (now?.state === 'terminal' || now?.state === 'in_call') return { status: 'already_ended' };
+        }
         log.warn({ room, claim }, 'this consumer no longer owns the call; not dialing');
-        return claim === 'lost' ? { status: 'lost_ownership' } : { status: 'already_ended' };
+        return { status: 'lost_ownership' };
       }
       // a platform back-off ran: it was waited out, the call takes a new slot
       if (slots >= MAX_BACKOFF_WAITS) return stopped();
@@ -245,10 +301,12 @@ async function placeCall(
     return { status: 'answered', room, participantIdentity: identity, recovered: false };
   } catch (err) {
     const failure = classifySipError(err, { elapsedMs: deps.clock.now() - startedAt, ringingTimeoutMs: deps.ringingTimeoutS * SECOND });
-    if (failure.kind === 'platform' && mayHaveReachedLiveKit(err)) {
+    if (failure.kind === 'platform') {
       // No answer came back: the phone may ring. Deleting the room below stops it; the attempt stays marked as sent,
       // so the next try asks LiveKit and counts it as spent instead of ringing it again under the same attempt.
-      return { status: 'unreachable', reason: failure.reason };
+      if (mayHaveReachedLiveKit(err)) return { status: 'unreachable', reason: failure.reason };
+      // LiveKit refused the request: nothing rang, and this attempt may be dialed again after the back-off
+      await deps.store.releaseDial(job.campaignId, job.callId, attempt, ownership.lock);
     }
     return { status: 'failed', room, end: fromDialFailure(failure) };
   } finally {

@@ -32,6 +32,9 @@ function foreignAttemptsMade(data: unknown): number {
   return typeof made === 'number' && Number.isInteger(made) && made >= 0 ? made : 0;
 }
 
+/** A job this consumer may no longer own goes back to wait this long, for a fresh run to decide (no attempt spent). */
+const REQUEUE_DELAY_MS = SECOND;
+
 /** BullMQ's stalled-job check runs at half the lock duration, but not more often than this. */
 const MIN_STALLED_INTERVAL_MS = 500;
 
@@ -216,9 +219,10 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
         log.info('consumer draining before a CPS slot came up; call returned to the queue');
         throw Worker.RateLimitError(); // back to waiting, attempt not spent
       case 'lost_ownership':
-        // BullMQ will fail to finish this job (its lock is another consumer's now); that consumer carries the call.
-        log.warn('the dial job moved to another consumer; this one leaves it alone');
-        return { status: 'already_ended' };
+        // Another consumer holds the job now and carries the call: putting it back fails on its lock, which is logged
+        // once by the error handler. If this consumer still holds it after all, a fresh run decides what to do.
+        log.warn('the dial job may have moved to another consumer; this one leaves the call alone');
+        return waitWithoutAttempt(job, token, REQUEUE_DELAY_MS);
       case 'already_ended':
         log.info('call already connected or ended; not dialing again');
         return result;
@@ -243,7 +247,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     await backoff.succeeded(); // the carrier answered with a status: LiveKit works
     const sip = { sipStatusCode: end.sipStatusCode, sipStatus: end.sipStatus };
     const final = end.kind === 'final' || attempt >= maxAttempts;
-    await store.endAttempt(call.campaignId, call.callId, attempt, final ? 'dialing' : 'waiting_retry', { result: end.outcome, ...sip });
+    await store.endAttempt(call.campaignId, call.callId, attempt, final ? 'dialing' : 'waiting_retry', { result: end.outcome, kind: end.kind, reason: end.reason, ...sip });
     if (!final) {
       log.info({ outcome: end.outcome, reason: end.reason, ...sip }, 'attempt failed; retrying later');
       if (foreign) {

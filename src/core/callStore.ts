@@ -14,6 +14,9 @@ export interface AttemptEntry {
   startedAt: number;
   endedAt?: number;
   result?: string;
+  /** For a failed attempt: whether it could be retried (`retry`) or ended the call (`final`). */
+  kind?: 'retry' | 'final';
+  reason?: string;
   sipStatusCode?: number;
   sipStatus?: string;
 }
@@ -121,6 +124,8 @@ export type DialClaim =
 
 export interface AttemptResult {
   result: string;
+  kind?: 'retry' | 'final';
+  reason?: string;
   sipStatusCode?: number;
   sipStatus?: string;
 }
@@ -260,8 +265,7 @@ export class CallStore {
 
   /**
    * Ends attempt `attempt` in its log: the call is now `in_call`, `waiting_retry`, or stays `dialing` until its outcome
-   * lands. No-op once terminal. An attempt that never reached the callee (result `platform_error` or `not_started`)
-   * loses its "dial sent" mark, to be tried again under the same number. Returns the call's platform errors so far.
+   * lands. No-op once terminal. A `platform_error` result counts toward the call's platform errors; returns them.
    */
   async endAttempt(
     campaignId: string,

@@ -82,7 +82,8 @@ describe('a consumer dies while the phone rings (SIGKILL), and another takes the
     const p = pipeline;
     agent = await startAgent(p);
     const number = freshNumber();
-    p.sim.network.setBehavior(number, { type: 'ring_out' });
+    // current livekit/sip: a ring-out is a timeout (408 canceled), the participant leaves USER_UNAVAILABLE
+    p.sim.network.setBehavior(number, { type: 'ring_out', ringOut: 'timeout' });
     child = await startChildConsumer(p.env);
     const callId = await p.enqueue({ phoneNumber: number, campaignId });
     await waitFor(() => (p.sim.calls.some((c) => c.phoneNumber === number && c.status === 'ringing') ? true : undefined), 15_000, 'phone ringing');
@@ -96,6 +97,46 @@ describe('a consumer dies while the phone rings (SIGKILL), and another takes the
     expect(rooms).toEqual([`call-${callId}-1`, `call-${callId}-2`]);
     const second = p.sim.calls.find((c) => c.room === `call-${callId}-2`);
     expect((second?.receivedAt ?? 0) - (first.endedAt ?? 0)).toBeGreaterThanOrEqual(retryDelayS * 1000);
+  });
+});
+
+describe('a re-run of an attempt the record already knows', () => {
+  it('applies a logged busy result instead of dialing the attempt again (the consumer died before BullMQ recorded the retry)', async () => {
+    pipeline = await startTestPipeline('logged-busy', { dialers: 0, env: { DIAL_RETRY_DELAY_S: '1' } });
+    const p = pipeline;
+    const number = freshNumber();
+    p.sim.network.setBehavior(number, { type: 'answer', afterMs: 100 });
+    const callId = await p.enqueue({ phoneNumber: number, campaignId });
+    // what a consumer killed right after its attempt came back busy leaves: the result logged, the job not yet retried
+    const identity = { callId, campaignId, phoneNumber: number, metadata: {} };
+    await p.store.beginAttempt(identity, 1, `call-${callId}-1`);
+    await p.store.endAttempt(campaignId, callId, 1, 'waiting_retry', { result: 'busy', kind: 'retry', sipStatusCode: 486, sipStatus: 'Busy Here' });
+    const resumedAt = Date.now();
+    await p.startDialer();
+    const record = await waitFor(async () => {
+      const r = await p.store.get(campaignId, callId);
+      return r?.state === 'in_call' ? r : undefined;
+    }, 20_000, 'answered on attempt 2');
+    expect(record.attempts).toBe(2);
+    const calls = p.sim.calls.filter((c) => c.phoneNumber === number);
+    expect(calls.map((c) => c.room)).toEqual([`call-${callId}-2`]);
+    expect((calls[0]?.receivedAt ?? 0) - resumedAt).toBeGreaterThanOrEqual(1000); // the busy retry delay
+  });
+
+  it('follows a call still ringing when Redis lost the attempt\'s "sent" mark (the last second of its AOF), instead of dialing it again', async () => {
+    pipeline = await startTestPipeline('lost-mark', { dialers: 0, env: { DIAL_RINGING_TIMEOUT_S: '10' } });
+    const p = pipeline;
+    const number = freshNumber();
+    p.sim.network.setBehavior(number, { type: 'answer', afterMs: 1500 });
+    const callId = await p.enqueue({ phoneNumber: number, campaignId });
+    const room = `call-${callId}-1`;
+    await p.store.beginAttempt({ callId, campaignId, phoneNumber: number, metadata: {} }, 1, room);
+    // the dial went out (and rings), but Redis came back without the mark
+    const sip = createLiveKitClients({ url: p.sim.url, apiKey: p.sim.apiKey, apiSecret: p.sim.apiSecret }).sip;
+    await sip.createSipParticipant(p.sim.outboundTrunkId, number, room, { participantIdentity: `sip-${callId}`, waitUntilAnswered: false });
+    await p.startDialer();
+    await waitFor(async () => ((await p.store.get(campaignId, callId))?.state === 'in_call' ? true : undefined), 20_000, 'followed to the answer');
+    expect(p.sim.calls.filter((c) => c.phoneNumber === number)).toHaveLength(1);
   });
 });
 

@@ -1,9 +1,9 @@
 -- Closes the current attempt's log entry and moves the call to `in_call` or `waiting_retry`, unless terminal.
 -- KEYS[1] record. ARGV[1] attempt, ARGV[2] next state, ARGV[3] now, ARGV[4] attempt result JSON
 -- ({result, sipStatusCode?, sipStatus?}).
--- An attempt that never reached the callee (`platform_error`: LiveKit or the network failed; `not_started`: the
--- consumer drained before its CPS slot) is tried again under the same number: its "dial sent" mark is taken back, and
--- platform errors are counted per call so they cannot go on for ever.
+-- Platform errors (`platform_error`: LiveKit or the network failed, the attempt is tried again under the same number)
+-- are counted per call so they cannot go on for ever. The "dial sent" mark is never touched here: only the holder that
+-- set it may take it back (releaseDial.lua), when it knows its request never went out.
 -- Returns {1, platform errors so far} when applied, {0, 0} when the call had ended (or has no record).
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state or state == 'terminal' then return { 0, 0 } end
@@ -24,10 +24,7 @@ else
   redis.call('HDEL', KEYS[1], 'sipStatusCode', 'sipStatus')
 end
 local platformErrors = tonumber(redis.call('HGET', KEYS[1], 'platformErrors') or '0')
-if result.result == 'platform_error' or result.result == 'not_started' then
-  redis.call('HDEL', KEYS[1], 'dialSentAttempt', 'dialSentAt')
-  if result.result == 'platform_error' then
-    platformErrors = redis.call('HINCRBY', KEYS[1], 'platformErrors', 1)
-  end
+if result.result == 'platform_error' then
+  platformErrors = redis.call('HINCRBY', KEYS[1], 'platformErrors', 1)
 end
 return { 1, platformErrors }

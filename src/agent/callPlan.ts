@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { redactPhoneNumber } from '../core/phone.js';
 import { DEFAULT_CAMPAIGN_ID, callMetadataSchema, dispatchMetadataSchema, idSchema, type CallMetadata } from '../core/queues.js';
@@ -29,7 +30,7 @@ export interface CallPlan {
   direction: CallDirection;
   /**
    * The id the outcome is reported under (jobId on `call-results`): the dispatch's `call_id`, else one derived from
-   * the room name (`in-<room>` for inbound calls, `<room>` for self-dialed ones), so a re-dispatch reports under the same id.
+   * the room name (inboundCallId for inbound calls, `<room>` for self-dialed ones), so a re-dispatch reports under the same id.
    */
   callId: string;
   campaignId: string;
@@ -56,6 +57,8 @@ export class DispatchMetadataError extends Error {
 export const INBOUND_CAMPAIGN_ID = 'inbound';
 const INBOUND_CALL_ID_PREFIX = 'in-';
 const MAX_ID_LENGTH = 128;
+/** Hex digits of the room name's SHA-256 in an inbound call id: 64 bits, no collision in any realistic call volume. */
+const INBOUND_ID_HASH_HEX_CHARS = 16;
 
 /** Room names become ids only through this: BullMQ job ids and Redis keys must not contain ':'. */
 export function idFromRoomName(roomName: string, prefix = ''): string {
@@ -64,16 +67,18 @@ export function idFromRoomName(roomName: string, prefix = ''): string {
 }
 
 /**
- * The call id of an inbound call: `in-` + the sanitized room name. LiveKit's individual dispatch rule makes one room
- * per call (`call-_<caller>_<suffix>`), so the id is stable for every dispatch into that room.
+ * The call id of an inbound call: `in-` + the first 16 hex digits of the room name's SHA-256. LiveKit's individual
+ * dispatch rule makes one room per call, named after the caller (`call-_<caller>_<suffix>`): the id must not carry
+ * that number (it is a Redis key, a webhook header, a report column and in every log line), and is stable for every
+ * dispatch into that room.
  */
 export function inboundCallId(roomName: string): string {
-  return idFromRoomName(roomName, INBOUND_CALL_ID_PREFIX);
+  return `${INBOUND_CALL_ID_PREFIX}${createHash('sha256').update(roomName).digest('hex').slice(0, INBOUND_ID_HASH_HEX_CHARS)}`;
 }
 
 /**
- * For logs: the digits of phone-number-like runs (7+ digits) cut to their tail. Inbound room names (and so inbound
- * call ids) carry the caller's number, which never reaches a log in full.
+ * For logs: the digits of phone-number-like runs (7+ digits) cut to their tail. Inbound room names carry the caller's
+ * number, which never reaches a log in full.
  */
 export function redactNumbersIn(text: string): string {
   return text.replace(/\+?\d{7,}/g, (run) => redactPhoneNumber(run));
@@ -97,7 +102,7 @@ function campaignFromRoomMetadata(roomMetadata: string | undefined): string | un
 
 /**
  * Reads a job's metadata. Metadata without `phone_number` (empty, or a dispatch rule's agent metadata) is an
- * inbound call, reported under `in-<room>` in the campaign its metadata (or else the room's) names, else `inbound`.
+ * inbound call, reported under inboundCallId(room) in the campaign its metadata (or else the room's) names, else `inbound`.
  * Metadata with only `phone_number` is an ad-hoc outbound dispatch the agent dials itself; its outcome is reported
  * under an id made from the room name.
  */

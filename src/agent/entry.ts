@@ -128,8 +128,8 @@ async function confirmCalleeStillThere(
 /**
  * One dispatched call in a LiveKit room, from dispatch to reported outcome. Outbound: wait for the consumer's SIP
  * participant (or dial it), let the callee speak first; inbound: greet. Every ending reports once; a call that never
- * connected while the consumer dialed is the consumer's to report. Inbound calls are reported under `in-<room>`
- * (campaign `inbound` unless the dispatch or room metadata names one), whatever ends them.
+ * connected while the consumer dialed is the consumer's to report. Inbound calls are reported under
+ * inboundCallId(room) (campaign `inbound` unless the dispatch or room metadata names one), whatever ends them.
  */
 export async function runCallJob(ctx: JobContext, deps: CallJobDeps = {}): Promise<void> {
   await runCall(ctx, { ...deps, openSession: openRoomSession });
@@ -148,7 +148,7 @@ export async function runCall<R extends CallRoom>(ctx: CallJobContext<R>, deps: 
   } catch (err) {
     planError = err;
   }
-  // An inbound room is named after the caller (`call-_<number>_<suffix>`), and so is its call id: logs redact them.
+  // An inbound room is named after the caller (`call-_<number>_<suffix>`): logs redact it (its call id is a hash).
   const inbound = plan?.direction.kind === 'inbound';
   const redactNames = !plan || inbound;
   const log = (deps.logger ?? createLogger(config.logLevel, 'agent')).child({

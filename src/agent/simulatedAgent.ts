@@ -135,7 +135,7 @@ interface SimCallDeps {
  * One dispatched room, run in agents-js text mode: the callee's scripted lines go in through session.run, a
  * ScriptedLLM plays the model, and the tools make their real LiveKit API calls against the simulator. An inbound
  * dispatch (no phone number) waits for the caller's SIP participant to join the room (in the simulator, a call
- * placed into it), greets, and reports under `in-<room>`.
+ * placed into it), greets, and reports under `in-<hash of the room>` (inboundCallId).
  */
 class SimulatedCall {
   private readonly answered = deferred<CallAnsweredEvent | typeof NOT_CONNECTED | typeof CALL_FAILED>();

@@ -19,7 +19,7 @@ export interface DemoInboundCall {
 /**
  * One inbound call as production takes it: the shipped dispatch rule created through the SIP API (what
  * `dialer setup inbound` does), a caller routed by it into a room of their own with AGENT_NAME dispatched, the
- * agent's outcome recorded under `in-<room>`. Resolves once the call has its terminal record, or throws at `deadline`.
+ * agent's outcome recorded under `in-<hash of the room>` (inboundCallId). Resolves once the call has its terminal record, or throws at `deadline`.
  */
 export async function placeDemoInboundCall(options: {
   sim: LiveKitSim;

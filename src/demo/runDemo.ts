@@ -153,7 +153,7 @@ async function waitForCampaign(store: CallStore, campaignId: string, total: numb
   }
 }
 
-/** `answered|transferred… (reason) → target, under in-<room>, campaign inbound`: the inbound call's one line. */
+/** `answered|transferred… (reason) → target, recorded as in-<hash of the room> in campaign inbound`: the inbound call's one line. */
 function formatInboundOutcome(record: CallRecord): string {
   const target = record.details?.transfer ? ` → ${record.details.transfer.target}` : '';
   return `${record.outcome ?? 'pending'} (${record.reason ?? 'no reason'})${target}, recorded as ${record.callId} in campaign ${record.campaignId}`;

@@ -15,7 +15,7 @@ import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadAgentSettings, type AgentSettings } from '../../src/agent/agentConfig.js';
 import { TOOL_NAMES } from '../../src/agent/callAgent.js';
-import { INBOUND_CAMPAIGN_ID } from '../../src/agent/callPlan.js';
+import { INBOUND_CAMPAIGN_ID, inboundCallId } from '../../src/agent/callPlan.js';
 import type { CallController } from '../../src/agent/callController.js';
 import { runAnsweringMachineDetection, runCall, type SessionOpener, type SessionRequest } from '../../src/agent/entry.js';
 import { OutcomeSpool, replaySpool, spoolDirFor } from '../../src/agent/outcomeSpool.js';
@@ -570,7 +570,7 @@ describe('self-dialed calls (dispatch with only phone_number)', () => {
 describe('inbound calls', () => {
   const CALLER = '+12025550123';
 
-  it('the caller joins, is greeted, hangs up: answered under in-<room>, campaign inbound, caller in the summary', { timeout: TEST_TIMEOUT_MS }, async () => {
+  it('the caller joins, is greeted, hangs up: answered under in-<hash of the room>, campaign inbound, caller in the summary', { timeout: TEST_TIMEOUT_MS }, async () => {
     const roomName = `call-_${CALLER.slice(1)}_${nextRoomName('in')}`;
     await clients.rooms.createRoom({ name: roomName });
     const room = new FakeRoom(roomName);
@@ -581,7 +581,7 @@ describe('inbound calls', () => {
     room.leave('sip-caller');
     await call.run.ended;
 
-    const written = await resultsFor(`in-${roomName}`);
+    const written = await resultsFor(inboundCallId(roomName));
     expect(written).toHaveLength(1);
     expect(written[0]).toMatchObject({ outcome: 'answered', reason: 'callee hung up', campaignId: 'inbound' });
     expect(written[0]?.summary).toContain(`inbound call from ${CALLER}`);
@@ -590,7 +590,7 @@ describe('inbound calls', () => {
 
   it('a connected caller is in_call in the campaign and watched: a job that dies without reporting still ends failed', { timeout: TEST_TIMEOUT_MS }, async () => {
     const roomName = `call-_${CALLER.slice(1)}_${nextRoomName('in-watched')}`;
-    const callId = `in-${roomName}`;
+    const callId = inboundCallId(roomName);
     await clients.rooms.createRoom({ name: roomName });
     const room = new FakeRoom(roomName);
     startCall('', { room });
@@ -630,7 +630,7 @@ describe('inbound calls', () => {
     const call = startCall('', { room: new FakeRoom(roomName) });
     await call.run.ended;
 
-    const written = await resultsFor(`in-${roomName}`);
+    const written = await resultsFor(inboundCallId(roomName));
     expect(written).toHaveLength(1);
     expect(written[0]).toMatchObject({ outcome: 'failed', reason: 'no caller joined the room within 0 s' });
     expect(sim.deletedRooms).toContain(roomName);
@@ -644,7 +644,7 @@ describe('inbound calls', () => {
     room.close(DisconnectReason.ROOM_DELETED);
     await call.run.ended;
 
-    const written = await resultsFor(`in-${room.name ?? ''}`);
+    const written = await resultsFor(inboundCallId(room.name ?? ''));
     expect(written).toHaveLength(1);
     expect(written[0]).toMatchObject({ outcome: 'failed', reason: 'the caller hung up before the agent answered' });
   });
@@ -707,7 +707,7 @@ describe('the job shut down before the conversation', () => {
     await call.run.ended;
     await call.run.entry;
 
-    const written = await resultsFor(`in-${roomName}`);
+    const written = await resultsFor(inboundCallId(roomName));
     expect(written).toHaveLength(1);
     // agents-js disconnects from the room before it runs shutdown callbacks: the wait for the caller sees the room close.
     expect(written[0]).toMatchObject({ outcome: 'failed', reason: 'the caller hung up before the agent answered' });

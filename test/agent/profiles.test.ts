@@ -1,4 +1,5 @@
 /** Agent settings, profiles with {{placeholders}}, dispatch metadata and the instructions/tools a call gets. */
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -163,14 +164,16 @@ describe('dispatch metadata → call plan', () => {
     expect(plan.profileOverride).toEqual({ instructions: 'Be brief.' });
   });
 
-  it('an inbound call is reported under in-<room> (stable per room, like the self-dial id), campaign inbound', async () => {
+  it("an inbound call is reported under in-<16 hex of the room's SHA-256>: stable per room, without the caller's number; campaign inbound", async () => {
     const room = 'call-_+12025550123_aBc9';
     const plan = parseCallPlan('', room);
-    expect(plan).toMatchObject({ direction: { kind: 'inbound' }, callId: 'in-call-_-12025550123_aBc9', campaignId: 'inbound' });
+    const hash = createHash('sha256').update(room).digest('hex').slice(0, 16);
+    expect(plan).toMatchObject({ direction: { kind: 'inbound' }, callId: `in-${hash}`, campaignId: 'inbound' });
+    expect(plan.callId).not.toMatch(/5550123/);
     expect(plan.values.campaign_id).toBe('inbound');
     expect(parseCallPlan('', room).callId).toBe(plan.callId);
-    expect(inboundCallId(room)).toBe(`in-${idFromRoomName(room)}`);
-    expect(inboundCallId('x'.repeat(300))).toHaveLength(128);
+    expect(inboundCallId('call-_+12025550123_aBc8')).not.toBe(plan.callId);
+    expect(inboundCallId('x'.repeat(300))).toMatch(/^in-[0-9a-f]{16}$/);
 
     // The shipped dispatch rule's agent metadata is an inbound dispatch with its profile.
     const rule = JSON.parse(await readFile(new URL('../../dispatch-rule.json', import.meta.url), 'utf8')) as {

@@ -13,7 +13,10 @@ import { CallOutcomeTracker } from '../../src/agent/outcomeTracker.js';
 import { startSimulatedAgent, type SimulatedAgent } from '../../src/agent/simulatedAgent.js';
 import { parseProfiles } from '../../src/agent/profiles.js';
 import { CallStore } from '../../src/core/callStore.js';
+import { loadConfig } from '../../src/core/config.js';
 import { ResultReporter } from '../../src/core/reportResult.js';
+import { startResultsWorker } from '../../src/results/resultsWorker.js';
+import { waitFor } from '../helpers/waitFor.js';
 import { systemClock } from '../../src/core/time.js';
 import { RoomAgentDispatch, RoomConfiguration } from '@livekit/protocol';
 import { startLiveKitSim, type InboundCallOptions, type LiveKitSim } from '../../src/sim/index.js';
@@ -350,11 +353,11 @@ describe('inbound calls (the shipped dispatch rule: no phone number, one room ca
     return caller;
   };
 
-  it('the agent greets, the caller is helped and says goodbye: one answered outcome under in-<room>, campaign inbound', async () => {
+  it('the agent greets, the caller is helped and says goodbye: one answered outcome under in-<hash of the room>, campaign inbound', async () => {
     const caller = nextCaller();
     const call = callIn(caller, SUPPORT_LINE, { caller: { kind: 'human', lines: ['Hi, I have a question about my order.', 'Great, thanks. Bye!'] } });
     expect(call.room).toMatch(new RegExp(`^call-_\\${caller}_[2-9A-Za-z]{12}$`));
-    expect(call.callId).toBe(`in-${call.room.replace('+', '-')}`);
+    expect(call.callId).toMatch(/^in-[0-9a-f]{16}$/);
     const result = await results.waitFor(call.callId);
     expect(result).toMatchObject({ outcome: 'answered', reason: 'agent ended the call', campaignId: 'inbound', reportedBy: 'agent' });
     expect(result.attempt).toBeUndefined();
@@ -397,7 +400,33 @@ describe('inbound calls (the shipped dispatch rule: no phone number, one room ca
     expect(result).toMatchObject({ outcome: 'answered', campaignId: 'support-hotline' });
   });
 
-  it("logs show inbound rooms and call ids with the caller's number cut to its last digits, never in full", async () => {
+  it("the caller's number is in no call id, Redis key or log line of the results worker that records the call", async () => {
+    const config = loadConfig({ REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix, LOG_LEVEL: 'debug' });
+    const workerLines: string[] = [];
+    const worker = await startResultsWorker({ config, logger: pino({ level: 'debug' }, { write: (line: string) => workerLines.push(line) }) });
+    const connection = new Redis(testRedisUrl());
+    try {
+      const caller = nextCaller();
+      const call = callIn(caller, SUPPORT_LINE, { caller: { kind: 'human', lines: ['Hello?', 'Bye!'] } });
+      const store = new CallStore(connection, prefix, systemClock);
+      const record = await waitFor(async () => {
+        const r = await store.get('inbound', call.callId);
+        return r?.state === 'terminal' ? r : undefined;
+      }, 10_000, 'the inbound call recorded');
+      expect(record).toMatchObject({ callId: inboundCallId(call.room), outcome: 'answered' });
+      const digits = caller.slice(1);
+      expect(record.callId).not.toContain(digits.slice(-7));
+      const keys = await connection.keys(`${prefix}:*`);
+      expect(keys.filter((k) => k.includes(digits.slice(-7)))).toEqual([]);
+      expect(workerLines.join('')).toContain(call.callId);
+      expect(workerLines.join('')).not.toContain(digits.slice(-7));
+    } finally {
+      await worker.close();
+      await connection.quit();
+    }
+  });
+
+  it("logs show inbound rooms with the caller's number cut to its last digits, never in full", async () => {
     await agent.idle();
     const logged = logLines.join('');
     expect(callers.length).toBeGreaterThan(0);

@@ -34,7 +34,7 @@ describe('npm run demo', () => {
     expect(output).toMatch(/rejected not a phone number/);
     // The inbound call through the shipped dispatch rule: the agent greets, the caller asks for a person.
     expect(output).toMatch(/Inbound: \+14155550120 called the support line .*dispatch rule SDR_\w+ \(dispatch-rule\.json\)/);
-    expect(output).toMatch(/transferred \(.*\) → tel:\+12025550102, recorded as in-call-_-14155550120_\w+ in campaign inbound/);
+    expect(output).toMatch(/transferred \(.*\) → tel:\+12025550102, recorded as in-[0-9a-f]{16} in campaign inbound/);
     await deleteKeysWithPrefix(testRedisUrl(), DEMO_QUEUE_PREFIX);
   });
 });

@@ -6,6 +6,7 @@ import { registerReportCommand } from './reportCommand.js';
 import { registerDemoCommand } from './demoCommand.js';
 import { registerAgentCommands } from './agentCommands.js';
 import { registerCampaignCommands } from './campaignCommands.js';
+import { registerServeCommand } from './serveCommand.js';
 import { registerPurgeCommand } from './purgeCommand.js';
 
 /** The `dialer` command line: producers, consumers, results, report, demo, agent and setup. */
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerConsumerCommands(program);
   registerReportCommand(program);
   registerCampaignCommands(program);
+  registerServeCommand(program);
   registerPurgeCommand(program);
   registerDemoCommand(program);
   registerAgentCommands(program);

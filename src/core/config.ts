@@ -27,6 +27,10 @@ export const DEFAULT_CALL_OUTCOME_TIMEOUT_S = 900;
  */
 export const DEFAULT_DIAL_MAX_PLATFORM_ERRORS = 10;
 const MAX_PORT = 65535;
+/** `dialer serve`: where the HTTP API listens, and how many requests one token may make per second. */
+export const DEFAULT_API_PORT = 8080;
+export const DEFAULT_API_HOST = '127.0.0.1';
+export const DEFAULT_API_RATE_LIMIT = 200;
 /** The metrics and health servers have no authentication: they listen on loopback unless METRICS_HOST widens it. */
 export const DEFAULT_METRICS_HOST = '127.0.0.1';
 /** RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens. */
@@ -110,6 +114,19 @@ const envSchema = z.object({
     .min(0, 'RECORD_RETENTION_DAYS must be ≥ 0 (0 keeps records for ever)')
     .max(MAX_RECORD_RETENTION_DAYS, `RECORD_RETENTION_DAYS must be at most ${MAX_RECORD_RETENTION_DAYS} (0 keeps records for ever)`)
     .default(DEFAULT_RECORD_RETENTION_DAYS),
+  /** Port of `dialer serve` (0: any free port, logged at start). */
+  API_PORT: z.coerce
+    .number({ error: 'API_PORT must be a port number' })
+    .int('API_PORT must be a port number')
+    .min(0, 'API_PORT must be 0–65535')
+    .max(MAX_PORT, 'API_PORT must be 0–65535')
+    .default(DEFAULT_API_PORT),
+  /** Address `dialer serve` listens on (0.0.0.0 for every interface). */
+  API_HOST: z.string().min(1).default(DEFAULT_API_HOST),
+  /** Bearer tokens of `dialer serve`: `token` or `token:scope+scope`, comma-separated; checked by `serve` (src/api/tokens.ts). */
+  API_TOKENS: z.string().optional(),
+  /** Requests one API token may make per second, across every API process (counted in Redis). */
+  API_RATE_LIMIT: positiveInt('API_RATE_LIMIT').default(DEFAULT_API_RATE_LIMIT),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -143,6 +160,8 @@ export interface DialerConfig {
   recordRetentionDays: number;
   /** PREDIAL_CHECK_URL / PREDIAL_CHECK_SECRET; undefined: every call is eligible. */
   predialCheck: { url: string; secret: string | undefined } | undefined;
+  /** `dialer serve`: API_PORT, API_HOST, API_TOKENS (unparsed: only `serve` needs them), API_RATE_LIMIT per token per second. */
+  api: { port: number; host: string; tokens: string | undefined; rateLimitPerSecond: number };
   dial: {
     cps: number;
     concurrency: number;
@@ -189,6 +208,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DialerConfig {
     webhook: e.RESULTS_WEBHOOK_URL ? { url: e.RESULTS_WEBHOOK_URL, secret: e.RESULTS_WEBHOOK_SECRET } : undefined,
     predialCheck: e.PREDIAL_CHECK_URL ? { url: e.PREDIAL_CHECK_URL, secret: e.PREDIAL_CHECK_SECRET } : undefined,
     metricsPort: e.METRICS_PORT,
+    api: { port: e.API_PORT, host: e.API_HOST, tokens: e.API_TOKENS, rateLimitPerSecond: e.API_RATE_LIMIT },
     metricsHost: e.METRICS_HOST,
     recordRetentionDays: e.RECORD_RETENTION_DAYS,
     dial: {

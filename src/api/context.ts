@@ -1,0 +1,26 @@
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { CallStore } from '../core/callStore.js';
+import type { Logger } from '../core/logger.js';
+import type { Clock } from '../core/time.js';
+import type { CallProducer } from '../producer/enqueueCalls.js';
+import type { CallCampaignIndex } from './callIndex.js';
+import type { IdempotencyKeys } from './idempotency.js';
+
+/**
+ * What the routes work with: one Redis connection and the library objects on it. None of it holds request state (no
+ * cache of calls, keys or counters), so any number of API processes can serve the same Redis.
+ */
+export interface ApiContext {
+  redis: Redis;
+  prefix: string;
+  store: CallStore;
+  /** The same producer the CLI and `import` use: validation, call records, idempotency keys, BullMQ jobs. */
+  producer: CallProducer;
+  /** The `calls` queue, for the readiness check's worker list and call lookups. */
+  calls: Queue<Record<string, unknown>>;
+  callIndex: CallCampaignIndex;
+  idempotency: IdempotencyKeys;
+  logger: Logger;
+  clock: Clock;
+}

@@ -1,0 +1,364 @@
+/**
+ * Call routes: enqueue one call or a batch (through the same CallProducer as `dialer enqueue` and `import`, so the
+ * same validation, idempotency keys and call records), read a call, cancel it.
+ */
+import type { CallRecord } from '../../core/callStore.js';
+import { DEFAULT_CAMPAIGN_ID } from '../../core/queues.js';
+import { cancelCalls } from '../../producer/cancelCalls.js';
+import { keyedCallId } from '../../producer/callIds.js';
+import type { CallRequest, EnqueueSummary } from '../../producer/enqueueCalls.js';
+import type { ApiContext } from '../context.js';
+import { IdempotencyKeys, idempotencyKeyOf, type IdempotencyClaim } from '../idempotency.js';
+import { ApiProblem, fieldErrors, type FieldError } from '../problem.js';
+import { defineRoute, type HeaderDoc, type Route } from '../route.js';
+import {
+  MAX_BATCH_CALLS,
+  batchCallBody,
+  batchEnvelope,
+  batchResult,
+  callCanceled,
+  callCreated,
+  callParams,
+  callView,
+  createBatchBody,
+  createCallBody,
+  campaignParams,
+  getCallQuery,
+  idempotencyKeyHeader,
+  type CallView,
+} from '../schemas.js';
+
+/** One call's body: a phone number, a campaign id, metadata (≤ 16 KiB) and a few short fields. */
+export const CALL_BODY_MAX_BYTES = 64 * 1024;
+/**
+ * A batch body: 10,000 rows of about 1.6 KB each (a number, a key and a dozen metadata fields fit in far less). A
+ * parsed body takes several times its size in memory, so this bounds what one request can make the process hold.
+ */
+export const BATCH_BODY_MAX_BYTES = 16 * 1024 * 1024;
+/**
+ * The producer key a request with only an `Idempotency-Key` header gets, so a retry names the same call id. The
+ * prefix keeps it apart from the keys callers put in bodies and CSV files.
+ */
+const HEADER_KEY_PREFIX = 'idempotency-key:';
+
+const IDEMPOTENCY_HEADER: HeaderDoc = {
+  name: 'Idempotency-Key',
+  schema: idempotencyKeyHeader,
+  description: 'Same key and same body: the same answer and call (200 for a retry). Same key, another body: 409. Kept 24 h.',
+};
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** The fields a single call and a batch row share, as the producer takes them. */
+interface CallFields {
+  phone_number: string;
+  metadata?: CallRequest['metadata'];
+  key?: string;
+  at?: string;
+  expires_at?: string;
+}
+
+interface CallDefaults {
+  agent_profile?: string;
+  priority?: number;
+  call_window?: { from: string; to: string; time_zone: string; days?: number[] };
+}
+
+/**
+ * A request for the producer, with the checks `dialer enqueue` makes on its flags (expiry in the past or before the
+ * start time); `pointer` is where the fields sit in the body.
+ */
+function toCallRequest(
+  fields: CallFields,
+  defaults: CallDefaults,
+  campaignId: string,
+  now: number,
+  pointer: string,
+  keyed: { key: string | undefined; dedupeByNumber: boolean },
+): { request: CallRequest } | { errors: FieldError[] } {
+  const notBefore = fields.at === undefined ? undefined : Date.parse(fields.at);
+  const expiresAt = fields.expires_at === undefined ? undefined : Date.parse(fields.expires_at);
+  if (expiresAt !== undefined && expiresAt <= now) return { errors: [{ pointer: `${pointer}/expires_at`, detail: 'expires_at is in the past' }] };
+  if (expiresAt !== undefined && notBefore !== undefined && expiresAt <= notBefore) {
+    return { errors: [{ pointer: `${pointer}/expires_at`, detail: 'expires_at is not after `at`, when the call may start' }] };
+  }
+  const window = defaults.call_window;
+  return {
+    request: {
+      phoneNumber: fields.phone_number,
+      campaignId,
+      metadata: fields.metadata,
+      key: keyed.key,
+      dedupeByNumber: keyed.dedupeByNumber || undefined,
+      // a start time in the past means "now", as for `dialer enqueue --at`
+      notBefore: notBefore !== undefined && notBefore > now ? notBefore : undefined,
+      expiresAt,
+      agentProfile: defaults.agent_profile,
+      priority: defaults.priority,
+      callWindow: window && { from: window.from, to: window.to, timeZone: window.time_zone, days: window.days },
+    },
+  };
+}
+
+/** Claims the request's Idempotency-Key, if it has one; a 409 problem when the key was used for another request. */
+async function claimIdempotencyKey(
+  ctx: ApiContext,
+  header: string | undefined,
+  route: string,
+  request: unknown,
+): Promise<{ key: string; fingerprint: string; claim: IdempotencyClaim } | undefined> {
+  if (header === undefined) return undefined;
+  const parsed = idempotencyKeyHeader.safeParse(header);
+  if (!parsed.success) {
+    const errors = fieldErrors(parsed.error.issues, 'header').map((e) => ({ ...e, pointer: '#header/Idempotency-Key' }));
+    throw new ApiProblem('invalid-request', `Idempotency-Key: ${errors[0]?.detail ?? 'invalid'}`, { errors });
+  }
+  const key = idempotencyKeyOf(parsed.data);
+  const fingerprint = IdempotencyKeys.fingerprint(route, request);
+  const claim = await ctx.idempotency.claim(key, fingerprint);
+  if (claim.status === 'conflict') {
+    throw new ApiProblem(
+      'idempotency-key-reused',
+      'this Idempotency-Key was used within the last 24 h for a request with another body or campaign: use a new key for a different request',
+    );
+  }
+  return { key, fingerprint, claim };
+}
+
+/** A record as the API shows it; the transcript only when asked for. */
+export function callViewOf(record: CallRecord, withTranscript: boolean): CallView {
+  const details = record.details;
+  const endedAt = record.endedAt ?? (record.state === 'terminal' ? details?.endedAt : undefined);
+  return {
+    call_id: record.callId,
+    campaign_id: record.campaignId,
+    phone_number: record.phoneNumber,
+    state: record.state,
+    attempts: record.attempts,
+    outcome: record.state === 'terminal' ? record.outcome : undefined,
+    reason: record.reason,
+    sip_status_code: record.sipStatusCode,
+    sip_status: record.sipStatus,
+    // written through callMetadataSchema at enqueue (flat scalar values)
+    metadata: record.metadata as CallView['metadata'],
+    created_at: iso(record.createdAt),
+    updated_at: iso(record.updatedAt),
+    ended_at: endedAt === undefined ? undefined : iso(endedAt),
+    duration_s: details?.durationMs === undefined ? undefined : details.durationMs / 1000,
+    attempt_log: record.attemptLog.map((a) => ({
+      attempt: a.attempt,
+      started_at: iso(a.startedAt),
+      ended_at: a.endedAt === undefined ? undefined : iso(a.endedAt),
+      result: a.result,
+      sip_status_code: a.sipStatusCode,
+      sip_status: a.sipStatus,
+    })),
+    transfer: details?.transfer,
+    survey_answers: details?.surveyAnswers,
+    summary: details?.summary,
+    transcript: withTranscript ? (details?.transcript ?? []) : undefined,
+  };
+}
+
+/** Finds a call's campaign (given, or looked up); a 404 problem when no campaign holds the call. */
+async function campaignOfCall(ctx: ApiContext, callId: string, given: string | undefined): Promise<string> {
+  const campaignId = given ?? (await ctx.callIndex.campaignOf(callId));
+  if (campaignId === undefined || !(await ctx.store.get(campaignId, callId))) {
+    throw new ApiProblem('not-found', `no call ${callId}${given === undefined ? '' : ` in campaign ${given}`}`);
+  }
+  return campaignId;
+}
+
+/** The call routes, on `ctx`. */
+export function callRoutes(ctx: ApiContext): Route[] {
+  const createCall = defineRoute(
+    {
+      method: 'POST',
+      path: '/v1/calls',
+      operationId: 'createCall',
+      summary: 'Enqueue one call',
+      description:
+        'Validates the number and metadata as `dialer enqueue` does, creates the call record and the job on `calls`. ' +
+        'A `key` names the call within its campaign: the same key gets the same call (200), a different number or ' +
+        'metadata under it is refused (409). An `Idempotency-Key` header makes any request safe to retry.',
+      tag: 'calls',
+      scope: 'enqueue',
+      body: { schema: createCallBody, check: createCallBody, description: 'the call', maxBytes: CALL_BODY_MAX_BYTES },
+      headers: [IDEMPOTENCY_HEADER],
+      responses: {
+        201: {
+          description: 'Enqueued',
+          schema: callCreated,
+          headers: { location: { description: '/v1/calls/{call_id}', schema: { type: 'string' } } },
+        },
+        200: { description: 'The same request was made before: its call', schema: callCreated },
+        409: { description: 'The key or Idempotency-Key already names a call made from another request' },
+        422: { description: 'The number, metadata, profile or times cannot make a call (detail says why)' },
+      },
+    },
+    async ({ body, header }) => {
+      const campaignId = body.campaign_id ?? DEFAULT_CAMPAIGN_ID;
+      const idempotency = await claimIdempotencyKey(ctx, header('idempotency-key'), 'POST /v1/calls', { ...body, campaign_id: campaignId });
+      const producerKey = body.key ?? (idempotency ? `${HEADER_KEY_PREFIX}${idempotency.key}` : undefined);
+      const release = async () => {
+        if (idempotency) await ctx.idempotency.release(idempotency.key, idempotency.fingerprint);
+      };
+      const prepared = toCallRequest(body, body, campaignId, ctx.clock.now(), '', { key: producerKey, dedupeByNumber: false });
+      if ('errors' in prepared) {
+        await release();
+        throw new ApiProblem('invalid-call', prepared.errors.map((e) => e.detail).join('; '), { errors: prepared.errors });
+      }
+      const summary = await ctx.producer.enqueueCalls([prepared.request]);
+      const rejected = summary.rejected[0];
+      if (rejected) {
+        await release();
+        // the key already names a call: this request differs from the one that made it (else it would be a duplicate)
+        const keyedId = producerKey === undefined ? undefined : keyedCallId(campaignId, producerKey);
+        if (keyedId !== undefined && (await ctx.store.get(campaignId, keyedId))) {
+          throw new ApiProblem('key-conflict', rejected.reason, { call_id: keyedId });
+        }
+        throw new ApiProblem('invalid-call', rejected.reason);
+      }
+      const created = summary.enqueued[0];
+      const entry = created ?? summary.duplicates[0];
+      if (!entry) throw new Error('enqueue answered neither enqueued, duplicate nor rejected for one call');
+      await ctx.callIndex.remember(campaignId, [entry.callId]);
+      ctx.logger.debug({ callId: entry.callId, campaignId, duplicate: !created }, created ? 'call enqueued' : 'call already enqueued');
+      return {
+        status: created ? 201 : 200,
+        body: { call_id: entry.callId, campaign_id: campaignId },
+        headers: { location: `/v1/calls/${entry.callId}` },
+      };
+    },
+  );
+
+  const createBatch = defineRoute(
+    {
+      method: 'POST',
+      path: '/v1/campaigns/{id}/calls',
+      operationId: 'createCallBatch',
+      summary: `Enqueue up to ${MAX_BATCH_CALLS.toLocaleString('en')} calls for a campaign`,
+      description:
+        'The rows go through the same enqueue path as `dialer import` (chunks of 1,000 to addBulk): a row with a `key` ' +
+        'is keyed by it, a row without one by its number, so a number is called once per campaign and a retried batch ' +
+        'enqueues nothing twice. Each row is checked on its own: bad rows are answered in `results` with their errors ' +
+        'and the others are enqueued.',
+      tag: 'calls',
+      scope: 'enqueue',
+      params: campaignParams,
+      body: { schema: createBatchBody, check: batchEnvelope, description: 'the calls', maxBytes: BATCH_BODY_MAX_BYTES },
+      headers: [IDEMPOTENCY_HEADER],
+      responses: {
+        200: { description: 'Every row handled: enqueued, duplicate or rejected (see results)', schema: batchResult },
+        409: { description: 'The Idempotency-Key was used for another request' },
+      },
+    },
+    async ({ params, body, header }) => {
+      const campaignId = params.id;
+      await claimIdempotencyKey(ctx, header('idempotency-key'), 'POST /v1/campaigns/{id}/calls', { campaign_id: campaignId, ...body });
+      const now = ctx.clock.now();
+      const rowErrors = new Map<number, FieldError[]>();
+      const requests: CallRequest[] = [];
+      const rowOf: number[] = [];
+      body.calls.forEach((raw, index) => {
+        const pointer = `/calls/${index}`;
+        const row = batchCallBody.safeParse(raw);
+        if (!row.success) {
+          rowErrors.set(index, fieldErrors(row.error.issues, 'body').map((e) => ({ ...e, pointer: `${pointer}${e.pointer}` })));
+          return;
+        }
+        const prepared = toCallRequest(row.data, body, campaignId, now, pointer, { key: row.data.key, dedupeByNumber: row.data.key === undefined });
+        if ('errors' in prepared) {
+          rowErrors.set(index, prepared.errors);
+          return;
+        }
+        rowOf.push(index);
+        requests.push(prepared.request);
+      });
+      const summary: EnqueueSummary = await ctx.producer.enqueueCalls(requests);
+      const results: { index: number; status: 'created' | 'duplicate' | 'rejected'; call_id?: string; errors?: FieldError[] }[] = [];
+      const row = (i: number) => rowOf[i] ?? -1;
+      for (const e of summary.enqueued) results.push({ index: row(e.index), status: 'created', call_id: e.callId });
+      for (const e of summary.duplicates) results.push({ index: row(e.index), status: 'duplicate', call_id: e.callId });
+      for (const e of summary.rejected) results.push({ index: row(e.index), status: 'rejected', errors: [{ pointer: `/calls/${row(e.index)}`, detail: e.reason }] });
+      for (const [index, errors] of rowErrors) results.push({ index, status: 'rejected', errors });
+      results.sort((a, b) => a.index - b.index);
+      const callIds = [...summary.enqueued, ...summary.duplicates].map((e) => e.callId);
+      await ctx.callIndex.remember(campaignId, callIds);
+      const rejected = summary.rejected.length + rowErrors.size;
+      ctx.logger.info({ campaignId, rows: body.calls.length, enqueued: summary.enqueued.length, duplicates: summary.duplicates.length, rejected }, 'batch enqueued');
+      return {
+        status: 200,
+        body: {
+          campaign_id: campaignId,
+          rows: body.calls.length,
+          enqueued: summary.enqueued.length,
+          duplicates: summary.duplicates.length,
+          rejected,
+          results,
+        },
+      };
+    },
+  );
+
+  const getCall = defineRoute(
+    {
+      method: 'GET',
+      path: '/v1/calls/{id}',
+      operationId: 'getCall',
+      summary: "A call's state, attempts and outcome",
+      tag: 'calls',
+      scope: 'read',
+      params: callParams,
+      query: getCallQuery,
+      responses: {
+        200: { description: "The call's record", schema: callView },
+        404: { description: 'No such call' },
+      },
+    },
+    async ({ params, query }) => {
+      const campaignId = await campaignOfCall(ctx, params.id, query.campaign_id);
+      const record = await ctx.store.get(campaignId, params.id);
+      if (!record) throw new ApiProblem('not-found', `no call ${params.id}`);
+      return { status: 200, body: callViewOf(record, query.transcript === 'true') };
+    },
+  );
+
+  const cancelCall = defineRoute(
+    {
+      method: 'DELETE',
+      path: '/v1/calls/{id}',
+      operationId: 'cancelCall',
+      summary: 'Cancel a call that has not started ringing',
+      description:
+        'A call still queued or waiting for a retry ends as `canceled` (as `dialer cancel` does). A call ringing or ' +
+        'connected is not canceled: the hang-up is the agent’s (409). Canceling a canceled call answers 200 again.',
+      tag: 'calls',
+      scope: 'admin',
+      params: callParams,
+      responses: {
+        200: { description: 'The call is canceled', schema: callCanceled },
+        404: { description: 'No such call' },
+        409: { description: 'The call is ringing, connected or already ended otherwise (`state` says which)' },
+      },
+    },
+    async ({ params }) => {
+      const callId = params.id;
+      const campaignId = await campaignOfCall(ctx, callId, undefined);
+      const summary = await cancelCalls(ctx.redis, ctx.prefix, { campaignId, callIds: [callId] }, ctx.clock);
+      const canceled = { status: 200, body: { call_id: callId, campaign_id: campaignId, state: 'terminal', outcome: 'canceled' } };
+      if (summary.canceled.includes(callId)) {
+        ctx.logger.info({ callId, campaignId }, 'call canceled through the API');
+        return canceled;
+      }
+      const record = await ctx.store.get(campaignId, callId);
+      if (!record) throw new ApiProblem('not-found', `no call ${callId}`);
+      if (record.state === 'terminal' && record.outcome === 'canceled') return canceled;
+      const state = record.state === 'terminal' ? (record.outcome ?? 'terminal') : record.state;
+      const why = record.state === 'terminal' ? `it already ended as ${state}` : `it is ${state.replace('_', ' ')}: the hang-up is the agent's`;
+      throw new ApiProblem('call-not-cancelable', `call ${callId} cannot be canceled: ${why}`, { state });
+    },
+  );
+
+  return [createCall, createBatch, getCall, cancelCall];
+}

@@ -1,0 +1,291 @@
+/**
+ * `dialer serve`: the HTTP API for other services (fastify 5). Routes come from routes/*.ts as data (route.ts), are
+ * checked against their zod schemas, and answer errors as RFC 9457 problem details. Bearer tokens with scopes guard
+ * every route but the health checks and `/openapi.json`; each token is rate limited in Redis (@fastify/rate-limit's
+ * Redis store), so the limit holds across every API process. The process keeps no state of its own: calls, records,
+ * idempotency keys and rate-limit counters all live in Redis, and any number of instances can serve behind a load
+ * balancer.
+ */
+import rateLimit from '@fastify/rate-limit';
+import { Queue } from 'bullmq';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Redis } from 'ioredis';
+import { loadProfileCatalog } from '../agent/profiles.js';
+import { CallStore } from '../core/callStore.js';
+import type { DialerConfig } from '../core/config.js';
+import { ConfigError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { CALLS_QUEUE } from '../core/queues.js';
+import { closeConnection, createProducerConnection, isRedisConnectionError, logRedisErrors, waitUntilReady } from '../core/redisConnection.js';
+import { SECOND, systemClock, type Clock } from '../core/time.js';
+import { CallProducer } from '../producer/enqueueCalls.js';
+import { CallCampaignIndex } from './callIndex.js';
+import type { ApiContext } from './context.js';
+import { IdempotencyKeys } from './idempotency.js';
+import { buildOpenApiDocument } from './openapi.js';
+import { ApiProblem, PROBLEM_CONTENT_TYPE } from './problem.js';
+import type { Route } from './route.js';
+import { CALL_BODY_MAX_BYTES, callRoutes } from './routes/calls.js';
+import { campaignRoutes } from './routes/campaigns.js';
+import { healthRoutes } from './routes/health.js';
+import { authenticate, parseApiTokens, type ApiToken, type Scope } from './tokens.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The token scope the route needs; absent: no token needed. */
+    scope?: Scope;
+  }
+  interface FastifyRequest {
+    /** The token the request was authenticated with (routes that need one). */
+    apiToken: ApiToken | null;
+  }
+}
+
+/** Version of the API's document (`info.version`); routes live under /v1. */
+export const API_VERSION = '1.0.0';
+/** A request (headers and body) must arrive within this: a client trickling a body cannot hold a connection for ever. */
+const REQUEST_TIMEOUT_MS = 60 * SECOND;
+/** The rate limit's window: API_RATE_LIMIT requests per token per window. */
+const RATE_LIMIT_WINDOW_MS = SECOND;
+const BEARER_REALM = 'Bearer realm="dialer"';
+
+export interface ApiServerOptions {
+  config: DialerConfig;
+  logger: Logger;
+  /** Overrides of API_PORT / API_HOST / API_TOKENS / API_RATE_LIMIT (tests listen on port 0). */
+  port?: number;
+  host?: string;
+  tokens?: string;
+  rateLimitPerSecond?: number;
+  /** Serve on this connection (left open by close()); default: a connection to REDIS_URL, closed by close(). */
+  redis?: Redis;
+  clock?: Clock;
+}
+
+export interface ApiServer {
+  /** `http://host:port` as listened on. */
+  url: string;
+  port: number;
+  /** The fastify instance (for tests and embedding). */
+  app: FastifyInstance;
+  /**
+   * Stops taking requests and closes. Without `force`, requests in progress finish first and new ones on open
+   * connections get 503 (`Connection: close`); with `force`, open connections are cut. Idempotent; a forced close
+   * during a drain cuts what the drain waits for.
+   */
+  close(options?: { force?: boolean }): Promise<void>;
+}
+
+/** The problem an error stands for: ours as is, fastify's 4xx by their code, Redis outages 503, the rest 500. */
+function problemFor(err: FastifyError | Error, redis: Redis, requestId: string): ApiProblem {
+  if (err instanceof ApiProblem) return err;
+  const code = (err as FastifyError).code;
+  const status = (err as FastifyError).statusCode;
+  switch (code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new ApiProblem('body-too-large', `the body is larger than this route takes (${err.message.replace(/^.*?:\s*/, '')})`);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new ApiProblem('unsupported-media-type', 'send the body as application/json');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new ApiProblem('invalid-request', 'the body is empty: send a JSON object');
+    default:
+      break;
+  }
+  if (err instanceof SyntaxError || code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
+    return new ApiProblem('invalid-request', `the body is not valid JSON: ${err.message}`);
+  }
+  if (status !== undefined && status >= 400 && status < 500) return new ApiProblem('invalid-request', err.message);
+  if (isRedisConnectionError(err) || redis.status !== 'ready') {
+    return new ApiProblem('unavailable', 'Redis is not reachable right now: retry later (the request changed nothing it did not finish)');
+  }
+  return new ApiProblem('internal', `unexpected error (request ${requestId}); the server log has it`);
+}
+
+function sendProblem(reply: FastifyReply, request: FastifyRequest, problem: ApiProblem): FastifyReply {
+  return reply
+    .code(problem.status)
+    .headers(problem.headers)
+    .type(PROBLEM_CONTENT_TYPE)
+    .send(JSON.stringify(problem.toProblem(request.url.split('?')[0] ?? request.url)));
+}
+
+/** `/v1/calls/{id}` → `/v1/calls/:id` (fastify's form). */
+const fastifyPath = (path: string) => path.replace(/\{(\w+)\}/g, ':$1');
+/** A matcher of concrete paths for a documented one, for 405 answers. */
+const pathMatcher = (path: string) => new RegExp(`^${path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{\w+\}/g, '[^/]+')}$`);
+
+/** Checks the bearer token and the route's scope; 401 or 403 problems that say which. */
+function authorize(tokens: readonly ApiToken[], request: FastifyRequest, scope: Scope): ApiToken {
+  const auth = authenticate(tokens, request.headers.authorization);
+  switch (auth.status) {
+    case 'missing':
+      throw new ApiProblem('unauthorized', 'no bearer token: send `Authorization: Bearer <token>` (a token from API_TOKENS)', {}, { 'www-authenticate': BEARER_REALM });
+    case 'malformed':
+      throw new ApiProblem('unauthorized', `the Authorization header is malformed: ${auth.why}`, {}, { 'www-authenticate': `${BEARER_REALM}, error="invalid_request"` });
+    case 'unknown':
+      throw new ApiProblem('unauthorized', 'the bearer token is not one of API_TOKENS', {}, { 'www-authenticate': `${BEARER_REALM}, error="invalid_token"` });
+    case 'ok':
+      break;
+  }
+  if (!auth.token.scopes.has(scope)) {
+    const has = [...auth.token.scopes].join(', ') || 'none';
+    throw new ApiProblem('forbidden', `this route needs the \`${scope}\` scope; this token has: ${has}`, {}, {
+      'www-authenticate': `${BEARER_REALM}, error="insufficient_scope", scope="${scope}"`,
+    });
+  }
+  return auth.token;
+}
+
+/** Builds the fastify app on `ctx` (not listening yet). */
+export async function buildApiApp(ctx: ApiContext, tokens: readonly ApiToken[], rateLimitPerSecond: number, state: { closing: boolean }): Promise<FastifyInstance> {
+  const loggerInstance: FastifyBaseLogger = ctx.logger;
+  const app = Fastify({
+    loggerInstance,
+    // one line per refused or failed request comes from the error handler; none per request served
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: CALL_BODY_MAX_BYTES,
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    // answered by our own hook below, as a problem document
+    return503OnClosing: false,
+    forceCloseConnections: 'idle',
+  });
+  app.decorateRequest('apiToken', null);
+  // JSON only: a text/plain body is refused (415) instead of reaching a route as a string
+  app.removeContentTypeParser('text/plain');
+
+  app.addHook('onRequest', async (request, reply) => {
+    if (state.closing) {
+      reply.header('connection', 'close');
+      throw new ApiProblem('unavailable', 'the server is shutting down: retry (another instance will answer)');
+    }
+    const scope = request.routeOptions.config.scope;
+    if (scope) request.apiToken = authorize(tokens, request, scope);
+  });
+
+  await app.register(rateLimit, {
+    global: true,
+    hook: 'onRequest',
+    max: rateLimitPerSecond,
+    timeWindow: RATE_LIMIT_WINDOW_MS,
+    redis: ctx.redis,
+    nameSpace: `${ctx.prefix}:api:rate-limit:`,
+    // routes without a token (health, document) are not limited: probes must always get through
+    allowList: (request) => request.apiToken === null,
+    keyGenerator: (request) => request.apiToken?.label ?? request.ip,
+    errorResponseBuilder: (_request, context) =>
+      new ApiProblem('rate-limited', `more than ${context.max} requests per second for this token: retry in ${context.after}`),
+  });
+
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    const problem = problemFor(err, ctx.redis, request.id);
+    if (problem.status >= 500) ctx.logger.error({ err, reqId: request.id, method: request.method, url: request.url }, 'request failed');
+    else ctx.logger.debug({ reqId: request.id, method: request.method, url: request.url, status: problem.status, detail: problem.detail }, 'request refused');
+    return sendProblem(reply, request, problem);
+  });
+
+  const routes: Route[] = [...callRoutes(ctx), ...campaignRoutes(ctx)];
+  let document: Record<string, unknown> | undefined;
+  routes.push(...healthRoutes(ctx, () => (document ??= buildOpenApiDocument(routes, { version: API_VERSION }))));
+
+  const matchers = routes.map((r) => ({ match: pathMatcher(r.doc.path), method: r.doc.method }));
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? request.url;
+    const allowed = matchers.filter((m) => m.match.test(path)).map((m) => m.method);
+    if (allowed.length > 0) {
+      const allow = [...new Set(allowed.flatMap((m) => (m === 'GET' ? ['GET', 'HEAD'] : [m])))].join(', ');
+      return sendProblem(reply, request, new ApiProblem('method-not-allowed', `${request.method} is not allowed on ${path}; allowed: ${allow}`, {}, { allow }));
+    }
+    return sendProblem(reply, request, new ApiProblem('not-found', `no route ${request.method} ${path} (see /openapi.json)`));
+  });
+
+  for (const route of routes) {
+    app.route({
+      method: route.doc.method,
+      url: fastifyPath(route.doc.path),
+      bodyLimit: route.doc.body?.maxBytes,
+      config: { scope: route.doc.scope },
+      handler: async (request, reply) => {
+        const answer = await route.handle(request);
+        reply.code(answer.status);
+        if (answer.headers) reply.headers(answer.headers);
+        if (answer.contentType) return reply.type(answer.contentType).send(answer.body);
+        return reply.type('application/json; charset=utf-8').send(JSON.stringify(answer.body));
+      },
+    });
+  }
+  return app;
+}
+
+/**
+ * Starts the API: checks API_TOKENS (ConfigError naming it), connects to Redis (an Error saying where, when it cannot),
+ * and listens on API_HOST:API_PORT.
+ */
+export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
+  const { config, logger } = options;
+  const tokens = parseApiTokens(options.tokens ?? config.api.tokens);
+  const shortTokens = tokens.filter((t) => t.short).map((t) => t.label);
+  if (shortTokens.length > 0) logger.warn({ tokens: shortTokens }, 'API tokens shorter than 24 characters can be guessed: use long random ones (e.g. openssl rand -hex 32)');
+  const rateLimitPerSecond = options.rateLimitPerSecond ?? config.api.rateLimitPerSecond;
+  if (!Number.isInteger(rateLimitPerSecond) || rateLimitPerSecond <= 0) throw new ConfigError('invalid settings:\n  API_RATE_LIMIT: must be a whole number > 0');
+
+  const ownsRedis = options.redis === undefined;
+  const redis = options.redis ?? createProducerConnection(config.redisUrl, {}, { name: 'api', logger, level: 'warn' });
+  if (ownsRedis) {
+    try {
+      await waitUntilReady(redis);
+    } catch (err) {
+      await closeConnection(redis);
+      throw new Error(`cannot reach Redis at ${new URL(config.redisUrl).host} (${(err as Error).message})`);
+    }
+  }
+  const clock = options.clock ?? systemClock;
+  const store = new CallStore(redis, config.queuePrefix, clock);
+  const calls = new Queue<Record<string, unknown>>(CALLS_QUEUE, { connection: redis, prefix: config.queuePrefix });
+  logRedisErrors(calls, 'calls queue', logger);
+  const producer = new CallProducer({
+    connection: redis,
+    prefix: config.queuePrefix,
+    maxAttempts: config.dial.maxAttempts,
+    clock,
+    profiles: () => loadProfileCatalog(process.env),
+  });
+  const ctx: ApiContext = {
+    redis,
+    prefix: config.queuePrefix,
+    store,
+    producer,
+    calls,
+    callIndex: new CallCampaignIndex(redis, config.queuePrefix, store, calls),
+    idempotency: new IdempotencyKeys(redis, config.queuePrefix),
+    logger,
+    clock,
+  };
+  const state = { closing: false };
+  const releaseRedis = async () => {
+    await producer.close();
+    await calls.close();
+    if (ownsRedis) await closeConnection(redis);
+  };
+  let app: FastifyInstance;
+  try {
+    app = await buildApiApp(ctx, tokens, rateLimitPerSecond, state);
+    await app.listen({ port: options.port ?? config.api.port, host: options.host ?? config.api.host });
+  } catch (err) {
+    await releaseRedis();
+    throw err;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : (options.port ?? config.api.port);
+  const host = options.host ?? config.api.host;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+
+  let drained: Promise<void> | undefined;
+  const close = async (closeOptions: { force?: boolean } = {}) => {
+    state.closing = true;
+    // fastify's close: no new connections, idle keep-alive ones closed, requests in progress finish
+    drained ??= app.close().then(releaseRedis);
+    if (closeOptions.force) app.server.closeAllConnections();
+    await drained;
+  };
+  return { url, port, app, close };
+}

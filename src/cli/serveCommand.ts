@@ -1,0 +1,21 @@
+import type { Command } from 'commander';
+import { startApiServer } from '../api/server.js';
+import { logProcessWarnings } from '../core/logger.js';
+import { handleShutdownSignals } from '../core/shutdownSignals.js';
+import { action, cliContext } from './cliContext.js';
+
+/** `serve`: the HTTP API (src/api) on API_HOST:API_PORT; the first SIGTERM/SIGINT drains requests, a second cuts them. */
+export function registerServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('HTTP API for other services on API_HOST:API_PORT (tokens from API_TOKENS); SIGTERM/SIGINT drain, a second one forces')
+    .action(
+      action(async () => {
+        const { config, logger } = cliContext();
+        logProcessWarnings(logger);
+        const server = await startApiServer({ config, logger });
+        logger.info({ url: server.url, port: server.port, rateLimitPerSecond: config.api.rateLimitPerSecond }, 'API listening');
+        handleShutdownSignals({ drain: () => server.close(), force: () => server.close({ force: true }) }, logger);
+      }),
+    );
+}

@@ -1,0 +1,298 @@
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { CALL_BODY_MAX_BYTES } from '../../src/api/routes/calls.js';
+import { CallProducer } from '../../src/producer/enqueueCalls.js';
+import { keyedCallId } from '../../src/producer/callIds.js';
+import { uniquePrefix } from '../helpers/testRedis.js';
+import { body, call, problem, useApiFixture, type ApiFixture } from './apiFixture.js';
+
+let api: ApiFixture;
+useApiFixture(uniquePrefix('api-calls'), (f) => (api = f));
+
+let numberSeq = 0;
+/** A fresh valid US number per call of this file. */
+const nextNumber = () => `+1415556${String(1000 + numberSeq++).padStart(4, '0')}`;
+
+const post = (payload: unknown, headers: Record<string, string> = {}) => call(api.url, 'POST', '/v1/calls', { token: 'enqueue', body: payload, headers });
+
+describe('POST /v1/calls', () => {
+  it('enqueues a call through the producer: 201 with its id, a record in state queued and a job on `calls`', async () => {
+    const number = nextNumber();
+    const answer = await post({ phone_number: number, campaign_id: 'api-one', metadata: { first_name: 'Ada', visits: 3 } });
+    expect(answer.status).toBe(201);
+    const { call_id: callId, campaign_id: campaignId } = body(answer);
+    expect(campaignId).toBe('api-one');
+    expect(answer.headers.get('location')).toBe(`/v1/calls/${String(callId)}`);
+    const record = await api.store.get('api-one', String(callId));
+    expect(record).toMatchObject({ state: 'queued', phoneNumber: number, metadata: { first_name: 'Ada', visits: 3 } });
+    const job = await api.queue.getJob(String(callId));
+    expect(job?.data).toMatchObject({ callId, campaignId: 'api-one', phoneNumber: number });
+    expect(job?.opts.attempts).toBe(api.maxAttempts);
+  });
+
+  it('puts a call without campaign_id in the default campaign and one with `at` in the future behind a delay', async () => {
+    const at = new Date(Date.now() + 3_600_000).toISOString();
+    const answer = await post({ phone_number: nextNumber(), at });
+    expect(body(answer).campaign_id).toBe('default');
+    const job = await api.queue.getJob(String(body(answer).call_id));
+    expect(await job?.isDelayed()).toBe(true);
+  });
+
+  it('answers a repeated identical request with a key with 200 and the same call id, enqueueing once', async () => {
+    const payload = { phone_number: nextNumber(), campaign_id: 'api-keys', key: `order-${randomUUID()}`, metadata: { order: 'A-1' } };
+    const first = await post(payload);
+    const second = await post({ ...payload, metadata: { order: 'A-1' } });
+    expect(first.status).toBe(201);
+    expect(second.status).toBe(200);
+    expect(body(second).call_id).toBe(body(first).call_id);
+    expect(body(first).call_id).toBe(keyedCallId('api-keys', payload.key));
+    expect((await api.store.counters('api-keys')).total).toBe(1);
+  });
+
+  it('refuses the same key with another number with a 409 naming the call the key already has', async () => {
+    const key = `order-${randomUUID()}`;
+    const first = await post({ phone_number: nextNumber(), campaign_id: 'api-keys', key });
+    const other = await post({ phone_number: nextNumber(), campaign_id: 'api-keys', key });
+    const doc = problem(other, 409);
+    expect(doc.type).toBe('urn:dialer:problem:key-conflict');
+    expect(doc.call_id).toBe(body(first).call_id);
+  });
+
+  it('refuses a key an `enqueue --key` already used for another number (the producer keeps keys, not the API)', async () => {
+    const key = `cli-${randomUUID()}`;
+    const producer = new CallProducer({ connection: api.redis, prefix: api.prefix, maxAttempts: api.maxAttempts });
+    try {
+      await producer.enqueueCall({ phoneNumber: nextNumber(), campaignId: 'api-keys', key });
+    } finally {
+      await producer.close();
+    }
+    problem(await post({ phone_number: nextNumber(), campaign_id: 'api-keys', key }), 409);
+  });
+});
+
+describe('Idempotency-Key', () => {
+  it('answers a retry (same key, same body in another key order) with 200 and the same call', async () => {
+    const key = randomUUID();
+    const number = nextNumber();
+    const first = await post({ phone_number: number, campaign_id: 'api-idem', metadata: { a: 1, b: 'x' } }, { 'idempotency-key': key });
+    const retry = await post({ metadata: { b: 'x', a: 1 }, campaign_id: 'api-idem', phone_number: number }, { 'idempotency-key': key });
+    expect(first.status).toBe(201);
+    expect(retry.status).toBe(200);
+    expect(body(retry).call_id).toBe(body(first).call_id);
+    expect((await api.store.counters('api-idem')).total).toBe(1);
+  });
+
+  it('treats the quoted structured-field form of the header as the same key', async () => {
+    const key = randomUUID();
+    const payload = { phone_number: nextNumber(), campaign_id: 'api-idem' };
+    const first = await post(payload, { 'idempotency-key': key });
+    const retry = await post(payload, { 'idempotency-key': `"${key}"` });
+    expect(body(retry).call_id).toBe(body(first).call_id);
+  });
+
+  it('refuses the same key with another body (409) and enqueues nothing for it', async () => {
+    const key = randomUUID();
+    await post({ phone_number: nextNumber(), campaign_id: 'api-idem2' }, { 'idempotency-key': key });
+    const before = (await api.store.counters('api-idem2')).total;
+    const other = await post({ phone_number: nextNumber(), campaign_id: 'api-idem2' }, { 'idempotency-key': key });
+    expect(problem(other, 409).type).toBe('urn:dialer:problem:idempotency-key-reused');
+    const otherTime = await post({ phone_number: nextNumber(), campaign_id: 'api-idem2', at: new Date(Date.now() + 60_000).toISOString() }, { 'idempotency-key': key });
+    problem(otherTime, 409);
+    expect((await api.store.counters('api-idem2')).total).toBe(before);
+  });
+
+  it('refuses the same key for another campaign', async () => {
+    const key = randomUUID();
+    const number = nextNumber();
+    await post({ phone_number: number, campaign_id: 'api-idem3' }, { 'idempotency-key': key });
+    problem(await post({ phone_number: number, campaign_id: 'api-idem4' }, { 'idempotency-key': key }), 409);
+  });
+
+  it('gives two concurrent identical requests one call: one 201, one 200', async () => {
+    const key = randomUUID();
+    const payload = { phone_number: nextNumber(), campaign_id: 'api-idem5' };
+    const answers = await Promise.all([post(payload, { 'idempotency-key': key }), post(payload, { 'idempotency-key': key })]);
+    expect(answers.map((a) => a.status).sort()).toEqual([200, 201]);
+    expect(new Set(answers.map((a) => body(a).call_id)).size).toBe(1);
+  });
+
+  it('lets a key go when its request was refused for its content, so the fixed request may use it', async () => {
+    const key = randomUUID();
+    problem(await post({ phone_number: '+1415', campaign_id: 'api-idem6' }, { 'idempotency-key': key }), 422);
+    const fixed = await post({ phone_number: nextNumber(), campaign_id: 'api-idem6' }, { 'idempotency-key': key });
+    expect(fixed.status).toBe(201);
+  });
+
+  it('refuses a malformed header with a 400 pointing at it', async () => {
+    const doc = problem(await post({ phone_number: nextNumber() }, { 'idempotency-key': 'x'.repeat(600) }), 400);
+    expect(doc.errors).toEqual([expect.objectContaining({ pointer: '#header/Idempotency-Key' })]);
+  });
+});
+
+describe('bad input is a 4xx problem, never a 500', () => {
+  it('names every bad and unknown field with a JSON pointer', async () => {
+    const doc = problem(await post({ phone_number: 4155550123, campaign_id: 'bad:id', colour: 'red', metadata: { nested: { a: 1 } } }), 400);
+    expect(doc.type).toBe('urn:dialer:problem:invalid-request');
+    const pointers = (doc.errors as { pointer: string }[]).map((e) => e.pointer).sort();
+    expect(pointers).toEqual(['/campaign_id', '/colour', '/metadata/nested', '/phone_number']);
+  });
+
+  it('refuses a number that cannot be dialed with 422 and the producer’s reason', async () => {
+    const doc = problem(await post({ phone_number: '+1 415 CALL ME' }), 422);
+    expect(doc.type).toBe('urn:dialer:problem:invalid-call');
+    expect(doc.detail).toMatch(/not a valid phone number/);
+  });
+
+  it('refuses an expiry in the past or before the start with 422', async () => {
+    problem(await post({ phone_number: nextNumber(), expires_at: '2001-01-01T00:00:00Z' }), 422);
+    const at = new Date(Date.now() + 7_200_000).toISOString();
+    const expires = new Date(Date.now() + 3_600_000).toISOString();
+    const doc = problem(await post({ phone_number: nextNumber(), at, expires_at: expires }), 422);
+    expect(doc.errors).toEqual([expect.objectContaining({ pointer: '/expires_at' })]);
+  });
+
+  it('refuses an unknown agent profile with 422 naming it', async () => {
+    const doc = problem(await post({ phone_number: nextNumber(), agent_profile: 'no-such-profile' }), 422);
+    expect(doc.detail).toMatch(/no-such-profile/);
+  });
+
+  it('answers malformed bodies, media types and sizes with the matching problem', async () => {
+    const auth = { token: 'enqueue' as const };
+    problem(await call(api.url, 'POST', '/v1/calls', { ...auth, rawBody: '{"phone_number": ' }), 400);
+    problem(await call(api.url, 'POST', '/v1/calls', { ...auth, rawBody: '' }), 400);
+    problem(await call(api.url, 'POST', '/v1/calls', { ...auth, rawBody: '[]' }), 400);
+    problem(await call(api.url, 'POST', '/v1/calls', { ...auth, rawBody: 'null' }), 400);
+    problem(await call(api.url, 'POST', '/v1/calls', { ...auth, rawBody: '"+14155550123"' }), 400);
+    problem(await call(api.url, 'POST', '/v1/calls', { ...auth, rawBody: '{"__proto__": {"x": 1}, "phone_number": "+14155550123"}' }), 400);
+    problem(await call(api.url, 'POST', '/v1/calls', { ...auth, rawBody: 'phone_number=+14155550123', headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 415);
+    problem(await call(api.url, 'POST', '/v1/calls', { ...auth, rawBody: '+14155550123', headers: { 'content-type': 'text/plain' } }), 415);
+    const huge = { phone_number: nextNumber(), metadata: { blob: 'x'.repeat(CALL_BODY_MAX_BYTES) } };
+    expect(problem(await post(huge), 413).type).toBe('urn:dialer:problem:body-too-large');
+    // metadata over 16 KiB but within the body limit: the producer's own check, as for enqueue and import
+    problem(await post({ phone_number: nextNumber(), metadata: { blob: 'x'.repeat(20_000) } }), 400);
+  });
+
+  it('answers odd shapes and values with 4xx problems', async () => {
+    const bodies: unknown[] = [
+      {},
+      { phone_number: '' },
+      { phone_number: null },
+      { phone_number: ['+14155550123'] },
+      { phone_number: '+14155550123', metadata: [] },
+      { phone_number: '+14155550123', metadata: 'first_name=Ada' },
+      { phone_number: '+14155550123', at: 'tomorrow' },
+      { phone_number: '+14155550123', at: 1_900_000_000_000 },
+      { phone_number: '+14155550123', priority: -1 },
+      { phone_number: '+14155550123', priority: 1.5 },
+      { phone_number: '+14155550123', key: '' },
+      { phone_number: '+14155550123', campaign_id: 'x'.repeat(200) },
+      { phone_number: '+14155550123', call_window: { from: '25:00', to: '08:00', time_zone: 'UTC' } },
+      { phone_number: '+14155550123', call_window: { from: '09:00', to: '17:00', time_zone: 'Mars/Olympus' } },
+      { phone_number: '+14155550123', call_window: { from: '09:00', to: '17:00', time_zone: 'UTC', days: [0] } },
+      { phone_number: '\u0000\u0001', campaign_id: '../../etc' },
+      { phone_number: '+99999999999999999999999' },
+    ];
+    for (const payload of bodies) {
+      const answer = await post(payload);
+      expect(answer.status, JSON.stringify(payload)).toBeGreaterThanOrEqual(400);
+      expect(answer.status, JSON.stringify(payload)).toBeLessThan(500);
+      expect(answer.contentType).toMatch(/^application\/problem\+json/);
+    }
+  });
+
+  it('answers unknown routes with 404 and known routes with another method with 405 and Allow', async () => {
+    problem(await call(api.url, 'GET', '/v2/calls', { token: 'all' }), 404);
+    const wrong = await call(api.url, 'PUT', '/v1/calls/c-1', { token: 'all', body: {} });
+    problem(wrong, 405);
+    expect(wrong.headers.get('allow')).toBe('GET, HEAD, DELETE');
+  });
+});
+
+describe('GET /v1/calls/{id}', () => {
+  it('shows a queued call with no attempts yet', async () => {
+    const created = await post({ phone_number: nextNumber(), campaign_id: 'api-get', metadata: { first_name: 'Lin' } });
+    const callId = String(body(created).call_id);
+    const answer = await call(api.url, 'GET', `/v1/calls/${callId}`, { token: 'read' });
+    expect(answer.status).toBe(200);
+    expect(body(answer)).toMatchObject({ call_id: callId, campaign_id: 'api-get', state: 'queued', attempts: 0, attempt_log: [], metadata: { first_name: 'Lin' } });
+    expect(body(answer).outcome).toBeUndefined();
+  });
+
+  it('shows the outcome, survey answers and, only when asked, the transcript', async () => {
+    const callId = String(body(await post({ phone_number: nextNumber(), campaign_id: 'api-get' })).call_id);
+    await api.store.applyTerminal({
+      callId,
+      campaignId: 'api-get',
+      outcome: 'answered',
+      reportedBy: 'agent',
+      attempt: 1,
+      endedAt: Date.now(),
+      durationMs: 42_000,
+      summary: 'callee confirmed the appointment',
+      surveyAnswers: [{ question: 'Will you come?', answer: 'yes' }],
+      transcript: [
+        { role: 'agent', text: 'Hello, this is the clinic.' },
+        { role: 'callee', text: 'Yes, I will come.' },
+      ],
+    });
+    const plain = body(await call(api.url, 'GET', `/v1/calls/${callId}`, { token: 'read' }));
+    expect(plain).toMatchObject({ state: 'terminal', outcome: 'answered', duration_s: 42, summary: 'callee confirmed the appointment' });
+    expect(plain.survey_answers).toEqual([{ question: 'Will you come?', answer: 'yes' }]);
+    expect(plain.transcript).toBeUndefined();
+    const full = body(await call(api.url, 'GET', `/v1/calls/${callId}?transcript=true`, { token: 'read' }));
+    expect(full.transcript).toEqual([
+      { role: 'agent', text: 'Hello, this is the clinic.' },
+      { role: 'callee', text: 'Yes, I will come.' },
+    ]);
+  });
+
+  it('finds calls the API did not enqueue (CLI, import) by their id alone', async () => {
+    const producer = new CallProducer({ connection: api.redis, prefix: api.prefix, maxAttempts: api.maxAttempts });
+    let callId: string;
+    try {
+      ({ callId } = await producer.enqueueCall({ phoneNumber: nextNumber(), campaignId: 'api-cli' }));
+    } finally {
+      await producer.close();
+    }
+    expect(body(await call(api.url, 'GET', `/v1/calls/${callId}`, { token: 'read' })).campaign_id).toBe('api-cli');
+    // and once its job is gone (completed jobs are removed after a day), by asking the campaigns
+    await api.queue.remove(callId);
+    expect(body(await call(api.url, 'GET', `/v1/calls/${callId}`, { token: 'read' })).campaign_id).toBe('api-cli');
+  });
+
+  it('answers 404 for an unknown call, and 400 for an id that cannot be one', async () => {
+    expect(problem(await call(api.url, 'GET', '/v1/calls/c-does-not-exist', { token: 'read' }), 404).detail).toMatch(/no call c-does-not-exist/);
+    const doc = problem(await call(api.url, 'GET', '/v1/calls/bad%3Aid', { token: 'read' }), 400);
+    expect(doc.errors).toEqual([expect.objectContaining({ pointer: '#path/id' })]);
+    problem(await call(api.url, 'GET', '/v1/calls/c-1?transcript=yes', { token: 'read' }), 400);
+    problem(await call(api.url, 'GET', '/v1/calls/c-1?verbose=true', { token: 'read' }), 400);
+  });
+});
+
+describe('DELETE /v1/calls/{id}', () => {
+  it('cancels a queued call: outcome canceled, job removed; a second DELETE answers the same', async () => {
+    const callId = String(body(await post({ phone_number: nextNumber(), campaign_id: 'api-cancel' })).call_id);
+    const answer = await call(api.url, 'DELETE', `/v1/calls/${callId}`, { token: 'admin' });
+    expect(answer.status).toBe(200);
+    expect(body(answer)).toEqual({ call_id: callId, campaign_id: 'api-cancel', state: 'terminal', outcome: 'canceled' });
+    expect(await api.store.get('api-cancel', callId)).toMatchObject({ state: 'terminal', outcome: 'canceled' });
+    expect(await api.queue.getJob(callId)).toBeUndefined();
+    expect((await call(api.url, 'DELETE', `/v1/calls/${callId}`, { token: 'admin' })).status).toBe(200);
+  });
+
+  it('refuses to cancel a call that is ringing (409 with its state) and leaves it alone', async () => {
+    const number = nextNumber();
+    const callId = String(body(await post({ phone_number: number, campaign_id: 'api-cancel' })).call_id);
+    await api.store.beginAttempt({ callId, campaignId: 'api-cancel', phoneNumber: number, metadata: {} }, 1, `room-${callId}`);
+    const doc = problem(await call(api.url, 'DELETE', `/v1/calls/${callId}`, { token: 'admin' }), 409);
+    expect(doc).toMatchObject({ type: 'urn:dialer:problem:call-not-cancelable', state: 'dialing' });
+    expect(await api.store.get('api-cancel', callId)).toMatchObject({ state: 'dialing' });
+  });
+
+  it('refuses to cancel a call that ended otherwise, and answers 404 for an unknown one', async () => {
+    const callId = String(body(await post({ phone_number: nextNumber(), campaign_id: 'api-cancel' })).call_id);
+    await api.store.applyTerminal({ callId, campaignId: 'api-cancel', outcome: 'busy', reportedBy: 'consumer', endedAt: Date.now() });
+    expect(problem(await call(api.url, 'DELETE', `/v1/calls/${callId}`, { token: 'admin' }), 409).state).toBe('busy');
+    problem(await call(api.url, 'DELETE', '/v1/calls/c-nobody', { token: 'admin' }), 404);
+  });
+});

@@ -14,6 +14,11 @@ import { startLiveDialer, type LiveDialer } from './dialerPipeline.js';
  * <workdir>/crash.json.
  */
 const RINGING_TIMEOUT_S = 10;
+/**
+ * Long enough that the second consumer (a cold `dialer consumer` start, about 9 s on this loaded machine, plus the
+ * stalled-job check) takes the call over while it still rings, so the take-over follows a ringing call.
+ */
+const CRASH_RINGING_TIMEOUT_S = 25;
 const observed: Record<string, unknown>[] = [];
 let callee: SippCallee | undefined;
 let dialer: LiveDialer | undefined;
@@ -103,7 +108,7 @@ describe('a dial whose requester disappears while the phone rings', () => {
     trunkId = await trunkTo(callee, 'consumer-crash');
     dialer = await startLiveDialer('lk-crash', stack, trunkId, {
       dialers: 0,
-      env: { DIAL_MAX_ATTEMPTS: '1', DIAL_RINGING_TIMEOUT_S: String(RINGING_TIMEOUT_S), DIAL_LOCK_DURATION_MS: '2000' },
+      env: { DIAL_MAX_ATTEMPTS: '1', DIAL_RINGING_TIMEOUT_S: String(CRASH_RINGING_TIMEOUT_S), DIAL_LOCK_DURATION_MS: '2000' },
     });
     const cliEnv = { ...dialer.env, LOG_LEVEL: 'info' };
     const first = startCli(['consumer'], cliEnv);
@@ -117,10 +122,10 @@ describe('a dial whose requester disappears while the phone rings', () => {
 
     const second = startCli(['consumer'], cliEnv);
     children.push(second);
-    const record = await dialer.waitForOutcome('lk-crash', callId, (3 * RINGING_TIMEOUT_S + 20) * SECOND);
+    const record = await dialer.waitForOutcome('lk-crash', callId, (2 * CRASH_RINGING_TIMEOUT_S + 30) * SECOND);
     const cancel = received(callee.messages(), 'CANCEL')[0];
     const row = {
-      case: 'consumer SIGKILLed 1 s into ringing, ringing timeout 10 s',
+      case: `consumer SIGKILLed 1 s into ringing, ringing timeout ${CRASH_RINGING_TIMEOUT_S} s`,
       outcome: record.outcome,
       reason: record.reason,
       attempts: record.attempts,

@@ -1,7 +1,7 @@
 /**
  * The processes the chaos test starts and breaks: its own redis-server (AOF on, restartable on the same port and
- * directory, stoppable with SIGSTOP), the sim host (LiveKit simulator + simulated agent, test/chaos/simHost.ts) and
- * real `dialer consumer` processes. Every child is registered by PID so the test can SIGKILL all of them, whatever
+ * directory, stoppable with SIGSTOP), the sim host (LiveKit simulator + simulated agent, test/chaos/simHost.ts), the
+ * API proxy in front of it (test/chaos/apiProxy.ts) and real `dialer consumer` processes. Every child is registered by PID so the test can SIGKILL all of them, whatever
  * went wrong.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { redisAnswers } from '../../src/core/localRedis.js';
 import { SECOND, sleep } from '../../src/core/time.js';
+import type { ProxyDump } from './apiProxy.js';
 import type { HostDump, HostStatus } from './chaosReport.js';
 
 const LOOPBACK = '127.0.0.1';
@@ -19,11 +20,12 @@ const LOOPBACK = '127.0.0.1';
 const START_TIMEOUT_MS = 90 * SECOND;
 const POLL_MS = 50;
 const EXIT_WAIT_MS = 10 * SECOND;
-/** Host requests answer at once, except an outage, which answers when it is over. */
+/** Requests to the sim host and the proxy answer at once, except an outage, which answers when it is over. */
 const HOST_REQUEST_MARGIN_MS = 15 * SECOND;
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const simHostPath = fileURLToPath(new URL('./simHost.ts', import.meta.url));
+const apiProxyPath = fileURLToPath(new URL('./apiProxy.ts', import.meta.url));
 const dialerBin = fileURLToPath(new URL('../../bin/dialer.mjs', import.meta.url));
 
 /** Every process the test started, by PID, so they can all be killed even when the test fails. */
@@ -135,19 +137,29 @@ export class ChaosRedis {
   }
 }
 
-const readySchema = z.object({ url: z.string(), apiKey: z.string(), apiSecret: z.string(), outboundTrunkId: z.string() });
-export type SimHostReady = z.infer<typeof readySchema>;
 const replySchema = z.object({ id: z.number(), ok: z.boolean(), result: z.unknown().optional(), error: z.string().optional() });
 
-/** The sim host process and its IPC requests. */
-export class SimHost {
+/** A child process spawned with `node --import tsx` and an IPC channel, answering `{id, cmd}` requests. */
+class IpcChild {
   private nextId = 1;
   private readonly waiting = new Map<number, { resolve: (value: unknown) => void; reject: (err: Error) => void }>();
+  readonly child: ChildProcess;
 
-  private constructor(
-    private readonly child: ChildProcess,
-    readonly ready: SimHostReady,
+  constructor(
+    registry: ChildRegistry,
+    readonly name: string,
+    script: string,
+    env: Record<string, string>,
+    logPath: string,
   ) {
+    const child = spawn(process.execPath, ['--import', 'tsx', script], {
+      cwd: repoRoot,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    });
+    registry.add(name, child);
+    this.child = child;
+    child.stderr?.pipe(createWriteStream(logPath));
     child.on('message', (message: unknown) => {
       const reply = replySchema.safeParse(message);
       if (!reply.success) return;
@@ -155,33 +167,41 @@ export class SimHost {
       if (!pending) return;
       this.waiting.delete(reply.data.id);
       if (reply.data.ok) pending.resolve(reply.data.result);
-      else pending.reject(new Error(`sim host: ${reply.data.error ?? 'failed'}`));
+      else pending.reject(new Error(`${name}: ${reply.data.error ?? 'failed'}`));
     });
     child.once('exit', (code, signal) => {
-      for (const pending of this.waiting.values()) pending.reject(new Error(`sim host exited (${code ?? signal})`));
+      for (const pending of this.waiting.values()) pending.reject(new Error(`${name} exited (${code ?? signal})`));
       this.waiting.clear();
     });
   }
 
-  static async start(registry: ChildRegistry, env: Record<string, string>, logPath: string): Promise<SimHost> {
-    const child = spawn(process.execPath, ['--import', 'tsx', simHostPath], {
-      cwd: repoRoot,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  /** The first stdout line, once the process is up. */
+  firstLine(timeoutMs: number): Promise<string> {
+    const { child, name } = this;
+    return new Promise((resolve, reject) => {
+      let buffered = '';
+      const timer = setTimeout(() => reject(new Error(`${name} did not start in time`)), timeoutMs);
+      child.stdout?.on('data', (chunk: Buffer) => {
+        buffered += chunk.toString();
+        const end = buffered.indexOf('\n');
+        if (end >= 0) {
+          clearTimeout(timer);
+          resolve(buffered.slice(0, end));
+        }
+      });
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`${name} exited before it was ready (${code ?? signal}); see its log`));
+      });
     });
-    registry.add('sim-host', child);
-    const log = createWriteStream(logPath);
-    child.stderr?.pipe(log);
-    const line = await firstLine(child, START_TIMEOUT_MS);
-    return new SimHost(child, readySchema.parse(JSON.parse(line)));
   }
 
-  private request(command: Record<string, unknown>, timeoutMs: number): Promise<unknown> {
+  request(command: Record<string, unknown>, timeoutMs: number): Promise<unknown> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiting.delete(id);
-        reject(new Error(`sim host did not answer ${String(command.cmd)} within ${timeoutMs} ms`));
+        reject(new Error(`${this.name} did not answer ${String(command.cmd)} within ${timeoutMs} ms`));
       }, timeoutMs);
       this.waiting.set(id, {
         resolve: (value) => {
@@ -196,40 +216,58 @@ export class SimHost {
       this.child.send({ id, ...command });
     });
   }
+}
 
-  async status(): Promise<HostStatus> {
-    return (await this.request({ cmd: 'status' }, HOST_REQUEST_MARGIN_MS)) as HostStatus;
+const hostReadySchema = z.object({ port: z.number().int().positive(), apiKey: z.string(), apiSecret: z.string(), outboundTrunkId: z.string() });
+export type SimHostReady = z.infer<typeof hostReadySchema>;
+
+/** The sim host process (simulator + simulated agent): its status and its log. */
+export class SimHost {
+  private constructor(
+    private readonly ipc: IpcChild,
+    readonly ready: SimHostReady,
+  ) {}
+
+  static async start(registry: ChildRegistry, env: Record<string, string>, logPath: string): Promise<SimHost> {
+    const ipc = new IpcChild(registry, 'sim-host', simHostPath, env, logPath);
+    return new SimHost(ipc, hostReadySchema.parse(JSON.parse(await ipc.firstLine(START_TIMEOUT_MS))));
   }
 
-  /** LiveKit's API unreachable for `ms`; resolves when it is back. */
-  async outage(ms: number): Promise<void> {
-    await this.request({ cmd: 'outage', ms }, ms + HOST_REQUEST_MARGIN_MS);
+  async status(): Promise<HostStatus> {
+    return (await this.ipc.request({ cmd: 'status' }, HOST_REQUEST_MARGIN_MS)) as HostStatus;
   }
 
   /** The simulator's own log, written to `path` by the host and read back. */
   async dump(path: string): Promise<HostDump> {
-    await this.request({ cmd: 'dump', path }, HOST_REQUEST_MARGIN_MS);
+    await this.ipc.request({ cmd: 'dump', path }, HOST_REQUEST_MARGIN_MS);
     return JSON.parse(await readFile(path, 'utf8')) as HostDump;
   }
 }
 
-function firstLine(child: ChildProcess, timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let buffered = '';
-    const timer = setTimeout(() => reject(new Error('sim host did not start in time')), timeoutMs);
-    child.stdout?.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const end = buffered.indexOf('\n');
-      if (end >= 0) {
-        clearTimeout(timer);
-        resolve(buffered.slice(0, end));
-      }
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`sim host exited before it was ready (${code ?? signal}); see its log`));
-    });
-  });
+/** The API proxy process in front of the simulator: LiveKit's door, with outages and dial arrival times. */
+export class ApiProxyProcess {
+  private constructor(
+    private readonly ipc: IpcChild,
+    readonly url: string,
+  ) {}
+
+  /** Listens on `port` (chosen before the sim host starts, which needs the URL) and forwards to `upstreamPort`. */
+  static async start(registry: ChildRegistry, port: number, upstreamPort: number, logPath: string): Promise<ApiProxyProcess> {
+    const env = { CHAOS_PROXY_PORT: String(port), CHAOS_UPSTREAM_PORT: String(upstreamPort) };
+    const ipc = new IpcChild(registry, 'api-proxy', apiProxyPath, env, logPath);
+    await ipc.firstLine(START_TIMEOUT_MS);
+    return new ApiProxyProcess(ipc, `http://${LOOPBACK}:${port}`);
+  }
+
+  /** LiveKit's API unreachable for `ms`; resolves when it is back. */
+  async outage(ms: number): Promise<void> {
+    await this.ipc.request({ cmd: 'outage', ms }, ms + HOST_REQUEST_MARGIN_MS);
+  }
+
+  async dump(path: string): Promise<ProxyDump> {
+    await this.ipc.request({ cmd: 'dump', path }, HOST_REQUEST_MARGIN_MS);
+    return JSON.parse(await readFile(path, 'utf8')) as ProxyDump;
+  }
 }
 
 /** One `dialer consumer` process (dial workers + results worker), its stderr logged to a file. */

@@ -5,6 +5,7 @@
  */
 import type { CallState, Outcome } from '../../src/core/outcomes.js';
 import { maxInRollingWindow } from '../helpers/rollingWindow.js';
+import type { DialArrival } from './apiProxy.js';
 import type { ChaosNumber, ScriptKind } from './chaosScenario.js';
 
 /** One CreateSIPParticipant the simulator received, and what became of that call. */
@@ -38,7 +39,6 @@ export interface SimEventLog {
 export interface HostDump {
   calls: SimCallLog[];
   events: SimEventLog[];
-  outages: { from: number; to: number }[];
   /** The sim host's own event-loop stalls (≥ 200 ms): `at` is when it ran again. */
   stalls: { at: number; ms: number }[];
 }
@@ -126,14 +126,18 @@ function busiestWindowStart(times: readonly number[], count: number): number {
   return sorted[0] ?? 0;
 }
 
-/** Computes the figures and lists every violation, from the simulator's log and the call records. */
+/**
+ * Computes the figures and lists every violation, from the simulator's log, the dial arrivals at LiveKit's door
+ * (the API proxy's timestamps: the starts a carrier counts) and the call records.
+ */
 export function analyseChaosRun(input: {
   calls: readonly ChaosCall[];
   simCalls: readonly SimCallLog[];
+  arrivals: readonly DialArrival[];
   records: ReadonlyMap<string, RecordView>;
   cps: number;
 }): ChaosAnalysis {
-  const { calls, simCalls, records, cps } = input;
+  const { calls, simCalls, arrivals, records, cps } = input;
   const byCallId = new Map(calls.map((c) => [c.callId, c]));
   const byNumber = new Map(calls.map((c) => [c.phoneNumber, c]));
   const violations: Violation[] = [];
@@ -181,7 +185,7 @@ export function analyseChaosRun(input: {
     }
   }
 
-  const starts = simCalls.map((d) => d.receivedAt);
+  const starts = arrivals.map((a) => a.at);
   const maxStarts = maxInRollingWindow(starts, ROLLING_WINDOW_MS);
   if (maxStarts > cps) violations.push({ kind: 'cps', windowStart: busiestWindowStart(starts, maxStarts), starts: maxStarts });
 
@@ -251,6 +255,7 @@ export function numberHistory(phoneNumber: string, simCalls: readonly SimCallLog
 /** What the report knows about the calls: their records and, for calls that went wrong, their dial job at the end. */
 export interface ReportContext {
   simCalls: readonly SimCallLog[];
+  arrivals: readonly DialArrival[];
   records: ReadonlyMap<string, RecordView>;
   /** Call id → the BullMQ dial job's end state, e.g. `failed, attemptsMade 1, "job stalled more than allowable limit"`. */
   jobs?: ReadonlyMap<string, string>;
@@ -274,7 +279,7 @@ const VIOLATION_TITLES: Readonly<Record<Violation['kind'], string>> = {
   re_ring: 'dials after the number gave a final answer',
   lost: 'calls without a terminal outcome',
   wrong: 'outcomes differing from the script',
-  cps: 'rolling seconds over DIAL_CPS',
+  cps: 'rolling seconds over DIAL_CPS (CreateSIPParticipant arrivals at the API proxy)',
 };
 
 /** Every violation grouped by kind, each with the call and the number's dials as the simulator saw them. */
@@ -304,8 +309,8 @@ export function formatViolations(violations: readonly Violation[], context: Repo
           break;
         case 'cps':
           lines.push(`  ${v.starts} CreateSIPParticipant arrivals in the second from +${seconds(v.windowStart - context.t0)}:`);
-          for (const dial of context.simCalls.filter((d) => d.receivedAt >= v.windowStart && d.receivedAt < v.windowStart + ROLLING_WINDOW_MS)) {
-            lines.push(`      ${describeDial(dial, context.t0)}`);
+          for (const arrival of context.arrivals.filter((a) => a.at >= v.windowStart && a.at < v.windowStart + ROLLING_WINDOW_MS)) {
+            lines.push(`      +${((arrival.at - context.t0) / 1000).toFixed(3)}s ${arrival.room ?? '(room not read)'}`);
           }
           break;
       }

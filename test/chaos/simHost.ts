@@ -1,20 +1,20 @@
 /**
  * The chaos test's LiveKit, as a process of its own: the simulator (src/sim) and the simulated agent
  * (src/agent/simulatedAgent.ts, the real agent code with a scripted model) in one process, as `npm run demo` wires
- * them, behind a loopback TCP proxy. The proxy is LiveKit's API as the dialer and the agent see it: an outage closes
- * the listener and resets every open connection for a while, and the phone network carries on meanwhile (calls keep
- * ringing, declining, ringing out and being answered), as a carrier's would while LiveKit's API is unreachable.
+ * them. The dialer and the agent reach the simulator's API through the API proxy (test/chaos/apiProxy.ts), which
+ * can drop off the network: the phone network here carries on meanwhile (calls keep ringing, declining, ringing out
+ * and being answered), as a carrier's would while LiveKit's API is unreachable.
  *
  *   node --import tsx test/chaos/simHost.ts   (spawned with an IPC channel)
  *
- * Environment: CHAOS_SCENARIO (scenario JSON file), REDIS_URL, QUEUE_PREFIX, AGENT_NAME, CALL_OUTCOME_TIMEOUT_S (as the
- * consumers'), CHAOS_SPOOL_DIR (the agent's outcome spool, inside the test's temp dir), LOG_LEVEL (agent logs, stderr).
- * stdout: one line `{"url","apiKey","apiSecret","outboundTrunkId"}` once ready (url is the proxy's).
+ * Environment: CHAOS_SCENARIO (scenario JSON file), CHAOS_API_URL (the proxy, for the agent's API calls), REDIS_URL,
+ * QUEUE_PREFIX, AGENT_NAME, CALL_OUTCOME_TIMEOUT_S (as the consumers'), CHAOS_SPOOL_DIR (the agent's outcome spool,
+ * inside the test's temp dir), LOG_LEVEL (agent logs, stderr).
+ * stdout: one line `{"port","apiKey","apiSecret","outboundTrunkId"}` once ready (port: the simulator's own).
  * IPC requests `{id, cmd}` (see hostRequestSchema), each answered by `{id, ok: true, result}` or `{id, ok: false, error}`.
  */
 import type { EventEmitter } from 'node:events';
 import { writeFile } from 'node:fs/promises';
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import { z } from 'zod';
 import { createLogger } from '../../src/core/logger.js';
 import { SECOND } from '../../src/core/time.js';
@@ -22,7 +22,6 @@ import { startSimulatedAgent } from '../../src/agent/simulatedAgent.js';
 import { loadScenarioFile, startLiveKitSim, type SimEventName } from '../../src/sim/index.js';
 import type { HostDump, HostStatus, SimCallLog, SimEventLog } from './chaosReport.js';
 
-const LOOPBACK = '127.0.0.1';
 const EXIT_FAILURE = 1;
 const STALL_PROBE_MS = 20;
 /** Event-loop stalls this long or longer are kept. */
@@ -31,8 +30,6 @@ const STALL_REPORT_MS = 200;
 /** What the test may ask of this process. */
 export const hostRequestSchema = z.discriminatedUnion('cmd', [
   z.object({ id: z.number(), cmd: z.literal('status') }),
-  /** LiveKit's API unreachable for `ms`: answered when it is reachable again. */
-  z.object({ id: z.number(), cmd: z.literal('outage'), ms: z.number().int().positive() }),
   /** Writes the sim's own log (HostDump) as JSON to `path`. */
   z.object({ id: z.number(), cmd: z.literal('dump'), path: z.string().min(1) }),
 ]);
@@ -49,68 +46,22 @@ const LOGGED_EVENTS: readonly SimEventName[] = [
   'call_ended',
 ];
 
-/** A TCP proxy in front of the simulator that can drop off the network and come back on the same port. */
-class OutageProxy {
-  private server: Server | undefined;
-  private readonly sockets = new Set<Socket>();
-  port = 0;
-
-  constructor(private readonly upstreamPort: number) {}
-
-  async listen(port = 0): Promise<void> {
-    const server = createServer((client) => this.accept(client));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, LOOPBACK, () => resolve());
-    });
-    const address = server.address();
-    this.port = typeof address === 'object' && address ? address.port : port;
-    this.server = server;
-  }
-
-  /** Stops accepting (connections are refused) and resets every open connection. */
-  async down(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
-    for (const socket of this.sockets) socket.resetAndDestroy();
-    this.sockets.clear();
-    await closed;
-  }
-
-  private accept(client: Socket): void {
-    const upstream = connect(this.upstreamPort, LOOPBACK);
-    this.sockets.add(client);
-    this.sockets.add(upstream);
-    const drop = (): void => {
-      this.sockets.delete(client);
-      this.sockets.delete(upstream);
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', drop).on('close', drop);
-    upstream.on('error', drop).on('close', drop);
-    client.pipe(upstream);
-    upstream.pipe(client);
-  }
-}
-
 async function main(): Promise<void> {
   const scenarioPath = process.env.CHAOS_SCENARIO;
   const redisUrl = process.env.REDIS_URL;
   const queuePrefix = process.env.QUEUE_PREFIX;
   const agentName = process.env.AGENT_NAME;
   const spoolDir = process.env.CHAOS_SPOOL_DIR;
+  const apiUrl = process.env.CHAOS_API_URL;
   const outcomeTimeoutS = Number(process.env.CALL_OUTCOME_TIMEOUT_S);
-  if (!scenarioPath || !redisUrl || !queuePrefix || !agentName || !spoolDir || !(outcomeTimeoutS > 0) || !process.send) {
-    throw new Error('simHost needs CHAOS_SCENARIO, REDIS_URL, QUEUE_PREFIX, AGENT_NAME, CHAOS_SPOOL_DIR, CALL_OUTCOME_TIMEOUT_S and an IPC channel');
+  if (!scenarioPath || !apiUrl || !redisUrl || !queuePrefix || !agentName || !spoolDir || !(outcomeTimeoutS > 0) || !process.send) {
+    throw new Error(
+      'simHost needs CHAOS_SCENARIO, CHAOS_API_URL, REDIS_URL, QUEUE_PREFIX, AGENT_NAME, CHAOS_SPOOL_DIR, CALL_OUTCOME_TIMEOUT_S and an IPC channel',
+    );
   }
   const send = process.send.bind(process);
   const logger = createLogger(process.env.LOG_LEVEL ?? 'warn', 'chaos-sim-host');
   const sim = await startLiveKitSim({ network: await loadScenarioFile(scenarioPath) });
-  const proxy = new OutageProxy(sim.port);
-  await proxy.listen();
-  const url = `http://${LOOPBACK}:${proxy.port}`;
 
   const events: SimEventLog[] = [];
   // Listen through the untyped view: one listener serves several event shapes (all carry `at` and `room`).
@@ -126,7 +77,6 @@ async function main(): Promise<void> {
       });
     });
   }
-  const outages: { from: number; to: number }[] = [];
   // This process's own event-loop stalls: requests that arrive during one are handled (and timestamped) together
   // after it, which would read as a burst of dial starts that the dialer never sent.
   const stalls: { at: number; ms: number }[] = [];
@@ -140,7 +90,7 @@ async function main(): Promise<void> {
 
   // The agent reaches LiveKit's API through the proxy too: an outage is LiveKit's, for every client.
   const agent = await startSimulatedAgent({
-    sim: { url, apiKey: sim.apiKey, apiSecret: sim.apiSecret, events: sim.events, outboundTrunkId: sim.outboundTrunkId },
+    sim: { url: apiUrl, apiKey: sim.apiKey, apiSecret: sim.apiSecret, events: sim.events, outboundTrunkId: sim.outboundTrunkId },
     redisUrl,
     queuePrefix,
     agentName,
@@ -181,7 +131,6 @@ async function main(): Promise<void> {
         }),
       ),
     events,
-    outages,
     stalls,
   });
 
@@ -189,14 +138,6 @@ async function main(): Promise<void> {
     switch (request.cmd) {
       case 'status':
         return status();
-      case 'outage': {
-        const from = Date.now();
-        await proxy.down();
-        await new Promise((resolve) => setTimeout(resolve, request.ms));
-        await proxy.listen(proxy.port);
-        outages.push({ from, to: Date.now() });
-        return { from, to: Date.now() };
-      }
       case 'dump':
         await writeFile(request.path, JSON.stringify(dump()));
         return { path: request.path };
@@ -217,9 +158,9 @@ async function main(): Promise<void> {
   });
   // The test going away (its IPC channel closes) ends this process too; it is normally SIGKILLed by PID.
   process.on('disconnect', () => {
-    void Promise.allSettled([agent.close(), proxy.down(), sim.close()]).then(() => process.exit(0));
+    void Promise.allSettled([agent.close(), sim.close()]).then(() => process.exit(0));
   });
-  process.stdout.write(`${JSON.stringify({ url, apiKey: sim.apiKey, apiSecret: sim.apiSecret, outboundTrunkId: sim.outboundTrunkId })}\n`);
+  process.stdout.write(`${JSON.stringify({ port: sim.port, apiKey: sim.apiKey, apiSecret: sim.apiSecret, outboundTrunkId: sim.outboundTrunkId })}\n`);
 }
 
 main().catch((err: unknown) => {

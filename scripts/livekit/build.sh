@@ -54,12 +54,14 @@ else
   say "apt: all ${#APT_PACKAGES[@]} packages present ($(($(now) - t)) s)"
 fi
 
-# 2. Go toolchain ----------------------------------------------------------------------------------------------------
-if ! command -v go >/dev/null; then
-  say "go is not installed: livekit-server and livekit-sip are built with 'go install' (Go >= 1.24)"
-  exit 3
-fi
-say "$(go version)"
+# 2. Go toolchain (only needed for what is not cached yet) ----------------------------------------------------------
+need_go() {
+  if ! command -v go >/dev/null; then
+    say "go is not installed: livekit-server and livekit-sip are built from source with Go (>= 1.24)"
+    exit 3
+  fi
+  say "$(go version)"
+}
 
 build() { # mode (install|module), name, package@tag or module@tag/cmd/x, bin dir, binary name, extra env...
   local mode=$1 name=$2 pkg=$3 dir=$4 bin=$5
@@ -70,6 +72,7 @@ build() { # mode (install|module), name, package@tag or module@tag/cmd/x, bin di
     say "$name: cached at $dir/$bin ($(($(now) - t0)) s)"
     return
   fi
+  need_go
   mkdir -p "$dir"
   # Build into a temporary folder, then move: an interrupted build never leaves a half binary that looks cached.
   local tmp ok=1

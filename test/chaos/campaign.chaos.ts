@@ -188,7 +188,7 @@ beforeAll(async () => {
     AGENT_NAME,
   };
   await Promise.all(Array.from({ length: CONSUMERS }, () => startConsumer().ready()));
-}, 120 * SECOND);
+}, 240 * SECOND);
 
 afterAll(async () => {
   await registry.killAll();

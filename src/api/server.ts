@@ -172,6 +172,9 @@ export async function buildApiApp(ctx: ApiContext, tokens: readonly ApiToken[], 
     // routes without a token (health, document) are not limited: probes must always get through
     allowList: (request) => request.apiToken === null,
     keyGenerator: (request) => request.apiToken?.label ?? request.ip,
+    // while Redis is away nothing can be counted: requests go on to their route, which answers 503 (or 400 for bad
+    // input) itself, instead of every request failing in the limiter
+    skipOnError: true,
     errorResponseBuilder: (_request, context) =>
       new ApiProblem('rate-limited', `more than ${context.max} requests per second for this token: retry in ${context.after}`),
   });

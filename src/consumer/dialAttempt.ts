@@ -65,6 +65,9 @@ export type DialAttemptResult =
   | { status: 'unreachable'; reason: string }
   | { status: 'failed'; room: string; end: AttemptEnd };
 
+/** placeCall's own answer when its CreateSIPParticipant got no reply: dialAttempt follows the call in LiveKit. */
+type PlaceCallResult = DialAttemptResult | { status: 'no_reply'; reason: string };
+
 /** Room of attempt `attempt`: unique per attempt so a retry never meets the previous attempt's agent. */
 export function roomName(callId: string, attempt: number): string {
   return `call-${callId}-${attempt}`;
@@ -225,7 +228,12 @@ export async function dialAttempt(job: CallJob, attempt: number, deps: DialDeps,
   }
   const before = await deps.store.beginAttempt(job, attempt, room);
   if (before === 'terminal') return { status: 'already_ended' };
-  return placeCall(job, attempt, room, deps, log, ownership);
+  const placed = await placeCall(job, attempt, room, deps, log, ownership);
+  if (placed.status !== 'no_reply') return placed;
+  log.warn({ room, reason: placed.reason }, 'no reply from LiveKit to the dial; following the call there instead');
+  const now = await deps.store.get(job.campaignId, job.callId);
+  if (!now || now.state === 'terminal' || now.state === 'in_call') return { status: 'already_ended' };
+  return followSentAttempt(job, attempt, now, deps, log);
 }
 
 async function placeCall(
@@ -235,13 +243,14 @@ async function placeCall(
   deps: DialDeps,
   log: Logger,
   ownership: DialOwnership,
-): Promise<DialAttemptResult> {
+): Promise<PlaceCallResult> {
   const signals = [ownership.draining, ownership.lockLost].filter((s): s is AbortSignal => s !== undefined);
   const stop = signals.length > 0 ? AbortSignal.any(signals) : undefined;
   const identity = sipIdentity(job.callId);
   let dispatchId: string | undefined;
   let owned = true;
   let answered = false;
+  let noReply = false;
   let startedAt = deps.clock.now();
 
   /** Waits `ms`; false when stopped meanwhile (draining, or the lock lost). */
@@ -253,7 +262,7 @@ async function placeCall(
       return false;
     }
   };
-  const stopped = (): DialAttemptResult => {
+  const stopped = (): PlaceCallResult => {
     if (!ownership.lockLost?.aborted) return { status: 'not_started', room };
     owned = false;
     return { status: 'lost_ownership' };
@@ -300,19 +309,21 @@ async function placeCall(
     answered = true;
     return { status: 'answered', room, participantIdentity: identity, recovered: false };
   } catch (err) {
-    const failure = classifySipError(err, { elapsedMs: deps.clock.now() - startedAt, ringingTimeoutMs: deps.ringingTimeoutS * SECOND });
-    if (failure.kind === 'platform') {
-      // No answer came back: the phone may ring. Deleting the room below stops it; the attempt stays marked as sent,
-      // so the next try asks LiveKit and counts it as spent instead of ringing it again under the same attempt.
-      if (mayHaveReachedLiveKit(err)) return { status: 'unreachable', reason: failure.reason };
-      // LiveKit refused the request: nothing rang, and this attempt may be dialed again after the back-off
-      await deps.store.releaseDial(job.campaignId, job.callId, attempt, ownership.lock);
+    if (mayHaveReachedLiveKit(err)) {
+      // No answer came back (the SDK's timeout, a reset connection): the request may have reached LiveKit, which keeps
+      // ringing whatever happens to its caller. The attempt stays marked sent and is followed in LiveKit like one a
+      // stopped consumer left, never dialed again; the room stays for the follow to judge.
+      noReply = true;
+      return { status: 'no_reply', reason: describeLiveKitError(err) };
     }
+    const failure = classifySipError(err, { elapsedMs: deps.clock.now() - startedAt, ringingTimeoutMs: deps.ringingTimeoutS * SECOND });
+    // LiveKit refused the request: nothing rang, and this attempt may be dialed again after the back-off
+    if (failure.kind === 'platform') await deps.store.releaseDial(job.campaignId, job.callId, attempt, ownership.lock);
     return { status: 'failed', room, end: fromDialFailure(failure) };
   } finally {
     // Registered before dialing: whatever went wrong, the callee and the dispatched agent are not left in the room.
     // A consumer that lost the job removes only its own dispatch: the room is the new holder's.
-    if (!answered && dispatchId !== undefined) {
+    if (!answered && !noReply && dispatchId !== undefined) {
       if (owned) await deleteRoomQuietly(deps, room, log);
       else await deleteDispatchQuietly(deps, dispatchId, room, log);
     }

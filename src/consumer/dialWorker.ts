@@ -155,8 +155,13 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
    * Platform trouble: backs the whole queue off (every process; claimDial refuses dials while it runs), and puts the
    * job back without spending its attempt, unless the call met DIAL_MAX_PLATFORM_ERRORS of them: then it ends `failed`.
    */
-  const backOff = async (call: CallJob, attempt: number, platformErrors: number, reason: string, log: Logger): Promise<never> => {
-    const { backoffMs, consecutiveFailures } = await backoff.failed();
+  const backOff = async (call: CallJob, attempt: number, reason: string, log: Logger): Promise<never> => {
+    const { backoffMs, consecutiveFailures, started } = await backoff.failed();
+    // Only a failure that started the back-off counts against the call: others were in flight when it began, and the
+    // calls that wait it out must not each use up their allowance during one outage.
+    const platformErrors = started
+      ? await store.notePlatformError(call.campaignId, call.callId)
+      : ((await store.get(call.campaignId, call.callId))?.platformErrors ?? 0);
     if (platformErrors >= config.dial.maxPlatformErrors) {
       const ending = `LiveKit unavailable: gave up after ${platformErrors} platform errors (last: ${reason})`;
       log.error({ reason, platformErrors }, 'call met too many LiveKit/network errors; ending it as failed');
@@ -199,6 +204,10 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
       return waitWithoutAttempt(job, token, gate.delayMs);
     }
 
+    // While LiveKit is backed off nothing is dialed, nor asked about: the call waits, spending nothing.
+    const backingOff = await backoff.remainingMs();
+    if (backingOff > 0) return waitWithoutAttempt(job, token, backingOff);
+
     const dialStarted = performance.now();
     metrics?.callsRinging.inc();
     let result: DialAttemptResult;
@@ -228,7 +237,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
         return result;
       case 'unreachable':
         // the record stays as it is: the next try follows this attempt again
-        return backOff(call, attempt, await store.notePlatformError(call.campaignId, call.callId), result.reason, log);
+        return backOff(call, attempt, result.reason, log);
       case 'answered':
         await backoff.succeeded();
         await store.endAttempt(call.campaignId, call.callId, attempt, 'in_call', { result: 'answered' });
@@ -241,8 +250,8 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
 
     const { end } = result;
     if (end.kind === 'platform') {
-      const { platformErrors } = await store.endAttempt(call.campaignId, call.callId, attempt, 'waiting_retry', { result: 'platform_error' });
-      return backOff(call, attempt, platformErrors, end.reason, log);
+      await store.endAttempt(call.campaignId, call.callId, attempt, 'waiting_retry', { result: 'platform_error' });
+      return backOff(call, attempt, end.reason, log);
     }
     await backoff.succeeded(); // the carrier answered with a status: LiveKit works
     const sip = { sipStatusCode: end.sipStatusCode, sipStatus: end.sipStatus };

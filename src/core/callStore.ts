@@ -133,7 +133,7 @@ export interface AttemptResult {
 interface StoreCommands {
   dialerCreateCalls(...args: (string | number)[]): Promise<number[]>;
   dialerBeginAttempt(...args: (string | number)[]): Promise<string>;
-  dialerEndAttempt(...args: (string | number)[]): Promise<[number, number]>;
+  dialerEndAttempt(...args: (string | number)[]): Promise<number>;
   dialerClaimDial(...args: (string | number)[]): Promise<[string, number | string]>;
   dialerReleaseDial(...args: (string | number)[]): Promise<number>;
   dialerApplyTerminal(...args: (string | number)[]): Promise<number | string>;
@@ -265,7 +265,7 @@ export class CallStore {
 
   /**
    * Ends attempt `attempt` in its log: the call is now `in_call`, `waiting_retry`, or stays `dialing` until its outcome
-   * lands. No-op once terminal. A `platform_error` result counts toward the call's platform errors; returns them.
+   * lands. No-op once terminal.
    */
   async endAttempt(
     campaignId: string,
@@ -273,8 +273,8 @@ export class CallStore {
     attempt: number,
     next: 'in_call' | 'waiting_retry' | 'dialing',
     result: AttemptResult,
-  ): Promise<{ platformErrors: number }> {
-    const [, platformErrors] = await this.redis.dialerEndAttempt(
+  ): Promise<void> {
+    await this.redis.dialerEndAttempt(
       1,
       this.keys.callRecord(campaignId, callId),
       attempt,
@@ -282,7 +282,6 @@ export class CallStore {
       this.clock.now(),
       JSON.stringify(result),
     );
-    return { platformErrors };
   }
 
   /**
@@ -331,10 +330,7 @@ export class CallStore {
     }
   }
 
-  /**
-   * Counts a platform failure met while the call's attempt stays as it is (a takeover could not reach LiveKit, or a
-   * dial request may have reached it); returns the call's platform errors so far.
-   */
+  /** Counts a platform failure against the call (one that started the queue's back-off); returns its count so far. */
   async notePlatformError(campaignId: string, callId: string): Promise<number> {
     return this.redis.hincrby(this.keys.callRecord(campaignId, callId), 'platformErrors', 1);
   }

@@ -1,12 +1,11 @@
 -- Closes the current attempt's log entry and moves the call to `in_call` or `waiting_retry`, unless terminal.
 -- KEYS[1] record. ARGV[1] attempt, ARGV[2] next state, ARGV[3] now, ARGV[4] attempt result JSON
 -- ({result, sipStatusCode?, sipStatus?}).
--- Platform errors (`platform_error`: LiveKit or the network failed, the attempt is tried again under the same number)
--- are counted per call so they cannot go on for ever. The "dial sent" mark is never touched here: only the holder that
--- set it may take it back (releaseDial.lua), when it knows its request never went out.
--- Returns {1, platform errors so far} when applied, {0, 0} when the call had ended (or has no record).
+-- The "dial sent" mark is never touched here: only the holder that set it may take it back (releaseDial.lua), when it
+-- knows its request never went out.
+-- Returns 1 when applied, 0 when the call had ended (or has no record).
 local state = redis.call('HGET', KEYS[1], 'state')
-if not state or state == 'terminal' then return { 0, 0 } end
+if not state or state == 'terminal' then return 0 end
 local log = cjson.decode(redis.call('HGET', KEYS[1], 'attemptLog') or '[]')
 local result = cjson.decode(ARGV[4])
 for i = #log, 1, -1 do
@@ -23,8 +22,4 @@ if result.sipStatusCode then
 else
   redis.call('HDEL', KEYS[1], 'sipStatusCode', 'sipStatus')
 end
-local platformErrors = tonumber(redis.call('HGET', KEYS[1], 'platformErrors') or '0')
-if result.result == 'platform_error' then
-  platformErrors = redis.call('HINCRBY', KEYS[1], 'platformErrors', 1)
-end
-return { 1, platformErrors }
+return 1

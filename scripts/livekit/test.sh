@@ -30,7 +30,8 @@ missing=()
 command -v ip >/dev/null || missing+=("ip (Debian iproute2)")
 [[ -x "$LIVEKIT_SERVER_BIN" ]] || missing+=("livekit-server $SERVER_TAG at $LIVEKIT_SERVER_BIN (npm run livekit:build; needs Go)")
 [[ -x "$LIVEKIT_SIP_BIN" ]] || missing+=("livekit-sip $SIP_TAG at $LIVEKIT_SIP_BIN (npm run livekit:build; needs Go and cgo)")
-for tool in redis-server sipp espeak-ng sox pocketsphinx_continuous; do
+[[ -x node_modules/.bin/vitest ]] || missing+=("node_modules/.bin/vitest (npm ci)")
+for tool in redis-server sipp espeak-ng sox pocketsphinx_continuous dumpcap; do
   command -v "$tool" >/dev/null || missing+=("$tool (npm run livekit:build installs it)")
 done
 if ((${#missing[@]})); then
@@ -80,4 +81,4 @@ if ip -n "$NS" route show default | grep -q .; then
 fi
 say "namespace $NS: stack $LIVEKIT_STACK_IP, far end $LIVEKIT_FAR_IP, no default route ($((($(date +%s%N) - t0) / 1000000)) ms)"
 
-ip netns exec "$NS" env LIVEKIT_NETNS="$NS" npx vitest run --config vitest.livekit.config.ts "$@"
+ip netns exec "$NS" env LIVEKIT_NETNS="$NS" node_modules/.bin/vitest run --config vitest.livekit.config.ts "$@"

@@ -109,6 +109,37 @@ function sendProblem(reply: FastifyReply, request: FastifyRequest, problem: ApiP
     .send(JSON.stringify(problem.toProblem(request.url.split('?')[0] ?? request.url)));
 }
 
+/**
+ * Route handlers running now. Fastify's close() resolves once every connection is gone, and a client that hangs up
+ * mid-request takes its connection with it while its handler still runs: the drain waits for the handlers too, so
+ * none is cut off between writing a call record and adding its job.
+ */
+class ActiveHandlers {
+  private count = 0;
+  private waiters: (() => void)[] = [];
+
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    this.count += 1;
+    try {
+      return await work();
+    } finally {
+      this.count -= 1;
+      if (this.count === 0) for (const wake of this.waiters.splice(0)) wake();
+    }
+  }
+
+  /** Resolves once no handler runs. */
+  idle(): Promise<void> {
+    return this.count === 0 ? Promise.resolve() : new Promise((resolve) => this.waiters.push(resolve));
+  }
+}
+
+/** What the running server shares with its hooks and handlers: whether it is closing, and its handlers in progress. */
+interface ServerState {
+  closing: boolean;
+  active: ActiveHandlers;
+}
+
 /** `/v1/calls/{id}` → `/v1/calls/:id` (fastify's form). */
 const fastifyPath = (path: string) => path.replace(/\{(\w+)\}/g, ':$1');
 /** A matcher of concrete paths for a documented one, for 405 answers. */
@@ -137,7 +168,7 @@ function authorize(tokens: readonly ApiToken[], request: FastifyRequest, scope: 
 }
 
 /** Builds the fastify app on `ctx` (not listening yet). */
-export async function buildApiApp(ctx: ApiContext, tokens: readonly ApiToken[], rateLimitPerSecond: number, state: { closing: boolean }): Promise<FastifyInstance> {
+export async function buildApiApp(ctx: ApiContext, tokens: readonly ApiToken[], rateLimitPerSecond: number, state: ServerState): Promise<FastifyInstance> {
   const loggerInstance: FastifyBaseLogger = ctx.logger;
   const app = Fastify({
     loggerInstance,
@@ -208,7 +239,7 @@ export async function buildApiApp(ctx: ApiContext, tokens: readonly ApiToken[], 
       bodyLimit: route.doc.body?.maxBytes,
       config: { scope: route.doc.scope },
       handler: async (request, reply) => {
-        const answer = await route.handle(request);
+        const answer = await state.active.run(() => route.handle(request));
         reply.code(answer.status);
         if (answer.headers) reply.headers(answer.headers);
         if (answer.contentType) return reply.type(answer.contentType).send(answer.body);
@@ -263,7 +294,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     logger,
     clock,
   };
-  const state = { closing: false };
+  const state: ServerState = { closing: false, active: new ActiveHandlers() };
   const releaseRedis = async () => {
     await producer.close();
     await calls.close();
@@ -282,13 +313,21 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const host = options.host ?? config.api.host;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 
-  let drained: Promise<void> | undefined;
+  let serverClosed: Promise<void> | undefined;
+  let released: Promise<void> | undefined;
   const close = async (closeOptions: { force?: boolean } = {}) => {
     state.closing = true;
     // fastify's close: no new connections, idle keep-alive ones closed, requests in progress finish
-    drained ??= app.close().then(releaseRedis);
-    if (closeOptions.force) app.server.closeAllConnections();
-    await drained;
+    serverClosed ??= app.close();
+    if (closeOptions.force) {
+      app.server.closeAllConnections();
+    } else {
+      await serverClosed;
+      await state.active.idle();
+    }
+    await serverClosed;
+    released ??= releaseRedis();
+    await released;
   };
   return { url, port, app, close };
 }

@@ -89,7 +89,7 @@ describe('waitForSipAnswer (consumer-dialed callee)', () => {
     expect(await peek(wait)).toBe('pending');
     room.leave(CALLEE, DisconnectReason.USER_REJECTED);
     expect(await wait).toBe('gone');
-    expect(seen).toEqual([{ disconnectReason: 'USER_REJECTED', lastCallStatus: 'hangup' }]);
+    expect(seen).toEqual([{ disconnectReason: 'USER_REJECTED', lastCallStatus: 'hangup', rang: true, endedAt: expect.any(Number) }]);
     expect(room.lifecycleListeners()).toBe(0);
   });
 
@@ -104,7 +104,7 @@ describe('waitForSipAnswer (consumer-dialed callee)', () => {
     expect(await Promise.race([wait, Promise.resolve('pending')])).toBe('pending');
     await vi.advanceTimersByTimeAsync(1);
     expect(await wait).toBe('gone');
-    expect(seen).toEqual([{ disconnectReason: 'UNKNOWN_REASON', lastCallStatus: 'hangup' }]);
+    expect(seen).toEqual([{ disconnectReason: 'UNKNOWN_REASON', lastCallStatus: 'hangup', rang: true, endedAt: expect.any(Number) }]);
     expect(vi.getTimerCount()).toBe(0);
   });
 
@@ -116,7 +116,7 @@ describe('waitForSipAnswer (consumer-dialed callee)', () => {
     room.setAttributes(CALLEE, { 'sip.callStatus': 'ringing' });
     room.leave(CALLEE, DisconnectReason.USER_UNAVAILABLE);
     expect(await wait).toBe('gone');
-    expect(seen).toEqual([{ disconnectReason: 'USER_UNAVAILABLE', lastCallStatus: 'ringing' }]);
+    expect(seen).toEqual([{ disconnectReason: 'USER_UNAVAILABLE', lastCallStatus: 'ringing', rang: true, endedAt: expect.any(Number) }]);
     expect(room.lifecycleListeners()).toBe(0);
   });
 
@@ -127,7 +127,7 @@ describe('waitForSipAnswer (consumer-dialed callee)', () => {
     room.join(CALLEE, { 'sip.callStatus': 'dialing' });
     room.leave(CALLEE);
     expect(await wait).toBe('gone');
-    expect(seen).toEqual([{ disconnectReason: 'UNKNOWN_REASON', lastCallStatus: 'dialing' }]);
+    expect(seen).toEqual([{ disconnectReason: 'UNKNOWN_REASON', lastCallStatus: 'dialing', rang: false, endedAt: expect.any(Number) }]);
     expect(disconnectReasonName(DisconnectReason.SIP_TRUNK_FAILURE)).toBe('SIP_TRUNK_FAILURE');
   });
 

@@ -213,7 +213,8 @@ export async function buildApiApp(ctx: ApiContext, tokens: readonly ApiToken[], 
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const problem = problemFor(err, ctx.redis, request.id);
     if (problem.status >= 500) ctx.logger.error({ err, reqId: request.id, method: request.method, url: request.url }, 'request failed');
-    else ctx.logger.debug({ reqId: request.id, method: request.method, url: request.url, status: problem.status, detail: problem.detail }, 'request refused');
+    // the kind, not the detail: a detail may quote the caller's input, phone numbers included
+    else ctx.logger.debug({ reqId: request.id, method: request.method, url: request.url, status: problem.status, problem: problem.kind }, 'request refused');
     return sendProblem(reply, request, problem);
   });
 

@@ -1,6 +1,7 @@
 /**
  * The chaos test (`npm run test:chaos`): a campaign of a few hundred scripted numbers through real `dialer consumer`
- * processes, the LiveKit simulator and the simulated agent, while consumers are SIGKILLed during ringing (one at a
+ * processes, the LiveKit simulator (behind a proxy that is LiveKit's API door) and the simulated agent, each in a
+ * process of its own, while consumers are SIGKILLed during ringing (one at a
  * time, and all at once so calls decline and ring out with no consumer alive), Redis (its own, AOF on) is frozen
  * while agents report and later restarted, and LiveKit's API is unreachable for 20 s. The figures come from the
  * simulator's log, what a carrier would see, and must read 1 / 0 / 0 / 0 with no rolling second over DIAL_CPS.
@@ -21,7 +22,7 @@ import { CallStore } from '../../src/core/callStore.js';
 import { CALLS_QUEUE } from '../../src/core/queues.js';
 import { SECOND, sleep, systemClock } from '../../src/core/time.js';
 import { chaosCampaign } from './chaosScenario.js';
-import { ApiProxyProcess, ChaosRedis, ChildRegistry, ConsumerProcess, SimHost, freePort } from './chaosProcesses.js';
+import { AgentHost, ApiProxyProcess, ChaosRedis, ChildRegistry, ConsumerProcess, SimHost, freePort } from './chaosProcesses.js';
 import {
   analyseChaosRun,
   formatChaosLine,
@@ -160,22 +161,25 @@ beforeAll(async () => {
   await redis.start();
   const scenarioPath = join(workDir, 'scenario.json');
   await writeFile(scenarioPath, JSON.stringify(campaign.scenario));
-  const proxyPort = await freePort();
-  host = await SimHost.start(
+  host = await SimHost.start(registry, { CHAOS_SCENARIO: scenarioPath }, join(outDir, 'sim-host.log'));
+  proxy = await ApiProxyProcess.start(registry, await freePort(), host.ready.port, join(outDir, 'api-proxy.log'));
+  const agent = await AgentHost.start(
     registry,
     {
-      CHAOS_SCENARIO: scenarioPath,
-      CHAOS_API_URL: `http://127.0.0.1:${proxyPort}`,
-      CHAOS_SPOOL_DIR: join(workDir, 'agent-spool'),
-      CALL_OUTCOME_TIMEOUT_S: DIALER_SETTINGS.CALL_OUTCOME_TIMEOUT_S as string,
+      CHAOS_API_URL: proxy.url,
+      LIVEKIT_API_KEY: host.ready.apiKey,
+      LIVEKIT_API_SECRET: host.ready.apiSecret,
+      SIP_OUTBOUND_TRUNK_ID: host.ready.outboundTrunkId,
       REDIS_URL: redis.url,
       QUEUE_PREFIX: prefix,
       AGENT_NAME,
+      CALL_OUTCOME_TIMEOUT_S: DIALER_SETTINGS.CALL_OUTCOME_TIMEOUT_S as string,
+      CHAOS_SPOOL_DIR: join(workDir, 'agent-spool'),
       LOG_LEVEL: 'warn',
     },
-    join(outDir, 'sim-host.log'),
+    join(outDir, 'agent-host.log'),
   );
-  proxy = await ApiProxyProcess.start(registry, proxyPort, host.ready.port, join(outDir, 'api-proxy.log'));
+  host.onEvent((message) => agent.relay(message));
   consumerEnv = {
     ...cleanEnv(),
     ...DIALER_SETTINGS,

@@ -1,7 +1,8 @@
 /**
  * The processes the chaos test starts and breaks: its own redis-server (AOF on, restartable on the same port and
- * directory, stoppable with SIGSTOP), the sim host (LiveKit simulator + simulated agent, test/chaos/simHost.ts), the
- * API proxy in front of it (test/chaos/apiProxy.ts) and real `dialer consumer` processes. Every child is registered by PID so the test can SIGKILL all of them, whatever
+ * directory, stoppable with SIGSTOP), the sim host (the LiveKit simulator, test/chaos/simHost.ts), the API proxy in
+ * front of it (test/chaos/apiProxy.ts), the agent host (the simulated agent, test/chaos/agentHost.ts) and real
+ * `dialer consumer` processes. Every child is registered by PID so the test can SIGKILL all of them, whatever
  * went wrong.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -29,6 +30,7 @@ const HOST_REQUEST_MARGIN_MS = 15 * SECOND;
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const simHostPath = fileURLToPath(new URL('./simHost.ts', import.meta.url));
 const apiProxyPath = fileURLToPath(new URL('./apiProxy.ts', import.meta.url));
+const agentHostPath = fileURLToPath(new URL('./agentHost.ts', import.meta.url));
 const dialerBin = fileURLToPath(new URL('../../bin/dialer.mjs', import.meta.url));
 
 /** Every process the test started, by PID, so they can all be killed even when the test fails. */
@@ -158,6 +160,8 @@ class IpcChild {
   private nextId = 1;
   private readonly waiting = new Map<number, { resolve: (value: unknown) => void; reject: (err: Error) => void }>();
   readonly child: ChildProcess;
+  /** Messages that are not replies (the sim host's events). */
+  onOther: (message: unknown) => void = () => undefined;
 
   constructor(
     registry: ChildRegistry,
@@ -176,7 +180,10 @@ class IpcChild {
     child.stderr?.pipe(createWriteStream(logPath));
     child.on('message', (message: unknown) => {
       const reply = replySchema.safeParse(message);
-      if (!reply.success) return;
+      if (!reply.success) {
+        this.onOther(message);
+        return;
+      }
       const pending = this.waiting.get(reply.data.id);
       if (!pending) return;
       this.waiting.delete(reply.data.id);
@@ -235,7 +242,7 @@ class IpcChild {
 const hostReadySchema = z.object({ port: z.number().int().positive(), apiKey: z.string(), apiSecret: z.string(), outboundTrunkId: z.string() });
 export type SimHostReady = z.infer<typeof hostReadySchema>;
 
-/** The sim host process (simulator + simulated agent): its status and its log. */
+/** The sim host process (the simulator): its status, its log and its events. */
 export class SimHost {
   private constructor(
     private readonly ipc: IpcChild,
@@ -247,6 +254,11 @@ export class SimHost {
     return new SimHost(ipc, hostReadySchema.parse(JSON.parse(await ipc.firstLine(START_TIMEOUT_MS))));
   }
 
+  /** Hands every simulator event (`{event, payload}`) to `listener`. */
+  onEvent(listener: (message: unknown) => void): void {
+    this.ipc.onOther = listener;
+  }
+
   async status(): Promise<HostStatus> {
     return (await this.ipc.request({ cmd: 'status' }, HOST_REQUEST_MARGIN_MS)) as HostStatus;
   }
@@ -255,6 +267,22 @@ export class SimHost {
   async dump(path: string): Promise<HostDump> {
     await this.ipc.request({ cmd: 'dump', path }, HOST_REQUEST_MARGIN_MS);
     return JSON.parse(await readFile(path, 'utf8')) as HostDump;
+  }
+}
+
+/** The agent host process (the simulated agent), fed the simulator's events. */
+export class AgentHost {
+  private constructor(private readonly ipc: IpcChild) {}
+
+  static async start(registry: ChildRegistry, env: Record<string, string>, logPath: string): Promise<AgentHost> {
+    const ipc = new IpcChild(registry, 'agent-host', agentHostPath, env, logPath);
+    await ipc.firstLine(START_TIMEOUT_MS);
+    return new AgentHost(ipc);
+  }
+
+  /** Passes one simulator event on (dropped once the process is gone). */
+  relay(message: unknown): void {
+    if (this.ipc.child.connected) this.ipc.child.send(message as object);
   }
 }
 

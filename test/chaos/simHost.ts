@@ -1,26 +1,23 @@
 /**
- * The chaos test's LiveKit, as a process of its own: the simulator (src/sim) and the simulated agent
- * (src/agent/simulatedAgent.ts, the real agent code with a scripted model) in one process, as `npm run demo` wires
- * them. The dialer and the agent reach the simulator's API through the API proxy (test/chaos/apiProxy.ts), which
- * can drop off the network: the phone network here carries on meanwhile (calls keep ringing, declining, ringing out
- * and being answered), as a carrier's would while LiveKit's API is unreachable.
+ * The chaos test's LiveKit simulator (src/sim) as a process of its own. The dialer and the agent reach its API through
+ * the API proxy (test/chaos/apiProxy.ts), which can drop off the network: the phone network here carries on meanwhile
+ * (calls keep ringing, declining, ringing out and being answered), as a carrier's would while LiveKit's API is
+ * unreachable. Its events go to the test over IPC, which hands them to the simulated agent (test/chaos/agentHost.ts):
+ * the agent's conversations run in a process of their own, so they do not hold up this one's phone network.
  *
  *   node --import tsx test/chaos/simHost.ts   (spawned with an IPC channel)
  *
- * Environment: CHAOS_SCENARIO (scenario JSON file), CHAOS_API_URL (the proxy, for the agent's API calls), REDIS_URL,
- * QUEUE_PREFIX, AGENT_NAME, CALL_OUTCOME_TIMEOUT_S (as the consumers'), CHAOS_SPOOL_DIR (the agent's outcome spool,
- * inside the test's temp dir), LOG_LEVEL (agent logs, stderr).
+ * Environment: CHAOS_SCENARIO (scenario JSON file).
  * stdout: one line `{"port","apiKey","apiSecret","outboundTrunkId"}` once ready (port: the simulator's own).
- * IPC requests `{id, cmd}` (see hostRequestSchema), each answered by `{id, ok: true, result}` or `{id, ok: false, error}`.
+ * IPC: requests `{id, cmd}` (see hostRequestSchema), each answered by `{id, ok: true, result}` or `{id, ok: false,
+ * error}`; every event in RELAYED_EVENTS is sent as `{event, payload}`.
  */
 import type { EventEmitter } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { createLogger } from '../../src/core/logger.js';
-import { SECOND } from '../../src/core/time.js';
-import { startSimulatedAgent } from '../../src/agent/simulatedAgent.js';
 import { loadScenarioFile, startLiveKitSim, type SimEventName } from '../../src/sim/index.js';
 import type { HostDump, HostStatus, SimCallLog, SimEventLog } from './chaosReport.js';
+import { RELAYED_EVENTS, type RelayedEvent } from './relayedEvents.js';
 
 const EXIT_FAILURE = 1;
 const STALL_PROBE_MS = 20;
@@ -46,21 +43,11 @@ const LOGGED_EVENTS: readonly SimEventName[] = [
   'call_ended',
 ];
 
+
 async function main(): Promise<void> {
   const scenarioPath = process.env.CHAOS_SCENARIO;
-  const redisUrl = process.env.REDIS_URL;
-  const queuePrefix = process.env.QUEUE_PREFIX;
-  const agentName = process.env.AGENT_NAME;
-  const spoolDir = process.env.CHAOS_SPOOL_DIR;
-  const apiUrl = process.env.CHAOS_API_URL;
-  const outcomeTimeoutS = Number(process.env.CALL_OUTCOME_TIMEOUT_S);
-  if (!scenarioPath || !apiUrl || !redisUrl || !queuePrefix || !agentName || !spoolDir || !(outcomeTimeoutS > 0) || !process.send) {
-    throw new Error(
-      'simHost needs CHAOS_SCENARIO, CHAOS_API_URL, REDIS_URL, QUEUE_PREFIX, AGENT_NAME, CHAOS_SPOOL_DIR, CALL_OUTCOME_TIMEOUT_S and an IPC channel',
-    );
-  }
+  if (!scenarioPath || !process.send) throw new Error('simHost needs CHAOS_SCENARIO and an IPC channel');
   const send = process.send.bind(process);
-  const logger = createLogger(process.env.LOG_LEVEL ?? 'warn', 'chaos-sim-host');
   const sim = await startLiveKitSim({ network: await loadScenarioFile(scenarioPath) });
 
   const events: SimEventLog[] = [];
@@ -77,6 +64,7 @@ async function main(): Promise<void> {
       });
     });
   }
+  for (const name of RELAYED_EVENTS) emitter.on(name, (payload: Record<string, unknown>) => send({ event: name, payload } satisfies RelayedEvent));
   // This process's own event-loop stalls: requests that arrive during one are handled (and timestamped) together
   // after it, which would read as a burst of dial starts that the dialer never sent.
   const stalls: { at: number; ms: number }[] = [];
@@ -87,17 +75,6 @@ async function main(): Promise<void> {
     if (gap >= STALL_REPORT_MS) stalls.push({ at: now, ms: gap });
     lastTick = now;
   }, STALL_PROBE_MS).unref();
-
-  // The agent reaches LiveKit's API through the proxy too: an outage is LiveKit's, for every client.
-  const agent = await startSimulatedAgent({
-    sim: { url: apiUrl, apiKey: sim.apiKey, apiSecret: sim.apiSecret, events: sim.events, outboundTrunkId: sim.outboundTrunkId },
-    redisUrl,
-    queuePrefix,
-    agentName,
-    logger,
-    outcomeSpoolDir: spoolDir,
-    outcomeTimeoutMs: outcomeTimeoutS * SECOND,
-  });
 
   const status = (): HostStatus => {
     const calls = sim.calls;
@@ -147,7 +124,7 @@ async function main(): Promise<void> {
   process.on('message', (message: unknown) => {
     const parsed = hostRequestSchema.safeParse(message);
     if (!parsed.success) {
-      logger.error({ issues: parsed.error.issues }, 'malformed request from the chaos test');
+      process.stderr.write(`simHost: malformed request ${JSON.stringify(message)}\n`);
       return;
     }
     const { id } = parsed.data;
@@ -158,7 +135,7 @@ async function main(): Promise<void> {
   });
   // The test going away (its IPC channel closes) ends this process too; it is normally SIGKILLed by PID.
   process.on('disconnect', () => {
-    void Promise.allSettled([agent.close(), sim.close()]).then(() => process.exit(0));
+    void sim.close().then(() => process.exit(0));
   });
   process.stdout.write(`${JSON.stringify({ port: sim.port, apiKey: sim.apiKey, apiSecret: sim.apiSecret, outboundTrunkId: sim.outboundTrunkId })}\n`);
 }

@@ -7,9 +7,13 @@ import { DEFAULT_DISPATCH_RULE_FILE, createInboundDispatchRule, readDispatchRule
 import { requireLiveKit, type LiveKitSettings } from '../core/config.js';
 import { ConfigError, InvalidInputError } from '../core/errors.js';
 import { createLiveKitClients, type LiveKitClients } from '../core/livekitClients.js';
+import { DUPLICATE_SIGNAL_WINDOW_MS } from '../core/shutdownSignals.js';
 import { cliContext, exitWithError, type CliContext } from './cliContext.js';
 
-const AGENT_MAIN = fileURLToPath(new URL('../agent/main.ts', import.meta.url));
+/** Built (dist/, plain JavaScript) or run from source through tsx: the worker is started the same way. */
+const BUILT = import.meta.url.endsWith('.js');
+const AGENT_MAIN = fileURLToPath(new URL(BUILT ? '../agent/main.js' : '../agent/main.ts', import.meta.url));
+const PARENT_WATCH = new URL(BUILT ? './parentWatch.js' : './parentWatch.ts', import.meta.url).href;
 const WORKER_MODES = ['dev', 'start'] as const;
 type WorkerMode = (typeof WORKER_MODES)[number];
 
@@ -34,23 +38,37 @@ const TRANSPORTS: Record<string, SIPTransport> = {
 };
 
 /**
- * Runs `node --import tsx src/agent/main.ts <mode> …` with this terminal, forwarding Ctrl-C and SIGTERM; resolves
- * with its exit code. tsx is a loader here, not a launcher process, so signals reach the worker directly.
+ * Runs the agents-js worker (`node [--import tsx] agent/main <mode> …`, output to this terminal) and resolves with its
+ * exit code. agents-js force-exits on a second SIGINT ("Force exit (Ctrl+C pressed twice)", node_modules/@livekit/
+ * agents dist/cli.js runServer), and one Ctrl-C arrives several times: the terminal signals the whole foreground
+ * process group, and `npm run` forwards its own copy. So the worker runs in a process group of its own, where the
+ * terminal's signal does not reach it, and this process forwards each stop request exactly once: copies within
+ * DUPLICATE_SIGNAL_WINDOW_MS are dropped, a Ctrl-C pressed again later is forwarded and forces the stop as agents-js
+ * intends. SIGHUP (the terminal closed) is passed on as SIGTERM. parentWatch stops the worker if this process dies.
  */
 function spawnWorker(mode: WorkerMode, args: readonly string[]): Promise<number> {
-  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), AGENT_MAIN, mode, ...args], { stdio: 'inherit' });
+  const loader = BUILT ? [] : ['--import', import.meta.resolve('tsx')];
+  const child = spawn(process.execPath, [...loader, '--import', PARENT_WATCH, AGENT_MAIN, mode, ...args], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    detached: true,
+  });
+  let lastForwarded = 0;
   const forward = (signal: NodeJS.Signals) => () => {
-    if (child.exitCode === null) child.kill(signal);
+    const now = Date.now();
+    if (child.exitCode !== null || now - lastForwarded < DUPLICATE_SIGNAL_WINDOW_MS) return;
+    lastForwarded = now;
+    child.kill(signal);
   };
-  const onInt = forward('SIGINT');
-  const onTerm = forward('SIGTERM');
-  process.on('SIGINT', onInt);
-  process.on('SIGTERM', onTerm);
+  const handlers: [NodeJS.Signals, () => void][] = [
+    ['SIGINT', forward('SIGINT')],
+    ['SIGTERM', forward('SIGTERM')],
+    ['SIGHUP', forward('SIGTERM')],
+  ];
+  for (const [signal, handler] of handlers) process.on(signal, handler);
   return new Promise((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', (code, signal) => {
-      process.off('SIGINT', onInt);
-      process.off('SIGTERM', onTerm);
+      for (const [name, handler] of handlers) process.off(name, handler);
       resolve(code ?? (signal ? 1 : 0));
     });
   });

@@ -4,21 +4,24 @@ import { CallStore } from '../core/callStore.js';
 import { InvalidInputError } from '../core/errors.js';
 import { normalizePhoneNumber } from '../core/phone.js';
 import { idSchema } from '../core/queues.js';
-import { closeConnection, createProducerConnection, waitUntilReady } from '../core/redisConnection.js';
 import { systemClock } from '../core/time.js';
 import { cancelCalls } from '../producer/cancelCalls.js';
 import { pauseCampaign, resumeCampaign } from '../producer/pauseCampaign.js';
-import { action, cliContext } from './cliContext.js';
+import { requireCampaign } from './campaignNames.js';
+import { action, cliContext, withRedis as withConfiguredRedis } from './cliContext.js';
 
-async function withRedis<T>(body: (redis: Redis, prefix: string) => Promise<T>): Promise<T> {
+/** Runs `body` on the configured Redis (unreachable: exit 4, the same line for every command). */
+function withRedis<T>(body: (redis: Redis, prefix: string) => Promise<T>): Promise<T> {
   const { config } = cliContext();
-  const redis = createProducerConnection(config.redisUrl);
-  try {
-    await waitUntilReady(redis);
-    return await body(redis, config.queuePrefix);
-  } finally {
-    await closeConnection(redis);
-  }
+  return withConfiguredRedis(config, (redis) => body(redis, config.queuePrefix));
+}
+
+/** Runs `body` once the campaign is known to have calls (else exit 2 naming the campaigns close to it). */
+function withCampaign<T>(campaignId: string, body: (redis: Redis, prefix: string) => Promise<T>): Promise<T> {
+  return withRedis(async (redis, prefix) => {
+    await requireCampaign(new CallStore(redis, prefix, systemClock), campaignId);
+    return body(redis, prefix);
+  });
 }
 
 function validId(value: string, what: string): string {
@@ -38,7 +41,7 @@ export function registerCampaignCommands(program: Command): void {
       action(async (callIds: string[], opts: { campaign: string }) => {
         const campaignId = validId(opts.campaign, '--campaign');
         const ids = callIds.length ? callIds.map((id) => validId(id, 'call id')) : undefined;
-        const summary = await withRedis((redis, prefix) => cancelCalls(redis, prefix, { campaignId, callIds: ids }));
+        const summary = await withCampaign(campaignId, (redis, prefix) => cancelCalls(redis, prefix, { campaignId, callIds: ids }));
         process.stdout.write(
           `canceled ${summary.canceled.length}, in flight (not canceled) ${summary.inFlight.length}, ` +
             `already ended ${summary.alreadyEnded.length}${summary.unknown.length ? `, unknown ${summary.unknown.length}` : ''}\n`,
@@ -48,12 +51,12 @@ export function registerCampaignCommands(program: Command): void {
 
   program
     .command('pause')
-    .description("pause a campaign: its calls not yet ringing wait (no attempt spent); calls in progress carry on")
+    .description('pause a campaign: its calls not yet ringing wait (no attempt spent); calls in progress carry on; an unknown campaign exits 2')
     .requiredOption('--campaign <id>', 'campaign id')
     .action(
       action(async (opts: { campaign: string }) => {
         const campaignId = validId(opts.campaign, '--campaign');
-        const paused = await withRedis((redis, prefix) => pauseCampaign(redis, prefix, campaignId));
+        const paused = await withCampaign(campaignId, (redis, prefix) => pauseCampaign(redis, prefix, campaignId));
         process.stdout.write(paused ? `paused ${campaignId}\n` : `${campaignId} was already paused\n`);
       }),
     );
@@ -65,7 +68,7 @@ export function registerCampaignCommands(program: Command): void {
     .action(
       action(async (opts: { campaign: string }) => {
         const campaignId = validId(opts.campaign, '--campaign');
-        const { wasPaused, released } = await withRedis((redis, prefix) => resumeCampaign(redis, prefix, campaignId));
+        const { wasPaused, released } = await withCampaign(campaignId, (redis, prefix) => resumeCampaign(redis, prefix, campaignId));
         process.stdout.write(wasPaused ? `resumed ${campaignId}: ${released} held calls released\n` : `${campaignId} was not paused\n`);
       }),
     );
@@ -73,7 +76,8 @@ export function registerCampaignCommands(program: Command): void {
   const dnc = program.command('dnc').description('the do-not-call list: listed numbers are never dialed (outcome `skipped`)');
   const numbersAction = (change: (store: CallStore, numbers: string[]) => Promise<number>, verb: string) =>
     action(async (numbers: string[]) => {
-      const normalized = numbers.map((n) => normalizePhoneNumber(n));
+      const region = cliContext().config.dial.defaultRegion;
+      const normalized = numbers.map((n) => normalizePhoneNumber(n, region));
       const changed = await withRedis((redis, prefix) => change(new CallStore(redis, prefix, systemClock), normalized));
       process.stdout.write(`${verb} ${changed}\n`);
     });

@@ -1,12 +1,11 @@
 import { config as loadDotenv } from 'dotenv';
+import type { Redis } from 'ioredis';
 import { loadConfig, type DialerConfig } from '../core/config.js';
-import { ConfigError, InvalidInputError } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/logger.js';
+import { closeConnection, createProducerConnection, waitUntilReady } from '../core/redisConnection.js';
+import { RedisUnavailableError, exitWithError } from './exitCodes.js';
 
-/** Exit code for input the command cannot accept (bad number, bad JSON, bad settings). */
-export const EXIT_INVALID_INPUT = 2;
-/** Exit code for a failure that is not the caller's input (Redis down, LiveKit unreachable …). */
-export const EXIT_FAILURE = 1;
+export { EXIT_FAILURE, EXIT_INVALID_INPUT, EXIT_PARTIAL, EXIT_UNAVAILABLE, exitWithError } from './exitCodes.js';
 
 /** What every command starts from: validated settings and the process logger. */
 export interface CliContext {
@@ -26,18 +25,52 @@ export function cliContext(): CliContext {
   return cached;
 }
 
-/** An error that carries a message for the person at the terminal (PhoneNumberError: the input as typed). */
-function hasPersonMessage(err: unknown): err is Error & { forPerson: string } {
-  return err instanceof Error && typeof (err as { forPerson?: unknown }).forPerson === 'string';
+/**
+ * Socket errors and ioredis' own words for a command that met a lost connection: Redis went away mid-command. Decided
+ * by code and ioredis' fixed messages (utils CONNECTION_CLOSED_ERROR_MSG, the offline-queue refusal, its retry limit).
+ */
+const CONNECTION_ERROR_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+function isConnectionLoss(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as NodeJS.ErrnoException).code;
+  return (
+    (code !== undefined && CONNECTION_ERROR_CODES.has(code)) ||
+    err.name === 'MaxRetriesPerRequestError' ||
+    err.message === 'Connection is closed.' ||
+    err.message.startsWith("Stream isn't writeable")
+  );
 }
 
-/** Prints a one-line reason on stderr and exits with the code that fits the error. */
-export function exitWithError(err: unknown): never {
-  const isInput = err instanceof InvalidInputError || err instanceof ConfigError;
-  // a number the person typed is shown as typed (PhoneNumberError.message masks it, for logs)
-  const message = hasPersonMessage(err) ? err.forPerson : err instanceof Error ? err.message : String(err);
-  process.stderr.write(`dialer: ${message}\n`);
-  process.exit(isInput ? EXIT_INVALID_INPUT : EXIT_FAILURE);
+/** The one message every command gives when Redis cannot be reached, with where it looked and what to do. */
+export function redisUnavailable(redisUrl: string, err: unknown): RedisUnavailableError {
+  let where = redisUrl;
+  try {
+    where = new URL(redisUrl).host;
+  } catch {
+    // a URL the settings accepted but URL cannot split: show it as given
+  }
+  const cause = err instanceof Error ? ((err as NodeJS.ErrnoException).code ?? err.message) : String(err);
+  return new RedisUnavailableError(`cannot reach Redis at ${where} (${cause}): start Redis there, or set REDIS_URL to where it runs`);
+}
+
+/**
+ * Runs `body` on a fresh command connection to the configured Redis and closes it whatever happens. A Redis that
+ * cannot be reached, before or during `body`, becomes RedisUnavailableError (exit 4, the same line for every command).
+ */
+export async function withRedis<T>(config: DialerConfig, body: (redis: Redis) => Promise<T>): Promise<T> {
+  const redis = createProducerConnection(config.redisUrl);
+  try {
+    try {
+      await waitUntilReady(redis);
+    } catch (err) {
+      throw redisUnavailable(config.redisUrl, err);
+    }
+    return await body(redis);
+  } catch (err) {
+    throw isConnectionLoss(err) ? redisUnavailable(config.redisUrl, err) : err;
+  } finally {
+    await closeConnection(redis);
+  }
 }
 
 /** Runs a command body, turning thrown errors into a readable line and the right exit code. */

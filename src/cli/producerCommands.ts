@@ -2,20 +2,17 @@ import { stat } from 'node:fs/promises';
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import type { CountryCode } from 'libphonenumber-js';
-import type { Redis } from 'ioredis';
-import { z } from 'zod';
-import { parseCallWindow, type CallWindow } from '../core/callWindow.js';
+import { isTimeZone, parseCallWindow, type CallWindow } from '../core/callWindow.js';
 import { DEFAULT_TIME_ZONE, type DialerConfig } from '../core/config.js';
 import { InvalidInputError } from '../core/errors.js';
-import type { Logger } from '../core/logger.js';
 import { formatPhoneNumber, parsePhoneNumber, parseRegion } from '../core/phone.js';
 import { DEFAULT_CAMPAIGN_ID, callMetadataSchema, idSchema, type CallMetadata } from '../core/queues.js';
-import { closeConnection, createProducerConnection, waitUntilReady } from '../core/redisConnection.js';
-import { parseDuration, systemClock, type Clock } from '../core/time.js';
+import { resolveSchedule, systemClock, type Clock } from '../core/time.js';
 import { CallProducer, MAX_CALL_PRIORITY, type CallRequest } from '../producer/enqueueCalls.js';
+import { parseDelimiter, parseEncoding } from '../producer/csvDialect.js';
 import { importCsv, type ImportProgress, type ImportSummary } from '../producer/importCsv.js';
 import { loadProfileCatalog, requireKnownProfile } from '../agent/profiles.js';
-import { action, cliContext } from './cliContext.js';
+import { EXIT_INVALID_INPUT, EXIT_PARTIAL, action, cliContext, withRedis } from './cliContext.js';
 
 interface EnqueueFlags extends WindowFlags {
   campaign?: string;
@@ -48,20 +45,17 @@ interface WindowFlags {
 interface ImportFlags extends WindowFlags {
   campaign: string;
   profile?: string;
+  at?: string;
+  delay?: string;
+  expiresAt?: string;
+  delimiter?: string;
+  encoding?: string;
 }
-
-const isoDateTime = z.iso.datetime({ offset: true, local: true });
 
 function parseCampaign(value: string | undefined): string {
   const parsed = idSchema.safeParse(value ?? DEFAULT_CAMPAIGN_ID);
   if (!parsed.success) throw new InvalidInputError(`--campaign: ${parsed.error.issues[0]?.message ?? 'invalid id'}`);
   return parsed.data;
-}
-
-function parseInstant(flag: string, value: string): number {
-  const ms = isoDateTime.safeParse(value).success ? Date.parse(value) : Number.NaN;
-  if (Number.isNaN(ms)) throw new InvalidInputError(`${flag}: expected an ISO 8601 date and time like 2030-01-31T09:30:00Z, got "${value}"`);
-  return ms;
 }
 
 function parseMetadata(text: string | undefined): CallMetadata | undefined {
@@ -89,10 +83,17 @@ export function priorityFromFlag(value: string | undefined): number | undefined 
   return n;
 }
 
-/** The calling window of `--window`/`--time-zone`/`--days`; the zone defaults to DIAL_TIME_ZONE (read only if needed). */
-export function windowFromFlags(flags: WindowFlags, defaultTimeZone: () => string): CallWindow | undefined {
+/**
+ * The calling window of `--window`/`--time-zone`/`--days`; the zone defaults to DIAL_TIME_ZONE (read only if needed).
+ * `--time-zone` alone is refused unless `zoneHasOtherUse` (it also places offset-less `--at`/`--expires-at` times).
+ */
+export function windowFromFlags(flags: WindowFlags, defaultTimeZone: () => string, zoneHasOtherUse = false): CallWindow | undefined {
   if (flags.window === undefined) {
-    if (flags.timeZone !== undefined || flags.days !== undefined) throw new InvalidInputError('--time-zone and --days need --window (e.g. --window 09:00-20:00)');
+    if (flags.days !== undefined) throw new InvalidInputError('--days needs --window (e.g. --window 09:00-20:00)');
+    if (flags.timeZone !== undefined && !zoneHasOtherUse) {
+      throw new InvalidInputError('--time-zone needs --window (e.g. --window 09:00-20:00), or an --at/--expires-at without an offset');
+    }
+    if (flags.timeZone !== undefined && !isTimeZone(flags.timeZone)) throw new InvalidInputError(`--time-zone: "${flags.timeZone}" is not an IANA time zone such as America/New_York`);
     return undefined;
   }
   try {
@@ -113,30 +114,18 @@ export function enqueueRequest(number: string, flags: EnqueueFlags, now: number,
   if (flags.key !== undefined && (flags.key === '' || flags.key.length > 512)) {
     throw new InvalidInputError('--key: expected 1 to 512 characters');
   }
-  if (flags.at !== undefined && flags.delay !== undefined) throw new InvalidInputError('use either --at or --delay, not both');
-  let notBefore: number | undefined;
-  if (flags.at !== undefined) notBefore = parseInstant('--at', flags.at);
-  if (flags.delay !== undefined) {
-    const delayMs = parseDuration(flags.delay);
-    if (delayMs === undefined) throw new InvalidInputError(`--delay: expected a duration like 90s, 5m, 2h or 250ms, got "${flags.delay}"`);
-    notBefore = now + delayMs;
-  }
-  let expiresAt: number | undefined;
-  if (flags.expiresAt !== undefined) {
-    expiresAt = parseInstant('--expires-at', flags.expiresAt);
-    if (expiresAt <= now) throw new InvalidInputError('--expires-at is in the past');
-    if (notBefore !== undefined && expiresAt <= notBefore) throw new InvalidInputError('--expires-at is not after the call may start');
-  }
+  const hasWallClockTime = flags.at !== undefined || flags.expiresAt !== undefined;
+  const callWindow = windowFromFlags(flags, defaultTimeZone, hasWallClockTime);
+  // offset-less --at/--expires-at are wall-clock times in --time-zone (else DIAL_TIME_ZONE)
+  const { notBefore, expiresAt } = resolveSchedule(flags, now, hasWallClockTime ? (flags.timeZone ?? defaultTimeZone()) : DEFAULT_TIME_ZONE);
   if (flags.profile !== undefined && flags.profile === '') throw new InvalidInputError('--profile: empty name');
-  const callWindow = windowFromFlags(flags, defaultTimeZone);
   const priority = priorityFromFlag(flags.priority);
   return {
     phoneNumber,
     campaignId,
     metadata,
     key: flags.key,
-    // a start time in the past means "now"
-    notBefore: notBefore !== undefined && notBefore > now ? notBefore : undefined,
+    notBefore,
     expiresAt,
     agentProfile: flags.profile,
     callWindow,
@@ -145,30 +134,24 @@ export function enqueueRequest(number: string, flags: EnqueueFlags, now: number,
 }
 
 /** Runs `body` with a producer on a ready connection, and closes both whatever happens. */
-async function withProducer<T>(
-  config: DialerConfig,
-  logger: Logger,
-  clock: Clock,
-  body: (producer: CallProducer) => Promise<T>,
-): Promise<T> {
-  const connection: Redis = createProducerConnection(config.redisUrl);
-  connection.on('error', (err: Error) => logger.debug({ err: err.message }, 'redis connection error'));
-  try {
-    try {
-      await waitUntilReady(connection);
-    } catch (err) {
-      const url = new URL(config.redisUrl);
-      throw new Error(`cannot reach Redis at ${url.host} (${(err as Error).message})`);
-    }
+async function withProducer<T>(config: DialerConfig, clock: Clock, body: (producer: CallProducer) => Promise<T>): Promise<T> {
+  return withRedis(config, async (connection) => {
     const producer = new CallProducer({ connection, prefix: config.queuePrefix, maxAttempts: config.dial.maxAttempts, clock, defaultRegion: config.dial.defaultRegion });
     try {
       return await body(producer);
     } finally {
       await producer.close();
     }
-  } finally {
-    await closeConnection(connection);
-  }
+  });
+}
+
+/**
+ * The exit code of an import: 0 when no row was rejected (duplicates are fine), EXIT_PARTIAL when some rows were
+ * enqueued (or already were) and others rejected, EXIT_INVALID_INPUT when every row was rejected.
+ */
+export function importExitCode(summary: ImportSummary): number {
+  if (summary.rejected.length === 0) return 0;
+  return summary.enqueued + summary.duplicates > 0 ? EXIT_PARTIAL : EXIT_INVALID_INPUT;
 }
 
 function progressBar(totalBytes: number): { update(p: ImportProgress): void; stop(): void } | undefined {
@@ -207,12 +190,12 @@ export function registerProducerCommands(program: Command): void {
     .option('--campaign <id>', `campaign id (default "${DEFAULT_CAMPAIGN_ID}")`)
     .option('--metadata <json>', 'call metadata: a flat JSON object, e.g. \'{"first_name":"Ada"}\'')
     .option('--key <idempotency-key>', 'the same key within a campaign enqueues once (prints the same id)')
-    .option('--at <iso8601>', 'dial no earlier than this time')
-    .option('--delay <duration>', 'dial after this long, e.g. 90s, 5m, 2h')
-    .option('--expires-at <iso8601>', 'give up (outcome "expired") if not dialed by then')
+    .option('--at <time>', 'dial no earlier than this: 2030-01-31T09:30:00Z, or without offset in --time-zone; within 90 days, not in the past')
+    .option('--delay <duration>', 'dial after this long: 90 (seconds), 90s, 5m, 1h30m, 2d or PT5M; at most 90 days')
+    .option('--expires-at <time>', 'give up (outcome "expired") if not dialed by then; same forms as --at')
     .option('--profile <name>', 'agent profile to use for the call')
     .option('--window <HH:MM-HH:MM>', "ring only between these local hours, e.g. 09:00-20:00 (the callee's time)")
-    .option('--time-zone <iana>', 'time zone of --window, e.g. America/New_York (default DIAL_TIME_ZONE)')
+    .option('--time-zone <iana>', 'time zone of --window and of --at/--expires-at without offset, e.g. America/New_York (default DIAL_TIME_ZONE)')
     .option('--days <weekdays>', 'weekdays of --window, e.g. mon-fri (default every day)')
     .option('--priority <n>', `0 (default) is dialed first; 1-${MAX_CALL_PRIORITY} wait behind every 0, lower first`)
     .action(
@@ -227,7 +210,7 @@ export function registerProducerCommands(program: Command): void {
         if (request.agentProfile !== undefined) requireKnownProfile(await loadProfileCatalog(), request.agentProfile);
         // the call is enqueued "as of" the moment the command was given, so --delay 90s is a 90 s delay exactly
         const asOfCommand: Clock = { now: () => now };
-        const { callId, duplicate } = await withProducer(config, logger, asOfCommand, (producer) => producer.enqueueCall(request));
+        const { callId, duplicate } = await withProducer(config, asOfCommand, (producer) => producer.enqueueCall(request));
         logger.debug({ callId, campaignId: request.campaignId, duplicate }, duplicate ? 'call already enqueued' : 'call enqueued');
         process.stdout.write(`${callId}\n`);
       }),
@@ -241,16 +224,28 @@ export function registerProducerCommands(program: Command): void {
     .option('--profile <name>', 'agent profile to use for every call')
     .option('--region <country>', 'country of numbers without country code, e.g. US, for rows without a region/country cell (default DIAL_DEFAULT_REGION)')
     .option('--window <HH:MM-HH:MM>', "ring only between these local hours, e.g. 09:00-20:00; a timezone column sets each row's zone")
-    .option('--time-zone <iana>', 'time zone of --window for rows without a timezone cell (default DIAL_TIME_ZONE)')
+    .option('--time-zone <iana>', 'time zone of --window and of times without offset, for rows without a timezone cell (default DIAL_TIME_ZONE)')
+    .option('--at <time>', 'dial no earlier than this (rows with an at or delay cell use theirs); forms as for enqueue')
+    .option('--delay <duration>', 'dial after this long: 90 (seconds), 90s, 5m, 1h30m, 2d or PT5M (rows may carry their own)')
+    .option('--expires-at <time>', 'give up if not dialed by then (rows with an expires_at cell use theirs)')
+    .option('--delimiter <char>', 'field delimiter: , ; | or tab (default: detected from the header line)')
+    .option('--encoding <name>', 'file encoding: utf-8 (default; UTF-16 is recognised by its BOM) or windows-1252 for files Excel saved as "CSV"')
     .option('--days <weekdays>', 'weekdays of --window, e.g. mon-fri (default every day)')
     .option('--priority <n>', `e.g. 10 for a bulk campaign: its calls wait behind every priority-0 call (1-${MAX_CALL_PRIORITY})`)
     .action(
       action(async (file: string, flags: ImportFlags) => {
         const campaignId = parseCampaign(flags.campaign);
         if (flags.profile === '') throw new InvalidInputError('--profile: empty name');
-        const callWindow = windowFromFlags(flags, () => cliContext().config.dial.timeZone);
+        // --time-zone also places the rows' offset-less at/expires_at times, so it may come without --window
+        const callWindow = windowFromFlags(flags, () => cliContext().config.dial.timeZone, true);
         const priority = priorityFromFlag(flags.priority);
         const region = flags.region === undefined ? undefined : parseRegion(flags.region, '--region');
+        const delimiter = flags.delimiter === undefined ? undefined : parseDelimiter(flags.delimiter);
+        const encoding = flags.encoding === undefined ? undefined : parseEncoding(flags.encoding);
+        const now = Date.now();
+        const timeZone = flags.timeZone ?? cliContext().config.dial.timeZone;
+        const schedule = { at: flags.at, delay: flags.delay, expiresAt: flags.expiresAt };
+        resolveSchedule(schedule, now, timeZone); // a bad flag is refused once, not on every row
         // a missing file is the caller's input (exit 2) even when Redis is down; importCsv checks again as it opens
         const size = await stat(file).then(
           (s) => s.size,
@@ -261,16 +256,30 @@ export function registerProducerCommands(program: Command): void {
         const { config, logger } = cliContext();
         // every row would carry it: an unknown profile refuses the whole file, nothing enqueued
         if (flags.profile !== undefined) requireKnownProfile(await loadProfileCatalog(), flags.profile);
-        const summary = await withProducer(config, logger, systemClock, async (producer) => {
+        const summary = await withProducer(config, systemClock, async (producer) => {
           const bar = progressBar(size);
           try {
-            return await importCsv(file, { campaignId, agentProfile: flags.profile, callWindow, priority, region, producer, onProgress: (p) => bar?.update(p) });
+            return await importCsv(file, {
+              campaignId,
+              agentProfile: flags.profile,
+              callWindow,
+              priority,
+              region,
+              schedule,
+              timeZone,
+              now,
+              delimiter,
+              encoding,
+              producer,
+              onProgress: (p) => bar?.update(p),
+            });
           } finally {
             bar?.stop();
           }
         });
         logger.debug({ campaignId, rows: summary.rows, enqueued: summary.enqueued }, 'import finished');
         process.stdout.write(formatImportSummary(file, summary));
+        process.exitCode = importExitCode(summary);
       }),
     );
 }

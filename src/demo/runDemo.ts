@@ -36,6 +36,8 @@ export interface DemoOptions {
   out?: NodeJS.WritableStream;
   /** Show a progress bar (default: when stdout is a terminal). */
   progressBar?: boolean;
+  /** Where its keys and queues live (default: QUEUE_PREFIX when set, else DEMO_QUEUE_PREFIX, away from real jobs). */
+  queuePrefix?: string;
 }
 
 /**
@@ -68,7 +70,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<CampaignReport
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'error',
       AGENT_NAME: process.env.AGENT_NAME ?? 'telephony-agent',
       REDIS_URL: redis.url,
-      QUEUE_PREFIX: DEMO_QUEUE_PREFIX,
+      QUEUE_PREFIX: options.queuePrefix ?? (process.env.QUEUE_PREFIX || DEMO_QUEUE_PREFIX),
       LIVEKIT_URL: sim.url,
       LIVEKIT_API_KEY: sim.apiKey,
       LIVEKIT_API_SECRET: sim.apiSecret,
@@ -110,7 +112,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<CampaignReport
     say('');
     say(formatCampaignReport(report, records));
     say('');
-    say(`Query it again with: QUEUE_PREFIX=${DEMO_QUEUE_PREFIX} REDIS_URL=${redis.source === 'redis-server' ? '<stopped>' : redis.url} npm run --silent dialer -- report --campaign ${campaignId}`);
+    say(`Query it again with: QUEUE_PREFIX=${config.queuePrefix} REDIS_URL=${redis.source === 'redis-server' ? '<stopped>' : redis.url} npm run --silent dialer -- report --campaign ${campaignId}`);
 
     const inbound = await placeDemoInboundCall({
       sim,

@@ -1,9 +1,12 @@
 import { open, type FileHandle } from 'node:fs/promises';
-import { pipeline } from 'node:stream';
+import { Transform, pipeline } from 'node:stream';
 import { parse, type CsvError, type Info } from 'csv-parse';
 import type { CallWindow } from '../core/callWindow.js';
+import { DEFAULT_TIME_ZONE } from '../core/config.js';
 import { InvalidInputError } from '../core/errors.js';
 import { idSchema } from '../core/queues.js';
+import { resolveSchedule, type ScheduleInput } from '../core/time.js';
+import { detectCsvDialect, type CsvEncoding } from './csvDialect.js';
 import { InFlight } from './inFlight.js';
 import { CallProducer, ENQUEUE_CHUNK_SIZE, type CallRequest, type EnqueueOptions, type EnqueueSummary } from './enqueueCalls.js';
 
@@ -15,6 +18,27 @@ export const KEY_COLUMN = 'key';
 export const TIMEZONE_COLUMN = 'timezone';
 /** Optional columns with the country (ISO 3166-1 alpha-2, e.g. US) of a number written without a country code. */
 export const REGION_COLUMNS = ['region', 'country'] as const;
+/** Optional columns with the row's own `--at`, `--delay` and `--expires-at` (same forms; they replace the flags). */
+export const SCHEDULE_COLUMNS = { at: 'at', delay: 'delay', expiresAt: 'expires_at' } as const;
+
+/** Header spellings of the columns above, once case, spaces and hyphens are set aside. */
+const COLUMN_ALIASES: Record<string, string> = { time_zone: TIMEZONE_COLUMN, expiresat: SCHEDULE_COLUMNS.expiresAt };
+const RESERVED_COLUMNS: ReadonlySet<string> = new Set([
+  PHONE_NUMBER_COLUMN,
+  KEY_COLUMN,
+  TIMEZONE_COLUMN,
+  ...REGION_COLUMNS,
+  ...Object.values(SCHEDULE_COLUMNS),
+]);
+
+/**
+ * The name a header cell is matched by: case, surrounding space and runs of spaces, hyphens or dots set aside
+ * (`Phone Number`, `Phone_Number`, `PHONE-NUMBER` are all `phone_number`).
+ */
+export function canonicalColumn(header: string): string {
+  const normalized = header.trim().toLowerCase().replace(/[\s.-]+/g, '_');
+  return COLUMN_ALIASES[normalized] ?? normalized;
+}
 
 /** Batches handed to the producer at once: parsing the next batch overlaps Redis working on the previous ones. */
 const BATCHES_IN_FLIGHT = 3;
@@ -55,6 +79,16 @@ export interface ImportCsvOptions {
   priority?: number;
   /** Country of numbers written without a country code, for rows without a region/country cell (`--region`). */
   region?: string;
+  /** When calls may start and expire, for rows without `at`/`delay`/`expires_at` cells (`--at`, `--delay`, `--expires-at`). */
+  schedule?: ScheduleInput;
+  /** Zone of offset-less `at`/`expires_at` times for rows without a timezone cell (default UTC; the CLI gives DIAL_TIME_ZONE). */
+  timeZone?: string;
+  /** "Now" for delays and past-time checks (default: the wall clock when the import starts). */
+  now?: number;
+  /** The field delimiter (default: detected from the header line). */
+  delimiter?: string;
+  /** The file's encoding (default: UTF-16 with its byte-order mark, else UTF-8, checked before anything is enqueued). */
+  encoding?: CsvEncoding;
   /** Enqueue through this open producer (left open); otherwise give `enqueue` and one is made and closed here. */
   producer?: CallProducer;
   enqueue?: EnqueueOptions;
@@ -95,19 +129,40 @@ function csvErrorReason(err: CsvError, columns: number): string {
   }
 }
 
-function toRow(record: Record<string, string | undefined>, line: number, options: ImportCsvOptions): Row | RejectedRow {
+const cell = (record: Record<string, string | undefined>, column: string) => record[column] || undefined;
+
+/** The row's start and expiry: its own `at`/`delay` cells replace the flags' start, its `expires_at` the flags' expiry. */
+function rowSchedule(record: Record<string, string | undefined>, flags: ScheduleInput): ScheduleInput {
+  const at = cell(record, SCHEDULE_COLUMNS.at);
+  const delay = cell(record, SCHEDULE_COLUMNS.delay);
+  const start = at !== undefined || delay !== undefined ? { at, delay } : { at: flags.at, delay: flags.delay };
+  return { ...start, expiresAt: cell(record, SCHEDULE_COLUMNS.expiresAt) ?? flags.expiresAt };
+}
+
+const SCHEDULE_COLUMN_NAMES = { at: SCHEDULE_COLUMNS.at, delay: SCHEDULE_COLUMNS.delay, expiresAt: SCHEDULE_COLUMNS.expiresAt };
+
+function toRow(record: Record<string, string | undefined>, line: number, options: ImportCsvOptions, now: number): Row | RejectedRow {
   const phoneNumber = record[PHONE_NUMBER_COLUMN] ?? '';
   if (phoneNumber === '') return { line, reason: `${PHONE_NUMBER_COLUMN} is empty` };
   const metadata: Record<string, string> = {};
   for (const [column, value] of Object.entries(record)) {
     if (column === PHONE_NUMBER_COLUMN || column === KEY_COLUMN || column === '' || value === undefined || value === '') continue;
-    if ((REGION_COLUMNS as readonly string[]).includes(column)) continue;
     metadata[column] = value;
   }
-  const key = record[KEY_COLUMN] || undefined;
-  const timeZone = record[TIMEZONE_COLUMN];
-  const region = REGION_COLUMNS.map((c) => record[c]).find((v) => v) ?? options.region;
+  const key = cell(record, KEY_COLUMN);
+  const timeZone = cell(record, TIMEZONE_COLUMN);
+  const region = REGION_COLUMNS.map((c) => cell(record, c)).find((v) => v !== undefined) ?? options.region;
   const callWindow = options.callWindow && timeZone ? { ...options.callWindow, timeZone } : options.callWindow;
+  const schedule = rowSchedule(record, options.schedule ?? {});
+  let times: { notBefore?: number; expiresAt?: number } = {};
+  if (schedule.at !== undefined || schedule.delay !== undefined || schedule.expiresAt !== undefined) {
+    try {
+      times = resolveSchedule(schedule, now, timeZone ?? options.timeZone ?? DEFAULT_TIME_ZONE, SCHEDULE_COLUMN_NAMES);
+    } catch (err) {
+      if (err instanceof InvalidInputError) return { line, reason: err.message };
+      throw err;
+    }
+  }
   return {
     line,
     request: {
@@ -120,8 +175,23 @@ function toRow(record: Record<string, string | undefined>, line: number, options
       agentProfile: options.agentProfile,
       callWindow,
       priority: options.priority,
+      notBefore: times.notBefore,
+      expiresAt: times.expiresAt,
     },
   };
+}
+
+/** Turns the bytes of a non-UTF-8 file into text for the parser (streaming; a character split across chunks is kept). */
+function decoderStream(encoding: CsvEncoding): Transform {
+  const decoder = new TextDecoder(encoding);
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      done(null, decoder.decode(chunk, { stream: true }));
+    },
+    flush(done) {
+      done(null, decoder.decode());
+    },
+  });
 }
 
 function producerFor(options: ImportCsvOptions): { producer: CallProducer; owned: boolean } {
@@ -155,6 +225,14 @@ export async function importCsv(filePath: string, options: ImportCsvOptions): Pr
   const campaign = idSchema.safeParse(options.campaignId);
   if (!campaign.success) throw new InvalidInputError(`campaign: ${campaign.error.issues[0]?.message ?? 'invalid id'}`);
   const { handle, size } = await openCsv(filePath);
+  let dialect;
+  try {
+    dialect = await detectCsvDialect(filePath, { encoding: options.encoding, delimiter: options.delimiter });
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
+  const now = options.now ?? Date.now();
   let producer: CallProducer;
   let owned: boolean;
   try {
@@ -170,8 +248,19 @@ export async function importCsv(filePath: string, options: ImportCsvOptions): Pr
   const file = handle.createReadStream(); // closes the handle when it ends or is destroyed
   const parser = parse({
     bom: true,
+    delimiter: dialect.delimiter,
+    from_line: dialect.sepLine ? 2 : 1,
     columns: (names: string[]) => {
-      header = names.map((n) => n.trim());
+      // reserved columns are matched whatever their case and spacing; other columns keep their name as metadata
+      header = names.map((n) => {
+        const canonical = canonicalColumn(n);
+        return RESERVED_COLUMNS.has(canonical) ? canonical : n.trim();
+      });
+      const seen = new Set<string>();
+      for (const name of header) {
+        if (RESERVED_COLUMNS.has(name) && seen.has(name)) throw new InvalidInputError(`${filePath} has two ${name} columns (header: ${names.join(', ')})`);
+        seen.add(name);
+      }
       return header;
     },
     info: true,
@@ -182,7 +271,8 @@ export async function importCsv(filePath: string, options: ImportCsvOptions): Pr
     skip_records_with_error: true,
   });
   // pipeline, not pipe: a read error mid-file must reach the loop below instead of leaving it waiting
-  pipeline(file, parser, () => undefined);
+  if (dialect.encoding === 'utf-8') pipeline(file, parser, () => undefined);
+  else pipeline(file, decoderStream(dialect.encoding), parser, () => undefined);
   parser.on('skip', (err: CsvError) => {
     summary.rows++;
     const raw = typeof err.raw === 'string' ? err.raw : '';
@@ -215,7 +305,7 @@ export async function importCsv(filePath: string, options: ImportCsvOptions): Pr
       if (!header?.includes(PHONE_NUMBER_COLUMN)) break; // reported below, before anything is enqueued
       summary.rows++;
       bytes = parsed.info.bytes;
-      const row = toRow(parsed.record, startLine(parsed.info.lines, parsed.raw), options);
+      const row = toRow(parsed.record, startLine(parsed.info.lines, parsed.raw), options, now);
       if (!('request' in row)) {
         summary.rejected.push(row);
         continue;

@@ -1,8 +1,7 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { runDemo } from '../../src/demo/runDemo.js';
-import { deleteKeysWithPrefix, testRedisUrl } from '../helpers/testRedis.js';
-import { DEMO_QUEUE_PREFIX } from '../../src/demo/demoCampaign.js';
+import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
 
 describe('npm run demo', () => {
   it('runs a mixed campaign end to end and reports every outcome, with no call left pending', async () => {
@@ -14,7 +13,9 @@ describe('npm run demo', () => {
         done();
       },
     });
-    const report = await runDemo({ out, progressBar: false });
+    // a prefix of its own: deleting the demo's keys afterwards must never touch a demo someone ran by hand
+    const queuePrefix = uniquePrefix('demo');
+    const report = await runDemo({ out, progressBar: false, queuePrefix });
     expect(report.pending).toBe(0);
     expect(report.total).toBe(10);
     expect(report.byOutcome).toMatchObject({
@@ -35,6 +36,7 @@ describe('npm run demo', () => {
     // The inbound call through the shipped dispatch rule: the agent greets, the caller asks for a person.
     expect(output).toMatch(/Inbound: \+14155550120 called the support line .*dispatch rule SDR_\w+ \(dispatch-rule\.json\)/);
     expect(output).toMatch(/transferred \(.*\) → tel:\+12025550102, recorded as in-[0-9a-f]{16} in campaign inbound/);
-    await deleteKeysWithPrefix(testRedisUrl(), DEMO_QUEUE_PREFIX);
+    expect(output).toContain(`QUEUE_PREFIX=${queuePrefix} `);
+    await deleteKeysWithPrefix(testRedisUrl(), queuePrefix);
   });
 });

@@ -22,7 +22,8 @@ describe('enqueue flags → call request', () => {
       timeZone: 'Europe/Berlin',
     });
     expect(enqueueRequest('+14152000009', {}, now).callWindow).toBeUndefined();
-    expect(() => enqueueRequest('+14152000009', { days: 'mon-fri' }, now)).toThrow(/need --window/);
+    expect(() => enqueueRequest('+14152000009', { days: 'mon-fri' }, now)).toThrow(/--days needs --window/);
+    expect(() => enqueueRequest('+14152000009', { timeZone: 'Europe/Paris' }, now)).toThrow(/--time-zone needs --window .*or an --at\/--expires-at without an offset/);
     expect(() => enqueueRequest('+14152000009', { window: '9-5' }, now)).toThrow(/--window: call window must look like 09:00-20:00/);
     expect(() => enqueueRequest('+14152000009', { window: '09:00-17:00', timeZone: 'Atlantis/Capital' }, now)).toThrow(InvalidInputError);
   });
@@ -51,10 +52,18 @@ describe('enqueue flags → call request', () => {
     });
   });
 
-  it('defaults the campaign, turns --delay into a start time from `now`, and a past --at into "now"', () => {
+  it('defaults the campaign, turns --delay into a start time from `now`, and an --at a few minutes past into "now"', () => {
     expect(enqueueRequest('+14152000001', { delay: '90s' }, now)).toMatchObject({ campaignId: 'default', notBefore: now + 90 * SECOND });
     expect(enqueueRequest('+14152000001', { delay: '5m' }, now).notBefore).toBe(now + 300 * SECOND);
-    expect(enqueueRequest('+14152000001', { at: '2030-06-01T11:00:00Z' }, now).notBefore).toBeUndefined();
+    expect(enqueueRequest('+14152000001', { delay: '90' }, now).notBefore).toBe(now + 90 * SECOND); // bare numbers are seconds
+    expect(enqueueRequest('+14152000001', { delay: '1h30m' }, now).notBefore).toBe(now + 90 * 60 * SECOND);
+    expect(enqueueRequest('+14152000001', { delay: 'PT5M' }, now).notBefore).toBe(now + 300 * SECOND);
+    expect(enqueueRequest('+14152000001', { at: '2030-06-01T11:57:00Z' }, now).notBefore).toBeUndefined();
+  });
+
+  it('reads an --at without offset in --time-zone, else DIAL_TIME_ZONE', () => {
+    expect(enqueueRequest('+14152000001', { at: '2030-06-01T09:00', timeZone: 'America/New_York' }, now).notBefore).toBe(Date.parse('2030-06-01T13:00:00Z'));
+    expect(enqueueRequest('+14152000001', { at: '2030-06-01 15:00' }, now, { timeZone: () => 'Europe/Berlin' }).notBefore).toBe(Date.parse('2030-06-01T13:00:00Z'));
   });
 
   it.each([
@@ -67,10 +76,14 @@ describe('enqueue flags → call request', () => {
     ['a JSON string', '+14152000001', { metadata: '"a"' }, /flat JSON object/],
     ['JSON null', '+14152000001', { metadata: 'null' }, /flat JSON object/],
     ['--at with --delay', '+14152000001', { at: '2030-06-01T13:00:00Z', delay: '90s' }, /either --at or --delay/],
-    ['a bad --at', '+14152000001', { at: 'tomorrow' }, /--at: expected an ISO 8601/],
-    ['an --at without time', '+14152000001', { at: '2030-06-02' }, /--at: expected an ISO 8601/],
-    ['an impossible --at', '+14152000001', { at: '2030-02-30T10:00:00Z' }, /--at: expected an ISO 8601/],
-    ['a bad --delay', '+14152000001', { delay: 'soon' }, /--delay: expected a duration/],
+    ['a bad --at', '+14152000001', { at: 'tomorrow' }, /--at: expected a date and time such as 2030-01-31T09:30:00Z/],
+    ['an --at without time', '+14152000001', { at: '2030-06-02' }, /--at: expected a date and time/],
+    ['an impossible --at', '+14152000001', { at: '2030-02-30T10:00:00Z' }, /--at: expected a date and time/],
+    ['an --at far in the past (it used to dial at once)', '+14152000001', { at: '2030-06-01T11:00:00Z' }, /--at: "2030-06-01T11:00:00Z" is in the past .*leave it out to dial now/],
+    ['an --at beyond 90 days', '+14152000001', { at: '2030-12-01T11:00:00Z' }, /--at: .* is more than 90 days ahead/],
+    ['a bad --delay', '+14152000001', { delay: 'soon' }, /--delay: expected a duration such as 90 \(seconds\), 90s, 5m, 1h30m/],
+    ['--delay 10000d (it used to be accepted)', '+14152000001', { delay: '10000d' }, /--delay: "10000d" is more than 90 days/],
+    ['an --expires-at beyond 90 days', '+14152000001', { expiresAt: '2031-06-01T11:00:00Z' }, /--expires-at: .* is more than 90 days ahead/],
     ['a past --expires-at', '+14152000001', { expiresAt: '2030-06-01T11:00:00Z' }, /--expires-at is in the past/],
     ['--expires-at before --at', '+14152000001', { at: '2030-06-01T14:00:00Z', expiresAt: '2030-06-01T13:00:00Z' }, /--expires-at is not after/],
     ['a campaign id with ":"', '+14152000001', { campaign: 'a:b' }, /--campaign/],

@@ -76,7 +76,7 @@ describe('importCsv', () => {
     expect((await job('+14154100002'))?.callWindow).toEqual(window);
   });
 
-  it('dedupes rows by normalised number (no key) and by key, within the file and against earlier imports', async () => {
+  it('dedupes rows by normalised number (no key) and by key, within the file and against earlier imports; refuses a key re-used for another number', async () => {
     const file = await csvFile(
       'dupes.csv',
       [
@@ -85,16 +85,20 @@ describe('importCsv', () => {
         '+1 (415) 410-0001,,same number, other format', // line 3: more fields than the header → rejected
         '"+1 415 410 0001",,b',
         '+14154100002,k1,c',
-        '+14154100003,k1,d',
+        '+14154100003,k1,d', // line 6: key k1 already names the call to +14154100002
         '+14154100002,,e', // keyed by number: not the same call as key k1
       ].join('\n'),
     );
     const first = await importCsv(file, { campaignId: 'dupes', producer });
     expect(first.enqueued).toBe(3);
-    expect(first.duplicates).toBe(2);
-    expect(first.rejected).toEqual([{ line: 3, reason: 'malformed CSV row: 4 fields, the header has 3' }]);
+    expect(first.duplicates).toBe(1);
+    expect(first.rejected).toEqual([
+      { line: 3, reason: 'malformed CSV row: 4 fields, the header has 3' },
+      { line: 6, reason: expect.stringMatching(/^key "k1" already names call k-\w+ in campaign dupes with number \+14154100002, not \+14154100003/) },
+    ]);
     const again = await importCsv(file, { campaignId: 'dupes', producer });
-    expect(again).toMatchObject({ rows: 6, enqueued: 0, duplicates: 5 });
+    expect(again).toMatchObject({ rows: 6, enqueued: 0, duplicates: 4 });
+    expect(again.rejected.map((r) => r.line)).toEqual([3, 6]);
     expect((await store.counters('dupes')).total).toBe(3);
     expect(await connection.llen(store.keys.campaignCalls('dupes'))).toBe(3);
   });

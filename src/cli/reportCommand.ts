@@ -1,46 +1,44 @@
 import type { Command } from 'commander';
 import { CallStore } from '../core/callStore.js';
-import { idSchema } from '../core/queues.js';
 import { InvalidInputError } from '../core/errors.js';
-import { closeConnection, createProducerConnection, waitUntilReady } from '../core/redisConnection.js';
+import { idSchema } from '../core/queues.js';
 import { systemClock } from '../core/time.js';
-import { campaignReport, formatCampaignReport, recordsAsResults } from '../results/campaignReport.js';
-import { surveyCsv } from '../agent/surveyCsv.js';
-import { action, cliContext } from './cliContext.js';
+import { campaignCsv, campaignReport, formatCampaignReport } from '../results/campaignReport.js';
+import { requireCampaign } from './campaignNames.js';
+import { action, cliContext, withRedis } from './cliContext.js';
 
-/** Call lines in the table view; `--json` lists every call. */
+/** Call lines in the table view; `--json` and `--csv` list every call. */
 const TABLE_CALL_LINES = 50;
 
 /** `report --campaign ID [--json | --csv]`. */
 export function registerReportCommand(program: Command): void {
   program
     .command('report')
-    .description('show a campaign: totals by outcome, pending calls, and each call')
+    .description('show a campaign: totals by outcome, pending calls, and each call; --json and --csv list every call in full')
     .requiredOption('--campaign <id>', 'campaign id')
-    .option('--json', 'print one JSON object {campaign, total, pending, byOutcome, calls}')
-    .option('--csv', 'print ended calls as CSV, one column per survey question')
+    .option('--json', 'one JSON object {campaign, total, pending, byOutcome, calls: [every call in full]}')
+    .option('--csv', 'one row per call: number, extension, key, outcome, reason, attempts, SIP status, times, duration, the metadata columns, survey answers')
     .action(
       action(async (opts: { campaign: string; json?: boolean; csv?: boolean }) => {
         const campaign = idSchema.safeParse(opts.campaign);
         if (!campaign.success) throw new InvalidInputError(`--campaign: ${campaign.error.issues[0]?.message ?? 'invalid'}`);
+        if (opts.json && opts.csv) throw new InvalidInputError('use either --json or --csv, not both');
+        const campaignId = campaign.data;
         const { config } = cliContext();
-        const redis = createProducerConnection(config.redisUrl);
-        try {
-          await waitUntilReady(redis);
+        const output = await withRedis(config, async (redis) => {
           const store = new CallStore(redis, config.queuePrefix, systemClock);
+          await requireCampaign(store, campaignId);
+          const full = opts.json === true || opts.csv === true;
           // the table shows the first lines only: reading 100,000 records for it would turn milliseconds into seconds
-          const limit = opts.json || opts.csv ? undefined : TABLE_CALL_LINES;
-          const [counters, records] = await Promise.all([store.counters(campaign.data), store.list(campaign.data, limit)]);
-          const report = campaignReport(campaign.data, counters, records);
-          if (opts.json) process.stdout.write(`${JSON.stringify(report)}\n`);
-          else if (opts.csv) process.stdout.write(surveyCsv(recordsAsResults(records)));
-          else {
-            const paused = await store.isPaused(campaign.data);
-            process.stdout.write(`${formatCampaignReport(report, records, TABLE_CALL_LINES, { paused })}\n`);
-          }
-        } finally {
-          await closeConnection(redis);
-        }
+          const [counters, records] = await Promise.all([store.counters(campaignId), store.list(campaignId, full ? undefined : TABLE_CALL_LINES)]);
+          const keys = full ? await store.idempotencyKeys(campaignId, records.map((r) => r.callId)) : new Map<string, string>();
+          const report = campaignReport(campaignId, counters, records, keys);
+          if (opts.json) return `${JSON.stringify(report)}\n`;
+          if (opts.csv) return campaignCsv(report);
+          const paused = await store.isPaused(campaignId);
+          return `${formatCampaignReport(report, records, TABLE_CALL_LINES, { paused })}\n`;
+        });
+        process.stdout.write(output);
       }),
     );
 }

@@ -510,4 +510,27 @@ export class CallStore {
     if (state === 'missing' || isState(state)) return { status: 'refused', state };
     throw new Error(`applyTerminal.lua answered an unknown reply: ${state}`);
   }
+
+  /**
+   * The field of a call record holding the idempotency key the call was enqueued with (written by the producer when it
+   * creates a keyed call; absent for calls keyed by number or pushed straight onto the queue).
+   */
+  static readonly IDEMPOTENCY_KEY_FIELD = 'idempotencyKey';
+
+  /** The idempotency keys of a campaign's calls, by call id (calls without one are left out); pipelined, read-only. */
+  async idempotencyKeys(campaignId: string, callIds: readonly string[]): Promise<Map<string, string>> {
+    const keys = new Map<string, string>();
+    for (let i = 0; i < callIds.length; i += RECORD_FETCH_BATCH) {
+      const batch = callIds.slice(i, i + RECORD_FETCH_BATCH);
+      const pipeline = this.redis.pipeline();
+      for (const id of batch) pipeline.hget(this.keys.callRecord(campaignId, id), CallStore.IDEMPOTENCY_KEY_FIELD);
+      const replies = (await pipeline.exec()) ?? [];
+      replies.forEach(([err, value], n) => {
+        if (err) throw err;
+        const id = batch[n];
+        if (id !== undefined && typeof value === 'string') keys.set(id, value);
+      });
+    }
+    return keys;
+  }
 }

@@ -262,13 +262,28 @@ export class CallProducer {
       const conflicts = await this.keyConflicts(campaignId, calls, statuses);
       // A record still `queued` may have lost its job in a crash between these two steps: adding it again is safe.
       const toAdd = calls.filter((_, i) => statuses[i] !== 'past_queued' && !conflicts.has(i));
-      await this.queue.addBulk(toAdd.map((c) => ({ name: 'dial', data: c.job, opts: jobOptions(c.job.callId, c.delayMs, this.options.maxAttempts, c.priority) })));
+      await Promise.all([
+        this.queue.addBulk(toAdd.map((c) => ({ name: 'dial', data: c.job, opts: jobOptions(c.job.callId, c.delayMs, this.options.maxAttempts, c.priority) }))),
+        this.recordKeys(campaignId, calls.filter((c, i) => statuses[i] === 'created' && c.key !== undefined)),
+      ]);
       calls.forEach((c, i) => {
         const conflict = conflicts.get(i);
         if (conflict) summary.rejected.push({ index: c.index, reason: conflict });
         else (statuses[i] === 'created' ? summary.enqueued : summary.duplicates).push({ index: c.index, callId: c.job.callId });
       });
     }
+  }
+
+  /**
+   * Notes each new keyed call's idempotency key on its record (CallStore.IDEMPOTENCY_KEY_FIELD), so exports can give it
+   * back: the call id is a hash of it. Only records this producer just created: a call that may since have ended and
+   * been purged is never recreated by this write.
+   */
+  private async recordKeys(campaignId: string, created: readonly PreparedCall[]): Promise<void> {
+    if (created.length === 0) return;
+    const pipeline = this.options.connection.pipeline();
+    for (const c of created) pipeline.hset(this.store.keys.callRecord(campaignId, c.job.callId), CallStore.IDEMPOTENCY_KEY_FIELD, c.key ?? '');
+    for (const [err] of (await pipeline.exec()) ?? []) if (err) throw err;
   }
 
   /** Keyed calls whose record already existed with another number or metadata, by position in `calls`, with why. */

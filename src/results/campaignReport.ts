@@ -1,16 +1,43 @@
+import { csvCell } from '../agent/surveyCsv.js';
 import type { CallRecord, CallStore, CampaignCounters } from '../core/callStore.js';
-import { NOT_DIALED_OUTCOMES, OUTCOMES, PERSON_OUTCOMES, type CallResult, type Outcome } from '../core/outcomes.js';
+import { NOT_DIALED_OUTCOMES, OUTCOMES, PERSON_OUTCOMES, type CallResult, type CallState, type Outcome, type SurveyAnswer } from '../core/outcomes.js';
+import { splitPhoneNumber } from '../core/phone.js';
 
 const PERCENT = 100;
 
-/** One call line of `report --json` (the outside contract: exactly these fields). */
+/**
+ * One call line of `report --json`: everything needed to match the call back to the list it came from (number,
+ * extension, key, the metadata it was enqueued with) and to see how it went. Times are ISO 8601 (UTC); optional
+ * fields are left out when the call has none.
+ */
 export interface ReportCall {
   callId: string;
+  /** E.164. */
   phoneNumber: string;
+  /** Extension digits dialed after the answer. */
+  extension?: string;
+  /** The idempotency key it was enqueued with (`--key`, or the CSV `key` column). */
+  key?: string;
   outcome: Outcome | 'pending';
+  /** Where the call is: queued, dialing, waiting_retry, in_call, or terminal. */
+  state: CallState;
   attempts: number;
   sipStatusCode?: number;
   sipStatus?: string;
+  /** How it ended, in words (agent ended the call, 486 Busy Here on every attempt …). */
+  reason?: string;
+  /** The metadata (CSV columns) it was enqueued with, as given. */
+  metadata: Record<string, unknown>;
+  enqueuedAt: string;
+  /** When its first and latest attempts started. */
+  firstAttemptAt?: string;
+  lastAttemptAt?: string;
+  endedAt?: string;
+  /** Seconds the callee was connected (the agent's measure). */
+  durationS?: number;
+  transfer?: { mode: string; target: string };
+  surveyAnswers?: SurveyAnswer[];
+  summary?: string;
 }
 
 /** The `report --json` object: the outside contract. */
@@ -26,30 +53,129 @@ export interface CampaignReport {
  * Builds the report from counters and records; calls still in flight count as pending, never lost. A call whose record
  * expired (RECORD_RETENTION_DAYS) still counts under its outcome in the totals, not as pending; it has no line.
  */
-export function campaignReport(campaignId: string, counters: CampaignCounters, records: readonly CallRecord[]): CampaignReport {
+export function campaignReport(
+  campaignId: string,
+  counters: CampaignCounters,
+  records: readonly CallRecord[],
+  keys: ReadonlyMap<string, string> = new Map(),
+): CampaignReport {
   return {
     campaign: campaignId,
     total: counters.total,
     pending: Math.max(0, counters.total - counters.terminal),
     byOutcome: counters.byOutcome,
-    calls: records.map((r) => {
-      const call: ReportCall = {
-        callId: r.callId,
-        phoneNumber: r.phoneNumber,
-        outcome: r.state === 'terminal' && r.outcome ? r.outcome : 'pending',
-        attempts: r.attempts,
-      };
-      if (r.sipStatusCode !== undefined) call.sipStatusCode = r.sipStatusCode;
-      if (r.sipStatus) call.sipStatus = r.sipStatus;
-      return call;
-    }),
+    calls: records.map((r) => reportCall(r, keys.get(r.callId))),
   };
+}
+
+const iso = (ms: number | undefined) => (ms === undefined || ms <= 0 ? undefined : new Date(ms).toISOString());
+const MS_PER_S = 1000;
+
+/** One record as a report line (see ReportCall); `key` is the idempotency key it was enqueued with, if any. */
+export function reportCall(r: CallRecord, key?: string): ReportCall {
+  const { e164, extension } = splitPhoneNumber(r.phoneNumber);
+  const ended = r.state === 'terminal' && r.outcome ? r.outcome : undefined;
+  const details = r.details ?? {};
+  const call: ReportCall = { callId: r.callId, phoneNumber: e164, outcome: ended ?? 'pending', state: r.state, attempts: r.attempts, metadata: r.metadata, enqueuedAt: iso(r.createdAt) ?? '' };
+  const optional: Partial<ReportCall> = {
+    extension,
+    key,
+    sipStatusCode: r.sipStatusCode,
+    sipStatus: r.sipStatus,
+    reason: r.reason,
+    firstAttemptAt: iso(r.attemptLog[0]?.startedAt),
+    lastAttemptAt: iso(r.attemptLog.at(-1)?.startedAt ?? r.attemptStartedAt),
+    endedAt: ended ? iso(r.endedAt ?? r.updatedAt) : undefined,
+    durationS: details.durationMs === undefined ? undefined : Math.round(details.durationMs / (MS_PER_S / 10)) / 10,
+    transfer: details.transfer ? { mode: details.transfer.mode, target: details.transfer.target } : undefined,
+    surveyAnswers: details.surveyAnswers?.length ? details.surveyAnswers : undefined,
+    summary: details.summary,
+  };
+  for (const [field, value] of Object.entries(optional)) {
+    if (value !== undefined && value !== '') Object.assign(call, { [field]: value });
+  }
+  return call;
+}
+
+/** Columns of `report --csv` before the metadata and survey columns, in order. */
+export const CAMPAIGN_CSV_COLUMNS = [
+  'call_id',
+  'campaign_id',
+  'phone_number',
+  'extension',
+  'key',
+  'outcome',
+  'state',
+  'reason',
+  'attempts',
+  'sip_status_code',
+  'sip_status',
+  'enqueued_at',
+  'first_attempt_at',
+  'last_attempt_at',
+  'ended_at',
+  'duration_s',
+  'transfer',
+  'summary',
+] as const;
+
+/**
+ * The campaign as CSV (RFC 4180, CRLF), one row per call, pending calls included: the fixed columns above, then one
+ * column per metadata field the calls were enqueued with (the input list's own columns, echoed back so results can be
+ * joined to it; a name taken by a fixed column gets a `metadata.` prefix), then one column per survey question (in
+ * order of appearance). Free text is guarded against spreadsheet formulas (csvCell); E.164 numbers are written as is.
+ */
+export function campaignCsv(report: CampaignReport, eol = '\r\n'): string {
+  const fixed = new Set<string>(CAMPAIGN_CSV_COLUMNS);
+  const metadataColumns: string[] = [];
+  const questions: string[] = [];
+  for (const call of report.calls) {
+    for (const name of Object.keys(call.metadata)) if (!metadataColumns.includes(name)) metadataColumns.push(name);
+    for (const { question } of call.surveyAnswers ?? []) if (!questions.includes(question)) questions.push(question);
+  }
+  const taken = new Set<string>([...fixed, ...metadataColumns]);
+  const header = [
+    ...CAMPAIGN_CSV_COLUMNS,
+    ...metadataColumns.map((name) => (fixed.has(name) ? `metadata.${name}` : name)),
+    ...questions.map((q) => (taken.has(q) ? `survey.${q}` : q)),
+  ];
+  const text = (v: unknown) => (v === undefined || v === null ? '' : typeof v === 'string' ? v : String(v));
+  const rows = report.calls.map((c) => {
+    const answers = new Map((c.surveyAnswers ?? []).map((a) => [a.question, a.answer]));
+    const values: Record<(typeof CAMPAIGN_CSV_COLUMNS)[number], string> = {
+      call_id: c.callId,
+      campaign_id: report.campaign,
+      phone_number: c.phoneNumber,
+      extension: text(c.extension),
+      key: text(c.key),
+      outcome: c.outcome,
+      state: c.state,
+      reason: text(c.reason),
+      attempts: String(c.attempts),
+      sip_status_code: text(c.sipStatusCode),
+      sip_status: text(c.sipStatus),
+      enqueued_at: c.enqueuedAt,
+      first_attempt_at: text(c.firstAttemptAt),
+      last_attempt_at: text(c.lastAttemptAt),
+      ended_at: text(c.endedAt),
+      duration_s: text(c.durationS),
+      transfer: c.transfer ? `${c.transfer.mode} ${c.transfer.target}` : '',
+      summary: text(c.summary),
+    };
+    const cells = [
+      ...CAMPAIGN_CSV_COLUMNS.map((col) => (col === 'phone_number' ? values[col] : csvCell(values[col]))),
+      ...metadataColumns.map((name) => csvCell(text(c.metadata[name]))),
+      ...questions.map((q) => csvCell(answers.get(q) ?? '')),
+    ];
+    return cells.join(',');
+  });
+  return [header.map(csvCell).join(','), ...rows].join(eol) + eol;
 }
 
 /** Reads a campaign's counters and records and builds its report. */
 export async function buildCampaignReport(store: CallStore, campaignId: string): Promise<CampaignReport> {
   const [counters, records] = await Promise.all([store.counters(campaignId), store.list(campaignId)]);
-  return campaignReport(campaignId, counters, records);
+  return campaignReport(campaignId, counters, records, await store.idempotencyKeys(campaignId, records.map((r) => r.callId)));
 }
 
 /** The terminal records as the results they were built from (for exports such as the survey CSV). */
@@ -59,6 +185,11 @@ export function recordsAsResults(records: readonly CallRecord[]): CallResult[] {
       ? [{ ...r.details, callId: r.callId, campaignId: r.campaignId, outcome: r.outcome, reason: r.reason, reportedBy: r.details?.reportedBy ?? 'consumer', endedAt: r.updatedAt }]
       : [],
   );
+}
+
+/** A report line's number as people read it: E.164, then ` x136` for an extension. */
+export function shownNumber(call: Pick<ReportCall, 'phoneNumber' | 'extension'>): string {
+  return call.extension === undefined ? call.phoneNumber : `${call.phoneNumber} x${call.extension}`;
 }
 
 /** A short human note on how a call ended: state while in flight, transfer target, survey answers, reason. */
@@ -107,7 +238,7 @@ export function formatCampaignReport(
       const record = byId.get(call.callId);
       const note = record ? callNote(record) : '';
       lines.push(
-        `  ${call.callId.padEnd(40)} ${call.phoneNumber.padEnd(16)} ${call.outcome.padEnd(width)} ${String(call.attempts).padStart(8)}  ${sip.padEnd(20)} ${note}`.trimEnd(),
+        `  ${call.callId.padEnd(40)} ${shownNumber(call).padEnd(16)} ${call.outcome.padEnd(width)} ${String(call.attempts).padStart(8)}  ${sip.padEnd(20)} ${note}`.trimEnd(),
       );
     }
     const more = report.total - Math.min(report.calls.length, maxCallLines);

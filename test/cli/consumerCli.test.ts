@@ -57,8 +57,11 @@ describe('dialer consumer / results / report', () => {
     expect(Object.keys(report).sort()).toEqual(['byOutcome', 'calls', 'campaign', 'pending', 'total']);
     expect(report).toMatchObject({ campaign: campaignId, total: 2, pending: 1, byOutcome: { busy: 1 } });
     const calls = report.calls as Record<string, unknown>[];
-    expect(calls).toContainEqual({ callId: expect.any(String), phoneNumber: '+14155557002', outcome: 'busy', attempts: 3, sipStatusCode: 486, sipStatus: 'Busy Here' });
-    expect(calls).toContainEqual({ callId: expect.any(String), phoneNumber: '+14155557001', outcome: 'pending', attempts: 1 });
+    // complete lines: state, reason, metadata and times besides the number, outcome, attempts and SIP status
+    expect(calls).toContainEqual(
+      expect.objectContaining({ callId: expect.any(String), phoneNumber: '+14155557002', outcome: 'busy', state: 'terminal', attempts: 3, sipStatusCode: 486, sipStatus: 'Busy Here', reason: expect.any(String), metadata: {}, enqueuedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), endedAt: expect.any(String) }),
+    );
+    expect(calls).toContainEqual(expect.objectContaining({ callId: expect.any(String), phoneNumber: '+14155557001', outcome: 'pending', state: 'in_call', attempts: 1 }));
   });
 
   it('prints a table by default', async () => {

@@ -1,0 +1,156 @@
+import type { Command } from 'commander';
+import type { Redis } from 'ioredis';
+import { CallStore, type CallRecord } from '../core/callStore.js';
+import { InvalidInputError } from '../core/errors.js';
+import { idSchema } from '../core/queues.js';
+import { systemClock } from '../core/time.js';
+import { reportCall, shownNumber, type ReportCall } from '../results/campaignReport.js';
+import { requireCampaign } from './campaignNames.js';
+import { action, cliContext, withRedis } from './cliContext.js';
+
+function validId(value: string, what: string): string {
+  const parsed = idSchema.safeParse(value);
+  if (!parsed.success) throw new InvalidInputError(`${what} "${value}": ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  return parsed.data;
+}
+
+/** The campaigns that hold a record for `callId` (a call id names one call; the record key needs its campaign). */
+async function campaignsOfCall(redis: Redis, store: CallStore, callId: string): Promise<string[]> {
+  const campaigns = await store.campaigns();
+  const pipeline = redis.pipeline();
+  for (const c of campaigns) pipeline.exists(store.keys.callRecord(c, callId));
+  const replies = (await pipeline.exec()) ?? [];
+  return campaigns.filter((_, i) => replies[i]?.[1] === 1);
+}
+
+/** Everything on record about one call: the report line plus each attempt and the transcript. */
+export interface CallView extends ReportCall {
+  campaignId: string;
+  attemptLog: { attempt: number; room: string; startedAt: string; endedAt?: string; result?: string; sipStatusCode?: number; sipStatus?: string }[];
+  transcript?: { role: string; text: string }[];
+}
+
+/** The `call --json` view of a record. */
+export function callView(record: CallRecord, key: string | undefined): CallView {
+  return {
+    campaignId: record.campaignId,
+    ...reportCall(record, key),
+    attemptLog: record.attemptLog.map((a) => ({
+      attempt: a.attempt,
+      room: a.room,
+      startedAt: new Date(a.startedAt).toISOString(),
+      ...(a.endedAt === undefined ? {} : { endedAt: new Date(a.endedAt).toISOString() }),
+      ...(a.result === undefined ? {} : { result: a.result }),
+      ...(a.sipStatusCode === undefined ? {} : { sipStatusCode: a.sipStatusCode, sipStatus: a.sipStatus }),
+    })),
+    ...(record.details?.transcript?.length ? { transcript: record.details.transcript } : {}),
+  };
+}
+
+/** `call <id>` as text: who, how it went, each attempt, the summary and the transcript. */
+export function formatCall(view: CallView): string {
+  const lines = [`call ${view.callId} in campaign ${view.campaignId}`];
+  const field = (label: string, value: string | number | undefined) => {
+    if (value !== undefined && value !== '') lines.push(`  ${label.padEnd(12)} ${value}`);
+  };
+  field('number', shownNumber(view));
+  field('key', view.key);
+  field('outcome', view.outcome === 'pending' ? `pending (${view.state.replace('_', ' ')})` : view.outcome);
+  field('reason', view.reason);
+  field('sip', view.sipStatusCode === undefined ? undefined : `${view.sipStatusCode} ${view.sipStatus ?? ''}`.trim());
+  field('enqueued', view.enqueuedAt);
+  field('ended', view.endedAt);
+  field('duration', view.durationS === undefined ? undefined : `${view.durationS} s`);
+  field('transfer', view.transfer ? `${view.transfer.mode} → ${view.transfer.target}` : undefined);
+  const metadata = Object.entries(view.metadata);
+  field('metadata', metadata.length ? metadata.map(([k, v]) => `${k}=${String(v)}`).join(', ') : undefined);
+  lines.push(`  attempts     ${view.attempts}`);
+  for (const a of view.attemptLog) {
+    const sip = a.sipStatusCode === undefined ? '' : `  ${a.sipStatusCode} ${a.sipStatus ?? ''}`.trimEnd();
+    lines.push(`    ${a.attempt}  ${a.startedAt}${a.endedAt ? ` → ${a.endedAt}` : ''}  ${a.result ?? 'in progress'}${sip}  (room ${a.room})`);
+  }
+  for (const answer of view.surveyAnswers ?? []) lines.push(`  survey       ${answer.question} → ${answer.answer}`);
+  field('summary', view.summary);
+  if (view.transcript?.length) {
+    lines.push('  transcript');
+    for (const line of view.transcript) lines.push(`    ${line.role}: ${line.text}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** `call <callId> [--campaign ID] [--json]`: one call in full. */
+export function registerCallCommand(program: Command): void {
+  program
+    .command('call')
+    .description('show one call: number, key, outcome and reason, each attempt with its SIP status, survey answers, summary, transcript')
+    .argument('<callId>', 'the id `enqueue` printed (or a report lists)')
+    .option('--campaign <id>', 'its campaign (found by itself when left out)')
+    .option('--json', 'print it as one JSON object')
+    .action(
+      action(async (rawId: string, opts: { campaign?: string; json?: boolean }) => {
+        const callId = validId(rawId, 'call id');
+        const campaign = opts.campaign === undefined ? undefined : validId(opts.campaign, '--campaign');
+        const { config } = cliContext();
+        const view = await withRedis(config, async (redis) => {
+          const store = new CallStore(redis, config.queuePrefix, systemClock);
+          if (campaign !== undefined) await requireCampaign(store, campaign);
+          const candidates = campaign === undefined ? await campaignsOfCall(redis, store, callId) : [campaign];
+          const records = (await Promise.all(candidates.map((c) => store.get(c, callId)))).filter((r): r is CallRecord => r !== undefined);
+          const record = records[0];
+          if (!record) throw new InvalidInputError(`no call "${callId}"${campaign === undefined ? '' : ` in campaign ${campaign}`}`);
+          if (records.length > 1) {
+            throw new InvalidInputError(`call id "${callId}" is in campaigns ${records.map((r) => r.campaignId).join(', ')}: add --campaign`);
+          }
+          const keys = await store.idempotencyKeys(record.campaignId, [callId]);
+          return callView(record, keys.get(callId));
+        });
+        process.stdout.write(opts.json ? `${JSON.stringify(view)}\n` : formatCall(view));
+      }),
+    );
+}
+
+/** One line of `campaigns --json`. */
+export interface CampaignLine {
+  campaign: string;
+  total: number;
+  pending: number;
+  ended: number;
+  paused: boolean;
+}
+
+/** `campaigns [--json]`: every campaign with calls on record. */
+export function registerCampaignsCommand(program: Command): void {
+  program
+    .command('campaigns')
+    .description('list the campaigns with calls on record: calls, pending, ended, and whether paused')
+    .option('--json', 'print a JSON array [{campaign, total, pending, ended, paused}]')
+    .action(
+      action(async (opts: { json?: boolean }) => {
+        const { config } = cliContext();
+        const lines = await withRedis(config, async (redis) => {
+          const store = new CallStore(redis, config.queuePrefix, systemClock);
+          const names = await store.campaigns();
+          return Promise.all(
+            names.map(async (campaign): Promise<CampaignLine> => {
+              const [counters, paused] = await Promise.all([store.counters(campaign), store.isPaused(campaign)]);
+              return { campaign, total: counters.total, pending: Math.max(0, counters.total - counters.terminal), ended: counters.terminal, paused };
+            }),
+          );
+        });
+        if (opts.json) {
+          process.stdout.write(`${JSON.stringify(lines)}\n`);
+          return;
+        }
+        if (lines.length === 0) {
+          process.stdout.write('no campaigns yet\n');
+          return;
+        }
+        const width = Math.max('campaign'.length, ...lines.map((l) => l.campaign.length));
+        const out = [`${'campaign'.padEnd(width)}  ${'calls'.padStart(8)}  ${'pending'.padStart(8)}  ${'ended'.padStart(8)}`];
+        for (const l of lines) {
+          out.push(`${l.campaign.padEnd(width)}  ${String(l.total).padStart(8)}  ${String(l.pending).padStart(8)}  ${String(l.ended).padStart(8)}${l.paused ? '  paused' : ''}`);
+        }
+        process.stdout.write(`${out.join('\n')}\n`);
+      }),
+    );
+}

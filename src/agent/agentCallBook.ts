@@ -29,6 +29,19 @@ export class AgentCallBook {
     this.watchdog = new OutcomeWatchdog(redis, prefix, outcomeTimeoutMs);
   }
 
+  /**
+   * Records a call the agent is about to dial itself (state `dialing`, attempt 1, created if missing), so the outcome
+   * of a dial that fails before the answer has a record to end: the results worker refuses agent outcomes for calls
+   * it has no record of (other than inbound ones). A failure is logged, never thrown into the call.
+   */
+  async dialing(call: CallIdentity, room: string): Promise<void> {
+    try {
+      await this.store.beginAttempt(call, 1, room);
+    } catch (err) {
+      this.logger.error({ err: (err as Error).message }, 'could not record the call before dialing it; a failed dial may lose its outcome');
+    }
+  }
+
   /** Records the connected call and arms its watchdog; a failure is logged, never thrown into the call. */
   async connected(call: CallIdentity, room: string, maxCallDurationMs: number): Promise<void> {
     try {

@@ -318,6 +318,7 @@ export async function runCall<R extends CallRoom>(ctx: CallJobContext<R>, deps: 
       const trunkId = config.sipOutboundTrunkId;
       if (profile.amd) detector = new voice.AMD(session, { llm: models.classifierLlm, participantIdentity: direction.participantIdentity });
       selfDialing = true;
+      await book.dialing({ ...callIdentity, phoneNumber: direction.phoneNumber }, roomName);
       const dialed = trunkId
         ? await control.dial(direction.phoneNumber, {
             trunkId,

@@ -293,6 +293,7 @@ class SimulatedCall {
         await tracker.finish({ outcome: 'failed', reason: 'the simulator has no outbound trunk' });
         return;
       }
+      await this.deps.book.dialing({ ...callIdentity, phoneNumber: direction.phoneNumber }, this.room);
       const dialed = await control.dial(direction.phoneNumber, {
         trunkId,
         participantIdentity: direction.participantIdentity,

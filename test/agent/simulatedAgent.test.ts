@@ -239,6 +239,26 @@ describe('self-dialed calls (dispatch with only phone_number)', () => {
     expect(sim.calls.filter((c) => c.phoneNumber === number)).toHaveLength(1);
   });
 
+  it('records a self-dialed call before dialing, so a busy line ends its record as busy (the results worker refuses outcomes of calls it has no record of)', async () => {
+    const config = loadConfig({ REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix, LOG_LEVEL: 'silent' });
+    const worker = await startResultsWorker({ config, logger: pino({ level: 'silent' }) });
+    const connection = new Redis(testRedisUrl());
+    try {
+      const number = nextNumber();
+      sim.network.setBehavior(number, { type: 'busy' });
+      await dispatchOnly('adhoc-busy-record', number);
+      const store = new CallStore(connection, prefix, systemClock);
+      const record = await waitFor(async () => {
+        const r = await store.get('default', 'adhoc-busy-record');
+        return r?.state === 'terminal' ? r : undefined;
+      }, 15_000, 'the self-dialed call ended on its record');
+      expect(record).toMatchObject({ outcome: 'busy', sipStatusCode: 486, phoneNumber: number });
+    } finally {
+      await worker.close();
+      await connection.quit();
+    }
+  });
+
   it('404 Not Found is reported as invalid_number', async () => {
     const number = nextNumber();
     sim.network.setBehavior(number, { type: 'not_found' });

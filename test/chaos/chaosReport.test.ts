@@ -70,7 +70,7 @@ describe('chaos report', () => {
     const { figures, violations } = analyseChaosRun({ calls: [decline], simCalls, arrivals: arrivalsOf(simCalls), records, cps: 10 });
     expect(figures).toMatchObject({ maxDialsPerAttempt: 2, reRingsAfterFinal: 1, outcomesLost: 0, outcomesWrong: 0 });
     expect(violations.map((v) => v.kind)).toEqual(['double_dial', 're_ring']);
-    const text = formatViolations(violations, { simCalls, arrivals: arrivalsOf(simCalls), records, t0: T });
+    const text = formatViolations(violations, { simCalls, events: [], arrivals: arrivalsOf(simCalls), records, t0: T });
     expect(text).toContain('call-c-1-1 dialed 2×');
     expect(text).toContain('+8.0s dial call-c-1-1 ring +8.1s SIP 603 +10.0s');
   });
@@ -107,6 +107,7 @@ describe('chaos report', () => {
     expect(figures).toMatchObject({ outcomesLost: 2, outcomesWrong: 1 });
     const text = formatViolations(violations, {
       simCalls: [],
+      events: [{ name: 'dispatch_created', at: T + 100, room: 'call-c-1-1', sipStatusCode: undefined, reason: undefined }],
       arrivals: [],
       records,
       jobs: new Map([[ringOut.callId, 'failed, attemptsMade 1, "job stalled more than allowable limit"']]),
@@ -115,6 +116,7 @@ describe('chaos report', () => {
     expect(text).toContain('c-1 (ring_out, expected no_answer; record: dialing, attempts 1; dial job: failed, attemptsMade 1');
     expect(text).toContain('c-2 (human, expected answered; record: terminal failed, attempts 1)');
     expect(text).toContain('c-3 (voicemail, expected voicemail; record: no record)');
+    expect(text).toContain('events in call-c-1-1: agent dispatched +0.1s');
   });
 
   it("finds the busiest rolling second over DIAL_CPS at LiveKit's door, wherever it starts", () => {
@@ -128,7 +130,7 @@ describe('chaos report', () => {
     const { figures, violations } = analyseChaosRun({ calls, simCalls, arrivals, records, cps: 2 });
     expect(figures.maxStartsPerRollingSecond).toBe(3);
     expect(violations).toEqual([{ kind: 'cps', windowStart: T + 500, starts: 3 }]);
-    expect(formatViolations(violations, { simCalls, arrivals, records, t0: T })).toContain('+1.100s call-c-3-1');
+    expect(formatViolations(violations, { simCalls, events: [], arrivals, records, t0: T })).toContain('+1.100s call-c-3-1');
   });
 });
 

@@ -247,14 +247,40 @@ function describeDial(dial: SimCallLog, t0: number): string {
   return parts.join(' ');
 }
 
-/** The number's whole story on the carrier's side, one dial per line. */
-export function numberHistory(phoneNumber: string, simCalls: readonly SimCallLog[], t0: number): string[] {
-  return simCalls.filter((d) => d.phoneNumber === phoneNumber).map((d) => `      ${describeDial(d, t0)}`);
+const EVENT_LABELS: Readonly<Record<string, string>> = {
+  dispatch_created: 'agent dispatched',
+  room_deleted: 'room deleted',
+  call_dialing: 'dialing',
+  call_ringing: 'ringing',
+  call_answered: 'answered',
+  call_failed: 'failed',
+  call_ended: 'ended',
+};
+
+/**
+ * The number's whole story on the carrier's side: one line per dial, then per attempt room what the simulator saw
+ * happen in it (agent dispatches, room deletions, the call's progress), in order.
+ */
+export function numberHistory(phoneNumber: string, call: ChaosCall | undefined, context: ReportContext): string[] {
+  const { simCalls, events, t0 } = context;
+  const dials = simCalls.filter((d) => d.phoneNumber === phoneNumber);
+  const lines = dials.map((d) => `      ${describeDial(d, t0)}`);
+  const rooms = new Set(dials.map((d) => d.room));
+  for (const event of events) if (call && callIdOfRoom(event.room) === call.callId) rooms.add(event.room);
+  for (const room of [...rooms].sort()) {
+    const inRoom = events.filter((e) => e.room === room);
+    if (inRoom.length === 0) continue;
+    const told = inRoom.map((e) => `${EVENT_LABELS[e.name] ?? e.name}${e.sipStatusCode !== undefined ? ` ${e.sipStatusCode}` : ''} +${seconds(e.at - t0)}`);
+    lines.push(`      events in ${room}: ${told.join(', ')}`);
+  }
+  return lines;
 }
 
 /** What the report knows about the calls: their records and, for calls that went wrong, their dial job at the end. */
 export interface ReportContext {
   simCalls: readonly SimCallLog[];
+  /** The simulator's events (dispatches, room deletions, call progress), for each violation's rooms. */
+  events: readonly SimEventLog[];
   arrivals: readonly DialArrival[];
   records: ReadonlyMap<string, RecordView>;
   /** Call id → the BullMQ dial job's end state, e.g. `failed, attemptsMade 1, "job stalled more than allowable limit"`. */
@@ -294,18 +320,18 @@ export function formatViolations(violations: readonly Violation[], context: Repo
       switch (v.kind) {
         case 'double_dial':
           lines.push(`  ${v.room} dialed ${v.dials}× — ${describeCall(v.call, context)}`);
-          if (v.call) lines.push(...numberHistory(v.call.phoneNumber, context.simCalls, context.t0));
+          if (v.call) lines.push(...numberHistory(v.call.phoneNumber, v.call, context));
           break;
         case 're_ring':
           lines.push(
             `  ${v.room} dialed at +${seconds(v.at - context.t0)} after ${v.finalWhat} at +${seconds(v.finalAt - context.t0)} — ${describeCall(v.call, context)}`,
           );
-          lines.push(...numberHistory(v.phoneNumber, context.simCalls, context.t0));
+          lines.push(...numberHistory(v.phoneNumber, v.call, context));
           break;
         case 'lost':
         case 'wrong':
           lines.push(`  ${describeCall(v.call, context)}`);
-          lines.push(...numberHistory(v.call.phoneNumber, context.simCalls, context.t0));
+          lines.push(...numberHistory(v.call.phoneNumber, v.call, context));
           break;
         case 'cps':
           lines.push(`  ${v.starts} CreateSIPParticipant arrivals in the second from +${seconds(v.windowStart - context.t0)}:`);

@@ -75,10 +75,12 @@ describe('dialer consumer / results / report', () => {
     const results = startCli(['results'], p.env);
     try {
       await p.results.close(); // let the CLI's results worker do the work
-      const callId = await p.enqueue({ phoneNumber: '+14155557003', campaignId: 'cli-results' });
+      // a call no consumer will take for an hour: still queued, so ending it is the consumer's to report (an agent
+      // outcome for a queued call is refused as impossible)
+      const callId = await p.enqueue({ phoneNumber: '+14155557003', campaignId: 'cli-results', notBefore: Date.now() + 60 * 60 * 1000 });
       const { ResultReporter } = await import('../../src/core/reportResult.js');
       const reporter = new ResultReporter(p.redis, p.config.queuePrefix);
-      await reporter.report({ callId, campaignId: 'cli-results', outcome: 'voicemail', reportedBy: 'agent', endedAt: Date.now() });
+      await reporter.report({ callId, campaignId: 'cli-results', outcome: 'expired', reportedBy: 'consumer', endedAt: Date.now() });
       await reporter.close();
       await p.waitForOutcome('cli-results', callId, 20_000);
       results.child.kill('SIGINT');

@@ -1,34 +1,78 @@
 import { Command, CommanderError } from 'commander';
-import { EXIT_INVALID_INPUT, exitWithError } from './cliContext.js';
-import { registerProducerCommands } from './producerCommands.js';
-import { registerConsumerCommands } from './consumerCommands.js';
-import { registerReportCommand } from './reportCommand.js';
-import { registerDemoCommand } from './demoCommand.js';
-import { registerAgentCommands } from './agentCommands.js';
-import { registerCampaignCommands } from './campaignCommands.js';
-import { registerServeCommand } from './serveCommand.js';
-import { registerPurgeCommand } from './purgeCommand.js';
+import { EXIT_INVALID_INPUT, exitWithError } from './exitCodes.js';
 
-/** The `dialer` command line: producers, consumers, results, report, demo, agent and setup. */
-export function buildProgram(): Command {
+/** Adds a family of commands (and their options) to the program. */
+type Register = (program: Command) => void;
+
+/**
+ * One top-level command: what `dialer --help` lists, and the module that defines it. Modules are imported only when
+ * their command runs, so `dialer --help` loads commander alone and `dialer enqueue` never loads agents-js or the
+ * LiveKit SDK.
+ */
+interface CommandEntry {
+  name: string;
+  /** Arguments as the list shows them, e.g. `<number>`. */
+  args?: string;
+  summary: string;
+  load: () => Promise<Register>;
+}
+
+const producer = async () => (await import('./producerCommands.js')).registerProducerCommands;
+const consumer = async () => (await import('./consumerCommands.js')).registerConsumerCommands;
+const campaigns = async () => (await import('./campaignCommands.js')).registerCampaignCommands;
+const agent = async () => (await import('./agentCommands.js')).registerAgentCommands;
+
+/** Every top-level command, in the order `dialer --help` lists them. */
+export const COMMANDS: readonly CommandEntry[] = [
+  { name: 'enqueue', args: '<number>', summary: 'enqueue one call; prints its call id', load: producer },
+  { name: 'import', args: '<file>', summary: 'enqueue every row of a CSV file', load: producer },
+  { name: 'consumer', summary: 'dial calls from the queue and apply results (SIGTERM/SIGINT drain)', load: consumer },
+  { name: 'results', summary: 'apply call results to records and campaign counters', load: consumer },
+  { name: 'serve', summary: 'HTTP API for other services on API_HOST:API_PORT (tokens from API_TOKENS)', load: async () => (await import('./serveCommand.js')).registerServeCommand },
+  { name: 'campaigns', summary: 'list campaigns with their calls, pending calls and state', load: async () => (await import('./callCommand.js')).registerCampaignsCommand },
+  { name: 'report', summary: 'show a campaign: totals by outcome and each call (--json, --csv)', load: async () => (await import('./reportCommand.js')).registerReportCommand },
+  { name: 'call', args: '<callId>', summary: 'show one call: number, attempts, outcome, transcript, summary', load: async () => (await import('./callCommand.js')).registerCallCommand },
+  { name: 'cancel', args: '[callIds...]', summary: 'cancel calls not yet ringing', load: campaigns },
+  { name: 'pause', summary: 'pause a campaign: calls not yet ringing wait', load: campaigns },
+  { name: 'resume', summary: 'resume a paused campaign', load: campaigns },
+  { name: 'dnc', summary: 'the do-not-call list (add, remove, list)', load: campaigns },
+  { name: 'purge', summary: 'delete ended calls of a campaign or before a date', load: async () => (await import('./purgeCommand.js')).registerPurgeCommand },
+  { name: 'demo', summary: 'run a small campaign through the simulator end to end', load: async () => (await import('./demoCommand.js')).registerDemoCommand },
+  { name: 'agent', args: '<mode>', summary: 'run the voice agent worker (dev | start)', load: agent },
+  { name: 'setup', summary: 'create the inbound dispatch rule or the outbound trunk', load: agent },
+];
+
+/** The command a command line names (`dialer help enqueue` names enqueue), or undefined. */
+function commandName(args: readonly string[]): string | undefined {
+  const positional = args.filter((a) => !a.startsWith('-'));
+  return positional[0] === 'help' ? positional[1] : positional[0];
+}
+
+/**
+ * The `dialer` program for `argv` (as process.argv): the named command's module is loaded and defines it fully; with
+ * no known command, every command is listed by name and summary only (for --help and "did you mean …?").
+ */
+export async function buildProgram(argv: readonly string[] = process.argv): Promise<Command> {
   const program = new Command('dialer')
     .description('Outbound AI phone dialer: Redis call queue → rate-limited LiveKit SIP dialing → voice agent')
     .showHelpAfterError()
     .exitOverride();
-  registerProducerCommands(program);
-  registerConsumerCommands(program);
-  registerReportCommand(program);
-  registerCampaignCommands(program);
-  registerServeCommand(program);
-  registerPurgeCommand(program);
-  registerDemoCommand(program);
-  registerAgentCommands(program);
+  const name = commandName(argv.slice(2));
+  const entry = COMMANDS.find((c) => c.name === name);
+  if (entry) {
+    (await entry.load())(program);
+    return program;
+  }
+  for (const c of COMMANDS) {
+    const command = program.command(c.name).summary(c.summary).description(c.summary);
+    if (c.args) command.argument(c.args);
+  }
   return program;
 }
 
 async function main(): Promise<void> {
   try {
-    await buildProgram().parseAsync(process.argv);
+    await (await buildProgram(process.argv)).parseAsync(process.argv);
   } catch (err) {
     if (err instanceof CommanderError) {
       // help and version exit 0; usage errors are the caller's input

@@ -1,5 +1,4 @@
 import { stat } from 'node:fs/promises';
-import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import type { CountryCode } from 'libphonenumber-js';
 import { isTimeZone, parseCallWindow, type CallWindow } from '../core/callWindow.js';
@@ -10,7 +9,8 @@ import { DEFAULT_CAMPAIGN_ID, callMetadataSchema, idSchema, type CallMetadata } 
 import { resolveSchedule, systemClock, type Clock } from '../core/time.js';
 import { CallProducer, MAX_CALL_PRIORITY, type CallRequest } from '../producer/enqueueCalls.js';
 import { parseDelimiter, parseEncoding } from '../producer/csvDialect.js';
-import { importCsv, type ImportProgress, type ImportSummary } from '../producer/importCsv.js';
+// the CSV reader and the progress bar are loaded by `import` only, so `enqueue` starts without them
+import type { ImportProgress, ImportSummary } from '../producer/importCsv.js';
 import { loadProfileCatalog, requireKnownProfile } from '../agent/profiles.js';
 import { EXIT_INVALID_INPUT, EXIT_PARTIAL, action, cliContext, withRedis } from './cliContext.js';
 
@@ -154,8 +154,9 @@ export function importExitCode(summary: ImportSummary): number {
   return summary.enqueued + summary.duplicates > 0 ? EXIT_PARTIAL : EXIT_INVALID_INPUT;
 }
 
-function progressBar(totalBytes: number): { update(p: ImportProgress): void; stop(): void } | undefined {
+async function progressBar(totalBytes: number): Promise<{ update(p: ImportProgress): void; stop(): void } | undefined> {
   if (!process.stderr.isTTY) return undefined;
+  const { SingleBar } = await import('cli-progress');
   const bar = new SingleBar({
     format: 'importing [{bar}] {percentage}% | {rows} rows | {enqueued} enqueued, {duplicates} duplicates, {rejected} rejected',
     stream: process.stderr,
@@ -257,7 +258,8 @@ export function registerProducerCommands(program: Command): void {
         // every row would carry it: an unknown profile refuses the whole file, nothing enqueued
         if (flags.profile !== undefined) requireKnownProfile(await loadProfileCatalog(), flags.profile);
         const summary = await withProducer(config, systemClock, async (producer) => {
-          const bar = progressBar(size);
+          const { importCsv } = await import('../producer/importCsv.js');
+          const bar = await progressBar(size);
           try {
             return await importCsv(file, {
               campaignId,

@@ -80,7 +80,8 @@ describe('enqueueCall', () => {
 
   it('enqueues the same idempotency key once: one job, one record, the campaign total counted once', async () => {
     const first = await producer.enqueueCall({ phoneNumber: '+14152000003', campaignId: 'idem', key: 'order-42' });
-    const second = await producer.enqueueCall({ phoneNumber: '+14152000003', campaignId: 'idem', key: 'order-42', metadata: { again: true } });
+    // the same request again (a conflicting re-use is refused: numbersAndKeys.test.ts)
+    const second = await producer.enqueueCall({ phoneNumber: '+1 415 200 0003', campaignId: 'idem', key: 'order-42' });
     const third = await enqueueCall({ phoneNumber: '+14152000003', campaignId: 'idem', key: 'order-42' }, { connection, prefix, maxAttempts: MAX_ATTEMPTS });
     expect(first).toEqual({ callId: keyedCallId('idem', 'order-42'), duplicate: false });
     expect(second).toEqual({ callId: first.callId, duplicate: true });
@@ -153,9 +154,9 @@ describe('enqueueCalls', () => {
     requests[ENQUEUE_CHUNK_SIZE + 1] = { phoneNumber: '+1415', campaignId: 'batch', metadata: { row: ENQUEUE_CHUNK_SIZE + 1 } };
     const keyed = [
       { phoneNumber: '+14153009990', campaignId: 'batch', key: 'dup' },
-      { phoneNumber: '+14153009991', campaignId: 'batch', key: 'dup' }, // same chunk
+      { phoneNumber: '+1 415 300 9990', campaignId: 'batch', key: 'dup' }, // same chunk, same call
     ];
-    const lateDup = { phoneNumber: '+14153009992', campaignId: 'batch', key: 'dup' }; // another chunk
+    const lateDup = { phoneNumber: '+14153009990', campaignId: 'batch', key: 'dup' }; // another chunk
     const all = [...keyed, ...requests, lateDup];
     const progress: number[] = [];
     const summary = await enqueueCalls(all, { connection, prefix, maxAttempts: MAX_ATTEMPTS, onProgress: (d) => progress.push(d) });

@@ -24,6 +24,9 @@ const ROOM_FIELD = /"(?:roomName|room_name)"\s*:\s*"([^"]+)"/;
 const CARRY_BYTES = CREATE_SIP_PARTICIPANT.length;
 /** A dial's body follows its request line within this many bytes (headers); the room is looked for there. */
 const BODY_SEARCH_BYTES = 4096;
+const STALL_PROBE_MS = 20;
+/** Event-loop stalls this long or longer are kept. */
+const STALL_REPORT_MS = 100;
 
 export const proxyRequestSchema = z.discriminatedUnion('cmd', [
   /** Unreachable for `ms`: answered when it listens again. */
@@ -38,11 +41,15 @@ export interface DialArrival {
   at: number;
   /** Its room, when the body was found within the first few KB after the request line. */
   room: string | undefined;
+  /** The client's port: dials with the same one came over the same connection, so from the same process. */
+  clientPort: number | undefined;
 }
 
 export interface ProxyDump {
   arrivals: DialArrival[];
   outages: { from: number; to: number }[];
+  /** This process's own event-loop stalls (≥ 100 ms), `at` when it ran again: arrivals read after one bunch up. */
+  stalls: { at: number; ms: number }[];
 }
 
 /** Finds dial request lines in one connection's client-to-server bytes. */
@@ -51,7 +58,10 @@ class DialSniffer {
   /** The arrival whose room is still to be read from the body, and the text seen since its request line. */
   private open: { arrival: DialArrival; text: string } | undefined;
 
-  constructor(private readonly arrivals: DialArrival[]) {}
+  constructor(
+    private readonly arrivals: DialArrival[],
+    private readonly clientPort: number | undefined,
+  ) {}
 
   feed(chunk: Buffer, at: number): void {
     const text = chunk.toString('latin1');
@@ -61,7 +71,7 @@ class DialSniffer {
     for (;;) {
       const index = haystack.indexOf(CREATE_SIP_PARTICIPANT, from);
       if (index < 0) break;
-      const arrival: DialArrival = { at, room: undefined };
+      const arrival: DialArrival = { at, room: undefined, clientPort: this.clientPort };
       this.arrivals.push(arrival);
       this.open = { arrival, text: '' };
       this.readRoom(this.open, haystack.slice(index));
@@ -114,7 +124,7 @@ class ApiProxy {
 
   private accept(client: Socket): void {
     const upstream = connect(this.upstreamPort, LOOPBACK);
-    const sniffer = new DialSniffer(this.arrivals);
+    const sniffer = new DialSniffer(this.arrivals, client.remotePort);
     this.sockets.add(client);
     this.sockets.add(upstream);
     const drop = (): void => {
@@ -140,6 +150,14 @@ async function main(): Promise<void> {
   const send = process.send.bind(process);
   const proxy = new ApiProxy(port, upstreamPort);
   await proxy.listen();
+  const stalls: { at: number; ms: number }[] = [];
+  let lastTick = Date.now();
+  setInterval(() => {
+    const now = Date.now();
+    const gap = now - lastTick - STALL_PROBE_MS;
+    if (gap >= STALL_REPORT_MS) stalls.push({ at: now, ms: gap });
+    lastTick = now;
+  }, STALL_PROBE_MS).unref();
 
   const handle = async (request: ProxyRequest): Promise<unknown> => {
     switch (request.cmd) {
@@ -152,7 +170,7 @@ async function main(): Promise<void> {
         return { from, to: Date.now() };
       }
       case 'dump': {
-        const dump: ProxyDump = { arrivals: proxy.arrivals, outages: proxy.outages };
+        const dump: ProxyDump = { arrivals: proxy.arrivals, outages: proxy.outages, stalls };
         await writeFile(request.path, JSON.stringify(dump));
         return { path: request.path };
       }

@@ -326,7 +326,7 @@ describe('chaos: a campaign through consumer SIGKILLs, a Redis freeze and restar
       );
       const jobs = await describeJobs(reader, calls, records);
       const dump = await host.dump(join(outDir, 'sim-dump.json'));
-      const { arrivals } = await proxy.dump(join(outDir, 'proxy-dump.json'));
+      const { arrivals, stalls: proxyStalls } = await proxy.dump(join(outDir, 'proxy-dump.json'));
       const { figures, violations } = analyseChaosRun({ calls, simCalls: dump.calls, arrivals, records, cps: DIAL_CPS });
       const line = formatChaosLine(figures, actions);
       const runS = Math.round((Date.now() - started) / SECOND);
@@ -339,13 +339,13 @@ describe('chaos: a campaign through consumer SIGKILLs, a Redis freeze and restar
         chaosLog,
         `sim host event-loop stalls ≥ 200 ms: ${dump.stalls.length}, longest ${Math.max(0, ...dump.stalls.map((st) => st.ms))} ms (they delay the simulator's timestamps, not the proxy's)`,
         missed.length > 0 ? `chaos steps that met no live call (the run proves less): ${missed.join('; ')}` : 'every chaos step met live calls',
-        formatViolations(violations, { simCalls: dump.calls, events: dump.events, arrivals, records, jobs, t0 }),
+        formatViolations(violations, { simCalls: dump.calls, events: dump.events, proxyStalls, arrivals, records, jobs, t0 }),
       ].join('\n');
       await writeFile(join(outDir, 'last-run.txt'), `${line}\n`);
       await writeFile(join(outDir, 'last-run-details.txt'), `${details}\n`);
       console.log(`${line}\n(run ${runS} s; seed ${SEED}; chaos timeline:\n${chaosLog})`);
 
-      const shown = formatViolations(violations, { simCalls: dump.calls, events: dump.events, arrivals, records, jobs, t0, limitPerKind: VIOLATIONS_SHOWN_PER_KIND });
+      const shown = formatViolations(violations, { simCalls: dump.calls, events: dump.events, proxyStalls, arrivals, records, jobs, t0, limitPerKind: VIOLATIONS_SHOWN_PER_KIND });
       expect(
         {
           maxDialsPerAttempt: figures.maxDialsPerAttempt,

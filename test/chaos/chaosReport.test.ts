@@ -30,7 +30,7 @@ function dial(c: ChaosCall, attempt: number, at: number, end: Partial<SimCallLog
 }
 
 function arrivalsOf(simCalls: readonly SimCallLog[]) {
-  return simCalls.map((d) => ({ at: d.receivedAt, room: d.room }));
+  return simCalls.map((d) => ({ at: d.receivedAt, room: d.room, clientPort: undefined }));
 }
 
 function terminal(c: ChaosCall, outcome = c.expected, attempts = 1): [string, RecordView] {
@@ -123,14 +123,16 @@ describe('chaos report', () => {
     const calls = [1, 2, 3, 4].map((n) => call(n, 'human'));
     // 3 arrivals in [T+500, T+1500): over a limit of 2, though each calendar second holds only 2
     const arrivalTimes = [T, T + 500, T + 1100, T + 1400];
-    const arrivals = arrivalTimes.map((at, i) => ({ at, room: `call-c-${i + 1}-1` }));
+    const arrivals = arrivalTimes.map((at, i) => ({ at, room: `call-c-${i + 1}-1`, clientPort: 40_000 + (i % 2) }));
     // the simulator, stalled, handled them all at once: its own times do not count
     const simCalls = calls.map((c) => dial(c, 1, T + 1450, { result: 'answered', answeredAt: T + 1500, endedAt: T + 1600 }));
     const records = new Map(calls.map((c) => terminal(c)));
     const { figures, violations } = analyseChaosRun({ calls, simCalls, arrivals, records, cps: 2 });
     expect(figures.maxStartsPerRollingSecond).toBe(3);
     expect(violations).toEqual([{ kind: 'cps', windowStart: T + 500, starts: 3 }]);
-    expect(formatViolations(violations, { simCalls, events: [], arrivals, records, t0: T })).toContain('+1.100s call-c-3-1');
+    const text = formatViolations(violations, { simCalls, events: [], arrivals, records, t0: T, proxyStalls: [{ at: T + 450, ms: 300 }] });
+    expect(text).toContain('+1.100s call-c-3-1 (connection :40000)');
+    expect(text).toContain('the API proxy itself stalled around it: 300 ms until +0.5s');
   });
 });
 

@@ -278,6 +278,8 @@ export function numberHistory(phoneNumber: string, call: ChaosCall | undefined, 
 
 /** What the report knows about the calls: their records and, for calls that went wrong, their dial job at the end. */
 export interface ReportContext {
+  /** The API proxy's own event-loop stalls: an over-limit second right after one may be the proxy's doing. */
+  proxyStalls?: readonly { at: number; ms: number }[];
   simCalls: readonly SimCallLog[];
   /** The simulator's events (dispatches, room deletions, call progress), for each violation's rooms. */
   events: readonly SimEventLog[];
@@ -336,7 +338,15 @@ export function formatViolations(violations: readonly Violation[], context: Repo
         case 'cps':
           lines.push(`  ${v.starts} CreateSIPParticipant arrivals in the second from +${seconds(v.windowStart - context.t0)}:`);
           for (const arrival of context.arrivals.filter((a) => a.at >= v.windowStart && a.at < v.windowStart + ROLLING_WINDOW_MS)) {
-            lines.push(`      +${((arrival.at - context.t0) / 1000).toFixed(3)}s ${arrival.room ?? '(room not read)'}`);
+            lines.push(`      +${((arrival.at - context.t0) / 1000).toFixed(3)}s ${arrival.room ?? '(room not read)'} (connection :${arrival.clientPort ?? '?'})`);
+          }
+          {
+            const near = (context.proxyStalls ?? []).filter((st) => st.at >= v.windowStart - ROLLING_WINDOW_MS && st.at < v.windowStart + ROLLING_WINDOW_MS);
+            lines.push(
+              near.length > 0
+                ? `      the API proxy itself stalled around it: ${near.map((st) => `${st.ms} ms until +${seconds(st.at - context.t0)}`).join(', ')}`
+                : '      the API proxy did not stall around it (≥ 100 ms): the dials left the dialer this close together',
+            );
           }
           break;
       }

@@ -61,7 +61,15 @@ const DIALER_SETTINGS: Record<string, string> = {
   METRICS_PORT: '',
 };
 
+/** Pause before the first step (consumers pick up work) and between steps (the dialer reacts to the last one). */
+const FIRST_STEP_AFTER_MS = 3 * SECOND;
+const STEP_GAP_MS = 3 * SECOND;
 const KILL_SETTLE_MS = 4 * SECOND;
+/** A step's moment: this many calls ringing (kills), or agents in conversation (Redis freeze), if it comes. */
+const RINGING_WANTED = 3;
+const CONVERSATIONS_WANTED = 3;
+/** Later steps meet a smaller campaign tail: they settle for fewer. */
+const LATE_STEP_WANTED = 2;
 /** How long no consumer is alive after the kill-all: calls ringing then decline or ring out unobserved. */
 const ALL_DEAD_MS = 6 * SECOND;
 const REDIS_BLOCK_MS = 6 * SECOND;
@@ -87,6 +95,11 @@ const QUIET_BUDGET_MS = 20 * SECOND;
 const POLL_MS = 500;
 const REDIS_COMMAND_TIMEOUT_MS = 2 * SECOND;
 const VIOLATIONS_SHOWN_PER_KIND = 6;
+/** Three consumers starting at once on loaded cores (see chaosProcesses' START_TIMEOUT_MS), plus the rest. */
+const SETUP_TIMEOUT_MS = 240 * SECOND;
+const TEARDOWN_TIMEOUT_MS = 30 * SECOND;
+/** The chaos steps (each waiting at most MOMENT_WAIT_MS), the campaign's tail (AFTER_CHAOS_CAP_MS) and the report. */
+const TEST_TIMEOUT_MS = 420 * SECOND;
 
 const outDir = fileURLToPath(new URL('./out/', import.meta.url));
 const registry = new ChildRegistry();
@@ -192,12 +205,12 @@ beforeAll(async () => {
     AGENT_NAME,
   };
   await Promise.all(Array.from({ length: CONSUMERS }, () => startConsumer().ready()));
-}, 240 * SECOND);
+}, SETUP_TIMEOUT_MS);
 
 afterAll(async () => {
   await registry.killAll();
   if (workDir) await rm(workDir, { recursive: true, force: true });
-}, 30 * SECOND);
+}, TEARDOWN_TIMEOUT_MS);
 
 describe('chaos: a campaign through consumer SIGKILLs, a Redis freeze and restart, and a LiveKit outage', () => {
   it('never dials an attempt twice, never rings a number after its final answer, and ends every call with its scripted outcome', async () => {
@@ -217,7 +230,7 @@ describe('chaos: a campaign through consumer SIGKILLs, a Redis freeze and restar
     /** Each step's moment: did it meet live calls (ringing, or agents talking)? A step that met none proves nothing. */
     const missed: string[] = [];
     const killOne = async (which: string) => {
-      const status = await momentWhen((s) => s.ringing >= 3);
+      const status = await momentWhen((s) => s.ringing >= RINGING_WANTED);
       const victim = consumers.find((c) => c.alive && c.isReady);
       if (!victim) {
         missed.push(`${which}: no running consumer to kill`);
@@ -231,15 +244,15 @@ describe('chaos: a campaign through consumer SIGKILLs, a Redis freeze and restar
     };
 
     // 1–2: one consumer at a time, while calls ring; a replacement starts at once.
-    await sleep(3 * SECOND);
+    await sleep(FIRST_STEP_AFTER_MS);
     await killOne('first kill');
     await sleep(KILL_SETTLE_MS);
     await killOne('second kill');
 
     // 3: Redis frozen while agents are talking and about to report.
-    await sleep(3 * SECOND);
+    await sleep(STEP_GAP_MS);
     {
-      const status = await momentWhen((s) => s.inConversation >= 3);
+      const status = await momentWhen((s) => s.inConversation >= CONVERSATIONS_WANTED);
       if (status.inConversation === 0) missed.push('Redis freeze: no call in conversation');
       note(`SIGSTOP redis-server for ${REDIS_BLOCK_MS / SECOND} s (${status.inConversation} calls in conversation)`);
       await redis.block(REDIS_BLOCK_MS);
@@ -248,11 +261,11 @@ describe('chaos: a campaign through consumer SIGKILLs, a Redis freeze and restar
     }
 
     // 4: every consumer killed while calls ring; for a while none is alive, then three new ones.
-    await sleep(3 * SECOND);
+    await sleep(STEP_GAP_MS);
     {
       // the replacements must be running first, or the kill-all would meet processes still starting
       await Promise.all(consumers.filter((c) => c.alive).map((c) => c.ready().catch(() => undefined)));
-      const status = await momentWhen((s) => s.ringing >= 3);
+      const status = await momentWhen((s) => s.ringing >= RINGING_WANTED);
       const alive = consumers.filter((c) => c.alive);
       const running = alive.filter((c) => c.isReady).length;
       await Promise.all(alive.map((c) => c.kill()));
@@ -267,9 +280,9 @@ describe('chaos: a campaign through consumer SIGKILLs, a Redis freeze and restar
     }
 
     // 5: Redis restarted (SIGTERM, down a few seconds, same port and AOF) while agents talk.
-    await sleep(2 * SECOND);
+    await sleep(STEP_GAP_MS);
     {
-      const status = await momentWhen((s) => s.inConversation >= 2);
+      const status = await momentWhen((s) => s.inConversation >= LATE_STEP_WANTED);
       if (status.inConversation === 0) missed.push('Redis restart: no call in conversation');
       note(`SIGTERM redis-server (${status.inConversation} calls in conversation), down ${REDIS_DOWN_MS / SECOND} s`);
       await redis.restart(REDIS_DOWN_MS);
@@ -278,9 +291,9 @@ describe('chaos: a campaign through consumer SIGKILLs, a Redis freeze and restar
     }
 
     // 6: LiveKit's API unreachable for 20 s while calls ring.
-    await sleep(3 * SECOND);
+    await sleep(STEP_GAP_MS);
     {
-      const status = await momentWhen((s) => s.ringing >= 2);
+      const status = await momentWhen((s) => s.ringing >= LATE_STEP_WANTED);
       if (status.ringing === 0) missed.push('LiveKit outage: no call ringing');
       note(`LiveKit API unreachable for ${LIVEKIT_OUTAGE_MS / SECOND} s (${status.ringing} calls ringing)`);
       await proxy.outage(LIVEKIT_OUTAGE_MS);
@@ -360,5 +373,5 @@ describe('chaos: a campaign through consumer SIGKILLs, a Redis freeze and restar
     } finally {
       reader.disconnect();
     }
-  }, 420 * SECOND);
+  }, TEST_TIMEOUT_MS);
 });

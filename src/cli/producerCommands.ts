@@ -209,9 +209,9 @@ export function registerProducerCommands(program: Command): void {
         const { config, logger } = cliContext();
         // A profile the agent lacks would ring the phone only to hang up on the callee: refused before Redis is touched.
         if (request.agentProfile !== undefined) requireKnownProfile(await loadProfileCatalog(), request.agentProfile);
-        // the call is enqueued "as of" the moment the command was given, so --delay 90s is a 90 s delay exactly
-        const asOfCommand: Clock = { now: () => now };
-        const { callId, duplicate } = await withProducer(config, asOfCommand, (producer) => producer.enqueueCall(request));
+        // --at and --delay are instants by now (--delay counted from the command): the producer's delay is taken from
+        // the wall clock as it adds the job, so BullMQ releases it at that instant however long start-up took
+        const { callId, duplicate } = await withProducer(config, systemClock, (producer) => producer.enqueueCall(request));
         logger.debug({ callId, campaignId: request.campaignId, duplicate }, duplicate ? 'call already enqueued' : 'call enqueued');
         process.stdout.write(`${callId}\n`);
       }),

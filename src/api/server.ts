@@ -49,6 +49,18 @@ const REQUEST_TIMEOUT_MS = 60 * SECOND;
 const RATE_LIMIT_WINDOW_MS = SECOND;
 const BEARER_REALM = 'Bearer realm="dialer"';
 
+/** `startApiServer` could not reach Redis; `cause` is the connection's error. */
+export class ApiRedisUnreachableError extends Error {
+  override readonly name = 'ApiRedisUnreachableError';
+
+  constructor(
+    readonly redisUrl: string,
+    override readonly cause: unknown,
+  ) {
+    super(`cannot reach Redis (${cause instanceof Error ? cause.message : String(cause)})`);
+  }
+}
+
 export interface ApiServerOptions {
   config: DialerConfig;
   logger: Logger;
@@ -252,8 +264,8 @@ export async function buildApiApp(ctx: ApiContext, tokens: readonly ApiToken[], 
 }
 
 /**
- * Starts the API: checks API_TOKENS (ConfigError naming it), connects to Redis (an Error saying where, when it cannot),
- * and listens on API_HOST:API_PORT.
+ * Starts the API: checks API_TOKENS (ConfigError naming it), connects to Redis (ApiRedisUnreachableError when it
+ * cannot), and listens on API_HOST:API_PORT.
  */
 export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
   const { config, logger } = options;
@@ -270,7 +282,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       await waitUntilReady(redis);
     } catch (err) {
       await closeConnection(redis);
-      throw new Error(`cannot reach Redis at ${new URL(config.redisUrl).host} (${(err as Error).message})`);
+      throw new ApiRedisUnreachableError(config.redisUrl, err);
     }
   }
   const clock = options.clock ?? systemClock;

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import { startApiServer } from '../api/server.js';
+import { ApiRedisUnreachableError, startApiServer } from '../api/server.js';
 import { logProcessWarnings } from '../core/logger.js';
 import { handleShutdownSignals } from '../core/shutdownSignals.js';
-import { action, cliContext } from './cliContext.js';
+import { action, cliContext, redisUnavailable } from './cliContext.js';
 
 /** `serve`: the HTTP API (src/api) on API_HOST:API_PORT; the first SIGTERM/SIGINT drains requests, a second cuts them. */
 export function registerServeCommand(program: Command): void {
@@ -13,7 +13,10 @@ export function registerServeCommand(program: Command): void {
       action(async () => {
         const { config, logger } = cliContext();
         logProcessWarnings(logger);
-        const server = await startApiServer({ config, logger });
+        const server = await startApiServer({ config, logger }).catch((err: unknown) => {
+          // the one line and exit code (4) every command gives when Redis is away
+          throw err instanceof ApiRedisUnreachableError ? redisUnavailable(err.redisUrl, err.cause) : err;
+        });
         logger.info({ url: server.url, port: server.port, rateLimitPerSecond: config.api.rateLimitPerSecond }, 'API listening');
         handleShutdownSignals({ drain: () => server.close(), force: () => server.close({ force: true }) }, logger);
       }),

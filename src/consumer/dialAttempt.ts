@@ -209,6 +209,8 @@ async function resumeAttempt(job: CallJob, attempt: number, record: CallRecord, 
   }
   if (seen !== 'absent') return followSentAttempt(job, attempt, record, deps, log);
   log.warn({ room }, 'attempt was started but not dialed by a consumer that stopped; dialing it now');
+  // Its agent dispatch may still wait in the room: a fresh room, so one agent serves the call.
+  await deleteRoomQuietly(deps, room, log);
   return undefined;
 }
 

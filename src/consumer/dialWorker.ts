@@ -38,8 +38,12 @@ const REQUEUE_DELAY_MS = SECOND;
 /** BullMQ's stalled-job check runs at half the lock duration, but not more often than this. */
 const MIN_STALLED_INTERVAL_MS = 500;
 
-/** A stalled call (its consumer died) may be picked up this many times before it fails for good. */
-export const MAX_STALLED_COUNT = 3;
+/**
+ * A stalled call may be picked up this many times before BullMQ fails it for good. Lock lapses count too (a Redis
+ * freeze or restart, an event-loop stall), not only consumers that died, and a re-run of a dial job is safe (it
+ * follows what the record says), so the bound is there only against a job that kills every consumer taking it.
+ */
+export const MAX_STALLED_COUNT = 10;
 
 export interface DialWorkerOptions {
   /** Defaults to the environment's settings (loadConfig). */
@@ -144,11 +148,17 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
 
   const gates: DialGateDeps = { store, clock, defaultWindow: config.dial.callWindow, predialCheck: config.predialCheck, profiles };
 
-  /** Ends a call whose job cannot be parsed but names a usable call id: recorded (if new) and reported `failed`. */
-  const endMalformedCall = async (callId: string, campaignId: string, data: PushedJobData, reason: string) => {
-    const raw = data.phoneNumber ?? data.phone_number;
-    await store.createCalls(campaignId, [{ callId, phoneNumber: typeof raw === 'string' ? raw : '', metadata: {} }]);
-    await report({ callId, campaignId, outcome: 'failed', reason });
+  /**
+   * Ends a call whose job cannot be parsed but names a usable call id: recorded and reported `failed` when the call is
+   * this job's own (new, or still queued under this very job id). A malformed job naming another job's call, which
+   * may be ringing or connected right now, ends nothing.
+   */
+  const endMalformedCall = async (callId: string, campaignId: string, job: Job<PushedJobData, DialJobResult>, reason: string): Promise<boolean> => {
+    const raw = job.data.phoneNumber ?? job.data.phone_number;
+    const [status] = await store.createCalls(campaignId, [{ callId, phoneNumber: typeof raw === 'string' ? raw : '', metadata: {} }]);
+    const own = status === 'created' || (status === 'queued' && job.id === callId);
+    if (own) await report({ callId, campaignId, outcome: 'failed', reason });
+    return own;
   };
 
   /**
@@ -156,12 +166,10 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
    * job back without spending its attempt, unless the call met DIAL_MAX_PLATFORM_ERRORS of them: then it ends `failed`.
    */
   const backOff = async (call: CallJob, attempt: number, reason: string, log: Logger): Promise<never> => {
-    const { backoffMs, consecutiveFailures, started } = await backoff.failed();
-    // Only a failure that started the back-off counts against the call: others were in flight when it began, and the
-    // calls that wait it out must not each use up their allowance during one outage.
-    const platformErrors = started
-      ? await store.notePlatformError(call.campaignId, call.callId)
-      : ((await store.get(call.campaignId, call.callId))?.platformErrors ?? 0);
+    const { backoffMs, consecutiveFailures } = await backoff.failed();
+    // Every failure counts against the call. Calls wait out a running back-off before they are dialed or followed
+    // (see below), so a call meets at most about one failure per back-off: the limit spans minutes, not seconds.
+    const platformErrors = await store.notePlatformError(call.campaignId, call.callId);
     if (platformErrors >= config.dial.maxPlatformErrors) {
       const ending = `LiveKit unavailable: gave up after ${platformErrors} platform errors (last: ${reason})`;
       log.error({ reason, platformErrors }, 'call met too many LiveKit/network errors; ending it as failed');
@@ -176,14 +184,17 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
   const processDialJob = async (job: Job<PushedJobData, DialJobResult>, token?: string, lockLost?: AbortSignal): Promise<DialJobResult> => {
     const parsed = parseCallJob(job.data, job.id, job.timestamp);
     if (!parsed.ok) {
-      if (parsed.callId && parsed.campaignId) await endMalformedCall(parsed.callId, parsed.campaignId, job.data, parsed.reason);
+      if (parsed.callId && parsed.campaignId && !(await endMalformedCall(parsed.callId, parsed.campaignId, job, parsed.reason))) {
+        logger.warn({ jobId: job.id, callId: parsed.callId, campaignId: parsed.campaignId }, 'malformed job names a call another job carries; that call is left alone');
+      }
       throw new MalformedCallJobError(parsed.reason); // logged once, by the failed handler
     }
     const { call } = parsed;
     if (!token || job.id === undefined) throw new Error('BullMQ gave no lock token or job id: the call cannot be dialed safely');
     // A job pushed straight onto `calls` without BullMQ `attempts` gets DIAL_MAX_ATTEMPTS, counted in its data.
-    // (BullMQ stores a missing `attempts` as 0.)
-    const foreign = !job.opts.attempts;
+    // (BullMQ stores a missing `attempts` as 0.) One pushed with `attempts` but not our `backoff` type is retried the
+    // same way: BullMQ would retry it at once, without the retry delays (it calls backoffStrategy only for a custom type).
+    const foreign = !job.opts.attempts || !job.opts.backoff;
     const attempt = (foreign ? foreignAttemptsMade(job.data) : job.attemptsMade) + 1;
     const maxAttempts = job.opts.attempts || config.dial.maxAttempts;
     const log = logger.child({ callId: call.callId, campaignId: call.campaignId, attempt });

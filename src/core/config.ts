@@ -19,6 +19,8 @@ export const DEFAULT_RETRY_DELAY_S = 300;
  * it, so only a process stalled that long loses a job it still works on (and the takeover then only follows the call).
  */
 export const DEFAULT_DIAL_LOCK_DURATION_MS = 10 * SECOND;
+/** Below this a dial job's lock lapses on ordinary event-loop stalls and Redis hiccups. */
+export const MIN_DIAL_LOCK_DURATION_MS = SECOND;
 /** Longer than the agent's default maximum call duration (600 s) plus its hang-up and reporting. */
 export const DEFAULT_CALL_OUTCOME_TIMEOUT_S = 900;
 /**
@@ -74,7 +76,9 @@ const envSchema = z.object({
   DIAL_RETRY_DELAY_NO_ANSWER_S: nonNegative('DIAL_RETRY_DELAY_NO_ANSWER_S').optional(),
   DIAL_RETRY_DELAY_FAILED_S: nonNegative('DIAL_RETRY_DELAY_FAILED_S').optional(),
   /** How long a dial job's lock lives without renewal; a crashed consumer's call is picked up after it. */
-  DIAL_LOCK_DURATION_MS: positiveInt('DIAL_LOCK_DURATION_MS').default(DEFAULT_DIAL_LOCK_DURATION_MS),
+  DIAL_LOCK_DURATION_MS: positiveInt('DIAL_LOCK_DURATION_MS')
+    .min(MIN_DIAL_LOCK_DURATION_MS, `DIAL_LOCK_DURATION_MS must be at least ${MIN_DIAL_LOCK_DURATION_MS} (a shorter lock lapses on every event-loop stall)`)
+    .default(DEFAULT_DIAL_LOCK_DURATION_MS),
   /** LiveKit/network failures one call may meet (each retried without spending an attempt) before it ends as failed. */
   DIAL_MAX_PLATFORM_ERRORS: positiveInt('DIAL_MAX_PLATFORM_ERRORS').default(DEFAULT_DIAL_MAX_PLATFORM_ERRORS),
   /** A connected call whose agent reports nothing within this long ends as `failed` (agent crashed, lost job). */

@@ -123,6 +123,24 @@ describe('a re-run of an attempt the record already knows', () => {
     expect((calls[0]?.receivedAt ?? 0) - resumedAt).toBeGreaterThanOrEqual(1000); // the busy retry delay
   });
 
+  it('dials an attempt that began but never went out into a fresh room: the agent dispatched for it before is removed', async () => {
+    pipeline = await startTestPipeline('began-not-sent', { dialers: 0 });
+    const p = pipeline;
+    const number = freshNumber();
+    p.sim.network.setBehavior(number, { type: 'answer', afterMs: 200 });
+    const callId = await p.enqueue({ phoneNumber: number, campaignId });
+    const room = `call-${callId}-1`;
+    // what a consumer killed between its dispatch and its claim leaves: the attempt begun, an agent dispatched
+    await p.store.beginAttempt({ callId, campaignId, phoneNumber: number, metadata: {} }, 1, room);
+    const clients = createLiveKitClients({ url: p.sim.url, apiKey: p.sim.apiKey, apiSecret: p.sim.apiSecret });
+    const stale = await clients.dispatch.createDispatch(room, p.config.agentName, { metadata: '{}' });
+    await p.startDialer();
+    await waitFor(async () => ((await p.store.get(campaignId, callId))?.state === 'in_call' ? true : undefined), 20_000, 'answered');
+    expect(p.sim.dispatches.find((d) => d.id === stale.id)?.deletedAtMs).toBeDefined();
+    expect(p.sim.dispatches.filter((d) => d.room === room && d.deletedAtMs === undefined)).toHaveLength(1);
+    expect(p.sim.calls.filter((c) => c.phoneNumber === number)).toHaveLength(1);
+  });
+
   it('follows a call still ringing when Redis lost the attempt\'s "sent" mark (the last second of its AOF), instead of dialing it again', async () => {
     pipeline = await startTestPipeline('lost-mark', { dialers: 0, env: { DIAL_RINGING_TIMEOUT_S: '10' } });
     const p = pipeline;
@@ -137,6 +155,48 @@ describe('a re-run of an attempt the record already knows', () => {
     await p.startDialer();
     await waitFor(async () => ((await p.store.get(campaignId, callId))?.state === 'in_call' ? true : undefined), 20_000, 'followed to the answer');
     expect(p.sim.calls.filter((c) => c.phoneNumber === number)).toHaveLength(1);
+  });
+});
+
+describe('jobs other services push', () => {
+  it('a malformed job naming a call another job carries leaves that call alone while it rings', async () => {
+    pipeline = await startTestPipeline('malformed-other', { env: { DIAL_RINGING_TIMEOUT_S: '10' } });
+    const p = pipeline;
+    const number = freshNumber();
+    p.sim.network.setBehavior(number, { type: 'answer', afterMs: 1500 });
+    const callId = await p.enqueue({ phoneNumber: number, campaignId });
+    await waitFor(() => (p.sim.calls.some((c) => c.phoneNumber === number && c.status === 'ringing') ? true : undefined), 15_000, 'ringing');
+    const queue = new Queue(CALLS_QUEUE, { connection: p.redis, prefix: p.config.queuePrefix });
+    try {
+      await queue.add('call', { callId, campaignId, phoneNumber: 14155550199 }, { jobId: `bad-${callId}` });
+      await waitFor(async () => ((await queue.getJob(`bad-${callId}`))?.failedReason ? true : undefined), 15_000, 'bad job failed');
+    } finally {
+      await queue.close();
+    }
+    const record = await waitFor(async () => {
+      const r = await p.store.get(campaignId, callId);
+      return r?.state === 'in_call' || r?.state === 'terminal' ? r : undefined;
+    }, 15_000, 'answered');
+    expect(record.state).toBe('in_call');
+  });
+
+  it('a job pushed with `attempts` but no backoff still waits the retry delay between attempts', async () => {
+    const retryDelayS = 1;
+    pipeline = await startTestPipeline('pushed-attempts', { env: { DIAL_RETRY_DELAY_S: String(retryDelayS) } });
+    const p = pipeline;
+    const number = freshNumber();
+    p.sim.network.setBehavior(number, { type: 'busy' });
+    const queue = new Queue(CALLS_QUEUE, { connection: p.redis, prefix: p.config.queuePrefix });
+    try {
+      await queue.add('call', { phone_number: number, campaign_id: campaignId, call_id: 'pushed-busy' }, { attempts: 3 });
+      const record = await p.waitForOutcome(campaignId, 'pushed-busy', 30_000);
+      expect(record).toMatchObject({ outcome: 'busy', attempts: 3 });
+    } finally {
+      await queue.close();
+    }
+    const rings = p.sim.calls.filter((c) => c.phoneNumber === number).map((c) => c.receivedAt);
+    expect(rings).toHaveLength(3);
+    for (let i = 1; i < rings.length; i++) expect((rings[i] ?? 0) - (rings[i - 1] ?? 0)).toBeGreaterThanOrEqual(retryDelayS * 1000);
   });
 });
 

@@ -1,11 +1,10 @@
-import { Worker } from 'bullmq';
 import { describe, expect, it } from 'vitest';
 import { startApiServer } from '../../src/api/server.js';
 import { loadConfig } from '../../src/core/config.js';
 import { createLogger } from '../../src/core/logger.js';
-import { CALLS_QUEUE } from '../../src/core/queues.js';
-import { closeConnection, createProducerConnection, createWorkerConnection, waitUntilReady } from '../../src/core/redisConnection.js';
+import { closeConnection, createProducerConnection, waitUntilReady } from '../../src/core/redisConnection.js';
 import { testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
+import { startTestPipeline } from '../helpers/pipeline.js';
 import { waitFor } from '../helpers/waitFor.js';
 import { API_TOKENS, body, call, problem, useApiFixture, type ApiFixture } from './apiFixture.js';
 
@@ -14,26 +13,27 @@ let api: ApiFixture;
 useApiFixture(prefix, (f) => (api = f));
 
 describe('/healthz and /readyz', () => {
-  it('is alive, and ready only while a dial worker is connected to `calls`', async () => {
+  it('is alive, and ready only while a dial worker (the one `dialer consumer` runs) is connected to `calls`', async () => {
     expect(body(await call(api.url, 'GET', '/healthz'))).toEqual({ status: 'ok' });
-    const idle = await call(api.url, 'GET', '/readyz');
-    expect(idle.status).toBe(503);
-    expect(body(idle)).toMatchObject({ status: 'not_ready', checks: { redis: { status: 'ok' }, consumers: { status: 'none', count: 0 } } });
-
-    // a worker on this prefix's `calls` queue, as `dialer consumer` runs one (no jobs are ever added here)
-    const connection = createWorkerConnection(testRedisUrl());
-    const worker = new Worker(CALLS_QUEUE, async () => undefined, { connection, prefix });
+    // the real dial worker against the simulator, with an API on the same prefix
+    const pipeline = await startTestPipeline('api-ready', { dialers: 0 });
+    const server = await startApiServer({ config: pipeline.config, logger: createLogger('silent'), port: 0, host: '127.0.0.1', tokens: API_TOKENS });
     try {
+      const idle = await call(server.url, 'GET', '/readyz');
+      expect(idle.status).toBe(503);
+      expect(body(idle)).toMatchObject({ status: 'not_ready', checks: { redis: { status: 'ok' }, consumers: { status: 'none', count: 0 } } });
+      const dialer = await pipeline.startDialer();
       const ready = await waitFor(async () => {
-        const answer = await call(api.url, 'GET', '/readyz');
+        const answer = await call(server.url, 'GET', '/readyz');
         return answer.status === 200 ? answer : undefined;
-      }, 15_000, 'readyz to see the worker');
+      }, 15_000, 'readyz to see the dial worker');
       expect(body(ready)).toMatchObject({ status: 'ready', checks: { redis: { status: 'ok' }, consumers: { status: 'ok', count: 1 } } });
+      await dialer.close();
+      await waitFor(async () => ((await call(server.url, 'GET', '/readyz')).status === 503 ? true : undefined), 15_000, 'readyz to miss the worker');
     } finally {
-      await worker.close();
-      await closeConnection(connection);
+      await server.close();
+      await pipeline.close();
     }
-    await waitFor(async () => ((await call(api.url, 'GET', '/readyz')).status === 503 ? true : undefined), 15_000, 'readyz to miss the worker');
   });
 
   it('answers 503 problems (never 500) when Redis goes away, and readyz says Redis is unreachable', async () => {

@@ -2,9 +2,8 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { InvalidInputError } from '../core/errors.js';
 import { idSchema } from '../core/queues.js';
-import { closeConnection, createProducerConnection, waitUntilReady } from '../core/redisConnection.js';
 import { purgeCalls, type PurgeRequest } from '../results/retention.js';
-import { action, cliContext } from './cliContext.js';
+import { action, cliContext, withRedis } from './cliContext.js';
 
 /** An ISO 8601 date (midnight UTC) or date-time with a zone (`Z` or `+02:00`). */
 const isoDateSchema = z.union([z.iso.date(), z.iso.datetime({ offset: true })]);
@@ -40,9 +39,8 @@ export function registerPurgeCommand(program: Command): void {
           throw new InvalidInputError('purge needs --campaign ID, --before DATE, or both');
         }
         const { config } = cliContext();
-        const redis = createProducerConnection(config.redisUrl);
-        try {
-          await waitUntilReady(redis);
+        // Redis away: the same one line and exit code (4) as every command
+        await withRedis(config, async (redis) => {
           const s = await purgeCalls(redis, config.queuePrefix, request);
           const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
           process.stdout.write(
@@ -50,9 +48,7 @@ export function registerPurgeCommand(program: Command): void {
               `${s.campaignsRemoved ? ` (${s.campaignsRemoved} removed)` : ''}, ${plural(s.jobsRemoved, 'queue job')} removed; ` +
               `in flight (kept) ${s.inFlight}\n`,
           );
-        } finally {
-          await closeConnection(redis);
-        }
+        });
       }),
     );
 }

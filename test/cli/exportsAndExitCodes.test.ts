@@ -220,6 +220,7 @@ describe('exit codes that tell the truth', () => {
       dialer(['call', 'c-1'], away),
       dialer(['pause', '--campaign', 'spring'], away),
       dialer(['dnc', 'list'], away),
+      dialer(['purge', '--campaign', 'spring'], away),
     ]);
     for (const run of runs) {
       expect(run.code).toBe(EXIT.unavailable);

@@ -82,7 +82,7 @@ describe('dialer consumer / results / report', () => {
       const reporter = new ResultReporter(p.redis, p.config.queuePrefix);
       await reporter.report({ callId, campaignId: 'cli-results', outcome: 'expired', reportedBy: 'consumer', endedAt: Date.now() });
       await reporter.close();
-      await p.waitForOutcome('cli-results', callId, 20_000);
+      await p.waitForOutcome('cli-results', callId, 60_000); // the CLI's own start takes a while on a loaded machine
       results.child.kill('SIGINT');
       expect((await results.done).code).toBe(0);
     } finally {

@@ -23,4 +23,6 @@ export interface ApiContext {
   idempotency: IdempotencyKeys;
   logger: Logger;
   clock: Clock;
+  /** DIAL_TIME_ZONE: the zone schedule checks read times in (the API's own times always carry an offset). */
+  timeZone: string;
 }

@@ -56,8 +56,8 @@ export const callWindowBody = component(
 
 const phoneNumber = z.string().min(1, 'phone_number is empty').max(MAX_PHONE_NUMBER_TEXT).describe('E.164, e.g. +14155550123; an extension may follow (x136)');
 const key = z.string().min(1).max(MAX_KEY_CHARS).describe('idempotency key: the same key in the same campaign names the same call');
-const at = instant.describe('dial no earlier than this (ISO 8601 with a zone); a time in the past means now');
-const expiresAt = instant.describe('give up (outcome `expired`) if not dialed by then');
+const at = instant.describe('dial no earlier than this (ISO 8601 with a zone): up to 5 minutes past means now, at most 90 days ahead');
+const expiresAt = instant.describe('give up (outcome `expired`) if not dialed by then: after `at`, at most 90 days ahead');
 const agentProfile = z.string().min(1).max(MAX_PROFILE_NAME_CHARS).describe('agent profile name (profiles/profiles.json or AGENT_PROFILES_FILE)');
 const priority = z.number().int().min(0).max(MAX_CALL_PRIORITY).describe(`0 (default) is dialed first; 1–${MAX_CALL_PRIORITY} wait behind every 0, lower first`);
 

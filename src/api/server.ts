@@ -48,6 +48,8 @@ const REQUEST_TIMEOUT_MS = 60 * SECOND;
 /** The rate limit's window: API_RATE_LIMIT requests per token per window. */
 const RATE_LIMIT_WINDOW_MS = SECOND;
 const BEARER_REALM = 'Bearer realm="dialer"';
+/** Longest path parameter the router passes on (fastify's default is 100, below idSchema's 128). */
+const MAX_PATH_PARAM_CHARS = 1024;
 
 /** `startApiServer` could not reach Redis; `cause` is the connection's error. */
 export class ApiRedisUnreachableError extends Error {
@@ -191,6 +193,12 @@ export async function buildApiApp(ctx: ApiContext, tokens: readonly ApiToken[], 
     // answered by our own hook below, as a problem document
     return503OnClosing: false,
     forceCloseConnections: 'idle',
+    // ids up to this reach the route, whose schema refuses them with a field error (idSchema allows 128 characters)
+    routerOptions: { maxParamLength: MAX_PATH_PARAM_CHARS },
+    // a URL the router cannot decode (bad percent-encoding, a parameter over the limit) is a problem too
+    frameworkErrors: (error, request, reply) => {
+      sendProblem(reply, request, problemFor(error, ctx.redis, request.id));
+    },
   });
   app.decorateRequest('apiToken', null);
   // JSON only: a text/plain body is refused (415) instead of reaching a route as a string
@@ -203,6 +211,10 @@ export async function buildApiApp(ctx: ApiContext, tokens: readonly ApiToken[], 
     }
     const scope = request.routeOptions.config.scope;
     if (scope) request.apiToken = authorize(tokens, request, scope);
+    const encoding = request.headers['content-encoding']?.trim().toLowerCase();
+    if (encoding && encoding !== 'identity') {
+      throw new ApiProblem('unsupported-media-type', `Content-Encoding ${encoding} is not taken: send the body uncompressed`);
+    }
   });
 
   await app.register(rateLimit, {
@@ -306,6 +318,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     idempotency: new IdempotencyKeys(redis, config.queuePrefix),
     logger,
     clock,
+    timeZone: config.dial.timeZone,
   };
   const state: ServerState = { closing: false, active: new ActiveHandlers() };
   const releaseRedis = async () => {

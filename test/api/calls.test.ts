@@ -151,6 +151,17 @@ describe('bad input is a 4xx problem, never a 500', () => {
     expect(doc.errors).toEqual([expect.objectContaining({ pointer: '/expires_at' })]);
   });
 
+  it('holds `at` to the bounds the CLI and import use: not over 5 minutes past, not over 90 days ahead', async () => {
+    const day = 24 * 3_600_000;
+    const past = problem(await post({ phone_number: nextNumber(), at: new Date(Date.now() - 3_600_000).toISOString() }), 422);
+    expect(past.errors).toEqual([{ pointer: '/at', detail: expect.stringMatching(/^at: .* is in the past/) }]);
+    const far = problem(await post({ phone_number: nextNumber(), at: new Date(Date.now() + 91 * day).toISOString() }), 422);
+    expect(far.errors).toEqual([{ pointer: '/at', detail: expect.stringMatching(/more than 90 days ahead/) }]);
+    problem(await post({ phone_number: nextNumber(), expires_at: '9999-12-31T23:59:59Z' }), 422);
+    // a minute ago is a reminder list prepared a little early: it means now
+    expect((await post({ phone_number: nextNumber(), at: new Date(Date.now() - 60_000).toISOString() })).status).toBe(201);
+  });
+
   it('refuses an unknown agent profile with 422 naming it', async () => {
     const doc = problem(await post({ phone_number: nextNumber(), agent_profile: 'no-such-profile' }), 422);
     expect(doc.detail).toMatch(/no-such-profile/);
@@ -198,6 +209,16 @@ describe('bad input is a 4xx problem, never a 500', () => {
       expect(answer.status, JSON.stringify(payload)).toBeLessThan(500);
       expect(answer.contentType).toMatch(/^application\/problem\+json/);
     }
+  });
+
+  it('answers URLs the router cannot read, over-long ids and compressed bodies with problems too', async () => {
+    const badUrl = problem(await call(api.url, 'GET', '/v1/calls/%E0%A4%A', { token: 'read' }), 400);
+    expect(badUrl.type).toBe('urn:dialer:problem:invalid-request');
+    const longId = problem(await call(api.url, 'GET', `/v1/campaigns/${'a'.repeat(130)}/report`, { token: 'read' }), 400);
+    expect(longId.errors).toEqual([expect.objectContaining({ pointer: '#path/id' })]);
+    problem(await call(api.url, 'GET', `/v1/calls/${'a'.repeat(5000)}`, { token: 'read' }), 400);
+    const gzip = await call(api.url, 'POST', '/v1/calls', { token: 'enqueue', body: { phone_number: nextNumber() }, headers: { 'content-encoding': 'gzip' } });
+    expect(problem(gzip, 415).detail).toMatch(/Content-Encoding gzip/);
   });
 
   it('answers unknown routes with 404 and known routes with another method with 405 and Allow', async () => {

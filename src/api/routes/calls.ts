@@ -3,7 +3,9 @@
  * same validation, idempotency keys and call records), read a call, cancel it.
  */
 import type { CallRecord } from '../../core/callStore.js';
+import { InvalidInputError } from '../../core/errors.js';
 import { DEFAULT_CAMPAIGN_ID } from '../../core/queues.js';
+import { resolveSchedule, type ScheduleNames } from '../../core/time.js';
 import { cancelCalls } from '../../producer/cancelCalls.js';
 import { keyedCallId } from '../../producer/callIds.js';
 import type { CallRequest, EnqueueSummary } from '../../producer/enqueueCalls.js';
@@ -64,23 +66,30 @@ interface CallDefaults {
   call_window?: { from: string; to: string; time_zone: string; days?: number[] };
 }
 
+/** How the schedule fields are named in messages (resolveSchedule's names): the body's own field names. */
+const SCHEDULE_FIELDS: ScheduleNames = { at: 'at', delay: 'delay', expiresAt: 'expires_at' };
+
 /**
- * A request for the producer, with the checks `dialer enqueue` makes on its flags (expiry in the past or before the
- * start time); `pointer` is where the fields sit in the body.
+ * A request for the producer, with the schedule checks `dialer enqueue` and `import` make (core/time.ts
+ * resolveSchedule: a start at most 5 minutes past, which means now, and at most 90 days ahead; an expiry in the
+ * future, after the start, within the same bound); `pointer` is where the fields sit in the body.
  */
 function toCallRequest(
   fields: CallFields,
   defaults: CallDefaults,
   campaignId: string,
   now: number,
+  timeZone: string,
   pointer: string,
   keyed: { key: string | undefined; dedupeByNumber: boolean },
 ): { request: CallRequest } | { errors: FieldError[] } {
-  const notBefore = fields.at === undefined ? undefined : Date.parse(fields.at);
-  const expiresAt = fields.expires_at === undefined ? undefined : Date.parse(fields.expires_at);
-  if (expiresAt !== undefined && expiresAt <= now) return { errors: [{ pointer: `${pointer}/expires_at`, detail: 'expires_at is in the past' }] };
-  if (expiresAt !== undefined && notBefore !== undefined && expiresAt <= notBefore) {
-    return { errors: [{ pointer: `${pointer}/expires_at`, detail: 'expires_at is not after `at`, when the call may start' }] };
+  let schedule: { notBefore?: number; expiresAt?: number };
+  try {
+    schedule = resolveSchedule({ at: fields.at, expiresAt: fields.expires_at }, now, timeZone, SCHEDULE_FIELDS);
+  } catch (err) {
+    if (!(err instanceof InvalidInputError)) throw err;
+    const field = err.message.startsWith(SCHEDULE_FIELDS.expiresAt) ? SCHEDULE_FIELDS.expiresAt : SCHEDULE_FIELDS.at;
+    return { errors: [{ pointer: `${pointer}/${field}`, detail: err.message }] };
   }
   const window = defaults.call_window;
   return {
@@ -90,9 +99,8 @@ function toCallRequest(
       metadata: fields.metadata,
       key: keyed.key,
       dedupeByNumber: keyed.dedupeByNumber || undefined,
-      // a start time in the past means "now", as for `dialer enqueue --at`
-      notBefore: notBefore !== undefined && notBefore > now ? notBefore : undefined,
-      expiresAt,
+      notBefore: schedule.notBefore,
+      expiresAt: schedule.expiresAt,
       agentProfile: defaults.agent_profile,
       priority: defaults.priority,
       callWindow: window && { from: window.from, to: window.to, timeZone: window.time_zone, days: window.days },
@@ -203,7 +211,7 @@ export function callRoutes(ctx: ApiContext): Route[] {
       const release = async () => {
         if (idempotency) await ctx.idempotency.release(idempotency.key, idempotency.fingerprint);
       };
-      const prepared = toCallRequest(body, body, campaignId, ctx.clock.now(), '', { key: producerKey, dedupeByNumber: false });
+      const prepared = toCallRequest(body, body, campaignId, ctx.clock.now(), ctx.timeZone, '', { key: producerKey, dedupeByNumber: false });
       if ('errors' in prepared) {
         await release();
         throw new ApiProblem('invalid-call', prepared.errors.map((e) => e.detail).join('; '), { errors: prepared.errors });
@@ -267,7 +275,7 @@ export function callRoutes(ctx: ApiContext): Route[] {
           rowErrors.set(index, fieldErrors(row.error.issues, 'body').map((e) => ({ ...e, pointer: `${pointer}${e.pointer}` })));
           return;
         }
-        const prepared = toCallRequest(row.data, body, campaignId, now, pointer, { key: row.data.key, dedupeByNumber: row.data.key === undefined });
+        const prepared = toCallRequest(row.data, body, campaignId, now, ctx.timeZone, pointer, { key: row.data.key, dedupeByNumber: row.data.key === undefined });
         if ('errors' in prepared) {
           rowErrors.set(index, prepared.errors);
           return;

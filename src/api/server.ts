@@ -314,7 +314,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     store,
     producer,
     calls,
-    callIndex: new CallCampaignIndex(redis, config.queuePrefix, store, calls),
+    callIndex: new CallCampaignIndex(redis, config.queuePrefix, store, calls, clock),
     idempotency: new IdempotencyKeys(redis, config.queuePrefix),
     logger,
     clock,

@@ -281,6 +281,17 @@ describe('GET /v1/calls/{id}', () => {
     expect(body(await call(api.url, 'GET', `/v1/calls/${callId}`, { token: 'read' })).campaign_id).toBe('api-cli');
   });
 
+  it('finds the calls it enqueued by its own index, with neither their job nor the campaign list to go by', async () => {
+    const callId = String(body(await post({ phone_number: nextNumber(), campaign_id: 'api-indexed' })).call_id);
+    await api.queue.remove(callId);
+    await api.redis.srem(api.store.keys.campaignIndex(), 'api-indexed');
+    try {
+      expect(body(await call(api.url, 'GET', `/v1/calls/${callId}`, { token: 'read' })).campaign_id).toBe('api-indexed');
+    } finally {
+      await api.redis.sadd(api.store.keys.campaignIndex(), 'api-indexed');
+    }
+  });
+
   it('answers 404 for an unknown call, and 400 for an id that cannot be one', async () => {
     expect(problem(await call(api.url, 'GET', '/v1/calls/c-does-not-exist', { token: 'read' }), 404).detail).toMatch(/no call c-does-not-exist/);
     const doc = problem(await call(api.url, 'GET', '/v1/calls/bad%3Aid', { token: 'read' }), 400);

@@ -90,6 +90,12 @@ export interface ApiServer {
   close(options?: { force?: boolean }): Promise<void>;
 }
 
+/**
+ * ioredis' words for a command refused because the connection is not writable and the offline queue is off (producer
+ * connections, Redis.js sendCommand): Redis is away, even when the status has not said so yet.
+ */
+const NOT_WRITABLE_MESSAGE = "Stream isn't writeable and enableOfflineQueue options is false";
+
 /** The problem an error stands for: ours as is, fastify's 4xx by their code, Redis outages 503, the rest 500. */
 function problemFor(err: FastifyError | Error, redis: Redis, requestId: string): ApiProblem {
   if (err instanceof ApiProblem) return err;
@@ -109,7 +115,7 @@ function problemFor(err: FastifyError | Error, redis: Redis, requestId: string):
     return new ApiProblem('invalid-request', `the body is not valid JSON: ${err.message}`);
   }
   if (status !== undefined && status >= 400 && status < 500) return new ApiProblem('invalid-request', err.message);
-  if (isRedisConnectionError(err) || redis.status !== 'ready') {
+  if (isRedisConnectionError(err) || err.message === NOT_WRITABLE_MESSAGE || redis.status !== 'ready') {
     return new ApiProblem('unavailable', 'Redis is not reachable right now: retry later (the request changed nothing it did not finish)');
   }
   return new ApiProblem('internal', `unexpected error (request ${requestId}); the server log has it`);

@@ -44,6 +44,7 @@ describe('/healthz and /readyz', () => {
     try {
       expect((await call(server.url, 'POST', '/v1/calls', { token: 'enqueue', body: { phone_number: '+14155551101' } })).status).toBe(201);
       redis.disconnect(); // the server's only connection: as if Redis were gone
+      await waitFor(() => (redis.status === 'end' ? true : undefined), 5_000, 'the connection to close');
       const enqueue = await call(server.url, 'POST', '/v1/calls', { token: 'enqueue', body: { phone_number: '+14155551102' } });
       expect(problem(enqueue, 503).type).toBe('urn:dialer:problem:unavailable');
       problem(await call(server.url, 'GET', '/v1/calls/c-1', { token: 'read' }), 503);

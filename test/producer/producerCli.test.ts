@@ -45,6 +45,9 @@ function dialer(args: string[], env: Record<string, string> = {}): Promise<Run> 
   });
 }
 
+/** Each test starts CLI processes; on a loaded 2-core machine one can take half a minute to start (tsx when src/ is newer than the build). */
+const CLI_TEST_TIMEOUT_MS = 180_000;
+
 /** A refusal: exit 2, exactly one line on stderr saying why, nothing on stdout. */
 function expectRefused(run: Run, reason: RegExp): void {
   expect(run.code).toBe(2);
@@ -71,7 +74,7 @@ afterAll(async () => {
 });
 
 describe('dialer enqueue', () => {
-  it('prints the call id and exits 0; the job carries the normalised number and metadata', async () => {
+  it('prints the call id and exits 0; the job carries the normalised number and metadata', { timeout: CLI_TEST_TIMEOUT_MS }, async () => {
     const run = await dialer(['enqueue', '+1 415 600 0001', '--campaign', 'cli', '--metadata', '{"first_name":"Ada","vip":true}', '--profile', 'survey']);
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/^c-[0-9a-f-]{36}\n$/);
@@ -82,7 +85,7 @@ describe('dialer enqueue', () => {
     expect((await store.get('cli', callId))?.state).toBe('queued');
   });
 
-  it('enqueues the same --key once and prints the same id both times', async () => {
+  it('enqueues the same --key once and prints the same id both times', { timeout: CLI_TEST_TIMEOUT_MS }, async () => {
     const first = await dialer(['enqueue', '+14156000002', '--campaign', 'cli-key', '--key', 'order-7']);
     const second = await dialer(['enqueue', '+14156000002', '--campaign', 'cli-key', '--key', 'order-7']);
     expect(first.code).toBe(0);
@@ -93,7 +96,7 @@ describe('dialer enqueue', () => {
     expect((await queue.getJobs(['waiting'])).filter((j) => j.data.campaignId === 'cli-key')).toHaveLength(1);
   });
 
-  it('delays the job with --delay and --at (BullMQ delayed state, the right delay)', async () => {
+  it('delays the job with --delay and --at (BullMQ delayed state, the right delay)', { timeout: CLI_TEST_TIMEOUT_MS }, async () => {
     const before = Date.now();
     const [delayed, at] = await Promise.all([
       dialer(['enqueue', '+14156000003', '--campaign', 'cli-delay', '--delay', '90s']),
@@ -116,7 +119,7 @@ describe('dialer enqueue', () => {
     expect(Math.abs((atJob?.timestamp ?? 0) + atDelay - (before + 3600 * SECOND))).toBeLessThan(SECOND);
   });
 
-  it('refuses bad input with exit 2, one line on stderr, and enqueues nothing', async () => {
+  it('refuses bad input with exit 2, one line on stderr, and enqueues nothing', { timeout: CLI_TEST_TIMEOUT_MS }, async () => {
     // the full matrix of refusals runs in-process (enqueueRequest.test.ts); here the exit code and stderr shape
     const countBefore = await queue.count();
     const [badNumber, badJson] = await Promise.all([
@@ -135,7 +138,7 @@ describe('dialer enqueue', () => {
     expect((await store.counters('cli-bad')).total).toBe(0);
   });
 
-  it('shows the person the number as typed, explains Excel notation, and reads national numbers in --region or DIAL_DEFAULT_REGION', async () => {
+  it('shows the person the number as typed, explains Excel notation, and reads national numbers in --region or DIAL_DEFAULT_REGION', { timeout: CLI_TEST_TIMEOUT_MS }, async () => {
     const [vanity, excel, national, withFlag, withSetting] = await Promise.all([
       dialer(['enqueue', '+1 555 CALL-NOW', '--campaign', 'cli-numbers']),
       dialer(['enqueue', '1.4155550233E+10', '--campaign', 'cli-numbers']),
@@ -152,7 +155,7 @@ describe('dialer enqueue', () => {
     expect((await queue.getJob(withSetting.stdout.trim()))?.data.phoneNumber).toBe('+442079460958');
   });
 
-  it('exits 4 with a one-line reason when Redis cannot be reached', async () => {
+  it('exits 4 with a one-line reason when Redis cannot be reached', { timeout: CLI_TEST_TIMEOUT_MS }, async () => {
     const run = await dialer(['enqueue', '+14156000006'], { REDIS_URL: 'redis://127.0.0.1:1' });
     expect(run.code).toBe(4);
     expect(run.stdout).toBe('');
@@ -161,7 +164,7 @@ describe('dialer enqueue', () => {
 });
 
 describe('dialer import', () => {
-  it('imports a CSV and prints the summary with rejected lines; exit 3 when some rows were rejected', async () => {
+  it('imports a CSV and prints the summary with rejected lines; exit 3 when some rows were rejected', { timeout: CLI_TEST_TIMEOUT_MS }, async () => {
     const file = join(dir, 'campaign.csv');
     await writeFile(file, 'phone_number,first_name\n+14156100001,Ada\n+14156100002,Bob\nnope,Carl\n+1 415 610 0001,Ada again\n\n,Nobody\n');
     const run = await dialer(['import', file, '--campaign', 'cli-import']);
@@ -186,7 +189,7 @@ describe('dialer import', () => {
     ]);
   });
 
-  it('exits 2 when the file has no phone_number column or cannot be read', async () => {
+  it('exits 2 when the file has no phone_number column or cannot be read', { timeout: CLI_TEST_TIMEOUT_MS }, async () => {
     const noColumn = join(dir, 'no-column.csv');
     await writeFile(noColumn, 'number,name\n+14156200001,Ada\n');
     const countBefore = await queue.count();

@@ -3,6 +3,7 @@ import type { Logger } from '../core/logger.js';
 import type { AttemptEntry, CallRecord, CallStore } from '../core/callStore.js';
 import type { LiveKitClients } from '../core/livekitClients.js';
 import type { CallJob, DispatchMetadata } from '../core/queues.js';
+import { extensionDtmf } from '../core/phone.js';
 import { SECOND, sleep, type Clock } from '../core/time.js';
 import { classifyDispatchError, classifySipError, describeLiveKitError } from '../core/classifySipError.js';
 import { endFromObservation, fromDialFailure, fromDispatchFailure, type AttemptEnd } from './attemptEnd.js';
@@ -307,6 +308,8 @@ async function placeCall(
       waitUntilAnswered: true,
       ringingTimeout: deps.ringingTimeoutS,
       participantAttributes: { 'dialer.callId': job.callId, 'dialer.campaignId': job.campaignId },
+      // an extension is pressed once the far end answers (LiveKit sends `dtmf` after the answer; 'w' = 0.5 s pause)
+      ...(job.extension ? { dtmf: extensionDtmf(job.extension) } : {}),
     });
     answered = true;
     return { status: 'answered', room, participantIdentity: identity, recovered: false };

@@ -22,6 +22,8 @@ const pushedJobSchema = z.object({
   expiresAt: z.number().int().positive().optional(),
   callWindow: callWindowSchema.optional(),
   call_window: callWindowSchema.optional(),
+  /** Extension digits dialed as DTMF after the answer (validated by callJobSchema). */
+  extension: z.string().optional(),
 });
 
 export type ParsedCallJob = { ok: true; call: CallJob } | { ok: false; reason: string; callId?: string; campaignId?: string };
@@ -77,6 +79,7 @@ export function parseCallJob(data: unknown, jobId: string | undefined, jobTimest
     enqueuedAt: d.enqueuedAt ?? jobTimestamp,
     expiresAt: d.expiresAt,
     callWindow: d.callWindow ?? d.call_window,
+    extension: d.extension,
   });
   if (!call.success) return { ok: false, reason: `malformed call job: ${describeIssues(call.error)}`, callId, campaignId };
   return { ok: true, call: call.data };

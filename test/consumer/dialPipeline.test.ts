@@ -58,6 +58,15 @@ describe('dial pipeline against the LiveKit simulator', () => {
     expect(p.sim.deletedRooms).not.toContain(room);
   });
 
+  it('dials the main line of a number with an extension and presses the extension as DTMF after the answer', async () => {
+    const number = freshNumber();
+    p.sim.network.setBehavior(number, { type: 'answer', afterMs: 100 });
+    const callId = await p.enqueue({ phoneNumber: `${number} x136`, campaignId });
+    await waitFor(async () => ((await p.store.get(campaignId, callId))?.state === 'in_call' ? true : undefined));
+    const [call] = callsTo(number);
+    expect(call?.options.dtmf).toMatch(/^w+136$/);
+  });
+
   it.each([
     ['not_found', 404, 'invalid_number'],
     ['decline', 603, 'declined'],

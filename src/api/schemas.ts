@@ -138,44 +138,58 @@ export const batchResult = component(
   }),
 );
 
-const attemptView = z.object({
-  attempt: z.number().int(),
-  started_at: timestamp,
-  ended_at: timestamp.optional(),
-  result: z.string().optional(),
-  sip_status_code: z.number().int().optional(),
-  sip_status: z.string().optional(),
-});
+/**
+ * One call as `dialer report --json` lists it (results/campaignReport.ts reportCall), in snake_case: the same fields,
+ * so the API and the CLI never disagree about a call.
+ */
+export const reportLineView = component(
+  'CallReportLine',
+  z.object({
+    call_id: z.string(),
+    phone_number: z.string().describe('E.164'),
+    extension: z.string().optional().describe('digits dialed after the answer'),
+    key: z.string().optional().describe('the idempotency key it was enqueued with'),
+    outcome: z.enum([...OUTCOMES, 'pending']).describe('`pending` until the call ends'),
+    state: z.enum(CALL_STATES).describe('queued → dialing → in_call → terminal, with waiting_retry between attempts'),
+    attempts: z.number().int().describe('dial attempts made so far'),
+    sip_status_code: z.number().int().optional(),
+    sip_status: z.string().optional(),
+    reason: z.string().optional(),
+    metadata: z.record(z.string(), z.unknown()).describe('as it was enqueued'),
+    enqueued_at: timestamp,
+    first_attempt_at: timestamp.optional(),
+    last_attempt_at: timestamp.optional(),
+    ended_at: timestamp.optional(),
+    duration_s: z.number().optional().describe('seconds the callee was connected'),
+    transfer: z.object({ mode: z.string(), target: z.string() }).optional(),
+    survey_answers: z.array(z.object({ question: z.string(), answer: z.string() })).optional(),
+    summary: z.string().optional(),
+  }),
+);
 
 export const callView = component(
   'Call',
-  z.object({
-    call_id: z.string(),
+  reportLineView.extend({
     campaign_id: z.string(),
-    phone_number: z.string(),
-    state: z.enum(CALL_STATES).describe('queued → dialing → in_call → terminal, with waiting_retry between attempts'),
-    attempts: z.number().int().describe('dial attempts made so far'),
-    outcome: outcomeSchema.optional().describe('set once the call is terminal'),
-    reason: z.string().optional(),
-    sip_status_code: z.number().int().optional(),
-    sip_status: z.string().optional(),
-    metadata: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])),
-    created_at: timestamp,
-    updated_at: timestamp,
-    ended_at: timestamp.optional(),
-    duration_s: z.number().optional(),
-    attempt_log: z.array(attemptView),
-    transfer: z.object({ mode: z.enum(['cold', 'warm']), target: z.string() }).optional(),
-    survey_answers: z.array(z.object({ question: z.string(), answer: z.string() })).optional(),
-    summary: z.string().optional(),
+    attempt_log: z.array(
+      z.object({
+        attempt: z.number().int(),
+        started_at: timestamp,
+        ended_at: timestamp.optional(),
+        result: z.string().optional(),
+        sip_status_code: z.number().int().optional(),
+        sip_status: z.string().optional(),
+      }),
+    ),
     transcript: z
       .array(z.object({ role: z.enum(['agent', 'callee', 'system']), text: z.string() }))
       .optional()
       .describe('only with ?transcript=true'),
   }),
-  "A call's record",
+  "A call's record: its report line, each attempt and, on request, the transcript",
 );
 export type CallView = z.infer<typeof callView>;
+export type ReportLineView = z.infer<typeof reportLineView>;
 
 export const callCanceled = component(
   'CallCanceled',
@@ -210,18 +224,9 @@ export const campaignReportView = component(
     pending: z.number().int().describe('calls not ended yet (never lost)'),
     paused: z.boolean(),
     by_outcome: z.partialRecord(outcomeSchema, z.number().int()),
-    calls: z.array(
-      z.object({
-        call_id: z.string(),
-        phone_number: z.string(),
-        outcome: z.enum([...OUTCOMES, 'pending']),
-        attempts: z.number().int(),
-        sip_status_code: z.number().int().optional(),
-        sip_status: z.string().optional(),
-      }),
-    ),
+    calls: z.array(reportLineView),
   }),
-  'The same figures as `dialer report --json`, in snake_case',
+  'The same figures as `dialer report --json`, in snake_case, plus whether the campaign is paused',
 );
 
 export const healthView = component('Health', z.object({ status: z.literal('ok') }));

@@ -235,12 +235,12 @@ describe('GET /v1/calls/{id}', () => {
     const callId = String(body(created).call_id);
     const answer = await call(api.url, 'GET', `/v1/calls/${callId}`, { token: 'read' });
     expect(answer.status).toBe(200);
-    expect(body(answer)).toMatchObject({ call_id: callId, campaign_id: 'api-get', state: 'queued', attempts: 0, attempt_log: [], metadata: { first_name: 'Lin' } });
-    expect(body(answer).outcome).toBeUndefined();
+    expect(body(answer)).toMatchObject({ call_id: callId, campaign_id: 'api-get', state: 'queued', outcome: 'pending', attempts: 0, attempt_log: [], metadata: { first_name: 'Lin' } });
+    expect(body(answer).ended_at).toBeUndefined();
   });
 
-  it('shows the outcome, survey answers and, only when asked, the transcript', async () => {
-    const callId = String(body(await post({ phone_number: nextNumber(), campaign_id: 'api-get' })).call_id);
+  it('shows the outcome, survey answers, the key it was enqueued with and, only when asked, the transcript', async () => {
+    const callId = String(body(await post({ phone_number: nextNumber(), campaign_id: 'api-get', key: 'crm-7' })).call_id);
     await api.store.applyTerminal({
       callId,
       campaignId: 'api-get',
@@ -257,7 +257,8 @@ describe('GET /v1/calls/{id}', () => {
       ],
     });
     const plain = body(await call(api.url, 'GET', `/v1/calls/${callId}`, { token: 'read' }));
-    expect(plain).toMatchObject({ state: 'terminal', outcome: 'answered', duration_s: 42, summary: 'callee confirmed the appointment' });
+    expect(plain).toMatchObject({ state: 'terminal', outcome: 'answered', duration_s: 42, summary: 'callee confirmed the appointment', key: 'crm-7' });
+    expect(typeof plain.ended_at).toBe('string');
     expect(plain.survey_answers).toEqual([{ question: 'Will you come?', answer: 'yes' }]);
     expect(plain.transcript).toBeUndefined();
     const full = body(await call(api.url, 'GET', `/v1/calls/${callId}?transcript=true`, { token: 'read' }));

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { buildCampaignReport, campaignCsv } from '../../src/results/campaignReport.js';
 import { uniquePrefix } from '../helpers/testRedis.js';
 import { body, call, problem, useApiFixture, type ApiFixture } from './apiFixture.js';
 
@@ -69,15 +70,15 @@ describe('GET /v1/campaigns/{id}/report', () => {
     const report = body(answer);
     expect(report).toMatchObject({ campaign_id: campaign, total: 3, pending: 1, paused: true, by_outcome: { answered: 1, busy: 1 } });
     expect(report.calls).toEqual([
-      { call_id: a, phone_number: '+14155550821', outcome: 'answered', attempts: 0 },
-      { call_id: b, phone_number: '+14155550822', outcome: 'busy', attempts: 0, sip_status_code: 486, sip_status: 'Busy Here' },
-      { call_id: c, phone_number: '+14155550823', outcome: 'pending', attempts: 0 },
+      expect.objectContaining({ call_id: a, phone_number: '+14155550821', outcome: 'answered', state: 'terminal', attempts: 0, metadata: {} }),
+      expect.objectContaining({ call_id: b, phone_number: '+14155550822', outcome: 'busy', sip_status_code: 486, sip_status: 'Busy Here' }),
+      expect.objectContaining({ call_id: c, phone_number: '+14155550823', outcome: 'pending', state: 'queued' }),
     ]);
   });
 
-  it('reports ended calls as CSV with one column per survey question, by ?format=csv or Accept: text/csv', async () => {
+  it('reports as the same JSON and CSV as `dialer report --json|--csv`, CSV by ?format=csv or Accept: text/csv', async () => {
     const campaign = newCampaign();
-    const [a = ''] = await enqueue(campaign, ['+14155550831', '+14155550832']);
+    const [a = ''] = await enqueue(campaign, ['+14155550831', '+14155550832'], { metadata: { first_name: 'Ada' } });
     await api.store.applyTerminal({
       callId: a,
       campaignId: campaign,
@@ -90,11 +91,20 @@ describe('GET /v1/campaigns/{id}/report', () => {
     const byQuery = await call(api.url, 'GET', `/v1/campaigns/${campaign}/report?format=csv`, { token: 'read' });
     expect(byQuery.status).toBe(200);
     expect(byQuery.contentType).toBe('text/csv; charset=utf-8');
-    expect(byQuery.text).toBe(`call_id,campaign_id,outcome,reason,duration_s,answered_questions,"How likely, 0-10?"\r\n${a},${campaign},answered,,30.0,1,9\r\n`);
+    // the CLI's own export, from the same records
+    const report = await buildCampaignReport(api.store, campaign);
+    expect(byQuery.text).toBe(campaignCsv(report));
+    const [header, first, second] = byQuery.text.split('\r\n');
+    expect(header).toMatch(/^call_id,campaign_id,phone_number,.*,first_name,"How likely, 0-10\?"$/);
+    expect(first).toMatch(new RegExp(`^${a},${campaign},\\+14155550831,.*,answered,terminal,.*,Ada,9$`));
+    expect(second).toMatch(/,pending,queued,/);
+    const json = body(await call(api.url, 'GET', `/v1/campaigns/${campaign}/report`, { token: 'read' }));
+    expect(json.calls).toHaveLength(report.calls.length);
+    expect((json.calls as { call_id: string }[]).map((c) => c.call_id)).toEqual(report.calls.map((c) => c.callId));
     const byAccept = await call(api.url, 'GET', `/v1/campaigns/${campaign}/report`, { token: 'read', headers: { accept: 'text/csv' } });
     expect(byAccept.text).toBe(byQuery.text);
-    const json = await call(api.url, 'GET', `/v1/campaigns/${campaign}/report`, { token: 'read', headers: { accept: 'application/json, text/csv' } });
-    expect(json.contentType).toMatch(/^application\/json/);
+    const both = await call(api.url, 'GET', `/v1/campaigns/${campaign}/report`, { token: 'read', headers: { accept: 'application/json, text/csv' } });
+    expect(both.contentType).toMatch(/^application\/json/);
   });
 
   it('answers 404 for a campaign without calls and 400 for an unknown format', async () => {

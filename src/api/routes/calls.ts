@@ -2,7 +2,6 @@
  * Call routes: enqueue one call or a batch (through the same CallProducer as `dialer enqueue` and `import`, so the
  * same validation, idempotency keys and call records), read a call, cancel it.
  */
-import type { CallRecord } from '../../core/callStore.js';
 import { InvalidInputError } from '../../core/errors.js';
 import { DEFAULT_CAMPAIGN_ID } from '../../core/queues.js';
 import { resolveSchedule, type ScheduleNames } from '../../core/time.js';
@@ -13,6 +12,7 @@ import type { ApiContext } from '../context.js';
 import { IdempotencyKeys, idempotencyKeyOf, type IdempotencyClaim } from '../idempotency.js';
 import { ApiProblem, fieldErrors, type FieldError } from '../problem.js';
 import { defineRoute, type HeaderDoc, type Route } from '../route.js';
+import { callViewOf } from '../views.js';
 import {
   MAX_BATCH_CALLS,
   batchCallBody,
@@ -27,7 +27,6 @@ import {
   campaignParams,
   getCallQuery,
   idempotencyKeyHeader,
-  type CallView,
 } from '../schemas.js';
 
 /** One call's body: a phone number, a campaign id, metadata (≤ 16 KiB) and a few short fields. */
@@ -48,8 +47,6 @@ const IDEMPOTENCY_HEADER: HeaderDoc = {
   schema: idempotencyKeyHeader,
   description: 'Same key and same body: the same answer and call (200 for a retry). Same key, another body: 409. Kept 24 h.',
 };
-
-const iso = (ms: number) => new Date(ms).toISOString();
 
 /** The fields a single call and a batch row share, as the producer takes them. */
 interface CallFields {
@@ -131,41 +128,6 @@ async function claimIdempotencyKey(
     );
   }
   return { key, fingerprint, claim };
-}
-
-/** A record as the API shows it; the transcript only when asked for. */
-export function callViewOf(record: CallRecord, withTranscript: boolean): CallView {
-  const details = record.details;
-  const endedAt = record.endedAt ?? (record.state === 'terminal' ? details?.endedAt : undefined);
-  return {
-    call_id: record.callId,
-    campaign_id: record.campaignId,
-    phone_number: record.phoneNumber,
-    state: record.state,
-    attempts: record.attempts,
-    outcome: record.state === 'terminal' ? record.outcome : undefined,
-    reason: record.reason,
-    sip_status_code: record.sipStatusCode,
-    sip_status: record.sipStatus,
-    // written through callMetadataSchema at enqueue (flat scalar values)
-    metadata: record.metadata as CallView['metadata'],
-    created_at: iso(record.createdAt),
-    updated_at: iso(record.updatedAt),
-    ended_at: endedAt === undefined ? undefined : iso(endedAt),
-    duration_s: details?.durationMs === undefined ? undefined : details.durationMs / 1000,
-    attempt_log: record.attemptLog.map((a) => ({
-      attempt: a.attempt,
-      started_at: iso(a.startedAt),
-      ended_at: a.endedAt === undefined ? undefined : iso(a.endedAt),
-      result: a.result,
-      sip_status_code: a.sipStatusCode,
-      sip_status: a.sipStatus,
-    })),
-    transfer: details?.transfer,
-    survey_answers: details?.surveyAnswers,
-    summary: details?.summary,
-    transcript: withTranscript ? (details?.transcript ?? []) : undefined,
-  };
 }
 
 /** Finds a call's campaign (given, or looked up); a 404 problem when no campaign holds the call. */
@@ -326,9 +288,9 @@ export function callRoutes(ctx: ApiContext): Route[] {
     },
     async ({ params, query }) => {
       const campaignId = await campaignOfCall(ctx, params.id, query.campaign_id);
-      const record = await ctx.store.get(campaignId, params.id);
+      const [record, keys] = await Promise.all([ctx.store.get(campaignId, params.id), ctx.store.idempotencyKeys(campaignId, [params.id])]);
       if (!record) throw new ApiProblem('not-found', `no call ${params.id}`);
-      return { status: 200, body: callViewOf(record, query.transcript === 'true') };
+      return { status: 200, body: callViewOf(record, keys.get(params.id), query.transcript === 'true') };
     },
   );
 

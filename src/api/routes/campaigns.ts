@@ -3,14 +3,14 @@
  * (`dialer report --json|--csv`). They sit under `/v1/campaigns/{id}/…` so that campaign objects (create, list, show,
  * update: `POST /v1/campaigns`, `GET|PATCH /v1/campaigns/{id}`) can be added beside them without moving anything.
  */
-import { surveyCsv } from '../../agent/surveyCsv.js';
 import { cancelCalls } from '../../producer/cancelCalls.js';
 import { pauseCampaign, resumeCampaign } from '../../producer/pauseCampaign.js';
-import { campaignReport, recordsAsResults } from '../../results/campaignReport.js';
+import { campaignCsv, campaignReport } from '../../results/campaignReport.js';
 import type { ApiContext } from '../context.js';
 import { ApiProblem } from '../problem.js';
 import { defineRoute, type Route } from '../route.js';
 import { campaignCanceled, campaignParams, campaignPaused, campaignReportView, reportQuery } from '../schemas.js';
+import { reportLineOf } from '../views.js';
 
 export const CSV_CONTENT_TYPE = 'text/csv; charset=utf-8';
 
@@ -105,8 +105,9 @@ export function campaignRoutes(ctx: ApiContext): Route[] {
       operationId: 'getCampaignReport',
       summary: 'Campaign report (JSON or CSV)',
       description:
-        'JSON: totals by outcome, pending calls and every call on record, as `dialer report --json`. CSV (`?format=csv` ' +
-        'or `Accept: text/csv`): the ended calls with one column per survey question, as `dialer report --csv`.',
+        'JSON: totals by outcome, pending calls and every call on record in full, as `dialer report --json` (snake_case). ' +
+        'CSV (`?format=csv` or `Accept: text/csv`): `dialer report --csv`, one row per call with its metadata columns and ' +
+        'one column per survey question.',
       tag: 'campaigns',
       scope: 'read',
       params: campaignParams,
@@ -124,27 +125,13 @@ export function campaignRoutes(ctx: ApiContext): Route[] {
       const campaignId = params.id;
       await requireCampaign(ctx, campaignId);
       const [counters, records, paused] = await Promise.all([ctx.store.counters(campaignId), ctx.store.list(campaignId), ctx.store.isPaused(campaignId)]);
-      if (wantsCsv(query.format, header('accept'))) {
-        return { status: 200, body: surveyCsv(recordsAsResults(records)), contentType: CSV_CONTENT_TYPE };
-      }
-      const r = campaignReport(campaignId, counters, records);
+      const keys = await ctx.store.idempotencyKeys(campaignId, records.map((r) => r.callId));
+      // the CLI's own report: `report --csv` as is, `report --json` in snake_case
+      const r = campaignReport(campaignId, counters, records, keys);
+      if (wantsCsv(query.format, header('accept'))) return { status: 200, body: campaignCsv(r), contentType: CSV_CONTENT_TYPE };
       return {
         status: 200,
-        body: {
-          campaign_id: r.campaign,
-          total: r.total,
-          pending: r.pending,
-          paused,
-          by_outcome: r.byOutcome,
-          calls: r.calls.map((c) => ({
-            call_id: c.callId,
-            phone_number: c.phoneNumber,
-            outcome: c.outcome,
-            attempts: c.attempts,
-            sip_status_code: c.sipStatusCode,
-            sip_status: c.sipStatus,
-          })),
-        },
+        body: { campaign_id: r.campaign, total: r.total, pending: r.pending, paused, by_outcome: r.byOutcome, calls: r.calls.map(reportLineOf) },
       };
     },
   );

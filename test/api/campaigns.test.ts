@@ -17,6 +17,7 @@ async function enqueue(campaign: string, numbers: string[], extra: Record<string
 describe('campaign controls', () => {
   it('pauses and resumes a campaign, saying whether anything changed', async () => {
     const campaign = newCampaign();
+    await enqueue(campaign, ['+14155550800']);
     const pause = await call(api.url, 'POST', `/v1/campaigns/${campaign}/pause`, { token: 'admin' });
     expect(body(pause)).toEqual({ campaign_id: campaign, paused: true, changed: true });
     expect(await api.store.isPaused(campaign)).toBe(true);
@@ -49,12 +50,20 @@ describe('campaign controls', () => {
     expect(body(await call(api.url, 'POST', `/v1/campaigns/${campaign}/cancel`, { token: 'admin' }))).toMatchObject({ canceled: 0, already_ended: 2 });
   });
 
-  it('answers 404 when canceling a campaign that has no calls', async () => {
+  it('answers 404 for a campaign that has no calls, naming the close ones (as the CLI refuses a typo)', async () => {
+    const campaign = newCampaign();
+    await enqueue(campaign, ['+14155550809']);
     problem(await call(api.url, 'POST', `/v1/campaigns/${newCampaign()}/cancel`, { token: 'admin' }), 404);
+    const typo = problem(await call(api.url, 'POST', `/v1/campaigns/${campaign}x/pause`, { token: 'admin' }), 404);
+    expect(typo.detail).toContain(`did you mean ${campaign}`);
+    problem(await call(api.url, 'POST', `/v1/campaigns/${campaign}x/resume`, { token: 'admin' }), 404);
+    expect(await api.store.isPaused(`${campaign}x`)).toBe(false);
   });
 
   it('takes no body on controls', async () => {
-    problem(await call(api.url, 'POST', `/v1/campaigns/${newCampaign()}/pause`, { token: 'admin', body: { reason: 'lunch' } }), 400);
+    const campaign = newCampaign();
+    await enqueue(campaign, ['+14155550810']);
+    problem(await call(api.url, 'POST', `/v1/campaigns/${campaign}/pause`, { token: 'admin', body: { reason: 'lunch' } }), 400);
   });
 });
 

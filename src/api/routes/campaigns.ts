@@ -3,6 +3,7 @@
  * (`dialer report --json|--csv`). They sit under `/v1/campaigns/{id}/…` so that campaign objects (create, list, show,
  * update: `POST /v1/campaigns`, `GET|PATCH /v1/campaigns/{id}`) can be added beside them without moving anything.
  */
+import { nearbyCampaigns } from '../../cli/campaignNames.js';
 import { cancelCalls } from '../../producer/cancelCalls.js';
 import { pauseCampaign, resumeCampaign } from '../../producer/pauseCampaign.js';
 import { campaignCsv, campaignReport } from '../../results/campaignReport.js';
@@ -19,8 +20,11 @@ async function campaignKnown(ctx: ApiContext, campaignId: string): Promise<boole
   return (await ctx.redis.sismember(ctx.store.keys.campaignIndex(), campaignId)) === 1;
 }
 
+/** A 404 problem unless the campaign has calls, naming the campaigns close to a mistyped id (as the CLI does). */
 async function requireCampaign(ctx: ApiContext, campaignId: string): Promise<void> {
-  if (!(await campaignKnown(ctx, campaignId))) throw new ApiProblem('not-found', `no campaign ${campaignId} (it has no calls)`);
+  if (await campaignKnown(ctx, campaignId)) return;
+  const near = nearbyCampaigns(campaignId, await ctx.store.campaigns());
+  throw new ApiProblem('not-found', `no campaign ${campaignId} (it has no calls)${near.length ? `; did you mean ${near.join(', ')}?` : ''}`);
 }
 
 /** CSV when asked by `?format=csv`, or by an Accept header that names text/csv and not JSON. */
@@ -38,15 +42,14 @@ export function campaignRoutes(ctx: ApiContext): Route[] {
       path: '/v1/campaigns/{id}/pause',
       operationId: 'pauseCampaign',
       summary: 'Pause a campaign',
-      description:
-        'Calls not ringing yet wait (no attempt spent); calls in progress carry on. A campaign may be paused before ' +
-        'its calls are enqueued.',
+      description: 'Calls not ringing yet wait (no attempt spent); calls in progress carry on. The campaign must have calls, as for `dialer pause`.',
       tag: 'campaigns',
       scope: 'admin',
       params: campaignParams,
-      responses: { 200: { description: 'Paused', schema: campaignPaused } },
+      responses: { 200: { description: 'Paused', schema: campaignPaused }, 404: { description: 'No such campaign' } },
     },
     async ({ params }) => {
+      await requireCampaign(ctx, params.id);
       const changed = await pauseCampaign(ctx.redis, ctx.prefix, params.id);
       ctx.logger.info({ campaignId: params.id, changed }, 'campaign paused through the API');
       return { status: 200, body: { campaign_id: params.id, paused: true, changed } };
@@ -63,9 +66,10 @@ export function campaignRoutes(ctx: ApiContext): Route[] {
       tag: 'campaigns',
       scope: 'admin',
       params: campaignParams,
-      responses: { 200: { description: 'Resumed', schema: campaignPaused } },
+      responses: { 200: { description: 'Resumed', schema: campaignPaused }, 404: { description: 'No such campaign' } },
     },
     async ({ params }) => {
+      await requireCampaign(ctx, params.id);
       const { wasPaused, released } = await resumeCampaign(ctx.redis, ctx.prefix, params.id);
       ctx.logger.info({ campaignId: params.id, changed: wasPaused, released }, 'campaign resumed through the API');
       return { status: 200, body: { campaign_id: params.id, paused: false, changed: wasPaused, released } };

@@ -312,6 +312,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     prefix: config.queuePrefix,
     maxAttempts: config.dial.maxAttempts,
     clock,
+    // numbers without a country code are read in DIAL_DEFAULT_REGION, as `enqueue` and `import` read them
+    defaultRegion: config.dial.defaultRegion,
     profiles: () => loadProfileCatalog(process.env),
   });
   const ctx: ApiContext = {

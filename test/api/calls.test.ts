@@ -1,10 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { CALL_BODY_MAX_BYTES } from '../../src/api/routes/calls.js';
+import { startApiServer } from '../../src/api/server.js';
+import { loadConfig } from '../../src/core/config.js';
+import { createLogger } from '../../src/core/logger.js';
 import { CallProducer } from '../../src/producer/enqueueCalls.js';
 import { keyedCallId } from '../../src/producer/callIds.js';
-import { uniquePrefix } from '../helpers/testRedis.js';
-import { body, call, problem, useApiFixture, type ApiFixture } from './apiFixture.js';
+import { testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
+import { API_TOKENS, body, call, problem, useApiFixture, type ApiFixture } from './apiFixture.js';
 
 let api: ApiFixture;
 useApiFixture(uniquePrefix('api-calls'), (f) => (api = f));
@@ -135,6 +138,20 @@ describe('bad input is a 4xx problem, never a 500', () => {
     expect(doc.type).toBe('urn:dialer:problem:invalid-request');
     const pointers = (doc.errors as { pointer: string }[]).map((e) => e.pointer).sort();
     expect(pointers).toEqual(['/campaign_id', '/colour', '/metadata/nested', '/phone_number']);
+  });
+
+  it('reads a number without a country code in DIAL_DEFAULT_REGION, as enqueue does', async () => {
+    const config = loadConfig({ REDIS_URL: testRedisUrl(), QUEUE_PREFIX: api.prefix, DIAL_DEFAULT_REGION: 'US' });
+    const server = await startApiServer({ config, logger: createLogger('silent'), port: 0, host: '127.0.0.1', tokens: API_TOKENS, rateLimitPerSecond: 1000 });
+    try {
+      const created = await call(server.url, 'POST', '/v1/calls', { token: 'enqueue', body: { phone_number: '(415) 555-7788', campaign_id: 'api-region' } });
+      expect(created.status).toBe(201);
+      expect(await api.store.get('api-region', String(body(created).call_id))).toMatchObject({ phoneNumber: '+14155557788' });
+    } finally {
+      await server.close();
+    }
+    // without a default region such a number is refused, as it is by enqueue
+    problem(await post({ phone_number: '(415) 555-7788', campaign_id: 'api-region' }), 422);
   });
 
   it('refuses a number that cannot be dialed with 422 and the producer’s reason', async () => {

@@ -26,6 +26,11 @@ const EXIT_INVALID_SETTINGS = 2;
  * a call's own shutdown (report the outcome, delete the room) takes well under a second.
  */
 const JOB_PROCESS_SHUTDOWN_TIMEOUT_MS = 10 * SECOND;
+/**
+ * How long a job process may take to start. agents-js' default of 10 s was missed again and again on a busy 2-core
+ * host against the real stack ("runner initialization timed out", test/livekit), and then no agent joined the call.
+ */
+const JOB_PROCESS_INIT_TIMEOUT_MS = 60 * SECOND;
 
 export default defineAgent({
   entry: async (ctx: JobContext) => {
@@ -78,6 +83,7 @@ if (isMainModule()) {
       host: config.metricsHost,
       port,
       shutdownProcessTimeout: JOB_PROCESS_SHUTDOWN_TIMEOUT_MS,
+      initializeProcessTimeout: JOB_PROCESS_INIT_TIMEOUT_MS,
     }),
   );
 }

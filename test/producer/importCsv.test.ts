@@ -175,7 +175,7 @@ describe('importCsv', () => {
     console.log(`imported ${rows} rows in ${seconds.toFixed(2)} s (${Math.round(rows / seconds)} rows/s)`);
 
     expect(summary).toEqual({ campaignId: 'big', rows, enqueued: rows, duplicates: 0, rejected: [] });
-    expect(seconds).toBeLessThan(20);
+    expect(seconds).toBeLessThan(30); // as the test's name says; a quiet machine takes a few seconds
     expect((await store.counters('big')).total).toBe(rows);
     expect(await connection.llen(store.keys.campaignCalls('big'))).toBe(rows);
     expect(progress.length).toBeGreaterThan(10);

@@ -5,7 +5,7 @@ import type { LiveKitClients } from '../core/livekitClients.js';
 import type { CallJob, DispatchMetadata } from '../core/queues.js';
 import { extensionDtmf } from '../core/phone.js';
 import { SECOND, sleep, type Clock } from '../core/time.js';
-import { classifyDispatchError, classifySipError, describeLiveKitError } from '../core/classifySipError.js';
+import { RING_OUT_TOLERANCE_MS, classifyDispatchError, classifySipError, describeLiveKitError } from '../core/classifySipError.js';
 import { endFromObservation, fromDialFailure, fromDispatchFailure, type AttemptEnd } from './attemptEnd.js';
 import type { DialRateLimiter } from './dialRateLimiter.js';
 import type { PlatformBackoff } from './platformBackoff.js';
@@ -138,6 +138,8 @@ async function awaitObservation(store: CallStore, job: CallJob, attempt: number,
 async function followSentAttempt(job: CallJob, attempt: number, record: CallRecord, deps: DialDeps, log: Logger): Promise<DialAttemptResult> {
   const room = record.room ?? roomName(job.callId, attempt);
   const identity = sipIdentity(job.callId);
+  /** Set when this consumer watched the call ring until it went away at its ringing timeout. */
+  let rangOutWhileFollowed = false;
   try {
     const state = await inspectPreviousAttempt(deps.livekit.rooms, room, identity);
     log.warn({ room, state }, 'attempt was dialed by a consumer that stopped; following it instead of dialing again');
@@ -151,6 +153,8 @@ async function followSentAttempt(job: CallJob, attempt: number, record: CallReco
         await deleteRoomQuietly(deps, room, log); // stops a phone still ringing past its timeout
         return { status: 'failed', room, end: { kind: 'retry', outcome: 'no_answer', reason: 'rang past the ringing timeout' } };
       }
+      // LiveKit ends a ring-out at the ringing timeout (and keeps no SIP status): gone then means it rang out
+      rangOutWhileFollowed = deps.clock.now() >= sentAt + deps.ringingTimeoutS * SECOND - RING_OUT_TOLERANCE_MS;
     }
   } catch (err) {
     return { status: 'unreachable', reason: `could not ask LiveKit about room ${room}: ${describeLiveKitError(err)}` };
@@ -161,7 +165,12 @@ async function followSentAttempt(job: CallJob, attempt: number, record: CallReco
     return { status: 'answered', room, participantIdentity: identity, recovered: true };
   }
   await deleteRoomQuietly(deps, room, log); // its dispatch may still wait there
-  const end = endFromObservation(observed);
+  // What the agent saw decides (a decline near the timeout stays a decline); without it, a ring-out this consumer
+  // watched to its end is a no-answer rather than an unknown end.
+  const end: AttemptEnd =
+    observed === undefined && rangOutWhileFollowed
+      ? { kind: 'retry', outcome: 'no_answer', reason: 'rang out while this consumer followed it (LiveKit keeps no SIP status)' }
+      : endFromObservation(observed);
   log.warn({ room, observed: observed?.disconnectReason ?? 'nothing' }, 'attempt ended while no consumer followed it; counted as spent');
   return { status: 'failed', room, end };
 }

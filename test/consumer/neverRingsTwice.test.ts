@@ -141,6 +141,24 @@ describe('a re-run of an attempt the record already knows', () => {
     expect(p.sim.calls.filter((c) => c.phoneNumber === number)).toHaveLength(1);
   });
 
+  it('ends a taken-over call it watched ring out as no_answer, even with no agent to say how it ended', async () => {
+    pipeline = await startTestPipeline('followed-ringout', { dialers: 0, env: { DIAL_RINGING_TIMEOUT_S: '2', DIAL_MAX_ATTEMPTS: '1' } });
+    const p = pipeline;
+    const number = freshNumber();
+    p.sim.network.setBehavior(number, { type: 'ring_out', ringOut: 'timeout' });
+    const callId = await p.enqueue({ phoneNumber: number, campaignId });
+    const room = `call-${callId}-1`;
+    // a consumer claimed and dialed attempt 1, then died
+    await p.store.beginAttempt({ callId, campaignId, phoneNumber: number, metadata: {} }, 1, room);
+    await p.redis.hset(p.store.keys.callRecord(campaignId, callId), 'dialSentAttempt', '1', 'dialSentAt', String(Date.now()));
+    const sip = createLiveKitClients({ url: p.sim.url, apiKey: p.sim.apiKey, apiSecret: p.sim.apiSecret }).sip;
+    await sip.createSipParticipant(p.sim.outboundTrunkId, number, room, { participantIdentity: `sip-${callId}`, waitUntilAnswered: false, ringingTimeout: 2 });
+    await p.startDialer();
+    const record = await p.waitForOutcome(campaignId, callId, 20_000);
+    expect(record).toMatchObject({ outcome: 'no_answer', attempts: 1 });
+    expect(p.sim.calls.filter((c) => c.phoneNumber === number)).toHaveLength(1);
+  });
+
   it('follows a call still ringing when Redis lost the attempt\'s "sent" mark (the last second of its AOF), instead of dialing it again', async () => {
     pipeline = await startTestPipeline('lost-mark', { dialers: 0, env: { DIAL_RINGING_TIMEOUT_S: '10' } });
     const p = pipeline;

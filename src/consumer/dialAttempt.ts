@@ -365,7 +365,6 @@ async function claimStart(
       case 'ok':
         if (performance.now() - asked <= window.marginMs) return 'ok';
         if (!(await deps.store.releaseDial(job.campaignId, job.callId, attempt, lock))) return 'lost';
-        await deps.limiter.forgetStart(window); // nothing went out: the start must not count against DIAL_CPS
         continue;
       case 'window_full':
         if (!(await pause(claim.waitMs))) return 'stopped';

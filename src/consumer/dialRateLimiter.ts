@@ -101,11 +101,6 @@ export class DialRateLimiter {
     };
   }
 
-  /** Takes back a start recorded in `window` that never went out (a stale claim), so it does not use up the limit. */
-  async forgetStart(window: DialStartWindow): Promise<void> {
-    await this.redis.zrem(window.logKey, window.member);
-  }
-
   /** Waits for a pacing slot, then for room in the rolling window, and records the start; rejects when `signal` aborts. */
   async acquire(signal?: AbortSignal): Promise<void> {
     const { waitMs } = await this.reserve();

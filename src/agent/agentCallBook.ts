@@ -36,7 +36,7 @@ export class AgentCallBook {
    */
   async dialing(call: CallIdentity, room: string): Promise<void> {
     try {
-      await this.store.beginAttempt(call, 1, room);
+      await this.store.beginAttempt(call, 1, room, { dialSent: true });
     } catch (err) {
       this.logger.error({ err: (err as Error).message }, 'could not record the call before dialing it; a failed dial may lose its outcome');
     }

@@ -228,8 +228,12 @@ export class CallStore {
     return statuses.map((s) => (s === 1 ? 'created' : s === 0 ? 'queued' : 'past_queued'));
   }
 
-  /** Records the start of dial attempt `attempt` in `room`; returns the state it found ('terminal': don't dial). */
-  async beginAttempt(job: CallIdentity, attempt: number, room: string): Promise<CallState | 'missing'> {
+  /**
+   * Records the start of dial attempt `attempt` in `room`; returns the state it found ('terminal': don't dial).
+   * `dialSent`: the dial goes out right away with no claim between (the agent dialing a call itself), so the attempt is
+   * marked sent now, as claimDial.lua marks a consumer's: an operator's cancel then treats the call as ringing.
+   */
+  async beginAttempt(job: CallIdentity, attempt: number, room: string, options: { dialSent?: boolean } = {}): Promise<CallState | 'missing'> {
     const now = this.clock.now();
     const missing = {
       callId: job.callId,
@@ -248,6 +252,7 @@ export class CallStore {
       room,
       now,
       JSON.stringify(missing),
+      options.dialSent ? '1' : '0',
     );
     if (state === 'missing') await this.redis.sadd(this.keys.campaignIndex(), job.campaignId);
     return state === 'missing' || isState(state) ? state : 'missing';
@@ -503,6 +508,7 @@ export class CallStore {
       (transition?.fromAtLatestAttempt ?? []).join(','),
       result.attempt ?? '',
       Math.max(0, Math.round(options.retentionS ?? 0)),
+      (transition?.fromBeforeDialSent ?? []).join(','),
     );
     if (reply === 1) return { status: 'applied' };
     if (reply === 0) return { status: 'already_ended' };

@@ -186,6 +186,11 @@ export interface TerminalTransition {
   from: readonly RecordPresence[];
   /** States allowed only when the result's attempt is the record's latest attempt (the one whose room the agent was in). */
   fromAtLatestAttempt: readonly CallState[];
+  /**
+   * States allowed only while the record's latest attempt is not marked sent (claimDial.lua has not let its
+   * CreateSIPParticipant go): the consumer's claim then finds the call ended and dials nothing.
+   */
+  fromBeforeDialSent?: readonly CallState[];
 }
 
 /** What applying a terminal outcome did: see CallStore.applyTransition. */
@@ -198,7 +203,8 @@ export type TerminalApplied = { status: 'applied' } | { status: 'already_ended' 
  *   no record only for inbound `in-…` ids.
  * - consumer: before the phone is answered (`queued`, `dialing`, `waiting_retry`): dial failures, and gates (skipped,
  *   expired) ending calls still queued. It always creates the record before it reports.
- * - operator / producer: calls not yet ringing (`queued`, `waiting_retry`), as `cancel` does.
+ * - operator / producer: calls not yet ringing (`queued`, `waiting_retry`, and `dialing` while the attempt's dial is
+ *   not marked sent: a consumer waiting for its CPS slot), as `cancel` does.
  * - watchdog: a connected call whose agent never reported (`in_call`).
  * Results for any other state (an agent outcome for a call still queued) or for unknown ids are refused.
  */
@@ -213,7 +219,7 @@ export function terminalTransition(result: Pick<CallResult, 'reportedBy' | 'call
       return { from: ['queued', 'dialing', 'waiting_retry'], fromAtLatestAttempt: [] };
     case 'operator':
     case 'producer':
-      return { from: ['queued', 'waiting_retry'], fromAtLatestAttempt: [] };
+      return { from: ['queued', 'waiting_retry'], fromAtLatestAttempt: [], fromBeforeDialSent: ['dialing'] };
     case 'watchdog':
       return { from: ['in_call'], fromAtLatestAttempt: [] };
   }

@@ -1,6 +1,7 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { CallStore } from '../core/callStore.js';
+import { terminalTransition } from '../core/outcomes.js';
 import { CALLS_QUEUE } from '../core/queues.js';
 import { ResultReporter } from '../core/reportResult.js';
 import { systemClock, type Clock } from '../core/time.js';
@@ -18,9 +19,11 @@ export interface CancelSummary {
 }
 
 /**
- * Cancels calls that have not started ringing (state queued or waiting_retry): their outcome becomes `canceled` in
- * one Lua script, so a consumer taking the job at the same moment finds it ended and does not dial; the job is then
- * removed from `calls` where it is not locked, and the outcome reported on `call-results` like any other.
+ * Cancels calls that cannot have rung yet: queued, waiting for a retry, or dialing while the consumer waits for its CPS
+ * slot (the attempt's dial is not marked sent). Their outcome becomes `canceled` in one Lua script (the operator's rule
+ * in `terminalTransition`), so a consumer about to dial finds the call ended when it claims the start (claimDial.lua)
+ * and dials nothing; the job is then removed from `calls` where it is not locked, and the outcome reported on
+ * `call-results` like any other. Calls whose dial may have gone out are left to the agent (`inFlight`).
  */
 export async function cancelCalls(
   connection: Redis,
@@ -43,7 +46,7 @@ export async function cancelCalls(
       reportedBy: 'operator' as const,
       endedAt: clock.now(),
     };
-    if (await store.applyTerminal(result, { onlyFrom: ['queued', 'waiting_retry'] })) {
+    if ((await store.applyTransition(result, terminalTransition(result))).status === 'applied') {
       summary.canceled.push(callId);
       // a locked job is being picked up right now: the consumer finds the call ended and completes it itself
       await queue.remove(callId).catch(() => 0);

@@ -333,7 +333,7 @@ describe('DELETE /v1/calls/{id}', () => {
   it('refuses to cancel a call that is ringing (409 with its state) and leaves it alone', async () => {
     const number = nextNumber();
     const callId = String(body(await post({ phone_number: number, campaign_id: 'api-cancel' })).call_id);
-    await api.store.beginAttempt({ callId, campaignId: 'api-cancel', phoneNumber: number, metadata: {} }, 1, `room-${callId}`);
+    await api.store.beginAttempt({ callId, campaignId: 'api-cancel', phoneNumber: number, metadata: {} }, 1, `room-${callId}`, { dialSent: true });
     const doc = problem(await call(api.url, 'DELETE', `/v1/calls/${callId}`, { token: 'admin' }), 409);
     expect(doc).toMatchObject({ type: 'urn:dialer:problem:call-not-cancelable', state: 'dialing' });
     expect(await api.store.get('api-cancel', callId)).toMatchObject({ state: 'dialing' });

@@ -42,7 +42,7 @@ describe('campaign controls', () => {
     const campaign = newCampaign();
     const ids = await enqueue(campaign, ['+14155550811', '+14155550812', '+14155550813']);
     const ringing = ids[2] ?? '';
-    await api.store.beginAttempt({ callId: ringing, campaignId: campaign, phoneNumber: '+14155550813', metadata: {} }, 1, `room-${ringing}`);
+    await api.store.beginAttempt({ callId: ringing, campaignId: campaign, phoneNumber: '+14155550813', metadata: {} }, 1, `room-${ringing}`, { dialSent: true });
     const answer = await call(api.url, 'POST', `/v1/campaigns/${campaign}/cancel`, { token: 'admin' });
     expect(body(answer)).toEqual({ campaign_id: campaign, canceled: 2, in_flight: 1, already_ended: 0 });
     expect(await api.store.get(campaign, ids[0] ?? '')).toMatchObject({ outcome: 'canceled' });

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DialRateLimiter } from '../../src/consumer/dialRateLimiter.js';
 import { cancelCalls } from '../../src/producer/cancelCalls.js';
 import { startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
 import { runCli } from '../helpers/runCli.js';
@@ -90,5 +91,30 @@ describe('campaign controls', () => {
     p.dialers[0]?.worker.resume();
     await waitFor(async () => ((await p.calls.getJob(queued).then((j) => j?.getState())) === 'completed' ? true : undefined));
     expect(p.sim.calls.filter((c) => c.phoneNumber === '+14155558201')).toHaveLength(0);
+  });
+
+  it('cancels a call whose consumer is waiting for its CPS slot, and that consumer dials nothing', async () => {
+    const campaignId = 'cancel-waiting';
+    // take the next 1.5 s of pacing slots (DIAL_CPS=50 in this pipeline): the consumer begins the attempt, then waits
+    const slotsAhead = 75;
+    const limiter = new DialRateLimiter(p.redis, p.store.keys.dialWindow(), 50);
+    for (let i = 0; i < slotsAhead; i++) await limiter.reserve();
+    const waiting = await p.enqueue({ phoneNumber: '+14155558202', campaignId });
+    await waitFor(async () => ((await p.store.get(campaignId, waiting))?.state === 'dialing' ? true : undefined), 5000, 'attempt begun');
+
+    const summary = await cancelCalls(p.redis, p.config.queuePrefix, { campaignId, callIds: [waiting] });
+    expect(summary).toEqual({ canceled: [waiting], inFlight: [], alreadyEnded: [], unknown: [] });
+    await waitFor(async () => ((await p.calls.getJob(waiting).then((j) => j?.getState())) === 'completed' ? true : undefined), 10_000, 'job done');
+    expect(await p.store.get(campaignId, waiting)).toMatchObject({ state: 'terminal', outcome: 'canceled', attempts: 1 });
+    expect(p.sim.calls.filter((c) => c.phoneNumber === '+14155558202')).toHaveLength(0);
+  });
+
+  it('does not cancel a call the agent is dialing itself (its dial is sent at once)', async () => {
+    const campaignId = 'cancel-agent-dial';
+    const call = { callId: 'agent-dials-1', campaignId, phoneNumber: '+14155558203', metadata: {} };
+    await p.store.beginAttempt(call, 1, 'call-agent-dials-1-1', { dialSent: true });
+    const summary = await cancelCalls(p.redis, p.config.queuePrefix, { campaignId, callIds: [call.callId] });
+    expect(summary).toEqual({ canceled: [], inFlight: [call.callId], alreadyEnded: [], unknown: [] });
+    expect(await p.store.get(campaignId, call.callId)).toMatchObject({ state: 'dialing' });
   });
 });

@@ -64,10 +64,10 @@ async function push(data: Record<string, unknown>, timeoutMs = 10_000): Promise<
 
 const refusals = (callId: string) => logLines.filter((l) => l.callId === callId && l.msg === 'impossible result refused');
 
-/** A call that is ringing: its record says dialing, attempt 1. */
-async function ringing(campaignId: string, callId: string): Promise<void> {
+/** A call that is ringing: its record says dialing, attempt 1, and the attempt's dial is marked sent. */
+async function ringing(campaignId: string, callId: string, options: { dialSent: boolean } = { dialSent: true }): Promise<void> {
   await store.createCalls(campaignId, [{ callId, phoneNumber: '+14155550170', metadata: {} }]);
-  await store.beginAttempt({ callId, campaignId, phoneNumber: '+14155550170', metadata: {} }, 1, `call-${callId}-1`);
+  await store.beginAttempt({ callId, campaignId, phoneNumber: '+14155550170', metadata: {} }, 1, `call-${callId}-1`, options);
 }
 
 const result = (campaignId: string, callId: string, extra: Partial<CallResult> = {}): CallResult => ({
@@ -147,6 +147,10 @@ describe('impossible results', () => {
     await resultsQueue.remove('ring-1');
     expect(await (await push(result(campaignId, 'ring-1', { outcome: 'canceled', reportedBy: 'operator' }))).getState()).toBe('failed');
     expect(await at('ring-1')).toMatchObject({ state: 'dialing' });
+    // … but does cancel one whose consumer has begun the attempt and not yet sent its dial (waiting for a CPS slot)
+    await ringing(campaignId, 'slot-1', { dialSent: false });
+    expect(await (await push(result(campaignId, 'slot-1', { outcome: 'canceled', reportedBy: 'operator' }))).getState()).toBe('completed');
+    expect(await at('slot-1')).toMatchObject({ state: 'terminal', outcome: 'canceled' });
     // the agent of a ringing call ends it
     await resultsQueue.remove('ring-1');
     expect(await (await push(result(campaignId, 'ring-1', { outcome: 'voicemail' }))).getState()).toBe('completed');

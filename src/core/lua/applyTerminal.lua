@@ -4,6 +4,8 @@
 -- ARGV[5] comma-separated states the call may be in ('' = any; 'missing' = no record yet, created from ARGV[4]),
 -- ARGV[6] comma-separated states allowed only when ARGV[7] (the result's attempt) is the record's latest attempt.
 -- ARGV[8] seconds to keep the record once terminal (0 = for ever): its TTL is set in the same step that ends the call.
+-- ARGV[9] comma-separated states allowed only while the record's latest attempt is not marked sent (claimDial has not
+-- let its CreateSIPParticipant go): an operator may cancel a call a consumer is about to dial, never one that may ring.
 -- Returns 1 when applied, 0 when the call was already terminal, otherwise the state it found ('missing' when there
 -- is no record): the result is refused and nothing is written.
 local keep = tonumber(ARGV[8]) or 0
@@ -20,6 +22,10 @@ end
 local allowed = ARGV[5] == '' or listed(ARGV[5], found)
 if not allowed and state and ARGV[7] ~= '' and listed(ARGV[6], state) then
   allowed = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0') == tonumber(ARGV[7])
+end
+if not allowed and state and listed(ARGV[9] or '', state) then
+  local attempt = redis.call('HMGET', KEYS[1], 'attempts', 'dialSentAttempt')
+  allowed = tonumber(attempt[2]) ~= tonumber(attempt[1] or '0')
 end
 if not allowed then return found end
 if not state then

@@ -1,16 +1,12 @@
 import { ServerError, type RoomServiceClient, type SipClient } from 'livekit-server-sdk';
-import { classifySipError, type DialFailure } from '../core/classifySipError.js';
+import { classifySipError, describeLiveKitError, sipStatusOfError, type DialFailure } from '../core/classifySipError.js';
+import { SIP_ATTR } from '../core/sipAttributes.js';
 import type { Logger } from '../core/logger.js';
 import { redactPhoneNumber } from '../core/phone.js';
 import { SECOND, sleep, systemClock, type Clock } from '../core/time.js';
 import { redactNumbersIn } from './callPlan.js';
 import type { OutcomeDecision } from './outcomeTracker.js';
 
-/** SIP participant attributes LiveKit sets (livekit/protocol, SIP attributes). */
-export const SIP_CALL_STATUS_ATTRIBUTE = 'sip.callStatus';
-/** The number outside LiveKit: the caller on an inbound call, the called number on an outbound one. */
-export const SIP_PHONE_NUMBER_ATTRIBUTE = 'sip.phoneNumber';
-export type SipCallStatus = 'dialing' | 'ringing' | 'automation' | 'active' | 'hangup';
 
 const DEFAULT_POLL_INTERVAL_MS = 250;
 /** Extra request time beyond the ringing timeout for calls that wait for an answer. */
@@ -66,17 +62,6 @@ function isNotFound(err: unknown): boolean {
   return err instanceof ServerError && (err.status === 404 || err.code === 'not_found');
 }
 
-function sipStatusOf(err: unknown): { code: number; status: string } | undefined {
-  if (!(err instanceof ServerError)) return undefined;
-  const code = Number(err.metadata?.sip_status_code);
-  if (!Number.isInteger(code) || code <= 0) return undefined;
-  return { code, status: err.metadata?.sip_status ?? '' };
-}
-
-function describe(err: unknown): string {
-  if (err instanceof ServerError) return `LiveKit API error ${err.status}${err.code ? ` ${err.code}` : ''}: ${err.message}`;
-  return err instanceof Error ? err.message : String(err);
-}
 
 /** The decision a failed agent-placed dial ends the call with (no retry: the agent dials once). */
 export function dialFailureDecision(failure: DialFailure): OutcomeDecision {
@@ -135,7 +120,7 @@ export class CallControl {
     try {
       await this.clients.rooms.deleteRoom(room);
     } catch (err) {
-      if (!isNotFound(err)) this.logger.warn({ err: describe(err), room: this.forLog(room) }, 'could not delete room');
+      if (!isNotFound(err)) this.logger.warn({ err: describeLiveKitError(err), room: this.forLog(room) }, 'could not delete room');
     }
   }
 
@@ -179,7 +164,7 @@ export class CallControl {
       throw err;
     }
     const attributes = { ...info.attributes };
-    return { present: true, callStatus: attributes[SIP_CALL_STATUS_ATTRIBUTE], attributes };
+    return { present: true, callStatus: attributes[SIP_ATTR.callStatus], attributes };
   }
 
   /**
@@ -196,11 +181,11 @@ export class CallControl {
         timeout: options.ringingTimeoutS + ANSWER_REQUEST_GRACE_S,
       });
     } catch (err) {
-      const sip = sipStatusOf(err);
-      log.warn({ err: describe(err), sip }, 'transfer request failed');
+      const sip = sipStatusOfError(err);
+      log.warn({ err: describeLiveKitError(err), sip }, 'transfer request failed');
       return sip
         ? { ok: false, target, reason: `SIP ${sip.code}${sip.status ? ` ${sip.status}` : ''}`, sipStatusCode: sip.code, sipStatus: sip.status }
-        : { ok: false, target, reason: describe(err) };
+        : { ok: false, target, reason: describeLiveKitError(err) };
     }
 
     const deadline = this.clock.now() + options.confirmTimeoutMs;
@@ -209,7 +194,7 @@ export class CallControl {
       try {
         last = await this.participantState(identity);
       } catch (err) {
-        log.warn({ err: describe(err) }, 'could not check the transferred participant');
+        log.warn({ err: describeLiveKitError(err) }, 'could not check the transferred participant');
       }
       if (!last.present || last.callStatus === 'hangup') {
         log.info('transfer confirmed: the SIP participant left the room');

@@ -11,7 +11,8 @@ import { HOUR, SECOND, systemClock } from '../core/time.js';
 import { AgentCallBook } from './agentCallBook.js';
 import { loadAgentSettings, type AgentSettings } from './agentConfig.js';
 import { buildCallAgent } from './callAgent.js';
-import { CallControl, SIP_PHONE_NUMBER_ATTRIBUTE } from './callControl.js';
+import { CallControl } from './callControl.js';
+import { SIP_ATTR } from '../core/sipAttributes.js';
 import { CallController } from './callController.js';
 import { DispatchMetadataError, parseCallPlan, redactNumbersIn, type CallPlan } from './callPlan.js';
 import { createSessionModels, type SessionModels } from './models.js';
@@ -261,7 +262,7 @@ export async function runCall<R extends CallRoom>(ctx: CallJobContext<R>, deps: 
       }
       caller = joined;
       tracker.markConnected();
-      const number = joined.attributes[SIP_PHONE_NUMBER_ATTRIBUTE];
+      const number = joined.attributes[SIP_ATTR.phoneNumber];
       if (number) tracker.setCaller(number);
       log.info({ caller: number ? redactPhoneNumber(number) : undefined }, 'inbound caller connected');
     }
@@ -278,7 +279,7 @@ export async function runCall<R extends CallRoom>(ctx: CallJobContext<R>, deps: 
     if (profile.missingPlaceholders.length > 0) log.warn({ missing: profile.missingPlaceholders }, 'placeholders without a value');
     const callIdentity = { callId: plan.callId, campaignId: plan.campaignId, metadata: {} };
     if (direction.kind === 'inbound') {
-      const callerNumber = caller?.attributes[SIP_PHONE_NUMBER_ATTRIBUTE] ?? '';
+      const callerNumber = caller?.attributes[SIP_ATTR.phoneNumber] ?? '';
       await book.connected({ ...callIdentity, phoneNumber: callerNumber }, roomName, profile.limits.maxCallDurationMs);
     }
 

@@ -8,7 +8,7 @@ import { DisconnectReason, ParticipantKind, RoomEvent } from '@livekit/rtc-node'
 import type { AttemptEndObservation } from '../core/callStore.js';
 import type { Logger } from '../core/logger.js';
 import { SECOND } from '../core/time.js';
-import { SIP_CALL_STATUS_ATTRIBUTE } from './callControl.js';
+import { SIP_ATTR } from '../core/sipAttributes.js';
 
 /** What the lifecycle reads of a participant; rtc-node's `Participant` (local or remote) has all of it. */
 export interface RoomParticipant {
@@ -75,14 +75,14 @@ export function waitForSipAnswer(
   observe: (seen: AttemptEndObservation) => void = () => undefined,
 ): Promise<AnswerWait> {
   return new Promise((resolve) => {
-    const isAnswered = (p: RoomParticipant | undefined) => p?.attributes[SIP_CALL_STATUS_ATTRIBUTE] === 'active';
+    const isAnswered = (p: RoomParticipant | undefined) => p?.attributes[SIP_ATTR.callStatus] === 'active';
     let lastCallStatus: string | undefined;
     let rang = false;
     /** When the callee's call ended, as the room showed it (a `hangup` status, or the participant leaving). */
     let endedAt: number | undefined;
     let hangupGrace: NodeJS.Timeout | undefined;
     const noteStatus = (p: RoomParticipant) => {
-      lastCallStatus = p.attributes[SIP_CALL_STATUS_ATTRIBUTE] ?? lastCallStatus;
+      lastCallStatus = p.attributes[SIP_ATTR.callStatus] ?? lastCallStatus;
       if (lastCallStatus === 'ringing') rang = true;
       if (lastCallStatus === 'hangup') endedAt ??= Date.now();
     };
@@ -215,7 +215,7 @@ export function followCallee(
   };
   const onAttributes = (changed: Record<string, string>, p: RoomParticipant) => {
     if (p.identity !== controller.callee) return;
-    const status = changed[SIP_CALL_STATUS_ATTRIBUTE];
+    const status = changed[SIP_ATTR.callStatus];
     if (status) log.debug({ status }, 'sip.callStatus changed');
     if (status === 'hangup') void controller.calleeLeft('callee hung up (sip.callStatus hangup)');
   };

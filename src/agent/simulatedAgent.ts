@@ -17,7 +17,8 @@ import {
 } from './agentConfig.js';
 import { AgentCallBook } from './agentCallBook.js';
 import { buildCallAgent } from './callAgent.js';
-import { CallControl, SIP_PHONE_NUMBER_ATTRIBUTE, type CallControlClients } from './callControl.js';
+import { CallControl, type CallControlClients } from './callControl.js';
+import { SIP_ATTR } from '../core/sipAttributes.js';
 import { CallController, type CallBehaviour } from './callController.js';
 import { DispatchMetadataError, parseCallPlan, redactNumbersIn, type CallPlan } from './callPlan.js';
 import { buildCallScript } from './calleeScript.js';
@@ -245,7 +246,7 @@ class SimulatedCall {
       }
       tracker.markConnected();
       const state = await control.participantState(answer.identity).catch(() => undefined);
-      const number = state?.present ? state.attributes[SIP_PHONE_NUMBER_ATTRIBUTE] : undefined;
+      const number = state?.present ? state.attributes[SIP_ATTR.phoneNumber] : undefined;
       if (number) tracker.setCaller(number);
     } else if (direction.kind === 'consumer_dialed') {
       answer = await Promise.race([this.answered.promise, delay(this.deps.timing.answerWaitMs, NOT_CONNECTED)]);

@@ -1,12 +1,11 @@
 import type { RoomServiceClient } from 'livekit-server-sdk';
 import { ServerError } from 'livekit-server-sdk';
+import { SIP_ATTR } from '../core/sipAttributes.js';
 import { sleep, type Clock } from '../core/time.js';
 
 /** What LiveKit says about an attempt a crashed consumer started: is its SIP participant still there? */
 export type PreviousAttemptState = 'absent' | 'ringing' | 'active';
 
-/** SIP participant attribute LiveKit keeps up to date with the call's progress. */
-export const SIP_CALL_STATUS_ATTRIBUTE = 'sip.callStatus';
 const HTTP_NOT_FOUND = 404;
 /** How often to look again at a call that a crashed consumer left ringing. */
 export const PREVIOUS_ATTEMPT_POLL_MS = 500;
@@ -22,7 +21,7 @@ export async function inspectPreviousAttempt(rooms: RoomServiceClient, room: str
   }
   const sip = participants.find((p) => p.identity === identity);
   if (!sip) return 'absent';
-  const status = sip.attributes[SIP_CALL_STATUS_ATTRIBUTE];
+  const status = sip.attributes[SIP_ATTR.callStatus];
   if (status === 'hangup') return 'absent';
   // no status at all (a server that does not publish it): the call may be up, and hanging it up would be worse
   // than letting the agent find out; dialing again is never an option while the participant is there

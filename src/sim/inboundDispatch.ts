@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import type { RoomConfiguration, SIPDispatchRuleInfo, SIPInboundTrunkInfo } from '@livekit/protocol';
 import { newId } from './ids.js';
-import { SIP_ATTR } from './sipAttributes.js';
+import { SIP_ATTR } from '../core/sipAttributes.js';
 
 /** A hidden caller keeps this many trailing digits in its name (EvaluateDispatchRule). */
 const HIDDEN_NUMBER_DIGITS = 4;

@@ -12,7 +12,7 @@ import {
 } from '@livekit/protocol';
 import type { Duration } from '@bufbuild/protobuf';
 import type { Clock } from '../core/time.js';
-import { SIP_ATTR } from './sipAttributes.js';
+import { SIP_ATTR, type SipCallStatus } from '../core/sipAttributes.js';
 import { ensureAdminPermission, ensureSipCallPermission } from './auth.js';
 import type { CallEndReason, CallEventBase, SimEvents } from './events.js';
 import { ID_PREFIX, newId } from './ids.js';
@@ -41,9 +41,7 @@ import {
 } from './twirpErrors.js';
 import { rpc, type TwirpCallContext, type TwirpMethod } from './twirpServer.js';
 
-export { SIP_ATTR };
-
-export type SipCallStatus = 'dialing' | 'ringing' | 'automation' | 'active' | 'hangup';
+export { SIP_ATTR, type SipCallStatus };
 
 /** Sending initial DTMF: each digit takes this long, a `w` pauses half a second (LiveKit's convention). */
 const DTMF_DIGIT_MS = 250;

@@ -2,7 +2,7 @@ import { llm, voice } from '@livekit/agents';
 import type { Logger } from '../core/logger.js';
 import type { CallResult } from '../core/outcomes.js';
 import { SECOND, sleep } from '../core/time.js';
-import type { CallControl } from './callControl.js';
+import type { CallServerApi } from './callServerApi.js';
 import type { OutcomeDecision, CallOutcomeTracker } from './outcomeTracker.js';
 import type { CallProfile } from './profiles.js';
 import { playOut, speak } from './speech.js';
@@ -26,7 +26,7 @@ export interface CallBehaviour {
 export interface CallControllerOptions {
   profile: CallProfile;
   tracker: CallOutcomeTracker;
-  control: CallControl;
+  serverApi: CallServerApi;
   behaviour: CallBehaviour;
   /** Outbound calls get the voicemail and IVR tools; inbound calls are greeted. */
   outbound: boolean;
@@ -46,7 +46,7 @@ export interface CallControllerOptions {
 export class CallController {
   readonly profile: CallProfile;
   readonly tracker: CallOutcomeTracker;
-  readonly control: CallControl;
+  readonly serverApi: CallServerApi;
   readonly outbound: boolean;
   private readonly behaviour: CallBehaviour;
   private readonly warm: WarmTransferPort | undefined;
@@ -71,7 +71,7 @@ export class CallController {
   constructor(options: CallControllerOptions) {
     this.profile = options.profile;
     this.tracker = options.tracker;
-    this.control = options.control;
+    this.serverApi = options.serverApi;
     this.outbound = options.outbound;
     this.behaviour = options.behaviour;
     this.warm = options.warmTransfer;
@@ -216,7 +216,7 @@ export class CallController {
     this.clearTimers();
     // Decide before anything slow happens, so a callee hang-up racing this end cannot change the outcome.
     this.tracker.decide(fallback);
-    if (hangup && !this.keepRoom) await this.control.hangup(this.tracker.decision?.reason ?? fallback.reason);
+    if (hangup && !this.keepRoom) await this.serverApi.hangup(this.tracker.decision?.reason ?? fallback.reason);
     const session = this.session;
     if (session && !this.closed) {
       try {
@@ -321,7 +321,7 @@ export class CallController {
       await playOut(speak(session, this.profile.transfer.announcement), MESSAGE_PLAYOUT_TIMEOUT_MS);
       if (mode === 'warm') return await this.warmTransfer(session, name, destination.target);
 
-      const result = await this.control.transferCold(identity, destination.target, {
+      const result = await this.serverApi.transferCold(identity, destination.target, {
         confirmTimeoutMs: this.behaviour.transferConfirmTimeoutMs,
         ringingTimeoutS: this.behaviour.transferRingingTimeoutS,
       });

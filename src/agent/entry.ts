@@ -11,7 +11,7 @@ import { HOUR, SECOND, systemClock } from '../core/time.js';
 import { AgentCallBook } from './agentCallBook.js';
 import { loadAgentSettings, type AgentSettings } from './agentConfig.js';
 import { buildCallAgent } from './callAgent.js';
-import { CallControl } from './callControl.js';
+import { CallServerApi } from './callServerApi.js';
 import { SIP_ATTR } from '../core/sipAttributes.js';
 import { CallController } from './callController.js';
 import { DispatchMetadataError, parseCallPlan, redactNumbersIn, type CallPlan } from './callPlan.js';
@@ -112,7 +112,7 @@ export async function runAnsweringMachineDetection(
  */
 async function confirmCalleeStillThere(
   room: CallRoom,
-  control: CallControl,
+  control: CallServerApi,
   controller: CallController,
   identity: string,
   log: Logger,
@@ -168,7 +168,7 @@ export async function runCall<R extends CallRoom>(ctx: CallJobContext<R>, deps: 
       deadlineMs: config.dial.outcomeTimeoutMs,
       logger: log,
     });
-  const control = new CallControl({ clients: createLiveKitClients(requireLiveKit(config)), roomName, logger: log, redactNames });
+  const control = new CallServerApi({ clients: createLiveKitClients(requireLiveKit(config)), roomName, logger: log, redactNames });
 
   if (!plan) {
     const err = planError instanceof Error ? planError : new Error(String(planError));
@@ -287,7 +287,7 @@ export async function runCall<R extends CallRoom>(ctx: CallJobContext<R>, deps: 
     const callController = new CallController({
       profile,
       tracker,
-      control,
+      serverApi: control,
       behaviour: settings,
       outbound: direction.kind !== 'inbound',
       calleeIdentity: direction.kind === 'inbound' ? caller?.identity : direction.participantIdentity,

@@ -1,4 +1,4 @@
-/** The voice agent: call logic, the LiveKit worker entry, the simulated agent for src/sim, and survey export. */
+/** The voice agent: call logic, the LiveKit worker entry, the simulated agent for src/sim. */
 export {
   loadAgentSettings,
   requireOpenAIKey,
@@ -9,7 +9,7 @@ export {
   type ModelSettings,
 } from './agentConfig.js';
 export { buildCallAgent, callInstructions, callTools, TOOL_NAMES } from './callAgent.js';
-export { CallControl, dialFailureDecision, type DialResult, type TransferResult } from './callControl.js';
+export { CallServerApi, dialFailureDecision, type DialResult, type TransferResult } from './callServerApi.js';
 export { CallController, matchQuestion, type CallBehaviour, type DtmfSender } from './callController.js';
 export {
   parseCallPlan,
@@ -51,7 +51,6 @@ export {
   type SimulatedAgentOptions,
   type SimulatedTiming,
 } from './simulatedAgent.js';
-export { surveyCsv, csvCell, type SurveyCsvOptions } from './surveyCsv.js';
 export {
   followCallee,
   waitForCaller,

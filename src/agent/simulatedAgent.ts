@@ -17,7 +17,7 @@ import {
 } from './agentConfig.js';
 import { AgentCallBook } from './agentCallBook.js';
 import { buildCallAgent } from './callAgent.js';
-import { CallControl, type CallControlClients } from './callControl.js';
+import { CallServerApi, type CallServerApiClients } from './callServerApi.js';
 import { SIP_ATTR } from '../core/sipAttributes.js';
 import { CallController, type CallBehaviour } from './callController.js';
 import { DispatchMetadataError, parseCallPlan, redactNumbersIn, type CallPlan } from './callPlan.js';
@@ -120,7 +120,7 @@ function deferred<T>(): Deferred<T> {
 
 interface SimCallDeps {
   sim: SimLike;
-  clients: CallControlClients;
+  clients: CallServerApiClients;
   /** The room's metadata (a dispatch rule's roomConfig may name the campaign of inbound calls). */
   roomMetadata: (room: string) => Promise<string | undefined>;
   reporter: DurableResultReporter;
@@ -192,8 +192,8 @@ class SimulatedCall {
     void this.controller?.abort('the simulated agent shut down during the call');
   }
 
-  private controlFor(redactNames: boolean, log: Logger): CallControl {
-    return new CallControl({ clients: this.deps.clients, roomName: this.room, logger: log, redactNames });
+  private controlFor(redactNames: boolean, log: Logger): CallServerApi {
+    return new CallServerApi({ clients: this.deps.clients, roomName: this.room, logger: log, redactNames });
   }
 
   private async readPlan(): Promise<CallPlan> {
@@ -318,7 +318,7 @@ class SimulatedCall {
     plan: CallPlan;
     profile: CallProfile;
     tracker: CallOutcomeTracker;
-    control: CallControl;
+    control: CallServerApi;
     callee: Callee;
     identity: string;
     inbound: boolean;
@@ -331,13 +331,13 @@ class SimulatedCall {
     const controller = new CallController({
       profile,
       tracker,
-      control,
+      serverApi: control,
       behaviour: timing.behaviour,
       outbound: !inbound,
       calleeIdentity: identity,
       warmTransfer: sim.outboundTrunkId
         ? apiWarmTransfer({
-            control,
+            serverApi: control,
             sipTrunkId: sim.outboundTrunkId,
             ringingTimeoutS: timing.behaviour.transferRingingTimeoutS,
             logger: log,

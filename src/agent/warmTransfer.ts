@@ -1,7 +1,7 @@
 import { llm, voice, workflows } from '@livekit/agents';
 import type { Logger } from '../core/logger.js';
 import { SECOND } from '../core/time.js';
-import type { CallControl } from './callControl.js';
+import type { CallServerApi } from './callServerApi.js';
 
 /** Identity of the operator's SIP participant (the one `workflows.WarmTransferTask` uses too). */
 export const OPERATOR_IDENTITY = 'human-agent-sip';
@@ -70,7 +70,7 @@ export function agentsWarmTransfer(options: { sipTrunkId: string; ringingTimeout
  * move them into the caller's room. Used by the simulated agent; a real deployment uses agentsWarmTransfer.
  */
 export function apiWarmTransfer(options: {
-  control: CallControl;
+  serverApi: CallServerApi;
   sipTrunkId: string;
   ringingTimeoutS: number;
   logger: Logger;
@@ -78,27 +78,27 @@ export function apiWarmTransfer(options: {
 }): WarmTransferPort {
   return {
     async transfer(request) {
-      const { control } = options;
-      const consultRoom = consultRoomName(control.roomName);
-      const dialed = await control.dialInto(consultRoom, dialString(request.target), {
+      const { serverApi } = options;
+      const consultRoom = consultRoomName(serverApi.roomName);
+      const dialed = await serverApi.dialInto(consultRoom, dialString(request.target), {
         trunkId: options.sipTrunkId,
         participantIdentity: OPERATOR_IDENTITY,
         participantName: 'Operator',
         ringingTimeoutS: options.ringingTimeoutS,
       });
       if (!dialed.ok) {
-        await control.deleteRoom(consultRoom);
+        await serverApi.deleteRoom(consultRoom);
         return { ok: false, reason: `the operator did not take the call (${dialed.decision.reason})` };
       }
       options.onBriefing?.(request.briefing);
       try {
-        await control.moveParticipant(consultRoom, OPERATOR_IDENTITY, control.roomName);
+        await serverApi.moveParticipant(consultRoom, OPERATOR_IDENTITY, serverApi.roomName);
       } catch (err) {
         options.logger.warn({ err: (err as Error).message }, 'could not move the operator into the caller room');
-        await control.deleteRoom(consultRoom);
+        await serverApi.deleteRoom(consultRoom);
         return { ok: false, reason: 'could not connect the operator with the caller' };
       }
-      await control.deleteRoom(consultRoom);
+      await serverApi.deleteRoom(consultRoom);
       return { ok: true, operatorIdentity: OPERATOR_IDENTITY };
     },
   };

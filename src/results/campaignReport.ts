@@ -1,4 +1,4 @@
-import { csvCell } from '../agent/surveyCsv.js';
+import { csvCell } from './surveyCsv.js';
 import type { CallRecord, CallStore, CampaignCounters } from '../core/callStore.js';
 import { NOT_DIALED_OUTCOMES, OUTCOMES, PERSON_OUTCOMES, type CallResult, type CallState, type Outcome, type SurveyAnswer } from '../core/outcomes.js';
 import { splitPhoneNumber } from '../core/phone.js';

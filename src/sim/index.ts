@@ -19,7 +19,7 @@ export { waitForEvent } from './events.js';
 export { AGENT_NAME_ATTRIBUTE, type SimAgentJob } from './agentWorkers.js';
 export type * from './events.js';
 export { PhoneNetwork, planCall, planTransfer, resolveCallee } from './phoneNetwork.js';
-export type { CallPlan, TransferPlan } from './phoneNetwork.js';
+export type { NetworkCallPlan, TransferPlan } from './phoneNetwork.js';
 export {
   ScenarioError,
   loadScenarioFile,

@@ -71,7 +71,7 @@ export function resolveCallee(callee: Callee | undefined): Callee {
 }
 
 /** What a call will do, in ms from the moment the request arrived. */
-export type CallPlan =
+export type NetworkCallPlan =
   | { kind: 'platform_unavailable'; error: TwirpError }
   | { kind: 'answer'; ringAtMs: number | undefined; answerAtMs: number; callee: Callee; hangupAfterMs: number | undefined }
   | {
@@ -107,7 +107,7 @@ const RING_OUT_RESULTS: Readonly<Record<RingOutMode, () => { error: TwirpError; 
   }),
 };
 
-function ringOutFailure(context: PlanContext, mode: RingOutMode = context.ringOut): CallPlan {
+function ringOutFailure(context: PlanContext, mode: RingOutMode = context.ringOut): NetworkCallPlan {
   return {
     kind: 'fail',
     ringAtMs: Math.min(RINGING_AFTER_MS, context.ringingTimeoutMs),
@@ -131,7 +131,7 @@ function sipFailurePlan(
   ringFirst: boolean,
   label: string,
   context: PlanContext,
-): CallPlan {
+): NetworkCallPlan {
   if (ringFirst && afterMs >= context.ringingTimeoutMs) return ringOutFailure(context);
   return {
     kind: 'fail',
@@ -144,7 +144,7 @@ function sipFailurePlan(
 }
 
 /** Turns a behaviour into the timeline and wire results LiveKit would produce for it. */
-export function planCall(behavior: Behavior, context: PlanContext): CallPlan {
+export function planCall(behavior: Behavior, context: PlanContext): NetworkCallPlan {
   switch (behavior.type) {
     case 'answer': {
       const answerAtMs = behavior.afterMs ?? DEFAULT_ANSWER_AFTER_MS;

@@ -18,7 +18,7 @@ import type { CallEndReason, CallEventBase, SimEvents } from './events.js';
 import { ID_PREFIX, newId } from './ids.js';
 import { routeInboundCall, type InboundCallRequest } from './inboundDispatch.js';
 import {
-  type CallPlan,
+  type NetworkCallPlan,
   LIVEKIT_DEFAULT_RINGING_TIMEOUT_MS,
   LIVEKIT_TRANSFER_DEADLINE_MS,
   type PhoneNetwork,
@@ -511,7 +511,7 @@ export class SipCalls {
     return call.reply ? call.reply.promise : Promise.resolve(call.info);
   }
 
-  private schedule(call: ActiveCall, plan: Exclude<CallPlan, { kind: 'platform_unavailable' }>): void {
+  private schedule(call: ActiveCall, plan: Exclude<NetworkCallPlan, { kind: 'platform_unavailable' }>): void {
     if (plan.ringAtMs !== undefined) call.timers.after(plan.ringAtMs, () => this.ring(call));
     switch (plan.kind) {
       case 'answer':

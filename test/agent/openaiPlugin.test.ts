@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 import { loadAgentSettings } from '../../src/agent/agentConfig.js';
 import { buildCallAgent, TOOL_NAMES } from '../../src/agent/callAgent.js';
-import { CallControl } from '../../src/agent/callControl.js';
+import { CallServerApi } from '../../src/agent/callServerApi.js';
 import { CallController } from '../../src/agent/callController.js';
 import { createSessionModels } from '../../src/agent/models.js';
 import { CallOutcomeTracker } from '../../src/agent/outcomeTracker.js';
@@ -136,7 +136,7 @@ function outboundController(call: { callId: string; room: string; instructions: 
   return new CallController({
     profile,
     tracker: new CallOutcomeTracker({ callId: call.callId, campaignId: 'openai', sink: reporter, logger }),
-    control: new CallControl({ clients: simClients(sim), roomName: call.room, logger }),
+    serverApi: new CallServerApi({ clients: simClients(sim), roomName: call.room, logger }),
     behaviour: { transferConfirmTimeoutMs: 1000, transferRingingTimeoutS: 5, voicemailPauseMs: 0 },
     outbound: true,
     calleeIdentity: `sip-${call.callId}`,

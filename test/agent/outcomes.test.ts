@@ -3,7 +3,6 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CallOutcomeTracker, type ResultSink } from '../../src/agent/outcomeTracker.js';
-import { csvCell, surveyCsv } from '../../src/agent/surveyCsv.js';
 import type { CallResult } from '../../src/core/outcomes.js';
 import { ResultReporter } from '../../src/core/reportResult.js';
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
@@ -127,32 +126,5 @@ describe('call-results (ResultReporter, jobId = call id)', () => {
     const all = (await results.all()).filter((r) => r.callId === 'dup-1');
     expect(all).toHaveLength(1);
     expect(all[0]?.outcome).toBe('voicemail');
-  });
-});
-
-describe('surveyCsv', () => {
-  const base = { campaignId: 'survey', reportedBy: 'agent' as const, endedAt: 1 };
-  it('one column per question, one row per call, unanswered cells empty, CSV-escaped', () => {
-    const csv = surveyCsv([
-      { ...base, callId: 'a', outcome: 'answered', reason: 'agent ended the call', durationMs: 61_000, surveyAnswers: [{ question: 'Q1, how?', answer: 'fine, "really"' }, { question: 'Q2', answer: '5' }] },
-      { ...base, callId: 'b', outcome: 'voicemail', reason: 'greeting heard' },
-      { ...base, callId: 'c', outcome: 'answered', surveyAnswers: [{ question: 'Q2', answer: '=HYPERLINK("x")' }] },
-    ]);
-    expect(csv.split('\r\n')).toEqual([
-      'call_id,campaign_id,outcome,reason,duration_s,answered_questions,"Q1, how?",Q2',
-      'a,survey,answered,agent ended the call,61.0,2,"fine, ""really""",5',
-      'b,survey,voicemail,greeting heard,,0,,',
-      `c,survey,answered,,,1,,"'=HYPERLINK(""x"")"`,
-      '',
-    ]);
-  });
-
-  it('takes the question columns it is given, in that order', () => {
-    const csv = surveyCsv([{ ...base, callId: 'a', outcome: 'answered', surveyAnswers: [{ question: 'Q1', answer: 'x' }] }], {
-      questions: ['Q2', 'Q1'],
-      eol: '\n',
-    });
-    expect(csv).toBe('call_id,campaign_id,outcome,reason,duration_s,answered_questions,Q2,Q1\na,survey,answered,,,1,,x\n');
-    expect(csvCell('line\nbreak')).toBe('"line\nbreak"');
   });
 });

@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_PROFILES_FILE, loadAgentSettings, requireOpenAIKey } from '../../src/agent/agentConfig.js';
 import { callInstructions, callTools, TOOL_NAMES } from '../../src/agent/callAgent.js';
-import { CallControl } from '../../src/agent/callControl.js';
+import { CallServerApi } from '../../src/agent/callServerApi.js';
 import { CallController } from '../../src/agent/callController.js';
 import { DispatchMetadataError, idFromRoomName, inboundCallId, parseCallPlan, redactNumbersIn } from '../../src/agent/callPlan.js';
 import { CallOutcomeTracker } from '../../src/agent/outcomeTracker.js';
@@ -224,7 +224,7 @@ describe('instructions and tools of a call', () => {
       return new CallController({
         profile,
         tracker: new CallOutcomeTracker({ callId: 'x', campaignId: 'c', sink: undefined, logger }),
-        control: new CallControl({
+        serverApi: new CallServerApi({
           clients: { sip: {} as never, rooms: {} as never },
           roomName: 'r',
           logger,

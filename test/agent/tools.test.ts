@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildCallAgent, TOOL_NAMES } from '../../src/agent/callAgent.js';
-import { CallControl } from '../../src/agent/callControl.js';
+import { CallServerApi } from '../../src/agent/callServerApi.js';
 import { CallController, type CallBehaviour, type DtmfSender } from '../../src/agent/callController.js';
 import { CallOutcomeTracker } from '../../src/agent/outcomeTracker.js';
 import { parseProfiles, resolveCallProfile } from '../../src/agent/profiles.js';
@@ -104,11 +104,11 @@ async function connectCall(
     limits: options.limits ?? { maxCallDurationMs: 30_000, silenceTimeoutMs: 30_000 },
   });
   const tracker = new CallOutcomeTracker({ callId, campaignId: 'tools', attempt: 1, sink: reporter, logger });
-  const control = new CallControl({ clients, roomName: room, logger, pollIntervalMs: 50 });
+  const serverApi = new CallServerApi({ clients, roomName: room, logger, pollIntervalMs: 50 });
   const controller = new CallController({
     profile,
     tracker,
-    control,
+    serverApi,
     behaviour: BEHAVIOUR,
     outbound: true,
     calleeIdentity: identity,

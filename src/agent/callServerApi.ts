@@ -13,7 +13,7 @@ const DEFAULT_POLL_INTERVAL_MS = 250;
 const ANSWER_REQUEST_GRACE_S = 10;
 
 /** The LiveKit API clients the call needs (created with region failover off, see src/core/livekitClients.ts). */
-export interface CallControlClients {
+export interface CallServerApiClients {
   sip: Pick<SipClient, 'createSipParticipant' | 'transferSipParticipant'>;
   rooms: Pick<RoomServiceClient, 'deleteRoom' | 'getParticipant' | 'moveParticipant' | 'removeParticipant'>;
 }
@@ -48,8 +48,8 @@ export interface TransferOptions {
   signal?: AbortSignal;
 }
 
-export interface CallControlOptions {
-  clients: CallControlClients;
+export interface CallServerApiOptions {
+  clients: CallServerApiClients;
   roomName: string;
   logger: Logger;
   clock?: Clock;
@@ -80,16 +80,16 @@ export function dialFailureDecision(failure: DialFailure): OutcomeDecision {
  * dials, cold transfers with confirmation, and the room moves a warm transfer needs. No audio, no model:
  * the same object drives a real LiveKit project and the simulator.
  */
-export class CallControl {
+export class CallServerApi {
   readonly roomName: string;
-  private readonly clients: CallControlClients;
+  private readonly clients: CallServerApiClients;
   private readonly logger: Logger;
   private readonly clock: Clock;
   private readonly pollIntervalMs: number;
   private readonly redactNames: boolean;
   private hangingUp: Promise<void> | undefined;
 
-  constructor(options: CallControlOptions) {
+  constructor(options: CallServerApiOptions) {
     this.clients = options.clients;
     this.roomName = options.roomName;
     this.logger = options.logger;

@@ -1,5 +1,6 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { createLogger, type Logger } from './logger.js';
+import { connectionArguments, type RedisTarget } from './redisTarget.js';
 
 /**
  * Connection-level failures: the socket could not be opened, was reset, or a command met a closed connection. ioredis
@@ -149,24 +150,41 @@ function reportingFor(kind: 'worker' | 'producer', reporting: ConnectionReportin
   };
 }
 
+/** A demoted primary answers writes with READONLY (after a Sentinel failover, until ioredis hears of the switch). */
+const READONLY_REPLY = 'READONLY';
+/** ioredis `reconnectOnError` answer: reconnect, then resend the failed command (ioredis README, "Reconnect on error"). */
+const RECONNECT_AND_RESEND = 2;
+
+/**
+ * ioredis arguments for `target` (a REDIS_URL string or a validated RedisTarget) with `defaults` under `extra`.
+ * Through Sentinel a write that meets a demoted primary reconnects (ioredis asks the sentinels again) and is resent,
+ * and ioredis subscribes to the sentinels' `+switch-master` to move before the old primary fails a command.
+ */
+function argumentsFor(target: string | RedisTarget, defaults: RedisOptions, extra: RedisOptions): { url: string | undefined; options: RedisOptions } {
+  const { url, options } = connectionArguments(typeof target === 'string' ? { kind: 'node', url: target } : target);
+  const failover: RedisOptions =
+    options.sentinels === undefined
+      ? {}
+      : { failoverDetector: true, reconnectOnError: (err: Error) => (err.message.startsWith(READONLY_REPLY) ? RECONNECT_AND_RESEND : false) };
+  return { url, options: { ...options, ...failover, ...defaults, ...extra } };
+}
+
 /**
  * Connection for BullMQ workers: blocking commands must wait out Redis restarts, never give up mid-job. Outages are
- * logged once each (warn when lost, info when restored).
+ * logged once each (warn when lost, info when restored). `target`: REDIS_URL, or the config's RedisTarget (Sentinel).
  */
-export function createWorkerConnection(redisUrl: string, extra: RedisOptions = {}, reporting: ConnectionReporting = {}): Redis {
-  return new OutageReportingRedis(redisUrl, { maxRetriesPerRequest: null, enableReadyCheck: true, ...extra }, reportingFor('worker', reporting));
+export function createWorkerConnection(target: string | RedisTarget, extra: RedisOptions = {}, reporting: ConnectionReporting = {}): Redis {
+  const { url, options } = argumentsFor(target, { maxRetriesPerRequest: null, enableReadyCheck: true }, extra);
+  return new OutageReportingRedis(url, options, reportingFor('worker', reporting));
 }
 
 /**
  * Connection for producers and commands: fail fast instead of queueing writes while Redis is away. Outages are logged
- * at debug level: the caller sees the failed command and reports it.
+ * at debug level: the caller sees the failed command and reports it. `target` as for createWorkerConnection.
  */
-export function createProducerConnection(redisUrl: string, extra: RedisOptions = {}, reporting: ConnectionReporting = {}): Redis {
-  return new OutageReportingRedis(
-    redisUrl,
-    { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false, ...extra },
-    reportingFor('producer', reporting),
-  );
+export function createProducerConnection(target: string | RedisTarget, extra: RedisOptions = {}, reporting: ConnectionReporting = {}): Redis {
+  const { url, options } = argumentsFor(target, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false }, extra);
+  return new OutageReportingRedis(url, options, reportingFor('producer', reporting));
 }
 
 /**

@@ -1,0 +1,81 @@
+import type { RedisOptions } from 'ioredis';
+
+/** A Redis server address: host name or IP, and TCP port. */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/**
+ * Where the dialer's Redis is, as every process connects to it (one connection factory, `redisConnection.ts`):
+ * - `node`: one server at `url` (REDIS_URL);
+ * - `sentinel`: the primary that Redis Sentinel names `name` (REDIS_SENTINEL_NAME), found through `sentinels`
+ *   (REDIS_SENTINELS). ioredis asks the sentinels for the primary at every (re)connect, so after a failover each
+ *   process reconnects to the promoted replica on its own. `url` still carries the primary's user, password and
+ *   database (its host and port are ignored); `sentinelPassword` (REDIS_SENTINEL_PASSWORD) is the sentinels' own.
+ */
+export type RedisTarget =
+  | { kind: 'node'; url: string }
+  | { kind: 'sentinel'; url: string; sentinels: readonly HostPort[]; name: string; sentinelPassword?: string };
+
+/** Redis Sentinel's default port (redis.io "High availability with Redis Sentinel"). */
+export const DEFAULT_SENTINEL_PORT = 26379;
+
+/** Thrown for an address list that is not `host:port,host:port`; the message names the setting and the bad entry. */
+export class RedisAddressError extends Error {
+  override readonly name = 'RedisAddressError';
+}
+
+/**
+ * Parses `host:port,host:port` (spaces allowed, port defaulting to `defaultPort`; IPv6 hosts in brackets, `[::1]:26379`).
+ * Throws RedisAddressError naming `setting` and the entry when one is malformed or the list is empty.
+ */
+export function parseHostPorts(list: string, setting: string, defaultPort: number): HostPort[] {
+  const entries = list
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  if (entries.length === 0) throw new RedisAddressError(`${setting} must list at least one host:port`);
+  return entries.map((entry) => {
+    const match = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(entry);
+    const host = match?.[1] ?? match?.[2];
+    const port = match?.[3] === undefined ? defaultPort : Number(match[3]);
+    if (!host || !Number.isInteger(port) || port < 1 || port > 65_535) {
+      throw new RedisAddressError(`${setting}: "${entry}" is not host:port (e.g. 10.0.0.5:${defaultPort})`);
+    }
+    return { host, port };
+  });
+}
+
+/** How a target is shown in logs and messages: never a password. */
+export function describeRedisTarget(target: RedisTarget): string {
+  if (target.kind === 'node') {
+    try {
+      return new URL(target.url).host;
+    } catch {
+      return 'Redis';
+    }
+  }
+  return `Sentinel primary "${target.name}" via ${target.sentinels.map((s) => `${s.host}:${s.port}`).join(',')}`;
+}
+
+/**
+ * ioredis constructor arguments for a target: a URL (node) or options (sentinel). Options carry the URL's user,
+ * password and database, since ioredis takes those for the primary from options when it connects through sentinels.
+ */
+export function connectionArguments(target: RedisTarget): { url: string | undefined; options: RedisOptions } {
+  if (target.kind === 'node') return { url: target.url, options: {} };
+  const url = new URL(target.url);
+  const db = Number(url.pathname.replace(/^\//, '') || '0');
+  return {
+    url: undefined,
+    options: {
+      sentinels: target.sentinels.map((s) => ({ host: s.host, port: s.port })),
+      name: target.name,
+      ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
+      ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+      ...(Number.isInteger(db) && db > 0 ? { db } : {}),
+      ...(target.sentinelPassword ? { sentinelPassword: target.sentinelPassword } : {}),
+    },
+  };
+}

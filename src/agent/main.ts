@@ -68,7 +68,7 @@ if (isMainModule()) {
   }
   // Job processes spool an outcome Redis did not take before they ended; this (long-lived) process replays them.
   const log = createLogger(config.logLevel, 'agent');
-  const replayConnection = createProducerConnection(config.redisUrl);
+  const replayConnection = createProducerConnection(config.redis);
   replayConnection.on('error', (err) => log.warn({ err: err.message }, 'redis connection error (outcome replay)'));
   startSpoolReplayer({
     spool: new OutcomeSpool(spoolDirFor(settings.outcomeSpoolDir, config.queuePrefix)),

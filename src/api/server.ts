@@ -294,7 +294,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   if (!Number.isInteger(rateLimitPerSecond) || rateLimitPerSecond <= 0) throw new ConfigError('invalid settings:\n  API_RATE_LIMIT: must be a whole number > 0');
 
   const ownsRedis = options.redis === undefined;
-  const redis = options.redis ?? createProducerConnection(config.redisUrl, {}, { name: 'api', logger, level: 'warn' });
+  const redis = options.redis ?? createProducerConnection(config.redis, {}, { name: 'api', logger, level: 'warn' });
   if (ownsRedis) {
     try {
       await waitUntilReady(redis);

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { loadConfig, type DialerConfig } from '../core/config.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { closeConnection, createProducerConnection, waitUntilReady } from '../core/redisConnection.js';
+import { describeRedisTarget, type RedisTarget } from '../core/redisTarget.js';
 import { RedisUnavailableError, exitWithError } from './exitCodes.js';
 
 export { EXIT_FAILURE, EXIT_INVALID_INPUT, EXIT_PARTIAL, EXIT_UNAVAILABLE, exitWithError } from './exitCodes.js';
@@ -41,14 +42,12 @@ function isConnectionLoss(err: unknown): boolean {
   );
 }
 
-/** The one message every command gives when Redis cannot be reached, with where it looked and what to do. */
-export function redisUnavailable(redisUrl: string, err: unknown): RedisUnavailableError {
-  let where = redisUrl;
-  try {
-    where = new URL(redisUrl).host;
-  } catch {
-    // a URL the settings accepted but URL cannot split: show it as given
-  }
+/**
+ * The one message every command gives when Redis cannot be reached, with where it looked (REDIS_URL's host, or the
+ * Sentinel primary and its sentinels) and what to do.
+ */
+export function redisUnavailable(target: string | RedisTarget, err: unknown): RedisUnavailableError {
+  const where = describeRedisTarget(typeof target === 'string' ? { kind: 'node', url: target } : target);
   const cause = err instanceof Error ? ((err as NodeJS.ErrnoException).code ?? err.message) : String(err);
   return new RedisUnavailableError(`cannot reach Redis at ${where} (${cause}): start Redis there, or set REDIS_URL to where it runs`);
 }
@@ -58,16 +57,16 @@ export function redisUnavailable(redisUrl: string, err: unknown): RedisUnavailab
  * cannot be reached, before or during `body`, becomes RedisUnavailableError (exit 4, the same line for every command).
  */
 export async function withRedis<T>(config: DialerConfig, body: (redis: Redis) => Promise<T>): Promise<T> {
-  const redis = createProducerConnection(config.redisUrl);
+  const redis = createProducerConnection(config.redis);
   try {
     try {
       await waitUntilReady(redis);
     } catch (err) {
-      throw redisUnavailable(config.redisUrl, err);
+      throw redisUnavailable(config.redis, err);
     }
     return await body(redis);
   } catch (err) {
-    throw isConnectionLoss(err) ? redisUnavailable(config.redisUrl, err) : err;
+    throw isConnectionLoss(err) ? redisUnavailable(config.redis, err) : err;
   } finally {
     await closeConnection(redis);
   }

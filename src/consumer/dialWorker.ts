@@ -121,7 +121,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     livekit = createLiveKitClients(credentials);
   }
 
-  const connection: Redis = createWorkerConnection(config.redisUrl);
+  const connection: Redis = createWorkerConnection(config.redis);
   const store = new CallStore(connection, config.queuePrefix, clock);
   const reporter = new ResultReporter(connection, config.queuePrefix);
   const stalls = new StallGauge();

@@ -4,9 +4,12 @@ import { z } from 'zod';
 import { isTimeZone, parseCallWindow, type CallWindow } from './callWindow.js';
 import { ConfigError } from './errors.js';
 import { isRegion, parseRegion } from './phone.js';
+import { DEFAULT_SENTINEL_PORT, parseHostPorts, RedisAddressError, type RedisTarget } from './redisTarget.js';
 import { SECOND } from './time.js';
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+/** The primary's name Redis Sentinel's own example configuration uses (`sentinel monitor mymaster …`). */
+export const DEFAULT_SENTINEL_NAME = 'mymaster';
 export const DEFAULT_QUEUE_PREFIX = 'bull';
 export const DEFAULT_AGENT_NAME = 'telephony-agent';
 export const DEFAULT_DIAL_CPS = 1;
@@ -56,6 +59,12 @@ const nonNegative = (name: string) => z.coerce.number({ error: `${name} must be 
 /** Environment variables the dialer reads (the outside contract); empty strings count as unset. */
 const envSchema = z.object({
   REDIS_URL: z.string().url('REDIS_URL must be a URL like redis://host:6379').default(DEFAULT_REDIS_URL),
+  /** Redis Sentinel: `host:port,host:port` of the sentinels; set, every process connects to the primary they name. */
+  REDIS_SENTINELS: z.string().optional(),
+  /** The primary's name in the sentinels' configuration (`sentinel monitor <name> …`). */
+  REDIS_SENTINEL_NAME: z.string().min(1).default(DEFAULT_SENTINEL_NAME),
+  /** The sentinels' own password (`requirepass` of the sentinels), when they have one. */
+  REDIS_SENTINEL_PASSWORD: z.string().optional(),
   // braces allowed: on Redis Cluster BullMQ wants a hash-tagged prefix such as {bull}
   QUEUE_PREFIX: z
     .string()
@@ -148,7 +157,10 @@ export interface RetryDelays {
 
 /** The validated settings every part of the dialer starts from. */
 export interface DialerConfig {
+  /** REDIS_URL as given (shown in messages); connect through `redis`. */
   redisUrl: string;
+  /** Where Redis is: REDIS_URL alone, or the primary REDIS_SENTINELS name (see RedisTarget). */
+  redis: RedisTarget;
   queuePrefix: string;
   agentName: string;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
@@ -199,11 +211,24 @@ export function parseEnv<T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv,
   return parsed.data;
 }
 
+/** REDIS_URL and the REDIS_SENTINEL_* settings as one RedisTarget, or a ConfigError naming the bad setting. */
+function redisTarget(url: string, sentinels: string | undefined, name: string, sentinelPassword: string | undefined): RedisTarget {
+  if (sentinels === undefined) return { kind: 'node', url };
+  try {
+    const list = parseHostPorts(sentinels, 'REDIS_SENTINELS', DEFAULT_SENTINEL_PORT);
+    return { kind: 'sentinel', url, sentinels: list, name, ...(sentinelPassword ? { sentinelPassword } : {}) };
+  } catch (err) {
+    if (err instanceof RedisAddressError) throw new ConfigError(`invalid settings:\n  ${err.message}`);
+    throw err;
+  }
+}
+
 /** Validates the environment once at start-up; throws ConfigError listing every bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): DialerConfig {
   const e = parseEnv(envSchema, env, 'settings');
   return {
     redisUrl: e.REDIS_URL,
+    redis: redisTarget(e.REDIS_URL, e.REDIS_SENTINELS, e.REDIS_SENTINEL_NAME, e.REDIS_SENTINEL_PASSWORD),
     queuePrefix: e.QUEUE_PREFIX,
     agentName: e.AGENT_NAME,
     logLevel: e.LOG_LEVEL,

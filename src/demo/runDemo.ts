@@ -77,7 +77,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<CampaignReport
       SIP_OUTBOUND_TRUNK_ID: sim.outboundTrunkId,
     });
 
-    const connection = createProducerConnection(config.redisUrl);
+    const connection = createProducerConnection(config.redis);
     cleanups.push({ name: 'redis connection', run: () => closeConnection(connection) });
     await waitUntilReady(connection);
 

@@ -324,7 +324,7 @@ export type LibraryEnqueueOptions = Partial<EnqueueOptions> & { redisUrl?: strin
 async function withProducer<T>(options: LibraryEnqueueOptions, body: (producer: CallProducer) => Promise<T>): Promise<T> {
   const needsConfig = !options.connection || options.prefix === undefined || options.maxAttempts === undefined;
   const config = needsConfig ? loadConfig(process.env) : undefined;
-  const connection = options.connection ?? createProducerConnection(options.redisUrl ?? config?.redisUrl ?? DEFAULT_REDIS_URL);
+  const connection = options.connection ?? createProducerConnection(options.redisUrl ?? config?.redis ?? DEFAULT_REDIS_URL);
   const producer = new CallProducer({
     ...options,
     profiles: options.profiles ?? (() => loadProfileCatalog(process.env)),

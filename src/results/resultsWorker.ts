@@ -17,7 +17,7 @@ export const RESULTS_CONCURRENCY = 16;
 
 export interface ResultsWorkerOptions {
   /** Defaults to the environment's settings (loadConfig). */
-  config?: Pick<DialerConfig, 'redisUrl' | 'queuePrefix' | 'logLevel'> & Partial<Pick<DialerConfig, 'webhook' | 'recordRetentionDays'>>;
+  config?: Pick<DialerConfig, 'redisUrl' | 'queuePrefix' | 'logLevel'> & Partial<Pick<DialerConfig, 'redis' | 'webhook' | 'recordRetentionDays'>>;
   logger?: Logger;
   clock?: Clock;
   /** Where applied outcomes and webhook deliveries are counted. */
@@ -43,7 +43,7 @@ export interface ResultsWorkerHandle {
 export async function startResultsWorker(options: ResultsWorkerOptions = {}): Promise<ResultsWorkerHandle> {
   const config = options.config ?? loadConfig(process.env);
   const logger = (options.logger ?? createLogger(config.logLevel)).child({ component: 'results-worker' });
-  const connection = createWorkerConnection(config.redisUrl);
+  const connection = createWorkerConnection(config.redis ?? config.redisUrl);
   const clock = options.clock ?? systemClock;
   const store = new CallStore(connection, config.queuePrefix, clock);
   const reporter = new ResultReporter(connection, config.queuePrefix);

@@ -4,10 +4,12 @@
  * first gate that applies decides: the call ends (`expired`, `failed`, `skipped`), waits (no attempt spent), or rings.
  */
 import { hasProfile, type ProfileCatalog } from '../agent/profiles.js';
+import type { ActiveCallLeases, LeasedCall } from '../core/activeCallLeases.js';
+import type { Logger } from '../core/logger.js';
 import type { CallStore } from '../core/callStore.js';
 import { describeWindow, nextWindowOpening, type CallWindow } from '../core/callWindow.js';
 import type { CallJob } from '../core/queues.js';
-import { MINUTE, SECOND, type Clock } from '../core/time.js';
+import { MINUTE, SECOND, sleep, type Clock } from '../core/time.js';
 import { askPredialCheck } from './predialCheck.js';
 
 /** Why a call on the do-not-call list ends as `skipped`. */
@@ -102,4 +104,90 @@ export async function checkDialGates(call: CallJob, attempt: number, deps: DialG
     }
   }
   return { kind: 'ring' };
+}
+
+/** A call waiting for a free lease (DIAL_MAX_ACTIVE_CALLS) asks again about this often (jittered ±50 %). */
+export const ACTIVE_LEASE_POLL_MS = 250;
+/**
+ * A call waits this long at most for a lease inside its job (keeping its worker slot: nothing could be dialed anyway);
+ * then the job goes back to wait briefly, so a long-full cap never pins a job for good.
+ */
+export const ACTIVE_LEASE_MAX_WAIT_MS = 30 * SECOND;
+/** A dialing call's lease lives this many DIAL_LOCK_DURATION_MS: past the takeover of a crashed consumer's job. */
+export const ACTIVE_LEASE_LOCK_DURATIONS = 3;
+
+export interface ActiveCallGateDeps {
+  leases: ActiveCallLeases;
+  /** Outbound calls in progress allowed overall: DIAL_MAX_ACTIVE_CALLS − DIAL_RESERVED_INBOUND (0: no global cap). */
+  limit: number;
+  /** The call's campaign's own cap on calls in progress, if any. */
+  campaignLimit?: number;
+  /** The lease's time to live while dialing (renewed by keepLeaseAlive). */
+  ttlMs: number;
+  clock: Clock;
+  random: () => number;
+  maxWaitMs?: number;
+}
+
+/**
+ * Waiting for a lease before the dial: `held` (dial now), `campaign_full` (the campaign's own cap is reached: the job
+ * should wait outside its worker slot, as other campaigns' calls may go), `timed_out` (the global cap stayed full for
+ * ACTIVE_LEASE_MAX_WAIT_MS), `stopped` (`signal` aborted: draining, or the job's lock lost). No attempt is spent.
+ */
+export type LeaseWait =
+  | { kind: 'held'; waited: boolean }
+  | { kind: 'campaign_full'; active: number }
+  | { kind: 'timed_out'; active: number }
+  | { kind: 'stopped' };
+
+/**
+ * Takes the call's lease of a call in progress, waiting in place while the global cap (DIAL_MAX_ACTIVE_CALLS less the
+ * inbound reserve) is full. `onFull` is told once, the first time the cap is found full.
+ */
+export async function waitForActiveCallLease(
+  call: LeasedCall,
+  deps: ActiveCallGateDeps,
+  signal: AbortSignal | undefined,
+  onFull?: (active: number) => void,
+): Promise<LeaseWait> {
+  const deadline = deps.clock.now() + (deps.maxWaitMs ?? ACTIVE_LEASE_MAX_WAIT_MS);
+  const maxPolls = Math.ceil((deps.maxWaitMs ?? ACTIVE_LEASE_MAX_WAIT_MS) / (ACTIVE_LEASE_POLL_MS / 2)) + 1;
+  let waited = false;
+  for (let poll = 0; poll < maxPolls; poll += 1) {
+    if (signal?.aborted) return { kind: 'stopped' };
+    const answer = await deps.leases.acquire(call, { limit: deps.limit, campaignLimit: deps.campaignLimit, ttlMs: deps.ttlMs });
+    if (answer.held) return { kind: 'held', waited };
+    if (answer.scope === 'campaign') return { kind: 'campaign_full', active: answer.active };
+    if (!waited) onFull?.(answer.active);
+    waited = true;
+    if (deps.clock.now() >= deadline) return { kind: 'timed_out', active: answer.active };
+    const pauseMs = Math.min(ACTIVE_LEASE_POLL_MS * (0.5 + deps.random()), Math.max(1, answer.earliestExpiryMs));
+    try {
+      await sleep(pauseMs, signal);
+    } catch {
+      return { kind: 'stopped' };
+    }
+  }
+  return { kind: 'timed_out', active: deps.limit };
+}
+
+/**
+ * Renews a dialing call's lease every third of its time to live until the returned function is called. A renewal that
+ * finds the lease gone (this process stalled past it) is logged once; failures are logged, never thrown.
+ */
+export function keepLeaseAlive(leases: ActiveCallLeases, call: LeasedCall, ttlMs: number, log: Logger): () => void {
+  let warned = false;
+  const timer = setInterval(() => {
+    leases.renew(call, ttlMs).then(
+      (renewed) => {
+        if (!renewed && !warned) {
+          warned = true;
+          log.warn({ ttlMs }, 'the call lost its lease of a call in progress (this process stalled past it); the cap may be passed by one');
+        }
+      },
+      (err: unknown) => log.error({ err }, 'could not renew the lease of a call in progress'),
+    );
+  }, Math.max(1, Math.floor(ttlMs / 3)));
+  timer.unref();
+  return () => clearInterval(timer);
 }

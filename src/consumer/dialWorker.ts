@@ -13,7 +13,16 @@ import { ResultReporter } from '../core/reportResult.js';
 import type { DialerMetrics } from '../core/metrics.js';
 import { SECOND, systemClock, type Clock } from '../core/time.js';
 import { dialAttempt, type DialAttemptResult, type DialDeps } from './dialAttempt.js';
-import { checkDialGates, loadProfileCatalog, type DialGateDeps } from './dialGates.js';
+import {
+  ACTIVE_LEASE_LOCK_DURATIONS,
+  checkDialGates,
+  keepLeaseAlive,
+  loadProfileCatalog,
+  waitForActiveCallLease,
+  type ActiveCallGateDeps,
+  type DialGateDeps,
+} from './dialGates.js';
+import { ActiveCallLeases, ANSWERED_LEASE_MARGIN_MS } from '../core/activeCallLeases.js';
 import { CallEndedError, MalformedCallJobError, RetryDialError } from './dialErrors.js';
 import { DialRateLimiter } from './dialRateLimiter.js';
 import { StallGauge } from './stallGauge.js';
@@ -34,6 +43,9 @@ function foreignAttemptsMade(data: unknown): number {
 
 /** A job this consumer may no longer own goes back to wait this long, for a fresh run to decide (no attempt spent). */
 const REQUEUE_DELAY_MS = SECOND;
+
+/** A call held back by a full cap on calls in progress goes back to wait this long before it asks again. */
+const ACTIVE_CAP_RECHECK_MS = SECOND;
 
 /** BullMQ's stalled-job check runs at half the lock duration, but not more often than this. */
 const MIN_STALLED_INTERVAL_MS = 500;
@@ -146,6 +158,44 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
   const report = (result: Omit<CallResult, 'endedAt' | 'reportedBy'>) =>
     reporter.report({ ...result, reportedBy: 'consumer', endedAt: clock.now() });
 
+  const activeCap = config.dial.activeCalls;
+  const leases = activeCap ? new ActiveCallLeases(connection, config.queuePrefix) : undefined;
+  const leaseTtlMs = ACTIVE_LEASE_LOCK_DURATIONS * config.dial.lockDurationMs;
+  const answeredLeaseTtlMs = config.dial.outcomeTimeoutMs + ANSWERED_LEASE_MARGIN_MS;
+  const leaseGate = (): ActiveCallGateDeps | undefined =>
+    leases && activeCap ? { leases, limit: activeCap.max - activeCap.reservedInbound, ttlMs: leaseTtlMs, clock, random } : undefined;
+
+  /**
+   * After the attempt: an answered call keeps its lease until its outcome (renewed to outlive the outcome watchdog);
+   * one that ended unanswered gives it back; one whose fate is unknown here (another consumer may own it, or LiveKit
+   * could not be asked) keeps it until its time to live runs out or its next run renews it.
+   */
+  const settleLease = async (call: CallJob, result: DialAttemptResult, log: Logger): Promise<void> => {
+    if (!leases) return;
+    try {
+      switch (result.status) {
+        case 'answered':
+          await leases.renew(call, answeredLeaseTtlMs);
+          return;
+        case 'already_ended': {
+          const record = await store.get(call.campaignId, call.callId);
+          if (record?.state === 'in_call') await leases.renew(call, answeredLeaseTtlMs);
+          else await leases.release(call);
+          return;
+        }
+        case 'not_started':
+        case 'failed':
+          await leases.release(call);
+          return;
+        case 'lost_ownership':
+        case 'unreachable':
+          return;
+      }
+    } catch (err) {
+      log.error({ err, status: result.status }, 'could not settle the lease of a call in progress; its time to live frees it');
+    }
+  };
+
   const gates: DialGateDeps = { store, clock, defaultWindow: config.dial.callWindow, predialCheck: config.predialCheck, profiles };
 
   /**
@@ -219,6 +269,24 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     const backingOff = await backoff.remainingMs();
     if (backingOff > 0) return waitWithoutAttempt(job, token, backingOff);
 
+    // DIAL_MAX_ACTIVE_CALLS: the call waits for a lease of a call in progress before it rings, spending nothing.
+    const leaseDeps = leaseGate();
+    let stopRenewing: (() => void) | undefined;
+    if (leaseDeps) {
+      const stop = lockLost ? AbortSignal.any([draining.signal, lockLost]) : draining.signal;
+      const onFull = (active: number) => {
+        metrics?.callsHeld.inc({ reason: 'active_calls' });
+        log.info({ active, limit: leaseDeps.limit }, 'calls in progress at their cap; the call waits for one to end');
+      };
+      const wait = await waitForActiveCallLease(call, leaseDeps, stop, onFull);
+      if (wait.kind === 'stopped') {
+        if (lockLost?.aborted) return waitWithoutAttempt(job, token, REQUEUE_DELAY_MS);
+        throw Worker.RateLimitError(); // draining: back to waiting, attempt not spent
+      }
+      if (wait.kind !== 'held') return waitWithoutAttempt(job, token, ACTIVE_CAP_RECHECK_MS);
+      stopRenewing = keepLeaseAlive(leaseDeps.leases, call, leaseDeps.ttlMs, log);
+    }
+
     const dialStarted = performance.now();
     metrics?.callsRinging.inc();
     let result: DialAttemptResult;
@@ -226,8 +294,10 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
       const lock = { key: worker.toKey(`${job.id}:lock`), token };
       result = await dialAttempt(call, attempt, deps, log, { lock, draining: draining.signal, lockLost });
     } finally {
+      stopRenewing?.();
       metrics?.callsRinging.dec();
     }
+    await settleLease(call, result, log);
     const measured = attemptResultLabel(result);
     if (metrics && measured) {
       metrics.dialAttempts.inc({ result: measured });

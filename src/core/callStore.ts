@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
+import { ActiveCallLeases, INBOUND_LEASE_TTL_MS } from './activeCallLeases.js';
 import { dialerKeys, type DialerKeys } from './keys.js';
 import type { CallJob } from './queues.js';
 import { CALL_STATES, OUTCOMES, type CallResult, type CallState, type Outcome, type TerminalApplied, type TerminalTransition } from './outcomes.js';
@@ -197,6 +198,8 @@ const MICROS_PER_MS = 1000;
 export class CallStore {
   readonly keys: DialerKeys;
   private readonly redis: Redis & StoreCommands;
+  /** Leases of calls in progress (DIAL_MAX_ACTIVE_CALLS): a call's terminal outcome gives its lease back. */
+  private readonly leases: ActiveCallLeases;
 
   constructor(
     redis: Redis,
@@ -205,6 +208,7 @@ export class CallStore {
   ) {
     this.keys = dialerKeys(prefix);
     this.redis = defineCommands(redis);
+    this.leases = new ActiveCallLeases(redis, prefix);
   }
 
   /** Creates records for new calls (state `queued`) in one script per batch; reports what it found per call. */
@@ -260,12 +264,16 @@ export class CallStore {
 
   /**
    * Records a call the agent connected itself (an inbound caller, or a number it dialed on a bare
-   * `lk dispatch create`): created if missing, `in_call` as attempt 1 in `room`; nothing once it has ended.
+   * `lk dispatch create`): created if missing, `in_call` as attempt 1 in `room`, and counted among the calls in
+   * progress (ActiveCallLeases, released by its outcome); nothing once it has ended.
    */
   async recordAgentCall(call: CallIdentity, room: string): Promise<void> {
     const state = await this.beginAttempt(call, 1, room);
     if (state === 'terminal') return;
     await this.endAttempt(call.campaignId, call.callId, 1, 'in_call', { result: 'answered' });
+    // counted among the calls in progress (never refused here: DIAL_RESERVED_INBOUND keeps room for it); its outcome
+    // releases the lease, the time to live only backs that up
+    await this.leases.acquire(call, { limit: 0, ttlMs: INBOUND_LEASE_TTL_MS });
   }
 
   /**
@@ -510,8 +518,12 @@ export class CallStore {
       Math.max(0, Math.round(options.retentionS ?? 0)),
       (transition?.fromBeforeDialSent ?? []).join(','),
     );
-    if (reply === 1) return { status: 'applied' };
-    if (reply === 0) return { status: 'already_ended' };
+    if (reply === 1 || reply === 0) {
+      // The call is over: its lease of a call in progress goes back (a no-op without one). A crash between the script
+      // and this leaves the lease to its time to live.
+      await this.leases.release({ campaignId, callId });
+      return { status: reply === 1 ? 'applied' : 'already_ended' };
+    }
     const state = String(reply);
     if (state === 'missing' || isState(state)) return { status: 'refused', state };
     throw new Error(`applyTerminal.lua answered an unknown reply: ${state}`);

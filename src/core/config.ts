@@ -90,6 +90,14 @@ const envSchema = z.object({
     .default(DEFAULT_DIAL_LOCK_DURATION_MS),
   /** LiveKit/network failures one call may meet (each retried without spending an attempt) before it ends as failed. */
   DIAL_MAX_PLATFORM_ERRORS: positiveInt('DIAL_MAX_PLATFORM_ERRORS').default(DEFAULT_DIAL_MAX_PLATFORM_ERRORS),
+  /** Calls in progress (from their dial to their outcome) across every consumer and host; unset: no cap. */
+  DIAL_MAX_ACTIVE_CALLS: positiveInt('DIAL_MAX_ACTIVE_CALLS').optional(),
+  /** Part of DIAL_MAX_ACTIVE_CALLS kept back for inbound calls: outbound dials stop at the cap minus this. */
+  DIAL_RESERVED_INBOUND: z.coerce
+    .number({ error: 'DIAL_RESERVED_INBOUND must be a number' })
+    .int('DIAL_RESERVED_INBOUND must be a whole number')
+    .min(0, 'DIAL_RESERVED_INBOUND must be ≥ 0')
+    .default(0),
   /** A connected call whose agent reports nothing within this long ends as `failed` (agent crashed, lost job). */
   CALL_OUTCOME_TIMEOUT_S: positiveInt('CALL_OUTCOME_TIMEOUT_S').default(DEFAULT_CALL_OUTCOME_TIMEOUT_S),
   /** Default calling window for calls that carry none, e.g. 09:00-20:00 (local to DIAL_TIME_ZONE). */
@@ -188,6 +196,11 @@ export interface DialerConfig {
     /** DIAL_MAX_PLATFORM_ERRORS: platform failures a call may meet before it ends as `failed`. */
     maxPlatformErrors: number;
     outcomeTimeoutMs: number;
+    /**
+     * DIAL_MAX_ACTIVE_CALLS / DIAL_RESERVED_INBOUND: calls in progress across every process (undefined: no cap), and
+     * how many of them are kept for inbound calls (outbound dials stop at `maxActiveCalls - reservedInbound`).
+     */
+    activeCalls: { max: number; reservedInbound: number } | undefined;
     /** Calling window for calls that carry none (DIAL_CALL_WINDOW); undefined: any time. */
     callWindow: CallWindow | undefined;
     /** DIAL_TIME_ZONE: the zone of windows given without one. */
@@ -253,11 +266,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DialerConfig {
       lockDurationMs: e.DIAL_LOCK_DURATION_MS,
       maxPlatformErrors: e.DIAL_MAX_PLATFORM_ERRORS,
       outcomeTimeoutMs: e.CALL_OUTCOME_TIMEOUT_S * SECOND,
+      activeCalls: activeCallCap(e.DIAL_MAX_ACTIVE_CALLS, e.DIAL_RESERVED_INBOUND),
       callWindow: defaultCallWindow(e.DIAL_CALL_WINDOW, e.DIAL_CALL_DAYS, e.DIAL_TIME_ZONE),
       timeZone: e.DIAL_TIME_ZONE,
       defaultRegion: e.DIAL_DEFAULT_REGION === undefined ? undefined : parseRegion(e.DIAL_DEFAULT_REGION, 'DIAL_DEFAULT_REGION'),
     },
   };
+}
+
+/** DIAL_MAX_ACTIVE_CALLS / DIAL_RESERVED_INBOUND as a cap, or a ConfigError naming the variable. */
+function activeCallCap(max: number | undefined, reservedInbound: number): DialerConfig['dial']['activeCalls'] {
+  if (max === undefined) {
+    if (reservedInbound > 0) throw new ConfigError('invalid settings:\n  DIAL_RESERVED_INBOUND: needs DIAL_MAX_ACTIVE_CALLS (the cap it is kept from)');
+    return undefined;
+  }
+  if (reservedInbound >= max) {
+    throw new ConfigError(`invalid settings:\n  DIAL_RESERVED_INBOUND: must be below DIAL_MAX_ACTIVE_CALLS (${max}), or no outbound call could ever be dialed`);
+  }
+  return { max, reservedInbound };
 }
 
 /** DIAL_CALL_WINDOW / DIAL_CALL_DAYS / DIAL_TIME_ZONE as a window, or a ConfigError naming the variable. */

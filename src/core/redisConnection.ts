@@ -20,12 +20,22 @@ const CONNECTION_ERROR_CODES: ReadonlySet<string> = new Set([
 /** ioredis' own words for a command on a closed connection (utils CONNECTION_CLOSED_ERROR_MSG) and its retry limit. */
 const CONNECTION_CLOSED_MESSAGE = 'Connection is closed.';
 const MAX_RETRIES_ERROR_NAME = 'MaxRetriesPerRequestError';
+/**
+ * ioredis' SentinelConnector when no sentinel gave a reachable primary (during a failover, until the replica is
+ * promoted): "All sentinels are unreachable. Retrying from scratch after <n>ms." (connectors/SentinelConnector).
+ */
+const NO_SENTINEL_PRIMARY_MESSAGE = 'All sentinels are unreachable';
 
 /** True for errors that mean "Redis is not reachable right now" rather than a failed command. */
 export function isRedisConnectionError(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   const code = (err as NodeJS.ErrnoException).code;
-  return (code !== undefined && CONNECTION_ERROR_CODES.has(code)) || err.message === CONNECTION_CLOSED_MESSAGE || err.name === MAX_RETRIES_ERROR_NAME;
+  return (
+    (code !== undefined && CONNECTION_ERROR_CODES.has(code)) ||
+    err.message === CONNECTION_CLOSED_MESSAGE ||
+    err.message.startsWith(NO_SENTINEL_PRIMARY_MESSAGE) ||
+    err.name === MAX_RETRIES_ERROR_NAME
+  );
 }
 
 /**

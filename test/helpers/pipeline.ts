@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import { CallStore } from '../../src/core/callStore.js';
 import { loadConfig, type DialerConfig } from '../../src/core/config.js';
 import { createLogger } from '../../src/core/logger.js';
+import { createWorkerConnection } from '../../src/core/redisConnection.js';
 import { CALLS_QUEUE } from '../../src/core/queues.js';
 import { systemClock } from '../../src/core/time.js';
 import { startDialWorker, type DialWorkerHandle } from '../../src/consumer/dialWorker.js';
@@ -36,7 +37,8 @@ export async function startTestPipeline(
   name: string,
   options: { network?: ScenarioInput; env?: Record<string, string>; dialers?: number } = {},
 ): Promise<TestPipeline> {
-  const url = testRedisUrl();
+  // a test may point the pipeline at a topology of its own (REDIS_URL, or REDIS_SENTINELS in `env`)
+  const url = options.env?.REDIS_URL ?? testRedisUrl();
   const prefix = uniquePrefix(name);
   const sim = await startLiveKitSim({ network: options.network });
   const env: Record<string, string> = {
@@ -55,7 +57,7 @@ export async function startTestPipeline(
     ...options.env,
   };
   const config = loadConfig(env);
-  const redis = new Redis(url);
+  const redis = config.redis.kind === 'node' ? new Redis(url) : createWorkerConnection(config.redis, {}, { logger: silentLogger });
   const store = new CallStore(redis, prefix, systemClock);
   const producer = new CallProducer({ connection: redis, prefix, maxAttempts: config.dial.maxAttempts });
   const calls = new Queue(CALLS_QUEUE, { connection: redis, prefix });
@@ -95,7 +97,7 @@ export async function startTestPipeline(
       await producer.close();
       await calls.close();
       await sim.close();
-      await deleteKeysWithPrefix(url, prefix);
+      await deleteKeysWithPrefix(redis, prefix);
       await redis.quit();
     },
   };

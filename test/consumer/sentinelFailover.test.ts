@@ -1,0 +1,96 @@
+import { execFileSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/core/config.js';
+import { startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
+import { startSentinelTopology, type SentinelTopology } from '../helpers/redisTopology.js';
+import { waitFor } from '../helpers/waitFor.js';
+
+/** Issue 14: a campaign keeps its promises when the Redis primary dies and Sentinel promotes the replica. */
+
+const hasRedisServer = (() => {
+  try {
+    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+const CAMPAIGN = 'failover';
+const CALLS = 60;
+/** Calls that ring this long before they decline (603, final): each attempt ends with one outcome and no retry. */
+const RING_MS = 400;
+/** Part of the campaign placed before the primary is killed. */
+const KILL_AFTER_OUTCOMES = 15;
+const CAMPAIGN_TIMEOUT_MS = 90_000;
+
+describe.skipIf(!hasRedisServer)('Redis Sentinel failover in the middle of a campaign', () => {
+  let topology: SentinelTopology;
+  let p: TestPipeline;
+
+  beforeAll(async () => {
+    topology = await startSentinelTopology();
+    p = await startTestPipeline('sentinel', {
+      network: { default: { type: 'decline', afterMs: RING_MS } },
+      env: {
+        REDIS_URL: 'redis://127.0.0.1:1', // ignored for the primary's address once REDIS_SENTINELS is set
+        REDIS_SENTINELS: topology.sentinels,
+        REDIS_SENTINEL_NAME: topology.name,
+        DIAL_CPS: '20',
+      },
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await p?.close().catch(() => undefined); // the topology's teardown below frees what this could not
+    await topology?.close();
+  });
+
+  it('validates REDIS_SENTINELS at start-up and names the bad entry', () => {
+    expect(() => loadConfig({ REDIS_SENTINELS: '127.0.0.1:26379, nohost:port' })).toThrow(/REDIS_SENTINELS: "nohost:port" is not host:port/);
+    expect(loadConfig({ REDIS_SENTINELS: '10.0.0.5, [::1]:26380', REDIS_SENTINEL_NAME: 'dialer' }).redis).toEqual({
+      kind: 'sentinel',
+      url: 'redis://127.0.0.1:6379',
+      name: 'dialer',
+      sentinels: [
+        { host: '10.0.0.5', port: 26379 },
+        { host: '::1', port: 26380 },
+      ],
+    });
+  });
+
+  it('rings every number once and ends every call with one outcome while the primary is killed and the replica promoted', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < CALLS; i++) {
+      ids.push(await p.enqueue({ phoneNumber: `+1415555${String(7000 + i).padStart(4, '0')}`, campaignId: CAMPAIGN }));
+    }
+    await waitFor(async () => ((await p.store.counters(CAMPAIGN)).terminal >= KILL_AFTER_OUTCOMES ? true : undefined), CAMPAIGN_TIMEOUT_MS, 'first outcomes');
+
+    const killedAt = Date.now();
+    const oldPrimary = await topology.killPrimary();
+    const newPrimary = await topology.waitForFailover(oldPrimary);
+    const failoverMs = Date.now() - killedAt;
+    expect(newPrimary).not.toBe(oldPrimary);
+
+    const counters = await waitFor(
+      async () => {
+        const c = await p.store.counters(CAMPAIGN).catch(() => undefined);
+        return c && c.terminal >= CALLS ? c : undefined;
+      },
+      CAMPAIGN_TIMEOUT_MS,
+      'every call to end',
+    );
+    // exactly one outcome per call: the counters count each terminal transition once
+    expect(counters.total).toBe(CALLS);
+    expect(counters.terminal).toBe(CALLS);
+    for (const id of ids) expect(await p.store.get(CAMPAIGN, id)).toMatchObject({ state: 'terminal', outcome: 'declined' });
+
+    // never two dials for one attempt, and nobody who declined is rung again: one dial per number
+    const dialsPerNumber = new Map<string, number>();
+    for (const call of p.sim.calls) dialsPerNumber.set(call.phoneNumber, (dialsPerNumber.get(call.phoneNumber) ?? 0) + 1);
+    expect(dialsPerNumber.size).toBe(CALLS);
+    expect(Math.max(...dialsPerNumber.values())).toBe(1);
+    // the figure README quotes
+    console.info(`sentinel failover: calls=${CALLS} failover_ms=${failoverMs} max_dials_per_number=${Math.max(...dialsPerNumber.values())}`);
+  }, 180_000);
+});

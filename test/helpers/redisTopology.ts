@@ -1,0 +1,190 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { waitFor } from './waitFor.js';
+
+/**
+ * A Redis primary with one replica and three sentinels, every one a `redis-server` on a free loopback port started
+ * by the test and torn down by PID (issue 14's "primary + replica + 3 sentinels"). The primary keeps an AOF with
+ * `appendfsync everysec`, the usual production setting.
+ */
+export interface SentinelTopology {
+  /** The name the sentinels monitor the primary under. */
+  readonly name: string;
+  readonly sentinelPorts: readonly number[];
+  /** `host:port,…` of the sentinels, as REDIS_SENTINELS takes it. */
+  readonly sentinels: string;
+  /** The port of the current primary, as the sentinels report it. */
+  primaryPort(): Promise<number>;
+  /** SIGKILLs the current primary; returns its port. */
+  killPrimary(): Promise<number>;
+  /** Resolves once the sentinels name a primary other than `oldPort` and it accepts writes; returns its port. */
+  waitForFailover(oldPort: number, timeoutMs?: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+const LOOPBACK = '127.0.0.1';
+const SENTINEL_NAME = 'dialer-test';
+const SENTINEL_COUNT = 3;
+/** Sentinels agreeing that the primary is down before a failover starts. */
+const QUORUM = 2;
+/** How long a silent primary takes to count as down: short, so the failover happens within a test's time. */
+const DOWN_AFTER_MS = 1000;
+const FAILOVER_TIMEOUT_MS = 5000;
+const START_TIMEOUT_MS = 20_000;
+const DEFAULT_FAILOVER_WAIT_MS = 30_000;
+const STOP_GRACE_MS = 3000;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, LOOPBACK, () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts the topology; throws (after stopping what it started) when `redis-server` is missing or it does not come up. */
+export async function startSentinelTopology(): Promise<SentinelTopology> {
+  const dir = mkdtempSync(join(tmpdir(), 'dialer-sentinel-'));
+  const processes = new Map<number, ChildProcess>();
+  const clients: Redis[] = [];
+  const start = (port: number, args: string[]) => {
+    const child = spawn('redis-server', args, { stdio: 'ignore' });
+    child.once('error', () => processes.delete(port));
+    processes.set(port, child);
+  };
+  const client = (port: number) => {
+    const c = new Redis({ host: LOOPBACK, port, maxRetriesPerRequest: 1, lazyConnect: true, retryStrategy: () => null });
+    c.on('error', () => undefined); // a probe: its failures are the answer, read where it is used
+    clients.push(c);
+    return c;
+  };
+  const ask = async (port: number, ...command: [string, ...(string | number)[]]): Promise<unknown> => {
+    const c = client(port);
+    try {
+      await c.connect();
+      return await c.call(...command);
+    } catch {
+      return undefined;
+    } finally {
+      c.disconnect();
+    }
+  };
+
+  const close = async () => {
+    for (const child of processes.values()) child.kill('SIGKILL');
+    await Promise.all(
+      [...processes.values()].map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null || child.signalCode !== null) return resolve();
+            const timer = setTimeout(resolve, STOP_GRACE_MS);
+            child.once('exit', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+          }),
+      ),
+    );
+    processes.clear();
+    for (const c of clients) c.disconnect();
+    rmSync(dir, { recursive: true, force: true });
+  };
+
+  try {
+    const primary = await freePort();
+    const replica = await freePort();
+    const common = ['--bind', LOOPBACK, '--save', '', '--appendonly', 'yes', '--appendfsync', 'everysec', '--maxmemory-policy', 'noeviction'];
+    start(primary, ['--port', String(primary), '--dir', mkdir(dir, 'primary'), ...common]);
+    start(replica, ['--port', String(replica), '--dir', mkdir(dir, 'replica'), '--replicaof', LOOPBACK, String(primary), ...common]);
+    const sentinelPorts: number[] = [];
+    for (let i = 0; i < SENTINEL_COUNT; i++) {
+      const port = await freePort();
+      const conf = join(dir, `sentinel-${port}.conf`);
+      writeFileSync(
+        conf,
+        [
+          `port ${port}`,
+          `bind ${LOOPBACK}`,
+          `dir ${dir}`,
+          `sentinel monitor ${SENTINEL_NAME} ${LOOPBACK} ${primary} ${QUORUM}`,
+          `sentinel down-after-milliseconds ${SENTINEL_NAME} ${DOWN_AFTER_MS}`,
+          `sentinel failover-timeout ${SENTINEL_NAME} ${FAILOVER_TIMEOUT_MS}`,
+          `sentinel parallel-syncs ${SENTINEL_NAME} 1`,
+          '',
+        ].join('\n'),
+      );
+      start(port, [conf, '--sentinel']);
+      sentinelPorts.push(port);
+    }
+
+    await waitFor(
+      async () => {
+        const info = await ask(replica, 'INFO', 'replication');
+        return typeof info === 'string' && info.includes('master_link_status:up') ? true : undefined;
+      },
+      START_TIMEOUT_MS,
+      'the replica in sync with the primary',
+    );
+    for (const port of sentinelPorts) {
+      await waitFor(
+        async () => {
+          const fields = await ask(port, 'SENTINEL', 'MASTER', SENTINEL_NAME);
+          if (!Array.isArray(fields)) return undefined;
+          const info = new Map<string, string>();
+          for (let i = 0; i + 1 < fields.length; i += 2) info.set(String(fields[i]), String(fields[i + 1]));
+          return info.get('num-slaves') === '1' && info.get('num-other-sentinels') === String(SENTINEL_COUNT - 1) ? true : undefined;
+        },
+        START_TIMEOUT_MS,
+        `sentinel ${port} to see the replica and the other sentinels`,
+      );
+    }
+
+    const primaryPort = async (): Promise<number> => {
+      for (const port of sentinelPorts) {
+        const answer = await ask(port, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SENTINEL_NAME);
+        if (Array.isArray(answer) && answer.length === 2) return Number(answer[1]);
+      }
+      throw new Error('no sentinel names a primary');
+    };
+
+    return {
+      name: SENTINEL_NAME,
+      sentinelPorts,
+      sentinels: sentinelPorts.map((p) => `${LOOPBACK}:${p}`).join(','),
+      primaryPort,
+      killPrimary: async () => {
+        const port = await primaryPort();
+        processes.get(port)?.kill('SIGKILL');
+        return port;
+      },
+      waitForFailover: async (oldPort, timeoutMs = DEFAULT_FAILOVER_WAIT_MS) =>
+        waitFor(
+          async () => {
+            const port = await primaryPort().catch(() => oldPort);
+            if (port === oldPort) return undefined;
+            const role = await ask(port, 'ROLE');
+            return Array.isArray(role) && role[0] === 'master' ? port : undefined;
+          },
+          timeoutMs,
+          'the sentinels to promote the replica',
+        ),
+      close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+function mkdir(parent: string, name: string): string {
+  const path = mkdtempSync(join(parent, `${name}-`));
+  return path;
+}

@@ -16,6 +16,18 @@ describe('the package as a library', () => {
     }
   });
 
+  it('keeps the simulator, the simulated agent and the voice agent under entry points of their own', async () => {
+    expect(Object.keys(dialer)).not.toContain('startLiveKitSim');
+    expect(Object.keys(dialer)).not.toContain('startSimulatedAgent');
+    const sim = await import('ai-dialer/sim');
+    const harness = await import('ai-dialer/harness');
+    const agent = await import('ai-dialer/agent');
+    expect(typeof sim.startLiveKitSim).toBe('function');
+    expect(typeof harness.startSimulatedAgent).toBe('function');
+    expect(typeof agent.runCallJob).toBe('function');
+    expect(Object.keys(agent)).not.toContain('startSimulatedAgent');
+  });
+
   it('enqueues with settings from the environment when no options are given', async () => {
     process.env.REDIS_URL = testRedisUrl();
     process.env.QUEUE_PREFIX = prefix;

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { parseEnv } from '../core/config.js';
 import { ConfigError } from '../core/errors.js';
 import { SECOND } from '../core/time.js';
-import { profilesFileSetting } from './profiles.js';
+import { profilesFileSetting, type CallLimits } from './profiles.js';
 
 export { DEFAULT_PROFILES_FILE } from './profiles.js';
 export const DEFAULT_PROFILE_NAME = 'default';
@@ -74,11 +74,7 @@ export interface ModelSettings {
   voice: string | undefined;
 }
 
-/** Limits that apply to every call unless the call's profile sets its own. */
-export interface CallLimits {
-  maxCallDurationMs: number;
-  silenceTimeoutMs: number;
-}
+export type { CallLimits } from './profiles.js';
 
 /** The agent's validated settings. */
 export interface AgentSettings {

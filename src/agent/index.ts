@@ -1,4 +1,4 @@
-/** The voice agent: call logic, the LiveKit worker entry, the simulated agent for src/sim. */
+/** The voice agent: the call's lifecycle (runCall), its conversation logic, and the LiveKit worker entry. */
 export {
   loadAgentSettings,
   requireOpenAIKey,
@@ -19,7 +19,6 @@ export {
   type CallPlan,
   type CallDirection,
 } from './callPlan.js';
-export { buildCallScript, ScriptedLLM, type CallScript } from './calleeScript.js';
 export {
   runCallJob,
   runCall,
@@ -43,14 +42,6 @@ export {
   type CallProfile,
   type ProfileCatalog,
 } from './profiles.js';
-export {
-  startSimulatedAgent,
-  DEFAULT_SIMULATED_TIMING,
-  type SimLike,
-  type SimulatedAgent,
-  type SimulatedAgentOptions,
-  type SimulatedTiming,
-} from './simulatedAgent.js';
 export {
   followCallee,
   waitForCaller,

@@ -4,7 +4,12 @@ import { z } from 'zod';
 import { ConfigError, InvalidInputError } from '../core/errors.js';
 import type { CallMetadata } from '../core/queues.js';
 import { SECOND } from '../core/time.js';
-import type { CallLimits } from './agentConfig.js';
+
+/** Limits that apply to every call unless the call's profile sets its own. */
+export interface CallLimits {
+  maxCallDurationMs: number;
+  silenceTimeoutMs: number;
+}
 
 /** `tel:+E164` or `sip:user@host`; a bare `+E164` is accepted and turned into `tel:`. */
 const transferTargetSchema = z

@@ -9,7 +9,7 @@ import { findOrStartRedis } from '../core/localRedis.js';
 import { closeConnection, createProducerConnection, waitUntilReady } from '../core/redisConnection.js';
 import { SECOND, sleep, systemClock } from '../core/time.js';
 import { startDialWorker } from '../consumer/dialWorker.js';
-import { startSimulatedAgent } from '../agent/simulatedAgent.js';
+import { startSimulatedAgent } from '../harness/simulatedAgent.js';
 import { CallProducer } from '../producer/enqueueCalls.js';
 import { campaignReport, formatCampaignReport, type CampaignReport } from '../results/campaignReport.js';
 import { startResultsWorker } from '../results/resultsWorker.js';

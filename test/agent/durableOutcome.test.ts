@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { OutcomeSpool, replaySpool, spoolDirFor } from '../../src/agent/outcomeSpool.js';
 import type { CallResult } from '../../src/core/outcomes.js';
 import { parseProfiles } from '../../src/agent/profiles.js';
-import { startSimulatedAgent, type SimulatedAgent } from '../../src/agent/simulatedAgent.js';
+import { startSimulatedAgent, type SimulatedAgent } from '../../src/harness/simulatedAgent.js';
 import type { LiveKitClients } from '../../src/core/livekitClients.js';
 import { SECOND, sleep } from '../../src/core/time.js';
 import { startLiveKitSim, waitForEvent, type LiveKitSim } from '../../src/sim/index.js';

@@ -1,5 +1,5 @@
 /**
- * The chaos test's agent: the simulated agent (src/agent/simulatedAgent.ts, the real agent code with a scripted model,
+ * The chaos test's agent: the simulated agent (src/harness/simulatedAgent.ts, the real agent code with a scripted model,
  * as `npm run demo` runs it) in a process of its own. It hears the simulator's events as the test relays them from the
  * sim host over IPC (`{event, payload}`), reaches LiveKit's API through the API proxy (so a LiveKit outage is its
  * outage too), and reports outcomes to the chaos Redis, spooling them on disk while Redis is away.
@@ -14,7 +14,7 @@ import type { EventEmitter } from 'node:events';
 import { z } from 'zod';
 import { createLogger } from '../../src/core/logger.js';
 import { SECOND } from '../../src/core/time.js';
-import { startSimulatedAgent } from '../../src/agent/simulatedAgent.js';
+import { startSimulatedAgent } from '../../src/harness/simulatedAgent.js';
 import { createSimEvents } from '../../src/sim/events.js';
 import { relayedEventSchema } from './relayedEvents.js';
 

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startSimulatedAgent, type SimulatedAgent } from '../../src/agent/simulatedAgent.js';
+import { startSimulatedAgent, type SimulatedAgent } from '../../src/harness/simulatedAgent.js';
 import { createLiveKitClients } from '../../src/core/livekitClients.js';
 import { CALLS_QUEUE } from '../../src/core/queues.js';
 import { dialAttempt, type DialDeps } from '../../src/consumer/dialAttempt.js';

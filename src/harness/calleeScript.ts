@@ -1,7 +1,7 @@
 import { voice } from '@livekit/agents';
 import type { Callee } from '../sim/index.js';
-import { TOOL_NAMES } from './callAgent.js';
-import type { CallProfile } from './profiles.js';
+import { TOOL_NAMES } from '../agent/callAgent.js';
+import type { CallProfile } from '../agent/profiles.js';
 
 type FakeLLMResponse = voice.testing.FakeLLMResponse;
 

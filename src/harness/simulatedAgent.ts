@@ -14,19 +14,19 @@ import {
   DEFAULT_PROFILE_NAME,
   DEFAULT_TRANSFER_RINGING_TIMEOUT_S,
   type CallLimits,
-} from './agentConfig.js';
-import { AgentCallBook } from './agentCallBook.js';
-import { buildCallAgent } from './callAgent.js';
-import { CallServerApi, type CallServerApiClients } from './callServerApi.js';
+} from '../agent/agentConfig.js';
+import { AgentCallBook } from '../agent/agentCallBook.js';
+import { buildCallAgent } from '../agent/callAgent.js';
+import { CallServerApi, type CallServerApiClients } from '../agent/callServerApi.js';
 import { SIP_ATTR } from '../core/sipAttributes.js';
-import { CallController, type CallBehaviour } from './callController.js';
-import { DispatchMetadataError, parseCallPlan, redactNumbersIn, type CallPlan } from './callPlan.js';
+import { CallController, type CallBehaviour } from '../agent/callController.js';
+import { DispatchMetadataError, parseCallPlan, redactNumbersIn, type CallPlan } from '../agent/callPlan.js';
 import { buildCallScript } from './calleeScript.js';
-import { DurableResultReporter, OutcomeSpool, spoolDirFor, startSpoolReplayer } from './outcomeSpool.js';
-import { CallOutcomeTracker, type OutcomeDecision } from './outcomeTracker.js';
-import { loadProfiles, resolveCallProfile, type CallProfile, type ProfileCatalog } from './profiles.js';
-import { playOut, speak } from './speech.js';
-import { apiWarmTransfer } from './warmTransfer.js';
+import { DurableResultReporter, OutcomeSpool, spoolDirFor, startSpoolReplayer } from '../agent/outcomeSpool.js';
+import { CallOutcomeTracker, type OutcomeDecision } from '../agent/outcomeTracker.js';
+import { loadProfiles, resolveCallProfile, type CallProfile, type ProfileCatalog } from '../agent/profiles.js';
+import { playOut, speak } from '../agent/speech.js';
+import { apiWarmTransfer } from '../agent/warmTransfer.js';
 
 /** The parts of a running `src/sim` LiveKitSim the simulated agent uses. */
 export interface SimLike {

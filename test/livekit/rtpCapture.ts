@@ -9,6 +9,9 @@ export interface RtpPacket {
   at: number;
   payloadType: number;
   marker: boolean;
+  /** RTP timestamp and SSRC (0 where a test builds a packet by hand). */
+  timestamp?: number;
+  ssrc?: number;
   payload: Buffer;
 }
 
@@ -82,6 +85,8 @@ export function parseRtpPcap(data: Buffer): RtpPacket[] {
       at: seconds * SECOND + fraction / fractionPerMs,
       payloadType: (frame[rtp + 1] ?? 0) & 0x7f,
       marker: ((frame[rtp + 1] ?? 0) & 0x80) !== 0,
+      timestamp: frame.readUInt32BE(rtp + 4),
+      ssrc: frame.readUInt32BE(rtp + 8),
       payload: frame.subarray(payloadStart),
     });
   }

@@ -1,5 +1,5 @@
 import { createSocket } from 'node:dgram';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SECOND } from '../../src/core/time.js';
@@ -7,6 +7,12 @@ import { startProcess, waitUntilReady, type ManagedProcess } from './processes.j
 
 /** sipp scenarios of the far end (test/livekit/sipp/*.xml). */
 export type SippScenario = 'busy' | 'decline' | 'not-found' | 'ring-out' | 'answer-speak';
+
+/** A scenario written by the test (test/livekit/sippScenarios.ts): its name and its XML. */
+export interface GeneratedScenario {
+  name: string;
+  xml: string;
+}
 
 const SCENARIO_DIR = fileURLToPath(new URL('./sipp/', import.meta.url));
 
@@ -23,7 +29,7 @@ export interface SippMessage {
 
 /** A sipp playing the callee on farIp:port; `trunkAddress` is what an outbound trunk points at. */
 export interface SippCallee {
-  scenario: SippScenario;
+  scenario: string;
   port: number;
   trunkAddress: string;
   process: ManagedProcess;
@@ -32,27 +38,36 @@ export interface SippCallee {
   /** Distinct INVITE transactions received (retransmissions share Call-ID and CSeq and count once). */
   invites(): SippMessage[];
   /**
-   * Sends a SIP INFO from `fromIp` inside the last dialog sipp answered (200 OK to an INVITE): the answer-speak
-   * scenario's cue to start talking. Throws if sipp answered no INVITE yet.
+   * Sends a SIP INFO from `fromIp` inside the last dialog sipp set up (the 200 OK to an INVITE it sent or received):
+   * a scenario's cue to go on (start talking, hang up). Throws if no INVITE was answered yet.
    */
   cue(fromIp: string): Promise<void>;
+  /** Resolves once sipp has exited (a caller scenario ends after its one call), with its exit code. */
+  exited(): Promise<number | null>;
   stop(): Promise<void>;
 }
 
-/** Builds an in-dialog INFO from the 200 OK sipp sent (its From/To carry both tags). */
+let cueSeq = 900;
+
+/**
+ * Builds an in-dialog INFO from the 200 OK to the INVITE (its From/To carry both tags): as the party that is not
+ * sipp, so From/To are swapped when sipp placed the call.
+ */
 function infoRequest(ok: SippMessage, target: string, fromIp: string, localPort: number): string {
   const header = (name: string) => {
     const value = ok.headers.get(name);
     if (!value) throw new Error(`sipp's 200 OK has no ${name} header`);
     return value;
   };
+  const sippCalled = ok.direction === 'sent';
+  cueSeq += 1;
   return [
     `INFO sip:${target} SIP/2.0`,
-    `Via: SIP/2.0/UDP ${fromIp}:${localPort};branch=z9hG4bK-cue-${Date.now()}`,
-    `From: ${header('from')}`,
-    `To: ${header('to')}`,
+    `Via: SIP/2.0/UDP ${fromIp}:${localPort};branch=z9hG4bK-cue-${Date.now()}-${cueSeq}`,
+    `From: ${header(sippCalled ? 'from' : 'to')}`,
+    `To: ${header(sippCalled ? 'to' : 'from')}`,
     `Call-ID: ${header('call-id')}`,
-    'CSeq: 900 INFO',
+    `CSeq: ${cueSeq} INFO`,
     'Max-Forwards: 70',
     'Content-Length: 0',
     '',
@@ -102,20 +117,32 @@ export function parseSippMessageLog(text: string): SippMessage[] {
  * until stopped (by PID). Ready once its log file exists (sipp opens it at start).
  */
 export async function startSippCallee(options: {
-  scenario: SippScenario;
+  scenario: SippScenario | GeneratedScenario;
   ip: string;
   port: number;
   workDir: string;
+  /** sipp's working folder, where its WAV files are (`workDir` by default). */
+  mediaDir?: string;
   /** RTP port for scenarios with media. */
   mediaPort?: number;
   /** Extra `-key name value` pairs for the scenario. */
   keys?: Record<string, string>;
+  /** A caller instead: places one call to `remote` (livekit-sip) for `service` (the called number), then exits. */
+  call?: { remote: string; service: string };
 }): Promise<SippCallee> {
-  const { scenario, ip, port, workDir } = options;
+  const { ip, port, workDir } = options;
+  const cwd = options.mediaDir ?? workDir;
+  mkdirSync(cwd, { recursive: true });
+  const scenario = typeof options.scenario === 'string' ? options.scenario : options.scenario.name;
+  let scenarioFile = join(SCENARIO_DIR, `${scenario}.xml`);
+  if (typeof options.scenario !== 'string') {
+    scenarioFile = join(cwd, `${scenario}.xml`);
+    writeFileSync(scenarioFile, options.scenario.xml);
+  }
   const messageFile = join(workDir, `sipp-${scenario}-${port}.messages.log`);
   const errorFile = join(workDir, `sipp-${scenario}-${port}.errors.log`);
   const args = [
-    '-sf', join(SCENARIO_DIR, `${scenario}.xml`),
+    '-sf', scenarioFile,
     '-i', ip, '-p', String(port), '-bind_local',
     '-mi', ip, '-mp', String(options.mediaPort ?? port + 10_000),
     '-t', 'u1',
@@ -124,8 +151,9 @@ export async function startSippCallee(options: {
     '-trace_msg', '-message_file', messageFile,
     '-trace_err', '-error_file', errorFile,
     ...Object.entries(options.keys ?? {}).flatMap(([k, v]) => ['-key', k, v]),
+    ...(options.call ? ['-s', options.call.service, '-m', '1', options.call.remote] : []),
   ];
-  const proc = startProcess(`sipp ${scenario}`, 'sipp', args, { logFile: join(workDir, `sipp-${scenario}-${port}.log`), cwd: workDir });
+  const proc = startProcess(`sipp ${scenario}`, 'sipp', args, { logFile: join(workDir, `sipp-${scenario}-${port}.log`), cwd });
   // sipp creates its message file as soon as it has parsed the scenario and bound its socket
   await waitUntilReady(proc, async () => existsSync(messageFile), 10 * SECOND, 50);
   const messages = () => (existsSync(messageFile) ? parseSippMessageLog(readFileSync(messageFile, 'utf8')) : []);
@@ -147,7 +175,7 @@ export async function startSippCallee(options: {
     },
     cue: async (fromIp) => {
       const ok = messages()
-        .filter((m) => m.direction === 'sent' && m.startLine.startsWith('SIP/2.0 200') && /INVITE/.test(m.headers.get('cseq') ?? ''))
+        .filter((m) => m.startLine.startsWith('SIP/2.0 200') && /INVITE/.test(m.headers.get('cseq') ?? ''))
         .at(-1);
       if (!ok) throw new Error('sipp has answered no INVITE yet: nothing to cue');
       const socket = createSocket('udp4');
@@ -162,6 +190,7 @@ export async function startSippCallee(options: {
         socket.close();
       }
     },
+    exited: async () => (await proc.exited).code,
     stop: () => proc.stop(),
   };
 }

@@ -29,6 +29,10 @@ export interface ScriptedReply {
 export interface ChatView {
   /** Text of the last user message ('' if none). */
   lastUser: string;
+  /** Text of the system (or developer) messages, joined: tells the call's own chat from voice.AMD's classifier. */
+  system: string;
+  /** Names of the tools offered with the request (`save_prediction` for voice.AMD, `connect_to_caller` for a briefing). */
+  tools: string[];
   /** The last message is a tool result. */
   afterTool: boolean;
   messages: { role: string; content?: unknown }[];
@@ -44,12 +48,14 @@ export interface SpeechScript {
 export type SpeechEvent =
   | { type: 'transcript'; at: number; speechEndAt: number; text: string }
   | { type: 'tts'; at: number; text: string }
-  | { type: 'chat'; at: number; lastUser: string; reply: ScriptedReply };
+  | { type: 'chat'; at: number; lastUser: string; tools: string[]; reply: ScriptedReply };
 
 export interface SpeechServer {
   /** OPENAI_BASE_URL for the agent. */
   baseURL: string;
   events: SpeechEvent[];
+  /** Replaces the script (one server serves several scenarios in turn; a running call sees the new one at once). */
+  setScript(script: SpeechScript): void;
   close(): Promise<void>;
 }
 
@@ -193,7 +199,8 @@ function transcriptionSession(ws: WebSocket, recogniseUtterance: (pcm: Buffer) =
 /** Starts the server on `host` (inside the namespace) on a free port. */
 export async function startSpeechServer(options: { host: string; workDir: string; script: SpeechScript }): Promise<SpeechServer> {
   const dir = mkdtempSync(join(options.workDir, 'speech-'));
-  const recognise = (pcm: Buffer) => recognisePcm(pcm, PCM_RATE, options.script.vocabulary, dir);
+  let script = options.script;
+  const recognise = (pcm: Buffer) => recognisePcm(pcm, PCM_RATE, script.vocabulary, dir);
   const events: SpeechEvent[] = [];
   let n = 0;
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
@@ -206,12 +213,17 @@ export async function startSpeechServer(options: { host: string; workDir: string
       return;
     }
     if (req.method === 'POST' && path === '/v1/chat/completions') {
-      const parsed = JSON.parse(body) as { messages: { role: string; content?: unknown }[] };
+      const parsed = JSON.parse(body) as { messages: { role: string; content?: unknown }[]; tools?: { function?: { name?: string } }[] };
       const last = parsed.messages.at(-1);
       const lastUser = textOf([...parsed.messages].reverse().find((m) => m.role === 'user')?.content);
-      const view: ChatView = { lastUser, afterTool: last?.role === 'tool', messages: parsed.messages };
-      const reply = options.script.reply(view);
-      events.push({ type: 'chat', at: Date.now(), lastUser, reply });
+      const system = parsed.messages
+        .filter((m) => m.role === 'system' || m.role === 'developer')
+        .map((m) => textOf(m.content))
+        .join('\n');
+      const tools = (parsed.tools ?? []).map((t) => t.function?.name ?? '').filter(Boolean);
+      const view: ChatView = { lastUser, system, tools, afterTool: last?.role === 'tool', messages: parsed.messages };
+      const reply = script.reply(view);
+      events.push({ type: 'chat', at: Date.now(), lastUser, tools, reply });
       sse(res, reply);
       return;
     }
@@ -238,6 +250,9 @@ export async function startSpeechServer(options: { host: string; workDir: string
   return {
     baseURL: `http://${options.host}:${port}/v1`,
     events,
+    setScript: (next) => {
+      script = next;
+    },
     close: async () => {
       for (const client of wss.clients) client.terminate();
       wss.close();

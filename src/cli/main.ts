@@ -32,6 +32,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'campaigns', summary: 'list campaigns with their calls, pending calls and state', load: async () => (await import('./callCommand.js')).registerCampaignsCommand },
   { name: 'report', summary: 'show a campaign: totals by outcome and each call (--json, --csv)', load: async () => (await import('./reportCommand.js')).registerReportCommand },
   { name: 'call', args: '<callId>', summary: 'show one call: number, attempts, outcome, transcript, summary', load: async () => (await import('./callCommand.js')).registerCallCommand },
+  { name: 'campaign', args: '<action>', summary: 'campaign objects: create, list, show, update, pause, resume, cancel, archive', load: async () => (await import('./campaignObjectCommands.js')).registerCampaignObjectCommands },
   { name: 'cancel', args: '[callIds...]', summary: 'cancel calls not yet ringing', load: campaigns },
   { name: 'pause', summary: 'pause a campaign: calls not yet ringing wait', load: campaigns },
   { name: 'resume', summary: 'resume a paused campaign', load: campaigns },

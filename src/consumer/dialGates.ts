@@ -5,6 +5,7 @@
  */
 import { hasProfile, type ProfileCatalog } from '../agent/profiles.js';
 import type { ActiveCallLeases, LeasedCall } from '../core/activeCallLeases.js';
+import { campaignStatus, campaignWindow, type Campaign } from '../campaigns/campaignSchema.js';
 import type { Logger } from '../core/logger.js';
 import type { CallStore } from '../core/callStore.js';
 import { describeWindow, nextWindowOpening, type CallWindow } from '../core/callWindow.js';
@@ -26,7 +27,7 @@ export type GateDecision =
       kind: 'wait';
       delayMs: number;
       /** Which gate holds the call back (a paused campaign's calls are released early when it resumes). */
-      gate: 'paused' | 'window' | 'predial_error';
+      gate: 'paused' | 'window' | 'predial_error' | 'campaign_start' | 'campaign_rate' | 'campaign_cap';
       log: string;
       details?: Record<string, unknown>;
       /** A failing dependency (the pre-dial check) is worth a warning; a closed window or a pause is not. */
@@ -190,4 +191,36 @@ export function keepLeaseAlive(leases: ActiveCallLeases, call: LeasedCall, ttlMs
   }, Math.max(1, Math.floor(ttlMs / 3)));
   timer.unref();
   return () => clearInterval(timer);
+}
+
+/**
+ * What a campaign object decides for its call before the other gates: a canceled or archived campaign's call ends
+ * `skipped`; past the campaign's end it ends `expired`; before its start it waits. Otherwise the call rings under the
+ * campaign's settings: its window and agent profile where the call names none (`call` comes back with them filled in).
+ * An implicit campaign (no document) changes nothing.
+ */
+export function checkCampaignGate(call: CallJob, campaign: Campaign | undefined, now: number, timeZone: string): { decision: GateDecision; call: CallJob } {
+  if (!campaign) return { decision: { kind: 'ring' }, call };
+  const status = campaignStatus(campaign, now);
+  if (status === 'canceled' || status === 'archived') {
+    const reason = `campaign ${campaign.id} is ${status}`;
+    return { decision: { kind: 'end', outcome: 'skipped', reason, log: `${reason}; not dialing` }, call };
+  }
+  if (status === 'expired') {
+    const reason = `campaign ${campaign.id} ended at ${campaign.ends_at ?? ''}`;
+    return { decision: { kind: 'end', outcome: 'expired', reason, log: `${reason}; not dialing` }, call };
+  }
+  if (status === 'scheduled' && campaign.starts_at) {
+    const startsAt = Date.parse(campaign.starts_at);
+    return {
+      decision: { kind: 'wait', delayMs: startsAt - now, gate: 'campaign_start', log: 'campaign not started yet; the call waits for its start', details: { startsAt: campaign.starts_at } },
+      call,
+    };
+  }
+  const window = call.callWindow ?? campaignWindow(campaign, timeZone);
+  const agentProfile = call.agentProfile ?? campaign.agent_profile;
+  return {
+    decision: { kind: 'ring' },
+    call: { ...call, ...(window ? { callWindow: window } : {}), ...(agentProfile !== undefined ? { agentProfile } : {}) },
+  };
 }

@@ -5,12 +5,17 @@ import { callWindowSchema } from './callWindow.js';
 export const CALLS_QUEUE = 'calls';
 export const CALL_RESULTS_QUEUE = 'call-results';
 
+/** Longest campaign or call id. */
+export const MAX_ID_LENGTH = 128;
+/** What a campaign or call id is made of. */
+export const ID_PATTERN = /^[A-Za-z0-9_.-]+$/;
+
 /** Campaign and call ids end up inside Redis keys and BullMQ job ids, which must not contain ':'. */
 export const idSchema = z
   .string()
   .min(1)
-  .max(128)
-  .regex(/^[A-Za-z0-9_.-]+$/, 'only letters, digits, "_", "." and "-" are allowed');
+  .max(MAX_ID_LENGTH)
+  .regex(ID_PATTERN, 'only letters, digits, "_", "." and "-" are allowed');
 
 export const DEFAULT_CAMPAIGN_ID = 'default';
 

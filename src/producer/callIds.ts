@@ -1,6 +1,9 @@
+import * as crypto from 'node:crypto';
 import { createHash, randomUUID } from 'node:crypto';
 
 const KEYED_ID_HEX_CHARS = 32;
+/** crypto.hash (Node 20.12+): the same digest as createHash without a Hash object per call (a third cheaper). */
+const oneShotHash = (crypto as { hash?: (algorithm: string, data: string) => string }).hash;
 
 /** A fresh call id (BullMQ job ids must not contain ':'). */
 export function newCallId(): string {
@@ -9,7 +12,8 @@ export function newCallId(): string {
 
 /** The call id an idempotency key maps to within a campaign: the same key always gives the same id. */
 export function keyedCallId(campaignId: string, key: string): string {
-  const digest = createHash('sha256').update(`${campaignId}\u0000${key}`).digest('hex');
+  const input = `${campaignId}\u0000${key}`;
+  const digest = oneShotHash ? oneShotHash('sha256', input) : createHash('sha256').update(input).digest('hex');
   return `k-${digest.slice(0, KEYED_ID_HEX_CHARS)}`;
 }
 

@@ -134,7 +134,11 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
   }
 
   const connection: Redis = createWorkerConnection(config.redis);
-  const store = new CallStore(connection, config.queuePrefix, clock);
+  const store = new CallStore(connection, config.queuePrefix, clock, {
+    dialReplicaAcks: config.dialReplicaAcks,
+    onReplicaShortfall: (acked, wanted) =>
+      logger.warn({ acked, wanted }, 'Redis replicas did not acknowledge the dial mark in time; not dialing, retrying after a back-off'),
+  });
   const reporter = new ResultReporter(connection, config.queuePrefix);
   const stalls = new StallGauge();
   const limiter = new DialRateLimiter(connection, store.keys.dialWindow(), config.dial.cps, () => stalls.recentMaxMs());

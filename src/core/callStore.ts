@@ -190,6 +190,10 @@ function parseRecord(fields: Record<string, string>): CallRecord | undefined {
 
 const RECORD_FETCH_BATCH = 1000;
 const MICROS_PER_MS = 1000;
+/** How long a dial whose sent mark no replica acknowledged waits before it tries again with a new CPS slot. */
+const REPLICA_SHORTFALL_BACKOFF_MS = 1000;
+/** How long the count of connected replicas is trusted before ROLE is asked again. */
+const REPLICA_COUNT_MAX_AGE_MS = 1000;
 
 /**
  * Call records and campaign counters in Redis. Every state change is one Lua script, so a crash between
@@ -201,10 +205,18 @@ export class CallStore {
   /** Leases of calls in progress (DIAL_MAX_ACTIVE_CALLS): a call's terminal outcome gives its lease back. */
   private readonly leases: ActiveCallLeases;
 
+  /**
+   * `dialReplicaAcks`: replicas that must acknowledge a dial's sent mark (Redis WAIT on this connection) before
+   * claimDial answers `ok`; undefined: no wait. `onReplicaShortfall` hears of each claim taken back for want of them.
+   */
   constructor(
     redis: Redis,
     prefix: string,
     private readonly clock: Clock,
+    private readonly durability: {
+      dialReplicaAcks?: { replicas: number; timeoutMs: number };
+      onReplicaShortfall?: (acked: number, wanted: number) => void;
+    } = {},
   ) {
     this.keys = dialerKeys(prefix);
     this.redis = defineCommands(redis);
@@ -327,7 +339,7 @@ export class CallStore {
     );
     switch (status) {
       case 'ok':
-        return { status };
+        return this.durableClaim(campaignId, callId, attempt, lock);
       case 'lost_lock':
         return { status };
       case 'not_dialing':
@@ -341,6 +353,41 @@ export class CallStore {
       default:
         throw new Error(`claimDial.lua answered an unknown status: ${status}`);
     }
+  }
+
+  /**
+   * With `dialReplicaAcks`, waits (Redis WAIT) until that many replicas hold this connection's writes, the sent mark
+   * included: a failover can then not lose the mark of a call that may ring, and the promoted replica's consumers
+   * follow the attempt instead of dialing it again. Short of them, the claim is taken back (nothing was sent) and
+   * the dial backs off like a platform failure: it waits `REPLICA_SHORTFALL_BACKOFF_MS`, then takes a new slot.
+   * It waits for at most the replicas connected to the primary (ROLE, read at most once per
+   * `REPLICA_COUNT_MAX_AGE_MS`): a connected replica that does not answer stops the dials, while a primary left with
+   * no replica at all (right after a failover, until the old primary comes back as one) keeps dialing.
+   * Redis WAIT: https://redis.io/docs/latest/commands/wait/ (replication stays asynchronous; WAIT makes a lost write
+   * need both the primary and every acknowledging replica to fail).
+   */
+  private async durableClaim(campaignId: string, callId: string, attempt: number, lock: { key: string; token: string }): Promise<DialClaim> {
+    const configured = this.durability.dialReplicaAcks;
+    if (!configured) return { status: 'ok' };
+    const wanted = Math.min(configured.replicas, await this.connectedReplicas());
+    if (wanted === 0) return { status: 'ok' };
+    const acked = await this.redis.wait(wanted, configured.timeoutMs);
+    if (acked >= wanted) return { status: 'ok' };
+    this.durability.onReplicaShortfall?.(acked, wanted);
+    await this.releaseDial(campaignId, callId, attempt, lock);
+    return { status: 'backoff', waitMs: REPLICA_SHORTFALL_BACKOFF_MS };
+  }
+
+  private replicaCount: { count: number; readAt: number } | undefined;
+
+  /** Replicas connected to the primary, from ROLE (`['master', offset, [[ip, port, offset], …]]`), cached briefly. */
+  private async connectedReplicas(): Promise<number> {
+    const now = this.clock.now();
+    if (this.replicaCount && now - this.replicaCount.readAt < REPLICA_COUNT_MAX_AGE_MS) return this.replicaCount.count;
+    const role = await this.redis.role();
+    const replicas = role[0] === 'master' && Array.isArray(role[2]) ? role[2].length : 0;
+    this.replicaCount = { count: replicas, readAt: now };
+    return replicas;
   }
 
   /** Counts a platform failure against the call (one that started the queue's back-off); returns its count so far. */

@@ -10,6 +10,8 @@ import { SECOND } from './time.js';
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 /** The primary's name Redis Sentinel's own example configuration uses (`sentinel monitor mymaster …`). */
 export const DEFAULT_SENTINEL_NAME = 'mymaster';
+/** A replica on the same network acknowledges in well under a millisecond; this long means it is not keeping up. */
+export const DEFAULT_REPLICA_ACK_TIMEOUT_MS = 500;
 export const DEFAULT_QUEUE_PREFIX = 'bull';
 export const DEFAULT_AGENT_NAME = 'telephony-agent';
 export const DEFAULT_DIAL_CPS = 1;
@@ -65,6 +67,17 @@ const envSchema = z.object({
   REDIS_SENTINEL_NAME: z.string().min(1).default(DEFAULT_SENTINEL_NAME),
   /** The sentinels' own password (`requirepass` of the sentinels), when they have one. */
   REDIS_SENTINEL_PASSWORD: z.string().optional(),
+  /**
+   * Replicas that must acknowledge a dial's "sent" mark (Redis WAIT) before its CreateSIPParticipant goes out, so a
+   * failover cannot lose the mark of a call that rang. Default: 1 through Sentinel, else 0 (off).
+   */
+  REDIS_DIAL_REPLICA_ACKS: z.coerce
+    .number({ error: 'REDIS_DIAL_REPLICA_ACKS must be a number' })
+    .int('REDIS_DIAL_REPLICA_ACKS must be a whole number')
+    .min(0, 'REDIS_DIAL_REPLICA_ACKS must be ≥ 0')
+    .optional(),
+  /** How long a dial waits for those acknowledgements before it backs off (the dial is not sent). */
+  REDIS_REPLICA_ACK_TIMEOUT_MS: positiveInt('REDIS_REPLICA_ACK_TIMEOUT_MS').default(DEFAULT_REPLICA_ACK_TIMEOUT_MS),
   // braces allowed: on Redis Cluster BullMQ wants a hash-tagged prefix such as {bull}
   QUEUE_PREFIX: z
     .string()
@@ -169,6 +182,11 @@ export interface DialerConfig {
   redisUrl: string;
   /** Where Redis is: REDIS_URL alone, or the primary REDIS_SENTINELS name (see RedisTarget). */
   redis: RedisTarget;
+  /**
+   * REDIS_DIAL_REPLICA_ACKS / REDIS_REPLICA_ACK_TIMEOUT_MS: replicas that must hold a dial's sent mark before it is
+   * sent, and how long to wait for them (ms); undefined: no wait (a single node, or set to 0).
+   */
+  dialReplicaAcks: { replicas: number; timeoutMs: number } | undefined;
   queuePrefix: string;
   agentName: string;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
@@ -236,12 +254,17 @@ function redisTarget(url: string, sentinels: string | undefined, name: string, s
   }
 }
 
+function replicaAcks(replicas: number, timeoutMs: number): DialerConfig['dialReplicaAcks'] {
+  return replicas > 0 ? { replicas, timeoutMs } : undefined;
+}
+
 /** Validates the environment once at start-up; throws ConfigError listing every bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): DialerConfig {
   const e = parseEnv(envSchema, env, 'settings');
   return {
     redisUrl: e.REDIS_URL,
     redis: redisTarget(e.REDIS_URL, e.REDIS_SENTINELS, e.REDIS_SENTINEL_NAME, e.REDIS_SENTINEL_PASSWORD),
+    dialReplicaAcks: replicaAcks(e.REDIS_DIAL_REPLICA_ACKS ?? (e.REDIS_SENTINELS === undefined ? 0 : 1), e.REDIS_REPLICA_ACK_TIMEOUT_MS),
     queuePrefix: e.QUEUE_PREFIX,
     agentName: e.AGENT_NAME,
     logLevel: e.LOG_LEVEL,

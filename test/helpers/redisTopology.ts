@@ -19,6 +19,8 @@ export interface SentinelTopology {
   readonly sentinels: string;
   /** The port of the current primary, as the sentinels report it. */
   primaryPort(): Promise<number>;
+  /** Freezes (SIGSTOP) or thaws (SIGCONT) the replica: a replica that has stopped acknowledging what it is sent. */
+  freezeReplica(frozen: boolean): void;
   /** SIGKILLs the current primary; returns its port. */
   killPrimary(): Promise<number>;
   /** Resolves once the sentinels name a primary other than `oldPort` and it accepts writes; returns its port. */
@@ -79,7 +81,7 @@ export async function startSentinelTopology(): Promise<SentinelTopology> {
   };
 
   const close = async () => {
-    for (const child of processes.values()) child.kill('SIGKILL');
+    for (const child of processes.values()) child.kill('SIGKILL'); // SIGKILL also ends a SIGSTOPped process
     await Promise.all(
       [...processes.values()].map(
         (child) =>
@@ -160,6 +162,9 @@ export async function startSentinelTopology(): Promise<SentinelTopology> {
       sentinelPorts,
       sentinels: sentinelPorts.map((p) => `${LOOPBACK}:${p}`).join(','),
       primaryPort,
+      freezeReplica: (frozen) => {
+        processes.get(replica)?.kill(frozen ? 'SIGSTOP' : 'SIGCONT');
+      },
       killPrimary: async () => {
         const port = await primaryPort();
         processes.get(port)?.kill('SIGKILL');

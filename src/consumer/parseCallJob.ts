@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { callWindowSchema } from '../core/callWindow.js';
 import { InvalidInputError } from '../core/errors.js';
-import { normalizePhoneNumber } from '../core/phone.js';
+import { parsePushedNumber, type PhoneNumber } from '../core/phone.js';
 import { DEFAULT_CAMPAIGN_ID, callJobSchema, callMetadataSchema, idSchema, type CallJob } from '../core/queues.js';
 
 /**
@@ -22,7 +22,7 @@ const pushedJobSchema = z.object({
   expiresAt: z.number().int().positive().optional(),
   callWindow: callWindowSchema.optional(),
   call_window: callWindowSchema.optional(),
-  /** Extension digits dialed as DTMF after the answer (validated by callJobSchema). */
+  /** Extension digits dialed as DTMF after the answer (validated by callJobSchema); may also be written into the number. */
   extension: z.string().optional(),
 });
 
@@ -63,9 +63,10 @@ export function parseCallJob(data: unknown, jobId: string | undefined, jobTimest
   const campaignId = d.campaignId ?? d.campaign_id ?? DEFAULT_CAMPAIGN_ID;
   const raw = d.phoneNumber ?? d.phone_number;
   if (!raw) return { ok: false, reason: 'malformed call job: phoneNumber: missing', callId, campaignId };
-  let phoneNumber: string;
+  // an extension written into the number (`;ext=136`, `x136`, `#136`) is split off as enqueue and import do
+  let number: PhoneNumber;
   try {
-    phoneNumber = normalizePhoneNumber(raw);
+    number = parsePushedNumber(raw, d.extension);
   } catch (err) {
     if (!(err instanceof InvalidInputError)) throw err;
     return { ok: false, reason: `malformed call job: phoneNumber: ${err.message}`, callId, campaignId };
@@ -73,13 +74,13 @@ export function parseCallJob(data: unknown, jobId: string | undefined, jobTimest
   const call = callJobSchema.safeParse({
     callId,
     campaignId,
-    phoneNumber,
+    phoneNumber: number.e164,
     metadata: d.metadata ?? {},
     agentProfile: d.agentProfile ?? d.agent_profile,
     enqueuedAt: d.enqueuedAt ?? jobTimestamp,
     expiresAt: d.expiresAt,
     callWindow: d.callWindow ?? d.call_window,
-    extension: d.extension,
+    extension: number.extension,
   });
   if (!call.success) return { ok: false, reason: `malformed call job: ${describeIssues(call.error)}`, callId, campaignId };
   return { ok: true, call: call.data };

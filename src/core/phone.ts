@@ -106,13 +106,28 @@ function whyNotPossible(main: string, region: CountryCode | undefined): string {
 }
 
 /**
- * Normalises a number to E.164 for inputs that take no extension (the do-not-call list, jobs pushed by other services
- * without an `extension` field); throws PhoneNumberError for a bad number or one that carries an extension.
+ * Normalises a number to E.164 for inputs that take no extension (the do-not-call list); throws PhoneNumberError for a
+ * bad number or one that carries an extension.
  */
 export function normalizePhoneNumber(raw: string, defaultCountry?: CountryCode): string {
   const parsed = parsePhoneNumber(raw, defaultCountry);
   if (parsed.extension !== undefined) throw new PhoneNumberError(raw, 'an extension is not taken here: give the main number');
   return parsed.e164;
+}
+
+/**
+ * The line and extension of a job another service pushed straight onto `calls`: its number as people write it, split
+ * by parsePhoneNumber's one rule (`;ext=136`, `x136`, `#136` … as enqueue and import read them), and its optional
+ * `extension` field (digits). An extension in both must be the same; either alone is the call's extension. Throws
+ * PhoneNumberError for a bad number or two different extensions. The field's own form is checked by callJobSchema.
+ */
+export function parsePushedNumber(raw: string, extensionField?: string): PhoneNumber {
+  const number = parsePhoneNumber(raw);
+  if (extensionField === undefined) return number;
+  if (number.extension !== undefined && number.extension !== extensionField) {
+    throw new PhoneNumberError(raw, `its extension ${number.extension} is not the job's extension field ${extensionField}: give one of them`);
+  }
+  return { e164: number.e164, extension: extensionField };
 }
 
 /**

@@ -19,6 +19,8 @@ export const PROBLEM_KINDS = {
   'idempotency-key-reused': { status: 409, title: 'The Idempotency-Key was used with another request' },
   'key-conflict': { status: 409, title: 'The key already names another call' },
   'call-not-cancelable': { status: 409, title: 'The call cannot be canceled any more' },
+  'campaign-exists': { status: 409, title: 'A campaign with this id exists already' },
+  'campaign-state': { status: 409, title: 'The campaign is in a state that does not allow this' },
   'body-too-large': { status: 413, title: 'The request body is too large' },
   'unsupported-media-type': { status: 415, title: 'Unsupported media type' },
   'invalid-call': { status: 422, title: 'The call cannot be enqueued' },

@@ -8,7 +8,7 @@ import type { z } from 'zod';
 import { ApiProblem, fieldErrors, summarize } from './problem.js';
 import type { Scope } from './tokens.js';
 
-export type HttpMethod = 'GET' | 'POST' | 'DELETE';
+export type HttpMethod = 'GET' | 'POST' | 'PATCH' | 'DELETE';
 
 /** What a handler answers: status, body (JSON unless `contentType` says otherwise), extra headers. */
 export interface RouteAnswer {

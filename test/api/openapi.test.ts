@@ -134,6 +134,17 @@ describe('/openapi.json', () => {
     await run('GET', '/v1/campaigns/{id}/report', `/v1/campaigns/${campaign}/report?format=csv`, { token: 'read' });
     await run('GET', '/v1/campaigns/{id}/report', '/v1/campaigns/nobody-here/report', { token: 'read' });
 
+    const defined = `oa-def-${randomUUID().slice(0, 8)}`;
+    await run('POST', '/v1/campaigns', '/v1/campaigns', { token: 'admin', body: { id: defined, cps: 2, window: { hours: '09:00-17:00' } } });
+    await run('POST', '/v1/campaigns', '/v1/campaigns', { token: 'admin', body: { id: defined } });
+    await run('POST', '/v1/campaigns', '/v1/campaigns', { token: 'admin', body: { id: 'x', cps: -1 } });
+    await run('GET', '/v1/campaigns', '/v1/campaigns', { token: 'read' });
+    await run('GET', '/v1/campaigns/{id}', `/v1/campaigns/${defined}`, { token: 'read' });
+    await run('GET', '/v1/campaigns/{id}', '/v1/campaigns/nobody-here', { token: 'read' });
+    await run('PATCH', '/v1/campaigns/{id}', `/v1/campaigns/${defined}`, { token: 'admin', body: { max_active_calls: 3 } });
+    await run('POST', '/v1/campaigns/{id}/archive', `/v1/campaigns/${defined}/cancel`.replace('/cancel', '/archive'), { token: 'admin' });
+    await run('PATCH', '/v1/campaigns/{id}', `/v1/campaigns/${defined}`, { token: 'admin', body: { cps: 1 } });
+
     await run('GET', '/healthz', '/healthz');
     await run('GET', '/readyz', '/readyz');
     await run('GET', '/openapi.json', '/openapi.json');
@@ -163,6 +174,15 @@ describe('/openapi.json', () => {
         'POST /v1/campaigns/{id}/cancel 404',
         'GET /v1/campaigns/{id}/report 200',
         'GET /v1/campaigns/{id}/report 404',
+        'POST /v1/campaigns 201',
+        'POST /v1/campaigns 409',
+        'POST /v1/campaigns 400',
+        'GET /v1/campaigns 200',
+        'GET /v1/campaigns/{id} 200',
+        'GET /v1/campaigns/{id} 404',
+        'PATCH /v1/campaigns/{id} 200',
+        'PATCH /v1/campaigns/{id} 409',
+        'POST /v1/campaigns/{id}/archive 200',
         'GET /healthz 200',
         'GET /readyz 503',
         'GET /openapi.json 200',

@@ -3,6 +3,7 @@
  * (`dialer report --json|--csv`). They sit under `/v1/campaigns/{id}/…` so that campaign objects (create, list, show,
  * update: `POST /v1/campaigns`, `GET|PATCH /v1/campaigns/{id}`) can be added beside them without moving anything.
  */
+import { CampaignStateError, CampaignStore } from '../../campaigns/campaignStore.js';
 import { nearbyCampaigns } from '../../cli/campaignNames.js';
 import { cancelCalls } from '../../producer/cancelCalls.js';
 import { pauseCampaign, resumeCampaign } from '../../producer/pauseCampaign.js';
@@ -15,16 +16,17 @@ import { reportLineOf } from '../views.js';
 
 export const CSV_CONTENT_TYPE = 'text/csv; charset=utf-8';
 
-/** True when a campaign has (or had) calls: it is in the campaign index. */
+/** True when a campaign has (or had) calls (it is in the campaign index), or is a defined campaign object. */
 async function campaignKnown(ctx: ApiContext, campaignId: string): Promise<boolean> {
-  return (await ctx.redis.sismember(ctx.store.keys.campaignIndex(), campaignId)) === 1;
+  if ((await ctx.redis.sismember(ctx.store.keys.campaignIndex(), campaignId)) === 1) return true;
+  return (await new CampaignStore(ctx.redis, ctx.prefix, ctx.clock).get(campaignId)) !== undefined;
 }
 
 /** A 404 problem unless the campaign has calls, naming the campaigns close to a mistyped id (as the CLI does). */
 async function requireCampaign(ctx: ApiContext, campaignId: string): Promise<void> {
   if (await campaignKnown(ctx, campaignId)) return;
   const near = nearbyCampaigns(campaignId, await ctx.store.campaigns());
-  throw new ApiProblem('not-found', `no campaign ${campaignId} (it has no calls)${near.length ? `; did you mean ${near.join(', ')}?` : ''}`);
+  throw new ApiProblem('not-found', `no campaign ${campaignId} (it has no calls and is not defined)${near.length ? `; did you mean ${near.join(', ')}?` : ''}`);
 }
 
 /** CSV when asked by `?format=csv`, or by an Accept header that names text/csv and not JSON. */
@@ -82,18 +84,27 @@ export function campaignRoutes(ctx: ApiContext): Route[] {
       path: '/v1/campaigns/{id}/cancel',
       operationId: 'cancelCampaign',
       summary: "Cancel a campaign's calls that have not started ringing",
-      description: 'They end as `canceled`; calls ringing or connected are counted as in flight and left alone.',
+      description:
+        'They end as `canceled`; calls ringing or connected are counted as in flight and left alone. A defined campaign is marked canceled: calls enqueued to it later end `skipped`.',
       tag: 'campaigns',
       scope: 'admin',
       params: campaignParams,
       responses: {
         200: { description: 'Counts of what happened', schema: campaignCanceled },
         404: { description: 'No such campaign' },
+        409: { description: 'An archived campaign' },
       },
     },
     async ({ params }) => {
       await requireCampaign(ctx, params.id);
-      const summary = await cancelCalls(ctx.redis, ctx.prefix, { campaignId: params.id }, ctx.clock);
+      // a defined campaign is marked canceled too (calls enqueued later end skipped), as `dialer campaign cancel` does
+      const campaigns = new CampaignStore(ctx.redis, ctx.prefix, ctx.clock);
+      const summary = (await campaigns.get(params.id))
+        ? await campaigns.cancel(params.id).catch((err: unknown) => {
+            if (err instanceof CampaignStateError) throw new ApiProblem('campaign-state', err.message);
+            throw err;
+          })
+        : await cancelCalls(ctx.redis, ctx.prefix, { campaignId: params.id }, ctx.clock);
       ctx.logger.info({ campaignId: params.id, canceled: summary.canceled.length, inFlight: summary.inFlight.length }, 'campaign canceled through the API');
       return {
         status: 200,

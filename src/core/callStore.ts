@@ -1,12 +1,10 @@
-import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { ActiveCallLeases, INBOUND_LEASE_TTL_MS } from './activeCallLeases.js';
 import { dialerKeys, type DialerKeys } from './keys.js';
+import { LuaScript, replies, type ScriptArg } from './luaScript.js';
 import type { CallJob } from './queues.js';
 import { CALL_STATES, OUTCOMES, type CallResult, type CallState, type Outcome, type TerminalApplied, type TerminalTransition } from './outcomes.js';
 import type { Clock } from './time.js';
-
-const script = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
 
 /** One dial attempt as kept in the call record. */
 export interface AttemptEntry {
@@ -131,31 +129,50 @@ export interface AttemptResult {
   sipStatus?: string;
 }
 
-interface StoreCommands {
-  dialerCreateCalls(...args: (string | number)[]): Promise<number[]>;
-  dialerBeginAttempt(...args: (string | number)[]): Promise<string>;
-  dialerEndAttempt(...args: (string | number)[]): Promise<number>;
-  dialerClaimDial(...args: (string | number)[]): Promise<[string, number | string]>;
-  dialerReleaseDial(...args: (string | number)[]): Promise<number>;
-  dialerApplyTerminal(...args: (string | number)[]): Promise<number | string>;
-  dialerObserveAttemptEnd(...args: (string | number)[]): Promise<number>;
-}
+const LUA_FOLDER = new URL('./lua/', import.meta.url);
 
-function defineCommands(redis: Redis): Redis & StoreCommands {
-  const commands: [keyof StoreCommands, string][] = [
-    ['dialerCreateCalls', 'createCalls'],
-    ['dialerBeginAttempt', 'beginAttempt'],
-    ['dialerEndAttempt', 'endAttempt'],
-    ['dialerClaimDial', 'claimDial'],
-    ['dialerReleaseDial', 'releaseDial'],
-    ['dialerApplyTerminal', 'applyTerminal'],
-    ['dialerObserveAttemptEnd', 'observeAttemptEnd'],
-  ];
-  for (const [command, file] of commands) {
-    if (!(command in redis)) redis.defineCommand(command, { lua: script(file) });
-  }
-  return redis as Redis & StoreCommands;
-}
+/** The call record's scripts (src/core/lua), with their keys and arguments in order; see each file's header. */
+const scripts = {
+  createCalls: new LuaScript<readonly string[], readonly ScriptArg[], number[]>('createCalls', LUA_FOLDER, 'variable', replies.integers),
+  beginAttempt: new LuaScript<
+    [record: string, counters: string, callList: string],
+    [attempt: number, room: string, now: number, missingRecord: string, dialSent: '1' | '0'],
+    string
+  >('beginAttempt', LUA_FOLDER, 3, replies.string),
+  endAttempt: new LuaScript<[record: string], [attempt: number, next: string, now: number, result: string], number>(
+    'endAttempt',
+    LUA_FOLDER,
+    1,
+    replies.integer,
+  ),
+  claimDial: new LuaScript<
+    [record: string, lock: string, backoff: string, startLog: string],
+    [attempt: number, token: string, now: number, limit: number, windowUs: number, member: string, keepUs: number],
+    [string, number]
+  >('claimDial', LUA_FOLDER, 4, replies.statusAndNumber),
+  releaseDial: new LuaScript<[record: string, lock: string], [attempt: number, token: string], number>('releaseDial', LUA_FOLDER, 2, replies.integer),
+  applyTerminal: new LuaScript<
+    [record: string, counters: string, callList: string],
+    [
+      outcome: string,
+      now: number,
+      fields: string,
+      missingRecord: string,
+      from: string,
+      fromAtLatestAttempt: string,
+      attempt: number | '',
+      retentionS: number,
+      fromBeforeDialSent: string,
+    ],
+    number | string
+  >('applyTerminal', LUA_FOLDER, 3, replies.integerOrString),
+  observeAttemptEnd: new LuaScript<[record: string], [attempt: number, observation: string], number>(
+    'observeAttemptEnd',
+    LUA_FOLDER,
+    1,
+    replies.integer,
+  ),
+};
 
 const num = (v: string | undefined) => (v === undefined || v === '' ? undefined : Number(v));
 const isState = (v: string | undefined): v is CallState => CALL_STATES.some((s) => s === v);
@@ -201,7 +218,7 @@ const REPLICA_COUNT_MAX_AGE_MS = 1000;
  */
 export class CallStore {
   readonly keys: DialerKeys;
-  private readonly redis: Redis & StoreCommands;
+  private readonly redis: Redis;
   /** Leases of calls in progress (DIAL_MAX_ACTIVE_CALLS): a call's terminal outcome gives its lease back. */
   private readonly leases: ActiveCallLeases;
 
@@ -219,7 +236,7 @@ export class CallStore {
     } = {},
   ) {
     this.keys = dialerKeys(prefix);
-    this.redis = defineCommands(redis);
+    this.redis = redis;
     this.leases = new ActiveCallLeases(redis, prefix);
   }
 
@@ -230,14 +247,10 @@ export class CallStore {
     const args = calls.flatMap((c) => [c.callId, c.phoneNumber, JSON.stringify(c.metadata)]);
     // The index lives outside the campaign's hash slot, so it is a second command, sent alongside the script.
     const [statuses] = await Promise.all([
-      this.redis.dialerCreateCalls(
-        2 + recordKeys.length,
-        this.keys.campaignCounters(campaignId),
-        this.keys.campaignCalls(campaignId),
-        ...recordKeys,
-        this.clock.now(),
-        campaignId,
-        ...args,
+      scripts.createCalls.run(
+        this.redis,
+        [this.keys.campaignCounters(campaignId), this.keys.campaignCalls(campaignId), ...recordKeys],
+        [this.clock.now(), campaignId, ...args],
       ),
       this.redis.sadd(this.keys.campaignIndex(), campaignId),
     ]);
@@ -259,16 +272,10 @@ export class CallStore {
       attempts: '0',
       createdAt: String(now),
     };
-    const state = await this.redis.dialerBeginAttempt(
-      3,
-      this.keys.callRecord(job.campaignId, job.callId),
-      this.keys.campaignCounters(job.campaignId),
-      this.keys.campaignCalls(job.campaignId),
-      attempt,
-      room,
-      now,
-      JSON.stringify(missing),
-      options.dialSent ? '1' : '0',
+    const state = await scripts.beginAttempt.run(
+      this.redis,
+      [this.keys.callRecord(job.campaignId, job.callId), this.keys.campaignCounters(job.campaignId), this.keys.campaignCalls(job.campaignId)],
+      [attempt, room, now, JSON.stringify(missing), options.dialSent ? '1' : '0'],
     );
     if (state === 'missing') await this.redis.sadd(this.keys.campaignIndex(), job.campaignId);
     return state === 'missing' || isState(state) ? state : 'missing';
@@ -299,14 +306,7 @@ export class CallStore {
     next: 'in_call' | 'waiting_retry' | 'dialing',
     result: AttemptResult,
   ): Promise<void> {
-    await this.redis.dialerEndAttempt(
-      1,
-      this.keys.callRecord(campaignId, callId),
-      attempt,
-      next,
-      this.clock.now(),
-      JSON.stringify(result),
-    );
+    await scripts.endAttempt.run(this.redis, [this.keys.callRecord(campaignId, callId)], [attempt, next, this.clock.now(), JSON.stringify(result)]);
   }
 
   /**
@@ -323,19 +323,10 @@ export class CallStore {
     backoffKey: string,
     window: DialStartWindow,
   ): Promise<DialClaim> {
-    const [status, n] = await this.redis.dialerClaimDial(
-      4,
-      this.keys.callRecord(campaignId, callId),
-      lock.key,
-      backoffKey,
-      window.logKey,
-      attempt,
-      lock.token,
-      this.clock.now(),
-      window.limit,
-      window.windowUs,
-      window.member,
-      window.keepUs,
+    const [status, n] = await scripts.claimDial.run(
+      this.redis,
+      [this.keys.callRecord(campaignId, callId), lock.key, backoffKey, window.logKey],
+      [attempt, lock.token, this.clock.now(), window.limit, window.windowUs, window.member, window.keepUs],
     );
     switch (status) {
       case 'ok':
@@ -397,7 +388,7 @@ export class CallStore {
 
   /** Takes back claimDial's mark when the CreateSIPParticipant surely never went out; false if not this holder's. */
   async releaseDial(campaignId: string, callId: string, attempt: number, lock: { key: string; token: string }): Promise<boolean> {
-    const released = await this.redis.dialerReleaseDial(2, this.keys.callRecord(campaignId, callId), lock.key, attempt, lock.token);
+    const released = await scripts.releaseDial.run(this.redis, [this.keys.callRecord(campaignId, callId), lock.key], [attempt, lock.token]);
     return released === 1;
   }
 
@@ -515,7 +506,7 @@ export class CallStore {
       endedAt: observation.endedAt,
       at: this.clock.now(),
     };
-    const applied = await this.redis.dialerObserveAttemptEnd(1, this.keys.callRecord(campaignId, callId), attempt, JSON.stringify(stored));
+    const applied = await scripts.observeAttemptEnd.run(this.redis, [this.keys.callRecord(campaignId, callId)], [attempt, JSON.stringify(stored)]);
     return applied === 1;
   }
 
@@ -550,20 +541,20 @@ export class CallStore {
     fields.details = JSON.stringify(details);
     const now = this.clock.now();
     const missing = { callId, campaignId, phoneNumber, metadata: '{}', attempts: String(result.attempt ?? 0), createdAt: String(now) };
-    const reply = await this.redis.dialerApplyTerminal(
-      3,
-      this.keys.callRecord(campaignId, callId),
-      this.keys.campaignCounters(campaignId),
-      this.keys.campaignCalls(campaignId),
-      outcome,
+    const reply = await scripts.applyTerminal.run(
+      this.redis,
+      [this.keys.callRecord(campaignId, callId), this.keys.campaignCounters(campaignId), this.keys.campaignCalls(campaignId)],
+      [
+        outcome,
       now,
       JSON.stringify(fields),
       JSON.stringify(missing),
       (transition?.from ?? []).join(','),
       (transition?.fromAtLatestAttempt ?? []).join(','),
       result.attempt ?? '',
-      Math.max(0, Math.round(options.retentionS ?? 0)),
-      (transition?.fromBeforeDialSent ?? []).join(','),
+        Math.max(0, Math.round(options.retentionS ?? 0)),
+        (transition?.fromBeforeDialSent ?? []).join(','),
+      ],
     );
     if (reply === 1 || reply === 0) {
       // The call is over: its lease of a call in progress goes back (a no-op without one). A crash between the script

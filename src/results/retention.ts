@@ -11,10 +11,10 @@
  *   outcome watchdog) so no copy of the number, metadata or transcript stays behind. Calls in flight are never
  *   touched. A campaign left with no call on record is removed (for `--before`, only if its counters count nothing).
  */
-import { readFileSync } from 'node:fs';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { dialerKeys, type DialerKeys } from '../core/keys.js';
+import { LuaScript, replies, type ScriptArg } from '../core/luaScript.js';
 import { CALLS_QUEUE, CALL_RESULTS_QUEUE } from '../core/queues.js';
 import { HOUR, SECOND } from '../core/time.js';
 import { OUTCOME_WATCHDOG_QUEUE } from './outcomeWatchdog.js';
@@ -53,25 +53,28 @@ export interface PurgeSummary {
   jobsRemoved: number;
 }
 
-interface RetentionCommands {
-  dialerPurgeCalls(...args: (string | number)[]): Promise<[string[], string[], number]>;
-  dialerCompactCallList(...args: (string | number)[]): Promise<number>;
-  dialerDropEmptyCampaign(...args: (string | number)[]): Promise<number>;
-}
+const LUA_FOLDER = new URL('../core/lua/', import.meta.url);
 
-const script = (name: string) => readFileSync(new URL(`../core/lua/${name}.lua`, import.meta.url), 'utf8');
+/** `[purged call ids, ids already gone, calls still in flight]`, as purgeCalls.lua answers. */
+type PurgeReply = [string[], string[], number];
+const purgeReply = (reply: unknown): PurgeReply | undefined => {
+  if (!Array.isArray(reply) || reply.length !== 3) return undefined;
+  const [purged, gone, flying]: unknown[] = reply;
+  const strings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+  return strings(purged) && strings(gone) && typeof flying === 'number' ? [purged, gone, flying] : undefined;
+};
 
-function withCommands(redis: Redis): Redis & RetentionCommands {
-  const commands: [keyof RetentionCommands, string][] = [
-    ['dialerPurgeCalls', 'purgeCalls'],
-    ['dialerCompactCallList', 'compactCallList'],
-    ['dialerDropEmptyCampaign', 'dropEmptyCampaign'],
-  ];
-  for (const [command, file] of commands) {
-    if (!(command in redis)) redis.defineCommand(command, { lua: script(file) });
-  }
-  return redis as Redis & RetentionCommands;
-}
+/** The retention scripts (src/core/lua), with their keys and arguments; see each file's header. */
+const scripts = {
+  purgeCalls: new LuaScript<readonly string[], readonly ScriptArg[], PurgeReply>('purgeCalls', LUA_FOLDER, 'variable', purgeReply),
+  compactCallList: new LuaScript<readonly string[], readonly string[], number>('compactCallList', LUA_FOLDER, 'variable', replies.integer),
+  dropEmptyCampaign: new LuaScript<[callList: string, counters: string, pausedHeld: string], [keepCounters: '0' | '1'], number>(
+    'dropEmptyCampaign',
+    LUA_FOLDER,
+    3,
+    replies.integer,
+  ),
+};
 
 function chunks<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
@@ -85,7 +88,7 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
  * Safe while consumers and the results worker run: each step is one Lua script that re-checks the record.
  */
 export async function purgeCalls(connection: Redis, prefix: string, request: PurgeRequest): Promise<PurgeSummary> {
-  const redis = withCommands(connection);
+  const redis = connection;
   const keys = dialerKeys(prefix);
   const campaigns = request.campaignId !== undefined ? [request.campaignId] : (await redis.smembers(keys.campaignIndex())).sort();
   const queues = PER_CALL_QUEUES.map((name) => new Queue(name, { connection, prefix }));
@@ -110,7 +113,7 @@ export async function purgeCalls(connection: Redis, prefix: string, request: Pur
 }
 
 async function purgeCampaign(
-  redis: Redis & RetentionCommands,
+  redis: Redis,
   keys: DialerKeys,
   campaignId: string,
   before: number | undefined,
@@ -120,36 +123,27 @@ async function purgeCampaign(
   const gone: string[] = [];
   let inFlight = 0;
   for (const batch of chunks(ids, PURGE_BATCH)) {
-    const [purgedIds, goneIds, flying] = await redis.dialerPurgeCalls(
-      1 + batch.length,
-      keys.campaignCounters(campaignId),
-      ...batch.map((id) => keys.callRecord(campaignId, id)),
-      before ?? '',
-      ...batch,
+    const [purgedIds, goneIds, flying] = await scripts.purgeCalls.run(
+      redis,
+      [keys.campaignCounters(campaignId), ...batch.map((id) => keys.callRecord(campaignId, id))],
+      [before ?? '', ...batch],
     );
     purged.push(...purgedIds);
     gone.push(...goneIds);
     inFlight += flying;
   }
   for (const batch of chunks([...purged, ...gone], COMPACT_BATCH)) {
-    await redis.dialerCompactCallList(
-      1 + batch.length,
-      keys.campaignCalls(campaignId),
-      ...batch.map((id) => keys.callRecord(campaignId, id)),
-      ...batch,
-    );
+    await scripts.compactCallList.run(redis, [keys.campaignCalls(campaignId), ...batch.map((id) => keys.callRecord(campaignId, id))], batch);
   }
   return { purged, inFlight };
 }
 
 /** Removes the campaign's keys and index entries when no call is left on record; true if removed. */
-async function dropIfEmpty(redis: Redis & RetentionCommands, keys: DialerKeys, campaignId: string, wholeCampaign: boolean): Promise<boolean> {
-  const dropped = await redis.dialerDropEmptyCampaign(
-    3,
-    keys.campaignCalls(campaignId),
-    keys.campaignCounters(campaignId),
-    keys.pausedHeld(campaignId),
-    wholeCampaign ? '0' : '1',
+async function dropIfEmpty(redis: Redis, keys: DialerKeys, campaignId: string, wholeCampaign: boolean): Promise<boolean> {
+  const dropped = await scripts.dropEmptyCampaign.run(
+    redis,
+    [keys.campaignCalls(campaignId), keys.campaignCounters(campaignId), keys.pausedHeld(campaignId)],
+    [wholeCampaign ? '0' : '1'],
   );
   if (dropped !== 1) return false;
   await redis.multi().srem(keys.campaignIndex(), campaignId).srem(keys.pausedCampaigns(), campaignId).exec();

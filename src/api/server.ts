@@ -28,6 +28,7 @@ import type { Route } from './route.js';
 import { CALL_BODY_MAX_BYTES, callRoutes } from './routes/calls.js';
 import { campaignRoutes } from './routes/campaigns.js';
 import { campaignObjectRoutes } from './routes/campaignObjects.js';
+import { scheduleRoutes } from './routes/schedules.js';
 import { healthRoutes } from './routes/health.js';
 import { authenticate, parseApiTokens, type ApiToken, type Scope } from './tokens.js';
 
@@ -249,7 +250,7 @@ export async function buildApiApp(ctx: ApiContext, tokens: readonly ApiToken[], 
     return sendProblem(reply, request, problem);
   });
 
-  const routes: Route[] = [...callRoutes(ctx), ...campaignRoutes(ctx), ...campaignObjectRoutes(ctx)];
+  const routes: Route[] = [...callRoutes(ctx), ...campaignRoutes(ctx), ...campaignObjectRoutes(ctx), ...scheduleRoutes(ctx)];
   let document: Record<string, unknown> | undefined;
   routes.push(...healthRoutes(ctx, () => (document ??= buildOpenApiDocument(routes, { version: API_VERSION }))));
 

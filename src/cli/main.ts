@@ -33,6 +33,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'report', summary: 'show a campaign: totals by outcome and each call (--json, --csv)', load: async () => (await import('./reportCommand.js')).registerReportCommand },
   { name: 'call', args: '<callId>', summary: 'show one call: number, attempts, outcome, transcript, summary', load: async () => (await import('./callCommand.js')).registerCallCommand },
   { name: 'campaign', args: '<action>', summary: 'campaign objects: create, list, show, update, pause, resume, cancel, archive', load: async () => (await import('./campaignObjectCommands.js')).registerCampaignObjectCommands },
+  { name: 'schedule', args: '<action>', summary: 'recurring calls: cron schedules with a time zone (create, list, remove, run)', load: async () => (await import('./scheduleCommands.js')).registerScheduleCommands },
   { name: 'cancel', args: '[callIds...]', summary: 'cancel calls not yet ringing', load: campaigns },
   { name: 'pause', summary: 'pause a campaign: calls not yet ringing wait', load: campaigns },
   { name: 'resume', summary: 'resume a paused campaign', load: campaigns },

@@ -145,6 +145,12 @@ describe('/openapi.json', () => {
     await run('POST', '/v1/campaigns/{id}/archive', `/v1/campaigns/${defined}/cancel`.replace('/cancel', '/archive'), { token: 'admin' });
     await run('PATCH', '/v1/campaigns/{id}', `/v1/campaigns/${defined}`, { token: 'admin', body: { cps: 1 } });
 
+    await run('POST', '/v1/schedules', '/v1/schedules', { token: 'admin', body: { id: defined, cron: '0 9 * * mon', calls: [{ phone_number: '+14155550907' }] } });
+    await run('POST', '/v1/schedules', '/v1/schedules', { token: 'admin', body: { id: defined, cron: 'never', calls: [{ phone_number: '+14155550907' }] } });
+    await run('GET', '/v1/schedules', '/v1/schedules', { token: 'read' });
+    await run('DELETE', '/v1/schedules/{id}', `/v1/schedules/${defined}`, { token: 'admin' });
+    await run('DELETE', '/v1/schedules/{id}', `/v1/schedules/${defined}`, { token: 'admin' });
+
     await run('GET', '/healthz', '/healthz');
     await run('GET', '/readyz', '/readyz');
     await run('GET', '/openapi.json', '/openapi.json');
@@ -183,6 +189,11 @@ describe('/openapi.json', () => {
         'PATCH /v1/campaigns/{id} 200',
         'PATCH /v1/campaigns/{id} 409',
         'POST /v1/campaigns/{id}/archive 200',
+        'POST /v1/schedules 200',
+        'POST /v1/schedules 400',
+        'GET /v1/schedules 200',
+        'DELETE /v1/schedules/{id} 200',
+        'DELETE /v1/schedules/{id} 404',
         'GET /healthz 200',
         'GET /readyz 503',
         'GET /openapi.json 200',

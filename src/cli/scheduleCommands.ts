@@ -1,0 +1,75 @@
+/** `dialer schedule create|list|remove|run`: recurring calls (src/schedules). */
+import type { Command } from 'commander';
+import { CallSchedules, startScheduleWorker, type ScheduleView } from '../schedules/callSchedules.js';
+import { InvalidInputError } from '../core/errors.js';
+import { handleShutdownSignals } from '../core/shutdownSignals.js';
+import { action, cliContext, withRedis } from './cliContext.js';
+
+function withSchedules<T>(body: (schedules: CallSchedules) => Promise<T>): Promise<T> {
+  const { config } = cliContext();
+  return withRedis(config, async (redis) => {
+    const schedules = new CallSchedules(redis, config.queuePrefix);
+    try {
+      return await body(schedules);
+    } finally {
+      await schedules.close();
+    }
+  });
+}
+
+function line(s: ScheduleView): string {
+  const next = s.next_at === undefined ? '-' : new Date(s.next_at).toISOString();
+  return `${s.id}\t${s.cron}\t${s.time_zone}\t${s.campaign_id}\t${s.calls.length} call(s)\tnext ${next}\n`;
+}
+
+export function registerScheduleCommands(program: Command): void {
+  const schedule = program.command('schedule').description('recurring calls: cron schedules with a time zone; each firing enqueues its calls once');
+  schedule
+    .command('create')
+    .argument('<id>', 'schedule id (creating an existing id replaces it)')
+    .requiredOption('--cron <pattern>', 'cron pattern, e.g. "0 9 * * mon" (an optional leading seconds field)')
+    .option('--time-zone <zone>', 'IANA time zone the pattern is read in', 'UTC')
+    .option('--campaign <id>', 'campaign of the calls')
+    .option('--number <number...>', 'number(s) to call at each firing')
+    .option('--profile <name>', 'agent profile of the calls')
+    .option('--json', 'print the schedule as JSON')
+    .action(
+      action(async (id: string, opts: { cron: string; timeZone: string; campaign?: string; number?: string[]; profile?: string; json?: boolean }) => {
+        if (!opts.number?.length) throw new InvalidInputError('--number: give at least one number to call');
+        const view = await withSchedules((s) =>
+          s.upsert({ id, cron: opts.cron, time_zone: opts.timeZone, campaign_id: opts.campaign, agent_profile: opts.profile, calls: opts.number?.map((n) => ({ phone_number: n })) }),
+        );
+        process.stdout.write(opts.json ? `${JSON.stringify(view)}\n` : line(view));
+      }),
+    );
+  schedule
+    .command('list')
+    .option('--json', 'JSON lines')
+    .action(
+      action(async (opts: { json?: boolean }) => {
+        for (const s of await withSchedules((schedules) => schedules.list())) process.stdout.write(opts.json ? `${JSON.stringify(s)}\n` : line(s));
+      }),
+    );
+  schedule
+    .command('remove')
+    .argument('<id>')
+    .action(
+      action(async (id: string) => {
+        const removed = await withSchedules((s) => s.remove(id));
+        if (!removed) throw new InvalidInputError(`no schedule ${id}`);
+        process.stdout.write(`removed ${id}\n`);
+      }),
+    );
+  schedule
+    .command('run')
+    .description('process the schedules\' firings until SIGTERM/SIGINT (run one or more)')
+    .action(
+      action(async () => {
+        const { config, logger } = cliContext();
+        const handle = startScheduleWorker({ config, logger });
+        handleShutdownSignals({ drain: () => handle.close(), force: () => handle.close() }, logger);
+        await handle.worker.waitUntilReady();
+        logger.info('schedule worker running');
+      }),
+    );
+}

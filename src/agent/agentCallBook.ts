@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { CallStore, type AttemptEndObservation, type CallIdentity } from '../core/callStore.js';
 import type { Logger } from '../core/logger.js';
 import { MINUTE, type Clock } from '../core/time.js';
-import { OutcomeWatchdog } from '../results/outcomeWatchdog.js';
+import { OutcomeWatchdog } from '../core/outcomeWatchdogQueue.js';
 
 /** The watchdog fires this long after a call's own maximum duration at the earliest, so it never ends a live call. */
 const WATCHDOG_MARGIN_MS = 5 * MINUTE;

@@ -1,58 +1,10 @@
-import { Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { z } from 'zod';
 import type { CallStore } from '../core/callStore.js';
 import type { Logger } from '../core/logger.js';
-import { idSchema } from '../core/queues.js';
+import { OUTCOME_WATCHDOG_QUEUE, watchdogSchema, type WatchdogJob } from '../core/outcomeWatchdogQueue.js';
 import type { ResultReporter } from '../core/reportResult.js';
 import { SECOND, type Clock } from '../core/time.js';
-
-/** Internal queue: one delayed check per connected call (not part of the outside contract). */
-export const OUTCOME_WATCHDOG_QUEUE = 'call-outcome-watchdog';
-const WATCHDOG_RETENTION_S = 24 * 60 * 60;
-const WATCHDOG_CHECK_ATTEMPTS = 5;
-const WATCHDOG_RETRY_BASE_MS = 1000;
-
-const watchdogSchema = z.object({
-  callId: idSchema,
-  campaignId: idSchema,
-  attempt: z.number().int().positive(),
-  timeoutMs: z.number().int().positive(),
-});
-type WatchdogJob = z.infer<typeof watchdogSchema>;
-
-/** Arms the check that ends a connected call as `failed` if its agent never reports (jobId = call id: armed once). */
-export class OutcomeWatchdog {
-  private readonly queue: Queue<WatchdogJob>;
-  private closed = false;
-
-  constructor(
-    connection: ConnectionOptions,
-    prefix: string,
-    private readonly timeoutMs: number,
-  ) {
-    this.queue = new Queue<WatchdogJob>(OUTCOME_WATCHDOG_QUEUE, { connection, prefix });
-  }
-
-  /** Called when a call connects; `timeoutMs` overrides the default for a call known to run longer. */
-  async arm(call: Omit<WatchdogJob, 'timeoutMs'>, timeoutMs = this.timeoutMs): Promise<void> {
-    await this.queue.add('check', { ...call, timeoutMs }, {
-      jobId: call.callId,
-      delay: timeoutMs,
-      attempts: WATCHDOG_CHECK_ATTEMPTS,
-      backoff: { type: 'exponential', delay: WATCHDOG_RETRY_BASE_MS },
-      removeOnComplete: { age: WATCHDOG_RETENTION_S },
-      removeOnFail: { age: WATCHDOG_RETENTION_S },
-    });
-  }
-
-  /** Idempotent. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await this.queue.close();
-  }
-}
 
 /**
  * Runs the checks: a call still `in_call` when its check fires is reported `failed` by `watchdog` (a no-op if the

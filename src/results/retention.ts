@@ -17,7 +17,7 @@ import { dialerKeys, type DialerKeys } from '../core/keys.js';
 import { LuaScript, replies, type ScriptArg } from '../core/luaScript.js';
 import { CALLS_QUEUE, CALL_RESULTS_QUEUE } from '../core/queues.js';
 import { HOUR, SECOND } from '../core/time.js';
-import { OUTCOME_WATCHDOG_QUEUE } from './outcomeWatchdog.js';
+import { OUTCOME_WATCHDOG_QUEUE } from '../core/outcomeWatchdogQueue.js';
 import { WEBHOOKS_QUEUE } from './webhooks.js';
 
 export const DAY = 24 * HOUR;

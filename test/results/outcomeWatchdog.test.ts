@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CallStore } from '../../src/core/callStore.js';
 import { createLogger } from '../../src/core/logger.js';
 import { systemClock } from '../../src/core/time.js';
-import { OUTCOME_WATCHDOG_QUEUE, OutcomeWatchdog } from '../../src/results/outcomeWatchdog.js';
+import { OUTCOME_WATCHDOG_QUEUE, OutcomeWatchdog } from '../../src/core/outcomeWatchdogQueue.js';
 import { startResultsWorker, type ResultsWorkerHandle } from '../../src/results/resultsWorker.js';
 import { expectNoLeakedHandles, openNetworkHandles } from '../helpers/openHandles.js';
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';

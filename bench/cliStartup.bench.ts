@@ -1,68 +1,22 @@
 /**
  * Start-up of the `dialer` command (bin/dialer.mjs) as people run it: wall time and peak RSS of `dialer --help` and
  * of `dialer enqueue <number>` (a real enqueue into Redis, under a prefix of its own that is deleted afterwards),
- * each run RUNS times, median reported. It builds dist/ first when src/ is newer, so it measures the installed path;
- * `node -e 0` is measured alongside as this machine's floor, and one run from source (tsx) for comparison.
+ * each run RUNS times, median reported. It builds dist/ first when src/ is newer, so it measures the installed path
+ * (the bundled command line, dist/cli-bundle/); `node -e 0` is measured alongside as this machine's floor, the
+ * unbundled build (dist/cli/main.js) side by side, and one run from source (tsx) for comparison.
  *
  *   npm run bench:cli            # REDIS_URL, else 127.0.0.1:6379
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
+import { BIN, ROOT, ensureBuilt, measure as measureNode, type Run } from './cliProcess.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const BIN = `${ROOT}bin/dialer.mjs`;
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PREFIX = `bench-cli-${process.pid}`;
 /** Goals from the issue: --help under 0.3 s, enqueue under 0.8 s, both under 100 MB. */
 const GOALS = { help: 0.3, enqueue: 0.8, rssMb: 100 };
-/** Written to stderr by the preload below when the measured process exits: its peak RSS in kB. */
-const RSS_MARK = '__dialer_bench_max_rss_kb=';
-const RSS_PRELOAD = `data:text/javascript,process.on('exit',()=>process.stderr.write('${RSS_MARK}'+process.resourceUsage().maxRSS+'\\n'))`;
 
-interface Run {
-  seconds: number;
-  rssMb: number;
-  code: number | null;
-}
-
-function newest(dir: string): number {
-  let max = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (e.isFile()) max = Math.max(max, statSync(`${e.parentPath}/${e.name}`).mtimeMs);
-  }
-  return max;
-}
-
-/** Builds dist/ when it is missing or older than src/ (what bin/dialer.mjs checks before using it). */
-function ensureBuilt(): void {
-  const stamp = `${ROOT}dist/.build-stamp`;
-  if (existsSync(stamp) && newest(`${ROOT}src`) <= statSync(stamp).mtimeMs) return;
-  const built = spawnSync(process.execPath, [`${ROOT}scripts/build.mjs`], { stdio: 'inherit' });
-  if (built.status !== 0) throw new Error('build failed');
-}
-
-function measure(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const child = spawn(process.execPath, ['--import', RSS_PRELOAD, ...args], {
-      cwd: ROOT,
-      env: { ...process.env, REDIS_URL, QUEUE_PREFIX: PREFIX, LOG_LEVEL: 'warn', ...env },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.once('error', reject);
-    child.once('close', (code) => {
-      const seconds = (performance.now() - started) / 1000;
-      const kb = Number(new RegExp(`${RSS_MARK}(\\d+)`).exec(stderr)?.[1] ?? Number.NaN);
-      if (code !== 0) process.stderr.write(stderr.replace(new RegExp(`${RSS_MARK}\\d+\\n`), ''));
-      resolve({ seconds, rssMb: kb / 1024, code });
-    });
-  });
-}
+const measure = (args: string[], env: Record<string, string> = {}): Promise<Run> => measureNode(args, { REDIS_URL, QUEUE_PREFIX: PREFIX, ...env });
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -94,6 +48,9 @@ try {
   await series('node -e 0 (floor)', () => ['-e', '0']);
   const help = await series('dialer --help', () => [BIN, '--help']);
   const enqueue = await series('dialer enqueue', () => [BIN, 'enqueue', number(), '--campaign', 'bench']);
+  // the same build without the bundle (dist/cli/main.js: hundreds of modules resolved and compiled at start)
+  const unbundled = await series('enqueue, unbundled build', () => [`${ROOT}dist/cli/main.js`, 'enqueue', number(), '--campaign', 'bench']);
+  console.log(`${'bundle / unbundled'.padEnd(28)} ${(enqueue.seconds / unbundled.seconds).toFixed(2)} of the time, ${(enqueue.rssMb / unbundled.rssMb).toFixed(2)} of the RSS`);
   const fromSource = await measure([BIN, 'enqueue', number(), '--campaign', 'bench'], { DIALER_FROM_SOURCE: '1' });
   console.log(`${'dialer enqueue (tsx, 1 run)'.padEnd(28)} ${fromSource.seconds.toFixed(3)} s, RSS ${fromSource.rssMb.toFixed(0)} MB`);
   const ok = help.seconds < GOALS.help && enqueue.seconds < GOALS.enqueue && Math.max(help.rssMb, enqueue.rssMb) < GOALS.rssMb;

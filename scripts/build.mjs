@@ -3,11 +3,31 @@
 // and `npm install` run it as `prepare`; run it again with `npm run build` after editing src/ (bin/dialer.mjs falls
 // back to tsx while dist/ is older than src/). Transpiles only (`tsc --noCheck`): `npm run typecheck` checks types.
 // Without TypeScript installed (`npm ci --omit=dev`) it builds nothing and the command runs through tsx.
+//
+// Then it bundles the command line (dist/cli/main.js and the command modules it imports lazily) with esbuild into
+// dist/cli-bundle/: `dialer enqueue` otherwise spends most of its start-up resolving and compiling several hundred ES
+// and CommonJS modules of bullmq, ioredis, zod and libphonenumber-js. bin/dialer.mjs runs the bundle when it is
+// there, else dist/cli/main.js. EXTERNAL_PACKAGES and UNBUNDLED_COMMAND_MODULES say what stays outside, and why.
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+/**
+ * Packages left outside the bundle, imported from node_modules as before: native or optional ones, ones that find
+ * files of their own at run time (agents-js starts its job processes from its own files), and the heavy ones only
+ * the long-running commands (consumer, serve, agent) load, whose start-up does not matter.
+ */
+const EXTERNAL_PACKAGES = ['@livekit/', 'livekit-server-sdk', '@bufbuild/', 'fastify', '@fastify/', 'pg', '@valkey/', 'tsx', 'esbuild'];
+/**
+ * Command modules that run agents-js in the dialer process (the demo's simulated agent): they stay unbundled, as
+ * dist/cli/ has them, so agents-js and our tool schemas share node_modules' one copy of zod. The build fails when a
+ * bundled module imports agents-js, naming the module to add here.
+ */
+const UNBUNDLED_COMMAND_MODULES = ['./demoCommand.js'];
+
+const isExternalPackage = (specifier) => EXTERNAL_PACKAGES.some((p) => (p.endsWith('/') ? specifier.startsWith(p) : specifier === p || specifier.startsWith(`${p}/`)));
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const startedAt = new Date();
@@ -19,8 +39,11 @@ try {
   process.exit(0);
 }
 
-// built beside dist/ and moved into place at the end, so a dialer starting meanwhile never sees half a build
-const staging = join(root, `dist.build-${process.pid}`);
+// `--out <dir>` builds elsewhere (test/cli/bundle.test.ts builds beside dist/, never over it)
+const outFlag = process.argv.indexOf('--out');
+const dist = outFlag === -1 ? join(root, 'dist') : resolve(process.argv[outFlag + 1] ?? 'dist');
+// built beside the output and moved into place at the end, so a dialer starting meanwhile never sees half a build
+const staging = `${dist}.build-${process.pid}`;
 rmSync(staging, { recursive: true, force: true });
 const compiled = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json'), '--noCheck', '--outDir', staging], { stdio: 'inherit' });
 if (compiled.status !== 0) {
@@ -37,10 +60,70 @@ for (const entry of readdirSync(src, { recursive: true, withFileTypes: true })) 
   mkdirSync(dirname(to), { recursive: true });
   cpSync(from, to);
 }
+try {
+  await bundleCli(staging);
+} catch (err) {
+  rmSync(staging, { recursive: true, force: true });
+  process.stderr.write(`dialer build failed (bundling the command line): ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+}
+
 // the stamp carries the build's start time: a file edited while tsc ran is newer, so the build counts as stale
 const stamp = join(staging, '.build-stamp');
 writeFileSync(stamp, `${startedAt.toISOString()}\n`);
 utimesSync(stamp, startedAt, startedAt);
-const dist = join(root, 'dist');
 if (existsSync(dist)) rmSync(dist, { recursive: true, force: true });
 renameSync(staging, dist);
+
+/** Bundles `${built}/cli/main.js` into `${built}/cli-bundle/`; skipped (with a note) when esbuild is not installed. */
+async function bundleCli(built) {
+  let esbuild;
+  try {
+    esbuild = await import('esbuild');
+  } catch {
+    process.stderr.write('dialer build: esbuild is not installed; the command runs the unbundled build (slower start)\n');
+    return;
+  }
+  const outdir = join(built, 'cli-bundle');
+  const result = await esbuild.build({
+    entryPoints: [join(built, 'cli', 'main.js')],
+    bundle: true,
+    splitting: true, // each command's modules stay a chunk of their own, loaded only when that command runs
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    outdir,
+    // flat: every output file sits in cli-bundle/, one level below dist/, which the import.meta.url rewrite relies on
+    entryNames: '[name]',
+    chunkNames: '[name]-[hash]',
+    metafile: true,
+    logLevel: 'warning',
+    // bundled CommonJS packages require() Node's built-ins and the packages left outside
+    banner: { js: "import { createRequire as __dialerCreateRequire } from 'node:module'; const require = __dialerCreateRequire(import.meta.url);" },
+    plugins: [
+      {
+        name: 'dialer',
+        setup(build) {
+          build.onResolve({ filter: /^[^./]/ }, (args) => (args.path.startsWith('node:') || isExternalPackage(args.path) ? { external: true } : undefined));
+          build.onResolve({ filter: /^\.\/[A-Za-z]+Command\.js$/ }, (args) =>
+            UNBUNDLED_COMMAND_MODULES.includes(args.path) && args.importer === join(built, 'cli', 'main.js') ? { path: `../cli/${args.path.slice(2)}`, external: true } : undefined,
+          );
+          // Our modules find files beside themselves (Lua scripts, profiles.json, the agent's entry point) through
+          // import.meta.url; in the bundle that would name the chunk. Each module's import.meta.url is made the URL
+          // of its unbundled twin in dist/, where those relative paths hold (the build copies the Lua files there).
+          build.onLoad({ filter: /\.js$/ }, (args) => {
+            if (!args.path.startsWith(built + sep) || args.path.startsWith(outdir + sep)) return undefined;
+            const text = readFileSync(args.path, 'utf8');
+            if (!text.includes('import.meta.url')) return undefined;
+            const twin = JSON.stringify(relative(outdir, args.path).split(sep).join('/'));
+            return { contents: text.replaceAll('import.meta.url', `new URL(${twin}, import.meta.url).href`), loader: 'js' };
+          });
+        },
+      },
+    ],
+  });
+  for (const [file, output] of Object.entries(result.metafile.outputs)) {
+    const agents = output.imports.find((i) => i.external && /^@livekit\/(agents|rtc-node)/.test(i.path));
+    if (agents) throw new Error(`${file} (bundled) imports ${agents.path}: list its command module in UNBUNDLED_COMMAND_MODULES`);
+  }
+}

@@ -15,20 +15,26 @@ import { SECOND, systemClock, type Clock } from '../core/time.js';
 import { dialAttempt, type DialAttemptResult, type DialDeps } from './dialAttempt.js';
 import {
   ACTIVE_LEASE_LOCK_DURATIONS,
+  checkCampaignGate,
   checkDialGates,
   keepLeaseAlive,
+  type GateDecision,
   loadProfileCatalog,
   waitForActiveCallLease,
   type ActiveCallGateDeps,
   type DialGateDeps,
 } from './dialGates.js';
 import { ActiveCallLeases, ANSWERED_LEASE_MARGIN_MS } from '../core/activeCallLeases.js';
+import { CampaignRate } from '../campaigns/campaignRate.js';
+import { effectiveCps, type Campaign } from '../campaigns/campaignSchema.js';
+import { CampaignStore } from '../campaigns/campaignStore.js';
+import type { RetryDelays } from '../core/config.js';
 import { CallEndedError, MalformedCallJobError, RetryDialError } from './dialErrors.js';
 import { DialRateLimiter } from './dialRateLimiter.js';
 import { StallGauge } from './stallGauge.js';
 import { retryDelayMs } from './retryPolicy.js';
 import { PlatformBackoff } from './platformBackoff.js';
-import { OutcomeWatchdog } from '../core/outcomeWatchdogQueue.js';
+import { OutcomeWatchdog } from '../results/outcomeWatchdog.js';
 
 /** A job's data as found on `calls`: ours (CallJob) or another service's; parseCallJob validates it. */
 type PushedJobData = Record<string, unknown>;
@@ -163,11 +169,27 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     reporter.report({ ...result, reportedBy: 'consumer', endedAt: clock.now() });
 
   const activeCap = config.dial.activeCalls;
-  const leases = activeCap ? new ActiveCallLeases(connection, config.queuePrefix) : undefined;
+  const leases = new ActiveCallLeases(connection, config.queuePrefix);
+  const campaigns = new CampaignStore(connection, config.queuePrefix, clock);
+  const campaignRate = new CampaignRate(connection, config.queuePrefix);
+  /** A campaign's retry delays over the global ones (DIAL_RETRY_DELAY_*_S). */
+  const retryDelaysOf = (campaign: Campaign | undefined): RetryDelays => {
+    const own = campaign?.retry_delays_s;
+    const global = config.dial.retryDelays;
+    if (!own) return global;
+    return {
+      busyMs: own.busy === undefined ? global.busyMs : own.busy * SECOND,
+      noAnswerMs: own.no_answer === undefined ? global.noAnswerMs : own.no_answer * SECOND,
+      failedMs: own.failed === undefined ? global.failedMs : own.failed * SECOND,
+    };
+  };
   const leaseTtlMs = ACTIVE_LEASE_LOCK_DURATIONS * config.dial.lockDurationMs;
   const answeredLeaseTtlMs = config.dial.outcomeTimeoutMs + ANSWERED_LEASE_MARGIN_MS;
-  const leaseGate = (): ActiveCallGateDeps | undefined =>
-    leases && activeCap ? { leases, limit: activeCap.max - activeCap.reservedInbound, ttlMs: leaseTtlMs, clock, random } : undefined;
+  /** The lease gate of a call: the global cap and its campaign's own (undefined: neither is set, no lease taken). */
+  const leaseGate = (campaign: Campaign | undefined): ActiveCallGateDeps | undefined =>
+    activeCap || campaign?.max_active_calls
+      ? { leases, limit: activeCap ? activeCap.max - activeCap.reservedInbound : 0, campaignLimit: campaign?.max_active_calls, ttlMs: leaseTtlMs, clock, random }
+      : undefined;
 
   /**
    * After the attempt: an answered call keeps its lease until its outcome (renewed to outlive the outcome watchdog);
@@ -175,7 +197,6 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
    * could not be asked) keeps it until its time to live runs out or its next run renews it.
    */
   const settleLease = async (call: CallJob, result: DialAttemptResult, log: Logger): Promise<void> => {
-    if (!leases) return;
     try {
       switch (result.status) {
         case 'answered':
@@ -243,38 +264,55 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
       }
       throw new MalformedCallJobError(parsed.reason); // logged once, by the failed handler
     }
-    const { call } = parsed;
+    const { call: given } = parsed;
     if (!token || job.id === undefined) throw new Error('BullMQ gave no lock token or job id: the call cannot be dialed safely');
     // A job pushed straight onto `calls` without BullMQ `attempts` gets DIAL_MAX_ATTEMPTS, counted in its data.
     // (BullMQ stores a missing `attempts` as 0.) One pushed with `attempts` but not our `backoff` type is retried the
     // same way: BullMQ would retry it at once, without the retry delays (it calls backoffStrategy only for a custom type).
     const foreign = !job.opts.attempts || !job.opts.backoff;
     const attempt = (foreign ? foreignAttemptsMade(job.data) : job.attemptsMade) + 1;
-    const maxAttempts = job.opts.attempts || config.dial.maxAttempts;
-    const log = logger.child({ callId: call.callId, campaignId: call.campaignId, attempt });
+    const log = logger.child({ callId: given.callId, campaignId: given.campaignId, attempt });
     // Jobs other services push have no record yet: one exists before anything can end the call.
-    await store.createCalls(call.campaignId, [call]);
+    await store.createCalls(given.campaignId, [given]);
 
-    const gate = await checkDialGates(call, attempt, gates);
-    if (gate.kind === 'end') {
-      log.info({ reason: gate.reason }, gate.log);
-      await report({ callId: call.callId, campaignId: call.campaignId, outcome: gate.outcome, reason: gate.reason, attempt: attempt - 1 });
-      return { status: gate.outcome };
-    }
-    if (gate.kind === 'wait') {
+    // The campaign object, read afresh for every call: an edit holds from the next call any consumer takes.
+    const campaign = await campaigns.get(given.campaignId);
+    const { decision: campaignDecision, call } = checkCampaignGate(given, campaign, clock.now(), config.dial.timeZone);
+    // a campaign may only lower the attempts a job carries (BullMQ retries up to the job's own `attempts`)
+    const maxAttempts = Math.min(job.opts.attempts || config.dial.maxAttempts, campaign?.max_attempts ?? Number.POSITIVE_INFINITY);
+
+    const lockToken = token;
+    const jobId = job.id;
+    const applyGate = async (gate: Exclude<GateDecision, { kind: 'ring' }>): Promise<DialJobResult> => {
+      if (gate.kind === 'end') {
+        log.info({ reason: gate.reason }, gate.log);
+        await report({ callId: call.callId, campaignId: call.campaignId, outcome: gate.outcome, reason: gate.reason, attempt: attempt - 1 });
+        return { status: gate.outcome };
+      }
       metrics?.callsHeld.inc({ reason: gate.gate });
-      if (gate.gate === 'paused') await store.holdForPause(call.campaignId, job.id);
+      if (gate.gate === 'paused') await store.holdForPause(call.campaignId, jobId);
       if (gate.warn) log.warn({ ...gate.details, waitMs: gate.delayMs }, gate.log);
       else log.info({ ...gate.details, waitMs: gate.delayMs }, gate.log);
-      return waitWithoutAttempt(job, token, gate.delayMs);
-    }
+      return waitWithoutAttempt(job, lockToken, gate.delayMs);
+    };
+    if (campaignDecision.kind !== 'ring') return applyGate(campaignDecision);
+    const gate = await checkDialGates(call, attempt, gates);
+    if (gate.kind !== 'ring') return applyGate(gate);
 
     // While LiveKit is backed off nothing is dialed, nor asked about: the call waits, spending nothing.
     const backingOff = await backoff.remainingMs();
     if (backingOff > 0) return waitWithoutAttempt(job, token, backingOff);
 
-    // DIAL_MAX_ACTIVE_CALLS: the call waits for a lease of a call in progress before it rings, spending nothing.
-    const leaseDeps = leaseGate();
+    // The campaign's own rate (its cps, or where its ramp stands), counted apart from the global DIAL_CPS window.
+    const cps = campaign ? effectiveCps(campaign, clock.now()) : undefined;
+    if (cps !== undefined) {
+      const waitMs = await campaignRate.take(call.campaignId, cps);
+      if (waitMs > 0) return applyGate({ kind: 'wait', delayMs: waitMs, gate: 'campaign_rate', log: "campaign at its own call rate; the call waits", details: { cps } });
+    }
+
+    // DIAL_MAX_ACTIVE_CALLS and the campaign's max_active_calls: the call waits for a lease of a call in progress
+    // before it rings, spending nothing.
+    const leaseDeps = leaseGate(campaign);
     let stopRenewing: (() => void) | undefined;
     if (leaseDeps) {
       const stop = lockLost ? AbortSignal.any([draining.signal, lockLost]) : draining.signal;
@@ -287,6 +325,10 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
         if (lockLost?.aborted) return waitWithoutAttempt(job, token, REQUEUE_DELAY_MS);
         throw Worker.RateLimitError(); // draining: back to waiting, attempt not spent
       }
+      if (wait.kind === 'campaign_full') {
+        // outside the worker slot: other campaigns' calls may ring meanwhile; an edited cap holds at the next look
+        return applyGate({ kind: 'wait', delayMs: ACTIVE_CAP_RECHECK_MS, gate: 'campaign_cap', log: 'campaign at its cap of calls in progress; the call waits', details: { active: wait.active } });
+      }
       if (wait.kind !== 'held') return waitWithoutAttempt(job, token, ACTIVE_CAP_RECHECK_MS);
       stopRenewing = keepLeaseAlive(leaseDeps.leases, call, leaseDeps.ttlMs, log);
     }
@@ -296,7 +338,8 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     let result: DialAttemptResult;
     try {
       const lock = { key: worker.toKey(`${job.id}:lock`), token };
-      result = await dialAttempt(call, attempt, deps, log, { lock, draining: draining.signal, lockLost });
+      const callDeps = campaign?.trunk_id ? { ...deps, trunkId: campaign.trunk_id } : deps;
+      result = await dialAttempt(call, attempt, callDeps, log, { lock, draining: draining.signal, lockLost });
     } finally {
       stopRenewing?.();
       metrics?.callsRinging.dec();
@@ -346,7 +389,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
       log.info({ outcome: end.outcome, reason: end.reason, ...sip }, 'attempt failed; retrying later');
       if (foreign) {
         await job.updateData({ ...job.data, [FOREIGN_ATTEMPTS_FIELD]: attempt });
-        return waitWithoutAttempt(job, token, retryDelayMs(end.outcome, attempt, config.dial.retryDelays, random));
+        return waitWithoutAttempt(job, token, retryDelayMs(end.outcome, attempt, retryDelaysOf(campaign), random));
       }
       throw new RetryDialError(end.outcome, end.sipStatusCode, end.sipStatus);
     }
@@ -365,9 +408,12 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     stalledInterval: Math.max(MIN_STALLED_INTERVAL_MS, config.dial.lockDurationMs / 2),
     maxStalledCount: MAX_STALLED_COUNT,
     settings: {
-      backoffStrategy: (attemptsMade, _type, err) => {
+      backoffStrategy: async (attemptsMade, _type, err, job) => {
         const outcome = err instanceof RetryDialError ? err.outcome : 'failed';
-        return retryDelayMs(outcome, attemptsMade, config.dial.retryDelays, random);
+        const data = job?.data as Record<string, unknown> | undefined;
+        const campaignId = data?.campaignId ?? data?.campaign_id;
+        const campaign = typeof campaignId === 'string' ? await campaigns.get(campaignId).catch(() => undefined) : undefined;
+        return retryDelayMs(outcome, attemptsMade, retryDelaysOf(campaign), random);
       },
     },
   });

@@ -1,0 +1,111 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { CampaignStore } from '../../src/campaigns/campaignStore.js';
+import { ResultReporter } from '../../src/core/reportResult.js';
+import { systemClock } from '../../src/core/time.js';
+import type { LiveKitSim } from '../../src/sim/index.js';
+import { startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
+import { waitFor } from '../helpers/waitFor.js';
+
+const numbers = (count: number, base: number) => Array.from({ length: count }, (_, i) => `+1415558${String(base + i).padStart(4, '0')}`);
+
+let pipeline: TestPipeline | undefined;
+let reporter: ResultReporter | undefined;
+afterEach(async () => {
+  await reporter?.close();
+  reporter = undefined;
+  await pipeline?.close();
+  pipeline = undefined;
+});
+
+/** Stands in for the agent: reports `answered` when the callee hangs up (the consumer's room is call-<id>-<attempt>). */
+function reportHangups(sim: LiveKitSim, r: ResultReporter, campaignId: string): void {
+  sim.events.on('call_ended', (event) => {
+    const match = /^call-(.+)-(\d+)$/.exec(event.room);
+    if (!match?.[1]) return;
+    void r.report({ callId: match[1], campaignId, outcome: 'answered', attempt: Number(match[2]), reportedBy: 'agent', endedAt: Date.now() });
+  });
+}
+
+describe('campaign settings at the dialer', () => {
+  it('honours a lowered cap of calls in progress within a second', async () => {
+    const campaignId = 'cap-lowered';
+    pipeline = await startTestPipeline('campaign-cap', { network: { default: { type: 'answer', afterMs: 50, hangupAfterMs: 2500 } } });
+    const p = pipeline;
+    reporter = new ResultReporter(p.redis, p.config.queuePrefix);
+    reportHangups(p.sim, reporter, campaignId);
+    const campaigns = new CampaignStore(p.redis, p.config.queuePrefix, systemClock);
+    await campaigns.create({ id: campaignId, max_active_calls: 3 });
+    let active = 0;
+    const dialsAt: { at: number; activeBefore: number }[] = [];
+    p.sim.events.on('call_dialing', () => {
+      dialsAt.push({ at: Date.now(), activeBefore: active });
+      active += 1;
+    });
+    p.sim.events.on('call_ended', () => (active -= 1));
+    p.sim.events.on('call_failed', () => (active -= 1));
+
+    const { enqueued } = await p.producer.enqueueCalls(numbers(8, 0).map((phoneNumber) => ({ phoneNumber, campaignId })));
+    await waitFor(() => (active === 3 ? true : undefined), 15_000, 'three calls in progress');
+    await campaigns.update(campaignId, { max_active_calls: 1 });
+    const loweredAt = Date.now();
+    for (const { callId } of enqueued) await p.waitForOutcome(campaignId, callId, 60_000);
+
+    expect(Math.max(...dialsAt.map((d) => d.activeBefore))).toBeLessThanOrEqual(2); // never more than 3 at once
+    // a second after the change, a call rings only when no other call of the campaign is in progress
+    const late = dialsAt.filter((d) => d.at > loweredAt + 1000);
+    expect(late.length).toBeGreaterThan(0);
+    for (const dial of late) expect(dial.activeBefore).toBe(0);
+  });
+
+  it('ramps its rate up from from_cps to cps at the start', async () => {
+    const campaignId = 'ramped';
+    pipeline = await startTestPipeline('campaign-ramp', { env: { DIAL_CPS: '50', DIAL_CONCURRENCY: '20' }, network: { default: { type: 'answer', afterMs: 20, hangupAfterMs: 50 } } });
+    const p = pipeline;
+    reporter = new ResultReporter(p.redis, p.config.queuePrefix);
+    reportHangups(p.sim, reporter, campaignId);
+    await new CampaignStore(p.redis, p.config.queuePrefix, systemClock).create({ id: campaignId, cps: 8, ramp: { from_cps: 1, over_s: 4 } });
+    const started = Date.now();
+    const { enqueued } = await p.producer.enqueueCalls(numbers(30, 100).map((phoneNumber) => ({ phoneNumber, campaignId })));
+    for (const { callId } of enqueued) await p.waitForOutcome(campaignId, callId, 60_000);
+    const perSecond = new Array<number>(12).fill(0);
+    for (const c of p.sim.calls) {
+      const second = Math.floor((c.receivedAt - started) / 1000);
+      if (second < perSecond.length) perSecond[second] = (perSecond[second] ?? 0) + 1;
+    }
+    // second 0: about 1 (the ramp's start); by second 4 on, up to 8; never above where the ramp stands
+    expect(perSecond[0]).toBeLessThanOrEqual(2);
+    const ramp = (s: number) => Math.floor(1 + (7 * Math.min(1, (s + 1) / 4)));
+    perSecond.forEach((n, s) => expect(n, `second ${s}: ${perSecond.join(',')}`).toBeLessThanOrEqual(ramp(s) + 1));
+    expect(Math.max(...perSecond.slice(4))).toBeGreaterThanOrEqual(5);
+  });
+
+  it('ends the calls not placed by the campaign end as expired', async () => {
+    const campaignId = 'ending';
+    pipeline = await startTestPipeline('campaign-end', { network: { default: { type: 'answer', afterMs: 20, hangupAfterMs: 50 } } });
+    const p = pipeline;
+    reporter = new ResultReporter(p.redis, p.config.queuePrefix);
+    reportHangups(p.sim, reporter, campaignId);
+    const endsAt = Date.now() + 1500;
+    await new CampaignStore(p.redis, p.config.queuePrefix, systemClock).create({ id: campaignId, cps: 1, ends_at: new Date(endsAt).toISOString() });
+    const { enqueued } = await p.producer.enqueueCalls(numbers(6, 200).map((phoneNumber) => ({ phoneNumber, campaignId })));
+    const records = [];
+    for (const { callId } of enqueued) records.push(await p.waitForOutcome(campaignId, callId, 30_000));
+    const expired = records.filter((r) => r.outcome === 'expired');
+    expect(expired.length).toBeGreaterThanOrEqual(3);
+    for (const r of expired) expect(r.reason).toMatch(/campaign ending ended at/);
+    for (const c of p.sim.calls) expect(c.receivedAt).toBeLessThan(endsAt + 200);
+    expect(p.sim.calls.length + expired.length).toBe(6);
+  });
+
+  it('skips calls of a canceled campaign enqueued after the cancel', async () => {
+    const campaignId = 'called-off';
+    pipeline = await startTestPipeline('campaign-cancel');
+    const p = pipeline;
+    const campaigns = new CampaignStore(p.redis, p.config.queuePrefix, systemClock);
+    await campaigns.create({ id: campaignId });
+    await campaigns.cancel(campaignId);
+    const callId = await p.enqueue({ phoneNumber: '+14155589999', campaignId });
+    expect(await p.waitForOutcome(campaignId, callId)).toMatchObject({ outcome: 'skipped', reason: 'campaign called-off is canceled' });
+    expect(p.sim.calls).toHaveLength(0);
+  });
+});

@@ -11,6 +11,10 @@ export { enqueueCall, enqueueCalls, CallProducer, type CallRequest, type Enqueue
 export { importCsv } from './producer/importCsv.js';
 export { cancelCalls, type CancelSummary } from './producer/cancelCalls.js';
 export { pauseCampaign, resumeCampaign } from './producer/pauseCampaign.js';
+export { CampaignStore, CampaignNotFoundError, CampaignExistsError, CampaignStateError, InvalidCampaignError, type CampaignView } from './campaigns/campaignStore.js';
+export { campaignSettingsSchema, campaignCreateSchema, campaignUpdateSchema, type Campaign, type CampaignSettings, type CampaignStatus } from './campaigns/campaignSchema.js';
+export { CallSchedules, startScheduleWorker, scheduleSchema, type Schedule, type ScheduleView } from './schedules/callSchedules.js';
+export { ActiveCallLeases } from './core/activeCallLeases.js';
 export { callWindowSchema, nextWindowOpening, type CallWindow } from './core/callWindow.js';
 
 // Dialing them

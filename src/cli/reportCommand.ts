@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { CampaignStore, type CampaignView } from '../campaigns/campaignStore.js';
 import { CallStore } from '../core/callStore.js';
 import { InvalidInputError } from '../core/errors.js';
 import { idSchema } from '../core/queues.js';
@@ -27,7 +28,10 @@ export function registerReportCommand(program: Command): void {
         const { config } = cliContext();
         const output = await withRedis(config, async (redis) => {
           const store = new CallStore(redis, config.queuePrefix, systemClock);
-          await requireCampaign(store, campaignId);
+          const campaigns = new CampaignStore(redis, config.queuePrefix, systemClock);
+          // a defined campaign is known even before its first call
+          const view = (await campaigns.get(campaignId)) ? await campaigns.show(campaignId) : undefined;
+          if (!view) await requireCampaign(store, campaignId);
           const full = opts.json === true || opts.csv === true;
           // the table shows the first lines only: reading 100,000 records for it would turn milliseconds into seconds
           const [counters, records] = await Promise.all([store.counters(campaignId), store.list(campaignId, full ? undefined : TABLE_CALL_LINES)]);
@@ -36,9 +40,20 @@ export function registerReportCommand(program: Command): void {
           if (opts.json) return `${JSON.stringify(report)}\n`;
           if (opts.csv) return campaignCsv(report);
           const paused = await store.isPaused(campaignId);
-          return `${formatCampaignReport(report, records, TABLE_CALL_LINES, { paused })}\n`;
+          const table = `${formatCampaignReport(report, records, TABLE_CALL_LINES, { paused })}\n`;
+          return view ? `${campaignHeader(view)}\n${table}` : table;
         });
         process.stdout.write(output);
       }),
     );
+}
+
+/** The campaign object's status and settings, above the table (a webhook secret is never shown). */
+export function campaignHeader(view: CampaignView): string {
+  const { id: _id, state: _state, status, paused: _paused, created_at: _c, updated_at: _u, ramp_started_at: _r, ...settings } = view;
+  const shown = Object.entries(settings).map(([name, value]) => {
+    const safe = name === 'webhook' && value && typeof value === 'object' ? { ...(value as object), secret: undefined } : value;
+    return `${name} ${typeof safe === 'object' ? JSON.stringify(safe) : String(safe)}`;
+  });
+  return `campaign ${view.id}: ${status}${shown.length ? ` (${shown.join(', ')})` : ' (global settings)'}`;
 }

@@ -67,6 +67,8 @@ export interface NewCall {
   callId: string;
   phoneNumber: string;
   metadata: Record<string, unknown>;
+  /** The producer's idempotency key, kept on the record (IDEMPOTENCY_KEY_FIELD) when this call creates it. */
+  idempotencyKey?: string;
 }
 
 /** What a record is created from when none exists yet. */
@@ -243,8 +245,12 @@ export class CallStore {
   /** Creates records for new calls (state `queued`) in one script per batch; reports what it found per call. */
   async createCalls(campaignId: string, calls: readonly NewCall[]): Promise<CreateStatus[]> {
     if (calls.length === 0) return [];
-    const recordKeys = calls.map((c) => this.keys.callRecord(campaignId, c.callId));
-    const args = calls.flatMap((c) => [c.callId, c.phoneNumber, JSON.stringify(c.metadata)]);
+    const recordKeys: string[] = [];
+    const args: string[] = [];
+    for (const c of calls) {
+      recordKeys.push(this.keys.callRecord(campaignId, c.callId));
+      args.push(c.callId, c.phoneNumber, JSON.stringify(c.metadata), c.idempotencyKey ?? '');
+    }
     // The index lives outside the campaign's hash slot, so it is a second command, sent alongside the script.
     const [statuses] = await Promise.all([
       scripts.createCalls.run(
@@ -568,8 +574,8 @@ export class CallStore {
   }
 
   /**
-   * The field of a call record holding the idempotency key the call was enqueued with (written by the producer when it
-   * creates a keyed call; absent for calls keyed by number or pushed straight onto the queue).
+   * The field of a call record holding the idempotency key the call was enqueued with (written by createCalls.lua as
+   * it creates a keyed call's record; absent for calls keyed by number or pushed straight onto the queue).
    */
   static readonly IDEMPOTENCY_KEY_FIELD = 'idempotencyKey';
 

@@ -267,17 +267,17 @@ export class CallProducer {
       byCampaign.set(call.job.campaignId, list);
     });
     for (const [campaignId, calls] of byCampaign) {
+      // a keyed call's record keeps its key (CallStore.IDEMPOTENCY_KEY_FIELD) so exports can give it back: the call id
+      // is a hash of it. createCalls.lua writes it only on the records it creates, so a call that may since have ended
+      // and been purged is never recreated by it.
       const statuses: CreateStatus[] = await this.store.createCalls(
         campaignId,
-        calls.map((c) => ({ callId: c.job.callId, phoneNumber: recordNumber(c.job), metadata: c.job.metadata })),
+        calls.map((c) => ({ callId: c.job.callId, phoneNumber: recordNumber(c.job), metadata: c.job.metadata, idempotencyKey: c.key })),
       );
       const conflicts = await this.keyConflicts(campaignId, calls, statuses);
       // A record still `queued` may have lost its job in a crash between these two steps: adding it again is safe.
       const toAdd = calls.filter((_, i) => statuses[i] !== 'past_queued' && !conflicts.has(i));
-      await Promise.all([
-        this.queue.addBulk(toAdd.map((c) => ({ name: 'dial', data: c.job, opts: jobOptions(c.job.callId, c.delayMs, this.options.maxAttempts, c.priority) }))),
-        this.recordKeys(campaignId, calls.filter((c, i) => statuses[i] === 'created' && c.key !== undefined)),
-      ]);
+      await this.queue.addBulk(toAdd.map((c) => ({ name: 'dial', data: c.job, opts: jobOptions(c.job.callId, c.delayMs, this.options.maxAttempts, c.priority) })));
       calls.forEach((c, i) => {
         const conflict = conflicts.get(i);
         if (conflict) summary.rejected.push({ index: c.index, reason: conflict });
@@ -286,22 +286,13 @@ export class CallProducer {
     }
   }
 
-  /**
-   * Notes each new keyed call's idempotency key on its record (CallStore.IDEMPOTENCY_KEY_FIELD), so exports can give it
-   * back: the call id is a hash of it. Only records this producer just created: a call that may since have ended and
-   * been purged is never recreated by this write.
-   */
-  private async recordKeys(campaignId: string, created: readonly PreparedCall[]): Promise<void> {
-    if (created.length === 0) return;
-    const pipeline = this.options.connection.pipeline();
-    for (const c of created) pipeline.hset(this.store.keys.callRecord(campaignId, c.job.callId), CallStore.IDEMPOTENCY_KEY_FIELD, c.key ?? '');
-    for (const [err] of (await pipeline.exec()) ?? []) if (err) throw err;
-  }
-
   /** Keyed calls whose record already existed with another number or metadata, by position in `calls`, with why. */
   private async keyConflicts(campaignId: string, calls: readonly PreparedCall[], statuses: readonly CreateStatus[]): Promise<Map<number, string>> {
     const conflicts = new Map<number, string>();
-    const existing = calls.flatMap((c, i) => (statuses[i] !== 'created' && c.key !== undefined ? [i] : []));
+    const existing: number[] = [];
+    calls.forEach((c, i) => {
+      if (statuses[i] !== 'created' && c.key !== undefined) existing.push(i);
+    });
     if (existing.length === 0) return conflicts;
     const pipeline = this.options.connection.pipeline();
     for (const i of existing) {

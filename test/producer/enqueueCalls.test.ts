@@ -96,6 +96,19 @@ describe('enqueueCall', () => {
     expect(other.callId).not.toBe(first.callId);
   });
 
+  it('keeps a keyed call\'s idempotency key on the record it creates, and writes nothing on a record that exists', async () => {
+    const field = CallStore.IDEMPOTENCY_KEY_FIELD;
+    const { callId } = await producer.enqueueCall({ phoneNumber: '+14152000006', campaignId: 'keyfield', key: 'crm-7' });
+    const byNumber = await producer.enqueueCall({ phoneNumber: '+14152000007', campaignId: 'keyfield', dedupeByNumber: true });
+    expect(await connection.hget(store.keys.callRecord('keyfield', callId), field)).toBe('crm-7');
+    expect(await connection.hget(store.keys.callRecord('keyfield', byNumber.callId), field)).toBeNull();
+    // the same key again finds the record: it is not written (created in one script with its key, never afterwards)
+    await connection.hdel(store.keys.callRecord('keyfield', callId), field);
+    expect(await producer.enqueueCall({ phoneNumber: '+14152000006', campaignId: 'keyfield', key: 'crm-7' })).toEqual({ callId, duplicate: true });
+    expect(await connection.hget(store.keys.callRecord('keyfield', callId), field)).toBeNull();
+    expect(await store.idempotencyKeys('keyfield', [callId, byNumber.callId])).toEqual(new Map());
+  });
+
   it('does not re-add the job of a keyed call that is already past queued (it would ring again)', async () => {
     const { callId } = await producer.enqueueCall({ phoneNumber: '+14152000004', campaignId: 'past', key: 'k' });
     await connection.hset(store.keys.callRecord('past', callId), 'state', 'terminal');

@@ -34,7 +34,7 @@ import { DialRateLimiter } from './dialRateLimiter.js';
 import { StallGauge } from './stallGauge.js';
 import { retryDelayMs } from './retryPolicy.js';
 import { PlatformBackoff } from './platformBackoff.js';
-import { OutcomeWatchdog } from '../results/outcomeWatchdog.js';
+import { OutcomeWatchdog } from '../core/outcomeWatchdogQueue.js';
 
 /** A job's data as found on `calls`: ours (CallJob) or another service's; parseCallJob validates it. */
 type PushedJobData = Record<string, unknown>;

@@ -381,7 +381,7 @@ export class CallController {
     return next ? `answer recorded; next question: ${next}` : 'answer recorded; all questions are answered: thank the callee and end the call';
   }
 
-  /** Whether DTMF goes through this controller (simulated calls) rather than agents-js' own tool (a room). */
+  /** Whether DTMF goes through this controller's sender (the simulated agent) rather than agents-js' own tool (a room). */
   get hasDtmfSender(): boolean {
     return this.dtmf !== undefined;
   }
@@ -389,6 +389,7 @@ export class CallController {
   /** `send_dtmf_events` on a call without a room: keypad tones to an IVR through the injected sender. */
   async sendDtmf(digits: string[]): Promise<string> {
     if (!this.dtmf) throw new llm.ToolError('sending DTMF is not available on this call');
+    this.tracker.addTranscript('system', `DTMF sent: ${digits.join('')}`);
     this.busy += 1;
     try {
       return await this.dtmf(digits);

@@ -39,7 +39,26 @@ export class ScriptedLLM extends voice.testing.FakeLLM {
   add(rule: ScriptRule): void {
     this.rules.push({ rule, used: false });
   }
+
+  /**
+   * A reply asked for with instructions only (`generateReply({instructions})`, the agent's greeting): FakeLLM finds no
+   * input to answer then. It is looked up as `instructions:` + the instructions' last line, FakeLLM's own convention.
+   */
+  override chat(params: Parameters<voice.testing.FakeLLM['chat']>[0]): ReturnType<voice.testing.FakeLLM['chat']> {
+    const items = params.chatCtx.items;
+    const last = items[items.length - 1];
+    const answers = last?.type === 'function_call_output' || (last?.type === 'message' && last.role === 'user');
+    const system = items.find((item) => item.type === 'message' && (item.role === 'system' || item.role === 'developer'));
+    if (answers || system?.type !== 'message') return super.chat(params);
+    const lines = (system.textContent ?? '').split('\n');
+    const chatCtx = params.chatCtx.copy();
+    chatCtx.addMessage({ role: 'user', content: `${INSTRUCTIONS_INPUT_PREFIX}${lines[lines.length - 1] ?? ''}` });
+    return super.chat({ ...params, chatCtx });
+  }
 }
+
+/** How ScriptedLLM shows a reply asked for with instructions only. */
+export const INSTRUCTIONS_INPUT_PREFIX = 'instructions:';
 
 /** What the simulated callee says, and the scripted model that plays the agent's side. */
 export interface CallScript {
@@ -82,10 +101,17 @@ function ivrChoice(callee: Callee, line: string): string | undefined {
 export interface CallScriptOptions {
   /** The callee called in: the agent greets first and answers as a support line. */
   inbound?: boolean;
+  /** The model to add the script's rules to (one made before the callee was known); default a new one. */
+  llm?: ScriptedLLM;
 }
 
-/** The scripted greeting of an inbound call (the real agent has the model greet, from the profile's greeting). */
+/** The scripted greeting of an inbound call: the model's answer to the agent's greeting instructions. */
 export const INBOUND_GREETING_TEXT = 'Thank you for calling. How can I help you today?';
+
+/** The rule that answers the agent's greeting (runCall asks for a reply on the profile's greeting instructions). */
+export function greetingRule(): ScriptRule {
+  return { match: (input) => input.startsWith(INSTRUCTIONS_INPUT_PREFIX), response: { content: INBOUND_GREETING_TEXT } };
+}
 
 function opener(profile: CallProfile, inbound: boolean): string {
   const first = profile.surveyQuestions[0];
@@ -174,7 +200,8 @@ export function buildCallScript(callee: Callee, profile: CallProfile, options: C
     },
   });
 
-  const llm = new ScriptedLLM(rules);
+  const llm = options.llm ?? new ScriptedLLM([]);
+  for (const rule of rules) llm.add(rule);
   let pressed = '';
   return {
     llm,

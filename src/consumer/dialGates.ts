@@ -114,8 +114,19 @@ export const ACTIVE_LEASE_POLL_MS = 250;
  * then the job goes back to wait briefly, so a long-full cap never pins a job for good.
  */
 export const ACTIVE_LEASE_MAX_WAIT_MS = 30 * SECOND;
-/** A dialing call's lease lives this many DIAL_LOCK_DURATION_MS: past the takeover of a crashed consumer's job. */
+/** A dialing call's lease lives at least this many DIAL_LOCK_DURATION_MS: past the takeover of a crashed consumer's job. */
 export const ACTIVE_LEASE_LOCK_DURATIONS = 3;
+/** Slack past the ringing timeout before an orphaned ringing call's lease lapses (LiveKit's ring-out, a late takeover). */
+export const ACTIVE_LEASE_RING_GRACE_MS = 5 * SECOND;
+
+/**
+ * How long a dialing call's lease lives without renewal (ms). A consumer killed while its call rings leaves the phone
+ * ringing in LiveKit for up to DIAL_RINGING_TIMEOUT_S: the lease outlives that, plus the time another consumer takes to
+ * pick the job up (about 1.5 lock durations) and renew it, so the capacity is not handed to another call meanwhile.
+ */
+export function dialingLeaseTtlMs(lockDurationMs: number, ringingTimeoutS: number): number {
+  return Math.max(ACTIVE_LEASE_LOCK_DURATIONS * lockDurationMs, ringingTimeoutS * SECOND + 2 * lockDurationMs + ACTIVE_LEASE_RING_GRACE_MS);
+}
 
 export interface ActiveCallGateDeps {
   leases: ActiveCallLeases;

@@ -14,8 +14,8 @@ import type { DialerMetrics } from '../core/metrics.js';
 import { SECOND, systemClock, type Clock } from '../core/time.js';
 import { dialAttempt, type DialAttemptResult, type DialDeps } from './dialAttempt.js';
 import {
-  ACTIVE_LEASE_LOCK_DURATIONS,
   checkCampaignGate,
+  dialingLeaseTtlMs,
   checkDialGates,
   keepLeaseAlive,
   type GateDecision,
@@ -183,7 +183,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
       failedMs: own.failed === undefined ? global.failedMs : own.failed * SECOND,
     };
   };
-  const leaseTtlMs = ACTIVE_LEASE_LOCK_DURATIONS * config.dial.lockDurationMs;
+  const leaseTtlMs = dialingLeaseTtlMs(config.dial.lockDurationMs, config.dial.ringingTimeoutS);
   const answeredLeaseTtlMs = config.dial.outcomeTimeoutMs + ANSWERED_LEASE_MARGIN_MS;
   /** The lease gate of a call: the global cap and its campaign's own (undefined: neither is set, no lease taken). */
   const leaseGate = (campaign: Campaign | undefined): ActiveCallGateDeps | undefined =>

@@ -170,9 +170,36 @@ describe('DIAL_MAX_ACTIVE_CALLS across consumer processes', () => {
     expect(await leases.count()).toBe(0); // every outcome gave its lease back
   });
 
-  it('frees the leases of a consumer killed (SIGKILL) while its calls ring, and the cap holds after the takeover', async () => {
+  it('lets the leases of a consumer killed (SIGKILL) while its calls ring lapse once those calls could ring no more', async () => {
     const campaignId = 'cap-kill';
+    // ringing timeout 4 s, lock 1 s: a dialing lease lives 4 + 2 × 1 + 5 = 11 s without renewal
     pipeline = await startTestPipeline('active-kill', {
+      dialers: 0,
+      env: { DIAL_MAX_ACTIVE_CALLS: '2', DIAL_LOCK_DURATION_MS: '1000', DIAL_RINGING_TIMEOUT_S: '4', DIAL_CPS: '50' },
+      network: { default: { type: 'answer', afterMs: 60_000 } }, // they ring on (rang out by LiveKit after 4 s)
+    });
+    const p = pipeline;
+    const leases = new ActiveCallLeases(p.redis, p.config.queuePrefix);
+    const child = await startConsumerProcess(p.env);
+    children.push(child);
+    await p.producer.enqueueCalls(numbers(3, 100).map((phoneNumber) => ({ phoneNumber, campaignId })));
+    await waitFor(() => (p.sim.calls.filter((c) => c.status === 'ringing').length === 2 ? true : undefined), 20_000, 'two phones ringing');
+    expect(await leases.count()).toBe(2);
+    expect(p.sim.calls).toHaveLength(2); // the third waits for a lease
+
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.once('exit', resolve));
+    const killedAt = Date.now();
+    // nobody renews them now; they outlive the ringing (no capacity is handed out while the phones may still ring)…
+    expect(await leases.count()).toBe(2);
+    // …and then lapse, instead of being held for ever by a dead process
+    await waitFor(async () => ((await leases.count()) === 0 ? true : undefined), 20_000, 'leases of the killed consumer freed');
+    expect(Date.now() - killedAt).toBeGreaterThan(4000);
+  }, 60_000);
+
+  it('keeps the cap at the phone network when another consumer takes a killed one\'s ringing calls over', async () => {
+    const campaignId = 'cap-takeover';
+    pipeline = await startTestPipeline('active-takeover', {
       dialers: 0,
       env: { DIAL_MAX_ACTIVE_CALLS: '2', DIAL_LOCK_DURATION_MS: '1000', DIAL_RINGING_TIMEOUT_S: '20', DIAL_CPS: '50' },
       network: { default: { type: 'answer', afterMs: 50, hangupAfterMs: 300 } },
@@ -182,28 +209,23 @@ describe('DIAL_MAX_ACTIVE_CALLS across consumer processes', () => {
     reporter = new ResultReporter(p.redis, p.config.queuePrefix);
     reportHangups(p.sim, reporter, campaignId);
     const leases = new ActiveCallLeases(p.redis, p.config.queuePrefix);
-    const [slow1, slow2, next] = numbers(3, 100) as [string, string, string];
-    p.sim.network.setBehavior(slow1, { type: 'answer', afterMs: 6000, hangupAfterMs: 300 });
-    p.sim.network.setBehavior(slow2, { type: 'answer', afterMs: 6000, hangupAfterMs: 300 });
+    const [slow1, slow2, next] = numbers(3, 200) as [string, string, string];
+    p.sim.network.setBehavior(slow1, { type: 'answer', afterMs: 4000, hangupAfterMs: 300 });
+    p.sim.network.setBehavior(slow2, { type: 'answer', afterMs: 4000, hangupAfterMs: 300 });
 
     const child = await startConsumerProcess(p.env);
     children.push(child);
     const { enqueued } = await p.producer.enqueueCalls([slow1, slow2, next].map((phoneNumber) => ({ phoneNumber, campaignId })));
     await waitFor(() => (p.sim.calls.filter((c) => c.status === 'ringing').length === 2 ? true : undefined), 20_000, 'two phones ringing');
-    expect(await leases.count()).toBe(2);
-    expect(p.sim.calls).toHaveLength(2); // the third waits for a lease
-
     child.kill('SIGKILL');
     await new Promise((resolve) => child.once('exit', resolve));
-    // nobody renews them now: they lapse (3 lock durations), not held for ever by a dead process
-    await waitFor(async () => ((await leases.count()) === 0 ? true : undefined), 10_000, 'leases of the killed consumer freed');
 
-    await p.startDialer(); // takes the stalled jobs over, follows the ringing calls, then dials the third
+    await p.startDialer(); // takes the stalled jobs over (renewing their leases), follows the ringing calls, then dials the third
     for (const { callId } of enqueued) await p.waitForOutcome(campaignId, callId, 30_000);
     expect(p.sim.calls).toHaveLength(3); // no phone rang twice
     expect(active.max()).toBeLessThanOrEqual(2);
     expect(await leases.count()).toBe(0);
-  });
+  }, 60_000);
 });
 
 describe('DIAL_MAX_ACTIVE_CALLS settings', () => {

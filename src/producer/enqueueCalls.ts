@@ -21,10 +21,14 @@ import { keyedCallId, newCallId, phoneNumberKey } from './callIds.js';
 import { InFlight } from './inFlight.js';
 import { MAX_CALL_PRIORITY, MAX_KEY_LENGTH, fastCheckedRequest, type CheckedRequest } from './requestFastPath.js';
 
-/** Calls per addBulk: big enough to amortise round trips, small enough to keep Redis responsive. */
-export const ENQUEUE_CHUNK_SIZE = 1000;
+/**
+ * Calls per addBulk: big enough to amortise round trips, small enough to keep Redis responsive — and small enough
+ * that a chunk's objects mostly die young: with 3 chunks of 1,000 in flight, more of them outlived two scavenges and
+ * were promoted, and garbage collection took about 10 % more CPU per call (bench:enqueue, 60,000–100,000 calls).
+ */
+export const ENQUEUE_CHUNK_SIZE = 500;
 /** Chunks in flight at once, so validating the next chunk overlaps Redis working on the previous one. */
-const CHUNKS_IN_FLIGHT = 3;
+const CHUNKS_IN_FLIGHT = 2;
 /** Completed dial jobs kept for inspection; the call record keeps the history for good. */
 const COMPLETED_JOB_RETENTION_S = 24 * 60 * 60;
 const FAILED_JOB_RETENTION_S = 7 * 24 * 60 * 60;

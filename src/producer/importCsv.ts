@@ -40,8 +40,11 @@ export function canonicalColumn(header: string): string {
   return COLUMN_ALIASES[normalized] ?? normalized;
 }
 
-/** Batches handed to the producer at once: parsing the next batch overlaps Redis working on the previous ones. */
-const BATCHES_IN_FLIGHT = 3;
+/**
+ * Batches (of ENQUEUE_CHUNK_SIZE rows) handed to the producer at once: parsing the next batch overlaps Redis working on
+ * the previous one; as many as the producer keeps chunks in flight, so memory stays that of a few batches.
+ */
+const BATCHES_IN_FLIGHT = 2;
 
 export interface RejectedRow {
   /** Line of the file where the row starts (the header is line 1). */

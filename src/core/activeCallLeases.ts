@@ -11,11 +11,9 @@
  * DIAL_MAX_ACTIVE_CALLS − DIAL_RESERVED_INBOUND, so the reserved capacity stays free for them.
  * Every key carries the `{dialer-active}` hash tag, so the scripts run on Redis Cluster.
  */
-import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
-import { MINUTE } from './time.js';
-
-const script = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
+import { LuaScript, replies } from './luaScript.js';
+import { MINUTE, SECOND } from './time.js';
 
 /** How long an inbound call's lease lives without its outcome: past the agent's own outcome watchdog (max call + 5 min). */
 export const INBOUND_LEASE_TTL_MS = 30 * MINUTE;
@@ -33,16 +31,34 @@ export type LeaseAnswer =
   | { held: true; active: number }
   | { held: false; active: number; scope: 'global' | 'campaign'; earliestExpiryMs: number };
 
-interface LeaseCommands {
-  dialerAcquireActiveCall(...args: (string | number)[]): Promise<[number, number, string?, number?]>;
-  dialerRenewActiveCall(...args: (string | number)[]): Promise<number>;
-}
+/** acquireActiveCall.lua's answer: `[held 1|0, active]`, plus `[scope, earliest expiry ms]` when refused. */
+type AcquireReply = [held: number, active: number, scope: string | undefined, earliestExpiryMs: number | undefined];
+const acquireReply = (reply: unknown): AcquireReply | undefined => {
+  if (!Array.isArray(reply) || reply.length < 2) return undefined;
+  const [held, active, scope, earliest]: unknown[] = reply;
+  if (typeof held !== 'number' || typeof active !== 'number') return undefined;
+  return [held, active, typeof scope === 'string' ? scope : undefined, earliest === undefined ? undefined : Number(earliest)];
+};
+
+const LUA_FOLDER = new URL('./lua/', import.meta.url);
+/** The lease scripts: keys `[all leases, the campaign's leases]`; see each file's header for the arguments. */
+const scripts = {
+  acquire: new LuaScript<[all: string, campaign: string], [member: string, limit: number, campaignLimit: number, ttlMs: number], AcquireReply>(
+    'acquireActiveCall',
+    LUA_FOLDER,
+    2,
+    acquireReply,
+  ),
+  renew: new LuaScript<[all: string, campaign: string], [member: string, ttlMs: number], number>('renewActiveCall', LUA_FOLDER, 2, replies.integer),
+};
 
 /** Keys of the lease sets under QUEUE_PREFIX. */
 export function activeCallKeys(prefix: string): { all: string; campaign(campaignId: string): string } {
   const base = `${prefix}:dialer:{dialer-active}:leases`;
   return { all: base, campaign: (campaignId) => `${base}:campaign:${campaignId}` };
 }
+
+const MICROS_PER_MS = 1000;
 
 function member(call: LeasedCall): string {
   return `${call.campaignId}:${call.callId}`;
@@ -51,13 +67,12 @@ function member(call: LeasedCall): string {
 /** Leases of calls in progress (see the file's comment). Stateless: any number of processes share the sets. */
 export class ActiveCallLeases {
   readonly keys: ReturnType<typeof activeCallKeys>;
-  private readonly redis: Redis & LeaseCommands;
 
-  constructor(redis: Redis, prefix: string) {
+  constructor(
+    private readonly redis: Redis,
+    prefix: string,
+  ) {
     this.keys = activeCallKeys(prefix);
-    if (!('dialerAcquireActiveCall' in redis)) redis.defineCommand('dialerAcquireActiveCall', { numberOfKeys: 2, lua: script('acquireActiveCall') });
-    if (!('dialerRenewActiveCall' in redis)) redis.defineCommand('dialerRenewActiveCall', { numberOfKeys: 2, lua: script('renewActiveCall') });
-    this.redis = redis as Redis & LeaseCommands;
   }
 
   /**
@@ -66,13 +81,10 @@ export class ActiveCallLeases {
    * means none: the call is only counted (inbound calls).
    */
   async acquire(call: LeasedCall, options: { limit: number; campaignLimit?: number; ttlMs: number }): Promise<LeaseAnswer> {
-    const [held, active, scope, earliest] = await this.redis.dialerAcquireActiveCall(
-      this.keys.all,
-      this.keys.campaign(call.campaignId),
-      member(call),
-      options.limit,
-      options.campaignLimit ?? 0,
-      Math.max(1, Math.round(options.ttlMs)),
+    const [held, active, scope, earliest] = await scripts.acquire.run(
+      this.redis,
+      [this.keys.all, this.keys.campaign(call.campaignId)],
+      [member(call), options.limit, options.campaignLimit ?? 0, Math.max(1, Math.round(options.ttlMs))],
     );
     if (held === 1) return { held: true, active };
     return { held: false, active, scope: scope === 'campaign' ? 'campaign' : 'global', earliestExpiryMs: Number(earliest ?? 0) };
@@ -80,7 +92,7 @@ export class ActiveCallLeases {
 
   /** Extends a lease still held to `ttlMs` from now; false when it is gone (released, or lapsed meanwhile). */
   async renew(call: LeasedCall, ttlMs: number): Promise<boolean> {
-    const renewed = await this.redis.dialerRenewActiveCall(this.keys.all, this.keys.campaign(call.campaignId), member(call), Math.max(1, Math.round(ttlMs)));
+    const renewed = await scripts.renew.run(this.redis, [this.keys.all, this.keys.campaign(call.campaignId)], [member(call), Math.max(1, Math.round(ttlMs))]);
     return renewed === 1;
   }
 
@@ -92,8 +104,8 @@ export class ActiveCallLeases {
   /** Calls in progress now, overall or in one campaign (expired leases left out). */
   async count(campaignId?: string): Promise<number> {
     const key = campaignId === undefined ? this.keys.all : this.keys.campaign(campaignId);
-    const now = (await this.redis.time()).map(Number) as [number, number];
-    const nowMs = now[0] * 1000 + Math.floor(now[1] / 1000);
+    const [seconds, micros] = (await this.redis.time()).map(Number);
+    const nowMs = (seconds ?? 0) * SECOND + Math.floor((micros ?? 0) / MICROS_PER_MS);
     return this.redis.zcount(key, `(${nowMs}`, '+inf');
   }
 }

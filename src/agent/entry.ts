@@ -7,10 +7,10 @@
 import type { JobContext } from '@livekit/agents';
 import { voice } from '@livekit/agents';
 import type { Room } from '@livekit/rtc-node';
-import { Redis } from 'ioredis';
 import { loadConfig, requireLiveKit, type DialerConfig } from '../core/config.js';
 import { createLiveKitClients } from '../core/livekitClients.js';
 import { createLogger, type Logger } from '../core/logger.js';
+import { createWorkerConnection } from '../core/redisConnection.js';
 import { HOUR, systemClock } from '../core/time.js';
 import { AgentCallBook } from './agentCallBook.js';
 import { loadAgentSettings, type AgentSettings, type ModelSettings } from './agentConfig.js';
@@ -185,8 +185,9 @@ async function confirmCalleeStillThere(room: CallRoom, serverApi: CallServerApi,
 
 /** A job's own Redis connection, outcome reporter and call book; `close` ends all three. */
 function openJobReporting(config: DialerConfig, settings: AgentSettings, log: Logger): CallReporting & { close(): Promise<void> } {
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: REDIS_MAX_RETRIES });
-  redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
+  // through the one connection factory: REDIS_URL or Sentinel alike; an outage is logged once, when lost and restored
+  const redis = createWorkerConnection(config.redis, { maxRetriesPerRequest: REDIS_MAX_RETRIES }, { name: 'agent-job', logger: log });
+  redis.on('error', (err) => log.warn({ err: err.message }, 'redis command error'));
   // Outcomes are spooled before they are sent: Redis being away when the call ends (or this process shutting down
   // meanwhile) leaves them for the worker's main process to replay (src/agent/outcomeSpool.ts).
   const reporter = new DurableResultReporter({
@@ -341,8 +342,8 @@ export async function runCall<R extends CallRoom>(ctx: CallJobContext<R>, deps: 
     callController.attach(session);
     if (inbound) session.generateReply({ instructions: profile.greeting ?? DEFAULT_INBOUND_GREETING });
     followCallee(ctx.room, callController, session, log, { calleeSeen: connected.calleeSeen });
-    beginConversation();
     if (!connected.calleeSeen) await confirmCalleeStillThere(ctx.room, serverApi, callController, log);
+    beginConversation();
     if (detector) void runAnsweringMachineDetection(detector, callController, log);
     const result = await callController.done();
     if (callController.roomKept && callController.callee) {

@@ -42,6 +42,12 @@ const AGENT_NAME = 'calljob-agent';
 const BILLING = 'tel:+12025550101';
 /** How long runCall waits for the consumer's callee to answer, or an inbound caller to join. */
 const PARTICIPANT_WAIT_MS = 300;
+
+/** Settings pointing at a port where no Redis answers (REDIS_URL and the target connections are made from). */
+const unreachableRedis = (port: number) => {
+  const url = `redis://127.0.0.1:${port}`;
+  return { redisUrl: url, redis: { kind: 'node' as const, url } };
+};
 /** agents-js waits up to 15 s for the entry after a shutdown request; the tests where it would wait use this. */
 const SHORT_ENTRY_WAIT_MS = 100;
 const TEST_TIMEOUT_MS = 5000;
@@ -275,7 +281,7 @@ describe('the outcome when Redis is away as the job ends', () => {
     await dispatchRoom(roomName, metadata);
     const call = startCall(metadata, {
       roomName,
-      config: { ...config, redisUrl: `redis://127.0.0.1:${await freePort()}` },
+      config: { ...config, ...unreachableRedis(await freePort()) },
       settings: { ...settings, outcomeSpoolDir: spoolBase },
       logger: pino({ level: 'info' }, { write: (line: string) => lines.push(line) }),
     });

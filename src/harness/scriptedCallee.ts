@@ -10,7 +10,7 @@ import type { DtmfSender } from '../agent/callController.js';
 import type { AnsweringMachineDetector } from '../agent/connectCallee.js';
 import type { Logger } from '../core/logger.js';
 import { SECOND, sleep } from '../core/time.js';
-import type { CallAnsweredEvent, Callee, SimEvents } from '../sim/index.js';
+import type { CallAnsweredEvent, CallEndedEvent, Callee, SimEvents } from '../sim/index.js';
 import { buildCallScript, greetingRule, ScriptedLLM, type CallScript } from './calleeScript.js';
 import type { SimJob } from './simJob.js';
 import type { SimRoom } from './simRoom.js';
@@ -34,6 +34,8 @@ export class ScriptedCallee {
   /** The agent's model: rules come from the callee's script once it is known. */
   readonly llm = new ScriptedLLM([]);
   private readonly answered = new Map<string, Callee>();
+  /** Callees whose call has ended (hung up, transferred away, the room gone). */
+  private readonly hungUp = new Set<string>();
   private readonly answerWaiters = new Set<() => void>();
   private script: CallScript | undefined;
   /** The callee's lines still to say (an IVR's reply to keys goes first). */
@@ -62,8 +64,16 @@ export class ScriptedCallee {
       this.answered.set(ev.identity, ev.callee);
       for (const wake of this.answerWaiters) wake();
     };
+    // A callee whose call ended says nothing more.
+    const onEnded = (ev: CallEndedEvent) => {
+      if (ev.room === room) this.hungUp.add(ev.identity);
+    };
     events.on('call_answered', onAnswered);
-    this.stopListening = () => events.off('call_answered', onAnswered);
+    events.on('call_ended', onEnded);
+    this.stopListening = () => {
+      events.off('call_answered', onAnswered);
+      events.off('call_ended', onEnded);
+    };
   }
 
   /** The model for the session and for AMD's classifier (the harness's AMD never asks it). */
@@ -152,7 +162,8 @@ export class ScriptedCallee {
     // Inbound: the agent speaks first; the caller answers its greeting.
     if (request.inbound) await this.agentSpoke(session);
 
-    for (let turn = this.pending.shift(); turn !== undefined && !request.call.isEnding && !this.over.signal.aborted; turn = this.pending.shift()) {
+    const speaking = () => !request.call.isEnding && !this.over.signal.aborted && !this.hungUp.has(request.participantIdentity ?? '');
+    for (let turn = this.pending.shift(); turn !== undefined && speaking(); turn = this.pending.shift()) {
       let finished: Promise<boolean>;
       try {
         finished = session.run({ userInput: turn }).wait().then(

@@ -5,6 +5,7 @@
  * path gets that far, is a text-mode AgentSession driven by a FakeLLM.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initializeLogger, loggerOptions, voice } from '@livekit/agents';
@@ -34,7 +35,6 @@ import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/tes
 import { waitFor } from '../helpers/waitFor.js';
 import { FakeJob, FakeRoom, mirrorSimRoom, runJob, type JobRun } from './fakeRoom.js';
 import { ResultsReader, nextNumber, simClients } from './helpers.js';
-import { freePort } from './restartableRedis.js';
 
 const prefix = uniquePrefix('agent-calljob');
 const logger = pino({ level: 'silent' });
@@ -48,6 +48,23 @@ const unreachableRedis = (port: number) => {
   const url = `redis://127.0.0.1:${port}`;
   return { redisUrl: url, redis: { kind: 'node' as const, url } };
 };
+
+/**
+ * A port this test holds and that drops every connection: Redis there stays unreachable, and no redis-server another
+ * test starts on a "free" port can take it meanwhile (a port that was only free once could be, and the outcome would
+ * then be delivered).
+ */
+async function deadPort(): Promise<number> {
+  const server = createServer((socket) => socket.destroy());
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const address = server.address();
+  if (typeof address !== 'object' || !address) throw new Error('no port');
+  return address.port;
+}
 /** agents-js waits up to 15 s for the entry after a shutdown request; the tests where it would wait use this. */
 const SHORT_ENTRY_WAIT_MS = 100;
 const TEST_TIMEOUT_MS = 5000;
@@ -281,7 +298,7 @@ describe('the outcome when Redis is away as the job ends', () => {
     await dispatchRoom(roomName, metadata);
     const call = startCall(metadata, {
       roomName,
-      config: { ...config, ...unreachableRedis(await freePort()) },
+      config: { ...config, ...unreachableRedis(await deadPort()) },
       settings: { ...settings, outcomeSpoolDir: spoolBase },
       logger: pino({ level: 'info' }, { write: (line: string) => lines.push(line) }),
     });

@@ -332,6 +332,16 @@ describe('the callee side and shutting down', () => {
     expect(result.durationMs).toBeGreaterThanOrEqual(200);
   });
 
+  it('a self-dialed callee who hangs up as the call is answered ends it at once (the agent asks the server whether the callee is still there)', async () => {
+    const number = nextNumber();
+    sim.network.setBehavior(number, { type: 'answer', afterMs: 20, hangupAfterMs: 0, callee: { kind: 'human', lines: ['Hello?', 'Who is this?'] } });
+    await clients.dispatch.createDispatch('adhoc-gone', SLOW_AGENT, { metadata: JSON.stringify({ phone_number: number }) });
+    const result = await results.waitFor('adhoc-gone');
+    // Not the silence timeout (20 s for this agent), nor the script's goodbye: the callee was gone.
+    expect(result).toMatchObject({ outcome: 'answered', reason: expect.stringMatching(/^callee hung up/) });
+    expect(sim.deletedRooms).toContain('adhoc-gone');
+  });
+
   it('close() ends calls in progress as failed (one outcome each), waits for them, and is idempotent', async () => {
     const number = nextNumber();
     sim.network.setBehavior(number, { type: 'answer', afterMs: 20, callee: { kind: 'ivr', lines: ['For sales, press 1.'] } });

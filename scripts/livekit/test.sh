@@ -28,6 +28,7 @@ say() { printf '[test:livekit] %s\n' "$*" >&2; }
 missing=()
 [[ $(id -u) -eq 0 ]] || missing+=("root (ip netns add needs CAP_SYS_ADMIN; run as root)")
 command -v ip >/dev/null || missing+=("ip (Debian iproute2)")
+command -v nsenter >/dev/null || missing+=("nsenter (Debian util-linux)")
 [[ -x "$LIVEKIT_SERVER_BIN" ]] || missing+=("livekit-server $SERVER_TAG at $LIVEKIT_SERVER_BIN (npm run livekit:build; needs Go)")
 [[ -x "$LIVEKIT_SIP_BIN" ]] || missing+=("livekit-sip $SIP_TAG at $LIVEKIT_SIP_BIN (npm run livekit:build; needs Go and cgo)")
 [[ -x node_modules/.bin/vitest ]] || missing+=("node_modules/.bin/vitest (npm ci)")
@@ -81,4 +82,45 @@ if ip -n "$NS" route show default | grep -q .; then
 fi
 say "namespace $NS: stack $LIVEKIT_STACK_IP, far end $LIVEKIT_FAR_IP, no default route ($((($(date +%s%N) - t0) / 1000000)) ms)"
 
-ip netns exec "$NS" env LIVEKIT_NETNS="$NS" node_modules/.bin/vitest run --config vitest.livekit.config.ts "$@"
+# vitest's own exit code decides; its JSON report names what failed, so the last lines say why.
+REPORT=".tmp/livekit/last-report.json"
+mkdir -p .tmp/livekit
+rm -f "$REPORT"
+t_run=$(date +%s)
+set +e
+# nsenter --net, not `ip netns exec`: the latter also remounts /sys for the namespace, which hides /sys/fs/cgroup,
+# and agents-js then measures its load from os.cpus() (the whole machine) instead of its cgroup (agentRig.ts NUM_CPUS).
+nsenter --net="/run/netns/$NS" env LIVEKIT_NETNS="$NS" node_modules/.bin/vitest run --config vitest.livekit.config.ts \
+  --reporter=default --reporter=json --outputFile.json="$REPORT" "$@"
+rc=$?
+set -e
+elapsed=$(($(date +%s) - t_run))
+summary=$(node -e '
+  const fs = require("node:fs");
+  let r;
+  try { r = JSON.parse(fs.readFileSync(process.argv[1], "utf8")); } catch { console.log("no report: vitest did not finish"); process.exit(0); }
+  const failed = [];
+  for (const file of r.testResults ?? []) {
+    const short = file.name.replace(/^.*test\/livekit\//, "");
+    if (file.status === "failed" && (file.assertionResults ?? []).every((a) => a.status !== "failed"))
+      failed.push(`${short}: ${(file.message ?? "suite failed").split("\n")[0]}`);
+    for (const a of file.assertionResults ?? [])
+      if (a.status === "failed") failed.push(`${short} > ${a.title}: ${(a.failureMessages?.[0] ?? "").split("\n")[0].slice(0, 300)}`);
+  }
+  console.log(`${r.numPassedTests}/${r.numTotalTests} scenarios passed, ${r.numFailedTests} failed, ${r.numPendingTests ?? 0} skipped`);
+  for (const f of failed) console.log(`FAILED ${f}`);
+  if (r.numTotalTests > 0 && r.numPassedTests === r.numTotalTests) console.log("ALL-PASSED");
+' "$REPORT")
+# A full run (no arguments) passes only when every scenario ran and passed: a skipped one is not a pass.
+if (($# == 0)) && ((rc == 0)) && ! grep -q '^ALL-PASSED$' <<<"$summary"; then
+  rc=1
+  say "not every scenario passed (skipped or missing ones count as failures in a full run)"
+fi
+summary=$(grep -v '^ALL-PASSED$' <<<"$summary" || true)
+while IFS= read -r line; do say "$line"; done <<<"$summary"
+if ((rc == 0)); then
+  say "PASS: every scenario passed in ${elapsed} s"
+else
+  say "FAIL (vitest exit $rc) after ${elapsed} s; logs in the run folder under .tmp/livekit/"
+fi
+exit "$rc"

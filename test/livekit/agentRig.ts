@@ -56,6 +56,17 @@ const BEEP_HZ = '1000';
 const GAP_BEFORE_BEEP_S = '0.4';
 const AGENT_START_WAIT_MS = 180 * SECOND;
 const AGENT_STOP_GRACE_MS = 15 * SECOND;
+/**
+ * agents-js reports its host's CPU share as the worker's load (cpu.js; here cgroup v1, cpuacct usage / (interval ×
+ * NUM_CPUS)), and livekit-server offers a dispatch only to a worker whose load is under `target_load` (0.7;
+ * pkg/service/agentservice.go JobRequestAffinity), once: there is no retry. On this 2-core machine shared with other
+ * builds the share was 0.65–1.0, and dispatches were dropped ("failed to send job request … no servers available
+ * (received 1 responses)", the bytes on the worker's WebSocket said load 0.8): the callee answered into a room no
+ * agent ever joined. Counting many CPUs keeps the test's one worker eligible; the suite measures the dialer, not the
+ * machine's spare capacity. (It only works because test.sh enters the namespace with `nsenter --net`, which keeps
+ * /sys/fs/cgroup; `ip netns exec` remounts /sys, agents-js then falls back to os.cpus(), which ignores NUM_CPUS.)
+ */
+const AGENT_NUM_CPUS = '1000';
 const CALLEE_PORT = 5201;
 const CALLEE_MEDIA_PORT = 16200;
 
@@ -134,6 +145,20 @@ export function dtmfDigits(packets: RtpPacket[], payloadType = 101): string {
   return digits.join('');
 }
 
+/** Waits until the worker runs no job (agents-js' health server, `GET /worker` → `active_jobs`): one call at a time. */
+async function agentIdle(httpPort: number): Promise<void> {
+  await waitFor(
+    async () => {
+      const res = await fetch(`http://127.0.0.1:${httpPort}/worker`, { signal: AbortSignal.timeout(SECOND) }).catch(() => undefined);
+      if (!res?.ok) return undefined;
+      const info = (await res.json()) as { active_jobs?: number };
+      return info.active_jobs === 0 ? true : undefined;
+    },
+    60 * SECOND,
+    'agent worker idle',
+  );
+}
+
 /**
  * Starts the rig: a trunk to `calleeIp:CALLEE_PORT`, the dialer on the stack's Redis, the speech server and the
  * agent (AGENT_PROFILES_FILE = `profiles` written to the work folder, also set in this process for the consumer and
@@ -183,6 +208,7 @@ export async function startAgentRig(options: {
       AGENT_HTTP_PORT: String(options.agentHttpPort),
       AGENT_PROFILES_FILE: profilesFile,
       AGENT_OUTCOME_SPOOL_DIR: join(dir, 'spool'),
+      NUM_CPUS: AGENT_NUM_CPUS,
       ...options.agentEnv,
     });
     const agentLog = () => `${agent.output().stdout}\n${agent.output().stderr}`;
@@ -208,6 +234,7 @@ export async function startAgentRig(options: {
       calleeMediaPort: CALLEE_MEDIA_PORT,
       agentLog,
       startCallee: async (scenario, audio) => {
+        await agentIdle(options.agentHttpPort);
         callees += 1;
         const mediaDir = join(dir, `${String(callees).padStart(2, '0')}-${scenario.name}`);
         mkdirSync(mediaDir, { recursive: true });

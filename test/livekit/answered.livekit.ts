@@ -118,6 +118,8 @@ describe('a call answered by sipp, held by the production agent', () => {
       AGENT_MODEL_MODE: 'pipeline',
       AGENT_SILENCE_TIMEOUT_S: '30',
       AGENT_HTTP_PORT: '8181',
+      // the worker stays eligible for dispatch on a busy shared machine (see AGENT_NUM_CPUS in agentRig.ts)
+      NUM_CPUS: '1000',
     };
     const agent = startCli(['agent', 'start'], agentEnv);
     children.push(agent);

@@ -54,6 +54,32 @@ export interface RawTwirpReply {
 }
 
 /**
+ * Calls any Twirp method over plain HTTP (JSON, as the SDK does) with a token granting SIP calls and admin of
+ * `room`, to record LiveKit's exact reply (the SDK turns errors into a ServerError and bodies into messages).
+ */
+export async function rawTwirp(
+  method: string,
+  request: Record<string, unknown>,
+  room: string,
+  timeoutMs: number,
+  stack: Pick<LiveStackEnv, 'url' | 'apiKey' | 'apiSecret'> = liveStack(),
+  destinationRoom?: string,
+): Promise<RawTwirpReply> {
+  const token = new AccessToken(stack.apiKey, stack.apiSecret, { ttl: '10m' });
+  token.addSIPGrant({ call: true, admin: true });
+  token.addGrant({ room, roomAdmin: true, roomJoin: false, roomList: true, roomCreate: true, destinationRoom });
+  const started = performance.now();
+  const res = await fetch(`${stack.url}/twirp/${method}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${await token.toJwt()}` },
+    body: JSON.stringify(request),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const body = await res.text();
+  return { status: res.status, body, elapsedMs: performance.now() - started };
+}
+
+/**
  * Calls CreateSIPParticipant over plain HTTP (JSON Twirp, as the SDK does) to record the exact error body LiveKit
  * sends, which the SDK turns into a ServerError.
  */

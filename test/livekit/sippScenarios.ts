@@ -122,10 +122,10 @@ function calleeStep(step: CalleeStep, index: number): string {
         exec('rtp_stream="resume"'),
       ].join('\n');
     case 'refer': {
+      if (step.answer !== 'accept') return `  <recv request="REFER" timeout="${WAIT_MS}" />\n${reply(`${step.answer.code} ${step.answer.reason}`)}`;
       const received = `  <recv request="REFER" timeout="${WAIT_MS}">
     <action><ereg regexp="[0-9]+" search_in="hdr" header="CSeq:" assign_to="refer_cseq" /></action>
   </recv>`;
-      if (step.answer !== 'accept') return `${received}\n${reply(`${step.answer.code} ${step.answer.reason}`)}`;
       // RFC 3515: 202 Accepted, then the outcome of the transfer as a sipfrag NOTIFY (the new call succeeded)
       return [
         received,

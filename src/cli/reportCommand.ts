@@ -1,37 +1,53 @@
+import { writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { CampaignStore, type CampaignView } from '../campaigns/campaignStore.js';
 import { CallStore } from '../core/callStore.js';
+import type { DialerConfig } from '../core/config.js';
 import { InvalidInputError } from '../core/errors.js';
 import { idSchema } from '../core/queues.js';
 import { systemClock } from '../core/time.js';
 import { campaignCsv, campaignReport, formatCampaignReport } from '../results/campaignReport.js';
+import { shownCampaignSettings } from '../results/report/campaignSettings.js';
+import { MAX_HTML_ROWS, renderHtmlReport, type NumberDisplay } from '../results/report/htmlReport.js';
+import { WatchReader, runWatch } from '../results/report/watchView.js';
 import { requireCampaign } from './campaignNames.js';
 import { action, cliContext, withRedis } from './cliContext.js';
 
 /** Call lines in the table view; `--json` and `--csv` list every call. */
 const TABLE_CALL_LINES = 50;
 
-/** `report --campaign ID [--json | --csv]`. */
+/** `report --campaign ID [--json | --csv | --html FILE [--full-numbers] | --watch]`. */
 export function registerReportCommand(program: Command): void {
   program
     .command('report')
-    .description('show a campaign: totals by outcome, pending calls, and each call; --json and --csv list every call in full')
+    .description('show a campaign: totals by outcome, pending calls, and each call; --json and --csv list every call in full, --html writes a page for the team, --watch follows it live')
     .requiredOption('--campaign <id>', 'campaign id')
     .option('--json', 'one JSON object {campaign, total, pending, byOutcome, calls: [every call in full]}')
     .option('--csv', 'one row per call: number, extension, key, outcome, reason, attempts, SIP status, times, duration, the metadata columns, survey answers')
+    .option('--html <file>', 'write one self-contained page (figures, outcomes over time, settings, searchable call table); numbers masked')
+    .option('--full-numbers', 'with --html: write phone numbers whole instead of masked (+1 ••••••0123)')
+    .option('--watch', 'follow the campaign live (redrawn every second) until every call has ended, or Ctrl-C')
     .action(
-      action(async (opts: { campaign: string; json?: boolean; csv?: boolean }) => {
+      action(async (opts: { campaign: string; json?: boolean; csv?: boolean; html?: string; fullNumbers?: boolean; watch?: boolean }) => {
         const campaign = idSchema.safeParse(opts.campaign);
         if (!campaign.success) throw new InvalidInputError(`--campaign: ${campaign.error.issues[0]?.message ?? 'invalid'}`);
-        if (opts.json && opts.csv) throw new InvalidInputError('use either --json or --csv, not both');
+        const modes = (['json', 'csv', 'html', 'watch'] as const).filter((m) => opts[m] !== undefined && opts[m] !== false);
+        if (modes.length > 1) throw new InvalidInputError(`use one of --json, --csv, --html, --watch, not ${modes.map((m) => `--${m}`).join(' and ')}`);
+        if (opts.fullNumbers && opts.html === undefined) throw new InvalidInputError('--full-numbers goes with --html');
         const campaignId = campaign.data;
         const { config } = cliContext();
+        if (opts.watch) {
+          await watchCampaign(config, campaignId);
+          return;
+        }
         const output = await withRedis(config, async (redis) => {
           const store = new CallStore(redis, config.queuePrefix, systemClock);
           const campaigns = new CampaignStore(redis, config.queuePrefix, systemClock);
           // a defined campaign is known even before its first call
           const view = (await campaigns.get(campaignId)) ? await campaigns.show(campaignId) : undefined;
           if (!view) await requireCampaign(store, campaignId);
+          if (opts.html !== undefined) return writeHtml(store, campaignId, view, opts.html, opts.fullNumbers ? 'full' : 'masked', config.dial.timeZone);
           const full = opts.json === true || opts.csv === true;
           // the table shows the first lines only: reading 100,000 records for it would turn milliseconds into seconds
           const [counters, records] = await Promise.all([store.counters(campaignId), store.list(campaignId, full ? undefined : TABLE_CALL_LINES)]);
@@ -48,12 +64,44 @@ export function registerReportCommand(program: Command): void {
     );
 }
 
+/** Writes the HTML page (every record read: the figures need them) and says where, with how many calls. */
+async function writeHtml(store: CallStore, campaignId: string, view: CampaignView | undefined, file: string, numbers: NumberDisplay, timeZone: string): Promise<string> {
+  const [counters, records, paused] = await Promise.all([store.counters(campaignId), store.list(campaignId), store.isPaused(campaignId)]);
+  const keys = await store.idempotencyKeys(campaignId, records.map((r) => r.callId));
+  const html = renderHtmlReport({ campaignId, counters, records, keys, campaign: view, paused, generatedAt: systemClock.now(), timeZone, numbers });
+  const path = resolve(file);
+  await writeFile(path, html, 'utf8');
+  const listed = Math.min(records.length, MAX_HTML_ROWS);
+  return `wrote ${path}: ${counters.total} calls, ${listed} listed, numbers ${numbers === 'full' ? 'in full' : 'masked'}\n`;
+}
+
+/**
+ * `--watch`: redraws until every call has ended or Ctrl-C / SIGTERM, then restores the terminal. On a terminal the
+ * frame is redrawn in place; piped, frames are printed one after another.
+ */
+async function watchCampaign(config: DialerConfig, campaignId: string): Promise<void> {
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    await withRedis(config, async (redis) => {
+      const store = new CallStore(redis, config.queuePrefix, systemClock);
+      const campaigns = new CampaignStore(redis, config.queuePrefix, systemClock);
+      if (!(await campaigns.get(campaignId))) await requireCampaign(store, campaignId);
+      const cap = config.dial.activeCalls;
+      const reader = new WatchReader(redis, store, campaigns, campaignId, { prefix: config.queuePrefix, timeZone: config.dial.timeZone, outboundCap: cap ? cap.max - cap.reservedInbound : undefined }, systemClock);
+      const output = { isTTY: process.stdout.isTTY === true, write: (text: string) => void process.stdout.write(text) };
+      await runWatch({ read: () => reader.read(), output, signal: stop.signal, timeZone: config.dial.timeZone });
+    });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
 /** The campaign object's status and settings, above the table (a webhook secret is never shown). */
 export function campaignHeader(view: CampaignView): string {
-  const { id: _id, state: _state, status, paused: _paused, created_at: _c, updated_at: _u, ramp_started_at: _r, ...settings } = view;
-  const shown = Object.entries(settings).map(([name, value]) => {
-    const safe = name === 'webhook' && value && typeof value === 'object' ? { ...(value as object), secret: undefined } : value;
-    return `${name} ${typeof safe === 'object' ? JSON.stringify(safe) : String(safe)}`;
-  });
-  return `campaign ${view.id}: ${status}${shown.length ? ` (${shown.join(', ')})` : ' (global settings)'}`;
+  const shown = shownCampaignSettings(view).map(([name, value]) => `${name} ${value}`);
+  return `campaign ${view.id}: ${view.status}${shown.length ? ` (${shown.join(', ')})` : ' (global settings)'}`;
 }

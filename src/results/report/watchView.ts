@@ -1,0 +1,258 @@
+/**
+ * `dialer report --campaign ID --watch` (issue 12 §5): a live view of a running campaign in the terminal, redrawn
+ * about once a second: a progress bar, call rates, calls ringing and in progress, and the calls held back with why.
+ *
+ * Reading it costs little per refresh: the counters are one hash; call states are read once per call and then only
+ * for calls not ended yet (an ended call never moves again); "why held" is derived from what the dial gates read
+ * (src/consumer/dialGates.ts, dialWorker.ts): the pause set, the campaign's dates, window and caps, the lease sets
+ * (DIAL_MAX_ACTIVE_CALLS), LiveKit's back-off, and the delayed set of BullMQ's `calls` queue (a job id is its call id).
+ */
+import type { Redis } from 'ioredis';
+import { DateTime } from 'luxon';
+import { campaignWindow } from '../../campaigns/campaignSchema.js';
+import type { CampaignStore, CampaignView } from '../../campaigns/campaignStore.js';
+import { ActiveCallLeases } from '../../core/activeCallLeases.js';
+import type { CallStore, CampaignCounters } from '../../core/callStore.js';
+import { nextWindowOpening } from '../../core/callWindow.js';
+import { OUTCOMES, type CallState, type Outcome } from '../../core/outcomes.js';
+import { CALLS_QUEUE } from '../../core/queues.js';
+import { MINUTE, SECOND, sleep, type Clock } from '../../core/time.js';
+
+/** How often the view is redrawn. */
+export const WATCH_REFRESH_MS = SECOND;
+/** Records read per pipeline round trip. */
+const STATE_READ_BATCH = 1000;
+/** BullMQ writes a delayed job's due time × 0x1000 (plus a counter) as its score in `<queue>:delayed` (getDelayedScore.lua). */
+const DELAYED_SCORE_FACTOR = 0x1000;
+/** Rates are measured over the last minute of snapshots. */
+const RATE_WINDOW_MS = MINUTE;
+/** Width of the progress bar, in characters. */
+const BAR_WIDTH = 40;
+
+/** Why calls of the campaign are not ringing now, with how many when that is known. */
+export interface HeldReason {
+  reason: string;
+  calls?: number;
+}
+
+/** What one refresh shows. */
+export interface WatchSnapshot {
+  campaignId: string;
+  /** Epoch ms of the reading. */
+  at: number;
+  counters: CampaignCounters;
+  /** Calls not ended, by state (from their records). */
+  states: Record<Exclude<CallState, 'terminal'>, number>;
+  /** Queued calls whose job waits in BullMQ's delayed set (a start time, a retry delay, a gate's wait). */
+  delayed: number;
+  /** Calls of the campaign holding a lease of a call in progress (ringing or connected). */
+  activeLeases: number;
+  /** All calls in progress and the outbound cap, when DIAL_MAX_ACTIVE_CALLS is set. */
+  global: { active: number; cap: number } | undefined;
+  campaign: CampaignView | undefined;
+  paused: boolean;
+  held: HeldReason[];
+}
+
+/** Settings the view needs (from DialerConfig). */
+export interface WatchSettings {
+  prefix: string;
+  timeZone: string;
+  /** DIAL_MAX_ACTIVE_CALLS less DIAL_RESERVED_INBOUND; undefined without a cap. */
+  outboundCap: number | undefined;
+}
+
+/** Reads snapshots of one campaign; remembers which calls ended so it does not read them again. */
+export class WatchReader {
+  private readonly ended = new Set<string>();
+  private readonly leases: ActiveCallLeases;
+  private known = 0;
+  private readonly ids: string[] = [];
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly store: CallStore,
+    private readonly campaigns: CampaignStore,
+    private readonly campaignId: string,
+    private readonly settings: WatchSettings,
+    private readonly clock: Clock,
+  ) {
+    this.leases = new ActiveCallLeases(redis, settings.prefix);
+  }
+
+  /** One reading (see WatchSnapshot). */
+  async read(): Promise<WatchSnapshot> {
+    const id = this.campaignId;
+    const keys = this.store.keys;
+    const fresh = await this.redis.lrange(keys.campaignCalls(id), this.known, -1);
+    this.ids.push(...fresh);
+    this.known += fresh.length;
+    const [counters, campaign, paused, activeLeases, globalActive, heldForPause, backoffMs] = await Promise.all([
+      this.store.counters(id),
+      this.campaigns.get(id).then((doc) => (doc ? this.campaigns.show(id) : undefined)),
+      this.store.isPaused(id),
+      this.leases.count(id),
+      this.settings.outboundCap === undefined ? Promise.resolve(0) : this.leases.count(),
+      this.redis.scard(keys.pausedHeld(id)),
+      this.redis.pttl(keys.platformBackoff()),
+    ]);
+    const states: WatchSnapshot['states'] = { queued: 0, dialing: 0, waiting_retry: 0, in_call: 0 };
+    const open = this.ids.filter((callId) => !this.ended.has(callId));
+    const delayedKey = `${this.settings.prefix}:${CALLS_QUEUE}:delayed`;
+    const now = this.clock.now();
+    let delayed = 0;
+    let dueLater = 0;
+    for (let i = 0; i < open.length; i += STATE_READ_BATCH) {
+      const batch = open.slice(i, i + STATE_READ_BATCH);
+      const pipeline = this.redis.pipeline();
+      for (const callId of batch) {
+        pipeline.hget(keys.callRecord(id, callId), 'state');
+        pipeline.zscore(delayedKey, callId);
+      }
+      const replies = (await pipeline.exec()) ?? [];
+      batch.forEach((callId, k) => {
+        const [stateErr, state] = replies[2 * k] ?? [];
+        const [scoreErr, score] = replies[2 * k + 1] ?? [];
+        if (stateErr) throw stateErr;
+        if (scoreErr) throw scoreErr;
+        // a record gone (expired, purged) is over as far as this view goes
+        if (state === null || state === undefined || state === 'terminal') {
+          this.ended.add(callId);
+          return;
+        }
+        if (typeof state === 'string' && state in states) states[state as keyof typeof states] += 1;
+        if (state === 'queued' && typeof score === 'string') {
+          delayed += 1;
+          if (Math.floor(Number(score) / DELAYED_SCORE_FACTOR) > now) dueLater += 1;
+        }
+      });
+    }
+    const global = this.settings.outboundCap === undefined ? undefined : { active: globalActive, cap: this.settings.outboundCap };
+    const held = heldReasons({ campaign, paused, heldForPause, states, dueLater, activeLeases, global, backoffMs, now, timeZone: this.settings.timeZone });
+    return { campaignId: id, at: now, counters, states, delayed, activeLeases, global, campaign, paused, held };
+  }
+}
+
+/** Why calls wait, in the order the dial gates check (dialGates.ts, dialWorker.ts). */
+function heldReasons(s: {
+  campaign: CampaignView | undefined;
+  paused: boolean;
+  heldForPause: number;
+  states: WatchSnapshot['states'];
+  dueLater: number;
+  activeLeases: number;
+  global: WatchSnapshot['global'];
+  backoffMs: number;
+  now: number;
+  timeZone: string;
+}): HeldReason[] {
+  const held: HeldReason[] = [];
+  const waiting = s.states.queued;
+  const when = (ms: number) => DateTime.fromMillis(ms, { zone: s.timeZone }).toFormat('LL-dd HH:mm');
+  const status = s.campaign?.status;
+  if (status === 'canceled' || status === 'archived') held.push({ reason: `campaign ${status}: its calls end without ringing` });
+  if (status === 'expired') held.push({ reason: 'campaign past its end date: calls not placed end expired' });
+  if (s.paused) held.push({ reason: 'campaign paused (dialer resume releases them)', calls: s.heldForPause });
+  if (status === 'scheduled' && s.campaign?.starts_at) held.push({ reason: `campaign starts at ${when(Date.parse(s.campaign.starts_at))}`, calls: waiting });
+  const window = s.campaign ? campaignWindow(s.campaign, s.timeZone) : undefined;
+  const opensAt = window ? nextWindowOpening(window, s.now) : undefined;
+  if (opensAt !== undefined) held.push({ reason: `outside the campaign's calling window (${s.campaign?.window?.hours ?? ''}); opens ${when(opensAt)}`, calls: waiting });
+  if (s.backoffMs > 0) held.push({ reason: `LiveKit failing: every dial backed off for ${Math.ceil(s.backoffMs / SECOND)} s` });
+  const campaignCap = s.campaign?.max_active_calls;
+  if (campaignCap !== undefined && s.activeLeases >= campaignCap && waiting > 0) held.push({ reason: `campaign at its cap of ${campaignCap} calls in progress` });
+  if (s.global && s.global.active >= s.global.cap && waiting > 0) held.push({ reason: `all ${s.global.cap} outbound lines in use (DIAL_MAX_ACTIVE_CALLS)` });
+  if (s.states.waiting_retry > 0) held.push({ reason: 'waiting to retry after busy / no answer / failure', calls: s.states.waiting_retry });
+  if (s.dueLater > 0) held.push({ reason: 'waiting for their start time or a gate to reopen (delayed)', calls: s.dueLater });
+  return held;
+}
+
+/** Ended calls per minute and dials per minute over the last minute of snapshots (undefined until two readings). */
+export function rates(history: readonly WatchSnapshot[]): { endedPerMin: number; startedPerMin: number } | undefined {
+  const last = history[history.length - 1];
+  if (!last) return undefined;
+  const first = history.find((s) => last.at - s.at <= RATE_WINDOW_MS) ?? last;
+  const spanMs = last.at - first.at;
+  if (spanMs <= 0) return undefined;
+  const perMin = (n: number) => (n * MINUTE) / spanMs;
+  const started = (s: WatchSnapshot) => s.counters.total - s.states.queued;
+  return { endedPerMin: perMin(last.counters.terminal - first.counters.terminal), startedPerMin: perMin(Math.max(0, started(last) - started(first))) };
+}
+
+/** Whether there is nothing left to watch: every call ended (and there was one), or the campaign will dial no more. */
+export function isDone(s: WatchSnapshot): boolean {
+  const pending = s.counters.total - s.counters.terminal;
+  if (pending > 0) return false;
+  const status = s.campaign?.status;
+  return s.counters.total > 0 || status === 'canceled' || status === 'archived' || status === 'expired';
+}
+
+/** One frame, as lines (no escape codes: the caller decides how to draw them). */
+export function renderFrame(s: WatchSnapshot, history: readonly WatchSnapshot[], timeZone: string): string[] {
+  const { total, terminal, byOutcome } = s.counters;
+  const pending = Math.max(0, total - terminal);
+  const share = total > 0 ? terminal / total : 0;
+  const filled = Math.round(share * BAR_WIDTH);
+  const status = s.campaign?.status ?? (s.paused ? 'paused' : pending > 0 ? 'running' : 'done');
+  const lines = [
+    `campaign ${s.campaignId} · ${status} · ${DateTime.fromMillis(s.at, { zone: timeZone }).toFormat('HH:mm:ss')}`,
+    `[${'#'.repeat(filled)}${'.'.repeat(BAR_WIDTH - filled)}] ${terminal}/${total} ended (${(100 * share).toFixed(1)} %), ${pending} pending`,
+  ];
+  const r = rates(history);
+  lines.push(r ? `rates: ${r.startedPerMin.toFixed(1)} calls started/min, ${r.endedPerMin.toFixed(1)} ended/min` : 'rates: measuring…');
+  const cap = s.campaign?.max_active_calls;
+  lines.push(
+    `now: ${s.states.dialing} ringing, ${s.states.in_call} in progress, ${s.states.queued} queued, ${s.states.waiting_retry} waiting to retry` +
+      ` · lines ${s.activeLeases}${cap !== undefined ? `/${cap}` : ''}${s.global ? ` (all campaigns ${s.global.active}/${s.global.cap})` : ''}`,
+  );
+  const outcomes = OUTCOMES.filter((o: Outcome) => (byOutcome[o] ?? 0) > 0).map((o) => `${o} ${byOutcome[o]}`);
+  lines.push(`outcomes: ${outcomes.length ? outcomes.join(', ') : 'none yet'}`);
+  if (s.held.length === 0) lines.push('held: none');
+  else for (const h of s.held) lines.push(`held: ${h.reason}${h.calls !== undefined ? ` (${h.calls} calls)` : ''}`);
+  return lines;
+}
+
+/** Where frames go: a terminal (redrawn in place) or anything else (frames printed one after another). */
+export interface WatchOutput {
+  isTTY: boolean;
+  write(text: string): void;
+}
+
+const CSI = '\u001b[';
+const HIDE_CURSOR = `${CSI}?25l`;
+const SHOW_CURSOR = `${CSI}?25h`;
+const HOME_AND_CLEAR = `${CSI}H${CSI}2J`;
+
+/**
+ * Redraws the view every `refreshMs` until the campaign is done (isDone) or `signal` aborts (Ctrl-C), then leaves
+ * the terminal as it found it (cursor shown, last frame left on screen). On a terminal each frame replaces the last;
+ * elsewhere each frame is printed as lines followed by a blank line. Returns the last snapshot. The loop is bounded
+ * by those two exits; `maxFrames` bounds it further (tests).
+ */
+export async function runWatch(options: {
+  read: () => Promise<WatchSnapshot>;
+  output: WatchOutput;
+  signal: AbortSignal;
+  timeZone: string;
+  refreshMs?: number;
+  maxFrames?: number;
+}): Promise<WatchSnapshot | undefined> {
+  const { output, signal } = options;
+  const refreshMs = options.refreshMs ?? WATCH_REFRESH_MS;
+  const history: WatchSnapshot[] = [];
+  let last: WatchSnapshot | undefined;
+  if (output.isTTY) output.write(HIDE_CURSOR);
+  try {
+    for (let frame = 0; frame < (options.maxFrames ?? Number.POSITIVE_INFINITY) && !signal.aborted; frame++) {
+      last = await options.read();
+      history.push(last);
+      while (history.length > 1 && (history[0]?.at ?? 0) < last.at - RATE_WINDOW_MS) history.shift();
+      const lines = renderFrame(last, history, options.timeZone);
+      output.write(output.isTTY ? `${HOME_AND_CLEAR}${lines.join('\n')}\n` : `${lines.join('\n')}\n\n`);
+      if (isDone(last)) break;
+      await sleep(refreshMs, signal).catch(() => undefined); // an abort ends the wait; the loop condition ends the run
+    }
+  } finally {
+    if (output.isTTY) output.write(SHOW_CURSOR);
+  }
+  return last;
+}

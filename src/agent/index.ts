@@ -27,9 +27,21 @@ export {
   type CallJobContext,
   type CallRoom,
   type CallRunDeps,
+  type CallReporting,
+  type AmdFactory,
+  type ModelFactory,
+  type WarmTransferContext,
   type SessionOpener,
   type SessionRequest,
 } from './entry.js';
+export {
+  connectCallee,
+  type AnsweringMachineDetector,
+  type Connected,
+  type Connection,
+  type Conversation,
+  type NotConnected,
+} from './connectCallee.js';
 export { createSessionModels, type SessionModels } from './models.js';
 export { CallOutcomeTracker, type OutcomeDecision, type ResultSink } from './outcomeTracker.js';
 export {

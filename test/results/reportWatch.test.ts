@@ -1,0 +1,91 @@
+/**
+ * `dialer report --campaign ID --watch`: the live view, run by the real CLI against a running pipeline (simulator,
+ * dial worker, results worker) with its stdout a pipe (frames printed one after another), and runWatch alone with a
+ * fake terminal (frames redrawn in place, the cursor given back on Ctrl-C).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CampaignStore } from '../../src/campaigns/campaignStore.js';
+import { systemClock } from '../../src/core/time.js';
+import { isDone, runWatch, type WatchSnapshot } from '../../src/results/report/watchView.js';
+import { startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
+import { startCli } from '../helpers/runCli.js';
+
+const CALLS = 8;
+const CAP = 2;
+let p: TestPipeline;
+
+beforeAll(async () => {
+  // every call rings 1.5 s and is busy, once: calls go 2 at a time (the campaign's cap), the others held meanwhile
+  p = await startTestPipeline('report-watch', { dialers: 0, network: { default: { type: 'busy', afterMs: 1500 } }, env: { DIAL_MAX_ATTEMPTS: '1', DIAL_RINGING_TIMEOUT_S: '5' } });
+});
+afterAll(async () => {
+  await p.close();
+});
+
+describe('report --watch', () => {
+  it('follows a running campaign once a second: progress, calls ringing, calls held at its cap and why; exits when every call has ended', async () => {
+    await new CampaignStore(p.redis, p.config.queuePrefix, systemClock).create({ id: 'watched', max_active_calls: CAP });
+    for (let i = 0; i < CALLS; i++) await p.enqueue({ phoneNumber: `+1415555${String(2000 + i)}`, campaignId: 'watched' });
+    const watch = startCli(['report', '--campaign', 'watched', '--watch'], p.env);
+    await p.startDialer();
+    const run = await watch.done;
+    expect(run.code, run.stderr).toBe(0);
+    const frames = run.stdout.trim().split('\n\n');
+    expect(frames.length).toBeGreaterThanOrEqual(4); // 8 calls, 2 at a time, 1.5 s each: about 6 s
+    expect(frames[0]).toMatch(/^campaign watched · active · \d\d:\d\d:\d\d$/m);
+    expect(frames.at(-1)).toContain(`] ${CALLS}/${CALLS} ended (100.0 %), 0 pending`);
+    expect(frames.at(-1)).toContain(`outcomes: busy ${CALLS}`);
+    expect(run.stdout).not.toContain('\u001b['); // not a terminal: no escape codes
+    const ringing = frames.map((f) => Number(/now: (\d+) ringing/.exec(f)?.[1] ?? 0));
+    expect(Math.max(...ringing)).toBeGreaterThan(0);
+    expect(Math.max(...ringing)).toBeLessThanOrEqual(CAP);
+    expect(run.stdout).toContain(`held: campaign at its cap of ${CAP} calls in progress`);
+    expect(run.stdout).toMatch(/rates: \d+\.\d calls started\/min, \d+\.\d ended\/min/);
+  }, 60_000);
+});
+
+describe('runWatch on a terminal', () => {
+  const snapshot = (terminal: number, total = 4): WatchSnapshot => ({
+    campaignId: 'c',
+    at: 1_000 * terminal,
+    counters: { total, terminal, byOutcome: terminal ? { answered: terminal } : {} },
+    states: { queued: total - terminal, dialing: 0, waiting_retry: 0, in_call: 0 },
+    delayed: 0,
+    activeLeases: 0,
+    global: undefined,
+    campaign: undefined,
+    paused: false,
+    held: [],
+  });
+
+  it('redraws in place with the cursor hidden, and gives the cursor back when Ctrl-C stops it', async () => {
+    const written: string[] = [];
+    const stop = new AbortController();
+    let reads = 0;
+    const last = await runWatch({
+      read: async () => {
+        reads += 1;
+        if (reads === 2) stop.abort(); // Ctrl-C while the second frame is read
+        return snapshot(1);
+      },
+      output: { isTTY: true, write: (t) => written.push(t) },
+      signal: stop.signal,
+      timeZone: 'UTC',
+      refreshMs: 5,
+    });
+    expect(reads).toBe(2);
+    expect(last && isDone(last)).toBe(false);
+    expect(written[0]).toBe('\u001b[?25l');
+    expect(written.filter((w) => w.startsWith('\u001b[H\u001b[2J'))).toHaveLength(2);
+    expect(written.at(-1)).toBe('\u001b[?25h');
+  });
+
+  it('stops by itself once every call has ended', async () => {
+    const readings = [snapshot(0), snapshot(2), snapshot(4), snapshot(4)];
+    let i = 0;
+    const written: string[] = [];
+    await runWatch({ read: async () => readings[Math.min(i++, readings.length - 1)] ?? snapshot(4), output: { isTTY: false, write: (t) => written.push(t) }, signal: new AbortController().signal, timeZone: 'UTC', refreshMs: 1 });
+    expect(written).toHaveLength(3);
+    expect(written.at(-1)).toContain('4/4 ended (100.0 %)');
+  });
+});

@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
  * files of their own at run time (agents-js starts its job processes from its own files), and the heavy ones only
  * the long-running commands (consumer, serve, agent) load, whose start-up does not matter.
  */
-const EXTERNAL_PACKAGES = ['@livekit/', 'livekit-server-sdk', '@bufbuild/', 'fastify', '@fastify/', 'pg', '@valkey/', 'tsx', 'esbuild'];
+const EXTERNAL_PACKAGES = ['@livekit/', 'livekit-server-sdk', '@bufbuild/', 'fastify', '@fastify/', '@bull-board/', 'pg', '@valkey/', 'tsx', 'esbuild'];
 /**
  * Command modules that run agents-js in the dialer process (the demo's simulated agent): they stay unbundled, as
  * dist/cli/ has them, so agents-js and our tool schemas share node_modules' one copy of zod. The build fails when a

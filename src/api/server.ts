@@ -4,7 +4,7 @@
  * every route but the health checks and `/openapi.json`; each token is rate limited in Redis (@fastify/rate-limit's
  * Redis store), so the limit holds across every API process. The process keeps no state of its own: calls, records,
  * idempotency keys and rate-limit counters all live in Redis, and any number of instances can serve behind a load
- * balancer.
+ * balancer. bull-board's queue dashboard is mounted at /admin/queues behind an admin token (dashboard.ts).
  */
 import rateLimit from '@fastify/rate-limit';
 import { Queue } from 'bullmq';
@@ -20,6 +20,7 @@ import { closeConnection, createProducerConnection, isRedisConnectionError, logR
 import { SECOND, systemClock, type Clock } from '../core/time.js';
 import { CallProducer } from '../producer/enqueueCalls.js';
 import { CallCampaignIndex } from './callIndex.js';
+import { mountDashboard } from './dashboard.js';
 import type { ApiContext } from './context.js';
 import { IdempotencyKeys } from './idempotency.js';
 import { buildOpenApiDocument } from './openapi.js';
@@ -264,6 +265,8 @@ export async function buildApiApp(ctx: ApiContext, tokens: readonly ApiToken[], 
     }
     return sendProblem(reply, request, new ApiProblem('not-found', `no route ${request.method} ${path} (see /openapi.json)`));
   });
+
+  await mountDashboard(app, { redis: ctx.redis, prefix: ctx.prefix, tokens, logger: ctx.logger });
 
   for (const route of routes) {
     app.route({

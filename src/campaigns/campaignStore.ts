@@ -12,6 +12,7 @@ import { InvalidInputError } from '../core/errors.js';
 import type { Clock } from '../core/time.js';
 import { cancelCalls, type CancelSummary } from '../producer/cancelCalls.js';
 import { pauseCampaign, resumeCampaign } from '../producer/pauseCampaign.js';
+import { campaignDocumentKey } from './campaignRegion.js';
 import {
   campaignCreateSchema,
   campaignSettingsSchema,
@@ -89,7 +90,7 @@ export class CampaignStore {
   }
 
   private key(id: string): string {
-    return `${this.prefix}:dialer:{${id}}:campaign`;
+    return campaignDocumentKey(this.prefix, id);
   }
 
   private indexKey(): string {

@@ -5,6 +5,7 @@ import type { CountryCode } from 'libphonenumber-js';
 import { isTimeZone, parseCallWindow, type CallWindow } from '../core/callWindow.js';
 import { DEFAULT_TIME_ZONE, type DialerConfig } from '../core/config.js';
 import { InvalidInputError } from '../core/errors.js';
+import { campaignRegions } from '../campaigns/campaignRegion.js';
 import { formatPhoneNumber, parsePhoneNumber, parseRegion } from '../core/phone.js';
 import { DEFAULT_CAMPAIGN_ID, callMetadataSchema, idSchema, type CallMetadata } from '../core/queues.js';
 import { resolveSchedule, systemClock, type Clock } from '../core/time.js';
@@ -134,6 +135,12 @@ export function enqueueRequest(number: string, flags: EnqueueFlags, now: number,
   };
 }
 
+/** The `default_region` of a campaign object (undefined for an implicit campaign, or one without it). */
+async function defaultRegionOf(campaignId: string): Promise<CountryCode | undefined> {
+  const { config } = cliContext();
+  return withRedis(config, async (redis) => (await campaignRegions(redis, config.queuePrefix, [campaignId])).get(campaignId));
+}
+
 /** Runs `body` with a producer on a ready connection, and closes both whatever happens. */
 async function withProducer<T>(config: DialerConfig, clock: Clock, body: (producer: CallProducer) => Promise<T>): Promise<T> {
   return withRedis(config, async (connection) => {
@@ -212,9 +219,11 @@ export function registerProducerCommands(program: Command): void {
     .action(
       action(async (number: string, flags: EnqueueFlags) => {
         const now = Date.now();
+        // a national number without --region is read in its campaign's default_region, else DIAL_DEFAULT_REGION
+        const campaignRegion = flags.region === undefined && !number.trimStart().startsWith('+') ? await defaultRegionOf(flags.campaign ?? DEFAULT_CAMPAIGN_ID) : undefined;
         const request = enqueueRequest(number, flags, now, {
           timeZone: () => cliContext().config.dial.timeZone,
-          region: () => cliContext().config.dial.defaultRegion,
+          region: () => campaignRegion ?? cliContext().config.dial.defaultRegion,
         });
         const { config, logger } = cliContext();
         // A profile the agent lacks would ring the phone only to hang up on the callee: refused before Redis is touched.

@@ -17,6 +17,7 @@ import {
 } from '../core/queues.js';
 import { systemClock, type Clock } from '../core/time.js';
 import { hasProfile, loadProfileCatalog, unknownProfileMessage, type ProfileCatalog } from '../agent/profiles.js';
+import { campaignRegions } from '../campaigns/campaignRegion.js';
 import { keyedCallId, newCallId, phoneNumberKey } from './callIds.js';
 import { InFlight } from './inFlight.js';
 import { MAX_CALL_PRIORITY, MAX_KEY_LENGTH, fastCheckedRequest, type CheckedRequest } from './requestFastPath.js';
@@ -71,7 +72,10 @@ export interface EnqueueOptions {
   prefix: string;
   maxAttempts: number;
   clock?: Clock;
-  /** Country of numbers written without a country code, for requests without a region (DIAL_DEFAULT_REGION). */
+  /**
+   * Country of numbers written without a country code, for requests without a region whose campaign has no
+   * `default_region` (DIAL_DEFAULT_REGION).
+   */
   defaultRegion?: CountryCode;
   /** Called after each chunk with the number of calls handled so far. */
   onProgress?: (done: number) => void;
@@ -201,13 +205,14 @@ export class CallProducer {
    */
   async enqueueCalls(requests: readonly CallRequest[], onProgress?: (done: number) => void): Promise<EnqueueSummary> {
     const profiles = await this.profilesFor(requests);
+    const regions = await this.campaignRegionsFor(requests);
     const summary: EnqueueSummary = { enqueued: [], duplicates: [], rejected: [] };
     let done = 0;
     const inFlight = new InFlight(CHUNKS_IN_FLIGHT);
     for (let start = 0; start < requests.length; start += ENQUEUE_CHUNK_SIZE) {
       const chunk = requests.slice(start, start + ENQUEUE_CHUNK_SIZE);
       const started = await inFlight.run(async () => {
-        await this.enqueueChunk(chunk, start, summary, profiles);
+        await this.enqueueChunk(chunk, start, summary, profiles, regions);
         done += chunk.length;
         onProgress?.(done);
       });
@@ -220,6 +225,18 @@ export class CallProducer {
     summary.duplicates.sort(byIndex);
     summary.rejected.sort(byIndex);
     return summary;
+  }
+
+  /**
+   * The `default_region` of the campaigns whose requests may need one (no region of their own, a number not written
+   * with +), read in one round trip; nothing is read for E.164 requests.
+   */
+  private async campaignRegionsFor(requests: readonly CallRequest[]): Promise<Map<string, CountryCode>> {
+    const ids = new Set<string>();
+    for (const r of requests) {
+      if (r.region === undefined && typeof r.phoneNumber === 'string' && !r.phoneNumber.trimStart().startsWith('+')) ids.add(r.campaignId ?? DEFAULT_CAMPAIGN_ID);
+    }
+    return ids.size === 0 ? new Map() : campaignRegions(this.options.connection, this.options.prefix, ids);
   }
 
   /** Enqueues one call and returns its id; throws InvalidInputError for a bad number or metadata. */
@@ -237,6 +254,7 @@ export class CallProducer {
     offset: number,
     summary: EnqueueSummary,
     profiles: ProfileCatalog | undefined,
+    regions: ReadonlyMap<string, CountryCode>,
   ): Promise<void> {
     const now = this.clock.now();
     const byCampaign = new Map<string, PreparedCall[]>();
@@ -251,7 +269,7 @@ export class CallProducer {
       }
       let call: PreparedCall;
       try {
-        call = prepare(request, index, now, this.options.defaultRegion);
+        call = prepare(request, index, now, regions.get(request.campaignId ?? DEFAULT_CAMPAIGN_ID) ?? this.options.defaultRegion);
       } catch (err) {
         if (!(err instanceof InvalidInputError)) throw err;
         // the caller gave this input: show it as given (PhoneNumberError.message masks it for logs)

@@ -1,0 +1,31 @@
+/**
+ * A campaign's `default_region` for the producer (enqueue, import, the API, schedule firings): numbers written without
+ * a country code in a request that names no region are read in it, before DIAL_DEFAULT_REGION. Kept apart from
+ * campaignStore.ts, which uses the producer (cancel, pause), so the producer can read it without an import cycle.
+ */
+import type { Redis } from 'ioredis';
+import type { CountryCode } from 'libphonenumber-js';
+import { parseRegion } from '../core/phone.js';
+
+/** The key of a campaign's document (CampaignStore writes it). */
+export function campaignDocumentKey(prefix: string, campaignId: string): string {
+  return `${prefix}:dialer:{${campaignId}}:campaign`;
+}
+
+/**
+ * The `default_region` of each campaign in `campaignIds` that has a document with one (one pipelined read). The
+ * document was validated when written (campaignSettingsSchema: a supported two-letter region).
+ */
+export async function campaignRegions(redis: Redis, prefix: string, campaignIds: Iterable<string>): Promise<Map<string, CountryCode>> {
+  const ids = [...new Set(campaignIds)];
+  const regions = new Map<string, CountryCode>();
+  if (ids.length === 0) return regions;
+  const docs = await redis.mget(ids.map((id) => campaignDocumentKey(prefix, id)));
+  ids.forEach((id, i) => {
+    const raw = docs[i];
+    if (!raw) return;
+    const region = (JSON.parse(raw) as { default_region?: unknown }).default_region;
+    if (typeof region === 'string') regions.set(id, parseRegion(region));
+  });
+  return regions;
+}

@@ -9,13 +9,18 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const BIN = `${ROOT}bin/dialer.mjs`;
 
-/** Written to stderr by the preload below when the measured process exits: its peak RSS in kB. */
+/** Written to stderr by the preload below when the measured process exits: its peak RSS in kB, and its CPU time in µs. */
 const RSS_MARK = '__dialer_bench_max_rss_kb=';
-const RSS_PRELOAD = `data:text/javascript,process.on('exit',()=>process.stderr.write('${RSS_MARK}'+process.resourceUsage().maxRSS+'\\n'))`;
+const CPU_MARK = '__dialer_bench_cpu_us=';
+const RSS_PRELOAD =
+  `data:text/javascript,process.on('exit',()=>{const u=process.resourceUsage();` +
+  `process.stderr.write('${RSS_MARK}'+u.maxRSS+' ${CPU_MARK}'+(u.userCPUTime+u.systemCPUTime)+'\\n')})`;
 
 export interface Run {
   seconds: number;
   rssMb: number;
+  /** CPU time of the process (user + system), seconds: what the machine's load does not stretch. */
+  cpuSeconds: number;
   code: number | null;
   stdout: string;
 }
@@ -53,8 +58,9 @@ export function measure(args: string[], env: Record<string, string> = {}): Promi
     child.once('close', (code) => {
       const seconds = (performance.now() - started) / 1000;
       const kb = Number(new RegExp(`${RSS_MARK}(\\d+)`).exec(stderr)?.[1] ?? Number.NaN);
-      if (code !== 0) process.stderr.write(stderr.replace(new RegExp(`${RSS_MARK}\\d+\\n`), ''));
-      resolve({ seconds, rssMb: kb / 1024, code, stdout });
+      const cpuUs = Number(new RegExp(`${CPU_MARK}(\\d+)`).exec(stderr)?.[1] ?? Number.NaN);
+      if (code !== 0) process.stderr.write(stderr.replace(new RegExp(`${RSS_MARK}\\d+ ${CPU_MARK}\\d+\\n`), ''));
+      resolve({ seconds, rssMb: kb / 1024, cpuSeconds: cpuUs / 1e6, code, stdout });
     });
   });
 }

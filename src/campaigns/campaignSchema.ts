@@ -72,7 +72,7 @@ export const campaignSettingsSchema = z
     default_region: z.string().refine(isRegion, 'must be a two-letter country code such as US, GB or DE').optional(),
     starts_at: isoDate.optional().describe('no call of the campaign rings before this'),
     ends_at: isoDate.optional().describe('calls not placed by then end as `expired`'),
-    webhook: z.object({ url: z.url('must be a URL like https://example.com/hooks/calls'), secret: z.string().min(1).optional() }).strict().optional().describe('stored, not applied yet: see README'),
+    webhook: z.object({ url: z.url('must be a URL like https://example.com/hooks/calls'), secret: z.string().min(1).optional() }).strict().optional().describe("where its calls' outcomes are POSTed (signed with the secret when set), instead of RESULTS_WEBHOOK_URL"),
   })
   .strict();
 export type CampaignSettings = z.infer<typeof campaignSettingsSchema>;

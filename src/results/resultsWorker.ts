@@ -1,4 +1,5 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { CampaignStore } from '../campaigns/campaignStore.js';
 import { CallStore } from '../core/callStore.js';
 import { DEFAULT_RECORD_RETENTION_DAYS, loadConfig, type DialerConfig } from '../core/config.js';
 import { createLogger, type Logger } from '../core/logger.js';
@@ -10,7 +11,7 @@ import { ResultReporter } from '../core/reportResult.js';
 import { systemClock, type Clock } from '../core/time.js';
 import { startOutcomeWatchdogWorker } from './outcomeWatchdog.js';
 import { recordRetentionSeconds } from './retention.js';
-import { WebhookOutbox, startWebhookWorker } from './webhooks.js';
+import { WebhookOutbox, startWebhookWorker, webhookRoute } from './webhooks.js';
 
 /** Results are small Redis writes: a few in parallel keep up with any dial rate. */
 export const RESULTS_CONCURRENCY = 16;
@@ -34,7 +35,8 @@ export interface ResultsWorkerHandle {
 
 /**
  * Applies `call-results` to call records and campaign counters, ends connected calls whose agent never reported as
- * `failed` (the outcome watchdog), and POSTs each terminal outcome to RESULTS_WEBHOOK_URL when set. A terminal
+ * `failed` (the outcome watchdog), and POSTs each terminal outcome to its campaign's webhook, else RESULTS_WEBHOOK_URL
+ * when set. A terminal
  * outcome is applied once: the record's state check makes a second report for the same call id a no-op, even after
  * its job is gone. A result that cannot happen (an unknown call id other than an inbound `in-…` one, or a reporter
  * ending a call from a state it cannot end it from: see terminalTransition) is refused: logged once, its job failed.
@@ -49,11 +51,10 @@ export async function startResultsWorker(options: ResultsWorkerOptions = {}): Pr
   const reporter = new ResultReporter(connection, config.queuePrefix);
   const watchdog = startOutcomeWatchdogWorker({ connection, prefix: config.queuePrefix, store, reporter, clock, logger });
   const retentionS = recordRetentionSeconds(config.recordRetentionDays ?? DEFAULT_RECORD_RETENTION_DAYS);
-  const webhook = config.webhook;
-  const outbox = webhook ? new WebhookOutbox(connection, config.queuePrefix, retentionS) : undefined;
-  const deliveries = webhook
-    ? startWebhookWorker({ connection, prefix: config.queuePrefix, url: webhook.url, secret: webhook.secret, clock, logger, metrics: options.metrics })
-    : undefined;
+  // outcomes go to their campaign's webhook, else RESULTS_WEBHOOK_URL: any campaign may get one while this runs
+  const route = webhookRoute(new CampaignStore(connection, config.queuePrefix, clock), config.webhook);
+  const outbox = new WebhookOutbox(connection, config.queuePrefix, retentionS);
+  const deliveries = startWebhookWorker({ connection, prefix: config.queuePrefix, route, clock, logger, metrics: options.metrics });
 
   /** This very result already ended the call (a retry of its job after the record was written): deliver it. */
   const recordedAlready = async (result: CallResult): Promise<boolean> => {
@@ -91,7 +92,7 @@ export async function startResultsWorker(options: ResultsWorkerOptions = {}): Pr
     } else {
       log.info({ outcome: result.outcome }, 'call had already ended; later report ignored');
     }
-    if (outbox && (applied || (await recordedAlready(result)))) await outbox.enqueue(result);
+    if ((applied || (await recordedAlready(result))) && (await route(result.campaignId))) await outbox.enqueue(result);
     return { applied };
   };
 
@@ -113,9 +114,9 @@ export async function startResultsWorker(options: ResultsWorkerOptions = {}): Pr
       closing ??= Promise.all([
         worker.close(force).catch((err: unknown) => logger.error({ err }, 'closing the results worker failed')),
         watchdog.close(force).catch((err: unknown) => logger.error({ err }, 'closing the outcome watchdog failed')),
-        deliveries?.close(force).catch((err: unknown) => logger.error({ err }, 'closing the webhook worker failed')),
+        deliveries.close(force).catch((err: unknown) => logger.error({ err }, 'closing the webhook worker failed')),
       ])
-        .then(() => outbox?.close().catch((err: unknown) => logger.error({ err }, 'closing the webhook outbox failed')))
+        .then(() => outbox.close().catch((err: unknown) => logger.error({ err }, 'closing the webhook outbox failed')))
         .then(() => reporter.close())
         .catch((err: unknown) => logger.error({ err }, 'closing the result reporter failed'))
         .then(() => closeConnection(connection));

@@ -1,11 +1,13 @@
 /**
- * Result webhooks: each call's terminal outcome POSTed to RESULTS_WEBHOOK_URL, once per call, retried with
+ * Result webhooks: each call's terminal outcome POSTed to its campaign's webhook (the campaign object's `webhook`
+ * url and secret) or, for campaigns without one, to RESULTS_WEBHOOK_URL, once per call, retried with
  * backoff until the receiver answers 2xx (redirects are not followed: a 3xx is a failure). Deliveries are BullMQ jobs
  * (id = call id), so they survive restarts and a result applied twice is delivered once; a receiver must still accept
  * a repeat after a timeout it answered too late, deduplicating on the signed body's `callId`.
  */
 import { Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { Campaign } from '../campaigns/campaignSchema.js';
 import type { Logger } from '../core/logger.js';
 import type { DialerMetrics } from '../core/metrics.js';
 import { callResultSchema, type CallResult } from '../core/outcomes.js';
@@ -78,19 +80,48 @@ export class WebhookRejectedError extends Error {
   }
 }
 
-/** Delivers queued outcomes to `url`, signing each body when a secret is set. */
+/** Where a call's outcome goes: a URL, and the secret its body is signed with (none: unsigned). */
+export interface WebhookDestination {
+  url: string;
+  secret: string | undefined;
+}
+
+/** Finds a campaign's webhook destination (undefined: its outcomes go nowhere). */
+export type WebhookRoute = (campaignId: string) => Promise<WebhookDestination | undefined>;
+
+/**
+ * The destination rule: the campaign object's `webhook` when it has one (its secret, or none), else the global
+ * RESULTS_WEBHOOK_URL / RESULTS_WEBHOOK_SECRET (`fallback`), else none. The document is read at each use, so an
+ * edited webhook holds from the next outcome and the next delivery attempt.
+ */
+export function webhookRoute(campaigns: { get(id: string): Promise<Campaign | undefined> }, fallback: WebhookDestination | undefined): WebhookRoute {
+  return async (campaignId) => {
+    const own = (await campaigns.get(campaignId))?.webhook;
+    return own ? { url: own.url, secret: own.secret } : fallback;
+  };
+}
+
+/**
+ * Delivers queued outcomes to their campaign's destination (`route`), signing each body when it has a secret. A
+ * delivery whose campaign has no destination any more (its webhook removed, no global one) completes undelivered.
+ */
 export function startWebhookWorker(options: {
   connection: Redis;
   prefix: string;
-  url: string;
-  secret: string | undefined;
+  route: WebhookRoute;
   clock: Clock;
   logger: Logger;
   metrics?: DialerMetrics;
 }): Worker<CallResult> {
-  const { url, secret, clock, logger, metrics } = options;
-  const deliver = async (job: Job<CallResult>): Promise<{ status: number }> => {
+  const { route, clock, logger, metrics } = options;
+  const deliver = async (job: Job<CallResult>): Promise<{ status: number } | { skipped: string }> => {
     const result = callResultSchema.parse(job.data);
+    const destination = await route(result.campaignId);
+    if (!destination) {
+      logger.info({ callId: result.callId, campaignId: result.campaignId }, 'webhook not delivered: the campaign has no webhook any more and RESULTS_WEBHOOK_URL is not set');
+      return { skipped: 'no webhook' };
+    }
+    const { url, secret } = destination;
     const body = JSON.stringify({ event: WEBHOOK_EVENT, ...result });
     const headers = { ...signedJsonHeaders(body, String(clock.now()), secret), [EVENT_ID_HEADER]: result.callId };
     // Never follow a redirect: fetch would turn a 302 into a GET without the body (and count it delivered), and
@@ -101,7 +132,7 @@ export function startWebhookWorker(options: {
     metrics?.webhookDeliveries.inc({ result: 'delivered' });
     return { status: response.status };
   };
-  const worker = new Worker<CallResult>(WEBHOOKS_QUEUE, deliver, {
+  const worker = new Worker<CallResult, { status: number } | { skipped: string }>(WEBHOOKS_QUEUE, deliver, {
     connection: options.connection,
     prefix: options.prefix,
     concurrency: DELIVERY_CONCURRENCY,

@@ -10,7 +10,7 @@ export const PLATFORM_BACKOFF_MAX_MS = MINUTE;
 export const PLATFORM_FAILURE_MEMORY_MS = 5 * MINUTE;
 
 interface BackoffCommands {
-  dialerPlatformBackoff(counterKey: string, backoffKey: string, baseMs: number, maxMs: number, memoryMs: number): Promise<[number, number, number]>;
+  dialerPlatformBackoff(counterKey: string, backoffKey: string, baseMs: number, maxMs: number, memoryMs: number): Promise<[number, number]>;
 }
 
 const lua = readFileSync(new URL('./lua/platformBackoff.lua', import.meta.url), 'utf8');
@@ -35,19 +35,18 @@ export class PlatformBackoff {
   }
 
   /**
-   * Records a platform failure and returns how long the queue now backs off (ms), the failure streak, and whether this
-   * failure started the back-off (a probe after the previous one ended). A failure that arrives while a back-off runs
-   * (its request left before it started) keeps the back-off without lengthening it.
+   * Records a platform failure and returns how long the queue now backs off (ms) and the failure streak. A failure
+   * that arrives while a back-off runs (its request left before it started) keeps the back-off without lengthening it.
    */
-  async failed(): Promise<{ backoffMs: number; consecutiveFailures: number; started: boolean }> {
-    const [failures, ms, started] = await this.redis.dialerPlatformBackoff(
+  async failed(): Promise<{ backoffMs: number; consecutiveFailures: number }> {
+    const [failures, ms] = await this.redis.dialerPlatformBackoff(
       this.failuresKey,
       this.key,
       PLATFORM_BACKOFF_BASE_MS,
       PLATFORM_BACKOFF_MAX_MS,
       PLATFORM_FAILURE_MEMORY_MS,
     );
-    return { backoffMs: Number(ms), consecutiveFailures: Number(failures), started: Number(started) === 1 };
+    return { backoffMs: Number(ms), consecutiveFailures: Number(failures) };
   }
 
   /** LiveKit answered (a call connected or the carrier gave a SIP status): the failure streak ends. */

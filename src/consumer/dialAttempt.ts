@@ -1,7 +1,8 @@
 import { ServerError } from 'livekit-server-sdk';
 import type { Logger } from '../core/logger.js';
-import type { AttemptEntry, CallRecord, CallStore } from '../core/callStore.js';
-import type { LiveKitClients } from '../core/livekitClients.js';
+import type { AttemptEntry, CallRecord, CallStore, DialStartWindow } from '../core/callStore.js';
+import { prepareDial, type LiveKitClients } from '../core/livekitClients.js';
+import { RequestNotSentError, withSendGate } from '../core/twirpTransport.js';
 import type { CallJob, DispatchMetadata } from '../core/queues.js';
 import { extensionDtmf } from '../core/phone.js';
 import { SECOND, sleep, type Clock } from '../core/time.js';
@@ -22,8 +23,24 @@ export const OBSERVATION_GRACE_MS = 2 * SECOND;
 const OBSERVATION_POLL_MS = 200;
 /** A platform back-off met right before dialing is waited out this many times before the job gives its slot back. */
 export const MAX_BACKOFF_WAITS = 3;
+/**
+ * A call whose timer fires later than this after its CPS slot does not claim it (it would take room in the rolling
+ * window from calls that come on time); it takes a new slot. Above the pacing slack (PACING_SLACK_MS), which absorbs
+ * smaller delays.
+ */
+export const LATE_SLOT_MAX_MS = 20;
+/** Missed slots of one call before the job is put back to wait (not spent): this process is badly overloaded. */
+export const MAX_LATE_SLOTS = 10;
+/** A call taking a new slot this much further than DISPATCH_LEAD_MS away has its agent dispatched again, later. */
+export const REDISPATCH_AFTER_MS = 100;
 /** Claims tried for one start (a full window or a stale claim tries again) before the job gives its slot back. */
 export const MAX_CLAIM_TRIES = 50;
+/**
+ * The agent's dispatch is made this long before the call's CPS slot: long enough for its round trip on a loaded host,
+ * short enough that the agent waits little in the room before the phone rings (issue 13: p99 ≤ 250 ms).
+ */
+export const DISPATCH_LEAD_MS = 100;
+
 
 export interface DialDeps {
   livekit: LiveKitClients;
@@ -98,6 +115,17 @@ async function deleteDispatchQuietly(deps: DialDeps, dispatchId: string, room: s
     await deps.livekit.dispatch.deleteDispatch(dispatchId, room);
   } catch (err) {
     log.warn({ err, room }, 'could not delete the agent dispatch this consumer made');
+  }
+}
+
+/** Deletes the attempt's room; false (logged) when LiveKit could not be asked. */
+async function deleteRoomIfPossible(deps: DialDeps, room: string, log: Logger): Promise<boolean> {
+  try {
+    await deps.livekit.rooms.deleteRoom(room);
+    return true;
+  } catch (err) {
+    log.warn({ err, room }, 'could not delete the attempt room before dispatching its agent again; the dispatch stays');
+    return false;
   }
 }
 
@@ -226,8 +254,9 @@ async function resumeAttempt(job: CallJob, attempt: number, record: CallRecord, 
 
 /**
  * One dial attempt. Resumes an attempt a stopped consumer left (following it when it may already ring), or records
- * the attempt, takes a CPS slot, claims the dial (claimDial: lock still held, no platform back-off, not dialed
- * before), dispatches the agent into a fresh room and rings the number, waiting for the answer. A failed attempt's
+ * the attempt, reserves a CPS slot, dispatches the agent into a fresh room just before the slot, claims the dial at the
+ * slot (claimDial: lock still held, no platform back-off, not dialed before, room in the rolling CPS window) and rings
+ * the number at once, waiting for the answer. A failed attempt's
  * room is deleted so no agent is left waiting; a process that lost the job never touches the room.
  */
 export async function dialAttempt(job: CallJob, attempt: number, deps: DialDeps, log: Logger, ownership: DialOwnership): Promise<DialAttemptResult> {
@@ -264,6 +293,8 @@ async function placeCall(
   let answered = false;
   let noReply = false;
   let startedAt = deps.clock.now();
+  /** When this attempt's slot came, its dispatch was done and its claims were asked (debug log, bench:cps --trace). */
+  const timing = { slotDue: 0, dispatched: 0, firstAsk: 0, askedAt: 0, tries: 0, writtenAt: 0 };
 
   /** Waits `ms`; false when stopped meanwhile (draining, or the lock lost). */
   const pause = async (ms: number): Promise<boolean> => {
@@ -280,13 +311,36 @@ async function placeCall(
     return { status: 'lost_ownership' };
   };
 
+  /** What to do when a claim did not come back `ok`: a result for the caller, or `new_slot` (a back-off was waited out). */
+  const notClaimed = async (claim: Exclude<ClaimOutcome, ClaimedStart>): Promise<PlaceCallResult | 'new_slot'> => {
+    if (claim === 'backoff') return 'new_slot';
+    if (claim === 'stopped') return stopped();
+    owned = false;
+    if (claim === 'not_dialing') {
+      const now = await deps.store.get(job.campaignId, job.callId);
+      if (now?.state === 'terminal' || now?.state === 'in_call') return { status: 'already_ended' };
+    }
+    log.warn({ room, claim }, 'this consumer no longer owns the call; not dialing');
+    return { status: 'lost_ownership' };
+  };
+
   try {
-    for (let slots = 0; ; slots += 1) {
+    let claimed: ClaimedStart | undefined;
+    let backoffs = 0;
+    let lateSlots = 0;
+    while (claimed === undefined) {
       const { waitMs } = await deps.limiter.reserve();
-      if (waitMs > 0 && !(await pause(waitMs))) return stopped();
-      // The agent is dispatched once the call's slot has come, right before the start is claimed: it does not wait in
-      // an empty room while the call queues, and nothing but the claim's round trip lies between the CPS check and the
-      // request, so starts do not bunch on their way to LiveKit.
+      const slotDue = performance.now() + waitMs;
+      timing.slotDue = performance.timeOrigin + slotDue;
+      if (dispatchId !== undefined && waitMs > DISPATCH_LEAD_MS + REDISPATCH_AFTER_MS && lateSlots > 0) {
+        // A missed slot's dispatch would leave its agent waiting in the room until this slot: the room goes (the agent
+        // with it) and the agent is dispatched again before this slot. If the room cannot be deleted the dispatch stays
+        // (a second dispatch beside it would send two agents).
+        if (await deleteRoomIfPossible(deps, room, log)) dispatchId = undefined;
+      }
+      // The agent is dispatched DISPATCH_LEAD_MS before the call's slot comes: it does not wait in an empty room while
+      // the call queues, and its round trip is over (and the connection to LiveKit warm) when the start is claimed.
+      if (waitMs > DISPATCH_LEAD_MS && !(await pause(waitMs - DISPATCH_LEAD_MS))) return stopped();
       if (dispatchId === undefined) {
         try {
           const dispatch = await deps.livekit.dispatch.createDispatch(room, deps.agentName, { metadata: JSON.stringify(dispatchMetadata(job, attempt)) });
@@ -295,33 +349,78 @@ async function placeCall(
           return { status: 'failed', room, end: fromDispatchFailure(classifyDispatchError(err)) };
         }
       }
-      const claim = await claimStart(job, attempt, deps, ownership.lock, pause);
-      if (claim === 'ok') break;
-      if (claim === 'stopped') return stopped();
-      if (claim === 'lost' || claim === 'not_dialing') {
-        owned = false;
-        if (claim === 'not_dialing') {
-          const now = await deps.store.get(job.campaignId, job.callId);
-          if (now?.state === 'terminal' || now?.state === 'in_call') return { status: 'already_ended' };
-        }
-        log.warn({ room, claim }, 'this consumer no longer owns the call; not dialing');
-        return { status: 'lost_ownership' };
+      await prepareDial(deps.livekit.sip); // token signed and a connection open now, not between the claim and the write
+      timing.dispatched = performance.timeOrigin + performance.now();
+      const untilSlot = slotDue - performance.now();
+      if (untilSlot > 0 && !(await pause(untilSlot))) return stopped();
+      const lateMs = performance.now() - slotDue;
+      if (lateMs > LATE_SLOT_MAX_MS) {
+        // This process woke too late (a loaded host): claimed now, its start would take room in the rolling window
+        // from calls whose slots come on time, in this process or another. It takes a new slot instead.
+        log.info({ lateMs: Math.round(lateMs), maxMs: LATE_SLOT_MAX_MS }, 'woke too late for its dial slot; taking a new one');
+        lateSlots += 1;
+        if (lateSlots > MAX_LATE_SLOTS) return stopped();
+        continue;
       }
-      // a platform back-off ran: it was waited out, the call takes a new slot
-      if (slots >= MAX_BACKOFF_WAITS) return stopped();
+      const claim = await claimStart(job, attempt, deps, ownership.lock, pause, log, timing);
+      if (typeof claim === 'object') claimed = claim;
+      else {
+        const next = await notClaimed(claim);
+        if (next !== 'new_slot') return next;
+        // a platform back-off ran: it was waited out, the call takes a new slot (its dispatch stays: deleting it while
+        // LiveKit fails could leave it there and dispatch a second agent into the room)
+        backoffs += 1;
+        if (backoffs > MAX_BACKOFF_WAITS) return stopped();
+      }
     }
-    startedAt = deps.clock.now();
-    await deps.livekit.sip.createSipParticipant(deps.trunkId, job.phoneNumber, room, {
-      participantIdentity: identity,
-      participantName: 'Callee',
-      waitUntilAnswered: true,
-      ringingTimeout: deps.ringingTimeoutS,
-      participantAttributes: { 'dialer.callId': job.callId, 'dialer.campaignId': job.campaignId },
-      // an extension is pressed once the far end answers (LiveKit sends `dtmf` after the answer; 'w' = 0.5 s pause)
-      ...(job.extension ? { dtmf: extensionDtmf(job.extension) } : {}),
-    });
-    answered = true;
-    return { status: 'answered', room, participantIdentity: identity, recovered: false };
+    for (let resends = 0; ; resends += 1) {
+      const { askedAt, window } = claimed;
+      // The send gate runs right before the request is written to its socket (twirpTransport.ts): a dial whose claim
+      // is older than CLAIM_TO_SEND_MAX_MS by then (this process stalled on the way) is not written at all.
+      const gate = (): string | undefined => {
+        const ageMs = performance.now() - askedAt;
+        if (ageMs <= window.marginMs) {
+          timing.writtenAt = performance.timeOrigin + performance.now();
+          return undefined;
+        }
+        return `the dial's start was counted ${Math.round(ageMs)} ms before it could be written (at most ${window.marginMs})`;
+      };
+      startedAt = deps.clock.now();
+      try {
+        await withSendGate(gate, () =>
+          deps.livekit.sip.createSipParticipant(deps.trunkId, job.phoneNumber, room, {
+            participantIdentity: identity,
+            participantName: 'Callee',
+            waitUntilAnswered: true,
+            ringingTimeout: deps.ringingTimeoutS,
+            participantAttributes: { 'dialer.callId': job.callId, 'dialer.campaignId': job.campaignId },
+            // an extension is pressed once the far end answers (LiveKit sends `dtmf` after the answer; 'w' = 0.5 s pause)
+            ...(job.extension ? { dtmf: extensionDtmf(job.extension) } : {}),
+          }),
+        );
+        answered = true;
+        return { status: 'answered', room, participantIdentity: identity, recovered: false };
+      } catch (err) {
+        if (!(err instanceof RequestNotSentError)) throw err;
+        timing.writtenAt = 0;
+        // Nothing was written: the claim is taken back (sent mark and window entry) and the start claimed afresh.
+        log.info({ reason: err.message }, 'dial not sent: its start was counted too long ago; claiming again');
+        const released = await deps.store.releaseDial(job.campaignId, job.callId, attempt, ownership.lock);
+        await deps.limiter.giveBack(window);
+        if (!released) {
+          owned = false;
+          return { status: 'lost_ownership' };
+        }
+        if (resends >= MAX_CLAIM_TRIES) return stopped();
+        const again = await claimStart(job, attempt, deps, ownership.lock, pause, log, timing);
+        if (typeof again === 'object') claimed = again;
+        else {
+          const next = await notClaimed(again);
+          // after a back-off the attempt gives its slot back: the job is put back to wait (not spent)
+          return next === 'new_slot' ? stopped() : next;
+        }
+      }
+    }
   } catch (err) {
     if (mayHaveReachedLiveKit(err)) {
       // No answer came back (the SDK's timeout, a reset connection): the request may have reached LiveKit, which keeps
@@ -335,6 +434,7 @@ async function placeCall(
     if (failure.kind === 'platform') await deps.store.releaseDial(job.campaignId, job.callId, attempt, ownership.lock);
     return { status: 'failed', room, end: fromDialFailure(failure) };
   } finally {
+    if (timing.writtenAt > 0 && log.isLevelEnabled('debug')) log.debug({ room, ...timing }, 'dial request written');
     // Registered before dialing: whatever went wrong, the callee and the dispatched agent are not left in the room.
     // A consumer that lost the job removes only its own dispatch: the room is the new holder's.
     if (!answered && !noReply && dispatchId !== undefined) {
@@ -345,10 +445,31 @@ async function placeCall(
 }
 
 /**
+ * A claim that came back stale means this process or Redis is slow right now (a loaded host): claiming again at once,
+ * every waiting call of every process would multiply the round trips that made it slow. The n-th stale claim of a
+ * call waits a random time up to STALE_CLAIM_PAUSE_MS × 2^(n−1) (at most STALE_CLAIM_PAUSE_MAX_MS) first.
+ */
+export const STALE_CLAIM_PAUSE_MS = 20;
+const STALE_CLAIM_PAUSE_MAX_MS = 640;
+
+function staleClaimPauseMs(stale: number): number {
+  return Math.random() * Math.min(STALE_CLAIM_PAUSE_MS * 2 ** (stale - 1), STALE_CLAIM_PAUSE_MAX_MS);
+}
+
+/** A claimed start: when its claim was asked (performance.now()) and the window it was counted in. */
+interface ClaimedStart {
+  askedAt: number;
+  window: DialStartWindow;
+}
+type ClaimOutcome = ClaimedStart | 'backoff' | 'stopped' | 'lost' | 'not_dialing';
+
+/**
  * Claims the call's start (claimDial.lua), waiting while the rolling CPS window is full or a platform back-off runs.
- * A claim whose round trip took longer than the window's margin (this process or Redis stalled) is stale: a request
- * sent now could land among later starts, so it is taken back and claimed afresh.
- * Returns `ok` (dial now), `backoff` (a back-off was waited out: take a new slot), `stopped`, `lost` or `not_dialing`.
+ * The window counts the start at Redis' time during the claim; a claim whose reply took longer than
+ * CLAIM_TO_SEND_MAX_MS (this process or Redis stalled) is stale: sent now, it could reach LiveKit among starts counted
+ * up to a second later. Its sent mark and its window entry are taken back (nothing went out) and it claims again.
+ * Returns the claimed start (dial now), `backoff` (a back-off was waited out: take a new slot), `stopped`, `lost` or
+ * `not_dialing`.
  */
 async function claimStart(
   job: CallJob,
@@ -356,16 +477,29 @@ async function claimStart(
   deps: DialDeps,
   lock: DialOwnership['lock'],
   pause: (ms: number) => Promise<boolean>,
-): Promise<'ok' | 'backoff' | 'stopped' | 'lost' | 'not_dialing'> {
+  log: Logger,
+  timing: { askedAt: number; firstAsk: number; tries: number },
+): Promise<ClaimOutcome> {
+  let stale = 0;
   for (let tries = 0; tries < MAX_CLAIM_TRIES; tries += 1) {
     const window = deps.limiter.startWindow();
     const asked = performance.now();
+    timing.askedAt = performance.timeOrigin + asked;
+    timing.tries += 1;
+    if (timing.firstAsk === 0) timing.firstAsk = timing.askedAt;
     const claim = await deps.store.claimDial(job.campaignId, job.callId, attempt, lock, deps.backoff.key, window);
     switch (claim.status) {
-      case 'ok':
-        if (performance.now() - asked <= window.marginMs) return 'ok';
-        if (!(await deps.store.releaseDial(job.campaignId, job.callId, attempt, lock))) return 'lost';
+      case 'ok': {
+        const tookMs = performance.now() - asked;
+        if (tookMs <= window.marginMs) return { askedAt: asked, window };
+        log.info({ tookMs: Math.round(tookMs), maxMs: window.marginMs }, 'dial claim came back too late to send; claiming again');
+        const released = await deps.store.releaseDial(job.campaignId, job.callId, attempt, lock);
+        await deps.limiter.giveBack(window); // not sent, by this holder or by anyone for this claim
+        if (!released) return 'lost';
+        stale += 1;
+        if (!(await pause(staleClaimPauseMs(stale)))) return 'stopped';
         continue;
+      }
       case 'window_full':
         if (!(await pause(claim.waitMs))) return 'stopped';
         continue;

@@ -2,113 +2,103 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import type { DialStartWindow } from '../core/callStore.js';
-import { SECOND, sleep } from '../core/time.js';
+import { SECOND } from '../core/time.js';
 
 const MICROS_PER_MS = 1000;
 
 /**
- * Extra spacing per window. Carriers count starts on their side of the network, so starts spaced here must still
- * be under the limit after request-latency jitter: N+1 consecutive starts span at least one second plus the
- * margin. This base keeps the limit ≥ 95 % used; the consumer adds its recent event-loop stalls on top
- * (StallGauge), because a stall between taking a slot and sending bunches the starts behind it.
+ * The longest a claimed dial start may take to reach the send: a claim (claimDial.lua, which records the start in the
+ * rolling window at Redis' time) whose reply comes back later than this after it was asked is not sent, but taken back
+ * and claimed again (dialAttempt.ts). Every CreateSIPParticipant thus leaves within this long of the moment its start
+ * was counted, however this process or Redis stalled meanwhile.
  */
-export const WINDOW_SAFETY_MARGIN_MS = 30;
-/** However badly this process stalls, the margin stays under this (the limit then still ≥ 80 % used). */
-export const MAX_EXTRA_MARGIN_MS = 220;
+export const CLAIM_TO_SEND_MAX_MS = 15;
+
+/**
+ * The rolling window of starts is this much longer than a second. DIAL_CPS is a limit where the carrier counts, on
+ * the far side of the request: N+1 starts counted at least 1 s + this margin apart reach it at least 1 s apart as long
+ * as their delays from count to arrival differ by less than the margin. The delay is 0 … CLAIM_TO_SEND_MAX_MS up to
+ * the send (see above), then the HTTP client's path to the socket (the SIP client's token is signed ahead of time,
+ * livekitClients.ts, and the connection is warm from the dispatch just before) and the network: the rest of the
+ * margin. It costs the rate 1 − 1 s / (1 s + margin) of the limit (2.4 %).
+ */
+export const WINDOW_SAFETY_MARGIN_MS = 25;
+
+/**
+ * Pacing slots are spread this much wider than the window needs: a start counted a little later than its slot (timer
+ * lateness, the claim's round trip) then still finds the window open, instead of waiting for the start one window
+ * earlier to leave it and pushing every later start back by the difference. Costs 1 % of the limit.
+ */
+export const PACING_SLACK_MS = 10;
 
 interface LimiterCommands {
   dialerReserveSlot(key: string, intervalUs: number): Promise<[string, string]>;
-  dialerCommitStart(key: string, limit: number, windowUs: number, member: string, keepUs: number): Promise<[number, string]>;
 }
 
 /** How many starts a rolling window may hold, and how long that window is (fractional limits widen it). */
-export function startWindow(cps: number, extraMarginMs = 0): { limit: number; windowMs: number } {
-  const margin = WINDOW_SAFETY_MARGIN_MS + Math.min(Math.max(0, extraMarginMs), MAX_EXTRA_MARGIN_MS);
-  if (cps >= 1) return { limit: Math.floor(cps), windowMs: SECOND + margin };
-  return { limit: 1, windowMs: SECOND / cps + margin };
+export function startWindow(cps: number): { limit: number; windowMs: number } {
+  if (cps >= 1) return { limit: Math.floor(cps), windowMs: SECOND + WINDOW_SAFETY_MARGIN_MS };
+  return { limit: 1, windowMs: SECOND / cps + WINDOW_SAFETY_MARGIN_MS };
 }
 
 /**
- * Spacing between dial starts for a calls-per-second limit: N starts per second, evenly spread, so any rolling
+ * Spacing between dial starts for a calls-per-second limit: N starts per window, evenly spread, so any rolling
  * second holds at most N. A fractional limit above one rounds down (2.5 → 2 per second: 3 would break a
  * rolling second); below one it widens the spacing (0.5 → one start per 2 s).
  */
-export function startIntervalMs(cps: number, extraMarginMs = 0): number {
-  const { limit, windowMs } = startWindow(cps, extraMarginMs);
-  return windowMs / limit;
+export function startIntervalMs(cps: number): number {
+  const { limit, windowMs } = startWindow(cps);
+  return (windowMs + PACING_SLACK_MS) / limit;
 }
 
 const script = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
 
 /**
- * The global dial-start limiter (DIAL_CPS), shared by every consumer process through two Lua scripts in Redis.
- * Unlike BullMQ's fixed-window limiter it is never exceeded in any rolling second: a GCRA slot paces starts
- * evenly (cold bursts of calls see more failures at carriers), and a sliding-window log checks the hard limit
- * at the moment each call really starts.
+ * The global dial-start limiter (DIAL_CPS), shared by every consumer process through Redis. Two parts:
+ * - pacing: a GCRA slot per start (reserveDialSlot.lua), evenly spaced, so waiting calls do not race each other and
+ *   carriers see no bursts;
+ * - the hard limit: claimDial.lua counts each start in a sliding-window log at the moment it is claimed, right before
+ *   its CreateSIPParticipant, and refuses it while the window holds the limit. Unlike BullMQ's fixed-window limiter
+ *   it is never exceeded in any rolling second, at the send and, within WINDOW_SAFETY_MARGIN_MS of jitter, where the
+ *   carrier counts.
  */
 export class DialRateLimiter {
   private readonly redis: Redis & LimiterCommands;
 
-  /** `extraMarginMs` is read at every start (the consumer passes its recent event-loop stalls). */
   constructor(
     redis: Redis,
     private readonly key: string,
     private readonly cps: number,
-    private readonly extraMarginMs: () => number = () => 0,
   ) {
     if (!('dialerReserveSlot' in redis)) redis.defineCommand('dialerReserveSlot', { numberOfKeys: 1, lua: script('reserveDialSlot') });
-    if (!('dialerCommitStart' in redis)) redis.defineCommand('dialerCommitStart', { numberOfKeys: 1, lua: script('commitDialStart') });
     this.redis = redis as Redis & LimiterCommands;
   }
 
-  /** Reserves the next free pacing slot; returns how long to wait for it (0 when it is now). */
+  /** Reserves the next free pacing slot; returns when it is (ms since the epoch, Redis' clock) and how long to wait. */
   async reserve(): Promise<{ slotAtMs: number; waitMs: number }> {
-    const intervalUs = Math.ceil(startIntervalMs(this.cps, this.extraMarginMs()) * MICROS_PER_MS);
+    const intervalUs = Math.ceil(startIntervalMs(this.cps) * MICROS_PER_MS);
     const [slot, wait] = await this.redis.dialerReserveSlot(`${this.key}:next`, intervalUs);
     return { slotAtMs: Number(slot) / MICROS_PER_MS, waitMs: Number(wait) / MICROS_PER_MS };
   }
 
-  /** Records a start now if the rolling window has room; otherwise says how long until it will. */
-  async commit(): Promise<{ started: true } | { started: false; waitMs: number }> {
-    const { limit, windowMs } = startWindow(this.cps, this.extraMarginMs());
-    const widest = startWindow(this.cps, MAX_EXTRA_MARGIN_MS).windowMs;
-    const [ok, wait] = await this.redis.dialerCommitStart(
-      `${this.key}:log`,
-      limit,
-      Math.ceil(windowMs * MICROS_PER_MS),
-      randomUUID(),
-      Math.ceil(widest * MICROS_PER_MS),
-    );
-    return ok === 1 ? { started: true } : { started: false, waitMs: Number(wait) / MICROS_PER_MS };
+  /**
+   * Takes a start counted in `window` (by claimDial) out of it again: its request was never sent, because its claim
+   * came back too late (dialAttempt.ts). Safe at any moment: the window must hold every start that was sent, and a
+   * start that was not sent never is. Kept, it would cost the limit a start each time, and on a starved host stale
+   * claims would eat the window faster than it empties.
+   */
+  async giveBack(window: DialStartWindow): Promise<void> {
+    await this.redis.zrem(window.logKey, window.member);
   }
 
   /**
-   * The rolling window a start is checked against right now, for a script that records the start together with other
-   * checks (claimDial.lua): the log key, the limit, the window and how long entries are kept (µs), a fresh member, and
-   * the margin (ms) this window leaves for the time between the check and the request's arrival at LiveKit.
+   * The rolling window a start is checked against, for claimDial.lua (which records the start together with the
+   * claim's other checks): the log key, the limit, the window and how long entries are kept (µs), a fresh member, and
+   * the longest the claim may take to reach the send (ms).
    */
   startWindow(): DialStartWindow {
-    const extra = this.extraMarginMs();
-    const { limit, windowMs } = startWindow(this.cps, extra);
-    const widest = startWindow(this.cps, MAX_EXTRA_MARGIN_MS).windowMs;
-    return {
-      logKey: `${this.key}:log`,
-      limit,
-      windowUs: Math.ceil(windowMs * MICROS_PER_MS),
-      keepUs: Math.ceil(widest * MICROS_PER_MS),
-      member: randomUUID(),
-      marginMs: WINDOW_SAFETY_MARGIN_MS + Math.min(Math.max(0, extra), MAX_EXTRA_MARGIN_MS),
-    };
-  }
-
-  /** Waits for a pacing slot, then for room in the rolling window, and records the start; rejects when `signal` aborts. */
-  async acquire(signal?: AbortSignal): Promise<void> {
-    const { waitMs } = await this.reserve();
-    if (waitMs > 0) await sleep(waitMs, signal);
-    for (;;) {
-      const start = await this.commit();
-      if (start.started) return;
-      await sleep(start.waitMs, signal);
-    }
+    const { limit, windowMs } = startWindow(this.cps);
+    const windowUs = Math.ceil(windowMs * MICROS_PER_MS);
+    return { logKey: `${this.key}:log`, limit, windowUs, keepUs: windowUs, member: randomUUID(), marginMs: CLAIM_TO_SEND_MAX_MS };
   }
 }

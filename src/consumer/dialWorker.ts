@@ -31,7 +31,6 @@ import { CampaignStore } from '../campaigns/campaignStore.js';
 import type { RetryDelays } from '../core/config.js';
 import { CallEndedError, MalformedCallJobError, RetryDialError } from './dialErrors.js';
 import { DialRateLimiter } from './dialRateLimiter.js';
-import { StallGauge } from './stallGauge.js';
 import { retryDelayMs } from './retryPolicy.js';
 import { PlatformBackoff } from './platformBackoff.js';
 import { OutcomeWatchdog } from '../core/outcomeWatchdogQueue.js';
@@ -146,8 +145,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
       logger.warn({ acked, wanted }, 'Redis replicas did not acknowledge the dial mark in time; not dialing, retrying after a back-off'),
   });
   const reporter = new ResultReporter(connection, config.queuePrefix);
-  const stalls = new StallGauge();
-  const limiter = new DialRateLimiter(connection, store.keys.dialWindow(), config.dial.cps, () => stalls.recentMaxMs());
+  const limiter = new DialRateLimiter(connection, store.keys.dialWindow(), config.dial.cps);
   const backoff = new PlatformBackoff(connection, store.keys.platformBackoff(), store.keys.platformFailures());
   const watchdog = new OutcomeWatchdog(connection, config.queuePrefix, config.dial.outcomeTimeoutMs);
   const deps: DialDeps = {
@@ -443,7 +441,6 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
   let closing: Promise<void> | undefined;
   let forced: Promise<void> | undefined;
   const cleanup = async () => {
-    stalls.stop();
     await reporter.close().catch((err: unknown) => logger.error({ err }, 'closing the result reporter failed'));
     await watchdog.close().catch((err: unknown) => logger.error({ err }, 'closing the outcome watchdog failed'));
     await closeConnection(connection);

@@ -1,5 +1,7 @@
-import { AgentDispatchClient, RoomServiceClient, SipClient } from 'livekit-server-sdk';
+import { AgentDispatchClient, RoomServiceClient, SipClient, type ClientOptions, type SIPGrant, type VideoGrant } from 'livekit-server-sdk';
 import type { LiveKitSettings } from './config.js';
+import { MINUTE } from './time.js';
+import { GatedTwirpRpc, type TwirpRequester } from './twirpTransport.js';
 
 /** The three LiveKit API clients the dialer and agent use. */
 export interface LiveKitClients {
@@ -9,14 +11,85 @@ export interface LiveKitClients {
 }
 
 /**
+ * A signed SIP token is reused this long. The SDK signs its tokens for 10 minutes (ServiceBase's default `ttl`,
+ * node_modules/livekit-server-sdk/dist/ServiceBase.js), so a reused one has at least 5 minutes left when sent.
+ */
+export const SIP_TOKEN_REUSE_MS = 5 * MINUTE;
+/** The grant livekit-server-sdk asks for on CreateSIPParticipant (SipClient.createSipParticipant). */
+const DIAL_GRANT: [VideoGrant, SIPGrant] = [{}, { call: true }];
+/** Grants signed ahead are kept for this many distinct grant sets at most (the SIP API uses a handful). */
+const MAX_CACHED_GRANTS = 16;
+
+/**
+ * A SipClient that writes its requests through GatedTwirpRpc (a send gate right before the write; no region failover)
+ * and signs its access tokens ahead of time instead of per request. livekit-server-sdk signs a JWT for
+ * every request (ServiceBase.authHeader, with jose: asynchronous, through the thread pool); before a dial that is a
+ * wait of its own between the moment the dial's start is counted against DIAL_CPS and the moment the request leaves.
+ * Here a token is signed once per grant set and reused for SIP_TOKEN_REUSE_MS; a token about to age is re-signed in
+ * the background while the current one is still sent. Room-scoped grants (a transfer's) are signed per request, as
+ * the SDK does, so nothing grows per room.
+ */
+export class PresignedSipClient extends SipClient {
+  private readonly transport: GatedTwirpRpc;
+  private readonly signed = new Map<string, { header: Promise<Record<string, string>>; signedAt: number; renewing: boolean }>();
+
+  constructor(host: string, apiKey: string, apiSecret: string, options: ClientOptions = {}) {
+    super(host, apiKey, apiSecret, { ...options, failover: false });
+    // The SDK's own transport (`rpc`, a TwirpRpc set in SipClient's constructor, node_modules/livekit-server-sdk/dist/
+    // SipClient.js) is replaced by one that runs a send gate right before it writes (twirpTransport.ts).
+    this.transport = new GatedTwirpRpc(host);
+    (this as unknown as { rpc: TwirpRequester }).rpc = this.transport;
+  }
+
+  /** Gets a dial ready to be written at once: its token signed, a connection to LiveKit open. */
+  async prepareDial(): Promise<void> {
+    await Promise.all([this.authHeader(...DIAL_GRANT), this.transport.warm()]);
+  }
+
+  override async authHeader(grant: VideoGrant, sip?: SIPGrant): Promise<Record<string, string>> {
+    if (grant.room !== undefined) return super.authHeader(grant, sip);
+    const key = JSON.stringify([grant, sip ?? null]);
+    const now = Date.now();
+    const entry = this.signed.get(key);
+    if (!entry) {
+      if (this.signed.size >= MAX_CACHED_GRANTS) this.signed.clear();
+      const header = super.authHeader(grant, sip);
+      this.signed.set(key, { header, signedAt: now, renewing: false });
+      header.catch(() => this.signed.delete(key)); // a failed signing is not kept; the caller sees the error
+      return header;
+    }
+    if (now - entry.signedAt >= SIP_TOKEN_REUSE_MS && !entry.renewing) {
+      entry.renewing = true;
+      const header = super.authHeader(grant, sip);
+      header.then(
+        () => this.signed.set(key, { header, signedAt: Date.now(), renewing: false }),
+        () => {
+          entry.renewing = false; // the next request tries again; the current token is still valid for minutes
+        },
+      );
+    }
+    return entry.header;
+  }
+}
+
+/**
+ * Gets a dial ready to go out the moment its start is claimed (PresignedSipClient.prepareDial; a no-op for another
+ * SipClient): called before the claim, so neither signing nor connecting lies between the claim and the write.
+ */
+export async function prepareDial(sip: SipClient): Promise<void> {
+  if (sip instanceof PresignedSipClient) await sip.prepareDial();
+}
+
+/**
  * Creates the clients with region failover off: the SDK replays a POST to another region after a 5xx or
- * transport error, and a replayed CreateSIPParticipant can ring a phone twice.
+ * transport error, and a replayed CreateSIPParticipant can ring a phone twice. The SIP client signs ahead and
+ * writes through a send gate (PresignedSipClient).
  */
 export function createLiveKitClients(settings: LiveKitSettings): LiveKitClients {
   const options = { failover: false };
   const host = settings.url.replace(/^ws/, 'http');
   return {
-    sip: new SipClient(host, settings.apiKey, settings.apiSecret, options),
+    sip: new PresignedSipClient(host, settings.apiKey, settings.apiSecret, options),
     rooms: new RoomServiceClient(host, settings.apiKey, settings.apiSecret, options),
     dispatch: new AgentDispatchClient(host, settings.apiKey, settings.apiSecret, options),
   };

@@ -257,7 +257,7 @@ describe('only the holder of the dial job dials', () => {
     await p.redis.set(lock.key, 'mine', 'PX', 10_000);
     const d = await deps(p);
     const slow = { ...d, limiter: new DialRateLimiter(p.redis, `${p.config.queuePrefix}:slow-cps`, 0.2) };
-    await slow.limiter.acquire(); // the next slot is 5 s away
+    await slow.limiter.reserve(); // the next slot is 5 s away
     const lockLost = new AbortController();
     const dialing = dialAttempt(job(number, 'lost-1'), 1, slow, silentLogger, { lock, lockLost: lockLost.signal });
     setTimeout(() => lockLost.abort(), 100);

@@ -4,11 +4,13 @@
 --   * no platform back-off is running (LiveKit was failing: nothing is sent, from any slot of any process);
 --   * the call is dialing this very attempt and nobody marked it sent before;
 --   * the rolling window of dial starts has room (DIAL_CPS, a sliding-window log shared by every consumer: fewer than
---     ARGV[4] starts in the last ARGV[5] µs). The pacing slot (reserveDialSlot) spreads starts evenly; this check
---     holds the hard limit at the moment a call really starts, as close to the send as one round trip allows.
--- Then it records the start in the window and marks the attempt sent.
--- Callers may use different windows (each adds its own recent stalls to the margin), so window entries are kept for
--- the widest window any caller can use (ARGV[7] µs) and each caller counts only its own window.
+--     ARGV[4] starts in the last ARGV[5] µs, at Redis' time). The pacing slot (reserveDialSlot) spreads starts
+--     evenly; this check holds the hard limit at the moment a call really starts: the caller sends right after the
+--     reply, or not at all when the reply took longer than its bound (CLAIM_TO_SEND_MAX_MS in dialRateLimiter.ts).
+-- Then it records the start in the window and marks the attempt sent. A start taken back afterwards (releaseDial)
+-- keeps its window entry: the window may count a start that never went out, never miss one that did.
+-- Processes configured with different windows (a rolling upgrade, different DIAL_CPS) may share the log, so entries
+-- are kept for the widest window a caller names (ARGV[7] µs, at least its own) and each caller counts its own window.
 -- The keys live in different hash slots unless QUEUE_PREFIX carries a hash tag, which Redis Cluster needs anyway.
 -- KEYS[1] call record, KEYS[2] the job's lock key, KEYS[3] the platform back-off key, KEYS[4] the dial-start log.
 -- ARGV[1] attempt, ARGV[2] lock token, ARGV[3] now (ms, for the record), ARGV[4] limit, ARGV[5] window µs,

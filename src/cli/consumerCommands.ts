@@ -5,6 +5,7 @@ import { createDialerMetrics, startMetricsServer, type DialerMetrics, type Metri
 import { handleShutdownSignals } from '../core/shutdownSignals.js';
 import { startDialWorker } from '../consumer/dialWorker.js';
 import { startResultsWorker } from '../results/resultsWorker.js';
+import { startScheduleWorker } from '../schedules/callSchedules.js';
 import { action, cliContext } from './cliContext.js';
 
 /** This process's metrics, served on METRICS_HOST:METRICS_PORT when METRICS_PORT is set. */
@@ -21,7 +22,7 @@ function closeMetrics(server: MetricsServer | undefined, logger: Logger): Promis
   return server ? server.close().catch((err: unknown) => logger.error({ err }, 'closing the metrics server failed')) : Promise.resolve();
 }
 
-/** `consumer` (dial workers + results worker) and `results` (results worker alone). */
+/** `consumer` (dial workers, results worker, schedule firings) and `results` (results worker alone). */
 export function registerConsumerCommands(program: Command): void {
   program
     .command('consumer')
@@ -33,16 +34,21 @@ export function registerConsumerCommands(program: Command): void {
         const { metrics, server } = await processMetrics(config, logger);
         const dial = await startDialWorker({ config, logger, metrics });
         const results = await startResultsWorker({ config, logger, metrics });
+        // recurring calls' firings run here too, so no extra process is needed; BullMQ hands each firing's job to one
+        // worker, and its calls' keys come from the firing time, so consumers side by side never double a firing
+        const schedules = startScheduleWorker({ config, logger });
         logger.info({ cps: config.dial.cps, concurrency: config.dial.concurrency, agentName: config.agentName }, 'consumer started');
         handleShutdownSignals(
           {
             drain: async () => {
               await dial.close();
+              await schedules.close();
               await results.close();
               await closeMetrics(server, logger);
             },
             force: async () => {
               await dial.close(true);
+              await schedules.close();
               await results.close(true);
               await closeMetrics(server, logger);
             },

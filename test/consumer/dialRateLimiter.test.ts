@@ -1,10 +1,15 @@
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { Redis } from 'ioredis';
 import { CLAIM_TO_SEND_MAX_MS, DialRateLimiter, startIntervalMs, startWindow, WINDOW_SAFETY_MARGIN_MS } from '../../src/consumer/dialRateLimiter.js';
 import { CallStore } from '../../src/core/callStore.js';
 import { dialerKeys } from '../../src/core/keys.js';
-import { PresignedSipClient, SIP_TOKEN_REUSE_MS } from '../../src/core/livekitClients.js';
-import { systemClock } from '../../src/core/time.js';
+import { createLiveKitClients, PresignedSipClient, SIP_TOKEN_REUSE_MS } from '../../src/core/livekitClients.js';
+import { RequestNotSentError, withSendGate } from '../../src/core/twirpTransport.js';
+import { CALLS_QUEUE } from '../../src/core/queues.js';
+import { sleep, systemClock } from '../../src/core/time.js';
+import { dialAttempt, type DialDeps } from '../../src/consumer/dialAttempt.js';
+import { PlatformBackoff } from '../../src/consumer/platformBackoff.js';
+import { silentLogger, startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
 import { maxInRollingWindow } from '../helpers/rollingWindow.js';
 
@@ -128,5 +133,69 @@ describe('PresignedSipClient', () => {
     const a = await sip.authHeader({ roomAdmin: true, room: 'r1' }, { call: true });
     const b = await sip.authHeader({ roomAdmin: true, room: 'r1' }, { call: true });
     expect(a).not.toBe(b);
+  });
+});
+
+describe('the send gate: a dial is written within CLAIM_TO_SEND_MAX_MS of its claim, or not at all', () => {
+  let pipeline: TestPipeline | undefined;
+  afterEach(async () => {
+    await pipeline?.close();
+    pipeline = undefined;
+  });
+
+  it('writes nothing when the gate refuses, so LiveKit never sees the dial', async () => {
+    pipeline = await startTestPipeline('gate-refuses', { dialers: 0 });
+    const p = pipeline;
+    const { sip } = createLiveKitClients({ url: p.sim.url, apiKey: p.sim.apiKey, apiSecret: p.sim.apiSecret });
+    const dialing = withSendGate(
+      () => 'counted too long ago',
+      () => sip.createSipParticipant(p.sim.outboundTrunkId, '+14155550111', 'gate-room', { participantIdentity: 'sip-gate', waitUntilAnswered: true }),
+    );
+    await expect(dialing).rejects.toBeInstanceOf(RequestNotSentError);
+    expect(p.sim.calls.filter((c) => c.room === 'gate-room')).toHaveLength(0);
+    // the same client dials normally once the gate lets it
+    await withSendGate(
+      () => undefined,
+      () => sip.createSipParticipant(p.sim.outboundTrunkId, '+14155550111', 'gate-room', { participantIdentity: 'sip-gate', waitUntilAnswered: true }),
+    );
+    expect(p.sim.calls.filter((c) => c.room === 'gate-room')).toHaveLength(1);
+  });
+
+  it('gives a claim that came back too late its window entry back, claims again and dials once', async () => {
+    pipeline = await startTestPipeline('stale-claim', { dialers: 0, network: { default: { type: 'answer', afterMs: 50 } } });
+    const p = pipeline;
+    /** Redis (or this process) stalls on the first claim's reply: it comes back after the claim-to-send bound. */
+    class SlowFirstClaim extends CallStore {
+      slowed = false;
+      override async claimDial(...args: Parameters<CallStore['claimDial']>): ReturnType<CallStore['claimDial']> {
+        const claim = await super.claimDial(...args);
+        if (!this.slowed) {
+          this.slowed = true;
+          await sleep(CLAIM_TO_SEND_MAX_MS + 30);
+        }
+        return claim;
+      }
+    }
+    const store = new SlowFirstClaim(p.redis, p.config.queuePrefix, systemClock);
+    const deps: DialDeps = {
+      livekit: createLiveKitClients({ url: p.sim.url, apiKey: p.sim.apiKey, apiSecret: p.sim.apiSecret }),
+      store,
+      limiter: new DialRateLimiter(p.redis, store.keys.dialWindow(), 5),
+      backoff: new PlatformBackoff(p.redis, store.keys.platformBackoff(), store.keys.platformFailures()),
+      trunkId: p.sim.outboundTrunkId,
+      agentName: p.config.agentName,
+      ringingTimeoutS: 2,
+      clock: systemClock,
+      logger: silentLogger,
+    };
+    const lock = { key: `${p.config.queuePrefix}:${CALLS_QUEUE}:stale-1:lock`, token: 'mine' };
+    await p.redis.set(lock.key, 'mine', 'PX', 10_000);
+    const job = { callId: 'stale-1', campaignId: 'stale', phoneNumber: '+14155550112', metadata: {}, enqueuedAt: Date.now() };
+    const result = await dialAttempt(job, 1, deps, silentLogger, { lock });
+    expect(result.status).toBe('answered');
+    expect(store.slowed).toBe(true);
+    expect(p.sim.calls.filter((c) => c.room === 'call-stale-1-1')).toHaveLength(1);
+    // one start went out, one is counted: the stale claim's entry did not stay to cost the limit a start
+    expect(await p.redis.zcard(`${store.keys.dialWindow()}:log`)).toBe(1);
   });
 });

@@ -3,6 +3,7 @@ import { CallStore, type AttemptEndObservation, type CallIdentity } from '../cor
 import type { Logger } from '../core/logger.js';
 import { MINUTE, type Clock } from '../core/time.js';
 import { OutcomeWatchdog } from '../core/outcomeWatchdogQueue.js';
+import { errorMessage } from '../core/errors.js';
 
 /** The watchdog fires this long after a call's own maximum duration at the earliest, so it never ends a live call. */
 const WATCHDOG_MARGIN_MS = 5 * MINUTE;
@@ -38,7 +39,7 @@ export class AgentCallBook {
     try {
       await this.store.beginAttempt(call, 1, room, { dialSent: true });
     } catch (err) {
-      this.logger.error({ err: (err as Error).message }, 'could not record the call before dialing it; a failed dial may lose its outcome');
+      this.logger.error({ err: errorMessage(err) }, 'could not record the call before dialing it; a failed dial may lose its outcome');
     }
   }
 
@@ -51,7 +52,7 @@ export class AgentCallBook {
         Math.max(this.outcomeTimeoutMs, maxCallDurationMs + WATCHDOG_MARGIN_MS),
       );
     } catch (err) {
-      this.logger.error({ err: (err as Error).message }, 'could not record the connected call; it is not watched for a lost outcome');
+      this.logger.error({ err: errorMessage(err) }, 'could not record the connected call; it is not watched for a lost outcome');
     }
   }
 
@@ -70,7 +71,7 @@ export class AgentCallBook {
       const stored = await this.store.observeAttemptEnd(call.campaignId, call.callId, call.attempt, seen);
       this.logger.info({ ...context, stored }, 'the callee left before answering');
     } catch (err) {
-      this.logger.error({ ...context, err: (err as Error).message }, 'could not record how the unanswered attempt ended');
+      this.logger.error({ ...context, err: errorMessage(err) }, 'could not record how the unanswered attempt ended');
     }
   }
 

@@ -11,6 +11,7 @@ import type { CallProfile } from './profiles.js';
 import { followSession } from './sessionTranscript.js';
 import { playOut, speak } from './speech.js';
 import type { WarmTransferPort } from './warmTransfer.js';
+import { errorMessage } from '../core/errors.js';
 
 export { matchQuestion } from './callSurvey.js';
 
@@ -181,7 +182,7 @@ export class CallController {
     const session = this.session;
     const message = kind === 'max_duration' ? this.profile.maxDurationMessage : this.profile.silenceMessage;
     await this.busy(() => playOut(speak(session, message), MESSAGE_PLAYOUT_TIMEOUT_MS)).catch((err: unknown) =>
-      this.log.warn({ err: (err as Error).message }, 'could not say goodbye'),
+      this.log.warn({ err: errorMessage(err) }, 'could not say goodbye'),
     );
     await this.end({ outcome: 'answered', reason }, { hangup: true });
   }
@@ -211,7 +212,7 @@ export class CallController {
       try {
         session.shutdown({ drain: false, reason: fallback.reason });
       } catch (err) {
-        this.log.warn({ err: (err as Error).message }, 'session shutdown failed');
+        this.log.warn({ err: errorMessage(err) }, 'session shutdown failed');
       }
     }
     // Report as soon as the call is over; the session's own teardown can take a moment longer.

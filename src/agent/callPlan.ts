@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { redactPhoneNumber } from '../core/phone.js';
 import { DEFAULT_CAMPAIGN_ID, callMetadataSchema, dispatchMetadataSchema, idSchema, type CallMetadata } from '../core/queues.js';
 import { profileOverrideSchema } from './profiles.js';
+import { errorMessage } from '../core/errors.js';
 
 /**
  * Dispatch metadata as the agent reads it: the shared schema, plus an inline profile (an object in
@@ -112,7 +113,7 @@ export function parseCallPlan(rawMetadata: string, roomName: string, roomMetadat
     try {
       raw = JSON.parse(rawMetadata);
     } catch (err) {
-      throw new DispatchMetadataError(`dispatch metadata is not JSON: ${(err as Error).message}`, undefined, undefined);
+      throw new DispatchMetadataError(`dispatch metadata is not JSON: ${errorMessage(err)}`, undefined, undefined);
     }
   }
   const parsed = agentDispatchMetadataSchema.safeParse(raw);

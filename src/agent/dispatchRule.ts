@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { SIPDispatchRuleInfo } from '@livekit/protocol';
 import { RoomAgentDispatch, RoomConfiguration, type SipClient } from 'livekit-server-sdk';
 import { z } from 'zod';
-import { InvalidInputError } from '../core/errors.js';
+import { errorMessage, InvalidInputError } from '../core/errors.js';
 
 /** The dispatch rule shipped at the package root (`lk sip dispatch create` reads the same file). */
 export const DEFAULT_DISPATCH_RULE_FILE = fileURLToPath(new URL('../../dispatch-rule.json', import.meta.url));
@@ -34,7 +34,7 @@ export async function readDispatchRuleFile(file: string): Promise<DispatchRuleFi
   try {
     document = JSON.parse(await readFile(file, 'utf8'));
   } catch (err) {
-    throw new InvalidInputError(`cannot read dispatch rule ${file}: ${(err as Error).message}`);
+    throw new InvalidInputError(`cannot read dispatch rule ${file}: ${errorMessage(err)}`);
   }
   const parsed = dispatchRuleFileSchema.safeParse(document);
   if (!parsed.success) {

@@ -32,6 +32,7 @@ import { CallOutcomeTracker, type ResultSink } from './outcomeTracker.js';
 import { loadProfiles, resolveCallProfile, type CallProfile, type ProfileCatalog } from './profiles.js';
 import { followCallee, waitForLeave, type LifecycleRoom, type RoomParticipant } from './roomLifecycle.js';
 import { agentsWarmTransfer, type WarmTransferPort } from './warmTransfer.js';
+import { errorMessage, toError } from '../core/errors.js';
 
 export type { AnsweringMachineDetector } from './connectCallee.js';
 
@@ -161,7 +162,7 @@ export async function runAnsweringMachineDetection(
       await controller.end({ outcome: 'voicemail', reason: 'answering machine: mailbox unavailable, no message left' }, { hangup: true });
     }
   } catch (err) {
-    log.warn({ err: (err as Error).message }, 'answering machine detection failed; the conversation goes on');
+    log.warn({ err: errorMessage(err) }, 'answering machine detection failed; the conversation goes on');
   } finally {
     await detector.aclose().catch(() => undefined);
   }
@@ -179,7 +180,7 @@ async function confirmCalleeStillThere(room: CallRoom, serverApi: CallServerApi,
     const state = await serverApi.participantState(identity);
     if (!state.present || state.callStatus === 'hangup') await controller.calleeLeft('callee hung up before the conversation started');
   } catch (err) {
-    log.warn({ err: (err as Error).message }, 'could not check whether the callee is still on the line; the room events will tell');
+    log.warn({ err: errorMessage(err) }, 'could not check whether the callee is still on the line; the room events will tell');
   }
 }
 
@@ -224,7 +225,7 @@ function readPlan(job: CallJobContext<CallRoom>['job'], roomName: string): { ok:
   try {
     return { ok: true, plan: parseCallPlan(job.metadata, roomName, job.room?.metadata) };
   } catch (err) {
-    return { ok: false, error: err instanceof Error ? err : new Error(String(err)) };
+    return { ok: false, error: toError(err) };
   }
 }
 
@@ -387,7 +388,7 @@ export async function runCall<R extends CallRoom>(ctx: CallJobContext<R>, deps: 
     ctx.shutdown(connection.connected ? await converse(connection) : await endUnconnected(connection));
   } catch (err) {
     log.error({ err }, 'call failed');
-    const reason = `agent error: ${(err as Error).message.trim()}`;
+    const reason = `agent error: ${errorMessage(err).trim()}`;
     // Reported even when the consumer dialed: the call cannot be served, and a first terminal outcome stands.
     if (controller) await controller.abort(reason);
     else await tracker.finish({ outcome: 'failed', reason });

@@ -8,7 +8,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ServerOptions, cli, defineAgent, type JobContext } from '@livekit/agents';
 import { config as loadDotenv } from 'dotenv';
 import { loadConfig, requireLiveKit } from '../core/config.js';
-import { ConfigError } from '../core/errors.js';
+import { ConfigError, errorMessage } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
 import { createProducerConnection } from '../core/redisConnection.js';
 import { ResultReporter } from '../core/reportResult.js';
@@ -63,7 +63,7 @@ if (isMainModule()) {
     agentName = config.agentName;
     port = settings.httpPort;
   } catch (err) {
-    process.stderr.write(`agent: ${(err as Error).message}\n`);
+    process.stderr.write(`agent: ${errorMessage(err)}\n`);
     process.exit(err instanceof ConfigError ? EXIT_INVALID_SETTINGS : 1);
   }
   // Job processes spool an outcome Redis did not take before they ended; this (long-lived) process replays them.

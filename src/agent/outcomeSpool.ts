@@ -19,6 +19,7 @@ import { callResultSchema, type CallResult } from '../core/outcomes.js';
 import { ResultReporter } from '../core/reportResult.js';
 import { SECOND, sleep, systemClock, type Clock } from '../core/time.js';
 import type { ReportStatus, ResultSink } from './outcomeTracker.js';
+import { errorCode, errorMessage } from '../core/errors.js';
 
 /** How long a report's first send may take before the call moves on (the report stays spooled and keeps trying). */
 export const FIRST_SEND_WAIT_MS = 2 * SECOND;
@@ -93,7 +94,7 @@ export class OutcomeSpool {
     try {
       names = await readdir(this.dir);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { reports: [], unreadable: [] };
+      if (errorCode(err) === 'ENOENT') return { reports: [], unreadable: [] };
       throw err;
     }
     const found: { report: SpooledReport; mtimeMs: number }[] = [];
@@ -109,7 +110,7 @@ export class OutcomeSpool {
         if (parsed.success) found.push({ report: { file, deadlineAt: parsed.data.deadlineAt, result: parsed.data.result }, mtimeMs: info.mtimeMs });
         else unreadable.push(file);
       } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
+        const code = errorCode(err);
         if (code === 'ENOENT') continue; // sent (and removed) meanwhile
         if (err instanceof SyntaxError) unreadable.push(file);
         else throw err;
@@ -179,7 +180,7 @@ export class DurableResultReporter implements ResultSink {
     try {
       file = await spool.write(valid, deadlineAt);
     } catch (err) {
-      logger.error({ ...ids, err: (err as Error).message, dir: spool.dir }, 'could not spool the outcome; it is only sent from memory');
+      logger.error({ ...ids, err: errorMessage(err), dir: spool.dir }, 'could not spool the outcome; it is only sent from memory');
     }
     const entry: PendingReport = { callId: valid.callId, campaignId: valid.campaignId, file, delivered: false };
     this.pending.add(entry);
@@ -200,14 +201,14 @@ export class DurableResultReporter implements ResultSink {
         await this.sender.report(result);
         entry.delivered = true;
       } catch (err) {
-        if (tries === 1) logger.warn({ ...ids, err: (err as Error).message }, 'could not send the outcome; retrying until it lands');
+        if (tries === 1) logger.warn({ ...ids, err: errorMessage(err) }, 'could not send the outcome; retrying until it lands');
       }
       if (entry.delivered) {
         if (tries > 1) logger.info({ ...ids, tries }, 'outcome delivered after Redis came back');
         const file = entry.file;
         entry.file = undefined;
         // A file left behind is replayed once more: a no-op on the queue (jobId = call id).
-        if (file) await spool.remove(file).catch((err: unknown) => logger.error({ ...ids, file, err: (err as Error).message }, 'could not remove a sent outcome from the spool'));
+        if (file) await spool.remove(file).catch((err: unknown) => logger.error({ ...ids, file, err: errorMessage(err) }, 'could not remove a sent outcome from the spool'));
         return;
       }
       if (this.stop.signal.aborted || this.clock.now() + waitMs > deadlineAt) return;
@@ -288,7 +289,7 @@ export async function replaySpool(options: ReplayerOptions): Promise<ReplayPass>
       logger.info({ ...ids, outcome: report.result.outcome }, 'spooled outcome delivered');
       pass.delivered += 1;
     } catch (err) {
-      logger.warn({ ...ids, err: (err as Error).message }, 'spooled outcome not delivered yet; the next pass retries');
+      logger.warn({ ...ids, err: errorMessage(err) }, 'spooled outcome not delivered yet; the next pass retries');
       pass.failed += 1;
       break;
     }
@@ -317,7 +318,7 @@ export function startSpoolReplayer(options: ReplayerOptions & { intervalMs?: num
     running = replaySpool(options)
       .then(
         () => undefined,
-        (err: unknown) => options.logger.error({ err: (err as Error).message, dir: options.spool.dir }, 'outcome spool replay failed'),
+        (err: unknown) => options.logger.error({ err: errorMessage(err), dir: options.spool.dir }, 'outcome spool replay failed'),
       )
       .finally(() => {
         if (!closed) timer = setTimeout(tick, intervalMs).unref();

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { ConfigError, InvalidInputError } from '../core/errors.js';
+import { ConfigError, errorMessage, InvalidInputError } from '../core/errors.js';
 import type { CallMetadata } from '../core/queues.js';
 import { SECOND } from '../core/time.js';
 
@@ -176,13 +176,13 @@ export async function loadProfiles(file: string): Promise<ProfileCatalog> {
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new ConfigError(`cannot read agent profiles file ${file}: ${(err as Error).message}`);
+    throw new ConfigError(`cannot read agent profiles file ${file}: ${errorMessage(err)}`);
   }
   let document: unknown;
   try {
     document = JSON.parse(text);
   } catch (err) {
-    throw new ConfigError(`agent profiles file ${file} is not valid JSON: ${(err as Error).message}`);
+    throw new ConfigError(`agent profiles file ${file} is not valid JSON: ${errorMessage(err)}`);
   }
   return parseProfiles(document, file);
 }

@@ -9,6 +9,7 @@ import type { AttemptEndObservation } from '../core/callStore.js';
 import type { Logger } from '../core/logger.js';
 import { SECOND } from '../core/time.js';
 import { SIP_ATTR } from '../core/sipAttributes.js';
+import { errorMessage } from '../core/errors.js';
 
 /** What the lifecycle reads of a participant; rtc-node's `Participant` (local or remote) has all of it. */
 export interface RoomParticipant {
@@ -225,7 +226,7 @@ export function followCallee(
     try {
       session.generateReply({ userInput: controller.dtmfInput(digit) });
     } catch (err) {
-      log.warn({ err: (err as Error).message }, 'could not hand the keypad press to the model');
+      log.warn({ err: errorMessage(err) }, 'could not hand the keypad press to the model');
     }
   };
   const onRoomClosed = () => {

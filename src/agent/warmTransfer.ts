@@ -1,7 +1,8 @@
-import { llm, voice, workflows } from '@livekit/agents';
+import { voice, workflows } from '@livekit/agents';
 import type { Logger } from '../core/logger.js';
 import { SECOND } from '../core/time.js';
 import type { CallServerApi } from './callServerApi.js';
+import { errorMessage } from '../core/errors.js';
 
 /** Identity of the operator's SIP participant (the one `workflows.WarmTransferTask` uses too). */
 export const OPERATOR_IDENTITY = 'human-agent-sip';
@@ -56,7 +57,7 @@ export function agentsWarmTransfer(options: { sipTrunkId: string; ringingTimeout
         }).run();
         return { ok: true, operatorIdentity: result.humanAgentIdentity };
       } catch (err) {
-        const reason = err instanceof llm.ToolError || err instanceof Error ? err.message : String(err);
+        const reason = errorMessage(err);
         options.logger.warn({ reason }, 'warm transfer failed');
         return { ok: false, reason };
       }
@@ -94,7 +95,7 @@ export function apiWarmTransfer(options: {
       try {
         await serverApi.moveParticipant(consultRoom, OPERATOR_IDENTITY, serverApi.roomName);
       } catch (err) {
-        options.logger.warn({ err: (err as Error).message }, 'could not move the operator into the caller room');
+        options.logger.warn({ err: errorMessage(err) }, 'could not move the operator into the caller room');
         await serverApi.deleteRoom(consultRoom);
         return { ok: false, reason: 'could not connect the operator with the caller' };
       }

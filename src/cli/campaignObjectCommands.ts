@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import type { Redis } from 'ioredis';
 import { campaignStatus, type CampaignSettings } from '../campaigns/campaignSchema.js';
 import { CampaignStore, type CampaignView } from '../campaigns/campaignStore.js';
-import { InvalidInputError } from '../core/errors.js';
+import { errorMessage, InvalidInputError } from '../core/errors.js';
 import { parseDuration } from '../core/time.js';
 import { systemClock } from '../core/time.js';
 import { action, cliContext, withRedis } from './cliContext.js';
@@ -56,7 +56,7 @@ function settingsFrom(flags: SettingFlags): Record<string, unknown> {
     try {
       base = JSON.parse(flags.settings) as Record<string, unknown>;
     } catch (err) {
-      throw new InvalidInputError(`--settings: not JSON (${(err as Error).message})`);
+      throw new InvalidInputError(`--settings: not JSON (${errorMessage(err)})`);
     }
   }
   const s: Partial<Record<keyof CampaignSettings, unknown>> = {

@@ -5,6 +5,7 @@ import { createLogger, type Logger } from '../core/logger.js';
 import { closeConnection, createProducerConnection, waitUntilReady } from '../core/redisConnection.js';
 import { describeRedisTarget, type RedisTarget } from '../core/redisTarget.js';
 import { RedisUnavailableError, exitWithError } from './exitCodes.js';
+import { errorCode, errorMessage } from '../core/errors.js';
 
 export { EXIT_FAILURE, EXIT_INVALID_INPUT, EXIT_PARTIAL, EXIT_UNAVAILABLE, exitWithError } from './exitCodes.js';
 
@@ -33,7 +34,7 @@ export function cliContext(): CliContext {
 const CONNECTION_ERROR_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 function isConnectionLoss(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
-  const code = (err as NodeJS.ErrnoException).code;
+  const code = errorCode(err);
   return (
     (code !== undefined && CONNECTION_ERROR_CODES.has(code)) ||
     err.name === 'MaxRetriesPerRequestError' ||
@@ -48,7 +49,7 @@ function isConnectionLoss(err: unknown): boolean {
  */
 export function redisUnavailable(target: string | RedisTarget, err: unknown): RedisUnavailableError {
   const where = describeRedisTarget(typeof target === 'string' ? { kind: 'node', url: target } : target);
-  const cause = err instanceof Error ? ((err as NodeJS.ErrnoException).code ?? err.message) : String(err);
+  const cause = errorCode(err) ?? errorMessage(err);
   return new RedisUnavailableError(`cannot reach Redis at ${where} (${cause}): start Redis there, or set REDIS_URL to where it runs`);
 }
 

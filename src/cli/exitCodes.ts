@@ -1,4 +1,4 @@
-import { ConfigError, InvalidInputError } from '../core/errors.js';
+import { ConfigError, errorMessage, InvalidInputError } from '../core/errors.js';
 
 /*
  * The exit codes of every `dialer` command (README, "Exit codes"). This module loads nothing heavy: `dialer --help`
@@ -38,7 +38,7 @@ export function exitCodeFor(err: unknown): number {
 
 /** The one line printed on stderr for an error: a number the person typed is shown as typed (logs mask it). */
 export function errorLine(err: unknown): string {
-  const message = hasPersonMessage(err) ? err.forPerson : err instanceof Error ? err.message : String(err);
+  const message = hasPersonMessage(err) ? err.forPerson : errorMessage(err);
   return `dialer: ${message}`;
 }
 

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import type { CallJob } from '../core/queues.js';
 import { signedJsonHeaders } from '../core/signature.js';
 import { SECOND, type Clock } from '../core/time.js';
+import { errorMessage } from '../core/errors.js';
 
 const CHECK_TIMEOUT_MS = 5 * SECOND;
 const MAX_REASON_CHARS = 500;
@@ -45,7 +46,7 @@ export async function askPredialCheck(
       signal: AbortSignal.timeout(CHECK_TIMEOUT_MS),
     });
   } catch (err) {
-    return { kind: 'error', error: `pre-dial check unreachable: ${(err as Error).message}` };
+    return { kind: 'error', error: `pre-dial check unreachable: ${errorMessage(err)}` };
   }
   if (response.status < HTTP_OK_MIN || response.status > HTTP_OK_MAX) {
     await response.body?.cancel();

@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import type { CountryCode } from 'libphonenumber-js';
 import { z } from 'zod';
 import { isTimeZone, parseCallWindow, type CallWindow } from './callWindow.js';
-import { ConfigError } from './errors.js';
+import { ConfigError, errorMessage } from './errors.js';
 import { isRegion, parseRegion } from './phone.js';
 import { DEFAULT_SENTINEL_PORT, parseHostPorts, RedisAddressError, type RedisTarget } from './redisTarget.js';
 import { SECOND } from './time.js';
@@ -318,8 +318,8 @@ function defaultCallWindow(hours: string | undefined, days: string | undefined, 
   try {
     return parseCallWindow(hours, timeZone, days);
   } catch (err) {
-    const name = days !== undefined && /weekdays/.test((err as Error).message) ? 'DIAL_CALL_DAYS' : 'DIAL_CALL_WINDOW';
-    throw new ConfigError(`invalid settings:\n  ${name}: ${(err as Error).message}`);
+    const name = days !== undefined && /weekdays/.test(errorMessage(err)) ? 'DIAL_CALL_DAYS' : 'DIAL_CALL_WINDOW';
+    throw new ConfigError(`invalid settings:\n  ${name}: ${errorMessage(err)}`);
   }
 }
 

@@ -3,6 +3,7 @@ import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { DEFAULT_REDIS_URL } from './config.js';
 import { sleep, SECOND } from './time.js';
+import { errorMessage } from './errors.js';
 
 const PING_TIMEOUT_MS = 1500;
 const REDIS_START_TIMEOUT_MS = 10 * SECOND;
@@ -113,7 +114,7 @@ export async function findOrStartRedis(options: FindRedisOptions = {}): Promise<
   } catch (err) {
     throw new Error(
       `No Redis found: nothing answers at ${defaultUrl}, REDIS_URL is unset, and redis-server could not be started ` +
-        `(${(err as Error).message}). Start Redis 7 (e.g. \`apt-get install redis-server\` or \`docker compose up -d redis\`) ` +
+        `(${errorMessage(err)}). Start Redis 7 (e.g. \`apt-get install redis-server\` or \`docker compose up -d redis\`) ` +
         `or set REDIS_URL.`,
     );
   }

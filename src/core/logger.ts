@@ -1,4 +1,5 @@
 import { pino, type Logger } from 'pino';
+import { errorCode } from './errors.js';
 
 export type { Logger };
 
@@ -35,7 +36,7 @@ export function logProcessWarnings(logger: Logger): void {
     const key = `${warning.name}: ${warning.message}`;
     if (seen.has(key)) return;
     seen.add(key);
-    const code = (warning as NodeJS.ErrnoException).code;
+    const code = errorCode(warning);
     logger.warn({ warning: { name: warning.name, message: warning.message, code } }, 'Node.js warning');
   });
 }

@@ -1,6 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { createLogger, type Logger } from './logger.js';
 import { connectionArguments, type RedisTarget } from './redisTarget.js';
+import { errorCode } from './errors.js';
 
 /**
  * Connection-level failures: the socket could not be opened, was reset, or a command met a closed connection. ioredis
@@ -29,7 +30,7 @@ const NO_SENTINEL_PRIMARY_MESSAGE = 'All sentinels are unreachable';
 /** True for errors that mean "Redis is not reachable right now" rather than a failed command. */
 export function isRedisConnectionError(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
-  const code = (err as NodeJS.ErrnoException).code;
+  const code = errorCode(err);
   return (
     (code !== undefined && CONNECTION_ERROR_CODES.has(code)) ||
     err.message === CONNECTION_CLOSED_MESSAGE ||
@@ -112,9 +113,9 @@ export class OutageReportingRedis extends Redis {
 
   /** ioredis routes every client-level `error` through here (Redis.js silentEmit). */
   override silentEmit(eventName: string, arg?: unknown): boolean {
-    if (eventName !== 'error' || !isRedisConnectionError(arg)) return super.silentEmit(eventName, arg);
+    if (eventName !== 'error' || !(arg instanceof Error) || !isRedisConnectionError(arg)) return super.silentEmit(eventName, arg);
     if (this.status === 'end' || this.closingOnPurpose) return false; // as ioredis: nothing to report while closing
-    this.onConnectionError(arg as Error);
+    this.onConnectionError(arg);
     this.emit(REDIS_CONNECTION_ERROR_EVENT, arg);
     return true;
   }
@@ -132,7 +133,7 @@ export class OutageReportingRedis extends Redis {
       return;
     }
     this.outage = { since: Date.now(), failedAttempts: 1 };
-    const error = { message: err.message, code: (err as NodeJS.ErrnoException).code };
+    const error = { message: err.message, code: errorCode(err) };
     this.log('warn', { error }, this.everReady ? 'Redis connection lost' : 'Redis not reachable yet');
   }
 

@@ -14,6 +14,7 @@ import type { CallAnsweredEvent, CallEndedEvent, Callee, SimEvents } from '../si
 import { buildCallScript, greetingRule, ScriptedLLM, type CallScript } from './calleeScript.js';
 import type { SimJob } from './simJob.js';
 import type { SimRoom } from './simRoom.js';
+import { errorMessage } from '../core/errors.js';
 
 /** A call the agent placed may be answered before the simulator's event says by whom: wait this long for it. */
 const ANSWER_EVENT_WAIT_MS = 2 * SECOND;
@@ -171,7 +172,7 @@ export class ScriptedCallee {
           () => true,
         );
       } catch (err) {
-        this.log.debug({ err: (err as Error).message }, 'the session took no more turns');
+        this.log.debug({ err: errorMessage(err) }, 'the session took no more turns');
         return;
       }
       if (!(await Promise.race([finished, delay(this.turnTimeoutMs, false, this.over.signal)])) && !this.over.signal.aborted) {

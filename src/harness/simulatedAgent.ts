@@ -33,6 +33,7 @@ import type { DispatchCreatedEvent, SimEvents } from '../sim/index.js';
 import { ScriptedCallee } from './scriptedCallee.js';
 import { SimJob } from './simJob.js';
 import { SimRoom } from './simRoom.js';
+import { errorMessage } from '../core/errors.js';
 
 /** Grace beyond a call's longest possible life before the harness ends its job as not ended in time. */
 const END_GRACE_MS = 10 * SECOND;
@@ -178,7 +179,7 @@ export async function startSimulatedAgent(options: SimulatedAgentOptions): Promi
       const [info] = await clients.rooms.listRooms([room]);
       return info?.metadata ?? '';
     } catch (err) {
-      logger.warn({ err: (err as Error).message }, 'could not read the room metadata');
+      logger.warn({ err: errorMessage(err) }, 'could not read the room metadata');
       return '';
     }
   };

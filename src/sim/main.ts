@@ -10,6 +10,7 @@
  * `{"event","payload"}` JSON line per event. Stops on SIGINT/SIGTERM.
  */
 import { loadScenarioFile, startLiveKitSim, type Scenario, type SimEventName } from './index.js';
+import { errorMessage } from '../core/errors.js';
 
 const EVENT_NAMES: readonly SimEventName[] = [
   'dispatch_created',
@@ -61,6 +62,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`${errorMessage(err)}\n`);
   process.exit(EXIT_USAGE);
 });

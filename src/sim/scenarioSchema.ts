@@ -4,6 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
+import { errorMessage } from '../core/errors.js';
 
 const durationMs = z.number().int().nonnegative();
 
@@ -235,7 +236,7 @@ export async function loadScenarioFile(path: string): Promise<Scenario> {
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new ScenarioError(`invalid phone network scenario (${path}): not JSON: ${(err as Error).message}`);
+    throw new ScenarioError(`invalid phone network scenario (${path}): not JSON: ${errorMessage(err)}`);
   }
   return parseScenario(json, path);
 }

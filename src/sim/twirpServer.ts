@@ -15,6 +15,7 @@ import type { AnyMessage, JsonWriteOptions, Message, MessageType } from '@bufbui
 import type { Clock } from '../core/time.js';
 import { authenticate, type RequestGrants } from './auth.js';
 import { LIVEKIT_MESSAGES, TwirpError, twirpError, type TwirpCode } from './twirpErrors.js';
+import { errorMessage } from '../core/errors.js';
 
 /** Twirp's path prefix and LiveKit's protobuf package. */
 export const TWIRP_PREFIX = '/twirp/';
@@ -68,7 +69,7 @@ export function rpc<Req extends Message<Req>>(
             ? type.fromJsonString(body.length > 0 ? body.toString('utf8') : '{}', { ignoreUnknownFields: true })
             : type.fromBinary(body);
       } catch (err) {
-        throw twirpError('malformed', `the ${format} request could not be decoded: ${(err as Error).message}`);
+        throw twirpError('malformed', `the ${format} request could not be decoded: ${errorMessage(err)}`);
       }
       return handle(request, ctx);
     },
@@ -163,7 +164,7 @@ function bodyFormat(contentType: string | undefined): BodyFormat | undefined {
 
 function toTwirpError(err: unknown): TwirpError {
   if (err instanceof TwirpError) return err;
-  return twirpError('internal', err instanceof Error ? err.message : String(err));
+  return twirpError('internal', errorMessage(err));
 }
 
 export async function startTwirpServer(options: TwirpServerOptions): Promise<TwirpServer> {
@@ -288,7 +289,7 @@ export async function startTwirpServer(options: TwirpServerOptions): Promise<Twi
       writeRawText(socket, HTTP_NOT_FOUND, upgradeRefusal(path));
       return;
     }
-    upgrade(req, socket, head).catch((err: unknown) => writeRawText(socket, HTTP_INTERNAL_ERROR, (err as Error).message));
+    upgrade(req, socket, head).catch((err: unknown) => writeRawText(socket, HTTP_INTERNAL_ERROR, errorMessage(err)));
   });
   server.on('connection', (socket) => {
     sockets.add(socket);

@@ -11,7 +11,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { isTimeZone } from '../core/callWindow.js';
 import type { DialerConfig } from '../core/config.js';
-import { InvalidInputError } from '../core/errors.js';
+import { errorMessage, InvalidInputError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { callMetadataSchema, DEFAULT_CAMPAIGN_ID, idSchema } from '../core/queues.js';
 import { closeConnection, createWorkerConnection } from '../core/redisConnection.js';
@@ -95,7 +95,7 @@ export class CallSchedules {
       );
     } catch (err) {
       // cron-parser's refusal of the pattern (BullMQ computes the next firing on upsert)
-      throw new InvalidInputError(`invalid schedule:\n  cron: "${schedule.cron}" is not a cron pattern BullMQ reads (${(err as Error).message})`);
+      throw new InvalidInputError(`invalid schedule:\n  cron: "${schedule.cron}" is not a cron pattern BullMQ reads (${errorMessage(err)})`);
     }
     return (await this.get(schedule.id)) ?? { ...schedule, next_at: undefined };
   }

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import type { CountryCode } from 'libphonenumber-js';
 import { isTimeZone, parseCallWindow, type CallWindow } from '../core/callWindow.js';
 import { DEFAULT_TIME_ZONE, type DialerConfig } from '../core/config.js';
-import { InvalidInputError } from '../core/errors.js';
+import { errorMessage, InvalidInputError } from '../core/errors.js';
 import { campaignRegions } from '../campaigns/campaignRegion.js';
 import { formatPhoneNumber, parsePhoneNumber, parseRegion } from '../core/phone.js';
 import { DEFAULT_CAMPAIGN_ID, callMetadataSchema, idSchema, type CallMetadata } from '../core/queues.js';
@@ -66,7 +66,7 @@ function parseMetadata(text: string | undefined): CallMetadata | undefined {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new InvalidInputError(`--metadata: not valid JSON (${(err as Error).message.replace(/\s+/g, ' ')})`);
+    throw new InvalidInputError(`--metadata: not valid JSON (${errorMessage(err).replace(/\s+/g, ' ')})`);
   }
   const parsed = callMetadataSchema.safeParse(value);
   if (!parsed.success || Array.isArray(value)) {

@@ -3,7 +3,7 @@ import { Transform, pipeline } from 'node:stream';
 import { parse, type CsvError, type Info } from 'csv-parse';
 import type { CallWindow } from '../core/callWindow.js';
 import { DEFAULT_TIME_ZONE } from '../core/config.js';
-import { InvalidInputError } from '../core/errors.js';
+import { errorCode, errorMessage, InvalidInputError } from '../core/errors.js';
 import { idSchema } from '../core/queues.js';
 import { resolveSchedule, type ScheduleInput } from '../core/time.js';
 import { detectCsvDialect, type CsvEncoding } from './csvDialect.js';
@@ -212,7 +212,7 @@ async function openCsv(filePath: string): Promise<{ handle: FileHandle; size: nu
     return { handle, size: stat.size };
   } catch (err) {
     await handle?.close();
-    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    const reason = errorCode(err) ?? errorMessage(err);
     throw new InvalidInputError(`cannot read ${filePath}: ${reason}`);
   }
 }

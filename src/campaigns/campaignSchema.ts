@@ -11,6 +11,7 @@ import { isTimeZone, parseCallWindow, type CallWindow } from '../core/callWindow
 import { isRegion } from '../core/phone.js';
 import { idSchema } from '../core/queues.js';
 import { SECOND } from '../core/time.js';
+import { errorMessage } from '../core/errors.js';
 
 /** More attempts per series than this is a typo (and a nuisance to the callee). */
 export const MAX_CAMPAIGN_ATTEMPTS = 20;
@@ -36,7 +37,7 @@ export const campaignWindowSchema = z
     try {
       parseCallWindow(w.hours, w.time_zone ?? 'UTC', w.days);
     } catch (err) {
-      ctx.addIssue({ code: 'custom', message: (err as Error).message, path: [/weekdays/.test((err as Error).message) ? 'days' : 'hours'] });
+      ctx.addIssue({ code: 'custom', message: errorMessage(err), path: [/weekdays/.test(errorMessage(err)) ? 'days' : 'hours'] });
     }
   });
 

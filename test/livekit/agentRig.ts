@@ -101,6 +101,14 @@ export function makeAudio(file: string, spec: AudioSpec): MadeAudio {
   return { spokenMs };
 }
 
+/**
+ * The recogniser's closed set for a callee saying "Yes, speaking." or "Hello?": single words, so pocketsphinx (a 16 kHz
+ * model on 8 kHz telephone audio that crossed Opus) returns some words for any stretch of speech. Whole phrases came
+ * back empty now and then on a busy machine, and the scenario then stalled; scripted models act on "the callee said
+ * something" and the words are kept as a figure.
+ */
+export const CALLEE_WORDS = ['yes', 'speaking', 'hello', 'no', 'thank', 'you'];
+
 /** A 20 ms µ-law packet louder than this (RMS of 16-bit samples) carries speech, not comfort noise or silence. */
 export const VOICED_PACKET_RMS = 300;
 export const RTP_PACKET_MS = 20;

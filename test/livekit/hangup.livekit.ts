@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SECOND } from '../../src/core/time.js';
 import { waitFor } from '../helpers/waitFor.js';
-import { referenceVoicedMs, startAgentRig, voicedMs, type AgentRig } from './agentRig.js';
+import { CALLEE_WORDS, referenceVoicedMs, startAgentRig, voicedMs, type AgentRig } from './agentRig.js';
 import { startRtpCapture, type RtpCapture } from './rtpCapture.js';
 import type { SippCallee } from './sipp.js';
 import { calleeScenario } from './sippScenarios.js';
@@ -19,6 +19,7 @@ const LONG_REPLY =
 /** How long after the agent asked for its speech the callee hangs up: the speech is under way by then. */
 const HANGUP_AFTER_TTS_MS = 2500;
 const STACK_IP = process.env.LIVEKIT_STACK_IP ?? '10.77.0.1';
+let answered = 0;
 const TEST_TIMEOUT_MS = 300 * SECOND;
 
 let rig: AgentRig | undefined;
@@ -31,8 +32,9 @@ beforeAll(async () => {
     agentHttpPort: 8183,
     profiles: { default: { instructions: 'You are Alex, calling {{first_name}} about an appointment.' } },
     script: {
-      vocabulary: ['yes speaking', 'hello', 'no thank you'],
-      reply: (chat) => (chat.afterTool ? { text: '' } : chat.lastUser.includes('speaking') ? { text: LONG_REPLY } : { text: 'Sorry?' }),
+      vocabulary: CALLEE_WORDS,
+      // the long answer once, to whatever the callee was heard to say
+      reply: (chat) => (chat.afterTool || chat.lastUser.trim() === '' || answered++ ? { text: '' } : { text: LONG_REPLY }),
     },
   });
 }, 240 * SECOND);

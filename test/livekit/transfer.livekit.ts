@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { CallRecord } from '../../src/core/callStore.js';
 import { SECOND } from '../../src/core/time.js';
 import { waitFor } from '../helpers/waitFor.js';
-import { startAgentRig, voicedMs, type AgentRig } from './agentRig.js';
+import { CALLEE_WORDS, startAgentRig, voicedMs, type AgentRig } from './agentRig.js';
 import { startRtpCapture, type RtpCapture } from './rtpCapture.js';
 import type { SippCallee, SippMessage } from './sipp.js';
 import { calleeScenario, type CalleeStep } from './sippScenarios.js';
@@ -34,7 +34,7 @@ const observed: Record<string, unknown>[] = [];
 /** The call's model, per scenario: what it does when it hears the callee (or a keypad press). */
 function script(onCallee: (chat: ChatView) => ScriptedReply) {
   return {
-    vocabulary: ['yes speaking', 'hello', 'no thank you'],
+    vocabulary: CALLEE_WORDS,
     reply: (chat: ChatView): ScriptedReply => {
       if (chat.afterTool) {
         const toolOutput = JSON.stringify(chat.messages.at(-1)?.content ?? '');
@@ -132,7 +132,7 @@ function row(name: string, run: CallRun, extra: Record<string, unknown> = {}) {
 
 describe('cold transfer (SIP REFER) through real livekit-sip', () => {
   it('an accepted REFER (202 + NOTIFY 200): Refer-To carries the destination, livekit-sip hangs up, outcome transferred', async () => {
-    rig?.speech.setScript(script((chat) => (chat.lastUser.includes('speaking') ? { toolCall: { name: 'transfer_call', args: { destination: 'front-desk' } } } : { text: 'Sorry?' })));
+    rig?.speech.setScript(script((chat) => (chat.lastUser.trim() !== '' ? { toolCall: { name: 'transfer_call', args: { destination: 'front-desk' } } } : { text: 'Sorry?' })));
     const run = await call('refer-accept', [{ kind: 'cue' }, { kind: 'say', file: 'callee.wav' }, { kind: 'refer', answer: 'accept' }, { kind: 'awaitBye', timeoutMs: 30_000 }], '+14155550140');
     const entry = row('accepted', run);
     expect(run.refer).toBeDefined();
@@ -144,7 +144,7 @@ describe('cold transfer (SIP REFER) through real livekit-sip', () => {
   }, TEST_TIMEOUT_MS);
 
   it('a rejected REFER (603): the model hears "could not transfer call", apologises, and the call goes on until end_call', async () => {
-    rig?.speech.setScript(script((chat) => (chat.lastUser.includes('speaking') ? { toolCall: { name: 'transfer_call', args: { destination: 'front-desk' } } } : { text: 'Sorry?' })));
+    rig?.speech.setScript(script((chat) => (chat.lastUser.trim() !== '' ? { toolCall: { name: 'transfer_call', args: { destination: 'front-desk' } } } : { text: 'Sorry?' })));
     const run = await call(
       'refer-reject',
       [{ kind: 'cue' }, { kind: 'say', file: 'callee.wav' }, { kind: 'refer', answer: { code: 603, reason: 'Decline' } }, { kind: 'awaitBye', timeoutMs: 60_000 }],

@@ -19,6 +19,7 @@ export const PROBLEM_KINDS = {
   'idempotency-key-reused': { status: 409, title: 'The Idempotency-Key was used with another request' },
   'key-conflict': { status: 409, title: 'The key already names another call' },
   'call-not-cancelable': { status: 409, title: 'The call cannot be canceled any more' },
+  'call-not-movable': { status: 409, title: 'The call cannot be moved to another time' },
   'campaign-exists': { status: 409, title: 'A campaign with this id exists already' },
   'campaign-state': { status: 409, title: 'The campaign is in a state that does not allow this' },
   'body-too-large': { status: 413, title: 'The request body is too large' },

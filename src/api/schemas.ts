@@ -196,6 +196,16 @@ export const callCanceled = component(
   z.object({ call_id: z.string(), campaign_id: z.string(), state: z.literal('terminal'), outcome: z.literal('canceled') }),
 );
 
+export const moveCallBody = component(
+  'MoveCall',
+  z.strictObject({
+    at: instant.describe('the new time (ISO 8601 with a zone): up to 5 minutes past means now, at most 90 days ahead'),
+    campaign_id: idSchema.optional().describe('its campaign (looked up when left out)'),
+  }),
+);
+
+export const callMoved = component('CallMoved', z.object({ call_id: z.string(), campaign_id: z.string(), at: timestamp.describe('when it comes up now') }));
+
 export const campaignPaused = component(
   'CampaignPauseState',
   z.object({

@@ -128,6 +128,14 @@ describe('/openapi.json', () => {
     await run('DELETE', '/v1/calls/{id}', `/v1/calls/${other?.call_id ?? ''}`, { token: 'admin' });
     await run('DELETE', '/v1/calls/{id}', '/v1/calls/c-missing', { token: 'admin' });
 
+    const later = (days: number) => new Date(Date.now() + days * 86_400_000).toISOString();
+    const scheduled = String(body(await call(api.url, 'POST', '/v1/calls', { token: 'enqueue', body: { phone_number: '+14155550908', campaign_id: campaign, at: later(1) } })).call_id);
+    await run('POST', '/v1/calls/{id}/move', `/v1/calls/${scheduled}/move`, { token: 'admin', body: { at: later(2) } });
+    await run('POST', '/v1/calls/{id}/move', `/v1/calls/${scheduled}/move`, { token: 'admin', body: { at: later(100) } });
+    await run('POST', '/v1/calls/{id}/move', `/v1/calls/${callId}/move`, { token: 'admin', body: { at: later(2) } });
+    await run('POST', '/v1/calls/{id}/move', '/v1/calls/c-missing/move', { token: 'admin', body: { at: later(2) } });
+    await run('POST', '/v1/calls/{id}/move', `/v1/calls/${scheduled}/move`, { token: 'admin', body: { when: 'tomorrow' } });
+
     await run('POST', '/v1/campaigns/{id}/pause', `/v1/campaigns/${campaign}/pause`, { token: 'admin' });
     await run('POST', '/v1/campaigns/{id}/resume', `/v1/campaigns/${campaign}/resume`, { token: 'admin' });
     await run('POST', '/v1/campaigns/{id}/cancel', `/v1/campaigns/${campaign}/cancel`, { token: 'admin' });
@@ -177,6 +185,11 @@ describe('/openapi.json', () => {
         'DELETE /v1/calls/{id} 200',
         'DELETE /v1/calls/{id} 404',
         'DELETE /v1/calls/{id} 409',
+        'POST /v1/calls/{id}/move 200',
+        'POST /v1/calls/{id}/move 400',
+        'POST /v1/calls/{id}/move 404',
+        'POST /v1/calls/{id}/move 409',
+        'POST /v1/calls/{id}/move 422',
         'POST /v1/campaigns/{id}/pause 200',
         'POST /v1/campaigns/{id}/resume 200',
         'POST /v1/campaigns/{id}/cancel 200',

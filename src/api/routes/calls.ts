@@ -6,6 +6,7 @@ import { InvalidInputError } from '../../core/errors.js';
 import { DEFAULT_CAMPAIGN_ID } from '../../core/queues.js';
 import { resolveSchedule, type ScheduleNames } from '../../core/time.js';
 import { cancelCalls } from '../../producer/cancelCalls.js';
+import { moveCall, type MoveResult } from '../../schedules/moveCall.js';
 import { keyedCallId } from '../../producer/callIds.js';
 import type { CallRequest, EnqueueSummary } from '../../producer/enqueueCalls.js';
 import type { ApiContext } from '../context.js';
@@ -20,6 +21,7 @@ import {
   batchResult,
   callCanceled,
   callCreated,
+  callMoved,
   callParams,
   callView,
   createBatchBody,
@@ -27,6 +29,7 @@ import {
   campaignParams,
   getCallQuery,
   idempotencyKeyHeader,
+  moveCallBody,
 } from '../schemas.js';
 
 /** One call's body: a phone number, a campaign id, metadata (≤ 16 KiB) and a few short fields. */
@@ -330,5 +333,49 @@ export function callRoutes(ctx: ApiContext): Route[] {
     },
   );
 
-  return [createCall, createBatch, getCall, cancelCall];
+  const moveCallRoute = defineRoute(
+    {
+      method: 'POST',
+      path: '/v1/calls/{id}/move',
+      operationId: 'moveCall',
+      summary: 'Move a scheduled call to another time',
+      description:
+        'A call waiting for its time (`at`, or a retry) comes up at the new one instead (as `dialer move` does). A call ' +
+        'ringing, connected, ended, or already due (waiting for a dial slot) is not moved (409, `state` says which).',
+      tag: 'calls',
+      scope: 'admin',
+      params: callParams,
+      body: { schema: moveCallBody, check: moveCallBody, description: 'the new time', maxBytes: CALL_BODY_MAX_BYTES },
+      responses: {
+        200: { description: 'The call comes up at the new time', schema: callMoved },
+        404: { description: 'No such call' },
+        409: { description: 'The call is ringing, connected, ended or due now' },
+        422: { description: 'The new time is outside the bounds (more than 90 days ahead, past its expiry, more than 5 minutes past)' },
+      },
+    },
+    async ({ params, body }) => {
+      const callId = params.id;
+      const campaignId = await campaignOfCall(ctx, callId, body.campaign_id);
+      const now = ctx.clock.now();
+      let result: MoveResult;
+      try {
+        const at = resolveSchedule({ at: body.at }, now, ctx.timeZone, { at: 'at', delay: 'delay', expiresAt: 'expires_at' }).notBefore ?? now;
+        result = await moveCall(ctx.redis, ctx.prefix, ctx.clock, { campaignId, callId }, at);
+      } catch (err) {
+        if (err instanceof InvalidInputError) throw new ApiProblem('invalid-call', err.message);
+        throw err;
+      }
+      switch (result.status) {
+        case 'moved':
+          ctx.logger.info({ callId, campaignId, at: result.at }, 'call moved through the API');
+          return { status: 200, body: { call_id: callId, campaign_id: campaignId, at: new Date(result.at).toISOString() } };
+        case 'not_found':
+          throw new ApiProblem('not-found', `no call ${callId}`);
+        case 'not_movable':
+          throw new ApiProblem('call-not-movable', `call ${callId} cannot be moved: ${result.why}`, { state: result.state });
+      }
+    },
+  );
+
+  return [createCall, createBatch, getCall, cancelCall, moveCallRoute];
 }

@@ -25,7 +25,7 @@ export function scheduleRoutes(ctx: ApiContext): Route[] {
       path: '/v1/schedules',
       operationId: 'upsertSchedule',
       summary: 'Create or replace a recurring schedule',
-      description: 'Each firing of the cron pattern (read in time_zone) enqueues its calls once, keyed by the firing time. Run `dialer schedule run` to process firings.',
+      description: 'Each firing of the cron pattern (read in time_zone) enqueues its calls once, keyed by the firing time. Firings are processed by every `dialer consumer` (or `dialer schedule run`).',
       tag: 'schedules',
       scope: 'admin',
       body: { schema: scheduleSchema, check: scheduleSchema, description: 'the schedule', maxBytes: SCHEDULE_BODY_MAX_BYTES },

@@ -1,0 +1,64 @@
+/**
+ * Moving a scheduled call to another time before it rings (issue 12 §4): `dialer move`, `POST /v1/calls/{id}/move`.
+ *
+ * A call enqueued with `--at`/`--delay` (or a reminder list's `at` column) waits as a delayed job in BullMQ's `calls`
+ * queue (job id = call id). Moving it changes that job's delay with BullMQ's changeDelay, one Lua script that takes the
+ * job out of the delayed set and puts it back at the new time only if it is still there: a call that a consumer took
+ * meanwhile is never moved (nor dialed twice). A call that is ringing, connected, ended, or already due (waiting for a
+ * dial slot, no longer delayed) is not moved; the answer says why. A call waiting for a retry may be moved too: its
+ * next attempt comes at the new time. The dial gates still apply when it comes up (window, pause, caps).
+ */
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { CallStore } from '../core/callStore.js';
+import { InvalidInputError } from '../core/errors.js';
+import type { CallState, Outcome } from '../core/outcomes.js';
+import { CALLS_QUEUE, type CallJob } from '../core/queues.js';
+import { MAX_SCHEDULE_AHEAD_MS, type Clock } from '../core/time.js';
+
+/** What moving a call came to. `at`: epoch ms it will come up at (now, for a call moved to now). */
+export type MoveResult =
+  | { status: 'moved'; callId: string; campaignId: string; at: number }
+  | { status: 'not_found'; callId: string; campaignId: string }
+  | { status: 'not_movable'; callId: string; campaignId: string; state: CallState | Outcome | 'due'; why: string };
+
+/** BullMQ's changeDelay answers -3 when the job is not in the delayed set any more (changeDelay-4.lua). */
+const NOT_DELAYED = /not in the delayed state/i;
+
+/**
+ * Moves call `callId` of `campaignId` to come up at `atMs` (epoch ms; a time not in the future means now). Throws
+ * InvalidInputError for a time past the 90-day bound or past the call's own expiry.
+ */
+export async function moveCall(redis: Redis, prefix: string, clock: Clock, call: { campaignId: string; callId: string }, atMs: number): Promise<MoveResult> {
+  const { campaignId, callId } = call;
+  const now = clock.now();
+  if (atMs > now + MAX_SCHEDULE_AHEAD_MS) throw new InvalidInputError('the new time is more than 90 days ahead');
+  const record = await new CallStore(redis, prefix, clock).get(campaignId, callId);
+  if (!record) return { status: 'not_found', callId, campaignId };
+  const refuse = (state: CallState | Outcome | 'due', why: string): MoveResult => ({ status: 'not_movable', callId, campaignId, state, why });
+  if (record.state === 'terminal') return refuse(record.outcome ?? 'terminal', `it already ended as ${record.outcome ?? 'terminal'}`);
+  if (record.state === 'dialing' || record.state === 'in_call') return refuse(record.state, `it is ${record.state === 'dialing' ? 'ringing' : 'connected'}`);
+
+  const queue = new Queue<CallJob>(CALLS_QUEUE, { connection: redis, prefix });
+  try {
+    const job = await queue.getJob(callId);
+    if (!job) return refuse(record.state, 'its dial job is gone (it was purged or never added)');
+    const expiresAt = job.data.expiresAt;
+    if (expiresAt !== undefined && atMs > expiresAt) {
+      throw new InvalidInputError(`the new time is after the call expires (${new Date(expiresAt).toISOString()})`);
+    }
+    const state = await job.getState();
+    if (state !== 'delayed') return refuse('due', state === 'active' ? 'a consumer is dialing it now' : 'it is due now and waits for a dial slot, not for a time');
+    try {
+      if (atMs <= now) await job.promote();
+      else await job.changeDelay(atMs - now);
+    } catch (err) {
+      // taken by a consumer (or promoted) between the two steps: it was not moved, and rings as it would have
+      if (err instanceof Error && NOT_DELAYED.test(err.message)) return refuse('due', 'it came up while being moved');
+      throw err;
+    }
+    return { status: 'moved', callId, campaignId, at: Math.max(atMs, now) };
+  } finally {
+    await queue.close();
+  }
+}

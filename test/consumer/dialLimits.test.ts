@@ -33,9 +33,9 @@ describe('dial limits and crash safety', () => {
     await waitFor(() => (p.sim.calls.filter((c) => c.result === 'answered').length >= list.length ? true : undefined), 20_000);
     const starts = p.sim.calls.map((c) => c.receivedAt);
     expect(maxInRollingWindow(starts, 1000)).toBeLessThanOrEqual(10);
-    // 40 starts evenly spaced at 10/s span 39 intervals (3.9 s). When this process stalls (other test files on 2
-    // cores) the limiter widens its margin, and the agent dispatch now sits between a call's slot and its claim, so
-    // under the full suite the rate has been seen at 78 %: the test asks 75 %. The ≥ 95 % goal is issue 13's bench.
+    // 40 starts evenly spaced at 10/s span 39 intervals (3.9 s; the pacing uses 96.6 % of the limit). When this
+    // process stalls (other test files on 2 cores) calls that wake too late for their slot take a new one, so under
+    // the full suite the rate drops: the test asks 75 %. The ≥ 95 % goal is measured by bench:cps (README).
     const span = Math.max(...starts) - Math.min(...starts);
     expect(span).toBeGreaterThanOrEqual(3900);
     expect(span).toBeLessThan(3900 / 0.75);

@@ -1,4 +1,7 @@
-import { isSupportedCountry, parsePhoneNumberFromString, validatePhoneNumberLength, type CountryCode } from 'libphonenumber-js';
+import { isSupportedCountry, validatePhoneNumberLength, type CountryCode } from 'libphonenumber-js';
+import { Metadata, parsePhoneNumberFromString as parseWithMetadata, type MetadataJson, type PhoneNumber as ParsedNumber } from 'libphonenumber-js/core';
+// the metadata the default libphonenumber-js export parses with ('min')
+import minMetadata from 'libphonenumber-js/min/metadata';
 import { InvalidInputError } from './errors.js';
 
 /** A number ready to dial: the E.164 line and, when the input named one, the extension to key in after the answer. */
@@ -59,6 +62,80 @@ const NUMBER_PUNCTUATION = /^[\d\s\u00a0+().\-/]+$/;
 const INTERNATIONAL_00 = /^\s*\(?00/;
 
 /**
+ * libphonenumber's min metadata with each calling code that several countries share (1: US, CA, JM …; 44: GB, JE …)
+ * listing its main country alone. Parsing a number of a shared code, libphonenumber tries each country's number-type
+ * patterns to name the country, rebuilding NANPA's regular expressions on every call: half of the CPU of parsing a +1
+ * number. The dialer reads only the E.164 number and isPossible(). With the country left unnamed they come out the
+ * same unless (a) the number's length is possible in some of the code's countries and not in others (1: 7 digits,
+ * possible in CA only), or (b) a national prefix could be stripped (libphonenumber asks the country whether the rest
+ * is possible): parseForDialing then parses again with the full metadata. test/producer/phoneFastParse.test.ts
+ * compares both with libphonenumber's own answers over every calling code and region.
+ */
+function collapseSharedCallingCodes(metadata: MetadataJson): { fast: MetadataJson; ambiguousLengths: Map<string, Set<number>> } {
+  const json = metadata as unknown as { country_calling_codes: Record<string, string[]> };
+  const codes: Record<string, string[]> = {};
+  const ambiguousLengths = new Map<string, Set<number>>();
+  for (const [code, countries] of Object.entries(json.country_calling_codes)) {
+    codes[code] = countries;
+    if (countries.length < 2) continue;
+    const lengths = countries.map((country) => {
+      const plan = new Metadata(metadata);
+      plan.selectNumberingPlan(country as CountryCode);
+      return new Set<number>(plan.numberingPlan?.possibleLengths() ?? []);
+    });
+    const inEvery = (n: number) => lengths.every((l) => l.has(n));
+    ambiguousLengths.set(code, new Set(lengths.flatMap((l) => [...l]).filter((n) => !inEvery(n))));
+    codes[code] = countries.slice(0, 1);
+  }
+  return { fast: { ...metadata, country_calling_codes: codes } as unknown as MetadataJson, ambiguousLengths };
+}
+
+const collapsed = collapseSharedCallingCodes(minMetadata);
+
+/** The numbering plan method libphonenumber-js strips a national prefix with (es6/metadata.js; not in its types). */
+interface PlanWithPrefix {
+  nationalPrefixForParsing(): string | undefined;
+}
+/** Per region or calling code: the start of a national number libphonenumber would try to strip as a national prefix. */
+const nationalPrefixes = new Map<string, RegExp | null>();
+
+function nationalPrefixPattern(regionOrCallingCode: string): RegExp | null {
+  let pattern = nationalPrefixes.get(regionOrCallingCode);
+  if (pattern === undefined) {
+    const plan = new Metadata(minMetadata);
+    plan.selectNumberingPlan(regionOrCallingCode as CountryCode); // a calling code selects its main country's plan
+    const prefix = (plan.numberingPlan as unknown as PlanWithPrefix | undefined)?.nationalPrefixForParsing();
+    // the pattern libphonenumber builds (extractNationalNumberFromPossiblyIncompleteNumber.js)
+    pattern = prefix ? new RegExp(`^(?:${prefix})`) : null;
+    nationalPrefixes.set(regionOrCallingCode, pattern);
+  }
+  return pattern;
+}
+
+/**
+ * libphonenumber-js's parsePhoneNumberFromString(text, region), with the same E.164 number and isPossible() answer,
+ * without naming the country of a shared calling code when that cannot change them (see collapseSharedCallingCodes).
+ * Undefined when it cannot parse.
+ */
+export function parseForDialing(text: string, region: CountryCode | undefined): ParsedNumber | undefined {
+  // the arguments the default export passes: (text, region, metadata), or (text, metadata) without a region
+  const parse = (metadata: MetadataJson) => (region === undefined ? parseWithMetadata(text, metadata) : parseWithMetadata(text, region, metadata));
+  const fast = parse(collapsed.fast);
+  if (!fast) return parse(minMetadata);
+  const code = fast.countryCallingCode;
+  const ambiguous = collapsed.ambiguousLengths.get(code);
+  if (ambiguous === undefined) return fast; // a code of one country: the metadata is the same
+  // the national digits as written: after the calling code of an international number, else all of them; when
+  // libphonenumber changed them (a prefix stripped, an international call prefix read) the full parse decides
+  const digits = text.replace(/\D/g, '');
+  const international = /^\s*\+/.test(text);
+  const written = international ? digits.slice(code.length) : digits;
+  const plan = international ? code : (region ?? code);
+  if (fast.nationalNumber !== written || ambiguous.has(written.length) || nationalPrefixPattern(plan)?.test(written)) return parse(minMetadata);
+  return fast;
+}
+
+/**
  * Parses a number as people write it: E.164 or international (`+1 (415) 555-0123`, `0044 20 7946 0958`, `tel:` URIs),
  * or national when a `region` (ISO 3166-1 alpha-2 country, e.g. `US`, `GB`) says which country (`(415) 555-0125`,
  * `020 7946 0958`), with an optional extension (`x136`, `ext. 136`, `;ext=136`, `#136`). Number ranges a country has
@@ -80,9 +157,9 @@ export function parsePhoneNumber(raw: string, region?: CountryCode): PhoneNumber
       : `unexpected character ${JSON.stringify(main.replace(/[\d\s\u00a0+().\-/]/g, '').charAt(0))}`;
     throw new PhoneNumberError(raw, problem);
   }
-  let parsed = parsePhoneNumberFromString(main, region);
+  let parsed = parseForDialing(main, region);
   if ((!parsed || !parsed.isPossible()) && INTERNATIONAL_00.test(main)) {
-    parsed = parsePhoneNumberFromString(main.replace(INTERNATIONAL_00, '+'));
+    parsed = parseForDialing(main.replace(INTERNATIONAL_00, '+'), undefined);
   }
   if (!parsed || !parsed.isPossible()) throw new PhoneNumberError(raw, whyNotPossible(main, region));
   return extension === undefined ? { e164: parsed.number } : { e164: parsed.number, extension };

@@ -1,0 +1,105 @@
+import { getCountries, getCountryCallingCode, parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js';
+import metadata from 'libphonenumber-js/min/metadata';
+import { describe, expect, it } from 'vitest';
+import { parseForDialing, parsePhoneNumber } from '../../src/core/phone.js';
+
+/**
+ * parseForDialing skips libphonenumber's search for the country of a calling code several countries share (US, CA,
+ * JM … on +1). It must give what libphonenumber's own parsePhoneNumberFromString gives for everything the dialer
+ * reads: the E.164 number and isPossible(). Compared here over every calling code and every region, at every length.
+ */
+
+/** What the dialer reads of a parse: the E.164 number and whether it is possible, or nothing. */
+function dialed(parsed: { number: string; isPossible(): boolean } | undefined): { number: string; possible: boolean } | undefined {
+  return parsed && { number: parsed.number, possible: parsed.isPossible() };
+}
+
+function expectSame(text: string, region: CountryCode | undefined): void {
+  const expected = dialed(parsePhoneNumberFromString(text, region));
+  expect(dialed(parseForDialing(text, region)), `${JSON.stringify(text)} in ${region ?? 'no region'}`).toEqual(expected);
+}
+
+/** A small deterministic PRNG (mulberry32), so a failure names an input that reproduces. */
+function random(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const digits = (next: () => number, n: number) => Array.from({ length: n }, () => Math.floor(next() * 10)).join('');
+const callingCodes = Object.keys((metadata as unknown as { country_calling_codes: Record<string, string[]> }).country_calling_codes);
+const sharedCodes = Object.entries((metadata as unknown as { country_calling_codes: Record<string, string[]> }).country_calling_codes)
+  .filter(([, countries]) => countries.length > 1)
+  .map(([code]) => code);
+
+describe('parsing a number for dialing without naming its country', () => {
+  it('gives libphonenumber\'s E.164 number and isPossible() for numbers of shared calling codes whose answer depends on the country', () => {
+    for (const [text, region] of [
+      ['310 1234', 'CA'], // 7 digits: possible in Canada only
+      ['+1 310 1234', undefined],
+      ['(416) 555-0100', 'CA'],
+      ['+1 416 555 0100', undefined],
+      ['+1 876 555 0100', undefined], // Jamaica
+      ['+44 1534 123456', undefined], // Jersey
+      ['01534 123456', 'JE'],
+      ['+44 20 7946 0958', undefined],
+      ['020 7946 0958', 'GB'],
+      ['+61 8 9162 1234', undefined], // Christmas Island
+      ['+290 2 1234', undefined],
+      ['+290 21234', undefined],
+      ['+599 9 123 4567', undefined],
+      ['+599 717 1234', undefined],
+      ['15127408', 'CA'], // a national prefix libphonenumber strips only because the rest is possible in Canada
+      ['+1 1 512 7408', undefined],
+      ['1 (416) 555-0100', 'CA'],
+      ['011 44 20 7946 0958', 'US'], // an international call prefix, read as such
+      ['00 1 416 555 0100', 'GB'],
+    ] as const) {
+      expectSame(text, region);
+    }
+  });
+
+  it('agrees with libphonenumber on random international numbers of every calling code and length', () => {
+    const next = random(7);
+    for (const code of callingCodes) {
+      const samples = sharedCodes.includes(code) ? 40 : 4;
+      for (let length = 1; length <= 17; length++) {
+        for (let i = 0; i < samples; i++) {
+          expectSame(`+${code}${digits(next, length)}`, undefined);
+          expectSame(`+${code} 1${digits(next, length)}`, undefined); // national-prefix-like digits after the code
+          expectSame(`+${code} 0${digits(next, length)}`, undefined);
+        }
+      }
+    }
+  });
+
+  it('agrees with libphonenumber on random national numbers in every region, with and without a national prefix', () => {
+    const next = random(11);
+    for (const region of getCountries()) {
+      const samples = sharedCodes.includes(getCountryCallingCode(region)) ? 12 : 2;
+      for (let length = 3; length <= 15; length++) {
+        for (let i = 0; i < samples; i++) {
+          const national = digits(next, length);
+          expectSame(national, region);
+          expectSame(`0${national}`, region);
+          expectSame(`1${national}`, region);
+          expectSame(`011${national}`, region);
+          expectSame(`00${national}`, region);
+        }
+      }
+    }
+  });
+
+  it('leaves parsePhoneNumber\'s answers as they were for numbers as people write them', () => {
+    expect(parsePhoneNumber('(416) 555-0100 x7', 'CA')).toEqual({ e164: '+14165550100', extension: '7' });
+    expect(parsePhoneNumber('310-1234', 'CA')).toEqual({ e164: '+13101234' });
+    // libphonenumber places a 7-digit +1 number in Canada's 310 range even for region US; so did the dialer before
+    expect(parsePhoneNumber('310-1234', 'US')).toEqual({ e164: '+13101234' });
+    expect(() => parsePhoneNumber('55-0125', 'US')).toThrow(/too short for a national number of US/);
+    expect(parsePhoneNumber('001-415-555-0127')).toEqual({ e164: '+14155550127' });
+  });
+});

@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { isTimeZone, parseCallWindow, type CallWindow } from '../core/callWindow.js';
 import { isRegion } from '../core/phone.js';
 import { idSchema } from '../core/queues.js';
-import { SECOND } from '../core/time.js';
+import { MAX_SCHEDULE_AHEAD_MS, SECOND } from '../core/time.js';
 import { errorMessage } from '../core/errors.js';
 
 /** More attempts per series than this is a typo (and a nuisance to the callee). */
@@ -65,10 +65,14 @@ export const campaignSettingsSchema = z
       .optional()
       .describe('first retry delay per outcome (doubling per attempt, as DIAL_RETRY_DELAY_*_S)'),
     recycle: z
-      .object({ outcomes: z.array(retryable).min(1), after_s: z.number().int().positive(), max_series: z.number().int().min(1).max(MAX_CAMPAIGN_ATTEMPTS) })
+      .object({
+        outcomes: z.array(retryable).min(1),
+        after_s: z.number().int().positive().max(MAX_SCHEDULE_AHEAD_MS / SECOND, 'must be at most 90 days (7776000 s)'),
+        max_series: z.number().int().min(1).max(MAX_CAMPAIGN_ATTEMPTS),
+      })
       .strict()
       .optional()
-      .describe('stored, not applied yet: see README'),
+      .describe('a call ended with one of these outcomes is called again after_s later as a new call, up to max_series series in all (the first included)'),
     window: campaignWindowSchema.optional(),
     default_region: z.string().refine(isRegion, 'must be a two-letter country code such as US, GB or DE').optional(),
     starts_at: isoDate.optional().describe('no call of the campaign rings before this'),

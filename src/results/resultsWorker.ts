@@ -1,7 +1,9 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { CampaignStore } from '../campaigns/campaignStore.js';
+import { CallRecycler } from '../campaigns/recycle.js';
+import { CallProducer } from '../producer/enqueueCalls.js';
 import { CallStore } from '../core/callStore.js';
-import { DEFAULT_RECORD_RETENTION_DAYS, loadConfig, type DialerConfig } from '../core/config.js';
+import { DEFAULT_DIAL_MAX_ATTEMPTS, DEFAULT_RECORD_RETENTION_DAYS, loadConfig, type DialerConfig } from '../core/config.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import type { DialerMetrics } from '../core/metrics.js';
 import { callResultSchema, terminalTransition, type CallResult } from '../core/outcomes.js';
@@ -18,7 +20,7 @@ export const RESULTS_CONCURRENCY = 16;
 
 export interface ResultsWorkerOptions {
   /** Defaults to the environment's settings (loadConfig). */
-  config?: Pick<DialerConfig, 'redisUrl' | 'queuePrefix' | 'logLevel'> & Partial<Pick<DialerConfig, 'redis' | 'webhook' | 'recordRetentionDays'>>;
+  config?: Pick<DialerConfig, 'redisUrl' | 'queuePrefix' | 'logLevel'> & Partial<Pick<DialerConfig, 'redis' | 'webhook' | 'recordRetentionDays' | 'dial'>>;
   logger?: Logger;
   clock?: Clock;
   /** Where applied outcomes and webhook deliveries are counted. */
@@ -52,8 +54,12 @@ export async function startResultsWorker(options: ResultsWorkerOptions = {}): Pr
   const watchdog = startOutcomeWatchdogWorker({ connection, prefix: config.queuePrefix, store, reporter, clock, logger });
   const retentionS = recordRetentionSeconds(config.recordRetentionDays ?? DEFAULT_RECORD_RETENTION_DAYS);
   // outcomes go to their campaign's webhook, else RESULTS_WEBHOOK_URL: any campaign may get one while this runs
-  const route = webhookRoute(new CampaignStore(connection, config.queuePrefix, clock), config.webhook);
+  const campaigns = new CampaignStore(connection, config.queuePrefix, clock);
+  const route = webhookRoute(campaigns, config.webhook);
   const outbox = new WebhookOutbox(connection, config.queuePrefix, retentionS);
+  // campaigns' recycle rules: a call ended with an outcome its campaign recycles is enqueued again as a new series
+  const producer = new CallProducer({ connection, prefix: config.queuePrefix, maxAttempts: config.dial?.maxAttempts ?? DEFAULT_DIAL_MAX_ATTEMPTS, clock, defaultRegion: config.dial?.defaultRegion });
+  const recycler = new CallRecycler(connection, config.queuePrefix, campaigns, producer, clock);
   const deliveries = startWebhookWorker({ connection, prefix: config.queuePrefix, route, clock, logger, metrics: options.metrics });
 
   /** This very result already ended the call (a retry of its job after the record was written): deliver it. */
@@ -92,7 +98,16 @@ export async function startResultsWorker(options: ResultsWorkerOptions = {}): Pr
     } else {
       log.info({ outcome: result.outcome }, 'call had already ended; later report ignored');
     }
-    if ((applied || (await recordedAlready(result))) && (await route(result.campaignId))) await outbox.enqueue(result);
+    // the call's outcome is this result's (now, or by an earlier run of this job that stopped short of what follows)
+    if (applied || (await recordedAlready(result))) {
+      if (await route(result.campaignId)) await outbox.enqueue(result);
+      const recycled = await recycler.afterEnd(result);
+      if (recycled.status === 'recycled' && !recycled.duplicate) {
+        log.info({ outcome: result.outcome, recycledAs: recycled.callId, series: recycled.series, at: new Date(recycled.at).toISOString() }, 'call recycled by its campaign rule');
+      } else if (recycled.status === 'none' && recycled.why.startsWith('not recycled')) {
+        log.warn({ outcome: result.outcome, reason: recycled.why }, 'call not recycled');
+      }
+    }
     return { applied };
   };
 
@@ -116,6 +131,8 @@ export async function startResultsWorker(options: ResultsWorkerOptions = {}): Pr
         watchdog.close(force).catch((err: unknown) => logger.error({ err }, 'closing the outcome watchdog failed')),
         deliveries.close(force).catch((err: unknown) => logger.error({ err }, 'closing the webhook worker failed')),
       ])
+        .then(() => recycler.close().catch((err: unknown) => logger.error({ err }, 'closing the call recycler failed')))
+        .then(() => producer.close().catch((err: unknown) => logger.error({ err }, 'closing the recycling producer failed')))
         .then(() => outbox.close().catch((err: unknown) => logger.error({ err }, 'closing the webhook outbox failed')))
         .then(() => reporter.close())
         .catch((err: unknown) => logger.error({ err }, 'closing the result reporter failed'))

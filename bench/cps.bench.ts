@@ -24,7 +24,8 @@ import { enqueueCalls } from '../src/producer/enqueueCalls.js';
 import { ChildRegistry, ConsumerProcess, waitForExit } from '../test/chaos/chaosProcesses.js';
 import { deleteKeysWithPrefix } from '../test/helpers/testRedis.js';
 import type { ProxyArrivals } from './dialRate/arrivalProxy.js';
-import { peakInWindow, percentile, runFigures, type RunFigures } from './dialRate/figures.js';
+import { peakInWindow, percentile, runFigures, steadyRate, type RunFigures } from './dialRate/figures.js';
+import { WireCapture } from './dialRate/wireCapture.js';
 
 const GOAL_RATE = 0.95;
 const GOAL_DISPATCH_TO_DIAL_P99_MS = 250;
@@ -115,7 +116,7 @@ class ArrivalProxy {
 
   private constructor(
     private readonly child: ChildProcess,
-    readonly url: string,
+    readonly port: number,
   ) {
     this.pid = child.pid;
     child.on('message', (message: unknown) => {
@@ -134,7 +135,11 @@ class ArrivalProxy {
     });
     registry.add('arrival-proxy', child);
     const { port } = z.object({ port: z.number() }).parse(JSON.parse(await firstLine(child, 'arrival proxy')));
-    return new ArrivalProxy(child, `http://127.0.0.1:${port}`);
+    return new ArrivalProxy(child, port);
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
   }
 
   private ask(cmd: 'take' | 'count'): Promise<unknown> {
@@ -199,6 +204,8 @@ function busyShare(before: ReturnType<typeof cpus>, after: ReturnType<typeof cpu
 
 interface RunResult extends RunFigures {
   arrivals: ProxyArrivals;
+  /** The same dials by the kernel's packet times (WireCapture), when dumpcap could run. */
+  wire: { dials: number; steadyCps: number; peak: number } | undefined;
   cps: number;
   consumers: number;
   calls: number;
@@ -257,12 +264,15 @@ async function oneRun(
     await proxy.take(); // nothing from before this run counts
     const cpuBefore = cpus();
     const procBefore = await Promise.all([...started.map((c) => cpuMs(c.child.pid)), cpuMs(sim.pid), cpuMs(proxy.pid)]);
+    const capture = await WireCapture.start(proxy.port, join(dir, `wire-${serial}.pcap`));
     const numbers = Array.from({ length: calls }, (_, i) => ({ phoneNumber: `+1415${String(2000000 + serial * 10000 + i).padStart(7, '0')}`, campaignId: 'bench' }));
     await enqueueCalls(numbers, { redisUrl, prefix, maxAttempts: 1 });
     const deadline = Date.now() + (calls / cps) * SECOND + RUN_GRACE_MS;
     while ((await proxy.count()) < calls && Date.now() < deadline) await sleep(POLL_MS);
     const arrivals = await proxy.take();
     const busy = busyShare(cpuBefore, cpus());
+    const wireTimes = await capture?.stop();
+    const wire = wireTimes && { dials: wireTimes.length, steadyCps: steadyRate(wireTimes), peak: peakInWindow(wireTimes, SECOND) };
     const procAfter = await Promise.all([...started.map((c) => cpuMs(c.child.pid)), cpuMs(sim.pid), cpuMs(proxy.pid)]);
     const used = procAfter.map((ms, i) => ms - (procBefore[i] ?? 0));
     const perDial = (ms: number) => ms / Math.max(1, arrivals.dials.length);
@@ -278,7 +288,7 @@ async function oneRun(
     if (figures.peak > cps) missed.push(`peak ${figures.peak} > ${cps}`);
     if (figures.dispatchToDial.p99 > GOAL_DISPATCH_TO_DIAL_P99_MS) missed.push(`dispatch-to-dial p99 ${figures.dispatchToDial.p99.toFixed(0)} ms > ${GOAL_DISPATCH_TO_DIAL_P99_MS}`);
     if (figures.dialsWithoutDispatch > 0) missed.push(`${figures.dialsWithoutDispatch} dials without a dispatch first`);
-    return { ...figures, arrivals, cps, consumers, calls, hog: args.hog, load1: loadavg()[0] ?? 0, busy, cpuPerDial, missed };
+    return { ...figures, arrivals, wire, cps, consumers, calls, hog: args.hog, load1: loadavg()[0] ?? 0, busy, cpuPerDial, missed };
   } finally {
     await Promise.all(started.map((c) => c.kill()));
     await deleteKeysWithPrefix(redis, prefix);
@@ -329,6 +339,7 @@ function describe(r: RunResult): string {
     `dials ${String(r.dials).padStart(4)}/${r.calls}`,
     `steady ${(r.steadyCps / r.cps).toFixed(3)} of limit`,
     `peak ${String(r.peak).padStart(3)}/${r.cps}`,
+    r.wire ? `(on the wire: steady ${(r.wire.steadyCps / r.cps).toFixed(3)}, peak ${r.wire.peak})` : '(no wire capture)',
     `dispatch→dial p50 ${d.p50.toFixed(0)} p99 ${d.p99.toFixed(0)} max ${d.max.toFixed(0)} ms`,
     `load ${r.load1.toFixed(1)} busy ${(r.busy * 100).toFixed(0)}%${r.hog ? ' +hog' : ''}`,
     `cpu/dial ms: consumers ${r.cpuPerDial.consumers.toFixed(2)} sim ${r.cpuPerDial.sim.toFixed(2)} proxy ${r.cpuPerDial.proxy.toFixed(2)}`,

@@ -15,16 +15,20 @@ export interface CliContext {
   logger: Logger;
 }
 
-let cached: CliContext | undefined;
+let cached: { env: NodeJS.ProcessEnv; context: CliContext } | undefined;
 
-/** Loads `.env` (without overriding the real environment) and validates the settings, once per process. */
+/**
+ * Loads `.env` (without overriding the real environment) and validates the settings, once per process environment:
+ * a test that runs commands in its own process (runCommandLine) with an environment object of its own gets them anew.
+ */
 export function cliContext(): CliContext {
-  if (!cached) {
+  if (cached?.env !== process.env) {
+    const env = process.env;
     loadDotenv({ quiet: true });
-    const config = loadConfig(process.env);
-    cached = { config, logger: createLogger(config.logLevel) };
+    const config = loadConfig(env);
+    cached = { env, context: { config, logger: createLogger(config.logLevel) } };
   }
-  return cached;
+  return cached.context;
 }
 
 /**

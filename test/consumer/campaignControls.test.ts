@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DialRateLimiter } from '../../src/consumer/dialRateLimiter.js';
 import { cancelCalls } from '../../src/producer/cancelCalls.js';
 import { startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
-import { runCli } from '../helpers/runCli.js';
+import { runCliInProcess as runCli } from '../helpers/runCli.js';
 import { waitFor } from '../helpers/waitFor.js';
 
 let p: TestPipeline;

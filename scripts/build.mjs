@@ -105,8 +105,9 @@ async function bundleCli(built) {
         name: 'dialer',
         setup(build) {
           build.onResolve({ filter: /^[^./]/ }, (args) => (args.path.startsWith('node:') || isExternalPackage(args.path) ? { external: true } : undefined));
+          // imported by the command catalog, whichever module of dist/cli/ holds it: loaded from there, unbundled
           build.onResolve({ filter: /^\.\/[A-Za-z]+Command\.js$/ }, (args) =>
-            UNBUNDLED_COMMAND_MODULES.includes(args.path) && args.importer === join(built, 'cli', 'program.js') ? { path: `../cli/${args.path.slice(2)}`, external: true } : undefined,
+            UNBUNDLED_COMMAND_MODULES.includes(args.path) && dirname(args.importer) === join(built, 'cli') ? { path: `../cli/${args.path.slice(2)}`, external: true } : undefined,
           );
           // Our modules find files beside themselves (Lua scripts, profiles.json, the agent's entry point) through
           // import.meta.url; in the bundle that would name the chunk. Each module's import.meta.url is made the URL

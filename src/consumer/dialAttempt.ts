@@ -24,11 +24,14 @@ const OBSERVATION_POLL_MS = 200;
 /** A platform back-off met right before dialing is waited out this many times before the job gives its slot back. */
 export const MAX_BACKOFF_WAITS = 3;
 /**
- * A call whose timer fires later than this after its CPS slot does not claim it (it would take room in the rolling
- * window from calls that come on time); it takes a new slot. Above the pacing slack (PACING_SLACK_MS), which absorbs
- * smaller delays.
+ * A call whose timer fires later than this after its CPS slot does not claim it; it takes a new slot. A late claim
+ * takes window room that the call one window later needs, which then waits (by the lateness less the pacing slack,
+ * PACING_SLACK_MS, and less again for the next window): it costs latency, not rate. A missed slot costs a whole
+ * interval of the limit (100 ms at 10 CPS) and sends the call to the back of the queue. Up to this lateness the
+ * latency is the cheaper price (the dispatch-to-dial delay stays within DISPATCH_LEAD_MS + this); beyond it, the call
+ * gives way.
  */
-export const LATE_SLOT_MAX_MS = 20;
+export const LATE_SLOT_MAX_MS = 100;
 /** Missed slots of one call before the job is put back to wait (not spent): this process is badly overloaded. */
 export const MAX_LATE_SLOTS = 10;
 /** A call taking a new slot this much further than DISPATCH_LEAD_MS away has its agent dispatched again, later. */

@@ -1,7 +1,7 @@
 import { llm, voice } from '@livekit/agents';
 import type { Logger } from '../core/logger.js';
 import type { CallResult } from '../core/outcomes.js';
-import { SECOND, sleep } from '../core/time.js';
+import { SECOND, sleep, systemClock, type Clock } from '../core/time.js';
 import type { CallServerApi } from './callServerApi.js';
 import { keypadInput, recordSurveyAnswer } from './callSurvey.js';
 import { CallTimers } from './callTimers.js';
@@ -42,6 +42,11 @@ export interface CallControllerOptions {
   /** Without one, the agent uses agents-js' beta.sendDtmfEvents, which publishes DTMF in the job's room. */
   sendDtmf?: DtmfSender;
   logger: Logger;
+  /**
+   * The call's time: its maximum duration, silence timeout and voicemail pause run on it (systemClock unless a test
+   * moves one itself). Bounds on waits for the session or speech stay on real time: they guard real I/O.
+   */
+  clock?: Clock;
 }
 
 /**
@@ -59,6 +64,7 @@ export class CallController {
   private readonly warm: WarmTransferPort | undefined;
   private readonly dtmf: DtmfSender | undefined;
   private readonly log: Logger;
+  private readonly clock: Clock;
   private calleeIdentity: string | undefined;
   private session: voice.AgentSession | undefined;
   private ending: Promise<CallResult> | undefined;
@@ -82,6 +88,7 @@ export class CallController {
     this.warm = options.warmTransfer;
     this.dtmf = options.sendDtmf;
     this.log = options.logger;
+    this.clock = options.clock ?? systemClock;
     this.calleeIdentity = options.calleeIdentity;
     this.timers = new CallTimers({
       maxDurationMs: this.profile.limits.maxCallDurationMs,
@@ -92,6 +99,7 @@ export class CallController {
         const state = this.session?.agentState;
         return this.busyCount === 0 && (state === 'listening' || state === 'idle') && this.session?.userState !== 'speaking';
       },
+      clock: this.clock,
     });
     this.transfers = new CallTransfers(
       {
@@ -257,7 +265,7 @@ export class CallController {
     this.tracker.decide({ outcome: 'voicemail', reason });
     await this.busy(async () => {
       if (message) await playOut(speak(session, message), MESSAGE_PLAYOUT_TIMEOUT_MS);
-      await sleep(this.behaviour.voicemailPauseMs);
+      await this.clock.sleep(this.behaviour.voicemailPauseMs);
     });
     void this.end({ outcome: 'voicemail', reason }, { hangup: true });
     return message ? 'voicemail message left; hanging up' : 'hanging up';

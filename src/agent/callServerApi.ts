@@ -3,7 +3,7 @@ import { classifySipError, describeLiveKitError, sipStatusOfError, type DialFail
 import { SIP_ATTR } from '../core/sipAttributes.js';
 import type { Logger } from '../core/logger.js';
 import { redactPhoneNumber } from '../core/phone.js';
-import { SECOND, sleep, systemClock, type Clock } from '../core/time.js';
+import { SECOND, systemClock, type Clock } from '../core/time.js';
 import { redactNumbersIn } from './callPlan.js';
 import type { OutcomeDecision } from './outcomeTracker.js';
 
@@ -201,7 +201,7 @@ export class CallServerApi {
         return { ok: true, target };
       }
       if (this.clock.now() >= deadline || options.signal?.aborted) break;
-      await sleep(this.pollIntervalMs, options.signal).catch(() => undefined);
+      await this.clock.sleep(this.pollIntervalMs, options.signal).catch(() => undefined);
     }
     const status = last.present ? transferFailureStatus(last.attributes) : undefined;
     log.warn({ status }, 'transfer not confirmed: the SIP participant is still in the room');

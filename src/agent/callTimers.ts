@@ -1,7 +1,9 @@
+import type { CancelTimer, Clock } from '../core/time.js';
+
 /**
  * A call's two timers: the maximum duration (from the moment the conversation starts) and the silence timeout (from
  * the last thing said or done). What they do when they fire is the controller's; whether a quiet moment is silence is
- * asked of `isQuiet` (someone talking, or a tool running, is not silence).
+ * asked of `isQuiet` (someone talking, or a tool running, is not silence). They run on `clock` (a test moves it).
  */
 export interface CallTimerHandlers {
   maxDurationMs: number;
@@ -10,11 +12,12 @@ export interface CallTimerHandlers {
   onSilence(): void;
   /** False while someone talks or a tool runs: the silence timer then starts over. */
   isQuiet(): boolean;
+  clock: Clock;
 }
 
 export class CallTimers {
-  private maxDuration: NodeJS.Timeout | undefined;
-  private silence: NodeJS.Timeout | undefined;
+  private cancelMaxDuration: CancelTimer | undefined;
+  private cancelSilence: CancelTimer | undefined;
   private stopped = false;
 
   constructor(private readonly handlers: CallTimerHandlers) {}
@@ -22,17 +25,15 @@ export class CallTimers {
   /** Starts both timers (once the session is attached). */
   start(): void {
     if (this.stopped) return;
-    this.maxDuration = setTimeout(() => this.handlers.onMaxDuration(), this.handlers.maxDurationMs);
-    this.maxDuration.unref?.();
+    this.cancelMaxDuration = this.handlers.clock.setTimer(this.handlers.maxDurationMs, () => this.handlers.onMaxDuration());
     this.touch();
   }
 
   /** Restarts the silence timer: something was said or done. */
   touch(): void {
     if (this.stopped) return;
-    if (this.silence) clearTimeout(this.silence);
-    this.silence = setTimeout(() => this.onSilence(), this.handlers.silenceTimeoutMs);
-    this.silence.unref?.();
+    this.cancelSilence?.();
+    this.cancelSilence = this.handlers.clock.setTimer(this.handlers.silenceTimeoutMs, () => this.onSilence());
   }
 
   private onSilence(): void {
@@ -46,9 +47,9 @@ export class CallTimers {
   /** Stops both for good (the call is ending). */
   stop(): void {
     this.stopped = true;
-    if (this.maxDuration) clearTimeout(this.maxDuration);
-    if (this.silence) clearTimeout(this.silence);
-    this.maxDuration = undefined;
-    this.silence = undefined;
+    this.cancelMaxDuration?.();
+    this.cancelSilence?.();
+    this.cancelMaxDuration = undefined;
+    this.cancelSilence = undefined;
   }
 }

@@ -213,7 +213,7 @@ export class DurableResultReporter implements ResultSink {
       }
       if (this.stop.signal.aborted || this.clock.now() + waitMs > deadlineAt) return;
       try {
-        await sleep(waitMs, this.stop.signal);
+        await this.clock.sleep(waitMs, this.stop.signal);
       } catch {
         return;
       }

@@ -1,6 +1,6 @@
 import type { Logger } from '../core/logger.js';
 import type { CallResult, Outcome, SurveyAnswer, TranscriptLine } from '../core/outcomes.js';
-import { sleep, systemClock, type Clock } from '../core/time.js';
+import { systemClock, type Clock } from '../core/time.js';
 
 /**
  * What a durable sink says of a report: `delivered` (on `call-results`), or `pending` (Redis did not take it yet; it
@@ -197,7 +197,7 @@ export class CallOutcomeTracker {
         return result;
       } catch (err) {
         log.error({ err, callId, attempt }, 'could not report the call outcome');
-        if (attempt < REPORT_ATTEMPTS) await sleep(REPORT_RETRY_MS * attempt);
+        if (attempt < REPORT_ATTEMPTS) await this.clock.sleep(REPORT_RETRY_MS * attempt);
       }
     }
     return result;

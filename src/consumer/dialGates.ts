@@ -10,7 +10,7 @@ import type { Logger } from '../core/logger.js';
 import type { CallStore } from '../core/callStore.js';
 import { describeWindow, nextWindowOpening, type CallWindow } from '../core/callWindow.js';
 import type { CallJob } from '../core/queues.js';
-import { MINUTE, SECOND, sleep, type Clock } from '../core/time.js';
+import { MINUTE, SECOND, type Clock } from '../core/time.js';
 import { askPredialCheck } from './predialCheck.js';
 
 /** Why a call on the do-not-call list ends as `skipped`. */
@@ -175,7 +175,7 @@ export async function waitForActiveCallLease(
     if (deps.clock.now() >= deadline) return { kind: 'timed_out', active: answer.active };
     const pauseMs = Math.min(ACTIVE_LEASE_POLL_MS * (0.5 + deps.random()), Math.max(1, answer.earliestExpiryMs));
     try {
-      await sleep(pauseMs, signal);
+      await deps.clock.sleep(pauseMs, signal);
     } catch {
       return { kind: 'stopped' };
     }

@@ -1,7 +1,7 @@
 import type { RoomServiceClient } from 'livekit-server-sdk';
 import { ServerError } from 'livekit-server-sdk';
 import { SIP_ATTR } from '../core/sipAttributes.js';
-import { sleep, type Clock } from '../core/time.js';
+import type { Clock } from '../core/time.js';
 
 /** What LiveKit says about an attempt a crashed consumer started: is its SIP participant still there? */
 export type PreviousAttemptState = 'absent' | 'ringing' | 'active';
@@ -46,6 +46,6 @@ export async function followPreviousAttempt(
     if (state === 'active') return 'active';
     if (state === 'absent') return 'gone';
     if (clock.now() >= deadline) return 'timed_out';
-    await sleep(PREVIOUS_ATTEMPT_POLL_MS, signal);
+    await clock.sleep(PREVIOUS_ATTEMPT_POLL_MS, signal);
   }
 }

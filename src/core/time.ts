@@ -7,13 +7,23 @@ export const SECOND = 1000 * MILLISECOND;
 export const MINUTE = 60 * SECOND;
 export const HOUR = 60 * MINUTE;
 
-/** A source of "now" in epoch milliseconds; tests pass a fake one instead of sleeping. */
+/** Cancels a timer set with Clock.setTimer; harmless after it fired or was cancelled. */
+export type CancelTimer = () => void;
+
+/**
+ * Time as code reads and waits on it: "now" in epoch milliseconds, sleeps and one-shot timers. Production passes
+ * systemClock; tests pass a clock they move forward themselves (test/helpers/testClock.ts) instead of waiting.
+ */
 export interface Clock {
   now(): number;
+  /** Resolves after `ms` of this clock's time, or rejects with `signal.reason` once `signal` aborts. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * Calls `callback` once, `ms` from now. The timer never keeps the process alive (a Node timer it sets is unref'd):
+   * whoever sets one also owns what ends the process.
+   */
+  setTimer(ms: number, callback: () => void): CancelTimer;
 }
-
-/** The wall clock. */
-export const systemClock: Clock = { now: () => Date.now() };
 
 /** Resolves after `ms`, or early (rejecting) when `signal` aborts. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -32,6 +42,25 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     };
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/** The wall clock, Node's timers. */
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  sleep,
+  setTimer(ms, callback) {
+    const timer = setTimeout(callback, ms);
+    timer.unref();
+    return () => clearTimeout(timer);
+  },
+};
+
+/**
+ * A clock that reads "now" from `now` and waits as `base` does: a fixed or shifted time over real waits (tests that set
+ * the date, tools that replay a day).
+ */
+export function clockReading(now: () => number, base: Clock = systemClock): Clock {
+  return { now, sleep: (ms, signal) => base.sleep(ms, signal), setTimer: (ms, callback) => base.setTimer(ms, callback) };
 }
 
 export const DAY = 24 * HOUR;

@@ -2,14 +2,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDialWorker, type DialWorkerHandle } from '../../src/consumer/dialWorker.js';
 import { loadConfig } from '../../src/core/config.js';
-import { HOUR, type Clock } from '../../src/core/time.js';
+import { clockReading, HOUR, type Clock } from '../../src/core/time.js';
 import { silentLogger, startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
 import { waitFor } from '../helpers/waitFor.js';
 
 /** A clock that reads `wallTarget` now and runs at wall speed (BullMQ's delays still run on the wall clock). */
 function clockAt(wallTarget: number): Clock {
   const shift = wallTarget - Date.now();
-  return { now: () => Date.now() + shift };
+  return clockReading(() => Date.now() + shift);
 }
 
 const OPENING_DELAY_MS = 2500;
@@ -39,7 +39,7 @@ describe('calling windows', () => {
     // Set just before the enqueue, the consumer's clock reads 08:59:57.5 in New York: the window opens 2.5 s later.
     const opening = Date.parse('2026-06-15T13:00:00Z'); // 09:00 EDT
     let shift = 0;
-    const dialer = await dialerWith({ now: () => Date.now() + shift });
+    const dialer = await dialerWith(clockReading(() => Date.now() + shift));
     const number = '+14155558001';
     shift = opening - OPENING_DELAY_MS - Date.now();
     const enqueuedAt = Date.now();

@@ -5,7 +5,7 @@ import { CallStore } from '../../src/core/callStore.js';
 import { InvalidInputError } from '../../src/core/errors.js';
 import type { CallJob } from '../../src/core/queues.js';
 import { closeConnection, createProducerConnection, waitUntilReady } from '../../src/core/redisConnection.js';
-import { SECOND, type Clock } from '../../src/core/time.js';
+import { SECOND, systemClock, type Clock } from '../../src/core/time.js';
 import { keyedCallId, phoneNumberKey } from '../../src/producer/callIds.js';
 import { CallProducer, ENQUEUE_CHUNK_SIZE, enqueueCall, enqueueCalls } from '../../src/producer/enqueueCalls.js';
 import { InFlight } from '../../src/producer/inFlight.js';
@@ -26,6 +26,9 @@ class FixedClock implements Clock {
   now(): number {
     return this.ms;
   }
+  // waits run on the wall clock
+  readonly sleep = systemClock.sleep;
+  readonly setTimer = systemClock.setTimer;
 }
 
 useProducerFixture(prefix, MAX_ATTEMPTS, (fixture) => {

@@ -7,7 +7,7 @@
 import type { Redis } from 'ioredis';
 import { CallStore } from '../../src/core/callStore.js';
 import { terminalTransition, type CallResult, type Outcome } from '../../src/core/outcomes.js';
-import { MINUTE, SECOND, type Clock } from '../../src/core/time.js';
+import { clockReading, MINUTE, SECOND, type Clock } from '../../src/core/time.js';
 
 /** 2026-03-02T09:00:00Z: the first call's attempt. */
 export const SEED_START_MS = Date.UTC(2026, 2, 2, 9, 0, 0);
@@ -33,7 +33,7 @@ export const seedNumber = (i: number) => `+1415555${String(100 + i).padStart(4, 
 /** Writes `count` calls of `campaignId` (see the file's comment) and returns them. */
 export async function seedCampaign(redis: Redis, prefix: string, campaignId: string, count: number): Promise<SeededCall[]> {
   let now = SEED_START_MS;
-  const clock: Clock = { now: () => now };
+  const clock: Clock = clockReading(() => now);
   const store = new CallStore(redis, prefix, clock);
   const calls: SeededCall[] = [];
   for (let i = 0; i < count; i++) {

@@ -1,9 +1,19 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Queue } from 'bullmq';
 import * as dialer from '../src/index.js';
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from './helpers/testRedis.js';
 
 const prefix = uniquePrefix('library');
+
+const savedEnv = { ...process.env };
+
+afterEach(() => {
+  // the test file's process runs other files after this one: give it its environment back
+  for (const key of ['REDIS_URL', 'QUEUE_PREFIX', 'DIAL_MAX_ATTEMPTS']) {
+    if (savedEnv[key] === undefined) delete process.env[key];
+    else process.env[key] = savedEnv[key];
+  }
+});
 
 afterAll(async () => {
   await deleteKeysWithPrefix(testRedisUrl(), prefix);

@@ -1,11 +1,17 @@
 import { Writable } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { runDemo } from '../../src/demo/runDemo.js';
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
 
 describe('npm run demo', () => {
   it('runs a mixed campaign end to end and reports every outcome, with no call left pending', async () => {
+    const savedRedisUrl = process.env.REDIS_URL;
     process.env.REDIS_URL = testRedisUrl();
+    onTestFinished(() => {
+      // the test file's process runs other files after this one: give it its environment back
+      if (savedRedisUrl === undefined) delete process.env.REDIS_URL;
+      else process.env.REDIS_URL = savedRedisUrl;
+    });
     let output = '';
     const out = new Writable({
       write(chunk: Buffer, _enc, done) {

@@ -3,14 +3,12 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CallStore } from '../../src/core/callStore.js';
 import { systemClock } from '../../src/core/time.js';
-import { runCli } from '../helpers/runCli.js';
+import { runCliInProcess as runCli } from '../helpers/runCli.js';
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
 
 const url = testRedisUrl();
 const prefix = uniquePrefix('purge-cli');
 const env = { REDIS_URL: url, QUEUE_PREFIX: prefix };
-/** Each case starts the real CLI (tsx): seconds each, more on a loaded machine. */
-const CLI_TEST_TIMEOUT_MS = 180_000;
 let redis: Redis;
 let store: CallStore;
 
@@ -32,9 +30,10 @@ afterAll(async () => {
 });
 
 describe('dialer purge', () => {
-  it('refuses missing or bad options with exit 2 and deletes nothing', { timeout: CLI_TEST_TIMEOUT_MS }, async () => {
+  it('refuses missing or bad options with exit 2 and deletes nothing', async () => {
     const bad = [[], ['--before', 'last week'], ['--before', '2025-02-30'], ['--campaign', 'a:b']];
-    const runs = await Promise.all(bad.map((args) => runCli(['purge', ...args], env)));
+    const runs = [];
+    for (const args of bad) runs.push(await runCli(['purge', ...args], env));
     for (const [i, run] of runs.entries()) {
       expect(run.code, bad[i]?.join(' ')).toBe(2);
       expect(run.stderr).toMatch(/^dialer: /);
@@ -43,7 +42,7 @@ describe('dialer purge', () => {
     expect(await store.callIds('cli')).toEqual(['ended-1', 'ended-2', 'queued-1']);
   });
 
-  it('--before DATE purges the calls that ended before it, --campaign ID the rest; calls in flight stay', { timeout: CLI_TEST_TIMEOUT_MS }, async () => {
+  it('--before DATE purges the calls that ended before it, --campaign ID the rest; calls in flight stay', async () => {
     const dated = await runCli(['purge', '--before', '2025-02-01'], env);
     expect(dated.code).toBe(0);
     expect(dated.stdout).toMatch(/^purged 1 ended call in 1 campaign, \d+ queue jobs? removed; in flight \(kept\) 1\n$/);

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/redisClient.js';
 import { CallStore, type AttemptEndObservation, type CallIdentity } from '../core/callStore.js';
 import type { Logger } from '../core/logger.js';
 import { MINUTE, type Clock } from '../core/time.js';
@@ -20,7 +20,7 @@ export class AgentCallBook {
   private closed = false;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     prefix: string,
     clock: Clock,
     private readonly outcomeTimeoutMs: number,

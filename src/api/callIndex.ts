@@ -8,7 +8,7 @@
  * every campaign of the campaign index whether it holds the call (one pipelined EXISTS per campaign).
  */
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/redisClient.js';
 import type { CallStore } from '../core/callStore.js';
 import { DAY, type Clock } from '../core/time.js';
 
@@ -24,7 +24,7 @@ const SCAN_BATCH = 1000;
 
 export class CallCampaignIndex {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly store: CallStore,
     private readonly calls: Queue<Record<string, unknown>>,

@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/redisClient.js';
 import type { CallStore } from '../core/callStore.js';
 import type { Logger } from '../core/logger.js';
 import type { Clock } from '../core/time.js';
@@ -12,7 +12,7 @@ import type { IdempotencyKeys } from './idempotency.js';
  * cache of calls, keys or counters), so any number of API processes can serve the same Redis.
  */
 export interface ApiContext {
-  redis: Redis;
+  redis: RedisClient;
   prefix: string;
   store: CallStore;
   /** The same producer the CLI and `import` use: validation, call records, idempotency keys, BullMQ jobs. */

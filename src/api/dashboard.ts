@@ -17,7 +17,7 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import { Queue } from 'bullmq';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/redisClient.js';
 import { OUTCOME_WATCHDOG_QUEUE } from '../core/outcomeWatchdogQueue.js';
 import { CALL_RESULTS_QUEUE, CALLS_QUEUE } from '../core/queues.js';
 import { logRedisErrors } from '../core/redisConnection.js';
@@ -81,7 +81,7 @@ function authorizeDashboard(tokens: readonly ApiToken[], request: FastifyRequest
  * Mounts bull-board at DASHBOARD_PATH on `app` (see the file's comment). Its queue handles share `redis` and are
  * closed when the app closes (fastify's onClose), before the server lets go of the connection.
  */
-export async function mountDashboard(app: FastifyInstance, options: { redis: Redis; prefix: string; tokens: readonly ApiToken[]; logger: Logger }): Promise<void> {
+export async function mountDashboard(app: FastifyInstance, options: { redis: RedisClient; prefix: string; tokens: readonly ApiToken[]; logger: Logger }): Promise<void> {
   const queues = DASHBOARD_QUEUES.map(({ name, description }) => {
     const queue = new Queue(name, { connection: options.redis, prefix: options.prefix });
     logRedisErrors(queue, `${name} queue (dashboard)`, options.logger);

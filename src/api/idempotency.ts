@@ -7,7 +7,7 @@
  * and retry under the same key.
  */
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/redisClient.js';
 
 /** 24 hours, as payment APIs keep keys: long enough for any client's retries. */
 const RETENTION_S = 24 * 60 * 60;
@@ -40,7 +40,7 @@ export function idempotencyKeyOf(header: string): string {
 
 export class IdempotencyKeys {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {}
 

@@ -9,7 +9,7 @@
 import rateLimit from '@fastify/rate-limit';
 import { Queue } from 'bullmq';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/redisClient.js';
 import { loadProfileCatalog } from '../agent/profiles.js';
 import { CallStore } from '../core/callStore.js';
 import type { DialerConfig } from '../core/config.js';
@@ -75,7 +75,7 @@ export interface ApiServerOptions {
   tokens?: string;
   rateLimitPerSecond?: number;
   /** Serve on this connection (left open by close()); default: a connection to REDIS_URL, closed by close(). */
-  redis?: Redis;
+  redis?: RedisClient;
   clock?: Clock;
 }
 
@@ -100,7 +100,7 @@ export interface ApiServer {
 const NOT_WRITABLE_MESSAGE = "Stream isn't writeable and enableOfflineQueue options is false";
 
 /** The problem an error stands for: ours as is, fastify's 4xx by their code, Redis outages 503, the rest 500. */
-function problemFor(err: FastifyError | Error, redis: Redis, requestId: string): ApiProblem {
+function problemFor(err: FastifyError | Error, redis: RedisClient, requestId: string): ApiProblem {
   if (err instanceof ApiProblem) return err;
   const code = (err as FastifyError).code;
   const status = (err as FastifyError).statusCode;

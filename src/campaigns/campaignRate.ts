@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/redisClient.js';
 import { SECOND } from '../core/time.js';
 
 interface RateCommands {
@@ -24,16 +24,16 @@ export function rateWindow(cps: number): { limit: number; windowMs: number } {
 
 /** Per-campaign start logs (see the file's comment). */
 export class CampaignRate {
-  private readonly redis: Redis & RateCommands;
+  private readonly redis: RedisClient & RateCommands;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly prefix: string,
   ) {
     if (!('dialerCampaignStart' in redis)) {
       redis.defineCommand('dialerCampaignStart', { numberOfKeys: 1, lua: readFileSync(new URL('./lua/campaignStart.lua', import.meta.url), 'utf8') });
     }
-    this.redis = redis as Redis & RateCommands;
+    this.redis = redis as RedisClient & RateCommands;
   }
 
   /** Counts a start of `campaignId` at `cps` starts per second; 0 when counted, else the ms to wait before asking again. */

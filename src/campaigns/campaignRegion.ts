@@ -3,7 +3,7 @@
  * a country code in a request that names no region are read in it, before DIAL_DEFAULT_REGION. Kept apart from
  * campaignStore.ts, which uses the producer (cancel, pause), so the producer can read it without an import cycle.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/redisClient.js';
 import type { CountryCode } from 'libphonenumber-js';
 import { parseRegion } from '../core/phone.js';
 
@@ -16,7 +16,7 @@ export function campaignDocumentKey(prefix: string, campaignId: string): string 
  * The `default_region` of each campaign in `campaignIds` that has a document with one (one pipelined read). The
  * document was validated when written (campaignSettingsSchema: a supported two-letter region).
  */
-export async function campaignRegions(redis: Redis, prefix: string, campaignIds: Iterable<string>): Promise<Map<string, CountryCode>> {
+export async function campaignRegions(redis: RedisClient, prefix: string, campaignIds: Iterable<string>): Promise<Map<string, CountryCode>> {
   const ids = [...new Set(campaignIds)];
   const regions = new Map<string, CountryCode>();
   if (ids.length === 0) return regions;

@@ -5,7 +5,7 @@
  * `paused` lives in the pause set `dialer pause` has always used (CallStore.pauseCampaign), so the old commands and
  * the campaign object agree; the document's `state` holds active / canceled / archived.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/redisClient.js';
 import { z } from 'zod';
 import { CallStore } from '../core/callStore.js';
 import { InvalidInputError } from '../core/errors.js';
@@ -82,7 +82,7 @@ export class CampaignStore {
   private readonly calls: CallStore;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly clock: Clock,
   ) {

@@ -12,7 +12,7 @@
  * is canceled, archived or past its end, nor when the new time would be past `ends_at`.
  */
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/redisClient.js';
 import { CallStore } from '../core/callStore.js';
 import { callWindowSchema } from '../core/callWindow.js';
 import { InvalidInputError } from '../core/errors.js';
@@ -49,7 +49,7 @@ export class CallRecycler {
   private closing: Promise<void> | undefined;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     prefix: string,
     private readonly campaigns: { get(id: string): Promise<Campaign | undefined> },
     private readonly producer: CallProducer,

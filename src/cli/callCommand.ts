@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/redisClient.js';
 import { CallStore, type CallRecord } from '../core/callStore.js';
 import { InvalidInputError } from '../core/errors.js';
 import { idSchema } from '../core/queues.js';
@@ -15,7 +15,7 @@ function validId(value: string, what: string): string {
 }
 
 /** The campaigns that hold a record for `callId` (a call id names one call; the record key needs its campaign). */
-async function campaignsOfCall(redis: Redis, store: CallStore, callId: string): Promise<string[]> {
+async function campaignsOfCall(redis: RedisClient, store: CallStore, callId: string): Promise<string[]> {
   const campaigns = await store.campaigns();
   const pipeline = redis.pipeline();
   for (const c of campaigns) pipeline.exists(store.keys.callRecord(c, callId));

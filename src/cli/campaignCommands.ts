@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/redisClient.js';
 import { CallStore } from '../core/callStore.js';
 import { InvalidInputError } from '../core/errors.js';
 import { normalizePhoneNumber } from '../core/phone.js';
@@ -11,13 +11,13 @@ import { requireCampaign } from './campaignNames.js';
 import { action, cliContext, withRedis as withConfiguredRedis } from './cliContext.js';
 
 /** Runs `body` on the configured Redis (unreachable: exit 4, the same line for every command). */
-function withRedis<T>(body: (redis: Redis, prefix: string) => Promise<T>): Promise<T> {
+function withRedis<T>(body: (redis: RedisClient, prefix: string) => Promise<T>): Promise<T> {
   const { config } = cliContext();
   return withConfiguredRedis(config, (redis) => body(redis, config.queuePrefix));
 }
 
 /** Runs `body` once the campaign is known to have calls (else exit 2 naming the campaigns close to it). */
-function withCampaign<T>(campaignId: string, body: (redis: Redis, prefix: string) => Promise<T>): Promise<T> {
+function withCampaign<T>(campaignId: string, body: (redis: RedisClient, prefix: string) => Promise<T>): Promise<T> {
   return withRedis(async (redis, prefix) => {
     await requireCampaign(new CallStore(redis, prefix, systemClock), campaignId);
     return body(redis, prefix);

@@ -3,7 +3,7 @@
  * `dialer campaigns`, `pause`, `resume` and `cancel --campaign` keep working as they were, on any campaign with calls.
  */
 import type { Command } from 'commander';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/redisClient.js';
 import { campaignStatus, type CampaignSettings } from '../campaigns/campaignSchema.js';
 import { CampaignStore, type CampaignView } from '../campaigns/campaignStore.js';
 import { errorMessage, InvalidInputError } from '../core/errors.js';
@@ -11,7 +11,7 @@ import { parseDuration } from '../core/time.js';
 import { systemClock } from '../core/time.js';
 import { action, cliContext, withRedis } from './cliContext.js';
 
-function withCampaigns<T>(body: (store: CampaignStore, redis: Redis) => Promise<T>): Promise<T> {
+function withCampaigns<T>(body: (store: CampaignStore, redis: RedisClient) => Promise<T>): Promise<T> {
   const { config } = cliContext();
   return withRedis(config, (redis) => body(new CampaignStore(redis, config.queuePrefix, systemClock), redis));
 }

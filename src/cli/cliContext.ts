@@ -1,5 +1,5 @@
 import { config as loadDotenv } from 'dotenv';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/redisClient.js';
 import { loadConfig, type DialerConfig } from '../core/config.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { closeConnection, createProducerConnection, waitUntilReady } from '../core/redisConnection.js';
@@ -61,7 +61,7 @@ export function redisUnavailable(target: string | RedisTarget, err: unknown): Re
  * Runs `body` on a fresh command connection to the configured Redis and closes it whatever happens. A Redis that
  * cannot be reached, before or during `body`, becomes RedisUnavailableError (exit 4, the same line for every command).
  */
-export async function withRedis<T>(config: DialerConfig, body: (redis: Redis) => Promise<T>): Promise<T> {
+export async function withRedis<T>(config: DialerConfig, body: (redis: RedisClient) => Promise<T>): Promise<T> {
   const redis = createProducerConnection(config.redis);
   try {
     try {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/redisClient.js';
 import { CallStore } from '../core/callStore.js';
 import { InvalidInputError } from '../core/errors.js';
 import { idSchema } from '../core/queues.js';
@@ -17,7 +17,7 @@ function validId(value: string, what: string): string {
 }
 
 /** The one campaign holding a record of `callId`; InvalidInputError when none or several do. */
-async function campaignOfCall(redis: Redis, store: CallStore, callId: string): Promise<string> {
+async function campaignOfCall(redis: RedisClient, store: CallStore, callId: string): Promise<string> {
   const campaigns = await store.campaigns();
   const pipeline = redis.pipeline();
   for (const c of campaigns) pipeline.exists(store.keys.callRecord(c, callId));

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/redisClient.js';
 import type { DialStartWindow } from '../core/callStore.js';
 import { SECOND } from '../core/time.js';
 
@@ -63,15 +63,15 @@ const script = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, impor
  *   carrier counts.
  */
 export class DialRateLimiter {
-  private readonly redis: Redis & LimiterCommands;
+  private readonly redis: RedisClient & LimiterCommands;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly key: string,
     private readonly cps: number,
   ) {
     if (!('dialerReserveSlot' in redis)) redis.defineCommand('dialerReserveSlot', { numberOfKeys: 1, lua: script('reserveDialSlot') });
-    this.redis = redis as Redis & LimiterCommands;
+    this.redis = redis as RedisClient & LimiterCommands;
   }
 
   /** Reserves the next free pacing slot; returns when it is (ms since the epoch, Redis' clock) and how long to wait. */

@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/redisClient.js';
 import { CallStore } from '../core/callStore.js';
 import { loadConfig, requireDialSettings, requireOutboundTrunk, type DialerConfig } from '../core/config.js';
 import { createLiveKitClients, type LiveKitClients } from '../core/livekitClients.js';
@@ -138,7 +138,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     livekit = createLiveKitClients(credentials);
   }
 
-  const connection: Redis = createWorkerConnection(config.redis);
+  const connection: RedisClient = createWorkerConnection(config.redis);
   const store = new CallStore(connection, config.queuePrefix, clock, {
     dialReplicaAcks: config.dialReplicaAcks,
     onReplicaShortfall: (acked, wanted) =>

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/redisClient.js';
 import { MINUTE, SECOND } from '../core/time.js';
 
 /** First platform back-off; each further failed probe doubles it. */
@@ -22,16 +22,16 @@ const lua = readFileSync(new URL('./lua/platformBackoff.lua', import.meta.url), 
  * fetched; jobs other slots already hold would still dial.
  */
 export class PlatformBackoff {
-  private readonly redis: Redis & BackoffCommands;
+  private readonly redis: RedisClient & BackoffCommands;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     /** The back-off key claimDial checks. */
     readonly key: string,
     private readonly failuresKey: string,
   ) {
     if (!('dialerPlatformBackoff' in redis)) redis.defineCommand('dialerPlatformBackoff', { numberOfKeys: 2, lua });
-    this.redis = redis as Redis & BackoffCommands;
+    this.redis = redis as RedisClient & BackoffCommands;
   }
 
   /**

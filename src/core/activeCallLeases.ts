@@ -11,7 +11,7 @@
  * DIAL_MAX_ACTIVE_CALLS − DIAL_RESERVED_INBOUND, so the reserved capacity stays free for them.
  * Every key carries the `{dialer-active}` hash tag, so the scripts run on Redis Cluster.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redisClient.js';
 import { LuaScript, replies } from './luaScript.js';
 import { MINUTE, SECOND } from './time.js';
 
@@ -69,7 +69,7 @@ export class ActiveCallLeases {
   readonly keys: ReturnType<typeof activeCallKeys>;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     prefix: string,
   ) {
     this.keys = activeCallKeys(prefix);

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redisClient.js';
 import { ActiveCallLeases, INBOUND_LEASE_TTL_MS } from './activeCallLeases.js';
 import { dialerKeys, type DialerKeys } from './keys.js';
 import { LuaScript, replies, type ScriptArg } from './luaScript.js';
@@ -220,7 +220,7 @@ const REPLICA_COUNT_MAX_AGE_MS = 1000;
  */
 export class CallStore {
   readonly keys: DialerKeys;
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   /** Leases of calls in progress (DIAL_MAX_ACTIVE_CALLS): a call's terminal outcome gives its lease back. */
   private readonly leases: ActiveCallLeases;
 
@@ -229,7 +229,7 @@ export class CallStore {
    * claimDial answers `ok`; undefined: no wait. `onReplicaShortfall` hears of each claim taken back for want of them.
    */
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     prefix: string,
     private readonly clock: Clock,
     private readonly durability: {

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { isTimeZone, parseCallWindow, type CallWindow } from './callWindow.js';
 import { ConfigError, errorMessage } from './errors.js';
 import { isRegion, parseRegion } from './phone.js';
-import { DEFAULT_SENTINEL_PORT, parseHostPorts, RedisAddressError, type RedisTarget } from './redisTarget.js';
+import { DEFAULT_REDIS_PORT, DEFAULT_SENTINEL_PORT, hashTag, parseHostPorts, RedisAddressError, type RedisTarget } from './redisTarget.js';
 import { SECOND } from './time.js';
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
@@ -63,6 +63,8 @@ const envSchema = z.object({
   REDIS_URL: z.string().url('REDIS_URL must be a URL like redis://host:6379').default(DEFAULT_REDIS_URL),
   /** Redis Sentinel: `host:port,host:port` of the sentinels; set, every process connects to the primary they name. */
   REDIS_SENTINELS: z.string().optional(),
+  /** Redis Cluster: `host:port,host:port` seed nodes; needs a hash-tagged QUEUE_PREFIX such as {dialer}. */
+  REDIS_CLUSTER_NODES: z.string().optional(),
   /** The primary's name in the sentinels' configuration (`sentinel monitor <name> …`). */
   REDIS_SENTINEL_NAME: z.string().min(1).default(DEFAULT_SENTINEL_NAME),
   /** The sentinels' own password (`requirepass` of the sentinels), when they have one. */
@@ -243,11 +245,23 @@ export function parseEnv<T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv,
 }
 
 /** REDIS_URL and the REDIS_SENTINEL_* settings as one RedisTarget, or a ConfigError naming the bad setting. */
-function redisTarget(url: string, sentinels: string | undefined, name: string, sentinelPassword: string | undefined): RedisTarget {
-  if (sentinels === undefined) return { kind: 'node', url };
+function redisTarget(e: z.infer<typeof envSchema>): RedisTarget {
+  const url = e.REDIS_URL;
   try {
-    const list = parseHostPorts(sentinels, 'REDIS_SENTINELS', DEFAULT_SENTINEL_PORT);
-    return { kind: 'sentinel', url, sentinels: list, name, ...(sentinelPassword ? { sentinelPassword } : {}) };
+    if (e.REDIS_CLUSTER_NODES !== undefined) {
+      if (e.REDIS_SENTINELS !== undefined) throw new ConfigError('invalid settings:\n  REDIS_SENTINELS and REDIS_CLUSTER_NODES: set one of them, not both');
+      // BullMQ keeps a queue's keys in one slot only under a hash-tagged prefix; the dialer's scripts need the same
+      if (hashTag(e.QUEUE_PREFIX) === undefined) {
+        throw new ConfigError(
+          `invalid settings:\n  QUEUE_PREFIX: on Redis Cluster it must carry a hash tag, e.g. QUEUE_PREFIX={${e.QUEUE_PREFIX}}, so each queue's keys and each script's keys share a slot`,
+        );
+      }
+      return { kind: 'cluster', url, nodes: parseHostPorts(e.REDIS_CLUSTER_NODES, 'REDIS_CLUSTER_NODES', DEFAULT_REDIS_PORT) };
+    }
+    if (e.REDIS_SENTINELS === undefined) return { kind: 'node', url };
+    const list = parseHostPorts(e.REDIS_SENTINELS, 'REDIS_SENTINELS', DEFAULT_SENTINEL_PORT);
+    const sentinelPassword = e.REDIS_SENTINEL_PASSWORD;
+    return { kind: 'sentinel', url, sentinels: list, name: e.REDIS_SENTINEL_NAME, ...(sentinelPassword ? { sentinelPassword } : {}) };
   } catch (err) {
     if (err instanceof RedisAddressError) throw new ConfigError(`invalid settings:\n  ${err.message}`);
     throw err;
@@ -263,7 +277,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DialerConfig {
   const e = parseEnv(envSchema, env, 'settings');
   return {
     redisUrl: e.REDIS_URL,
-    redis: redisTarget(e.REDIS_URL, e.REDIS_SENTINELS, e.REDIS_SENTINEL_NAME, e.REDIS_SENTINEL_PASSWORD),
+    redis: redisTarget(e),
     dialReplicaAcks: replicaAcks(e.REDIS_DIAL_REPLICA_ACKS ?? (e.REDIS_SENTINELS === undefined ? 0 : 1), e.REDIS_REPLICA_ACK_TIMEOUT_MS),
     queuePrefix: e.QUEUE_PREFIX,
     agentName: e.AGENT_NAME,

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redisClient.js';
 
 /** What a Lua script takes as a key or an argument: ioredis sends numbers as their decimal text. */
 export type ScriptArg = string | number;
@@ -39,7 +39,7 @@ export class LuaScript<Keys extends readonly ScriptArg[], Args extends readonly 
   }
 
   /** Runs the script on `redis`; throws Redis' error, or ScriptReplyError for a reply `parse` refused. */
-  async run(redis: Redis, keys: Keys, args: Args): Promise<Reply> {
+  async run(redis: RedisClient, keys: Keys, args: Args): Promise<Reply> {
     if (!(this.command in redis)) {
       this.lua ??= readFileSync(new URL(`${this.name}.lua`, this.folder), 'utf8');
       redis.defineCommand(this.command, this.keyCount === 'variable' ? { lua: this.lua } : { numberOfKeys: this.keyCount, lua: this.lua });

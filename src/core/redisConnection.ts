@@ -1,6 +1,7 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { createLogger, type Logger } from './logger.js';
-import { connectionArguments, type RedisTarget } from './redisTarget.js';
+import type { RedisClient } from './redisClient.js';
+import { connectionArguments, credentialsOf, type RedisTarget } from './redisTarget.js';
 import { errorCode } from './errors.js';
 
 /**
@@ -26,6 +27,8 @@ const MAX_RETRIES_ERROR_NAME = 'MaxRetriesPerRequestError';
  * promoted): "All sentinels are unreachable. Retrying from scratch after <n>ms." (connectors/SentinelConnector).
  */
 const NO_SENTINEL_PRIMARY_MESSAGE = 'All sentinels are unreachable';
+/** ioredis' Cluster when no seed or known node answers (ClusterAllFailedError, cluster/index). */
+const CLUSTER_ALL_FAILED_MESSAGES = ['Failed to refresh slots cache', 'None of startup nodes is available'];
 
 /** True for errors that mean "Redis is not reachable right now" rather than a failed command. */
 export function isRedisConnectionError(err: unknown): boolean {
@@ -35,6 +38,7 @@ export function isRedisConnectionError(err: unknown): boolean {
     (code !== undefined && CONNECTION_ERROR_CODES.has(code)) ||
     err.message === CONNECTION_CLOSED_MESSAGE ||
     err.message.startsWith(NO_SENTINEL_PRIMARY_MESSAGE) ||
+    CLUSTER_ALL_FAILED_MESSAGES.some((m) => err.message.startsWith(m)) ||
     err.name === MAX_RETRIES_ERROR_NAME
   );
 }
@@ -171,7 +175,7 @@ const RECONNECT_AND_RESEND = 2;
  * Through Sentinel a write that meets a demoted primary reconnects (ioredis asks the sentinels again) and is resent,
  * and ioredis subscribes to the sentinels' `+switch-master` to move before the old primary fails a command.
  */
-function argumentsFor(target: string | RedisTarget, defaults: RedisOptions, extra: RedisOptions): { url: string | undefined; options: RedisOptions } {
+function argumentsFor(target: string | NodeTarget, defaults: RedisOptions, extra: RedisOptions): { url: string | undefined; options: RedisOptions } {
   const { url, options } = connectionArguments(typeof target === 'string' ? { kind: 'node', url: target } : target);
   const failover: RedisOptions =
     options.sentinels === undefined
@@ -180,12 +184,57 @@ function argumentsFor(target: string | RedisTarget, defaults: RedisOptions, extr
   return { url, options: { ...options, ...failover, ...defaults, ...extra } };
 }
 
+/** A target that is one Redis server process (a node, or the primary Sentinel names): an ioredis `Redis`. */
+type NodeTarget = Exclude<RedisTarget, { kind: 'cluster' }>;
+
+/**
+ * A Redis Cluster client reporting outages like OutageReportingRedis: one line when no node answers, one when it is
+ * back. ioredis' Cluster follows MOVED/ASK redirections and re-reads the slots when a node fails over.
+ */
+function clusterConnection(
+  target: Extract<RedisTarget, { kind: 'cluster' }>,
+  nodeOptions: RedisOptions,
+  clusterOptions: ClusterOptions,
+  reporting: Required<ConnectionReporting>,
+): Cluster {
+  const cluster = new Cluster(
+    target.nodes.map((n) => ({ host: n.host, port: n.port })),
+    { ...clusterOptions, redisOptions: { ...credentialsOf(target.url), ...nodeOptions } },
+  );
+  let outageSince: number | undefined;
+  let closing = false;
+  const { logger, name, level } = reporting;
+  const log = (lineLevel: 'warn' | 'info', fields: Record<string, unknown>, msg: string) =>
+    level === 'debug' ? logger.debug({ connection: name, ...fields }, msg) : logger[lineLevel]({ connection: name, ...fields }, msg);
+  cluster.on('error', (err: Error) => {
+    if (closing || !isRedisConnectionError(err) || outageSince !== undefined) return;
+    outageSince = Date.now();
+    log('warn', { error: { message: err.message } }, 'Redis Cluster not reachable');
+  });
+  cluster.on('ready', () => {
+    if (outageSince === undefined) return;
+    log('info', { downMs: Date.now() - outageSince }, 'Redis Cluster connection restored');
+    outageSince = undefined;
+  });
+  cluster.on('end', () => {
+    closing = true;
+  });
+  return cluster;
+}
+
 /**
  * Connection for BullMQ workers: blocking commands must wait out Redis restarts, never give up mid-job. Outages are
- * logged once each (warn when lost, info when restored). `target`: REDIS_URL, or the config's RedisTarget (Sentinel).
+ * logged once each (warn when lost, info when restored). `target`: REDIS_URL, or the config's RedisTarget (Sentinel,
+ * Cluster).
  */
-export function createWorkerConnection(target: string | RedisTarget, extra: RedisOptions = {}, reporting: ConnectionReporting = {}): Redis {
-  const { url, options } = argumentsFor(target, { maxRetriesPerRequest: null, enableReadyCheck: true }, extra);
+export function createWorkerConnection(target: string | NodeTarget, extra?: RedisOptions, reporting?: ConnectionReporting): Redis;
+export function createWorkerConnection(target: string | RedisTarget, extra?: RedisOptions, reporting?: ConnectionReporting): RedisClient;
+export function createWorkerConnection(target: string | RedisTarget, extra: RedisOptions = {}, reporting: ConnectionReporting = {}): RedisClient {
+  const defaults: RedisOptions = { maxRetriesPerRequest: null, enableReadyCheck: true };
+  if (typeof target !== 'string' && target.kind === 'cluster') {
+    return clusterConnection(target, { ...defaults, ...extra }, { enableReadyCheck: true }, reportingFor('worker', reporting));
+  }
+  const { url, options } = argumentsFor(target, defaults, extra);
   return new OutageReportingRedis(url, options, reportingFor('worker', reporting));
 }
 
@@ -193,8 +242,15 @@ export function createWorkerConnection(target: string | RedisTarget, extra: Redi
  * Connection for producers and commands: fail fast instead of queueing writes while Redis is away. Outages are logged
  * at debug level: the caller sees the failed command and reports it. `target` as for createWorkerConnection.
  */
-export function createProducerConnection(target: string | RedisTarget, extra: RedisOptions = {}, reporting: ConnectionReporting = {}): Redis {
-  const { url, options } = argumentsFor(target, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false }, extra);
+export function createProducerConnection(target: string | NodeTarget, extra?: RedisOptions, reporting?: ConnectionReporting): Redis;
+export function createProducerConnection(target: string | RedisTarget, extra?: RedisOptions, reporting?: ConnectionReporting): RedisClient;
+export function createProducerConnection(target: string | RedisTarget, extra: RedisOptions = {}, reporting: ConnectionReporting = {}): RedisClient {
+  const defaults: RedisOptions = { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false };
+  if (typeof target !== 'string' && target.kind === 'cluster') {
+    const { enableOfflineQueue, lazyConnect, ...nodeOptions } = { ...defaults, ...extra };
+    return clusterConnection(target, nodeOptions, { enableOfflineQueue, lazyConnect }, reportingFor('producer', reporting));
+  }
+  const { url, options } = argumentsFor(target, defaults, extra);
   return new OutageReportingRedis(url, options, reportingFor('producer', reporting));
 }
 
@@ -202,7 +258,7 @@ export function createProducerConnection(target: string | RedisTarget, extra: Re
  * Resolves once the connection is ready (a producer connection without an offline queue must wait for it); rejects
  * with the first error, connection errors included.
  */
-export async function waitUntilReady(connection: Redis): Promise<void> {
+export async function waitUntilReady(connection: RedisClient): Promise<void> {
   if (connection.status === 'ready') return;
   await new Promise<void>((resolve, reject) => {
     const cleanup = () => {
@@ -225,7 +281,7 @@ export async function waitUntilReady(connection: Redis): Promise<void> {
 }
 
 /** Closes a connection whatever state it is in; never throws. */
-export async function closeConnection(connection: Redis): Promise<void> {
+export async function closeConnection(connection: RedisClient): Promise<void> {
   try {
     if (connection.status === 'end') return;
     await connection.quit();

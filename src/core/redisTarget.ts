@@ -13,10 +13,17 @@ export interface HostPort {
  *   (REDIS_SENTINELS). ioredis asks the sentinels for the primary at every (re)connect, so after a failover each
  *   process reconnects to the promoted replica on its own. `url` still carries the primary's user, password and
  *   database (its host and port are ignored); `sentinelPassword` (REDIS_SENTINEL_PASSWORD) is the sentinels' own.
+ * - `cluster`: a Redis Cluster reached through the seed `nodes` (REDIS_CLUSTER_NODES); ioredis learns the slots from
+ *   them and follows MOVED/ASK and failovers. `url` carries the user and password. QUEUE_PREFIX must carry a hash
+ *   tag (`{dialer}`): every key of BullMQ's and the dialer's then shares one slot, so scripts and transactions work.
  */
 export type RedisTarget =
   | { kind: 'node'; url: string }
-  | { kind: 'sentinel'; url: string; sentinels: readonly HostPort[]; name: string; sentinelPassword?: string };
+  | { kind: 'sentinel'; url: string; sentinels: readonly HostPort[]; name: string; sentinelPassword?: string }
+  | { kind: 'cluster'; url: string; nodes: readonly HostPort[] };
+
+/** Redis' default port, for a cluster seed given without one. */
+export const DEFAULT_REDIS_PORT = 6379;
 
 /** Redis Sentinel's default port (redis.io "High availability with Redis Sentinel"). */
 export const DEFAULT_SENTINEL_PORT = 26379;
@@ -56,14 +63,33 @@ export function describeRedisTarget(target: RedisTarget): string {
       return 'Redis';
     }
   }
-  return `Sentinel primary "${target.name}" via ${target.sentinels.map((s) => `${s.host}:${s.port}`).join(',')}`;
+  const list = (nodes: readonly HostPort[]) => nodes.map((s) => `${s.host}:${s.port}`).join(',');
+  if (target.kind === 'cluster') return `Redis Cluster via ${list(target.nodes)}`;
+  return `Sentinel primary "${target.name}" via ${list(target.sentinels)}`;
+}
+
+/** The hash tag Redis Cluster hashes a key by: the text inside its first non-empty `{…}`, or undefined. */
+export function hashTag(key: string): string | undefined {
+  const open = key.indexOf('{');
+  if (open < 0) return undefined;
+  const close = key.indexOf('}', open + 1);
+  return close > open + 1 ? key.slice(open + 1, close) : undefined;
+}
+
+/** The user and password REDIS_URL carries, as ioredis options (for Sentinel's primary and every cluster node). */
+export function credentialsOf(url: string): { username?: string; password?: string } {
+  const parsed = new URL(url);
+  return {
+    ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),
+    ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
+  };
 }
 
 /**
  * ioredis constructor arguments for a target: a URL (node) or options (sentinel). Options carry the URL's user,
  * password and database, since ioredis takes those for the primary from options when it connects through sentinels.
  */
-export function connectionArguments(target: RedisTarget): { url: string | undefined; options: RedisOptions } {
+export function connectionArguments(target: Exclude<RedisTarget, { kind: 'cluster' }>): { url: string | undefined; options: RedisOptions } {
   if (target.kind === 'node') return { url: target.url, options: {} };
   const url = new URL(target.url);
   const db = Number(url.pathname.replace(/^\//, '') || '0');
@@ -72,8 +98,7 @@ export function connectionArguments(target: RedisTarget): { url: string | undefi
     options: {
       sentinels: target.sentinels.map((s) => ({ host: s.host, port: s.port })),
       name: target.name,
-      ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
-      ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+      ...credentialsOf(target.url),
       ...(Number.isInteger(db) && db > 0 ? { db } : {}),
       ...(target.sentinelPassword ? { sentinelPassword: target.sentinelPassword } : {}),
     },

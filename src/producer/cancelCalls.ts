@@ -1,5 +1,5 @@
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/redisClient.js';
 import { CallStore } from '../core/callStore.js';
 import { terminalTransition } from '../core/outcomes.js';
 import { CALLS_QUEUE } from '../core/queues.js';
@@ -26,7 +26,7 @@ export interface CancelSummary {
  * `call-results` like any other. Calls whose dial may have gone out are left to the agent (`inFlight`).
  */
 export async function cancelCalls(
-  connection: Redis,
+  connection: RedisClient,
   prefix: string,
   target: { campaignId: string; callIds?: readonly string[] },
   clock: Clock = systemClock,

@@ -1,6 +1,6 @@
 import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
 import type { CountryCode } from 'libphonenumber-js';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/redisClient.js';
 import { z } from 'zod';
 import { callWindowSchema } from '../core/callWindow.js';
 import { CallStore, type CreateStatus } from '../core/callStore.js';
@@ -68,7 +68,7 @@ const fastPathMatchesSchema: Same<CheckedRequest, z.output<typeof callRequestSch
 void fastPathMatchesSchema;
 
 export interface EnqueueOptions {
-  connection: ConnectionOptions & Redis;
+  connection: ConnectionOptions & RedisClient;
   prefix: string;
   maxAttempts: number;
   clock?: Clock;

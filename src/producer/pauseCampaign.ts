@@ -1,5 +1,5 @@
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/redisClient.js';
 import { CallStore } from '../core/callStore.js';
 import { CALLS_QUEUE } from '../core/queues.js';
 import { systemClock } from '../core/time.js';
@@ -11,7 +11,7 @@ const RELEASE_CONCURRENCY = 64;
  * Pauses a campaign: from now on the consumers hold back its calls that are not ringing yet (no attempt spent);
  * calls ringing or connected carry on. Returns false when it was paused already.
  */
-export async function pauseCampaign(connection: Redis, prefix: string, campaignId: string): Promise<boolean> {
+export async function pauseCampaign(connection: RedisClient, prefix: string, campaignId: string): Promise<boolean> {
   return new CallStore(connection, prefix, systemClock).pauseCampaign(campaignId);
 }
 
@@ -19,7 +19,7 @@ export async function pauseCampaign(connection: Redis, prefix: string, campaignI
  * Resumes a paused campaign and releases at once the calls the pause held back (a call waiting for a retry or for
  * its calling window keeps waiting). Returns whether it was paused and how many held calls were released.
  */
-export async function resumeCampaign(connection: Redis, prefix: string, campaignId: string): Promise<{ wasPaused: boolean; released: number }> {
+export async function resumeCampaign(connection: RedisClient, prefix: string, campaignId: string): Promise<{ wasPaused: boolean; released: number }> {
   const { wasPaused, heldJobIds } = await new CallStore(connection, prefix, systemClock).resumeCampaign(campaignId);
   const queue = new Queue(CALLS_QUEUE, { connection, prefix });
   let released = 0;

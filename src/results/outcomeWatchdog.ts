@@ -1,5 +1,5 @@
 import { Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/redisClient.js';
 import type { CallStore } from '../core/callStore.js';
 import type { Logger } from '../core/logger.js';
 import { OUTCOME_WATCHDOG_QUEUE, watchdogSchema, type WatchdogJob } from '../core/outcomeWatchdogQueue.js';
@@ -11,7 +11,7 @@ import { SECOND, type Clock } from '../core/time.js';
  * agent got there first).
  */
 export function startOutcomeWatchdogWorker(options: {
-  connection: Redis;
+  connection: RedisClient;
   prefix: string;
   store: CallStore;
   reporter: ResultReporter;

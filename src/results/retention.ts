@@ -12,7 +12,7 @@
  *   touched. A campaign left with no call on record is removed (for `--before`, only if its counters count nothing).
  */
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/redisClient.js';
 import { dialerKeys, type DialerKeys } from '../core/keys.js';
 import { LuaScript, replies, type ScriptArg } from '../core/luaScript.js';
 import { CALLS_QUEUE, CALL_RESULTS_QUEUE } from '../core/queues.js';
@@ -87,7 +87,7 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
  * one campaign or in all. Counters, call lists and per-call BullMQ jobs are kept consistent (see the module comment).
  * Safe while consumers and the results worker run: each step is one Lua script that re-checks the record.
  */
-export async function purgeCalls(connection: Redis, prefix: string, request: PurgeRequest): Promise<PurgeSummary> {
+export async function purgeCalls(connection: RedisClient, prefix: string, request: PurgeRequest): Promise<PurgeSummary> {
   const redis = connection;
   const keys = dialerKeys(prefix);
   const campaigns = request.campaignId !== undefined ? [request.campaignId] : (await redis.smembers(keys.campaignIndex())).sort();
@@ -113,7 +113,7 @@ export async function purgeCalls(connection: Redis, prefix: string, request: Pur
 }
 
 async function purgeCampaign(
-  redis: Redis,
+  redis: RedisClient,
   keys: DialerKeys,
   campaignId: string,
   before: number | undefined,
@@ -139,7 +139,7 @@ async function purgeCampaign(
 }
 
 /** Removes the campaign's keys and index entries when no call is left on record; true if removed. */
-async function dropIfEmpty(redis: Redis, keys: DialerKeys, campaignId: string, wholeCampaign: boolean): Promise<boolean> {
+async function dropIfEmpty(redis: RedisClient, keys: DialerKeys, campaignId: string, wholeCampaign: boolean): Promise<boolean> {
   const dropped = await scripts.dropEmptyCampaign.run(
     redis,
     [keys.campaignCalls(campaignId), keys.campaignCounters(campaignId), keys.pausedHeld(campaignId)],

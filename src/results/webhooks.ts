@@ -6,7 +6,7 @@
  * a repeat after a timeout it answered too late, deduplicating on the signed body's `callId`.
  */
 import { Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/redisClient.js';
 import type { Campaign } from '../campaigns/campaignSchema.js';
 import type { Logger } from '../core/logger.js';
 import type { DialerMetrics } from '../core/metrics.js';
@@ -106,7 +106,7 @@ export function webhookRoute(campaigns: { get(id: string): Promise<Campaign | un
  * delivery whose campaign has no destination any more (its webhook removed, no global one) completes undelivered.
  */
 export function startWebhookWorker(options: {
-  connection: Redis;
+  connection: RedisClient;
   prefix: string;
   route: WebhookRoute;
   clock: Clock;

@@ -7,7 +7,7 @@
  * number of processes; each firing is processed by one).
  */
 import { Queue, Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/redisClient.js';
 import { z } from 'zod';
 import { isTimeZone } from '../core/callWindow.js';
 import type { DialerConfig } from '../core/config.js';
@@ -71,7 +71,7 @@ export class CallSchedules {
   private readonly queue: Queue<Schedule>;
   private closed = false;
 
-  constructor(connection: Redis, prefix: string) {
+  constructor(connection: RedisClient, prefix: string) {
     this.queue = new Queue<Schedule>(CALL_SCHEDULES_QUEUE, { connection, prefix });
   }
 

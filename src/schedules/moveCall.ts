@@ -9,7 +9,7 @@
  * next attempt comes at the new time. The dial gates still apply when it comes up (window, pause, caps).
  */
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/redisClient.js';
 import { CallStore } from '../core/callStore.js';
 import { InvalidInputError } from '../core/errors.js';
 import type { CallState, Outcome } from '../core/outcomes.js';
@@ -29,7 +29,7 @@ const NOT_DELAYED = /not in the delayed state/i;
  * Moves call `callId` of `campaignId` to come up at `atMs` (epoch ms; a time not in the future means now). Throws
  * InvalidInputError for a time past the 90-day bound or past the call's own expiry.
  */
-export async function moveCall(redis: Redis, prefix: string, clock: Clock, call: { campaignId: string; callId: string }, atMs: number): Promise<MoveResult> {
+export async function moveCall(redis: RedisClient, prefix: string, clock: Clock, call: { campaignId: string; callId: string }, atMs: number): Promise<MoveResult> {
   const { campaignId, callId } = call;
   const now = clock.now();
   if (atMs > now + MAX_SCHEDULE_AHEAD_MS) throw new InvalidInputError('the new time is more than 90 days ahead');

@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import { CallStore } from '../../src/core/callStore.js';
 import { loadConfig, type DialerConfig } from '../../src/core/config.js';
 import { createLogger } from '../../src/core/logger.js';
+import type { RedisClient } from '../../src/core/redisClient.js';
 import { createWorkerConnection } from '../../src/core/redisConnection.js';
 import { CALLS_QUEUE } from '../../src/core/queues.js';
 import { systemClock } from '../../src/core/time.js';
@@ -17,7 +18,7 @@ import { waitFor } from './waitFor.js';
 export interface TestPipeline {
   sim: LiveKitSim;
   config: DialerConfig;
-  redis: Redis;
+  redis: RedisClient;
   store: CallStore;
   producer: CallProducer;
   calls: Queue;
@@ -39,7 +40,7 @@ export async function startTestPipeline(
 ): Promise<TestPipeline> {
   // a test may point the pipeline at a topology of its own (REDIS_URL, or REDIS_SENTINELS in `env`)
   const url = options.env?.REDIS_URL ?? testRedisUrl();
-  const prefix = uniquePrefix(name);
+  const prefix = options.env?.QUEUE_PREFIX ?? uniquePrefix(name);
   const sim = await startLiveKitSim({ network: options.network });
   const env: Record<string, string> = {
     REDIS_URL: url,

@@ -193,3 +193,104 @@ function mkdir(parent: string, name: string): string {
   const path = mkdtempSync(join(parent, `${name}-`));
   return path;
 }
+
+/** A Redis Cluster of three masters (no replicas), each a `redis-server` on a free loopback port, torn down by PID. */
+export interface ClusterTopology {
+  readonly ports: readonly number[];
+  /** `host:port,…` of the masters, as REDIS_CLUSTER_NODES takes it. */
+  readonly nodes: string;
+  /** The port of the master serving `key`'s slot. */
+  portForKey(key: string): Promise<number>;
+  close(): Promise<void>;
+}
+
+const CLUSTER_MASTERS = 3;
+
+/** Starts the cluster; throws (after stopping what it started) when `redis-server`/`redis-cli` is missing or it fails. */
+export async function startClusterTopology(): Promise<ClusterTopology> {
+  const dir = mkdtempSync(join(tmpdir(), 'dialer-cluster-'));
+  const children: ChildProcess[] = [];
+  const close = async () => {
+    for (const child of children) child.kill('SIGKILL');
+    await Promise.all(
+      children.map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null || child.signalCode !== null) return resolve();
+            const timer = setTimeout(resolve, STOP_GRACE_MS);
+            child.once('exit', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+          }),
+      ),
+    );
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const ports: number[] = [];
+    for (let i = 0; i < CLUSTER_MASTERS; i++) {
+      const port = await freePort();
+      ports.push(port);
+      const nodeDir = mkdir(dir, `node-${port}`);
+      const child = spawn(
+        'redis-server',
+        ['--port', String(port), '--bind', LOOPBACK, '--dir', nodeDir, '--save', '', '--appendonly', 'no', '--cluster-enabled', 'yes',
+          '--cluster-config-file', join(nodeDir, 'nodes.conf'), '--cluster-node-timeout', '2000'],
+        { stdio: 'ignore' },
+      );
+      children.push(child);
+    }
+    const probe = (port: number) => {
+      const c = new Redis({ host: LOOPBACK, port, maxRetriesPerRequest: 1, lazyConnect: true, retryStrategy: () => null });
+      c.on('error', () => undefined); // a probe: its failures are read where it is used
+      return c;
+    };
+    const ask = async (port: number, ...command: [string, ...(string | number)[]]): Promise<unknown> => {
+      const c = probe(port);
+      try {
+        await c.connect();
+        return await c.call(...command);
+      } catch {
+        return undefined;
+      } finally {
+        c.disconnect();
+      }
+    };
+    for (const port of ports) await waitFor(async () => ((await ask(port, 'PING')) === 'PONG' ? true : undefined), START_TIMEOUT_MS, `node ${port}`);
+    const create = spawn('redis-cli', ['--cluster', 'create', ...ports.map((p) => `${LOOPBACK}:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore' });
+    children.push(create);
+    const created = await new Promise<number | null>((resolve) => create.once('exit', resolve));
+    if (created !== 0) throw new Error(`redis-cli --cluster create exited with ${String(created)}`);
+    for (const port of ports) {
+      await waitFor(
+        async () => {
+          const info = await ask(port, 'CLUSTER', 'INFO');
+          return typeof info === 'string' && info.includes('cluster_state:ok') ? true : undefined;
+        },
+        START_TIMEOUT_MS,
+        `node ${port} to see the cluster ok`,
+      );
+    }
+    return {
+      ports,
+      nodes: ports.map((p) => `${LOOPBACK}:${p}`).join(','),
+      portForKey: async (key) => {
+        const slot = Number(await ask(ports[0] ?? 0, 'CLUSTER', 'KEYSLOT', key));
+        const ranges = await ask(ports[0] ?? 0, 'CLUSTER', 'SLOTS');
+        if (Array.isArray(ranges)) {
+          for (const range of ranges) {
+            if (!Array.isArray(range)) continue;
+            const [from, to, master]: unknown[] = range;
+            if (Number(from) <= slot && slot <= Number(to) && Array.isArray(master)) return Number(master[1]);
+          }
+        }
+        throw new Error(`no master serves slot ${slot}`);
+      },
+      close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}

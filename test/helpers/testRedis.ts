@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 
 /** The Redis picked by globalSetup for this run. */
 export function testRedisUrl(): string {
@@ -15,17 +15,25 @@ export function uniquePrefix(name: string): string {
 
 const SCAN_COUNT = 5000;
 
-/** Deletes every key under `prefix` (SCAN, never KEYS, so a shared Redis is not blocked); takes a URL or a client. */
-export async function deleteKeysWithPrefix(target: string | Redis, prefix: string): Promise<void> {
-  const redis = typeof target === 'string' ? new Redis(target, { maxRetriesPerRequest: 1 }) : target;
+/**
+ * Deletes every key under `prefix` (SCAN, never KEYS, so a shared Redis is not blocked); takes a URL or a client.
+ * On a Redis Cluster every master is scanned (SCAN is per node) and keys are deleted one by one (they may not share a
+ * slot).
+ */
+export async function deleteKeysWithPrefix(target: string | Redis | Cluster, prefix: string): Promise<void> {
+  const client = typeof target === 'string' ? new Redis(target, { maxRetriesPerRequest: 1 }) : target;
   try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', SCAN_COUNT);
-      cursor = next;
-      if (keys.length > 0) await redis.unlink(...keys);
-    } while (cursor !== '0');
+    const nodes = client instanceof Cluster ? client.nodes('master') : [client];
+    for (const node of nodes) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', SCAN_COUNT);
+        cursor = next;
+        if (client instanceof Cluster) for (const key of keys) await node.unlink(key);
+        else if (keys.length > 0) await node.unlink(...keys);
+      } while (cursor !== '0');
+    }
   } finally {
-    if (typeof target === 'string') await redis.quit();
+    if (typeof target === 'string') await client.quit();
   }
 }

@@ -7,7 +7,7 @@
  * (src/consumer/dialGates.ts, dialWorker.ts): the pause set, the campaign's dates, window and caps, the lease sets
  * (DIAL_MAX_ACTIVE_CALLS), LiveKit's back-off, and the delayed set of BullMQ's `calls` queue (a job id is its call id).
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../core/redisClient.js';
 import { DateTime } from 'luxon';
 import { campaignWindow } from '../../campaigns/campaignSchema.js';
 import type { CampaignStore, CampaignView } from '../../campaigns/campaignStore.js';
@@ -70,7 +70,7 @@ export class WatchReader {
   private readonly ids: string[] = [];
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly store: CallStore,
     private readonly campaigns: CampaignStore,
     private readonly campaignId: string,

@@ -133,6 +133,15 @@ export interface AttemptResult {
 
 const LUA_FOLDER = new URL('./lua/', import.meta.url);
 
+/** `[purged call ids, ids already gone, calls still in flight]`, as purgeCalls.lua answers. */
+type PurgeReply = [string[], string[], number];
+const purgeReply = (reply: unknown): PurgeReply | undefined => {
+  if (!Array.isArray(reply) || reply.length !== 3) return undefined;
+  const [purged, gone, flying]: unknown[] = reply;
+  const strings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+  return strings(purged) && strings(gone) && typeof flying === 'number' ? [purged, gone, flying] : undefined;
+};
+
 /** The call record's scripts (src/core/lua), with their keys and arguments in order; see each file's header. */
 const scripts = {
   createCalls: new LuaScript<readonly string[], readonly ScriptArg[], number[]>('createCalls', LUA_FOLDER, 'variable', replies.integers),
@@ -172,6 +181,14 @@ const scripts = {
     'observeAttemptEnd',
     LUA_FOLDER,
     1,
+    replies.integer,
+  ),
+  purgeCalls: new LuaScript<readonly string[], readonly ScriptArg[], PurgeReply>('purgeCalls', LUA_FOLDER, 'variable', purgeReply),
+  compactCallList: new LuaScript<readonly string[], readonly string[], number>('compactCallList', LUA_FOLDER, 'variable', replies.integer),
+  dropEmptyCampaign: new LuaScript<[callList: string, counters: string, pausedHeld: string], [keepCounted: '0' | '1'], number>(
+    'dropEmptyCampaign',
+    LUA_FOLDER,
+    3,
     replies.integer,
   ),
 };
@@ -496,6 +513,49 @@ export class CallStore {
   /** Campaign ids that have records. */
   async campaigns(): Promise<string[]> {
     return (await this.redis.smembers(this.keys.campaignIndex())).sort();
+  }
+
+  /**
+   * Deletes the ended records among `callIds` of `campaignId` (with `before`, epoch ms: only those that ended before
+   * it) and takes them out of the campaign's counters, in one step (purgeCalls.lua; pass a few hundred ids at a time,
+   * so it blocks Redis for milliseconds only). Calls in flight are never touched. Answers the ids purged, the ids with
+   * no record (expired or purged before) and how many of `callIds` are in flight.
+   */
+  async purgeEnded(campaignId: string, callIds: readonly string[], before?: number): Promise<{ purged: string[]; gone: string[]; inFlight: number }> {
+    if (callIds.length === 0) return { purged: [], gone: [], inFlight: 0 };
+    const [purged, gone, inFlight] = await scripts.purgeCalls.run(
+      this.redis,
+      [this.keys.campaignCounters(campaignId), ...callIds.map((id) => this.keys.callRecord(campaignId, id))],
+      [before ?? '', ...callIds],
+    );
+    return { purged, gone, inFlight };
+  }
+
+  /**
+   * Takes the ids among `callIds` whose records are gone (purged, or expired by their retention) out of the campaign's
+   * call list (compactCallList.lua); an id whose record exists again stays.
+   */
+  async compactCallList(campaignId: string, callIds: readonly string[]): Promise<void> {
+    if (callIds.length === 0) return;
+    await scripts.compactCallList.run(this.redis, [this.keys.campaignCalls(campaignId), ...callIds.map((id) => this.keys.callRecord(campaignId, id))], callIds);
+  }
+
+  /**
+   * Removes a campaign that has no call left on record: its call list, counters and paused-held jobs
+   * (dropEmptyCampaign.lua), then its entries in the campaign index and the paused set. With `keepCounted`, a campaign
+   * whose counters still count calls (records expired, tallies kept) stays. True when removed.
+   */
+  async dropCampaignIfEmpty(campaignId: string, options: { keepCounted: boolean }): Promise<boolean> {
+    const dropped = await scripts.dropEmptyCampaign.run(
+      this.redis,
+      [this.keys.campaignCalls(campaignId), this.keys.campaignCounters(campaignId), this.keys.pausedHeld(campaignId)],
+      [options.keepCounted ? '1' : '0'],
+    );
+    if (dropped !== 1) return false;
+    await this.redis.multi().srem(this.keys.campaignIndex(), campaignId).srem(this.keys.pausedCampaigns(), campaignId).exec();
+    // a call enqueued between the two steps recreated the counters: keep the campaign listed
+    if ((await this.redis.exists(this.keys.campaignCounters(campaignId))) === 1) await this.redis.sadd(this.keys.campaignIndex(), campaignId);
+    return true;
   }
 
   /**

@@ -12,11 +12,10 @@
  *   touched. A campaign left with no call on record is removed (for `--before`, only if its counters count nothing).
  */
 import { Queue } from 'bullmq';
+import { CallStore } from '../core/callStore.js';
 import type { RedisClient } from '../core/redisClient.js';
-import { dialerKeys, type DialerKeys } from '../core/keys.js';
-import { LuaScript, replies, type ScriptArg } from '../core/luaScript.js';
 import { CALLS_QUEUE, CALL_RESULTS_QUEUE } from '../core/queues.js';
-import { HOUR, SECOND } from '../core/time.js';
+import { HOUR, SECOND, systemClock } from '../core/time.js';
 import { OUTCOME_WATCHDOG_QUEUE } from '../core/outcomeWatchdogQueue.js';
 import { WEBHOOKS_QUEUE } from './webhooks.js';
 
@@ -53,29 +52,6 @@ export interface PurgeSummary {
   jobsRemoved: number;
 }
 
-const LUA_FOLDER = new URL('../core/lua/', import.meta.url);
-
-/** `[purged call ids, ids already gone, calls still in flight]`, as purgeCalls.lua answers. */
-type PurgeReply = [string[], string[], number];
-const purgeReply = (reply: unknown): PurgeReply | undefined => {
-  if (!Array.isArray(reply) || reply.length !== 3) return undefined;
-  const [purged, gone, flying]: unknown[] = reply;
-  const strings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
-  return strings(purged) && strings(gone) && typeof flying === 'number' ? [purged, gone, flying] : undefined;
-};
-
-/** The retention scripts (src/core/lua), with their keys and arguments; see each file's header. */
-const scripts = {
-  purgeCalls: new LuaScript<readonly string[], readonly ScriptArg[], PurgeReply>('purgeCalls', LUA_FOLDER, 'variable', purgeReply),
-  compactCallList: new LuaScript<readonly string[], readonly string[], number>('compactCallList', LUA_FOLDER, 'variable', replies.integer),
-  dropEmptyCampaign: new LuaScript<[callList: string, counters: string, pausedHeld: string], [keepCounters: '0' | '1'], number>(
-    'dropEmptyCampaign',
-    LUA_FOLDER,
-    3,
-    replies.integer,
-  ),
-};
-
 function chunks<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
@@ -88,14 +64,14 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
  * Safe while consumers and the results worker run: each step is one Lua script that re-checks the record.
  */
 export async function purgeCalls(connection: RedisClient, prefix: string, request: PurgeRequest): Promise<PurgeSummary> {
-  const redis = connection;
-  const keys = dialerKeys(prefix);
-  const campaigns = request.campaignId !== undefined ? [request.campaignId] : (await redis.smembers(keys.campaignIndex())).sort();
+  // every write to the records, counters and call lists goes through the call store
+  const store = new CallStore(connection, prefix, systemClock);
+  const campaigns = request.campaignId !== undefined ? [request.campaignId] : await store.campaigns();
   const queues = PER_CALL_QUEUES.map((name) => new Queue(name, { connection, prefix }));
   const summary: PurgeSummary = { purged: 0, campaigns: campaigns.length, campaignsRemoved: 0, inFlight: 0, jobsRemoved: 0 };
   try {
     for (const campaignId of campaigns) {
-      const result = await purgeCampaign(redis, keys, campaignId, request.before);
+      const result = await purgeCampaign(store, campaignId, request.before);
       summary.purged += result.purged.length;
       summary.inFlight += result.inFlight;
       for (const batch of chunks(result.purged, JOB_REMOVAL_CONCURRENCY)) {
@@ -104,7 +80,7 @@ export async function purgeCalls(connection: RedisClient, prefix: string, reques
       }
       // a whole campaign goes once nothing of it is on record; a dated purge keeps counters that still count calls
       const wholeCampaign = request.before === undefined;
-      if (await dropIfEmpty(redis, keys, campaignId, wholeCampaign)) summary.campaignsRemoved += 1;
+      if (await store.dropCampaignIfEmpty(campaignId, { keepCounted: !wholeCampaign })) summary.campaignsRemoved += 1;
     }
   } finally {
     await Promise.all(queues.map((queue) => queue.close()));
@@ -112,42 +88,17 @@ export async function purgeCalls(connection: RedisClient, prefix: string, reques
   return summary;
 }
 
-async function purgeCampaign(
-  redis: RedisClient,
-  keys: DialerKeys,
-  campaignId: string,
-  before: number | undefined,
-): Promise<{ purged: string[]; inFlight: number }> {
-  const ids = await redis.lrange(keys.campaignCalls(campaignId), 0, -1);
+async function purgeCampaign(store: CallStore, campaignId: string, before: number | undefined): Promise<{ purged: string[]; inFlight: number }> {
+  const ids = await store.callIds(campaignId);
   const purged: string[] = [];
   const gone: string[] = [];
   let inFlight = 0;
   for (const batch of chunks(ids, PURGE_BATCH)) {
-    const [purgedIds, goneIds, flying] = await scripts.purgeCalls.run(
-      redis,
-      [keys.campaignCounters(campaignId), ...batch.map((id) => keys.callRecord(campaignId, id))],
-      [before ?? '', ...batch],
-    );
-    purged.push(...purgedIds);
-    gone.push(...goneIds);
-    inFlight += flying;
+    const result = await store.purgeEnded(campaignId, batch, before);
+    purged.push(...result.purged);
+    gone.push(...result.gone);
+    inFlight += result.inFlight;
   }
-  for (const batch of chunks([...purged, ...gone], COMPACT_BATCH)) {
-    await scripts.compactCallList.run(redis, [keys.campaignCalls(campaignId), ...batch.map((id) => keys.callRecord(campaignId, id))], batch);
-  }
+  for (const batch of chunks([...purged, ...gone], COMPACT_BATCH)) await store.compactCallList(campaignId, batch);
   return { purged, inFlight };
-}
-
-/** Removes the campaign's keys and index entries when no call is left on record; true if removed. */
-async function dropIfEmpty(redis: RedisClient, keys: DialerKeys, campaignId: string, wholeCampaign: boolean): Promise<boolean> {
-  const dropped = await scripts.dropEmptyCampaign.run(
-    redis,
-    [keys.campaignCalls(campaignId), keys.campaignCounters(campaignId), keys.pausedHeld(campaignId)],
-    [wholeCampaign ? '0' : '1'],
-  );
-  if (dropped !== 1) return false;
-  await redis.multi().srem(keys.campaignIndex(), campaignId).srem(keys.pausedCampaigns(), campaignId).exec();
-  // a call enqueued between the two steps recreated the counters: keep the campaign listed
-  if ((await redis.exists(keys.campaignCounters(campaignId))) === 1) await redis.sadd(keys.campaignIndex(), campaignId);
-  return true;
 }

@@ -25,6 +25,8 @@ export interface ResultsWorkerOptions {
   clock?: Clock;
   /** Where applied outcomes and webhook deliveries are counted. */
   metrics?: DialerMetrics;
+  /** The first of the doubling delays between webhook delivery attempts (default FIRST_RETRY_DELAY_MS, 2 s). */
+  webhookFirstRetryDelayMs?: number;
   /** Called after a terminal outcome was applied for the first time (webhooks, live progress). */
   onApplied?: (result: ReturnType<typeof callResultSchema.parse>) => void;
 }
@@ -56,7 +58,7 @@ export async function startResultsWorker(options: ResultsWorkerOptions = {}): Pr
   // outcomes go to their campaign's webhook, else RESULTS_WEBHOOK_URL: any campaign may get one while this runs
   const campaigns = new CampaignStore(connection, config.queuePrefix, clock);
   const route = webhookRoute(campaigns, config.webhook);
-  const outbox = new WebhookOutbox(connection, config.queuePrefix, retentionS);
+  const outbox = new WebhookOutbox(connection, config.queuePrefix, retentionS, options.webhookFirstRetryDelayMs);
   // campaigns' recycle rules: a call ended with an outcome its campaign recycles is enqueued again as a new series
   const producer = new CallProducer({ connection, prefix: config.queuePrefix, maxAttempts: config.dial?.maxAttempts ?? DEFAULT_DIAL_MAX_ATTEMPTS, clock, defaultRegion: config.dial?.defaultRegion });
   const recycler = new CallRecycler(connection, config.queuePrefix, campaigns, producer, clock);

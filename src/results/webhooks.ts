@@ -21,7 +21,7 @@ export const WEBHOOKS_QUEUE = 'call-webhooks';
  * attempt comes about 1 h 8 min after the first (plus up to 10 s per attempt): the replay window README states.
  */
 const DELIVERY_ATTEMPTS = 12;
-const FIRST_RETRY_DELAY_MS = 2 * SECOND;
+export const FIRST_RETRY_DELAY_MS = 2 * SECOND;
 const DELIVERY_TIMEOUT_MS = 10 * SECOND;
 /**
  * Finished deliveries (which carry the whole result: transcript, survey answers) are kept this long at most, and never
@@ -43,8 +43,16 @@ export class WebhookOutbox {
   private readonly retentionS: number;
   private closed = false;
 
-  /** `recordRetentionS`: the records' TTL (0: kept for ever); finished deliveries never outlive it. */
-  constructor(connection: ConnectionOptions, prefix: string, recordRetentionS = 0) {
+  /**
+   * `recordRetentionS`: the records' TTL (0: kept for ever); finished deliveries never outlive it. `firstRetryDelayMs`:
+   * the first of the doubling delays between attempts (FIRST_RETRY_DELAY_MS; tests shorten it).
+   */
+  constructor(
+    connection: ConnectionOptions,
+    prefix: string,
+    recordRetentionS = 0,
+    private readonly firstRetryDelayMs = FIRST_RETRY_DELAY_MS,
+  ) {
     this.queue = new Queue<CallResult>(WEBHOOKS_QUEUE, { connection, prefix });
     this.retentionS = recordRetentionS > 0 ? Math.min(MAX_RETENTION_S, recordRetentionS) : MAX_RETENTION_S;
   }
@@ -54,7 +62,7 @@ export class WebhookOutbox {
     await this.queue.add(WEBHOOK_EVENT, result, {
       jobId: result.callId,
       attempts: DELIVERY_ATTEMPTS,
-      backoff: { type: 'exponential', delay: FIRST_RETRY_DELAY_MS },
+      backoff: { type: 'exponential', delay: this.firstRetryDelayMs },
       removeOnComplete: { age: this.retentionS },
       removeOnFail: { age: this.retentionS },
     });

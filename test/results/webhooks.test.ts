@@ -33,19 +33,21 @@ let receiver: Server;
 let elsewhere: Server;
 let elsewhereUrl = '';
 /** What the receiver got, and how it answers each call id's deliveries in turn (default 204; a 3xx redirects elsewhere). */
-const received: { headers: IncomingMessage['headers']; body: string }[] = [];
+const received: { headers: IncomingMessage['headers']; body: string; at: number }[] = [];
 const answers = new Map<string, number[]>();
 const receivedElsewhere: { method: string | undefined; body: string }[] = [];
 /** The results worker's log lines (warn and above), parsed. */
 const logLines: Record<string, unknown>[] = [];
 const HTTP_REDIRECTION_MIN = 300;
 const HTTP_REDIRECTION_MAX = 399;
+/** The first delay between delivery attempts, then doubling (BullMQ exponential backoff); 2 s in production. */
+const FIRST_RETRY_DELAY_MS = 300;
 
 beforeAll(async () => {
   baseline = openNetworkHandles().length;
   receiver = createServer((req, res) => {
     void readRequestBody(req).then((body) => {
-      received.push({ headers: req.headers, body });
+      received.push({ headers: req.headers, body, at: Date.now() });
       const id = String(req.headers[EVENT_ID_HEADER]);
       const status = answers.get(id)?.shift() ?? 204;
       const redirect = status >= HTTP_REDIRECTION_MIN && status <= HTTP_REDIRECTION_MAX;
@@ -67,6 +69,7 @@ beforeAll(async () => {
   reporter = new ResultReporter(redis, prefix);
   results = await startResultsWorker({
     config: { redisUrl: url, queuePrefix: prefix, logLevel: 'silent', webhook: { url: webhookUrl, secret: SECRET } },
+    webhookFirstRetryDelayMs: FIRST_RETRY_DELAY_MS,
     logger: pino({ level: 'warn' }, new Writable({
       write(chunk: Buffer, _encoding, done) {
         for (const line of chunk.toString().split('\n')) if (line.trim()) logLines.push(JSON.parse(line) as Record<string, unknown>);
@@ -142,6 +145,10 @@ describe('result webhooks', () => {
     }
     const bodies = deliveriesOf('hook-2').map((d) => d.body);
     expect(bodies).toHaveLength(3);
+    // backoff: the second retry waited at least twice the first delay
+    const [first, second, third] = deliveriesOf('hook-2').map((d) => d.at) as [number, number, number];
+    expect(second - first).toBeGreaterThanOrEqual(FIRST_RETRY_DELAY_MS);
+    expect(third - second).toBeGreaterThanOrEqual(2 * FIRST_RETRY_DELAY_MS);
     expect(new Set(bodies).size).toBe(1); // the same event each time: the receiver dedupes by x-dialer-event-id
   });
 

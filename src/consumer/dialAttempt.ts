@@ -453,7 +453,7 @@ async function placeCall(
  * call waits a random time up to STALE_CLAIM_PAUSE_MS × 2^(n−1) (at most STALE_CLAIM_PAUSE_MAX_MS) first.
  */
 export const STALE_CLAIM_PAUSE_MS = 20;
-const STALE_CLAIM_PAUSE_MAX_MS = 640;
+const STALE_CLAIM_PAUSE_MAX_MS = 120;
 
 function staleClaimPauseMs(stale: number): number {
   return Math.random() * Math.min(STALE_CLAIM_PAUSE_MS * 2 ** (stale - 1), STALE_CLAIM_PAUSE_MAX_MS);

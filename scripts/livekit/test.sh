@@ -85,6 +85,10 @@ say "namespace $NS: stack $LIVEKIT_STACK_IP, far end $LIVEKIT_FAR_IP, no default
 # vitest's own exit code decides; its JSON report names what failed, so the last lines say why.
 REPORT=".tmp/livekit/last-report.json"
 mkdir -p .tmp/livekit
+# Each run keeps its logs, traces and RTP captures (5–10 MB); keep the newest KEEP_RUNS of them.
+KEEP_RUNS="${LIVEKIT_KEEP_RUNS:-5}"
+find .tmp/livekit -maxdepth 1 -type d -name 'run-*' -printf '%f\n' | sort -r | tail -n +"$KEEP_RUNS" |
+  while IFS= read -r old; do rm -rf ".tmp/livekit/$old"; done
 rm -f "$REPORT"
 t_run=$(date +%s)
 set +e

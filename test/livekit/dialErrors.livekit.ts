@@ -10,7 +10,7 @@ import { liveClients, liveStack, rawCreateSipParticipant, trunkTo } from './live
 import { startSippCallee, type SippCallee, type SippScenario } from './sipp.js';
 
 /**
- * What real LiveKit (livekit-server v1.13.5 + livekit-sip v1.11.0) answers CreateSIPParticipant with
+ * What real LiveKit (livekit-server v1.13.5 + livekit-sip v1.8.0) answers CreateSIPParticipant with
  * (waitUntilAnswered) when the far end is busy, declines, does not exist, or rings out; each case is called twice,
  * once raw (to keep LiveKit's exact HTTP body) and once through livekit-server-sdk, whose error goes through the
  * dialer's classifySipError. The same raw request goes to src/sim with the matching scripted behaviour, and its

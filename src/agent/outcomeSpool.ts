@@ -80,8 +80,8 @@ export class OutcomeSpool {
 
   /** Removes a call's report (sent, or expired); a file already gone is fine. */
   async remove(file: string): Promise<void> {
-    await unlink(file).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err;
+    await unlink(file).catch((err: unknown) => {
+      if (errorCode(err) !== 'ENOENT') throw err;
     });
   }
 

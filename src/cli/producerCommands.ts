@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import type { CountryCode } from 'libphonenumber-js';
 import { isTimeZone, parseCallWindow, type CallWindow } from '../core/callWindow.js';
 import { DEFAULT_TIME_ZONE, type DialerConfig } from '../core/config.js';
-import { errorMessage, InvalidInputError } from '../core/errors.js';
+import { errorCode, errorMessage, InvalidInputError } from '../core/errors.js';
 import { campaignRegions } from '../campaigns/campaignRegion.js';
 import { formatPhoneNumber, parsePhoneNumber, parseRegion } from '../core/phone.js';
 import { DEFAULT_CAMPAIGN_ID, callMetadataSchema, idSchema, type CallMetadata } from '../core/queues.js';
@@ -269,8 +269,8 @@ export function registerProducerCommands(program: Command): void {
         // a missing file is the caller's input (exit 2) even when Redis is down; importCsv checks again as it opens
         const size = await stat(file).then(
           (s) => s.size,
-          (err: NodeJS.ErrnoException) => {
-            throw new InvalidInputError(`cannot read ${file}: ${err.code ?? err.message}`);
+          (err: unknown) => {
+            throw new InvalidInputError(`cannot read ${file}: ${errorCode(err) ?? errorMessage(err)}`);
           },
         );
         const { config, logger } = cliContext();

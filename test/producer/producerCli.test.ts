@@ -11,6 +11,7 @@ import { closeConnection, createProducerConnection, waitUntilReady } from '../..
 import { SECOND, systemClock } from '../../src/core/time.js';
 import { keyedCallId } from '../../src/producer/callIds.js';
 import { expectNoLeakedHandles, openNetworkHandles } from '../helpers/openHandles.js';
+import { runCliInProcess } from '../helpers/runCli.js';
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
 
 const url = testRedisUrl();
@@ -43,6 +44,14 @@ function dialer(args: string[], env: Record<string, string> = {}): Promise<Run> 
     child.once('error', reject);
     child.once('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/**
+ * The same command line run in this process (test/helpers/runCli.ts runCliInProcess): for the tests about what a
+ * command does with its input; the installed command's own process is started by the tests of its exit and output.
+ */
+function dialerInProcess(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return runCliInProcess(args, { REDIS_URL: url, QUEUE_PREFIX: prefix, ...env });
 }
 
 /** Each test starts CLI processes; on a loaded 2-core machine one can take half a minute to start (tsx when src/ is newer than the build). */
@@ -86,8 +95,8 @@ describe('dialer enqueue', () => {
   });
 
   it('enqueues the same --key once and prints the same id both times', { timeout: CLI_TEST_TIMEOUT_MS }, async () => {
-    const first = await dialer(['enqueue', '+14156000002', '--campaign', 'cli-key', '--key', 'order-7']);
-    const second = await dialer(['enqueue', '+14156000002', '--campaign', 'cli-key', '--key', 'order-7']);
+    const first = await dialerInProcess(['enqueue', '+14156000002', '--campaign', 'cli-key', '--key', 'order-7']);
+    const second = await dialerInProcess(['enqueue', '+14156000002', '--campaign', 'cli-key', '--key', 'order-7']);
     expect(first.code).toBe(0);
     expect(second.code).toBe(0);
     expect(first.stdout).toBe(`${keyedCallId('cli-key', 'order-7')}\n`);
@@ -99,8 +108,8 @@ describe('dialer enqueue', () => {
   it('delays the job with --delay and --at (BullMQ delayed state, the right delay)', { timeout: CLI_TEST_TIMEOUT_MS }, async () => {
     const before = Date.now();
     const [delayed, at] = await Promise.all([
-      dialer(['enqueue', '+14156000003', '--campaign', 'cli-delay', '--delay', '90s']),
-      dialer(['enqueue', '+14156000004', '--campaign', 'cli-delay', '--at', new Date(before + 3600 * SECOND).toISOString()]),
+      dialerInProcess(['enqueue', '+14156000003', '--campaign', 'cli-delay', '--delay', '90s']),
+      dialerInProcess(['enqueue', '+14156000004', '--campaign', 'cli-delay', '--at', new Date(before + 3600 * SECOND).toISOString()]),
     ]);
     expect(delayed.code).toBe(0);
     expect(at.code).toBe(0);
@@ -123,12 +132,12 @@ describe('dialer enqueue', () => {
     // the full matrix of refusals runs in-process (enqueueRequest.test.ts); here the exit code and stderr shape
     const countBefore = await queue.count();
     const [badNumber, badJson] = await Promise.all([
-      dialer(['enqueue', '4156000005', '--campaign', 'cli-bad']),
-      dialer(['enqueue', '+14156000005', '--campaign', 'cli-bad', '--metadata', '{first_name: Ada}']),
+      dialerInProcess(['enqueue', '4156000005', '--campaign', 'cli-bad']),
+      dialerInProcess(['enqueue', '+14156000005', '--campaign', 'cli-bad', '--metadata', '{first_name: Ada}']),
     ]);
     const [notFlat, both] = await Promise.all([
-      dialer(['enqueue', '+14156000005', '--campaign', 'cli-bad', '--metadata', '{"nested":{"a":1}}']),
-      dialer(['enqueue', '+14156000005', '--campaign', 'cli-bad', '--at', '2030-01-01T09:00:00Z', '--delay', '90s']),
+      dialerInProcess(['enqueue', '+14156000005', '--campaign', 'cli-bad', '--metadata', '{"nested":{"a":1}}']),
+      dialerInProcess(['enqueue', '+14156000005', '--campaign', 'cli-bad', '--at', '2030-01-01T09:00:00Z', '--delay', '90s']),
     ]);
     expectRefused(badNumber, /not a valid phone number: "4156000005" \(no country code: add \+<country code>/);
     expectRefused(badJson, /--metadata: not valid JSON/);
@@ -140,11 +149,11 @@ describe('dialer enqueue', () => {
 
   it('shows the person the number as typed, explains Excel notation, and reads national numbers in --region or DIAL_DEFAULT_REGION', { timeout: CLI_TEST_TIMEOUT_MS }, async () => {
     const [vanity, excel, national, withFlag, withSetting] = await Promise.all([
-      dialer(['enqueue', '+1 555 CALL-NOW', '--campaign', 'cli-numbers']),
-      dialer(['enqueue', '1.4155550233E+10', '--campaign', 'cli-numbers']),
-      dialer(['enqueue', '(415) 555-0125', '--campaign', 'cli-numbers']),
-      dialer(['enqueue', '(415) 555-0125', '--campaign', 'cli-numbers', '--region', 'US']),
-      dialer(['enqueue', '020 7946 0958', '--campaign', 'cli-numbers'], { DIAL_DEFAULT_REGION: 'GB' }),
+      dialerInProcess(['enqueue', '+1 555 CALL-NOW', '--campaign', 'cli-numbers']),
+      dialerInProcess(['enqueue', '1.4155550233E+10', '--campaign', 'cli-numbers']),
+      dialerInProcess(['enqueue', '(415) 555-0125', '--campaign', 'cli-numbers']),
+      dialerInProcess(['enqueue', '(415) 555-0125', '--campaign', 'cli-numbers', '--region', 'US']),
+      dialerInProcess(['enqueue', '020 7946 0958', '--campaign', 'cli-numbers'], { DIAL_DEFAULT_REGION: 'GB' }),
     ]);
     expectRefused(vanity, /not a valid phone number: "\+1 555 CALL-NOW" \(it has letters/);
     expectRefused(excel, /"1\.4155550233E\+10" \(this is scientific notation, as Excel shows a long number .* format the phone column as Text/);

@@ -1,6 +1,6 @@
 /**
- * The command line as people use it, through the real `dialer` command: complete exports (report --csv / --json,
- * call, campaigns), exit codes that tell the truth (unknown campaigns, partial and failed imports, a conflicting
+ * The command line as people use it: complete exports (report --csv / --json, call, campaigns; their content checked
+ * on the command line run in-process), and, through the real `dialer` command, exit codes that tell the truth (unknown campaigns, partial and failed imports, a conflicting
  * --key, Redis away), each documented in README's exit-code table.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -14,7 +14,7 @@ import { closeConnection, createProducerConnection, waitUntilReady } from '../..
 import { systemClock } from '../../src/core/time.js';
 import { CallProducer } from '../../src/producer/enqueueCalls.js';
 import { expectNoLeakedHandles, openNetworkHandles } from '../helpers/openHandles.js';
-import { runCli, type CliRun } from '../helpers/runCli.js';
+import { runCli, runCliInProcess, type CliRun } from '../helpers/runCli.js';
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
 
 const url = testRedisUrl();
@@ -33,6 +33,11 @@ const CLI_TEST_TIMEOUT_MS = 180_000;
 
 function dialer(args: string[], extra: Record<string, string> = {}): Promise<CliRun> {
   return runCli(args, { ...env, ...extra });
+}
+
+/** The same command line in this process (runCliInProcess): for what an export contains. */
+function dialerInProcess(args: string[]): Promise<CliRun> {
+  return runCliInProcess(args, env);
 }
 
 beforeAll(async () => {
@@ -85,7 +90,7 @@ describe('exports people reconcile against', () => {
   });
 
   it('report --csv: one row per call (pending too) with number, extension, key, metadata echoed back, SIP status, times and survey answers', { timeout: CLI_TEST_TIMEOUT_MS }, async () => {
-    const run = await dialer(['report', '--campaign', 'spring', '--csv']);
+    const run = await dialerInProcess(['report', '--campaign', 'spring', '--csv']);
     expect(run.code, run.stderr).toBe(EXIT.ok);
     const rows = parse(run.stdout, { columns: true }) as Record<string, string>[];
     expect(rows).toHaveLength(3);
@@ -116,7 +121,7 @@ describe('exports people reconcile against', () => {
   });
 
   it('report --json: every call with reason, survey answers, duration, key, metadata and timestamps', { timeout: CLI_TEST_TIMEOUT_MS }, async () => {
-    const run = await dialer(['report', '--campaign', 'spring', '--json']);
+    const run = await dialerInProcess(['report', '--campaign', 'spring', '--json']);
     expect(run.code, run.stderr).toBe(EXIT.ok);
     const report = JSON.parse(run.stdout) as { calls: Record<string, unknown>[] };
     const call = report.calls.find((c) => c.callId === surveyed);
@@ -135,10 +140,10 @@ describe('exports people reconcile against', () => {
 
   it('`call <id>` shows one call with its answers, summary and transcript, found without --campaign; `campaigns` lists them', { timeout: CLI_TEST_TIMEOUT_MS }, async () => {
     const [text, json, campaigns, unknown] = await Promise.all([
-      dialer(['call', surveyed]),
-      dialer(['call', busy, '--json']),
-      dialer(['campaigns', '--json']),
-      dialer(['call', 'c-does-not-exist']),
+      dialerInProcess(['call', surveyed]),
+      dialerInProcess(['call', busy, '--json']),
+      dialerInProcess(['campaigns', '--json']),
+      dialerInProcess(['call', 'c-does-not-exist']),
     ]);
     expect(text.code, text.stderr).toBe(EXIT.ok);
     expect(text.stdout).toContain(`call ${surveyed} in campaign spring`);

@@ -4,7 +4,7 @@ import { effectiveCps, type Campaign } from '../../src/campaigns/campaignSchema.
 import { CampaignExistsError, CampaignNotFoundError, CampaignStateError, CampaignStore, InvalidCampaignError } from '../../src/campaigns/campaignStore.js';
 import { CallStore } from '../../src/core/callStore.js';
 import { systemClock } from '../../src/core/time.js';
-import { runCli } from '../helpers/runCli.js';
+import { runCliInProcess as runCli } from '../helpers/runCli.js';
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
 
 let redis: Redis;

@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CampaignStore } from '../../src/campaigns/campaignStore.js';
 import { systemClock } from '../../src/core/time.js';
-import { runCli } from '../helpers/runCli.js';
+import { runCliInProcess as runCli } from '../helpers/runCli.js';
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
 
 let redis: Redis;

@@ -6,7 +6,7 @@ import { createLogger } from '../../src/core/logger.js';
 import { systemClock } from '../../src/core/time.js';
 import { CallProducer } from '../../src/producer/enqueueCalls.js';
 import { CallSchedules, fireSchedule, firingKey, scheduleSchema, startScheduleWorker } from '../../src/schedules/callSchedules.js';
-import { runCli } from '../helpers/runCli.js';
+import { runCliInProcess as runCli } from '../helpers/runCli.js';
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
 import { waitFor } from '../helpers/waitFor.js';
 

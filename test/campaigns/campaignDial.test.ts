@@ -29,7 +29,8 @@ function reportHangups(sim: LiveKitSim, r: ResultReporter, campaignId: string): 
 describe('campaign settings at the dialer', () => {
   it('honours a lowered cap of calls in progress within a second', async () => {
     const campaignId = 'cap-lowered';
-    pipeline = await startTestPipeline('campaign-cap', { network: { default: { type: 'answer', afterMs: 50, hangupAfterMs: 2500 } } });
+    // calls last 1.5 s: the first three end after the change has had a second to take effect, then the other three go one by one
+    pipeline = await startTestPipeline('campaign-cap', { network: { default: { type: 'answer', afterMs: 50, hangupAfterMs: 1500 } } });
     const p = pipeline;
     reporter = new ResultReporter(p.redis, p.config.queuePrefix);
     reportHangups(p.sim, reporter, campaignId);
@@ -44,7 +45,7 @@ describe('campaign settings at the dialer', () => {
     p.sim.events.on('call_ended', () => (active -= 1));
     p.sim.events.on('call_failed', () => (active -= 1));
 
-    const { enqueued } = await p.producer.enqueueCalls(numbers(8, 0).map((phoneNumber) => ({ phoneNumber, campaignId })));
+    const { enqueued } = await p.producer.enqueueCalls(numbers(6, 0).map((phoneNumber) => ({ phoneNumber, campaignId })));
     await waitFor(() => (active === 3 ? true : undefined), 15_000, 'three calls in progress');
     await campaigns.update(campaignId, { max_active_calls: 1 });
     const loweredAt = Date.now();

@@ -159,7 +159,7 @@ describe('DIAL_MAX_ACTIVE_CALLS across consumer processes', () => {
     reportHangups(p.sim, reporter, campaignId);
     children.push(...(await Promise.all([0, 1, 2].map(() => startConsumerProcess(p.env)))));
 
-    const list = numbers(18, 0);
+    const list = numbers(9, 0); // three rounds at the cap
     const { enqueued } = await p.producer.enqueueCalls(list.map((phoneNumber) => ({ phoneNumber, campaignId })));
     for (const { callId } of enqueued) await p.waitForOutcome(campaignId, callId, 60_000);
 

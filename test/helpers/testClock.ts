@@ -50,7 +50,7 @@ export class TestClock implements Clock {
   setTimer(ms: number, callback: () => void): CancelTimer {
     const timer: PendingTimer = { at: this.current + Math.max(0, ms), seq: this.seq++, fire: callback };
     this.timers.push(timer);
-    for (const wake of this.waiters.splice(0)) wake();
+    this.wake();
     return () => {
       this.timers = this.timers.filter((t) => t !== timer);
     };
@@ -94,6 +94,31 @@ export class TestClock implements Clock {
   }
 
   /**
+   * Runs `work` to its end on this clock: each time the code under test waits on the clock (a sleep or timer is set),
+   * time moves to that moment at once. Real time bounds it (`timeoutMs`): work that waits on something else for
+   * longer fails the test.
+   */
+  async drive<T>(work: Promise<T>, timeoutMs = 10_000): Promise<T> {
+    let settled = false;
+    const watched = work.finally(() => {
+      settled = true;
+      this.wake();
+    });
+    const deadline = Date.now() + timeoutMs;
+    for (let fired = 0; !settled; fired++) {
+      if (fired >= MAX_FIRED_PER_ADVANCE) throw new Error(`more than ${MAX_FIRED_PER_ADVANCE} timers fired while driving`);
+      if (this.timers.length > 0) {
+        await this.advanceToNext();
+        continue;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`the work neither ended nor waited on the test clock within ${timeoutMs} ms`);
+      await this.nextWake(left);
+    }
+    return watched;
+  }
+
+  /**
    * Resolves once at least `count` sleeps or timers wait on this clock: the code under test has reached the wait the
    * test is about to move past. Real time bounds it (`timeoutMs`), so a wait that never comes fails the test.
    */
@@ -102,14 +127,23 @@ export class TestClock implements Clock {
     while (this.timers.length < count) {
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`fewer than ${count} timers set on the test clock within ${timeoutMs} ms (now ${this.timers.length})`);
-      await new Promise<void>((resolve) => {
-        const timeout = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(timeout);
-          resolve();
-        });
-      });
+      await this.nextWake(left);
     }
+  }
+
+  /** Resolves when a timer is set (or wake() is called), or after `ms` of real time. */
+  private nextWake(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timeout = setTimeout(resolve, ms);
+      this.waiters.push(() => {
+        clearTimeout(timeout);
+        resolve();
+      });
+    });
+  }
+
+  private wake(): void {
+    for (const wake of this.waiters.splice(0)) wake();
   }
 }
 

@@ -123,7 +123,9 @@ describe('result webhooks', () => {
       await resultsQueue.remove('hook-1');
       await reporter.report({ ...result, outcome: 'failed', reason: 'a late report', endedAt: Date.now() + 1 });
       await waitFor(async () => ((await resultsQueue.getJobState('hook-1')) === 'completed' ? true : undefined), 5000, 'the late report');
-      await new Promise((resolve) => setTimeout(resolve, 300)); // a delivery, were one queued, would be immediate
+      // applied nowhere; and the worker queues a delivery before it completes a result's job: none was queued
+      expect((await resultsQueue.getJob('hook-1'))?.returnvalue).toEqual({ applied: false });
+      expect(await webhooks.getJob('hook-1')).toBeUndefined();
     } finally {
       await resultsQueue.close();
       await webhooks.close();

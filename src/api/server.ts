@@ -13,7 +13,7 @@ import type { RedisClient } from '../core/redisClient.js';
 import { loadProfileCatalog } from '../agent/profiles.js';
 import { CallStore } from '../core/callStore.js';
 import type { DialerConfig } from '../core/config.js';
-import { ConfigError } from '../core/errors.js';
+import { ConfigError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { CALLS_QUEUE } from '../core/queues.js';
 import { closeConnection, createProducerConnection, isRedisConnectionError, logRedisErrors, waitUntilReady } from '../core/redisConnection.js';
@@ -62,7 +62,7 @@ export class ApiRedisUnreachableError extends Error {
     readonly redisUrl: string,
     override readonly cause: unknown,
   ) {
-    super(`cannot reach Redis (${cause instanceof Error ? cause.message : String(cause)})`);
+    super(`cannot reach Redis (${errorMessage(cause)})`);
   }
 }
 

@@ -3,6 +3,7 @@ import { SECOND } from '../../core/time.js';
 import type { ApiContext } from '../context.js';
 import { defineRoute, type Route } from '../route.js';
 import { healthView, readinessView } from '../schemas.js';
+import { errorMessage } from '../../core/errors.js';
 
 /** A readiness probe answers within this, whatever Redis does. */
 const READY_CHECK_TIMEOUT_MS = 2 * SECOND;
@@ -25,8 +26,6 @@ async function within<T>(ms: number, what: string, work: Promise<T>): Promise<T>
   }
 }
 
-const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
-
 type Readiness = {
   status: 'ready' | 'not_ready';
   checks: {
@@ -46,7 +45,7 @@ export async function checkReadiness(ctx: ApiContext): Promise<Readiness> {
     await within(READY_CHECK_TIMEOUT_MS, 'PING', ctx.redis.ping());
     redis = { status: 'ok' };
   } catch (err) {
-    redis = { status: 'fail', detail: `Redis is not reachable: ${messageOf(err)}` };
+    redis = { status: 'fail', detail: `Redis is not reachable: ${errorMessage(err)}` };
   }
   let consumers: Readiness['checks']['consumers'];
   if (redis.status === 'fail') {
@@ -62,7 +61,7 @@ export async function checkReadiness(ctx: ApiContext): Promise<Readiness> {
         consumers = { status: 'ok', count: workers.length };
       }
     } catch (err) {
-      consumers = { status: 'fail', detail: `cannot list workers: ${messageOf(err)}` };
+      consumers = { status: 'fail', detail: `cannot list workers: ${errorMessage(err)}` };
     }
   }
   const ready = redis.status === 'ok' && (consumers.status === 'ok' || consumers.status === 'unknown');

@@ -1,7 +1,8 @@
 /**
  * The agent's outcome survives Redis being away when the call ends (src/agent/outcomeSpool.ts): the simulated agent
- * runs real calls against the simulator and reports to a test-owned redis-server that the test takes away for 6 s
- * right after the answer (so the report meets the outage), then brings back on the same port.
+ * runs real calls against the simulator and reports to a test-owned redis-server that the test takes away right after
+ * the answer (so the report meets the outage) for 6 s, or until the agent has shut down, then brings back on the same
+ * port.
  */
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -70,10 +71,14 @@ function startAgent(prefix: string): Promise<SimulatedAgent> {
   });
 }
 
+/** Takes Redis away as soon as `room`'s callee answers. Resolves once it is stopped. */
+function stopOnAnswer(room: string): Promise<void> {
+  return waitForEvent(sim.events, 'call_answered', (e) => e.room === room, 10 * SECOND).then(() => redis.stop());
+}
+
 /** Takes Redis away as soon as `room`'s callee answers; brings it back OUTAGE_MS later. Resolves when it is back. */
 function outageOnAnswer(room: string): Promise<void> {
-  return waitForEvent(sim.events, 'call_answered', (e) => e.room === room, 10 * SECOND).then(async () => {
-    await redis.stop();
+  return stopOnAnswer(room).then(async () => {
     await sleep(OUTAGE_MS);
     await redis.start();
   });
@@ -117,13 +122,15 @@ describe('an outcome reported while Redis is away', () => {
     const number = nextNumber();
     sim.network.setBehavior(number, { type: 'answer', afterMs: 20, callee: SURVEY_CALLEE });
 
-    const outage = outageOnAnswer('call-durable-shutdown-1');
+    const stopped = stopOnAnswer('call-durable-shutdown-1');
     await dialLikeConsumer(sim, clients, { callId: 'durable-shutdown', phoneNumber: number, agentName: AGENT_NAME, agentProfile: 'survey' });
     await agent.idle();
     await agent.close();
     expect(logged('durable-shutdown', 'left in the spool')).toBe(true);
     expect(await readdir(spoolDirFor(spoolBase, prefix))).toHaveLength(1);
-    await outage;
+    // Redis comes back only now, after the agent that reported the outcome is gone
+    await stopped;
+    await redis.start();
 
     // The next agent process on this host (the worker's main process does the same) replays the spool.
     const next = await startAgent(prefix);

@@ -5,13 +5,17 @@
  * only make its calls wait longer.
  */
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { LuaScript, replies } from '../core/luaScript.js';
 import type { RedisClient } from '../core/redisClient.js';
 import { SECOND } from '../core/time.js';
 
-interface RateCommands {
-  dialerCampaignStart(key: string, limit: number, windowMs: number, member: string): Promise<number>;
-}
+/** campaignStart.lua: counts a start if the window has room; answers 0, or the ms until it has. */
+const campaignStart = new LuaScript<[starts: string], [limit: number, windowMs: number, member: string], number>(
+  'campaignStart',
+  new URL('./lua/', import.meta.url),
+  1,
+  replies.integer,
+);
 
 /**
  * The window a rate is counted over: one second, or longer for rates below one per second (0.2 cps: one start per
@@ -24,21 +28,14 @@ export function rateWindow(cps: number): { limit: number; windowMs: number } {
 
 /** Per-campaign start logs (see the file's comment). */
 export class CampaignRate {
-  private readonly redis: RedisClient & RateCommands;
-
   constructor(
-    redis: RedisClient,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
-  ) {
-    if (!('dialerCampaignStart' in redis)) {
-      redis.defineCommand('dialerCampaignStart', { numberOfKeys: 1, lua: readFileSync(new URL('./lua/campaignStart.lua', import.meta.url), 'utf8') });
-    }
-    this.redis = redis as RedisClient & RateCommands;
-  }
+  ) {}
 
   /** Counts a start of `campaignId` at `cps` starts per second; 0 when counted, else the ms to wait before asking again. */
   async take(campaignId: string, cps: number): Promise<number> {
     const { limit, windowMs } = rateWindow(cps);
-    return Number(await this.redis.dialerCampaignStart(`${this.prefix}:dialer:{${campaignId}}:starts`, limit, windowMs, randomUUID()));
+    return campaignStart.run(this.redis, [`${this.prefix}:dialer:{${campaignId}}:starts`], [limit, windowMs, randomUUID()]);
   }
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { RedisClient } from '../core/redisClient.js';
 import type { DialStartWindow } from '../core/callStore.js';
+import { LuaScript, replies } from '../core/luaScript.js';
 import { SECOND } from '../core/time.js';
 
 const MICROS_PER_MS = 1000;
@@ -31,9 +31,13 @@ export const WINDOW_SAFETY_MARGIN_MS = 25;
  */
 export const PACING_SLACK_MS = 10;
 
-interface LimiterCommands {
-  dialerReserveSlot(key: string, intervalUs: number): Promise<[string, string]>;
-}
+/** reserveDialSlot.lua: the next free pacing slot, `[slot µs, wait µs]` (Redis' clock). */
+const reserveDialSlot = new LuaScript<[next: string], [intervalUs: number], [number, number]>(
+  'reserveDialSlot',
+  new URL('./lua/', import.meta.url),
+  1,
+  replies.twoNumbers,
+);
 
 /** How many starts a rolling window may hold, and how long that window is (fractional limits widen it). */
 export function startWindow(cps: number): { limit: number; windowMs: number } {
@@ -51,8 +55,6 @@ export function startIntervalMs(cps: number): number {
   return (windowMs + PACING_SLACK_MS) / limit;
 }
 
-const script = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
-
 /**
  * The global dial-start limiter (DIAL_CPS), shared by every consumer process through Redis. Two parts:
  * - pacing: a GCRA slot per start (reserveDialSlot.lua), evenly spaced, so waiting calls do not race each other and
@@ -63,22 +65,17 @@ const script = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, impor
  *   carrier counts.
  */
 export class DialRateLimiter {
-  private readonly redis: RedisClient & LimiterCommands;
-
   constructor(
-    redis: RedisClient,
+    private readonly redis: RedisClient,
     private readonly key: string,
     private readonly cps: number,
-  ) {
-    if (!('dialerReserveSlot' in redis)) redis.defineCommand('dialerReserveSlot', { numberOfKeys: 1, lua: script('reserveDialSlot') });
-    this.redis = redis as RedisClient & LimiterCommands;
-  }
+  ) {}
 
   /** Reserves the next free pacing slot; returns when it is (ms since the epoch, Redis' clock) and how long to wait. */
   async reserve(): Promise<{ slotAtMs: number; waitMs: number }> {
     const intervalUs = Math.ceil(startIntervalMs(this.cps) * MICROS_PER_MS);
-    const [slot, wait] = await this.redis.dialerReserveSlot(`${this.key}:next`, intervalUs);
-    return { slotAtMs: Number(slot) / MICROS_PER_MS, waitMs: Number(wait) / MICROS_PER_MS };
+    const [slot, wait] = await reserveDialSlot.run(this.redis, [`${this.key}:next`], [intervalUs]);
+    return { slotAtMs: slot / MICROS_PER_MS, waitMs: wait / MICROS_PER_MS };
   }
 
   /**

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { LuaScript, replies } from '../core/luaScript.js';
 import type { RedisClient } from '../core/redisClient.js';
 import { MINUTE, SECOND } from '../core/time.js';
 
@@ -9,11 +9,13 @@ export const PLATFORM_BACKOFF_MAX_MS = MINUTE;
 /** A failure streak is forgotten this long after its last failure (a later failure starts again from the base). */
 export const PLATFORM_FAILURE_MEMORY_MS = 5 * MINUTE;
 
-interface BackoffCommands {
-  dialerPlatformBackoff(counterKey: string, backoffKey: string, baseMs: number, maxMs: number, memoryMs: number): Promise<[number, number]>;
-}
-
-const lua = readFileSync(new URL('./lua/platformBackoff.lua', import.meta.url), 'utf8');
+/** platformBackoff.lua: records a failure; answers `[consecutive failures, back-off remaining ms]`. */
+const platformBackoff = new LuaScript<[failures: string, backoff: string], [baseMs: number, maxMs: number, memoryMs: number], [number, number]>(
+  'platformBackoff',
+  new URL('./lua/', import.meta.url),
+  2,
+  replies.twoNumbers,
+);
 
 /**
  * The dial queue's back-off after LiveKit or network trouble, shared by every consumer process through Redis. While it
@@ -22,31 +24,24 @@ const lua = readFileSync(new URL('./lua/platformBackoff.lua', import.meta.url), 
  * fetched; jobs other slots already hold would still dial.
  */
 export class PlatformBackoff {
-  private readonly redis: RedisClient & BackoffCommands;
-
   constructor(
-    redis: RedisClient,
+    private readonly redis: RedisClient,
     /** The back-off key claimDial checks. */
     readonly key: string,
     private readonly failuresKey: string,
-  ) {
-    if (!('dialerPlatformBackoff' in redis)) redis.defineCommand('dialerPlatformBackoff', { numberOfKeys: 2, lua });
-    this.redis = redis as RedisClient & BackoffCommands;
-  }
+  ) {}
 
   /**
    * Records a platform failure and returns how long the queue now backs off (ms) and the failure streak. A failure
    * that arrives while a back-off runs (its request left before it started) keeps the back-off without lengthening it.
    */
   async failed(): Promise<{ backoffMs: number; consecutiveFailures: number }> {
-    const [failures, ms] = await this.redis.dialerPlatformBackoff(
-      this.failuresKey,
-      this.key,
-      PLATFORM_BACKOFF_BASE_MS,
-      PLATFORM_BACKOFF_MAX_MS,
-      PLATFORM_FAILURE_MEMORY_MS,
+    const [failures, ms] = await platformBackoff.run(
+      this.redis,
+      [this.failuresKey, this.key],
+      [PLATFORM_BACKOFF_BASE_MS, PLATFORM_BACKOFF_MAX_MS, PLATFORM_FAILURE_MEMORY_MS],
     );
-    return { backoffMs: Number(ms), consecutiveFailures: Number(failures) };
+    return { backoffMs: ms, consecutiveFailures: failures };
   }
 
   /** LiveKit answered (a call connected or the carrier gave a SIP status): the failure streak ends. */

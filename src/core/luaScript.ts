@@ -67,6 +67,12 @@ export const replies = {
     const n = Number(reply[1]);
     return Number.isFinite(n) ? [reply[0], n] : undefined;
   },
+  /** Two numbers (or their decimal text, for values past 2^53 such as µs timestamps). */
+  twoNumbers: (reply: unknown): [number, number] | undefined => {
+    if (!Array.isArray(reply) || reply.length !== 2) return undefined;
+    const [a, b] = reply.map(Number);
+    return a !== undefined && b !== undefined && Number.isFinite(a) && Number.isFinite(b) ? [a, b] : undefined;
+  },
   /** An array of any values, for scripts whose callers read positions themselves. */
   array: (reply: unknown): unknown[] | undefined => (Array.isArray(reply) ? reply : undefined),
 };

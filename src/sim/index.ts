@@ -67,8 +67,8 @@ export interface SimOptions {
   /** The phone network: per-number behaviour, default, transfer targets (the JSON scenario shape). */
   network?: ScenarioInput;
   /**
-   * Shorthand for `network.ringOut`: how a call that rings out fails (`busy` = 486, `timeout` = 408 canceled,
-   * `deadline` = 412 failed_precondition "context deadline exceeded").
+   * Shorthand for `network.ringOut`: how a call that rings out fails (`timeout` = 408 canceled, livekit-sip's answer
+   * and the default; `busy` = 486; `deadline` = 412 failed_precondition "context deadline exceeded").
    */
   ringOut?: RingOutMode;
   /** Outbound trunks present at start; default one trunk `ST_sim_outbound` with a caller number. */

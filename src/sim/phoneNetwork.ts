@@ -43,7 +43,8 @@ export const LIVEKIT_CREATE_WAIT_DEADLINE_MS = 80 * SECOND;
 export const LIVEKIT_TRANSFER_DEADLINE_MS = 30 * SECOND;
 /** Transfer defaults: when the REFER outcome is known, and when the transferred participant then leaves. */
 export const DEFAULT_TRANSFER_RESPOND_AFTER_MS = 100;
-export const DEFAULT_TRANSFER_LEAVE_AFTER_MS = 300;
+/** livekit-sip v1.8.0 hangs the transferred leg up about 1.0 s after the REFER's NOTIFY 200 (test/livekit, transfer). */
+export const DEFAULT_TRANSFER_LEAVE_AFTER_MS = 1000;
 export const DEFAULT_TRANSFER_REJECT_STATUS = 603;
 
 const SIP_BUSY_HERE = 486;
@@ -256,7 +257,11 @@ export function planTransfer(behavior: TransferBehavior): TransferPlan {
 
 const DEFAULT_SCRIPT: NumberScript = { sequence: [{ type: 'answer' }] };
 const DEFAULT_TRANSFER: TransferBehavior = { result: 'accept' };
-const DEFAULT_RING_OUT: RingOutMode = 'busy';
+/**
+ * What livekit-sip v1.8.0 answers a ring-out with, seen on the real stack (test/livekit, simFidelity): Twirp
+ * `canceled` (HTTP 408) "sip request timed out", no SIP status, at the ringing timeout, and a CANCEL to the callee.
+ */
+const DEFAULT_RING_OUT: RingOutMode = 'timeout';
 
 /** The behaviour a dialed number shows, by attempt. */
 export interface AttemptBehavior {

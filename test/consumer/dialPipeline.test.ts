@@ -111,27 +111,27 @@ describe('dial pipeline against the LiveKit simulator', () => {
     expect(record.attemptLog.map((a) => a.result)).toEqual(['busy', 'busy', 'busy']);
   });
 
-  it('treats a call that rang out until the ringing timeout as no_answer, not busy', async () => {
+  it('treats a call that rang out until the ringing timeout as no_answer, not busy, even when it came back as 486', async () => {
     const number = freshNumber();
-    p.sim.network.setBehavior(number, { type: 'ring_out' });
-    const callId = await p.enqueue({ phoneNumber: number, campaignId });
-    const record = await p.waitForOutcome(campaignId, callId, 20_000);
-    expect(record).toMatchObject({ outcome: 'no_answer', attempts: 3, sipStatusCode: 486 });
+    p.sim.network.setRingOut('busy');
+    try {
+      p.sim.network.setBehavior(number, { type: 'ring_out' });
+      const callId = await p.enqueue({ phoneNumber: number, campaignId });
+      const record = await p.waitForOutcome(campaignId, callId, 20_000);
+      expect(record).toMatchObject({ outcome: 'no_answer', attempts: 3, sipStatusCode: 486 });
+    } finally {
+      p.sim.network.setRingOut('timeout');
+    }
   });
 
   it('treats LiveKit\'s current ring-out (408 "sip request timed out", no SIP status) as no_answer, attempt spent', async () => {
     const number = freshNumber();
-    p.sim.network.setRingOut('timeout');
-    try {
-      p.sim.network.setBehavior(number, { sequence: [{ type: 'ring_out' }, { type: 'answer', afterMs: 100 }] });
-      const callId = await p.enqueue({ phoneNumber: number, campaignId });
-      await waitFor(async () => ((await p.store.get(campaignId, callId))?.state === 'in_call' ? true : undefined), 15_000);
-      const record = await p.store.get(campaignId, callId);
-      expect(record?.attemptLog.map((a) => a.result)).toEqual(['no_answer', 'answered']);
-      expect(callsTo(number)[0]).toMatchObject({ httpStatus: 408, sipStatusCode: undefined });
-    } finally {
-      p.sim.network.setRingOut('busy');
-    }
+    p.sim.network.setBehavior(number, { sequence: [{ type: 'ring_out' }, { type: 'answer', afterMs: 100 }] });
+    const callId = await p.enqueue({ phoneNumber: number, campaignId });
+    await waitFor(async () => ((await p.store.get(campaignId, callId))?.state === 'in_call' ? true : undefined), 15_000);
+    const record = await p.store.get(campaignId, callId);
+    expect(record?.attemptLog.map((a) => a.result)).toEqual(['no_answer', 'answered']);
+    expect(callsTo(number)[0]).toMatchObject({ httpStatus: 408, sipStatusCode: undefined });
   });
 
   it('treats temporarily unavailable (480) as no_answer and retries it', async () => {

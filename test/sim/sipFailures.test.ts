@@ -137,7 +137,7 @@ describe('failures without a SIP status', () => {
       expect(failed.err).toMatchObject({ status: 412, code: 'failed_precondition' });
       expect(classified(failed)).toMatchObject({ kind: 'retry', outcome: 'no_answer' });
     } finally {
-      sim.network.setRingOut('busy');
+      sim.network.setRingOut('timeout');
     }
   });
 

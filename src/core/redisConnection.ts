@@ -96,6 +96,11 @@ export class OutageReportingRedis extends Redis {
     this.everReady = false;
     this.on('ready', () => this.onReady());
     this.on('end', () => this.onEnd());
+    // A socket that closes under a ready connection is the outage's start, even when the first reconnect succeeds
+    // (a Redis restarted within ioredis' first retry delay would otherwise pass unlogged).
+    this.on('close', () => {
+      if (this.everReady && !this.closingOnPurpose && this.status !== 'end') this.onConnectionError(new Error(CONNECTION_CLOSED_MESSAGE));
+    });
   }
 
   override duplicate(override?: Partial<RedisOptions>): Redis {

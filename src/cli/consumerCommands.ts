@@ -3,10 +3,14 @@ import type { DialerConfig } from '../core/config.js';
 import { logProcessWarnings, type Logger } from '../core/logger.js';
 import { createDialerMetrics, startMetricsServer, type DialerMetrics, type MetricsServer } from '../core/metrics.js';
 import { handleShutdownSignals } from '../core/shutdownSignals.js';
+import { MINUTE, SECOND } from '../core/time.js';
 import { startDialWorker } from '../consumer/dialWorker.js';
 import { startResultsWorker } from '../results/resultsWorker.js';
 import { startScheduleWorker } from '../schedules/callSchedules.js';
 import { action, cliContext } from './cliContext.js';
+
+/** Past the ringing timeout, a drain still running is stuck (Redis gone, a job that never ends): the process exits. */
+const DRAIN_MARGIN_MS = MINUTE;
 
 /** This process's metrics, served on METRICS_HOST:METRICS_PORT when METRICS_PORT is set. */
 async function processMetrics(config: DialerConfig, logger: Logger): Promise<{ metrics: DialerMetrics; server: MetricsServer | undefined }> {
@@ -54,6 +58,9 @@ export function registerConsumerCommands(program: Command): void {
             },
           },
           logger,
+          undefined,
+          // a drain waits for ringing calls (up to the ringing timeout); past that something is stuck (Redis away)
+          { drainTimeoutMs: config.dial.ringingTimeoutS * SECOND + DRAIN_MARGIN_MS },
         );
       }),
     );
@@ -80,6 +87,8 @@ export function registerConsumerCommands(program: Command): void {
             },
           },
           logger,
+          undefined,
+          { drainTimeoutMs: DRAIN_MARGIN_MS },
         );
       }),
     );

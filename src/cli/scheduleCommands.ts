@@ -3,7 +3,11 @@ import type { Command } from 'commander';
 import { CallSchedules, startScheduleWorker, type ScheduleView } from '../schedules/callSchedules.js';
 import { InvalidInputError } from '../core/errors.js';
 import { handleShutdownSignals } from '../core/shutdownSignals.js';
+import { MINUTE } from '../core/time.js';
 import { action, cliContext, withRedis } from './cliContext.js';
+
+/** A schedule worker's drain is one firing's enqueue; one still running after this is stuck (Redis gone). */
+const SCHEDULE_DRAIN_TIMEOUT_MS = MINUTE;
 
 function withSchedules<T>(body: (schedules: CallSchedules) => Promise<T>): Promise<T> {
   const { config } = cliContext();
@@ -67,7 +71,7 @@ export function registerScheduleCommands(program: Command): void {
       action(async () => {
         const { config, logger } = cliContext();
         const handle = startScheduleWorker({ config, logger });
-        handleShutdownSignals({ drain: () => handle.close(), force: () => handle.close() }, logger);
+        handleShutdownSignals({ drain: () => handle.close(), force: () => handle.close() }, logger, undefined, { drainTimeoutMs: SCHEDULE_DRAIN_TIMEOUT_MS });
         await handle.worker.waitUntilReady();
         logger.info('schedule worker running');
       }),

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../src/core/logger.js';
-import { DUPLICATE_SIGNAL_WINDOW_MS, handleShutdownSignals } from '../../src/core/shutdownSignals.js';
+import { DUPLICATE_SIGNAL_WINDOW_MS, FORCE_STOP_GRACE_MS, handleShutdownSignals } from '../../src/core/shutdownSignals.js';
 
 const logger = createLogger('silent');
 
@@ -30,7 +30,43 @@ describe('stop signals', () => {
       process.emit('SIGINT', 'SIGINT');
       await Promise.resolve();
       expect(steps).toEqual(['drain', 'force']);
-      expect(exits).toEqual([0, 0]);
+      expect(exits).toEqual([0]); // the process exits once (here the drain was done first)
+    } finally {
+      remove();
+    }
+  });
+
+  it('exits on a second signal even while the drain it interrupts never ends (a stuck BullMQ close, Redis gone)', async () => {
+    vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'] });
+    const exits: number[] = [];
+    const never = new Promise<void>(() => undefined);
+    const remove = handleShutdownSignals({ drain: () => never, force: () => never }, logger, (code) => exits.push(code));
+    try {
+      process.emit('SIGTERM', 'SIGTERM');
+      vi.advanceTimersByTime(DUPLICATE_SIGNAL_WINDOW_MS + 1);
+      process.emit('SIGTERM', 'SIGTERM');
+      vi.advanceTimersByTime(FORCE_STOP_GRACE_MS - 1);
+      expect(exits).toEqual([]);
+      vi.advanceTimersByTime(2);
+      expect(exits).toEqual([1]);
+    } finally {
+      remove();
+    }
+  });
+
+  it('bounds the drain when told to, and exits once only', async () => {
+    vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'] });
+    const exits: number[] = [];
+    const never = new Promise<void>(() => undefined);
+    const remove = handleShutdownSignals({ drain: () => never, force: () => never }, logger, (code) => exits.push(code), { drainTimeoutMs: 5000 });
+    try {
+      process.emit('SIGINT', 'SIGINT');
+      vi.advanceTimersByTime(5001);
+      expect(exits).toEqual([1]);
+      vi.advanceTimersByTime(DUPLICATE_SIGNAL_WINDOW_MS);
+      process.emit('SIGINT', 'SIGINT');
+      vi.advanceTimersByTime(FORCE_STOP_GRACE_MS + 1);
+      expect(exits).toEqual([1]);
     } finally {
       remove();
     }

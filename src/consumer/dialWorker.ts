@@ -255,7 +255,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
   };
 
   const processDialJob = async (job: Job<PushedJobData, DialJobResult>, token?: string, lockLost?: AbortSignal): Promise<DialJobResult> => {
-    const parsed = parseCallJob(job.data, job.id, job.timestamp);
+    const parsed = parseCallJob(job.data, job.id, job.timestamp, config.dial.defaultRegion);
     if (!parsed.ok) {
       if (parsed.callId && parsed.campaignId && !(await endMalformedCall(parsed.callId, parsed.campaignId, job, parsed.reason))) {
         logger.warn({ jobId: job.id, callId: parsed.callId, campaignId: parsed.campaignId }, 'malformed job names a call another job carries; that call is left alone');
@@ -428,7 +428,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     }
     const retrying = !(err instanceof UnrecoverableError) && job.attemptsMade < (job.opts.attempts || 1);
     if (retrying) return;
-    const parsed = parseCallJob(job.data, job.id, job.timestamp);
+    const parsed = parseCallJob(job.data, job.id, job.timestamp, config.dial.defaultRegion);
     const ids = parsed.ok ? { callId: parsed.call.callId, campaignId: parsed.call.campaignId } : { callId: parsed.callId, campaignId: parsed.campaignId };
     logger.error({ ...ids, err }, 'dial job failed for good; reporting the call as failed');
     if (!ids.callId || !ids.campaignId) return;

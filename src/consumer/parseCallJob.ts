@@ -1,3 +1,4 @@
+import type { CountryCode } from 'libphonenumber-js';
 import { z } from 'zod';
 import { callWindowSchema } from '../core/callWindow.js';
 import { InvalidInputError } from '../core/errors.js';
@@ -54,7 +55,7 @@ function salvageIds(data: unknown, jobId: string | undefined): { callId?: string
 const describeIssues = (error: z.ZodError) => error.issues.map((i) => `${i.path.join('.') || 'data'}: ${i.message}`).join('; ');
 
 /** Validates a job taken from `calls` (the consumer's edge: other services write there too). */
-export function parseCallJob(data: unknown, jobId: string | undefined, jobTimestamp: number): ParsedCallJob {
+export function parseCallJob(data: unknown, jobId: string | undefined, jobTimestamp: number, defaultRegion?: CountryCode): ParsedCallJob {
   const pushed = pushedJobSchema.safeParse(data);
   if (!pushed.success) return { ok: false, reason: `malformed call job: ${describeIssues(pushed.error)}`, ...salvageIds(data, jobId) };
   const d = pushed.data;
@@ -66,7 +67,7 @@ export function parseCallJob(data: unknown, jobId: string | undefined, jobTimest
   // an extension written into the number (`;ext=136`, `x136`, `#136`) is split off as enqueue and import do
   let number: PhoneNumber;
   try {
-    number = parsePushedNumber(raw, d.extension);
+    number = parsePushedNumber(raw, d.extension, defaultRegion);
   } catch (err) {
     if (!(err instanceof InvalidInputError)) throw err;
     return { ok: false, reason: `malformed call job: phoneNumber: ${err.message}`, callId, campaignId };

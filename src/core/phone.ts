@@ -197,9 +197,10 @@ export function normalizePhoneNumber(raw: string, defaultCountry?: CountryCode):
  * by parsePhoneNumber's one rule (`;ext=136`, `x136`, `#136` … as enqueue and import read them), and its optional
  * `extension` field (digits). An extension in both must be the same; either alone is the call's extension. Throws
  * PhoneNumberError for a bad number or two different extensions. The field's own form is checked by callJobSchema.
+ * `region` (DIAL_DEFAULT_REGION) reads a number written without a country code, as enqueue does.
  */
-export function parsePushedNumber(raw: string, extensionField?: string): PhoneNumber {
-  const number = parsePhoneNumber(raw);
+export function parsePushedNumber(raw: string, extensionField?: string, region?: CountryCode): PhoneNumber {
+  const number = parsePhoneNumber(raw, region);
   if (extensionField === undefined) return number;
   if (number.extension !== undefined && number.extension !== extensionField) {
     throw new PhoneNumberError(raw, `its extension ${number.extension} is not the job's extension field ${extensionField}: give one of them`);

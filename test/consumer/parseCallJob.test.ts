@@ -45,4 +45,16 @@ describe('a job pushed onto calls by another service', () => {
     expect(parsed.ok).toBe(false);
     expect(!parsed.ok && parsed.reason).toMatch(/^malformed call job: phoneNumber: not a valid phone number: "\*+"/);
   });
+
+  it('reads a national number in DIAL_DEFAULT_REGION, as enqueue does, and refuses it without one', () => {
+    expect(parseCallJob({ phone_number: '(415) 555-0130', campaign_id: 'pushed' }, 'n', NOW, 'US')).toMatchObject({
+      ok: true,
+      call: { phoneNumber: '+14155550130' },
+    });
+    expect(parseCallJob({ phone_number: '020 7946 0958 x12', campaign_id: 'pushed' }, 'g', NOW, 'GB')).toMatchObject({
+      ok: true,
+      call: { phoneNumber: '+442079460958', extension: '12' },
+    });
+    expect(parseCallJob({ phone_number: '(415) 555-0130', campaign_id: 'pushed' }, 'n', NOW).ok).toBe(false);
+  });
 });

@@ -63,6 +63,14 @@ export interface CampaignView extends Campaign {
   paused: boolean;
 }
 
+/** What a secret is shown as. */
+export const HIDDEN_SECRET = '***';
+
+/** The campaign as shown to anyone (CLI, API): a webhook secret is written, never read back; shown only as set. */
+export function withSecretHidden(view: CampaignView): CampaignView {
+  return view.webhook?.secret ? { ...view, webhook: { ...view.webhook, secret: HIDDEN_SECRET } } : view;
+}
+
 const storedSchema = campaignSettingsSchema.extend({
   id: z.string(),
   state: z.enum(['active', 'canceled', 'archived', 'paused']),

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import type { RedisClient } from '../core/redisClient.js';
 import { campaignStatus, type CampaignSettings } from '../campaigns/campaignSchema.js';
-import { CampaignStore, type CampaignView } from '../campaigns/campaignStore.js';
+import { CampaignStore, withSecretHidden, type CampaignView } from '../campaigns/campaignStore.js';
 import { errorMessage, InvalidInputError } from '../core/errors.js';
 import { parseDuration } from '../core/time.js';
 import { systemClock } from '../core/time.js';
@@ -103,8 +103,9 @@ function settingOptions(command: Command): Command {
     .option('--settings <json>', 'settings as a JSON object (the API\'s body); flags override it');
 }
 
-/** A campaign as a person reads it (or as JSON with --json). */
-function print(view: CampaignView, json: boolean): void {
+/** A campaign as a person reads it (or as JSON with --json); a webhook secret is never shown back. */
+function print(stored: CampaignView, json: boolean): void {
+  const view = withSecretHidden(stored);
   if (json) {
     process.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
     return;
@@ -112,8 +113,7 @@ function print(view: CampaignView, json: boolean): void {
   const { id, status, state: _state, created_at, updated_at, ramp_started_at: _ramp, paused: _paused, ...settings } = view;
   const lines = [`campaign ${id}: ${status}`, `  created ${new Date(created_at).toISOString()}, updated ${new Date(updated_at).toISOString()}`];
   for (const [name, value] of Object.entries(settings)) {
-    const shown = name === 'webhook' && value && typeof value === 'object' ? { ...(value as object), secret: '***' } : value;
-    lines.push(`  ${name}: ${typeof shown === 'object' ? JSON.stringify(shown) : String(shown)}`);
+    lines.push(`  ${name}: ${typeof value === 'object' ? JSON.stringify(value) : String(value)}`);
   }
   process.stdout.write(`${lines.join('\n')}\n`);
 }

@@ -102,6 +102,19 @@ describe('dialer campaign', () => {
     expect(listed.stdout).toMatch(/^cli-one\tactive/m);
   }, 120_000);
 
+  it('never shows a webhook secret back, as JSON or as text, and shows none when none is set', async () => {
+    const created = await runCli(['campaign', 'create', 'cli-hook', '--webhook-url', 'https://example.com/h', '--webhook-secret', 's3cr3t', '--json'], env());
+    expect(created.code, created.stderr).toBe(0);
+    for (const args of [['campaign', 'show', 'cli-hook', '--json'], ['campaign', 'show', 'cli-hook'], ['campaign', 'update', 'cli-hook', '--cps', '2', '--json']]) {
+      const run = await runCli(args, env());
+      expect(run.stdout).not.toContain('s3cr3t');
+      expect(run.stdout).toContain('***');
+    }
+    expect(created.stdout).not.toContain('s3cr3t');
+    const bare = await runCli(['campaign', 'create', 'cli-hook-bare', '--webhook-url', 'https://example.com/h'], env());
+    expect(bare.stdout).not.toContain('***');
+  }, 120_000);
+
   it('exits 2 with every bad field named', async () => {
     const run = await runCli(['campaign', 'create', 'cli-bad', '--cps', 'fast', '--ends-at', 'soon'], env());
     expect(run.code).toBe(2);

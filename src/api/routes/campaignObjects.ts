@@ -5,7 +5,15 @@
  */
 import { z } from 'zod';
 import { campaignCreateSchema, campaignSettingsSchema, campaignUpdateSchema } from '../../campaigns/campaignSchema.js';
-import { CampaignExistsError, CampaignNotFoundError, CampaignStateError, CampaignStore, InvalidCampaignError, type CampaignView } from '../../campaigns/campaignStore.js';
+import {
+  CampaignExistsError,
+  CampaignNotFoundError,
+  CampaignStateError,
+  CampaignStore,
+  InvalidCampaignError,
+  withSecretHidden,
+  type CampaignView,
+} from '../../campaigns/campaignStore.js';
 import type { ApiContext } from '../context.js';
 import { ApiProblem } from '../problem.js';
 import { defineRoute, type Route } from '../route.js';
@@ -51,9 +59,7 @@ async function answer(body: () => Promise<CampaignView | CampaignView[]>, status
 }
 
 /** A webhook secret is written, never read back. */
-function hideSecret(view: CampaignView): CampaignView {
-  return view.webhook?.secret ? { ...view, webhook: { ...view.webhook, secret: '***' } } : view;
-}
+const hideSecret = withSecretHidden;
 
 export function campaignObjectRoutes(ctx: ApiContext): Route[] {
   const store = new CampaignStore(ctx.redis, ctx.prefix, ctx.clock);

@@ -1,4 +1,6 @@
 import type { Queue } from 'bullmq';
+import type { CountryCode } from 'libphonenumber-js';
+import type { ProfileCatalog } from '../agent/profiles.js';
 import type { RedisClient } from '../core/redisClient.js';
 import type { CallStore } from '../core/callStore.js';
 import type { Logger } from '../core/logger.js';
@@ -25,4 +27,8 @@ export interface ApiContext {
   clock: Clock;
   /** DIAL_TIME_ZONE: the zone schedule checks read times in (the API's own times always carry an offset). */
   timeZone: string;
+  /** AGENT_PROFILES_FILE's catalog: campaigns and schedules naming an unknown profile are refused. */
+  profiles: () => Promise<ProfileCatalog>;
+  /** DIAL_DEFAULT_REGION: how schedules' numbers without a country code are checked. */
+  defaultRegion: CountryCode | undefined;
 }

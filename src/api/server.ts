@@ -332,6 +332,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     logger,
     clock,
     timeZone: config.dial.timeZone,
+    profiles: () => loadProfileCatalog(process.env),
+    defaultRegion: config.dial.defaultRegion,
   };
   const state: ServerState = { closing: false, active: new ActiveHandlers() };
   const releaseRedis = async () => {

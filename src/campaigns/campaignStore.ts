@@ -7,6 +7,7 @@
  */
 import type { RedisClient } from '../core/redisClient.js';
 import { z } from 'zod';
+import { hasProfile, unknownProfileMessage, type ProfileCatalog } from '../agent/profiles.js';
 import { CallStore } from '../core/callStore.js';
 import { InvalidInputError } from '../core/errors.js';
 import type { Clock } from '../core/time.js';
@@ -89,12 +90,24 @@ function parse<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
 export class CampaignStore {
   private readonly calls: CallStore;
 
+  /**
+   * `profiles` (AGENT_PROFILES_FILE's catalog): when given, create and update refuse an `agent_profile` it does not
+   * hold, as `enqueue --profile` does, instead of every call of the campaign failing later.
+   */
   constructor(
     private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly clock: Clock,
+    private readonly profiles?: () => Promise<ProfileCatalog>,
   ) {
     this.calls = new CallStore(redis, prefix, clock);
+  }
+
+  /** InvalidCampaignError when `agent_profile` names a profile the catalog lacks. */
+  private async checkProfile(profile: string | undefined): Promise<void> {
+    if (profile === undefined || !this.profiles) return;
+    const catalog = await this.profiles();
+    if (!hasProfile(catalog, profile)) throw new InvalidCampaignError([`agent_profile: ${unknownProfileMessage(catalog, profile)}`]);
   }
 
   private key(id: string): string {
@@ -108,6 +121,7 @@ export class CampaignStore {
   /** Creates a campaign from unchecked input (InvalidCampaignError lists every bad field; CampaignExistsError). */
   async create(input: unknown): Promise<CampaignView> {
     const { id, ...settings } = parse(campaignCreateSchema, input);
+    await this.checkProfile(settings.agent_profile);
     const now = this.clock.now();
     const doc: Campaign = {
       ...settings,
@@ -157,6 +171,7 @@ export class CampaignStore {
    */
   async update(id: string, input: unknown): Promise<CampaignView> {
     const change = parse(campaignUpdateSchema, input);
+    await this.checkProfile(change.agent_profile);
     const doc = await this.get(id);
     if (!doc) throw new CampaignNotFoundError(id);
     if (doc.state === 'archived') throw new CampaignStateError(id, 'archived', 'changed');

@@ -3,6 +3,7 @@
  * `dialer campaigns`, `pause`, `resume` and `cancel --campaign` keep working as they were, on any campaign with calls.
  */
 import type { Command } from 'commander';
+import { loadProfileCatalog } from '../agent/profiles.js';
 import type { RedisClient } from '../core/redisClient.js';
 import { campaignStatus, type CampaignSettings } from '../campaigns/campaignSchema.js';
 import { CampaignStore, withSecretHidden, type CampaignView } from '../campaigns/campaignStore.js';
@@ -13,7 +14,7 @@ import { action, cliContext, withRedis } from './cliContext.js';
 
 function withCampaigns<T>(body: (store: CampaignStore, redis: RedisClient) => Promise<T>): Promise<T> {
   const { config } = cliContext();
-  return withRedis(config, (redis) => body(new CampaignStore(redis, config.queuePrefix, systemClock), redis));
+  return withRedis(config, (redis) => body(new CampaignStore(redis, config.queuePrefix, systemClock, () => loadProfileCatalog(process.env)), redis));
 }
 
 /** The flags both `create` and `update` take, as commander hands them over. */

@@ -1,5 +1,6 @@
 /** `dialer schedule create|list|remove|run`: recurring calls (src/schedules). */
 import type { Command } from 'commander';
+import { loadProfileCatalog } from '../agent/profiles.js';
 import { CallSchedules, startScheduleWorker, type ScheduleView } from '../schedules/callSchedules.js';
 import { InvalidInputError } from '../core/errors.js';
 import { handleShutdownSignals } from '../core/shutdownSignals.js';
@@ -12,7 +13,7 @@ const SCHEDULE_DRAIN_TIMEOUT_MS = MINUTE;
 function withSchedules<T>(body: (schedules: CallSchedules) => Promise<T>): Promise<T> {
   const { config } = cliContext();
   return withRedis(config, async (redis) => {
-    const schedules = new CallSchedules(redis, config.queuePrefix);
+    const schedules = new CallSchedules(redis, config.queuePrefix, { profiles: () => loadProfileCatalog(process.env), defaultRegion: config.dial.defaultRegion });
     try {
       return await body(schedules);
     } finally {

@@ -7,6 +7,9 @@
  * number of processes; each firing is processed by one).
  */
 import { Queue, Worker, type Job } from 'bullmq';
+import type { CountryCode } from 'libphonenumber-js';
+import { hasProfile, unknownProfileMessage, type ProfileCatalog } from '../agent/profiles.js';
+import { campaignRegions } from '../campaigns/campaignRegion.js';
 import type { RedisClient } from '../core/redisClient.js';
 import { z } from 'zod';
 import { isTimeZone } from '../core/callWindow.js';
@@ -14,6 +17,7 @@ import type { DialerConfig } from '../core/config.js';
 import { errorMessage, InvalidInputError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { callMetadataSchema, DEFAULT_CAMPAIGN_ID, idSchema } from '../core/queues.js';
+import { parsePhoneNumber } from '../core/phone.js';
 import { closeConnection, createWorkerConnection } from '../core/redisConnection.js';
 import { CallProducer, type EnqueueSummary } from '../producer/enqueueCalls.js';
 
@@ -71,8 +75,36 @@ export class CallSchedules {
   private readonly queue: Queue<Schedule>;
   private closed = false;
 
-  constructor(connection: RedisClient, prefix: string) {
+  /**
+   * `checks`: with `profiles` (AGENT_PROFILES_FILE's catalog) an unknown `agent_profile` is refused; every call's number
+   * is read as a firing would read it (the campaign's default region, else `defaultRegion`, DIAL_DEFAULT_REGION), so a
+   * number no firing could enqueue is refused now rather than logged at each firing.
+   */
+  constructor(
+    private readonly connection: RedisClient,
+    private readonly prefix: string,
+    private readonly checks: { profiles?: () => Promise<ProfileCatalog>; defaultRegion?: CountryCode } = {},
+  ) {
     this.queue = new Queue<Schedule>(CALL_SCHEDULES_QUEUE, { connection, prefix });
+  }
+
+  /** Every problem a firing of `schedule` would meet with its numbers or its profile, as `field: reason` lines. */
+  private async problems(schedule: Schedule): Promise<string[]> {
+    const problems: string[] = [];
+    const region = (await campaignRegions(this.connection, this.prefix, [schedule.campaign_id])).get(schedule.campaign_id) ?? this.checks.defaultRegion;
+    schedule.calls.forEach((row, index) => {
+      try {
+        parsePhoneNumber(row.phone_number, region);
+      } catch (err) {
+        if (!(err instanceof InvalidInputError)) throw err;
+        problems.push(`calls.${index}.phone_number: ${err.message}`);
+      }
+    });
+    if (schedule.agent_profile !== undefined && this.checks.profiles) {
+      const catalog = await this.checks.profiles();
+      if (!hasProfile(catalog, schedule.agent_profile)) problems.push(`agent_profile: ${unknownProfileMessage(catalog, schedule.agent_profile)}`);
+    }
+    return problems;
   }
 
   /**
@@ -83,6 +115,8 @@ export class CallSchedules {
     const parsed = scheduleSchema.safeParse(input);
     if (!parsed.success) throw new InvalidInputError(`invalid schedule:\n  ${parsed.error.issues.map((i) => `${i.path.join('.') || '(schedule)'}: ${i.message}`).join('\n  ')}`);
     const schedule = parsed.data;
+    const problems = await this.problems(schedule);
+    if (problems.length > 0) throw new InvalidInputError(`invalid schedule:\n  ${problems.join('\n  ')}`);
     try {
       await this.queue.upsertJobScheduler(
         schedule.id,

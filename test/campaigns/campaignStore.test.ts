@@ -115,6 +115,15 @@ describe('dialer campaign', () => {
     expect(bare.stdout).not.toContain('***');
   }, 120_000);
 
+  it('refuses an agent profile the catalog lacks (every call would fail later), from the command line', async () => {
+    const run = await runCli(['campaign', 'create', 'cli-ghost', '--profile', 'nope'], env());
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/agent_profile: unknown agent profile "nope"/);
+    const made = await runCli(['campaign', 'create', 'cli-ghost'], env());
+    expect(made.code, made.stderr).toBe(0);
+    expect((await runCli(['campaign', 'update', 'cli-ghost', '--profile', 'nope'], env())).code).toBe(2);
+  }, 120_000);
+
   it('exits 2 with every bad field named', async () => {
     const run = await runCli(['campaign', 'create', 'cli-bad', '--cps', 'fast', '--ends-at', 'soon'], env());
     expect(run.code).toBe(2);

@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { loadProfileCatalog } from '../../src/agent/profiles.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CallStore } from '../../src/core/callStore.js';
 import { loadConfig } from '../../src/core/config.js';
@@ -40,6 +41,21 @@ describe('recurring calls', () => {
   it('refuses a bad pattern, time zone or empty call list with readable reasons', async () => {
     await expect(schedules.upsert({ id: 'bad', cron: 'every tuesday', calls: [{ phone_number: '+14155550111' }] })).rejects.toThrow(/cron: "every tuesday" is not a cron pattern/);
     await expect(schedules.upsert({ id: 'bad', cron: '0 9 * * *', time_zone: 'Mars/Olympus', calls: [] })).rejects.toThrow(/time_zone: must be an IANA time zone[\s\S]*calls: needs at least one call/);
+  });
+
+  it('refuses at creation a number no firing could enqueue, and an unknown agent profile, naming each', async () => {
+    const checked = new CallSchedules(redis, prefix, { profiles: () => loadProfileCatalog({}), defaultRegion: 'US' });
+    try {
+      await expect(
+        checked.upsert({ id: 'bad-rows', cron: '0 9 * * *', calls: [{ phone_number: '+14155550111' }, { phone_number: '555' }], agent_profile: 'nope' }),
+      ).rejects.toThrow(/calls\.1\.phone_number: [\s\S]*agent_profile: unknown agent profile "nope"/);
+      expect(await checked.get('bad-rows')).toBeUndefined();
+      // a national number is fine when DIAL_DEFAULT_REGION says which country
+      expect(await checked.upsert({ id: 'national', cron: '0 9 * * *', calls: [{ phone_number: '(415) 555-0111' }] })).toMatchObject({ id: 'national' });
+      expect(await checked.remove('national')).toBe(true);
+    } finally {
+      await checked.close();
+    }
   });
 
   it('enqueues a firing once, however often it is met', async () => {

@@ -62,7 +62,7 @@ async function answer(body: () => Promise<CampaignView | CampaignView[]>, status
 const hideSecret = withSecretHidden;
 
 export function campaignObjectRoutes(ctx: ApiContext): Route[] {
-  const store = new CampaignStore(ctx.redis, ctx.prefix, ctx.clock);
+  const store = new CampaignStore(ctx.redis, ctx.prefix, ctx.clock, ctx.profiles);
   const create = defineRoute(
     {
       method: 'POST',

@@ -18,7 +18,7 @@ const scheduleRemoved = z.object({ schedule_id: z.string(), removed: z.literal(t
 const scheduleParams = z.strictObject({ id: idSchema.describe('schedule id') });
 
 export function scheduleRoutes(ctx: ApiContext): Route[] {
-  const schedules = new CallSchedules(ctx.redis, ctx.prefix);
+  const schedules = new CallSchedules(ctx.redis, ctx.prefix, { profiles: ctx.profiles, defaultRegion: ctx.defaultRegion });
   const create = defineRoute(
     {
       method: 'POST',

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { CampaignStore, type CampaignView } from '../campaigns/campaignStore.js';
 import { CallStore } from '../core/callStore.js';
 import type { DialerConfig } from '../core/config.js';
-import { InvalidInputError } from '../core/errors.js';
+import { errorCode, errorMessage, InvalidInputError } from '../core/errors.js';
 import { idSchema } from '../core/queues.js';
 import { systemClock } from '../core/time.js';
 import { campaignCsv, campaignReport, formatCampaignReport } from '../results/campaignReport.js';
@@ -70,7 +70,12 @@ async function writeHtml(store: CallStore, campaignId: string, view: CampaignVie
   const keys = await store.idempotencyKeys(campaignId, records.map((r) => r.callId));
   const html = renderHtmlReport({ campaignId, counters, records, keys, campaign: view, paused, generatedAt: systemClock.now(), timeZone, numbers });
   const path = resolve(file);
-  await writeFile(path, html, 'utf8');
+  try {
+    await writeFile(path, html, 'utf8');
+  } catch (err) {
+    // a path the user gave that cannot be written is their input to fix (exit 2), not a bug of ours
+    throw new InvalidInputError(`--html ${file}: cannot write it (${errorCode(err) ?? errorMessage(err)}): give a file in a folder that exists and you may write to`);
+  }
   const listed = Math.min(records.length, MAX_HTML_ROWS);
   return `wrote ${path}: ${counters.total} calls, ${listed} listed, numbers ${numbers === 'full' ? 'in full' : 'masked'}\n`;
 }

@@ -85,6 +85,14 @@ describe('report --html', () => {
     for (const call of seeded) expect(full).toContain(call.phoneNumber);
   }, 60_000);
 
+  it('exits 2 naming the path when the file cannot be written (a folder that does not exist, a folder given as the file)', async () => {
+    for (const bad of [join(dir, 'no-such-folder', 'x.html'), dir]) {
+      const run = await runCli(['report', '--campaign', campaignId, '--html', bad], { REDIS_URL: url, QUEUE_PREFIX: prefix });
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(/--html .*cannot write it \((ENOENT|EISDIR)\)/);
+    }
+  }, 60_000);
+
   describe.skipIf('skip' in browserPath)('in Chromium', () => {
     let page: Page;
     const requests: string[] = [];

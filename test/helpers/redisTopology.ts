@@ -52,51 +52,51 @@ async function freePort(): Promise<number> {
   });
 }
 
+/** Asks one server a command on a short-lived connection; undefined when it does not answer (a probe's answer). */
+async function ask(port: number, ...command: [string, ...(string | number)[]]): Promise<unknown> {
+  const c = new Redis({ host: LOOPBACK, port, maxRetriesPerRequest: 1, lazyConnect: true, retryStrategy: () => null });
+  c.on('error', () => undefined); // a probe: its failures are the answer, read where it is used
+  try {
+    await c.connect();
+    return await c.call(...command);
+  } catch {
+    return undefined;
+  } finally {
+    c.disconnect();
+  }
+}
+
+/** SIGKILLs every process (a SIGSTOPped one too) and waits, bounded, until each has exited. */
+async function stopAll(children: Iterable<ChildProcess>): Promise<void> {
+  const all = [...children];
+  for (const child of all) child.kill('SIGKILL');
+  await Promise.all(
+    all.map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          const timer = setTimeout(resolve, STOP_GRACE_MS);
+          child.once('exit', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+        }),
+    ),
+  );
+}
+
 /** Starts the topology; throws (after stopping what it started) when `redis-server` is missing or it does not come up. */
 export async function startSentinelTopology(): Promise<SentinelTopology> {
   const dir = mkdtempSync(join(tmpdir(), 'dialer-sentinel-'));
   const processes = new Map<number, ChildProcess>();
-  const clients: Redis[] = [];
   const start = (port: number, args: string[]) => {
     const child = spawn('redis-server', args, { stdio: 'ignore' });
     child.once('error', () => processes.delete(port));
     processes.set(port, child);
   };
-  const client = (port: number) => {
-    const c = new Redis({ host: LOOPBACK, port, maxRetriesPerRequest: 1, lazyConnect: true, retryStrategy: () => null });
-    c.on('error', () => undefined); // a probe: its failures are the answer, read where it is used
-    clients.push(c);
-    return c;
-  };
-  const ask = async (port: number, ...command: [string, ...(string | number)[]]): Promise<unknown> => {
-    const c = client(port);
-    try {
-      await c.connect();
-      return await c.call(...command);
-    } catch {
-      return undefined;
-    } finally {
-      c.disconnect();
-    }
-  };
-
   const close = async () => {
-    for (const child of processes.values()) child.kill('SIGKILL'); // SIGKILL also ends a SIGSTOPped process
-    await Promise.all(
-      [...processes.values()].map(
-        (child) =>
-          new Promise<void>((resolve) => {
-            if (child.exitCode !== null || child.signalCode !== null) return resolve();
-            const timer = setTimeout(resolve, STOP_GRACE_MS);
-            child.once('exit', () => {
-              clearTimeout(timer);
-              resolve();
-            });
-          }),
-      ),
-    );
+    await stopAll(processes.values());
     processes.clear();
-    for (const c of clients) c.disconnect();
     rmSync(dir, { recursive: true, force: true });
   };
 
@@ -211,20 +211,7 @@ export async function startClusterTopology(): Promise<ClusterTopology> {
   const dir = mkdtempSync(join(tmpdir(), 'dialer-cluster-'));
   const children: ChildProcess[] = [];
   const close = async () => {
-    for (const child of children) child.kill('SIGKILL');
-    await Promise.all(
-      children.map(
-        (child) =>
-          new Promise<void>((resolve) => {
-            if (child.exitCode !== null || child.signalCode !== null) return resolve();
-            const timer = setTimeout(resolve, STOP_GRACE_MS);
-            child.once('exit', () => {
-              clearTimeout(timer);
-              resolve();
-            });
-          }),
-      ),
-    );
+    await stopAll(children);
     rmSync(dir, { recursive: true, force: true });
   };
   try {
@@ -241,22 +228,6 @@ export async function startClusterTopology(): Promise<ClusterTopology> {
       );
       children.push(child);
     }
-    const probe = (port: number) => {
-      const c = new Redis({ host: LOOPBACK, port, maxRetriesPerRequest: 1, lazyConnect: true, retryStrategy: () => null });
-      c.on('error', () => undefined); // a probe: its failures are read where it is used
-      return c;
-    };
-    const ask = async (port: number, ...command: [string, ...(string | number)[]]): Promise<unknown> => {
-      const c = probe(port);
-      try {
-        await c.connect();
-        return await c.call(...command);
-      } catch {
-        return undefined;
-      } finally {
-        c.disconnect();
-      }
-    };
     for (const port of ports) await waitFor(async () => ((await ask(port, 'PING')) === 'PONG' ? true : undefined), START_TIMEOUT_MS, `node ${port}`);
     const create = spawn('redis-cli', ['--cluster', 'create', ...ports.map((p) => `${LOOPBACK}:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore' });
     children.push(create);

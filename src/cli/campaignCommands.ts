@@ -46,6 +46,10 @@ export function registerCampaignCommands(program: Command): void {
           `canceled ${summary.canceled.length}, in flight (not canceled) ${summary.inFlight.length}, ` +
             `already ended ${summary.alreadyEnded.length}${summary.unknown.length ? `, unknown ${summary.unknown.length}` : ''}\n`,
         );
+        // README's exit codes: an unknown call is refused input (2), unless other ids given were acted on
+        if (ids && summary.unknown.length === ids.length) {
+          throw new InvalidInputError(`no call ${summary.unknown.join(', ')} in campaign ${campaignId}`);
+        }
       }),
     );
 

@@ -97,13 +97,21 @@ export interface FindRedisOptions {
   docker?: () => Promise<ProvidedRedis | undefined>;
 }
 
-/** Finds a Redis: REDIS_URL, then 127.0.0.1:6379, then Docker (if offered), then a local redis-server, else a clear error. */
+/** No Redis could be found or started: REDIS_URL does not answer, or neither the default address nor redis-server did. */
+export class NoRedisError extends Error {
+  override readonly name = 'NoRedisError';
+}
+
+/**
+ * Finds a Redis: REDIS_URL, then 127.0.0.1:6379, then Docker (if offered), then a local redis-server, else a clear
+ * error (NoRedisError).
+ */
 export async function findOrStartRedis(options: FindRedisOptions = {}): Promise<ProvidedRedis> {
   const env = options.env ?? process.env;
   const noop = async () => undefined;
   if (env.REDIS_URL) {
     if (await redisAnswers(env.REDIS_URL)) return { url: env.REDIS_URL, source: 'REDIS_URL', stop: noop };
-    throw new Error(`REDIS_URL is set to ${env.REDIS_URL} but no Redis answers there`);
+    throw new NoRedisError(`REDIS_URL is set to ${env.REDIS_URL} but no Redis answers there`);
   }
   const defaultUrl = options.defaultUrl ?? DEFAULT_REDIS_URL;
   if (await redisAnswers(defaultUrl)) return { url: defaultUrl, source: 'default', stop: noop };
@@ -112,7 +120,7 @@ export async function findOrStartRedis(options: FindRedisOptions = {}): Promise<
   try {
     return await startRedisServer();
   } catch (err) {
-    throw new Error(
+    throw new NoRedisError(
       `No Redis found: nothing answers at ${defaultUrl}, REDIS_URL is unset, and redis-server could not be started ` +
         `(${errorMessage(err)}). Start Redis 7 (e.g. \`apt-get install redis-server\` or \`docker compose up -d redis\`) ` +
         `or set REDIS_URL.`,

@@ -241,5 +241,9 @@ describe('exit codes that tell the truth', () => {
       expect(run.code).toBe(EXIT.unavailable);
       expect(run.stderr).toBe('dialer: cannot reach Redis at 127.0.0.1:1 (ECONNREFUSED): start Redis there, or set REDIS_URL to where it runs\n');
     }
+    // the demo starts a Redis of its own only when REDIS_URL is unset; a REDIS_URL that does not answer is exit 4 too
+    const demo = await dialer(['demo'], away);
+    expect(demo.code).toBe(EXIT.unavailable);
+    expect(demo.stderr).toBe('dialer: REDIS_URL is set to redis://127.0.0.1:1 but no Redis answers there\n');
   });
 });

@@ -5,6 +5,7 @@ import { prepareDial, type LiveKitClients } from '../core/livekitClients.js';
 import { RequestNotSentError, withSendGate } from '../core/twirpTransport.js';
 import type { CallJob, DispatchMetadata } from '../core/queues.js';
 import { extensionDtmf } from '../core/phone.js';
+import { errorMessage } from '../core/errors.js';
 import { SECOND, sleep, type Clock } from '../core/time.js';
 import { RING_OUT_TOLERANCE_MS, classifyDispatchError, classifySipError, describeLiveKitError } from '../core/classifySipError.js';
 import { endFromObservation, fromDialFailure, fromDispatchFailure, type AttemptEnd } from './attemptEnd.js';
@@ -339,7 +340,8 @@ async function placeCall(
         // A missed slot's dispatch would leave its agent waiting in the room until this slot: the room goes (the agent
         // with it) and the agent is dispatched again before this slot. If the room cannot be deleted the dispatch stays
         // (a second dispatch beside it would send two agents).
-        if (await deleteRoomIfPossible(deps, room, log)) dispatchId = undefined;
+        // Only while this process still holds the job: a lapsed lock may mean another consumer dispatched there since.
+        if ((await deps.store.holdsLock(ownership.lock)) && (await deleteRoomIfPossible(deps, room, log))) dispatchId = undefined;
       }
       // The agent is dispatched DISPATCH_LEAD_MS before the call's slot comes: it does not wait in an empty room while
       // the call queues, and its round trip is over (and the connection to LiveKit warm) when the start is claimed.
@@ -440,8 +442,17 @@ async function placeCall(
     if (timing.writtenAt > 0 && log.isLevelEnabled('debug')) log.debug({ room, ...timing }, 'dial request written');
     // Registered before dialing: whatever went wrong, the callee and the dispatched agent are not left in the room.
     // A consumer that lost the job removes only its own dispatch: the room is the new holder's.
+    // "Owned" is checked against the lock itself at this moment: a lock that lapsed unnoticed (a stall) may be another
+    // consumer's by now, with its agent dispatched into this room (seen in the chaos test: the room deleted 0.1 s after
+    // the new holder's dispatch, the callee answered into a room without an agent).
     if (!answered && !noReply && dispatchId !== undefined) {
-      if (owned) await deleteRoomQuietly(deps, room, log);
+      const holds =
+        owned &&
+        (await deps.store.holdsLock(ownership.lock).catch((err: unknown) => {
+          log.warn({ room, err: errorMessage(err) }, 'could not read the job lock; removing only this dispatch, not the room');
+          return false;
+        }));
+      if (holds) await deleteRoomQuietly(deps, room, log);
       else await deleteDispatchQuietly(deps, dispatchId, room, log);
     }
   }

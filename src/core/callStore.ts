@@ -409,6 +409,14 @@ export class CallStore {
     return this.redis.hincrby(this.keys.callRecord(campaignId, callId), 'platformErrors', 1);
   }
 
+  /**
+   * Whether `lock` (a dial job's BullMQ lock key and this holder's token) is still held right now. A holder whose lock
+   * lapsed must not delete the attempt's room: another consumer may have dispatched its agent there since.
+   */
+  async holdsLock(lock: { key: string; token: string }): Promise<boolean> {
+    return (await this.redis.get(lock.key)) === lock.token;
+  }
+
   /** Takes back claimDial's mark when the CreateSIPParticipant surely never went out; false if not this holder's. */
   async releaseDial(campaignId: string, callId: string, attempt: number, lock: { key: string; token: string }): Promise<boolean> {
     const released = await scripts.releaseDial.run(this.redis, [this.keys.callRecord(campaignId, callId), lock.key], [attempt, lock.token]);

@@ -21,7 +21,7 @@ import { z } from 'zod';
 import { redisAnswers, startRedisServer, type ProvidedRedis } from '../src/core/localRedis.js';
 import { SECOND, sleep } from '../src/core/time.js';
 import { enqueueCalls } from '../src/producer/enqueueCalls.js';
-import { ChildRegistry, ConsumerProcess, waitForExit } from '../test/chaos/chaosProcesses.js';
+import { ChildRegistry, ConsumerProcess, firstStdoutLine, waitForExit } from '../test/chaos/chaosProcesses.js';
 import { deleteKeysWithPrefix } from '../test/helpers/testRedis.js';
 import type { ProxyArrivals } from './dialRate/arrivalProxy.js';
 import { peakInWindow, percentile, runFigures, steadyRate, type RunFigures } from './dialRate/figures.js';
@@ -77,22 +77,7 @@ const registry = new ChildRegistry();
 
 /** The first stdout line of `child`, once it is up. */
 function firstLine(child: ChildProcess, name: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let buffered = '';
-    const timer = setTimeout(() => reject(new Error(`${name} did not start in time`)), START_TIMEOUT_MS);
-    child.stdout?.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const end = buffered.indexOf('\n');
-      if (end >= 0) {
-        clearTimeout(timer);
-        resolve(buffered.slice(0, end));
-      }
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`${name} exited before it was ready (${code ?? signal})`));
-    });
-  });
+  return firstStdoutLine(child, name, START_TIMEOUT_MS);
 }
 
 const simReadySchema = z.object({ port: z.number(), apiKey: z.string(), apiSecret: z.string(), outboundTrunkId: z.string() });

@@ -199,23 +199,7 @@ class IpcChild {
 
   /** The first stdout line, once the process is up. */
   firstLine(timeoutMs: number): Promise<string> {
-    const { child, name } = this;
-    return new Promise((resolve, reject) => {
-      let buffered = '';
-      const timer = setTimeout(() => reject(new Error(`${name} did not start in time`)), timeoutMs);
-      child.stdout?.on('data', (chunk: Buffer) => {
-        buffered += chunk.toString();
-        const end = buffered.indexOf('\n');
-        if (end >= 0) {
-          clearTimeout(timer);
-          resolve(buffered.slice(0, end));
-        }
-      });
-      child.once('exit', (code, signal) => {
-        clearTimeout(timer);
-        reject(new Error(`${name} exited before it was ready (${code ?? signal}); see its log`));
-      });
-    });
+    return firstStdoutLine(this.child, this.name, timeoutMs, '; see its log');
   }
 
   request(command: Record<string, unknown>, timeoutMs: number): Promise<unknown> {
@@ -372,4 +356,27 @@ export class ConsumerProcess {
     await waitForExit(this.child, EXIT_WAIT_MS);
     this.log.end();
   }
+}
+
+/**
+ * The first stdout line of `child` (a process announcing it is up, e.g. its port as JSON); rejects after `timeoutMs`,
+ * or when it exits first (`hint` is added to that message). Shared by the chaos test and bench:cps.
+ */
+export function firstStdoutLine(child: ChildProcess, name: string, timeoutMs: number, hint = ''): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    const timer = setTimeout(() => reject(new Error(`${name} did not start in time`)), timeoutMs);
+    child.stdout?.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const end = buffered.indexOf('\n');
+      if (end >= 0) {
+        clearTimeout(timer);
+        resolve(buffered.slice(0, end));
+      }
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited before it was ready (${code ?? signal})${hint}`));
+    });
+  });
 }

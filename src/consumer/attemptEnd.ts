@@ -46,6 +46,13 @@ export function fromDispatchFailure(failure: DispatchFailure): AttemptEnd {
 export const UNKNOWN_END_REASON = 'the consumer dialing this attempt stopped; LiveKit no longer shows the call, so how it ended is unknown';
 
 /**
+ * Why an attempt whose SIP answer was lost ends `failed` when the agent saw the callee unavailable before any ringing
+ * (see endFromObservation). Written on the record as the outcome's reason.
+ */
+export const UNAVAILABLE_UNKNOWN_REASON =
+  'the number was not found or unavailable (SIP 404, 408 or 480, before any ringing), and the answer never reached the dialer, which LiveKit does not keep: ended without dialing it again, since a 404 is final';
+
+/**
  * What an attempt whose dialer died ended as, from what the agent in its room saw: the SIP participant's
  * DisconnectReason and whether it had rung (`sip.callStatus` reached `ringing`). LiveKit keeps no SIP status once the
  * participant is gone; livekit/sip (pkg/sip classifyInviteError) maps 486/603/401/403/407 to USER_REJECTED and
@@ -55,8 +62,14 @@ export const UNKNOWN_END_REASON = 'the consumer dialing this attempt stopped; Li
  *   looks the same: such a ring-out ends `declined` too. Current versions end it with a timeout, USER_UNAVAILABLE.);
  * - rejected without ringing: busy (retried as busy);
  * - unavailable after ringing: it rang out (no answer);
- * - unavailable without ringing (not found, switched off): retried once more after the normal delay, when a consumer
- *   will hear the SIP status itself; nobody's phone rang;
+ * - unavailable without ringing: a 404 (no such number: final), a 480 (switched off) or a 408 (the carrier never
+ *   answered), which nothing can tell apart any more: livekit/sip hands the SIP status only to the CreateSIPParticipant
+ *   caller and to the IOInfo service (`SIPCallInfo.call_status_code`), which livekit-server keeps nowhere
+ *   (pkg/service/ioservice.go `UpdateSIPCallState` is a placeholder in v1.13.5). Final `failed`
+ *   (UNAVAILABLE_UNKNOWN_REASON): dialing it again would redial a number that may have answered a final 404, which the
+ *   dialer promises never to do; the price is one retry of a phone that was switched off, in the rare case where the
+ *   dial's answer was lost. `failed`, not `invalid_number`: a switched-off phone is not an invalid number, and lists
+ *   are often cleaned of invalid numbers;
  * - nothing seen (no agent in the room, or it did not say): the attempt is spent with an unknown result and retried
  *   after the normal delay, never at once.
  */
@@ -71,7 +84,7 @@ export function endFromObservation(observed: AttemptObservation | undefined): At
     case 'USER_UNAVAILABLE':
       return rang
         ? { kind: 'retry', outcome: 'no_answer', reason: `the call rang out ${unseen}` }
-        : { kind: 'retry', outcome: 'failed', reason: `the callee was unavailable or not found ${unseen}` };
+        : { kind: 'final', outcome: 'failed', reason: UNAVAILABLE_UNKNOWN_REASON };
     case 'SIP_TRUNK_FAILURE':
       return { kind: 'retry', outcome: 'failed', reason: `the SIP trunk failed ${unseen}` };
     default:

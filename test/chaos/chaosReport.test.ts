@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { analyseChaosRun, formatChaosLine, formatViolations, type ChaosCall, type RecordView, type SimCallLog } from './chaosReport.js';
 import { EXPECTED_OUTCOME, chaosCampaign, type ScriptKind } from './chaosScenario.js';
+import { UNAVAILABLE_UNKNOWN_REASON } from '../../src/consumer/attemptEnd.js';
 
 // The chaos test's instrument: it must see every kind of broken promise in the simulator's log, and only those.
 
@@ -56,7 +57,7 @@ describe('chaos report', () => {
     });
     expect(violations).toEqual([]);
     expect(formatChaosLine(figures, { consumerKills: 4, redisRestarts: 1, livekitOutageS: 20, redisBlockS: 6 })).toBe(
-      'chaos: calls=2 kills=4 redis_restarts=1 livekit_outage_s=20 redis_block_s=6 max_dials_per_attempt=1 re_rings_after_final=0 outcomes_lost=0 outcomes_wrong=0 max_starts_per_rolling_s=2/2',
+      'chaos: calls=2 kills=4 redis_restarts=1 livekit_outage_s=20 redis_block_s=6 max_dials_per_attempt=1 re_rings_after_final=0 outcomes_lost=0 outcomes_wrong=0 outcomes_404_unheard=0 max_starts_per_rolling_s=2/2',
     );
   });
 
@@ -93,6 +94,28 @@ describe('chaos report', () => {
     ];
     const { figures } = analyseChaosRun({ calls: [busyThenHuman], simCalls, arrivals: arrivalsOf(simCalls), records: new Map([terminal(busyThenHuman, 'answered', 2)]), cps: 10 });
     expect(figures.reRingsAfterFinal).toBe(0);
+  });
+
+  it('counts a 404 number that ended failed as unheard, not wrong, only when its 404 never reached a dialer', () => {
+    const unheard = call(1, 'not_found');
+    const heard = call(2, 'not_found');
+    const simCalls = [
+      dial(unheard, 1, T, { sipStatusCode: 404, endedAt: T + 200, clientDisconnected: true }),
+      dial(heard, 1, T + 100, { sipStatusCode: 404, endedAt: T + 300 }),
+    ];
+    const failed = (c: ChaosCall): [string, RecordView] => [
+      c.callId,
+      { callId: c.callId, state: 'terminal', outcome: 'failed', attempts: 1, reason: UNAVAILABLE_UNKNOWN_REASON },
+    ];
+    const { figures, violations } = analyseChaosRun({
+      calls: [unheard, heard],
+      simCalls,
+      arrivals: arrivalsOf(simCalls),
+      records: new Map([failed(unheard), failed(heard)]),
+      cps: 10,
+    });
+    expect(figures).toMatchObject({ outcomesUnknowable: 1, outcomesWrong: 1, reRingsAfterFinal: 0 });
+    expect(violations).toEqual([{ kind: 'wrong', call: heard, record: expect.objectContaining({ outcome: 'failed' }) }]);
   });
 
   it('counts calls without a terminal record as lost and other outcomes than the script as wrong', () => {

@@ -3,6 +3,7 @@
  * dials per attempt room, dials after a number's final answer, calls without a terminal record, outcomes that differ
  * from the number's script, and the most CreateSIPParticipant arrivals in any rolling second.
  */
+import { UNAVAILABLE_UNKNOWN_REASON } from '../../src/consumer/attemptEnd.js';
 import type { CallState, Outcome } from '../../src/core/outcomes.js';
 import { maxInRollingWindow } from '../helpers/rollingWindow.js';
 import type { DialArrival } from './apiProxy.js';
@@ -85,6 +86,13 @@ export interface ChaosFigures {
   reRingsAfterFinal: number;
   outcomesLost: number;
   outcomesWrong: number;
+  /**
+   * Calls scripted to answer 404 whose 404 never reached a dialer (the request's connection was gone: a consumer
+   * killed, LiveKit's door closed) and which ended `failed` for that reason (UNAVAILABLE_UNKNOWN_REASON): LiveKit keeps
+   * no SIP status, so a 404 cannot be told from a 480 any more and the dialer does not dial the number again. Not
+   * counted as wrong; printed so a run shows how often it happened.
+   */
+  outcomesUnknowable: number;
   maxStartsPerRollingSecond: number;
   cps: number;
 }
@@ -114,6 +122,18 @@ function finalAnswer(dials: readonly SimCallLog[]): { at: number; what: string }
     if (candidate && (!best || candidate.at < best.at)) best = candidate;
   }
   return best;
+}
+
+const SIP_NOT_FOUND = 404;
+
+/**
+ * A call scripted to answer 404 that ended `failed` because its 404 was never heard: every 404 the number gave went to
+ * a request whose dialer was gone (see ChaosFigures.outcomesUnknowable).
+ */
+function notFoundNeverHeard(call: ChaosCall, record: RecordView, dials: readonly SimCallLog[]): boolean {
+  if (call.expected !== 'invalid_number' || record.outcome !== 'failed' || record.reason !== UNAVAILABLE_UNKNOWN_REASON) return false;
+  const notFound = dials.filter((d) => d.sipStatusCode === SIP_NOT_FOUND);
+  return notFound.length > 0 && notFound.every((d) => d.clientDisconnected);
 }
 
 /** The first window [t, t + 1 s) holding `count` arrivals. */
@@ -174,11 +194,14 @@ export function analyseChaosRun(input: {
 
   let lost = 0;
   let wrong = 0;
+  let unknowable = 0;
   for (const call of calls) {
     const record = records.get(call.callId);
     if (!record || record.state !== 'terminal') {
       lost += 1;
       violations.push({ kind: 'lost', call, record });
+    } else if (record.outcome !== call.expected && notFoundNeverHeard(call, record, dialsPerNumber.get(call.phoneNumber) ?? [])) {
+      unknowable += 1;
     } else if (record.outcome !== call.expected) {
       wrong += 1;
       violations.push({ kind: 'wrong', call, record });
@@ -196,6 +219,7 @@ export function analyseChaosRun(input: {
       reRingsAfterFinal: reRings,
       outcomesLost: lost,
       outcomesWrong: wrong,
+      outcomesUnknowable: unknowable,
       maxStartsPerRollingSecond: maxStarts,
       cps,
     },
@@ -224,6 +248,7 @@ export function formatChaosLine(figures: ChaosFigures, actions: ChaosActions): s
     `re_rings_after_final=${figures.reRingsAfterFinal}`,
     `outcomes_lost=${figures.outcomesLost}`,
     `outcomes_wrong=${figures.outcomesWrong}`,
+    `outcomes_404_unheard=${figures.outcomesUnknowable}`,
     `max_starts_per_rolling_s=${figures.maxStartsPerRollingSecond}/${figures.cps}`,
   ].join(' ');
 }

@@ -8,6 +8,7 @@ import { CALLS_QUEUE } from '../../src/core/queues.js';
 import { dialAttempt, type DialDeps } from '../../src/consumer/dialAttempt.js';
 import { DialRateLimiter } from '../../src/consumer/dialRateLimiter.js';
 import { PlatformBackoff } from '../../src/consumer/platformBackoff.js';
+import { UNAVAILABLE_UNKNOWN_REASON } from '../../src/consumer/attemptEnd.js';
 import { systemClock } from '../../src/core/time.js';
 import { silentLogger, startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
 import { waitFor } from '../helpers/waitFor.js';
@@ -70,6 +71,29 @@ describe('a consumer dies while the phone rings (SIGKILL), and another takes the
     await p.startDialer();
     const record = await p.waitForOutcome(campaignId, callId, 20_000);
     expect(record).toMatchObject({ outcome: 'declined', attempts: 1 });
+    expect(p.sim.calls.filter((c) => c.phoneNumber === number)).toHaveLength(1);
+  });
+
+  it('does not dial again a number that answered "not found" before ringing while no consumer was alive: the call ends failed after one dial', async () => {
+    pipeline = await startTestPipeline('notfound-dead', {
+      dialers: 0,
+      env: { DIAL_LOCK_DURATION_MS: '1000', DIAL_RETRY_DELAY_S: '1', DIAL_MAX_ATTEMPTS: '3' },
+    });
+    const p = pipeline;
+    agent = await startAgent(p);
+    const number = freshNumber();
+    // a 404 the carrier sends before any ringing; its answer goes to the consumer that dialed, which is gone by then
+    p.sim.network.setBehavior(number, { type: 'not_found', afterMs: 1500 });
+    child = await startChildConsumer(p.env);
+    const callId = await p.enqueue({ phoneNumber: number, campaignId });
+    await waitFor(() => (p.sim.calls.some((c) => c.phoneNumber === number) ? true : undefined), 15_000, 'dial sent');
+    await kill(child);
+    await waitFor(() => (p.sim.calls.some((c) => c.phoneNumber === number && c.result === 'failed') ? true : undefined), 10_000, '404');
+
+    await p.startDialer();
+    const record = await p.waitForOutcome(campaignId, callId, 20_000);
+    // LiveKit keeps no SIP status: the agent saw USER_UNAVAILABLE before ringing, which a 404 and a 480 share
+    expect(record).toMatchObject({ outcome: 'failed', attempts: 1, reason: UNAVAILABLE_UNKNOWN_REASON });
     expect(p.sim.calls.filter((c) => c.phoneNumber === number)).toHaveLength(1);
   });
 

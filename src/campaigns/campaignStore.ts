@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { hasProfile, unknownProfileMessage, type ProfileCatalog } from '../agent/profiles.js';
 import { CallStore } from '../core/callStore.js';
 import { InvalidInputError } from '../core/errors.js';
+import { dialerKeys } from '../core/keys.js';
 import type { Clock } from '../core/time.js';
 import { cancelCalls, type CancelSummary } from '../producer/cancelCalls.js';
 import { pauseCampaign, resumeCampaign } from '../producer/pauseCampaign.js';
@@ -115,7 +116,7 @@ export class CampaignStore {
   }
 
   private indexKey(): string {
-    return `${this.prefix}:dialer:campaign-defs`;
+    return dialerKeys(this.prefix).campaignDefinitions();
   }
 
   /** Creates a campaign from unchecked input (InvalidCampaignError lists every bad field; CampaignExistsError). */

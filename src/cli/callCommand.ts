@@ -93,7 +93,7 @@ export function registerCallCommand(program: Command): void {
         const { config } = cliContext();
         const view = await withRedis(config, async (redis) => {
           const store = new CallStore(redis, config.queuePrefix, systemClock);
-          if (campaign !== undefined) await requireCampaign(store, campaign);
+          if (campaign !== undefined) await requireCampaign(redis, config.queuePrefix, campaign);
           const candidates = campaign === undefined ? await campaignsOfCall(redis, store, callId) : [campaign];
           const records = (await Promise.all(candidates.map((c) => store.get(c, callId)))).filter((r): r is CallRecord => r !== undefined);
           const record = records[0];

@@ -16,10 +16,10 @@ function withRedis<T>(body: (redis: RedisClient, prefix: string) => Promise<T>):
   return withConfiguredRedis(config, (redis) => body(redis, config.queuePrefix));
 }
 
-/** Runs `body` once the campaign is known to have calls (else exit 2 naming the campaigns close to it). */
+/** Runs `body` once the campaign is known to exist (else exit 2 naming the campaigns close to it). */
 function withCampaign<T>(campaignId: string, body: (redis: RedisClient, prefix: string) => Promise<T>): Promise<T> {
   return withRedis(async (redis, prefix) => {
-    await requireCampaign(new CallStore(redis, prefix, systemClock), campaignId);
+    await requireCampaign(redis, prefix, campaignId);
     return body(redis, prefix);
   });
 }

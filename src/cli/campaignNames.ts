@@ -1,4 +1,5 @@
-import type { CallStore } from '../core/callStore.js';
+import { dialerKeys } from '../core/keys.js';
+import type { RedisClient } from '../core/redisClient.js';
 import { UnknownCampaignError } from './exitCodes.js';
 
 /** Names a typo is most likely to be, at most this many. */
@@ -40,7 +41,7 @@ export function nearbyCampaigns(name: string, known: readonly string[]): string[
     .map(({ k }) => k);
 }
 
-/** What to tell someone who named a campaign that has no calls: the close names, else the campaigns there are. */
+/** What to tell someone who named a campaign that does not exist: the close names, else the campaigns there are. */
 export function unknownCampaignMessage(name: string, known: readonly string[]): string {
   const head = `no campaign "${name}"`;
   if (known.length === 0) return `${head}: there are no campaigns yet (enqueue or import calls first)`;
@@ -51,8 +52,21 @@ export function unknownCampaignMessage(name: string, known: readonly string[]): 
   return `${head}; the campaigns are ${listed}${more}`;
 }
 
-/** Throws UnknownCampaignError (exit 2, with close names) unless the campaign has calls on record. */
-export async function requireCampaign(store: CallStore, campaignId: string): Promise<void> {
-  const known = await store.campaigns();
+/**
+ * Every campaign that exists: those with calls on record (the campaign index) and those defined as objects (`campaign
+ * create`), whether or not they have calls yet; sorted, each once.
+ */
+export async function knownCampaigns(redis: RedisClient, prefix: string): Promise<string[]> {
+  const keys = dialerKeys(prefix);
+  const [withCalls, defined] = await Promise.all([redis.smembers(keys.campaignIndex()), redis.smembers(keys.campaignDefinitions())]);
+  return [...new Set([...withCalls, ...defined])].sort();
+}
+
+/**
+ * Throws UnknownCampaignError (exit 2, naming the close campaigns, else the ones there are) unless the campaign exists
+ * (knownCampaigns): for every command that acts on a campaign someone typed, so a typo is refused, not done on nothing.
+ */
+export async function requireCampaign(redis: RedisClient, prefix: string, campaignId: string): Promise<void> {
+  const known = await knownCampaigns(redis, prefix);
   if (!known.includes(campaignId)) throw new UnknownCampaignError(unknownCampaignMessage(campaignId, known));
 }

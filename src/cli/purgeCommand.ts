@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { InvalidInputError } from '../core/errors.js';
 import { idSchema } from '../core/queues.js';
 import { purgeCalls, type PurgeRequest } from '../results/retention.js';
+import { requireCampaign } from './campaignNames.js';
 import { action, cliContext, withRedis } from './cliContext.js';
 
 /** An ISO 8601 date (midnight UTC) or date-time with a zone (`Z` or `+02:00`). */
@@ -41,6 +42,8 @@ export function registerPurgeCommand(program: Command): void {
         const { config } = cliContext();
         // Redis away: the same one line and exit code (4) as every command
         await withRedis(config, async (redis) => {
+          // a campaign that does not exist is a typo (exit 2 naming the close ones), not a purge of nothing
+          if (request.campaignId !== undefined) await requireCampaign(redis, config.queuePrefix, request.campaignId);
           const s = await purgeCalls(redis, config.queuePrefix, request);
           const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
           process.stdout.write(

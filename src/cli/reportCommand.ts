@@ -46,7 +46,7 @@ export function registerReportCommand(program: Command): void {
           const campaigns = new CampaignStore(redis, config.queuePrefix, systemClock);
           // a defined campaign is known even before its first call
           const view = (await campaigns.get(campaignId)) ? await campaigns.show(campaignId) : undefined;
-          if (!view) await requireCampaign(store, campaignId);
+          if (!view) await requireCampaign(redis, config.queuePrefix, campaignId);
           if (opts.html !== undefined) return writeHtml(store, campaignId, view, opts.html, opts.fullNumbers ? 'full' : 'masked', config.dial.timeZone);
           const full = opts.json === true || opts.csv === true;
           // the table shows the first lines only: reading 100,000 records for it would turn milliseconds into seconds
@@ -93,7 +93,7 @@ async function watchCampaign(config: DialerConfig, campaignId: string): Promise<
     await withRedis(config, async (redis) => {
       const store = new CallStore(redis, config.queuePrefix, systemClock);
       const campaigns = new CampaignStore(redis, config.queuePrefix, systemClock);
-      if (!(await campaigns.get(campaignId))) await requireCampaign(store, campaignId);
+      await requireCampaign(redis, config.queuePrefix, campaignId);
       const cap = config.dial.activeCalls;
       const reader = new WatchReader(redis, store, campaigns, campaignId, { prefix: config.queuePrefix, timeZone: config.dial.timeZone, outboundCap: cap ? cap.max - cap.reservedInbound : undefined }, systemClock);
       const output = { isTTY: process.stdout.isTTY === true, write: (text: string) => void process.stdout.write(text) };

@@ -8,6 +8,8 @@ export interface DialerKeys {
   campaignCounters(campaignId: string): string;
   campaignCalls(campaignId: string): string;
   campaignIndex(): string;
+  /** Ids of the campaigns defined as objects (`campaign create`; CampaignStore), whether or not they have calls. */
+  campaignDefinitions(): string;
   dialWindow(): string;
   /** Exists while the dial queue backs off after LiveKit/network failures (PX = time left); no dial goes out then. */
   platformBackoff(): string;
@@ -27,6 +29,7 @@ export function dialerKeys(prefix: string): DialerKeys {
     campaignCounters: (campaignId) => `${campaign(campaignId)}:counters`,
     campaignCalls: (campaignId) => `${campaign(campaignId)}:calls`,
     campaignIndex: () => `${prefix}:dialer:campaigns`,
+    campaignDefinitions: () => `${prefix}:dialer:campaign-defs`,
     dialWindow: () => `${prefix}:dialer:{dialer-cps}:window`,
     platformBackoff: () => `${prefix}:dialer:{dialer-cps}:platform-backoff`,
     platformFailures: () => `${prefix}:dialer:{dialer-cps}:platform-failures`,

@@ -4,7 +4,7 @@
  * update: `POST /v1/campaigns`, `GET|PATCH /v1/campaigns/{id}`) can be added beside them without moving anything.
  */
 import { CampaignStateError, CampaignStore } from '../../campaigns/campaignStore.js';
-import { nearbyCampaigns } from '../../cli/campaignNames.js';
+import { knownCampaigns, nearbyCampaigns } from '../../cli/campaignNames.js';
 import { cancelCalls } from '../../producer/cancelCalls.js';
 import { pauseCampaign, resumeCampaign } from '../../producer/pauseCampaign.js';
 import { campaignCsv, campaignReport } from '../../results/campaignReport.js';
@@ -25,7 +25,7 @@ async function campaignKnown(ctx: ApiContext, campaignId: string): Promise<boole
 /** A 404 problem unless the campaign has calls, naming the campaigns close to a mistyped id (as the CLI does). */
 async function requireCampaign(ctx: ApiContext, campaignId: string): Promise<void> {
   if (await campaignKnown(ctx, campaignId)) return;
-  const near = nearbyCampaigns(campaignId, await ctx.store.campaigns());
+  const near = nearbyCampaigns(campaignId, await knownCampaigns(ctx.redis, ctx.prefix));
   throw new ApiProblem('not-found', `no campaign ${campaignId} (it has no calls and is not defined)${near.length ? `; did you mean ${near.join(', ')}?` : ''}`);
 }
 

@@ -2,7 +2,7 @@ import { LuaScript, replies } from '../core/luaScript.js';
 import type { RedisClient } from '../core/redisClient.js';
 import { MINUTE, SECOND } from '../core/time.js';
 
-/** First platform back-off; each further failed probe doubles it. */
+/** First platform back-off (DIAL_PLATFORM_BACKOFF_MS's default); each further failed probe doubles it. */
 export const PLATFORM_BACKOFF_BASE_MS = SECOND;
 /** However long LiveKit stays away, the dial queue looks again at least this often. */
 export const PLATFORM_BACKOFF_MAX_MS = MINUTE;
@@ -29,6 +29,8 @@ export class PlatformBackoff {
     /** The back-off key claimDial checks. */
     readonly key: string,
     private readonly failuresKey: string,
+    /** The first back-off (DIAL_PLATFORM_BACKOFF_MS); each further failed probe doubles it, up to PLATFORM_BACKOFF_MAX_MS. */
+    private readonly baseMs: number = PLATFORM_BACKOFF_BASE_MS,
   ) {}
 
   /**
@@ -39,7 +41,7 @@ export class PlatformBackoff {
     const [failures, ms] = await platformBackoff.run(
       this.redis,
       [this.failuresKey, this.key],
-      [PLATFORM_BACKOFF_BASE_MS, PLATFORM_BACKOFF_MAX_MS, PLATFORM_FAILURE_MEMORY_MS],
+      [this.baseMs, PLATFORM_BACKOFF_MAX_MS, PLATFORM_FAILURE_MEMORY_MS],
     );
     return { backoffMs: ms, consecutiveFailures: failures };
   }

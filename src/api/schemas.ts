@@ -204,6 +204,14 @@ export const moveCallBody = component(
   }),
 );
 
+export const moveCallByKeyBody = component(
+  'MoveCallByKey',
+  z.strictObject({
+    key: key.describe('the idempotency key the call was enqueued with in this campaign (`key` of POST /v1/calls or a batch row, `enqueue --key`, a CSV key column)'),
+    at: instant.describe('the new time (ISO 8601 with a zone): up to 5 minutes past means now, at most 90 days ahead'),
+  }),
+);
+
 export const callMoved = component('CallMoved', z.object({ call_id: z.string(), campaign_id: z.string(), at: timestamp.describe('when it comes up now') }));
 
 export const campaignPaused = component(

@@ -4,9 +4,8 @@ import { CallStore } from '../core/callStore.js';
 import { InvalidInputError } from '../core/errors.js';
 import { idSchema } from '../core/queues.js';
 import { isTimeZone } from '../core/callWindow.js';
-import { resolveSchedule, systemClock } from '../core/time.js';
-import { keyedCallId } from '../producer/callIds.js';
-import { moveCall } from '../schedules/moveCall.js';
+import { systemClock } from '../core/time.js';
+import { moveCallTo, type MoveTarget } from '../schedules/moveCall.js';
 import { requireCampaign } from './campaignNames.js';
 import { action, cliContext, withRedis } from './cliContext.js';
 import { UnknownCampaignError } from './exitCodes.js';
@@ -55,22 +54,23 @@ export function registerMoveCommand(program: Command): void {
         if (flags.at === undefined && flags.delay === undefined) throw new InvalidInputError('give the new time: --at TIME or --delay DURATION');
         if (flags.timeZone !== undefined && !isTimeZone(flags.timeZone)) throw new InvalidInputError(`--time-zone: "${flags.timeZone}" is not an IANA time zone such as America/New_York`);
         const { config } = cliContext();
-        const now = systemClock.now();
-        // the bounds enqueue's --at/--delay have; no time (an --at up to 5 minutes past, --delay 0) means now
-        const at = resolveSchedule({ at: flags.at, delay: flags.delay }, now, flags.timeZone ?? config.dial.timeZone).notBefore ?? now;
         const result = await withRedis(config, async (redis) => {
           const store = new CallStore(redis, config.queuePrefix, systemClock);
           const campaignId = flags.campaign === undefined ? undefined : validId(flags.campaign, '--campaign');
           if (campaignId !== undefined) await requireCampaign(redis, config.queuePrefix, campaignId);
-          const callId = callIdArg === undefined ? keyedCallId(campaignId ?? '', flags.key ?? '') : validId(callIdArg, 'call id');
-          return moveCall(redis, config.queuePrefix, systemClock, { campaignId: campaignId ?? (await campaignOfCall(redis, store, callId)), callId }, at);
+          // the one path `POST /v1/campaigns/{id}/calls/move` takes too: a key read as the producer keyed the call, the
+          // time with the bounds enqueue's --at/--delay have (an --at up to 5 minutes past, or --delay 0, means now)
+          const callId = callIdArg === undefined ? undefined : validId(callIdArg, 'call id');
+          const target: MoveTarget =
+            callId === undefined ? { campaignId: campaignId ?? '', key: flags.key ?? '' } : { callId, campaignId: campaignId ?? (await campaignOfCall(redis, store, callId)) };
+          return moveCallTo(redis, config.queuePrefix, systemClock, target, { at: flags.at, delay: flags.delay }, flags.timeZone ?? config.dial.timeZone);
         });
         switch (result.status) {
           case 'moved':
             process.stdout.write(`moved ${result.callId} (campaign ${result.campaignId}) to ${new Date(result.at).toISOString()}\n`);
             return;
           case 'not_found':
-            throw new UnknownCampaignError(`no call ${result.callId} in campaign ${result.campaignId}${flags.key === undefined ? '' : ` (key ${JSON.stringify(flags.key)})`}`);
+            throw new UnknownCampaignError(`no call ${result.callId} in campaign ${result.campaignId}${result.key === undefined ? '' : ` (key ${JSON.stringify(result.key)})`}`);
           case 'not_movable':
             throw new InvalidInputError(`call ${result.callId} cannot be moved: ${result.why}`);
         }

@@ -7,6 +7,10 @@
  * meanwhile is never moved (nor dialed twice). A call that is ringing, connected, ended, or already due (waiting for a
  * dial slot, no longer delayed) is not moved; the answer says why. A call waiting for a retry may be moved too: its
  * next attempt comes at the new time. The dial gates still apply when it comes up (window, pause, caps).
+ *
+ * A call is named by its id or by the idempotency key it was enqueued with in its campaign (`--key`, a CSV key column,
+ * the API's `key` field): `dialer move --key` and `POST /v1/campaigns/{id}/calls/move` both go through moveCallTo, so
+ * the key is read as the producer keyed the call (keyedCallId) and the new time with the bounds `enqueue --at` has.
  */
 import { Queue } from 'bullmq';
 import type { RedisClient } from '../core/redisClient.js';
@@ -14,27 +18,46 @@ import { CallStore } from '../core/callStore.js';
 import { InvalidInputError } from '../core/errors.js';
 import type { CallState, Outcome } from '../core/outcomes.js';
 import { CALLS_QUEUE, type CallJob } from '../core/queues.js';
-import { MAX_SCHEDULE_AHEAD_MS, type Clock } from '../core/time.js';
+import { MAX_SCHEDULE_AHEAD_MS, resolveSchedule, SCHEDULE_FLAGS, type Clock, type ScheduleInput, type ScheduleNames } from '../core/time.js';
+import { keyedCallId } from '../producer/callIds.js';
+
+/** A call to move: by its id, or by the idempotency key it was enqueued with; either way within `campaignId`. */
+export type MoveTarget = { campaignId: string; callId: string } | { campaignId: string; key: string };
+
+/** The call id a target names: its own, or the one the producer gave its key in its campaign. */
+export function moveTargetCallId(target: MoveTarget): string {
+  return 'callId' in target ? target.callId : keyedCallId(target.campaignId, target.key);
+}
 
 /** What moving a call came to. `at`: epoch ms it will come up at (now, for a call moved to now). */
 export type MoveResult =
   | { status: 'moved'; callId: string; campaignId: string; at: number }
-  | { status: 'not_found'; callId: string; campaignId: string }
+  /** `key`: the key the call was asked for by, when it was. */
+  | { status: 'not_found'; callId: string; campaignId: string; key?: string }
   | { status: 'not_movable'; callId: string; campaignId: string; state: CallState | Outcome | 'due'; why: string };
 
 /** BullMQ's changeDelay answers -3 when the job is not in the delayed set any more (changeDelay-4.lua). */
 const NOT_DELAYED = /not in the delayed state/i;
 
 /**
- * Moves call `callId` of `campaignId` to come up at `atMs` (epoch ms; a time not in the future means now). Throws
- * InvalidInputError for a time past the 90-day bound or past the call's own expiry.
+ * Moves the call `target` names to come up at `atMs` (epoch ms; a time not in the future means now). Throws
+ * InvalidInputError for a time past the 90-day bound or past the call's own expiry, naming the time as `names.at`
+ * (the caller's own name for it: `--at` on the command line, `at` in the API).
  */
-export async function moveCall(redis: RedisClient, prefix: string, clock: Clock, call: { campaignId: string; callId: string }, atMs: number): Promise<MoveResult> {
-  const { campaignId, callId } = call;
+export async function moveCall(
+  redis: RedisClient,
+  prefix: string,
+  clock: Clock,
+  target: MoveTarget,
+  atMs: number,
+  names: Pick<ScheduleNames, 'at'> = SCHEDULE_FLAGS,
+): Promise<MoveResult> {
+  const { campaignId } = target;
+  const callId = moveTargetCallId(target);
   const now = clock.now();
-  if (atMs > now + MAX_SCHEDULE_AHEAD_MS) throw new InvalidInputError('the new time is more than 90 days ahead');
+  if (atMs > now + MAX_SCHEDULE_AHEAD_MS) throw new InvalidInputError(`${names.at}: the new time is more than 90 days ahead`);
   const record = await new CallStore(redis, prefix, clock).get(campaignId, callId);
-  if (!record) return { status: 'not_found', callId, campaignId };
+  if (!record) return 'key' in target ? { status: 'not_found', callId, campaignId, key: target.key } : { status: 'not_found', callId, campaignId };
   const refuse = (state: CallState | Outcome | 'due', why: string): MoveResult => ({ status: 'not_movable', callId, campaignId, state, why });
   if (record.state === 'terminal') return refuse(record.outcome ?? 'terminal', `it already ended as ${record.outcome ?? 'terminal'}`);
   if (record.state === 'dialing' || record.state === 'in_call') return refuse(record.state, `it is ${record.state === 'dialing' ? 'ringing' : 'connected'}`);
@@ -45,7 +68,7 @@ export async function moveCall(redis: RedisClient, prefix: string, clock: Clock,
     if (!job) return refuse(record.state, 'its dial job is gone (it was purged or never added)');
     const expiresAt = job.data.expiresAt;
     if (expiresAt !== undefined && atMs > expiresAt) {
-      throw new InvalidInputError(`the new time is after the call expires (${new Date(expiresAt).toISOString()})`);
+      throw new InvalidInputError(`${names.at}: the new time is after the call expires (${new Date(expiresAt).toISOString()})`);
     }
     const state = await job.getState();
     if (state !== 'delayed') return refuse('due', state === 'active' ? 'a consumer is dialing it now' : 'it is due now and waits for a dial slot, not for a time');
@@ -61,4 +84,23 @@ export async function moveCall(redis: RedisClient, prefix: string, clock: Clock,
   } finally {
     await queue.close();
   }
+}
+
+/**
+ * Moves the call `target` names to the time `when` gives (`at`, or `delay` from now), read with the bounds
+ * `enqueue --at` has (core/time.ts resolveSchedule: an `at` up to 5 minutes past, or a delay of 0, means now). Offset-less
+ * times are local to `timeZone`. InvalidInputError messages name the inputs as `names` say (the edge's own names).
+ */
+export async function moveCallTo(
+  redis: RedisClient,
+  prefix: string,
+  clock: Clock,
+  target: MoveTarget,
+  when: Pick<ScheduleInput, 'at' | 'delay'>,
+  timeZone: string,
+  names: ScheduleNames = SCHEDULE_FLAGS,
+): Promise<MoveResult> {
+  const now = clock.now();
+  const atMs = resolveSchedule({ at: when.at, delay: when.delay }, now, timeZone, names).notBefore ?? now;
+  return moveCall(redis, prefix, clock, target, atMs, names);
 }

@@ -346,3 +346,50 @@ describe('DELETE /v1/calls/{id}', () => {
     problem(await call(api.url, 'DELETE', '/v1/calls/c-nobody', { token: 'admin' }), 404);
   });
 });
+
+describe('POST /v1/campaigns/{id}/calls/move (by key, as `dialer move --key`)', () => {
+  const HOUR_MS = 3_600_000;
+  /** BullMQ's delayed set scores a job by its due time × 0x1000 (getDelayedScore.lua). */
+  const dueAt = async (callId: string) => {
+    const score = await api.redis.zscore(`${api.prefix}:calls:delayed`, callId);
+    return score === null ? undefined : Math.floor(Number(score) / 0x1000);
+  };
+  const moveByKey = (campaignId: string, payload: unknown) => call(api.url, 'POST', `/v1/campaigns/${campaignId}/calls/move`, { token: 'admin', body: payload });
+
+  it('moves the call the campaign holds under a key to the new time, whichever edge enqueued it', async () => {
+    const at = new Date(Date.now() + HOUR_MS).toISOString();
+    const viaApi = String(body(await post({ phone_number: nextNumber(), campaign_id: 'api-move', key: 'appt-1', at })).call_id);
+    const later = new Date(Date.now() + 3 * HOUR_MS).toISOString();
+    const moved = await moveByKey('api-move', { key: 'appt-1', at: later });
+    expect(moved.status, moved.text).toBe(200);
+    expect(body(moved)).toEqual({ call_id: viaApi, campaign_id: 'api-move', at: later });
+    expect(Math.abs(((await dueAt(viaApi)) ?? 0) - Date.parse(later))).toBeLessThan(5_000);
+
+    // a call keyed on the command line or in a CSV (the producer's key) is found the same way
+    const producer = new CallProducer({ connection: api.redis, prefix: api.prefix, maxAttempts: api.maxAttempts });
+    try {
+      const { callId: viaCli } = await producer.enqueueCall({ phoneNumber: nextNumber(), campaignId: 'api-move', key: 'csv-row-7', notBefore: Date.now() + HOUR_MS });
+      expect(body(await moveByKey('api-move', { key: 'csv-row-7', at: later })).call_id).toBe(viaCli);
+    } finally {
+      await producer.close();
+    }
+  });
+
+  it('answers 404 for a key the campaign does not hold, 422 naming `at` for a time out of bounds, 400 for bad bodies', async () => {
+    const missing = problem(await moveByKey('api-move', { key: 'nobody', at: new Date(Date.now() + HOUR_MS).toISOString() }), 404);
+    expect(missing.detail).toBe('no call with key "nobody" in campaign api-move');
+    await post({ phone_number: nextNumber(), campaign_id: 'api-move', key: 'appt-2', at: new Date(Date.now() + HOUR_MS).toISOString() });
+    const far = problem(await moveByKey('api-move', { key: 'appt-2', at: new Date(Date.now() + 100 * 24 * HOUR_MS).toISOString() }), 422);
+    expect(far.errors).toEqual([{ pointer: '/at', detail: expect.stringMatching(/^at: .*more than 90 days ahead/) }]);
+    expect(far.detail).not.toContain('--');
+    problem(await moveByKey('api-move', { key: 'appt-2' }), 400);
+    problem(await moveByKey('api-move', { key: 'appt-2', at: new Date().toISOString(), call_id: 'c-1' }), 400);
+    problem(await call(api.url, 'POST', '/v1/campaigns/api-move/calls/move', { token: 'enqueue', body: { key: 'appt-2', at: new Date().toISOString() } }), 403);
+  });
+
+  it('names `at` in the 422 of a move by id too (never the CLI flag)', async () => {
+    const callId = String(body(await post({ phone_number: nextNumber(), campaign_id: 'api-move', at: new Date(Date.now() + HOUR_MS).toISOString() })).call_id);
+    const far = problem(await call(api.url, 'POST', `/v1/calls/${callId}/move`, { token: 'admin', body: { at: new Date(Date.now() + 100 * 24 * HOUR_MS).toISOString() } }), 422);
+    expect(far.errors).toEqual([{ pointer: '/at', detail: expect.stringMatching(/^at: /) }]);
+  });
+});

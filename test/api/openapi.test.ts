@@ -135,6 +135,14 @@ describe('/openapi.json', () => {
     await run('POST', '/v1/calls/{id}/move', `/v1/calls/${callId}/move`, { token: 'admin', body: { at: later(2) } });
     await run('POST', '/v1/calls/{id}/move', '/v1/calls/c-missing/move', { token: 'admin', body: { at: later(2) } });
     await run('POST', '/v1/calls/{id}/move', `/v1/calls/${scheduled}/move`, { token: 'admin', body: { when: 'tomorrow' } });
+    const keyed = `${campaign}-key`;
+    await call(api.url, 'POST', '/v1/calls', { token: 'enqueue', body: { phone_number: '+14155550909', campaign_id: keyed, key: 'appt', at: later(1) } });
+    await run('POST', '/v1/campaigns/{id}/calls/move', `/v1/campaigns/${keyed}/calls/move`, { token: 'admin', body: { key: 'appt', at: later(2) } });
+    await run('POST', '/v1/campaigns/{id}/calls/move', `/v1/campaigns/${keyed}/calls/move`, { token: 'admin', body: { key: 'appt', at: later(100) } });
+    await run('POST', '/v1/campaigns/{id}/calls/move', `/v1/campaigns/${keyed}/calls/move`, { token: 'admin', body: { key: 'nobody', at: later(2) } });
+    await run('POST', '/v1/campaigns/{id}/calls/move', `/v1/campaigns/${keyed}/calls/move`, { token: 'admin', body: { at: later(2) } });
+    await call(api.url, 'POST', `/v1/calls/${scheduled}/move`, { token: 'admin', body: { at: new Date().toISOString() } });
+    await run('POST', '/v1/campaigns/{id}/calls/move', `/v1/campaigns/${campaign}/calls/move`, { token: 'admin', body: { key: 'k1', at: later(2) } });
 
     await run('POST', '/v1/campaigns/{id}/pause', `/v1/campaigns/${campaign}/pause`, { token: 'admin' });
     await run('POST', '/v1/campaigns/{id}/resume', `/v1/campaigns/${campaign}/resume`, { token: 'admin' });
@@ -190,6 +198,11 @@ describe('/openapi.json', () => {
         'POST /v1/calls/{id}/move 404',
         'POST /v1/calls/{id}/move 409',
         'POST /v1/calls/{id}/move 422',
+        'POST /v1/campaigns/{id}/calls/move 200',
+        'POST /v1/campaigns/{id}/calls/move 400',
+        'POST /v1/campaigns/{id}/calls/move 404',
+        'POST /v1/campaigns/{id}/calls/move 409',
+        'POST /v1/campaigns/{id}/calls/move 422',
         'POST /v1/campaigns/{id}/pause 200',
         'POST /v1/campaigns/{id}/resume 200',
         'POST /v1/campaigns/{id}/cancel 200',

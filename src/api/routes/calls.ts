@@ -6,13 +6,13 @@ import { InvalidInputError } from '../../core/errors.js';
 import { DEFAULT_CAMPAIGN_ID } from '../../core/queues.js';
 import { resolveSchedule, type ScheduleNames } from '../../core/time.js';
 import { cancelCalls } from '../../producer/cancelCalls.js';
-import { moveCall, type MoveResult } from '../../schedules/moveCall.js';
+import { moveCallTo, type MoveTarget } from '../../schedules/moveCall.js';
 import { keyedCallId } from '../../producer/callIds.js';
 import type { CallRequest, EnqueueSummary } from '../../producer/enqueueCalls.js';
 import type { ApiContext } from '../context.js';
 import { IdempotencyKeys, idempotencyKeyOf, type IdempotencyClaim } from '../idempotency.js';
 import { ApiProblem, fieldErrors, type FieldError } from '../problem.js';
-import { defineRoute, type HeaderDoc, type Route } from '../route.js';
+import { defineRoute, type HeaderDoc, type Route, type RouteAnswer } from '../route.js';
 import { callViewOf } from '../views.js';
 import {
   MAX_BATCH_CALLS,
@@ -30,6 +30,7 @@ import {
   getCallQuery,
   idempotencyKeyHeader,
   moveCallBody,
+  moveCallByKeyBody,
 } from '../schemas.js';
 
 /** One call's body: a phone number, a campaign id, metadata (≤ 16 KiB) and a few short fields. */
@@ -140,6 +141,26 @@ async function campaignOfCall(ctx: ApiContext, callId: string, given: string | u
     throw new ApiProblem('not-found', `no call ${callId}${given === undefined ? '' : ` in campaign ${given}`}`);
   }
   return campaignId;
+}
+
+/** What both move routes answer: the move through the CLI's own moveCallTo, its refusals as problems. */
+async function moveAnswer(ctx: ApiContext, target: MoveTarget, at: string): Promise<RouteAnswer> {
+  let result;
+  try {
+    result = await moveCallTo(ctx.redis, ctx.prefix, ctx.clock, target, { at }, ctx.timeZone, SCHEDULE_FIELDS);
+  } catch (err) {
+    if (err instanceof InvalidInputError) throw new ApiProblem('invalid-call', err.message, { errors: [{ pointer: '/at', detail: err.message }] });
+    throw err;
+  }
+  switch (result.status) {
+    case 'moved':
+      ctx.logger.info({ callId: result.callId, campaignId: result.campaignId, at: result.at }, 'call moved through the API');
+      return { status: 200, body: { call_id: result.callId, campaign_id: result.campaignId, at: new Date(result.at).toISOString() } };
+    case 'not_found':
+      throw new ApiProblem('not-found', result.key === undefined ? `no call ${result.callId}` : `no call with key ${JSON.stringify(result.key)} in campaign ${result.campaignId}`);
+    case 'not_movable':
+      throw new ApiProblem('call-not-movable', `call ${result.callId} cannot be moved: ${result.why}`, { state: result.state });
+  }
 }
 
 /** The call routes, on `ctx`. */
@@ -353,29 +374,32 @@ export function callRoutes(ctx: ApiContext): Route[] {
         422: { description: 'The new time is outside the bounds (more than 90 days ahead, past its expiry, more than 5 minutes past)' },
       },
     },
-    async ({ params, body }) => {
-      const callId = params.id;
-      const campaignId = await campaignOfCall(ctx, callId, body.campaign_id);
-      const now = ctx.clock.now();
-      let result: MoveResult;
-      try {
-        const at = resolveSchedule({ at: body.at }, now, ctx.timeZone, { at: 'at', delay: 'delay', expiresAt: 'expires_at' }).notBefore ?? now;
-        result = await moveCall(ctx.redis, ctx.prefix, ctx.clock, { campaignId, callId }, at);
-      } catch (err) {
-        if (err instanceof InvalidInputError) throw new ApiProblem('invalid-call', err.message);
-        throw err;
-      }
-      switch (result.status) {
-        case 'moved':
-          ctx.logger.info({ callId, campaignId, at: result.at }, 'call moved through the API');
-          return { status: 200, body: { call_id: callId, campaign_id: campaignId, at: new Date(result.at).toISOString() } };
-        case 'not_found':
-          throw new ApiProblem('not-found', `no call ${callId}`);
-        case 'not_movable':
-          throw new ApiProblem('call-not-movable', `call ${callId} cannot be moved: ${result.why}`, { state: result.state });
-      }
-    },
+    async ({ params, body }) => moveAnswer(ctx, { callId: params.id, campaignId: await campaignOfCall(ctx, params.id, body.campaign_id) }, body.at),
   );
 
-  return [createCall, createBatch, getCall, cancelCall, moveCallRoute];
+  const moveCallByKeyRoute = defineRoute(
+    {
+      method: 'POST',
+      path: '/v1/campaigns/{id}/calls/move',
+      operationId: 'moveCallByKey',
+      summary: 'Move a scheduled call, named by its key, to another time',
+      description:
+        'As `dialer move --key KEY --campaign ID`: the call the campaign holds under `key` (the key it was enqueued ' +
+        'with) is moved as `POST /v1/calls/{id}/move` moves a call. A call enqueued with only an `Idempotency-Key` ' +
+        'header has no key of its own: move it by the id its request answered.',
+      tag: 'calls',
+      scope: 'admin',
+      params: campaignParams,
+      body: { schema: moveCallByKeyBody, check: moveCallByKeyBody, description: 'the key and the new time', maxBytes: CALL_BODY_MAX_BYTES },
+      responses: {
+        200: { description: 'The call comes up at the new time', schema: callMoved },
+        404: { description: 'The campaign holds no call under this key' },
+        409: { description: 'The call is ringing, connected, ended or due now' },
+        422: { description: 'The new time is outside the bounds (more than 90 days ahead, past its expiry, more than 5 minutes past)' },
+      },
+    },
+    async ({ params, body }) => moveAnswer(ctx, { campaignId: params.id, key: body.key }, body.at),
+  );
+
+  return [createCall, createBatch, getCall, cancelCall, moveCallRoute, moveCallByKeyRoute];
 }

@@ -55,7 +55,7 @@ export const callWindowBody = component(
 );
 
 const phoneNumber = z.string().min(1, 'phone_number is empty').max(MAX_PHONE_NUMBER_TEXT).describe('E.164, e.g. +14155550123; an extension may follow (x136)');
-const key = z.string().min(1).max(MAX_KEY_CHARS).describe('idempotency key: the same key in the same campaign names the same call');
+const key = z.string().min(1, 'the key is empty: give one, or leave the field out').max(MAX_KEY_CHARS).describe('idempotency key: the same key in the same campaign names the same call');
 const at = instant.describe('dial no earlier than this (ISO 8601 with a zone): up to 5 minutes past means now, at most 90 days ahead');
 const expiresAt = instant.describe('give up (outcome `expired`) if not dialed by then: after `at`, at most 90 days ahead');
 const agentProfile = z.string().min(1).max(MAX_PROFILE_NAME_CHARS).describe('agent profile name (profiles/profiles.json or AGENT_PROFILES_FILE)');
@@ -284,7 +284,7 @@ export const reportQuery = z.strictObject({
 
 export const idempotencyKeyHeader = z
   .string()
-  .min(1)
+  .min(1, 'the key is empty')
   .max(MAX_KEY_CHARS)
   .regex(/^[\x21-\x7e]+$/, 'Idempotency-Key must be visible ASCII characters without spaces')
   .describe('same key and body: the same call (200); same key, another body: 409. Kept for 24 h');

@@ -126,6 +126,22 @@ describe('Idempotency-Key', () => {
     expect(fixed.status).toBe(201);
   });
 
+  it('refuses an empty key, bare or quoted, with a 400 saying it is empty, and enqueues nothing', async () => {
+    const before = (await api.store.counters('api-idem-empty')).total;
+    for (const empty of ['', '""']) {
+      const doc = problem(await post({ phone_number: nextNumber(), campaign_id: 'api-idem-empty' }, { 'idempotency-key': empty }), 400);
+      expect(doc.detail, JSON.stringify(empty)).toMatch(/^Idempotency-Key is empty/);
+      expect(doc.errors).toEqual([{ pointer: '#header/Idempotency-Key', detail: expect.stringMatching(/empty/) }]);
+      const batch = await call(api.url, 'POST', '/v1/campaigns/api-idem-empty/calls', {
+        token: 'enqueue',
+        body: { calls: [{ phone_number: nextNumber() }] },
+        headers: { 'idempotency-key': empty },
+      });
+      expect(problem(batch, 400).detail).toMatch(/^Idempotency-Key is empty/);
+    }
+    expect((await api.store.counters('api-idem-empty')).total).toBe(before);
+  });
+
   it('refuses a malformed header with a 400 pointing at it', async () => {
     const doc = problem(await post({ phone_number: nextNumber() }, { 'idempotency-key': 'x'.repeat(600) }), 400);
     expect(doc.errors).toEqual([expect.objectContaining({ pointer: '#header/Idempotency-Key' })]);

@@ -46,10 +46,13 @@ export const BATCH_BODY_MAX_BYTES = 16 * 1024 * 1024;
  */
 const HEADER_KEY_PREFIX = 'idempotency-key:';
 
+const IDEMPOTENCY_POINTER = '#header/Idempotency-Key';
+const EMPTY_KEY_HINT = 'send a key (a UUID, say) to make the request safe to retry, or leave the header out';
+
 const IDEMPOTENCY_HEADER: HeaderDoc = {
   name: 'Idempotency-Key',
   schema: idempotencyKeyHeader,
-  description: 'Same key and same body: the same answer and call (200 for a retry). Same key, another body: 409. Kept 24 h.',
+  description: 'Same key and same body: the same answer and call (200 for a retry). Same key, another body: 409. Kept 24 h. An empty key (or `""`) is a 400.',
 };
 
 /** The fields a single call and a batch row share, as the producer takes them. */
@@ -117,9 +120,13 @@ async function claimIdempotencyKey(
   request: unknown,
 ): Promise<{ key: string; fingerprint: string; claim: IdempotencyClaim } | undefined> {
   if (header === undefined) return undefined;
+  // an empty header (bare, or the quoted form's "") names no key: refused, never read as no header or as the key ''
+  if (idempotencyKeyOf(header.trim()) === '') {
+    throw new ApiProblem('invalid-request', `Idempotency-Key is empty: ${EMPTY_KEY_HINT}`, { errors: [{ pointer: IDEMPOTENCY_POINTER, detail: `the key is empty: ${EMPTY_KEY_HINT}` }] });
+  }
   const parsed = idempotencyKeyHeader.safeParse(header);
   if (!parsed.success) {
-    const errors = fieldErrors(parsed.error.issues, 'header').map((e) => ({ ...e, pointer: '#header/Idempotency-Key' }));
+    const errors = fieldErrors(parsed.error.issues, 'header').map((e) => ({ ...e, pointer: IDEMPOTENCY_POINTER }));
     throw new ApiProblem('invalid-request', `Idempotency-Key: ${errors[0]?.detail ?? 'invalid'}`, { errors });
   }
   const key = idempotencyKeyOf(parsed.data);

@@ -100,7 +100,12 @@ const RATE_LIMIT_HEADERS = {
 /** The problems every route of a kind may answer with, besides its own. */
 function commonProblems(doc: RouteDoc): Record<string, JsonSchema> {
   const out: Record<string, JsonSchema> = {};
-  if (doc.params || doc.query || doc.body || doc.headers) out['400'] = problem('Malformed request: bad JSON, a wrong type, an unknown field (errors[] names each)');
+  // every route refuses query parameters it does not take (route.ts), so every route may answer 400
+  out['400'] = problem(
+    doc.params || doc.query || doc.body || doc.headers
+      ? 'Malformed request: bad JSON, a wrong type, an unknown field or query parameter (errors[] names each)'
+      : 'A query parameter this route does not take (errors[] names each)',
+  );
   if (doc.scope) {
     out['401'] = problem('No bearer token, or one that is not configured (WWW-Authenticate: Bearer)');
     out['403'] = problem(`The token lacks the \`${doc.scope}\` scope`);

@@ -98,7 +98,8 @@ export function fieldErrors(issues: readonly z.core.$ZodIssue[], at: 'body' | 'q
 /** RFC 6901 escaping of one reference token. */
 const escapeToken = (token: PropertyKey) => String(token).replace(/~/g, '~0').replace(/\//g, '~1');
 
-function pointerOf(path: readonly PropertyKey[], at: 'body' | 'query' | 'path' | 'header'): string {
+/** The pointer of a field at `path` of the body, or of a query, path or header parameter (`#query/<name>`). */
+export function pointerOf(path: readonly PropertyKey[], at: 'body' | 'query' | 'path' | 'header'): string {
   const pointer = path.map((p) => `/${escapeToken(p)}`).join('');
   return at === 'body' ? pointer : `#${at}${pointer || '/'}`;
 }

@@ -5,7 +5,7 @@
  */
 import type { FastifyRequest } from 'fastify';
 import type { z } from 'zod';
-import { ApiProblem, fieldErrors, summarize } from './problem.js';
+import { ApiProblem, fieldErrors, pointerOf, summarize } from './problem.js';
 import type { Scope } from './tokens.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PATCH' | 'DELETE';
@@ -85,6 +85,21 @@ export function check<T extends z.ZodType>(schema: T, value: unknown, at: 'body'
 const EMPTY = Object.freeze({});
 
 /**
+ * Refuses query parameters a route does not take (every route: one without a query schema takes none), naming each,
+ * so a misspelt or unsupported parameter is never silently ignored. Checked before the route's own schema.
+ */
+function refuseUnknownQuery(schema: z.ZodObject | undefined, query: unknown): void {
+  if (query === null || typeof query !== 'object') return;
+  const takes = schema ? Object.keys(schema.shape) : [];
+  const unknown = Object.keys(query).filter((name) => !takes.includes(name));
+  if (unknown.length === 0) return;
+  const plural = unknown.length > 1 ? 's' : '';
+  throw new ApiProblem('invalid-request', `unknown query parameter${plural}: ${unknown.join(', ')} (this route takes ${takes.length ? takes.join(', ') : 'none'})`, {
+    errors: unknown.map((name) => ({ pointer: pointerOf([name], 'query'), detail: 'unknown query parameter' })),
+  });
+}
+
+/**
  * Builds a route: its handler gets params, query and body already checked against the route's schemas (a 400 problem
  * names every bad field otherwise), typed by them.
  */
@@ -100,6 +115,7 @@ export function defineRoute<
     doc,
     async handle(request) {
       const params = (doc.params ? check(doc.params, request.params ?? EMPTY, 'path') : EMPTY) as z.infer<P>;
+      refuseUnknownQuery(doc.query, request.query);
       const query = (doc.query ? check(doc.query, request.query ?? EMPTY, 'query') : EMPTY) as z.infer<Q>;
       if (!doc.body && request.body !== undefined && request.body !== null) {
         throw new ApiProblem('invalid-request', 'this route takes no request body');

@@ -254,6 +254,32 @@ describe('bad input is a 4xx problem, never a 500', () => {
     expect(problem(gzip, 415).detail).toMatch(/Content-Encoding gzip/);
   });
 
+  it('refuses unknown query parameters on every route, naming each, before doing anything', async () => {
+    const before = (await api.store.counters('api-query')).total;
+    const created = problem(await call(api.url, 'POST', '/v1/calls?campaign=api-query&dry_run=1', { token: 'enqueue', body: { phone_number: nextNumber(), campaign_id: 'api-query' } }), 400);
+    expect(created.detail).toBe('unknown query parameters: campaign, dry_run (this route takes none)');
+    expect(created.errors).toEqual([
+      { pointer: '#query/campaign', detail: 'unknown query parameter' },
+      { pointer: '#query/dry_run', detail: 'unknown query parameter' },
+    ]);
+    expect((await api.store.counters('api-query')).total).toBe(before);
+    const taking = problem(await call(api.url, 'GET', '/v1/calls/c-1?transcript=true&bogus=1', { token: 'read' }), 400);
+    expect(taking.detail).toBe('unknown query parameter: bogus (this route takes transcript, campaign_id)');
+    const routes: [string, string][] = [
+      ['GET', '/v1/schedules?x=1'],
+      ['GET', '/v1/campaigns?archive=true'],
+      ['GET', '/v1/campaigns/api-query/report?fmt=csv'],
+      ['POST', '/v1/campaigns/api-query/pause?now=1'],
+      ['DELETE', '/v1/calls/c-1?force=1'],
+      ['GET', '/healthz?x=1'],
+      ['GET', '/openapi.json?v=2'],
+    ];
+    for (const [method, url] of routes) {
+      const doc = problem(await call(api.url, method, url, { token: 'all' }), 400);
+      expect(doc.detail, `${method} ${url}`).toMatch(/^unknown query parameter: \w+ \(this route takes/);
+    }
+  });
+
   it('answers unknown routes with 404 and known routes with another method with 405 and Allow', async () => {
     problem(await call(api.url, 'GET', '/v2/calls', { token: 'all' }), 404);
     const wrong = await call(api.url, 'PUT', '/v1/calls/c-1', { token: 'all', body: {} });

@@ -171,6 +171,7 @@ describe('/openapi.json', () => {
     await run('DELETE', '/v1/schedules/{id}', `/v1/schedules/${defined}`, { token: 'admin' });
 
     await run('GET', '/healthz', '/healthz');
+    await run('GET', '/healthz', '/healthz?probe=1');
     await run('GET', '/readyz', '/readyz');
     await run('GET', '/openapi.json', '/openapi.json');
 
@@ -224,6 +225,7 @@ describe('/openapi.json', () => {
         'DELETE /v1/schedules/{id} 200',
         'DELETE /v1/schedules/{id} 404',
         'GET /healthz 200',
+        'GET /healthz 400',
         'GET /readyz 503',
         'GET /openapi.json 200',
       ].sort(),

@@ -2,6 +2,7 @@ import type { RedisClient } from './redisClient.js';
 import { ActiveCallLeases, INBOUND_LEASE_TTL_MS } from './activeCallLeases.js';
 import { dialerKeys, type DialerKeys } from './keys.js';
 import { LuaScript, replies, type ScriptArg } from './luaScript.js';
+import { formatPhoneNumber } from './phone.js';
 import type { CallJob } from './queues.js';
 import { CALL_STATES, OUTCOMES, type CallResult, type CallState, type Outcome, type TerminalApplied, type TerminalTransition } from './outcomes.js';
 import type { Clock } from './time.js';
@@ -65,14 +66,26 @@ export type CreateStatus = 'created' | 'queued' | 'past_queued';
 
 export interface NewCall {
   callId: string;
+  /** E.164 (or, for a malformed job recorded as failed, the text it carried). */
   phoneNumber: string;
+  /** Digits dialed after the answer: kept in the record's number (`+16505550100;ext=136`, recordNumber). */
+  extension?: string;
   metadata: Record<string, unknown>;
   /** The producer's idempotency key, kept on the record (IDEMPOTENCY_KEY_FIELD) when this call creates it. */
   idempotencyKey?: string;
 }
 
 /** What a record is created from when none exists yet. */
-export type CallIdentity = Pick<CallJob, 'callId' | 'campaignId' | 'phoneNumber' | 'metadata'>;
+export type CallIdentity = Pick<CallJob, 'callId' | 'campaignId' | 'phoneNumber' | 'metadata' | 'extension'>;
+
+/**
+ * The number a call record keeps: E.164, then `;ext=…` when the call has an extension (formatPhoneNumber). Every
+ * record is written through it (producer, a job pushed straight onto `calls`, an attempt that finds no record), so the
+ * report and exports show the extension whoever enqueued the call.
+ */
+export function recordNumber(call: { phoneNumber: string; extension?: string }): string {
+  return formatPhoneNumber({ e164: call.phoneNumber, extension: call.extension });
+}
 
 /**
  * What the agent saw when a consumer-dialed SIP participant left its room before `sip.callStatus` became `active`:
@@ -266,7 +279,7 @@ export class CallStore {
     const args: string[] = [];
     for (const c of calls) {
       recordKeys.push(this.keys.callRecord(campaignId, c.callId));
-      args.push(c.callId, c.phoneNumber, JSON.stringify(c.metadata), c.idempotencyKey ?? '');
+      args.push(c.callId, recordNumber(c), JSON.stringify(c.metadata), c.idempotencyKey ?? '');
     }
     // The index lives outside the campaign's hash slot, so it is a second command, sent alongside the script.
     const [statuses] = await Promise.all([
@@ -290,7 +303,7 @@ export class CallStore {
     const missing = {
       callId: job.callId,
       campaignId: job.campaignId,
-      phoneNumber: job.phoneNumber,
+      phoneNumber: recordNumber(job),
       metadata: JSON.stringify(job.metadata),
       attempts: '0',
       createdAt: String(now),

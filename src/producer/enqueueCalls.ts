@@ -3,11 +3,11 @@ import type { CountryCode } from 'libphonenumber-js';
 import type { RedisClient } from '../core/redisClient.js';
 import { z } from 'zod';
 import { callWindowSchema } from '../core/callWindow.js';
-import { CallStore, type CreateStatus } from '../core/callStore.js';
+import { CallStore, recordNumber, type CreateStatus } from '../core/callStore.js';
 import { DEFAULT_DIAL_MAX_ATTEMPTS, DEFAULT_QUEUE_PREFIX, DEFAULT_REDIS_URL, loadConfig } from '../core/config.js';
 import { InvalidInputError } from '../core/errors.js';
 import { closeConnection, createProducerConnection, waitUntilReady } from '../core/redisConnection.js';
-import { PhoneNumberError, formatPhoneNumber, isRegion, parsePhoneNumber, parseRegion } from '../core/phone.js';
+import { PhoneNumberError, isRegion, parsePhoneNumber, parseRegion } from '../core/phone.js';
 import {
   CALLS_QUEUE,
   DEFAULT_CAMPAIGN_ID,
@@ -101,9 +101,6 @@ interface PreparedCall {
   /** The caller's idempotency key, when it gave one: re-using it for another number or metadata is refused. */
   key?: string;
 }
-
-/** The number as the call record keeps it (E.164, `;ext=…` when there is an extension). */
-const recordNumber = (job: CallJob) => formatPhoneNumber({ e164: job.phoneNumber, extension: job.extension });
 
 /** Same flat metadata, whatever the key order. */
 function sameMetadata(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
@@ -294,7 +291,7 @@ export class CallProducer {
       // and been purged is never recreated by it.
       const statuses: CreateStatus[] = await this.store.createCalls(
         campaignId,
-        calls.map((c) => ({ callId: c.job.callId, phoneNumber: recordNumber(c.job), metadata: c.job.metadata, idempotencyKey: c.key })),
+        calls.map((c) => ({ callId: c.job.callId, phoneNumber: c.job.phoneNumber, extension: c.job.extension, metadata: c.job.metadata, idempotencyKey: c.key })),
       );
       const conflicts = await this.keyConflicts(campaignId, calls, statuses);
       // A record still `queued` may have lost its job in a crash between these two steps: adding it again is safe.

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dispatchMetadataSchema } from '../../src/core/queues.js';
+import { campaignReport } from '../../src/results/campaignReport.js';
 import { startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
 import { expectNoLeakedHandles, openNetworkHandles } from '../helpers/openHandles.js';
 import { waitFor } from '../helpers/waitFor.js';
@@ -215,6 +216,31 @@ describe('dial pipeline against the LiveKit simulator', () => {
     expect(JSON.parse(dispatch?.metadata ?? '{}')).toMatchObject({ phone_number: number, call_id: callId, metadata: { first_name: 'Lee' } });
     const report = await p.store.counters(campaignId);
     expect(report.total).toBeGreaterThan(0);
+  });
+
+  it.each([
+    ['written into the number', (n: string) => ({ phone_number: `${n.replace('+1', '+1 ')};ext=136`, campaign_id: campaignId })],
+    ['in the extension field', (n: string) => ({ phoneNumber: n, campaignId, extension: '136' })],
+  ])('keeps the extension of a pushed job (%s) on its record and in the exports, as for an enqueued one', async (_how, payload) => {
+    const number = freshNumber();
+    p.sim.network.setBehavior(number, { type: 'answer', afterMs: 50 });
+    const job = await p.calls.add('dial', payload(number));
+    const callId = `job-${job.id}`;
+    const record = await waitFor(async () => {
+      const r = await p.store.get(campaignId, callId);
+      return r?.state === 'in_call' ? r : undefined;
+    });
+    expect(callsTo(number)[0]?.options.dtmf).toMatch(/^w+136$/);
+    expect(record.phoneNumber).toBe(`${number};ext=136`);
+    const line = campaignReport(campaignId, await p.store.counters(campaignId), [record]).calls[0];
+    expect(line).toMatchObject({ phoneNumber: number, extension: '136' });
+  });
+
+  it('keeps the extension of a pushed job that ends before any attempt (expired)', async () => {
+    const number = freshNumber();
+    const job = await p.calls.add('dial', { phone_number: `${number} x137`, campaign_id: campaignId, expiresAt: Date.now() - 1000 });
+    const record = await p.waitForOutcome(campaignId, `job-${job.id}`);
+    expect(record).toMatchObject({ outcome: 'expired', phoneNumber: `${number};ext=137` });
   });
 
   it('retries a pushed job without BullMQ attempts up to DIAL_MAX_ATTEMPTS', async () => {

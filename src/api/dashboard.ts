@@ -81,7 +81,17 @@ function authorizeDashboard(tokens: readonly ApiToken[], request: FastifyRequest
  * Mounts bull-board at DASHBOARD_PATH on `app` (see the file's comment). Its queue handles share `redis` and are
  * closed when the app closes (fastify's onClose), before the server lets go of the connection.
  */
-export async function mountDashboard(app: FastifyInstance, options: { redis: RedisClient; prefix: string; tokens: readonly ApiToken[]; logger: Logger }): Promise<void> {
+export async function mountDashboard(
+  app: FastifyInstance,
+  options: {
+    redis: RedisClient;
+    prefix: string;
+    tokens: readonly ApiToken[];
+    logger: Logger;
+    /** The API's limit on failed authentications per client address (server.ts): a wrong password counts too. */
+    guardAuth: (request: FastifyRequest, check: () => ApiToken) => Promise<ApiToken>;
+  },
+): Promise<void> {
   const queues = DASHBOARD_QUEUES.map(({ name, description }) => {
     const queue = new Queue(name, { connection: options.redis, prefix: options.prefix });
     logRedisErrors(queue, `${name} queue (dashboard)`, options.logger);
@@ -100,7 +110,7 @@ export async function mountDashboard(app: FastifyInstance, options: { redis: Red
       // sent here: an error thrown would reach bull-board's own error handler, which answers 500 without our problem.
       scope.addHook('onRequest', async (request, reply) => {
         try {
-          request.apiToken = authorizeDashboard(options.tokens, request);
+          request.apiToken = await options.guardAuth(request, () => authorizeDashboard(options.tokens, request));
         } catch (err) {
           if (!(err instanceof ApiProblem)) throw err;
           return reply

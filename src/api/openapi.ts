@@ -110,7 +110,10 @@ function commonProblems(doc: RouteDoc): Record<string, JsonSchema> {
     out['401'] = problem('No bearer token, or one that is not configured (WWW-Authenticate: Bearer)');
     out['403'] = problem(`The token lacks the \`${doc.scope}\` scope`);
     out['429'] = {
-      ...problem('Too many requests for this token in the current window (Retry-After says when to retry)'),
+      ...problem(
+        'Too many requests for this token in the current window (`rate-limited`), or too many failed authentications from ' +
+          'this address (`auth-rate-limited`); Retry-After says when to retry',
+      ),
       headers: { 'retry-after': { description: 'seconds', schema: { type: 'integer' } }, ...RATE_LIMIT_HEADERS },
     };
   }

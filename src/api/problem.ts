@@ -26,6 +26,7 @@ export const PROBLEM_KINDS = {
   'unsupported-media-type': { status: 415, title: 'Unsupported media type' },
   'invalid-call': { status: 422, title: 'The call cannot be enqueued' },
   'rate-limited': { status: 429, title: 'Too many requests for this token' },
+  'auth-rate-limited': { status: 429, title: 'Too many failed authentications from this address' },
   internal: { status: 500, title: 'Internal error' },
   unavailable: { status: 503, title: 'A service the API needs is unavailable' },
 } as const satisfies Record<string, { status: number; title: string }>;

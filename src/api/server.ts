@@ -50,6 +50,14 @@ export const API_VERSION = '1.0.0';
 const REQUEST_TIMEOUT_MS = 60 * SECOND;
 /** The rate limit's window: API_RATE_LIMIT requests per token per window. */
 const RATE_LIMIT_WINDOW_MS = SECOND;
+/**
+ * Failed authentications (no, malformed or unknown token; the dashboard's too) one client address may make per
+ * AUTH_FAILURE_WINDOW_MS; past them, every request from that address that needs a token gets a 429 until the window
+ * ends, whatever token it carries, so a guess that happens to be right is not told apart from a wrong one. Counted in
+ * Redis, so the count holds across every API process.
+ */
+export const AUTH_FAILURE_LIMIT = 20;
+const AUTH_FAILURE_WINDOW_MS = 60 * SECOND;
 const BEARER_REALM = 'Bearer realm="dialer"';
 /** Longest path parameter the router passes on (fastify's default is 100, below idSchema's 128). */
 const MAX_PATH_PARAM_CHARS = 1024;
@@ -74,6 +82,8 @@ export interface ApiServerOptions {
   host?: string;
   tokens?: string;
   rateLimitPerSecond?: number;
+  /** Overrides AUTH_FAILURE_LIMIT (tests, which fail authentication on purpose many times from one address). */
+  authFailureLimit?: number;
   /** Serve on this connection (left open by close()); default: a connection to REDIS_URL, closed by close(). */
   redis?: RedisClient;
   clock?: Clock;
@@ -168,6 +178,40 @@ const fastifyPath = (path: string) => path.replace(/\{(\w+)\}/g, ':$1');
 /** A matcher of concrete paths for a documented one, for 405 answers. */
 const pathMatcher = (path: string) => new RegExp(`^${path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{\w+\}/g, '[^/]+')}$`);
 
+/**
+ * Runs an authentication check (`authorize`, the dashboard's) under the limit on failed authentications per client
+ * address (AUTH_FAILURE_LIMIT): an address past it gets a 429 before its token is looked at; a 401 the check throws
+ * is counted against the address.
+ */
+export type AuthGuard = (request: FastifyRequest, check: () => ApiToken) => Promise<ApiToken>;
+
+function authFailureGuard(app: FastifyInstance, limit: number): AuthGuard {
+  const failures = app.createRateLimit({
+    max: limit,
+    timeWindow: AUTH_FAILURE_WINDOW_MS,
+    // its own count per client address (the store keeps it beside the per-token counts, in Redis)
+    keyGenerator: (request) => `auth-failures:${request.ip}`,
+    allowList: () => false,
+  });
+  return async (request, check) => {
+    const seen = await failures(request, { increment: false });
+    if (!seen.isAllowed && seen.remaining === 0 && seen.ttlInSeconds > 0) {
+      throw new ApiProblem(
+        'auth-rate-limited',
+        `more than ${limit} failed authentications from this address within ${AUTH_FAILURE_WINDOW_MS / SECOND} s: retry in ${seen.ttlInSeconds} s`,
+        {},
+        { 'retry-after': String(seen.ttlInSeconds) },
+      );
+    }
+    try {
+      return check();
+    } catch (err) {
+      if (err instanceof ApiProblem && err.kind === 'unauthorized') await failures(request);
+      throw err;
+    }
+  };
+}
+
 /** Checks the bearer token and the route's scope; 401 or 403 problems that say which. */
 function authorize(tokens: readonly ApiToken[], request: FastifyRequest, scope: Scope): ApiToken {
   const auth = authenticate(tokens, request.headers.authorization);
@@ -191,7 +235,12 @@ function authorize(tokens: readonly ApiToken[], request: FastifyRequest, scope: 
 }
 
 /** Builds the fastify app on `ctx` (not listening yet). */
-export async function buildApiApp(ctx: ApiContext, tokens: readonly ApiToken[], rateLimitPerSecond: number, state: ServerState): Promise<FastifyInstance> {
+export async function buildApiApp(
+  ctx: ApiContext,
+  tokens: readonly ApiToken[],
+  limits: { rateLimitPerSecond: number; authFailureLimit: number },
+  state: ServerState,
+): Promise<FastifyInstance> {
   const loggerInstance: FastifyBaseLogger = ctx.logger;
   const app = Fastify({
     loggerInstance,
@@ -213,13 +262,15 @@ export async function buildApiApp(ctx: ApiContext, tokens: readonly ApiToken[], 
   // JSON only: a text/plain body is refused (415) instead of reaching a route as a string
   app.removeContentTypeParser('text/plain');
 
+  // set once the rate-limit plugin is registered below (its createRateLimit), before any request is taken
+  let guardAuth: AuthGuard = () => Promise.reject(new Error('the API took a request before its auth guard was set up'));
   app.addHook('onRequest', async (request, reply) => {
     if (state.closing) {
       reply.header('connection', 'close');
       throw new ApiProblem('unavailable', 'the server is shutting down: retry (another instance will answer)');
     }
     const scope = request.routeOptions.config.scope;
-    if (scope) request.apiToken = authorize(tokens, request, scope);
+    if (scope) request.apiToken = await guardAuth(request, () => authorize(tokens, request, scope));
     const encoding = request.headers['content-encoding']?.trim().toLowerCase();
     if (encoding && encoding !== 'identity') {
       throw new ApiProblem('unsupported-media-type', `Content-Encoding ${encoding} is not taken: send the body uncompressed`);
@@ -229,7 +280,7 @@ export async function buildApiApp(ctx: ApiContext, tokens: readonly ApiToken[], 
   await app.register(rateLimit, {
     global: true,
     hook: 'onRequest',
-    max: rateLimitPerSecond,
+    max: limits.rateLimitPerSecond,
     timeWindow: RATE_LIMIT_WINDOW_MS,
     redis: ctx.redis,
     nameSpace: `${ctx.prefix}:api:rate-limit:`,
@@ -242,6 +293,7 @@ export async function buildApiApp(ctx: ApiContext, tokens: readonly ApiToken[], 
     errorResponseBuilder: (_request, context) =>
       new ApiProblem('rate-limited', `more than ${context.max} requests per second for this token: retry in ${context.after}`),
   });
+  guardAuth = authFailureGuard(app, limits.authFailureLimit);
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const problem = problemFor(err, ctx.redis, request.id);
@@ -266,7 +318,7 @@ export async function buildApiApp(ctx: ApiContext, tokens: readonly ApiToken[], 
     return sendProblem(reply, request, new ApiProblem('not-found', `no route ${request.method} ${path} (see /openapi.json)`));
   });
 
-  await mountDashboard(app, { redis: ctx.redis, prefix: ctx.prefix, tokens, logger: ctx.logger });
+  await mountDashboard(app, { redis: ctx.redis, prefix: ctx.prefix, tokens, logger: ctx.logger, guardAuth });
 
   for (const route of routes) {
     app.route({
@@ -297,6 +349,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   if (shortTokens.length > 0) logger.warn({ tokens: shortTokens }, 'API tokens shorter than 24 characters can be guessed: use long random ones (e.g. openssl rand -hex 32)');
   const rateLimitPerSecond = options.rateLimitPerSecond ?? config.api.rateLimitPerSecond;
   if (!Number.isInteger(rateLimitPerSecond) || rateLimitPerSecond <= 0) throw new ConfigError('invalid settings:\n  API_RATE_LIMIT: must be a whole number > 0');
+  const authFailureLimit = options.authFailureLimit ?? AUTH_FAILURE_LIMIT;
 
   const ownsRedis = options.redis === undefined;
   const redis = options.redis ?? createProducerConnection(config.redis, {}, { name: 'api', logger, level: 'warn' });
@@ -343,7 +396,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   };
   let app: FastifyInstance;
   try {
-    app = await buildApiApp(ctx, tokens, rateLimitPerSecond, state);
+    app = await buildApiApp(ctx, tokens, { rateLimitPerSecond, authFailureLimit }, state);
     await app.listen({ port: options.port ?? config.api.port, host: options.host ?? config.api.host });
   } catch (err) {
     await releaseRedis();

@@ -38,6 +38,8 @@ export interface FixtureOptions {
 
 /** A high limit, so tests that do not test the rate limit never meet it. */
 const TEST_RATE_LIMIT = 100_000;
+/** Tests send bad tokens on purpose from one address: they must not meet the limit on failed authentications either. */
+const TEST_AUTH_FAILURE_LIMIT = 100_000;
 
 /**
  * An API server on 127.0.0.1 (port 0) over the test Redis with `prefix`, for the calling file's tests (handed over
@@ -56,6 +58,7 @@ export function useApiFixture(prefix: string, use: (fixture: ApiFixture) => void
       host: '127.0.0.1',
       tokens: API_TOKENS,
       rateLimitPerSecond: options.rateLimitPerSecond ?? TEST_RATE_LIMIT,
+      authFailureLimit: TEST_AUTH_FAILURE_LIMIT,
     });
     const redis = createProducerConnection(testRedisUrl());
     await waitUntilReady(redis);

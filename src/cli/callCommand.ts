@@ -5,6 +5,7 @@ import { InvalidInputError } from '../core/errors.js';
 import { idSchema } from '../core/queues.js';
 import { systemClock } from '../core/time.js';
 import { reportCall, shownNumber, type ReportCall } from '../results/campaignReport.js';
+import { textTable } from '../results/textTable.js';
 import { requireCampaign } from './campaignNames.js';
 import { action, cliContext, withRedis } from './cliContext.js';
 
@@ -145,11 +146,8 @@ export function registerCampaignsCommand(program: Command): void {
           process.stdout.write('no campaigns yet\n');
           return;
         }
-        const width = Math.max('campaign'.length, ...lines.map((l) => l.campaign.length));
-        const out = [`${'campaign'.padEnd(width)}  ${'calls'.padStart(8)}  ${'pending'.padStart(8)}  ${'ended'.padStart(8)}`];
-        for (const l of lines) {
-          out.push(`${l.campaign.padEnd(width)}  ${String(l.total).padStart(8)}  ${String(l.pending).padStart(8)}  ${String(l.ended).padStart(8)}${l.paused ? '  paused' : ''}`);
-        }
+        const rows = lines.map((l) => [l.campaign, String(l.total), String(l.pending), String(l.ended), l.paused ? 'paused' : '']);
+        const out = textTable([['campaign', 'calls', 'pending', 'ended', ''], ...rows], ['left', 'right', 'right', 'right', 'left']);
         process.stdout.write(`${out.join('\n')}\n`);
       }),
     );

@@ -2,6 +2,7 @@ import { csvCell } from './surveyCsv.js';
 import type { CallRecord, CallStore, CampaignCounters } from '../core/callStore.js';
 import { NOT_DIALED_OUTCOMES, OUTCOMES, PERSON_OUTCOMES, type CallResult, type CallState, type Outcome, type SurveyAnswer } from '../core/outcomes.js';
 import { splitPhoneNumber } from '../core/phone.js';
+import { textTable } from './textTable.js';
 
 const PERCENT = 100;
 
@@ -222,25 +223,21 @@ export function formatCampaignReport(
   const lines: string[] = [];
   const byId = new Map(records.map((r) => [r.callId, r]));
   lines.push(`Campaign ${report.campaign}: ${report.total} calls, ${report.pending} pending${state.paused ? ' (paused: resume with `dialer resume`)' : ''}`);
-  const width = Math.max(...OUTCOMES.map((o) => o.length), 'pending'.length);
-  for (const outcome of OUTCOMES) {
-    const n = report.byOutcome[outcome];
-    if (n) lines.push(`  ${outcome.padEnd(width)}  ${String(n).padStart(6)}`);
-  }
-  if (report.pending > 0) lines.push(`  ${'pending'.padEnd(width)}  ${String(report.pending).padStart(6)}`);
+  const counts = OUTCOMES.flatMap((outcome) => (report.byOutcome[outcome] ? [[outcome, String(report.byOutcome[outcome])]] : []));
+  if (report.pending > 0) counts.push(['pending', String(report.pending)]);
+  // names to the left, counts to the right, both as wide as the widest (a 10-million count stays in line too)
+  lines.push(...textTable(counts, ['left', 'right'], '  '));
   const rate = pickUpRate(report);
   if (rate) lines.push(`  pick-up rate ${rate.percent.toFixed(1)} % (${rate.people} of ${rate.dialed} dialed calls reached a person; voicemail does not count)`);
   if (report.calls.length > 0) {
     lines.push('');
-    lines.push(`  ${'call id'.padEnd(40)} ${'number'.padEnd(16)} ${'outcome'.padEnd(width)} attempts  ${'sip'.padEnd(20)} note`);
-    for (const call of report.calls.slice(0, maxCallLines)) {
+    const rows = report.calls.slice(0, maxCallLines).map((call) => {
       const sip = call.sipStatusCode ? `${call.sipStatusCode} ${call.sipStatus ?? ''}`.trim() : '';
       const record = byId.get(call.callId);
-      const note = record ? callNote(record) : '';
-      lines.push(
-        `  ${call.callId.padEnd(40)} ${shownNumber(call).padEnd(16)} ${call.outcome.padEnd(width)} ${String(call.attempts).padStart(8)}  ${sip.padEnd(20)} ${note}`.trimEnd(),
-      );
-    }
+      return [call.callId, shownNumber(call), call.outcome, String(call.attempts), sip, record ? callNote(record) : ''];
+    });
+    // every column as wide as its widest cell: a number with an extension or a long SIP status keeps the rows in line
+    lines.push(...textTable([['call id', 'number', 'outcome', 'attempts', 'sip', 'note'], ...rows], ['left', 'left', 'left', 'right', 'left', 'left'], '  '));
     const more = report.total - Math.min(report.calls.length, maxCallLines);
     if (more > 0) lines.push(`  … ${more} more not shown (--json lists every call still on record)`);
   }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatCampaignReport, pickUpRate, type CampaignReport } from '../../src/results/campaignReport.js';
+import { formatCampaignReport, pickUpRate, type CampaignReport, type ReportCall } from '../../src/results/campaignReport.js';
+import { textTable } from '../../src/results/textTable.js';
 
 const report = (byOutcome: CampaignReport['byOutcome'], pending = 0): CampaignReport => ({
   campaign: 'c',
@@ -22,5 +23,64 @@ describe('the campaign report table', () => {
     const table = formatCampaignReport(waiting, [], 50, { paused: true });
     expect(table).not.toContain('pick-up rate');
     expect(table.split('\n')[0]).toBe('Campaign c: 4 calls, 3 pending (paused: resume with `dialer resume`)');
+  });
+});
+
+describe('the campaign report call table', () => {
+  const call = (over: Partial<ReportCall>): ReportCall => ({ callId: 'c-1', phoneNumber: '+14155550101', outcome: 'answered', state: 'terminal', attempts: 1, metadata: {}, enqueuedAt: '', ...over });
+  /** Where each column of the header starts (left-aligned ones) or ends (attempts, right-aligned). */
+  const columns = (header: string) => ({
+    number: header.indexOf('number'),
+    outcome: header.indexOf('outcome'),
+    attemptsEnd: header.indexOf('attempts') + 'attempts'.length,
+    sip: header.indexOf('sip'),
+  });
+
+  it('keeps every column aligned whatever a cell holds: a number with an extension, a long call id or SIP status', () => {
+    const calls = [
+      call({ callId: 'c-short' }),
+      call({ callId: 'c-ext', phoneNumber: '+16505550100', extension: '123456789012345', outcome: 'busy', attempts: 3, sipStatusCode: 486, sipStatus: 'Busy Here' }),
+      call({ callId: `k-${'a'.repeat(60)}`, outcome: 'no_answer', attempts: 12, sipStatusCode: 480, sipStatus: 'Temporarily Unavailable (callee roaming)' }),
+      call({ callId: 'c-pending', outcome: 'pending', state: 'queued', attempts: 0 }),
+    ];
+    const table = formatCampaignReport({ campaign: 'c', total: 4, pending: 1, byOutcome: { answered: 1, busy: 1, no_answer: 1 }, calls });
+    const lines = table.split('\n');
+    const headerAt = lines.findIndex((l) => l.includes('call id'));
+    const header = lines[headerAt] ?? '';
+    const at = columns(header);
+    const rows = lines.slice(headerAt + 1, headerAt + 1 + calls.length);
+    expect(rows).toHaveLength(calls.length);
+    calls.forEach((c, i) => {
+      const row = rows[i] ?? '';
+      const number = c.extension === undefined ? c.phoneNumber : `${c.phoneNumber} x${c.extension}`;
+      expect(row.slice(at.number, at.number + number.length), row).toBe(number);
+      expect(row.slice(at.outcome, at.outcome + c.outcome.length), row).toBe(c.outcome);
+      expect(row.slice(0, at.attemptsEnd).trimEnd().endsWith(` ${c.attempts}`), row).toBe(true);
+      if (c.sipStatusCode !== undefined) expect(row.slice(at.sip).startsWith(`${c.sipStatusCode} ${c.sipStatus ?? ''}`), row).toBe(true);
+      // a column's cell is followed by at least one space before the next column
+      expect(row[at.outcome - 1], row).toBe(' ');
+      expect(row[at.number - 1], row).toBe(' ');
+    });
+  });
+
+  it('is no wider than its widest cells need (short ids and numbers give a narrow table)', () => {
+    const table = formatCampaignReport({ campaign: 'c', total: 1, pending: 0, byOutcome: { answered: 1 }, calls: [call({})] });
+    const header = table.split('\n').find((l) => l.includes('call id')) ?? '';
+    expect(header.indexOf('number')).toBeLessThan(20);
+  });
+});
+
+
+describe('textTable', () => {
+  it('makes each column as wide as its widest cell, right-aligns counts, and leaves no trailing spaces', () => {
+    const lines = textTable(
+      [
+        ['campaign', 'calls', ''],
+        ['a', '123456789012', 'paused'],
+        ['a-much-longer-name', '7', ''],
+      ],
+      ['left', 'right', 'left'],
+    );
+    expect(lines).toEqual(['campaign                   calls', 'a                   123456789012  paused', 'a-much-longer-name             7']);
   });
 });

@@ -12,6 +12,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type
 import type { RedisClient } from '../core/redisClient.js';
 import { loadProfileCatalog } from '../agent/profiles.js';
 import { CallStore } from '../core/callStore.js';
+import { REGION_SOURCES } from '../core/phone.js';
 import type { DialerConfig } from '../core/config.js';
 import { ConfigError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -372,6 +373,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     clock,
     // numbers without a country code are read in DIAL_DEFAULT_REGION, as `enqueue` and `import` read them
     defaultRegion: config.dial.defaultRegion,
+    // a refused number says how an API caller gives a region (its JSON field, the server's setting), not a CLI flag
+    regionSources: REGION_SOURCES.api,
     profiles: () => loadProfileCatalog(process.env),
   });
   const ctx: ApiContext = {

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { RedisClient } from '../core/redisClient.js';
 import { CallStore } from '../core/callStore.js';
 import { InvalidInputError } from '../core/errors.js';
-import { normalizePhoneNumber } from '../core/phone.js';
+import { normalizePhoneNumber, REGION_SOURCES } from '../core/phone.js';
 import { idSchema } from '../core/queues.js';
 import { systemClock } from '../core/time.js';
 import { cancelCalls } from '../producer/cancelCalls.js';
@@ -81,7 +81,7 @@ export function registerCampaignCommands(program: Command): void {
   const numbersAction = (change: (store: CallStore, numbers: string[]) => Promise<number>, verb: string) =>
     action(async (numbers: string[]) => {
       const region = cliContext().config.dial.defaultRegion;
-      const normalized = numbers.map((n) => normalizePhoneNumber(n, region));
+      const normalized = numbers.map((n) => normalizePhoneNumber(n, region, REGION_SOURCES.cli));
       const changed = await withRedis((redis, prefix) => change(new CallStore(redis, prefix, systemClock), normalized));
       process.stdout.write(`${verb} ${changed}\n`);
     });

@@ -6,7 +6,7 @@ import { isTimeZone, parseCallWindow, type CallWindow } from '../core/callWindow
 import { DEFAULT_TIME_ZONE, type DialerConfig } from '../core/config.js';
 import { errorCode, errorMessage, InvalidInputError } from '../core/errors.js';
 import { campaignRegions } from '../campaigns/campaignRegion.js';
-import { formatPhoneNumber, parsePhoneNumber, parseRegion } from '../core/phone.js';
+import { formatPhoneNumber, parsePhoneNumber, parseRegion, REGION_SOURCES } from '../core/phone.js';
 import { DEFAULT_CAMPAIGN_ID, callMetadataSchema, idSchema, type CallMetadata } from '../core/queues.js';
 import { resolveSchedule, systemClock, type Clock } from '../core/time.js';
 import { CallProducer, MAX_CALL_PRIORITY, type CallRequest } from '../producer/enqueueCalls.js';
@@ -110,7 +110,7 @@ export function windowFromFlags(flags: WindowFlags, defaultTimeZone: () => strin
 export function enqueueRequest(number: string, flags: EnqueueFlags, now: number, defaults: EnqueueDefaults = {}): CallRequest {
   const defaultTimeZone = defaults.timeZone ?? (() => DEFAULT_TIME_ZONE);
   const region = flags.region === undefined ? defaults.region?.() : parseRegion(flags.region, '--region');
-  const phoneNumber = formatPhoneNumber(parsePhoneNumber(number, region));
+  const phoneNumber = formatPhoneNumber(parsePhoneNumber(number, region, REGION_SOURCES.cli));
   const campaignId = parseCampaign(flags.campaign);
   const metadata = parseMetadata(flags.metadata);
   if (flags.key !== undefined && (flags.key === '' || flags.key.length > 512)) {
@@ -144,7 +144,14 @@ async function defaultRegionOf(campaignId: string): Promise<CountryCode | undefi
 /** Runs `body` with a producer on a ready connection, and closes both whatever happens. */
 async function withProducer<T>(config: DialerConfig, clock: Clock, body: (producer: CallProducer) => Promise<T>): Promise<T> {
   return withRedis(config, async (connection) => {
-    const producer = new CallProducer({ connection, prefix: config.queuePrefix, maxAttempts: config.dial.maxAttempts, clock, defaultRegion: config.dial.defaultRegion });
+    const producer = new CallProducer({
+      connection,
+      prefix: config.queuePrefix,
+      maxAttempts: config.dial.maxAttempts,
+      clock,
+      defaultRegion: config.dial.defaultRegion,
+      regionSources: REGION_SOURCES.cli,
+    });
     try {
       return await body(producer);
     } finally {

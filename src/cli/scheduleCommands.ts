@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { loadProfileCatalog } from '../agent/profiles.js';
 import { CallSchedules, startScheduleWorker, type ScheduleView } from '../schedules/callSchedules.js';
 import { InvalidInputError } from '../core/errors.js';
+import { REGION_SOURCES } from '../core/phone.js';
 import { handleShutdownSignals } from '../core/shutdownSignals.js';
 import { MINUTE } from '../core/time.js';
 import { action, cliContext, withRedis } from './cliContext.js';
@@ -13,7 +14,7 @@ const SCHEDULE_DRAIN_TIMEOUT_MS = MINUTE;
 function withSchedules<T>(body: (schedules: CallSchedules) => Promise<T>): Promise<T> {
   const { config } = cliContext();
   return withRedis(config, async (redis) => {
-    const schedules = new CallSchedules(redis, config.queuePrefix, { profiles: () => loadProfileCatalog(process.env), defaultRegion: config.dial.defaultRegion });
+    const schedules = new CallSchedules(redis, config.queuePrefix, { profiles: () => loadProfileCatalog(process.env), defaultRegion: config.dial.defaultRegion, regionSources: REGION_SOURCES.cli });
     try {
       return await body(schedules);
     } finally {

@@ -37,9 +37,24 @@ export class PhoneNumberError extends InvalidInputError {
   }
 }
 
-/** What to do about a number without a country code, named once so every message says the same. */
-export const NO_COUNTRY_CODE_HINT =
-  'no country code: add +<country code> (e.g. +1 415 555 0123), or set a default region: --region US, a region column, or DIAL_DEFAULT_REGION';
+/**
+ * Where a default region can be given, as each edge names it: the shared parsing says what is wrong with a number and
+ * the edge that took the number says how its user fixes it (a flag on the command line, a JSON field in the API), so
+ * no edge's messages name another edge's inputs.
+ */
+export const REGION_SOURCES = {
+  /** The library's own callers (and jobs pushed onto `calls`): the setting. */
+  settings: 'DIAL_DEFAULT_REGION',
+  /** `enqueue`, `import`, `schedule create`, `dnc` on the command line. */
+  cli: '--region US, a region column, or DIAL_DEFAULT_REGION',
+  /** The HTTP API: the campaign's field or the server's setting. */
+  api: "the campaign's default_region or DIAL_DEFAULT_REGION on the server",
+} as const;
+
+/** What to do about a number without a country code, named once so every message says the same; `sources` is the edge's. */
+export function noCountryCodeHint(sources: string = REGION_SOURCES.settings): string {
+  return `no country code: add +<country code> (e.g. +1 415 555 0123), or set a default region: ${sources}`;
+}
 
 /** Excel writes long numbers in a General-format cell as 1.4155550233E+10, and may drop digits doing so. */
 const SCIENTIFIC_NOTATION = /^[+-]?\d+(?:[.,]\d+)?e[+-]?\d+$/i;
@@ -140,9 +155,11 @@ export function parseForDialing(text: string, region: CountryCode | undefined): 
  * or national when a `region` (ISO 3166-1 alpha-2 country, e.g. `US`, `GB`) says which country (`(415) 555-0125`,
  * `020 7946 0958`), with an optional extension (`x136`, `ext. 136`, `;ext=136`, `#136`). Number ranges a country has
  * not assigned (fictional 555 numbers, ranges newer than libphonenumber's metadata) are left to the carrier, whose
- * 404/484 ends the call as `invalid_number`. Throws PhoneNumberError naming what is wrong and what to do.
+ * 404/484 ends the call as `invalid_number`. Throws PhoneNumberError naming what is wrong and what to do; a number
+ * without a country code names where a default region is given as `regionSources` says (the edge's names, one of
+ * REGION_SOURCES; the setting by default).
  */
-export function parsePhoneNumber(raw: string, region?: CountryCode): PhoneNumber {
+export function parsePhoneNumber(raw: string, region?: CountryCode, regionSources?: string): PhoneNumber {
   const trimmed = raw.trim().replace(/^'/, ''); // a leading ' is a spreadsheet's "keep as text" mark
   if (trimmed === '') throw new PhoneNumberError(raw, 'it is empty');
   if (SCIENTIFIC_NOTATION.test(trimmed)) throw new PhoneNumberError(raw, EXCEL_HINT);
@@ -161,13 +178,13 @@ export function parsePhoneNumber(raw: string, region?: CountryCode): PhoneNumber
   if ((!parsed || !parsed.isPossible()) && INTERNATIONAL_00.test(main)) {
     parsed = parseForDialing(main.replace(INTERNATIONAL_00, '+'), undefined);
   }
-  if (!parsed || !parsed.isPossible()) throw new PhoneNumberError(raw, whyNotPossible(main, region));
+  if (!parsed || !parsed.isPossible()) throw new PhoneNumberError(raw, whyNotPossible(main, region, regionSources));
   return extension === undefined ? { e164: parsed.number } : { e164: parsed.number, extension };
 }
 
-function whyNotPossible(main: string, region: CountryCode | undefined): string {
+function whyNotPossible(main: string, region: CountryCode | undefined, regionSources: string | undefined): string {
   const international = main.startsWith('+') || INTERNATIONAL_00.test(main);
-  if (!international && region === undefined) return NO_COUNTRY_CODE_HINT;
+  if (!international && region === undefined) return noCountryCodeHint(regionSources);
   const reason = validatePhoneNumberLength(main, region);
   const where = international ? 'for its country code' : `for a national number of ${region}`;
   switch (reason) {
@@ -176,7 +193,7 @@ function whyNotPossible(main: string, region: CountryCode | undefined): string {
     case 'TOO_LONG':
       return `too long ${where}`;
     case 'INVALID_COUNTRY':
-      return international ? 'unknown country code' : NO_COUNTRY_CODE_HINT;
+      return international ? 'unknown country code' : noCountryCodeHint(regionSources);
     default:
       return `not a possible number ${where}`;
   }
@@ -186,8 +203,8 @@ function whyNotPossible(main: string, region: CountryCode | undefined): string {
  * Normalises a number to E.164 for inputs that take no extension (the do-not-call list); throws PhoneNumberError for a
  * bad number or one that carries an extension.
  */
-export function normalizePhoneNumber(raw: string, defaultCountry?: CountryCode): string {
-  const parsed = parsePhoneNumber(raw, defaultCountry);
+export function normalizePhoneNumber(raw: string, defaultCountry?: CountryCode, regionSources?: string): string {
+  const parsed = parsePhoneNumber(raw, defaultCountry, regionSources);
   if (parsed.extension !== undefined) throw new PhoneNumberError(raw, 'an extension is not taken here: give the main number');
   return parsed.e164;
 }

@@ -77,6 +77,11 @@ export interface EnqueueOptions {
    * `default_region` (DIAL_DEFAULT_REGION).
    */
   defaultRegion?: CountryCode;
+  /**
+   * How the edge using this producer names where a default region is given (REGION_SOURCES in core/phone.ts), for the
+   * refusal of a number without a country code; the setting's name by default.
+   */
+  regionSources?: string;
   /** Called after each chunk with the number of calls handled so far. */
   onProgress?: (done: number) => void;
   /**
@@ -136,10 +141,10 @@ function checkedRequest(request: CallRequest): CheckedRequest {
   return parsed.data;
 }
 
-function prepare(request: CallRequest, index: number, now: number, defaultRegion: CountryCode | undefined): PreparedCall {
+function prepare(request: CallRequest, index: number, now: number, defaultRegion: CountryCode | undefined, regionSources: string | undefined): PreparedCall {
   const r = checkedRequest(request);
   const campaignId = r.campaignId ?? DEFAULT_CAMPAIGN_ID;
-  const number = parsePhoneNumber(r.phoneNumber, r.region === undefined ? defaultRegion : parseRegion(r.region));
+  const number = parsePhoneNumber(r.phoneNumber, r.region === undefined ? defaultRegion : parseRegion(r.region), regionSources);
   const notBefore = toMs(r.notBefore);
   // an extension is part of the identity: two extensions of one line are two calls
   const key = r.key ?? (r.dedupeByNumber ? phoneNumberKey(number.e164, number.extension) : undefined);
@@ -266,7 +271,7 @@ export class CallProducer {
       }
       let call: PreparedCall;
       try {
-        call = prepare(request, index, now, regions.get(request.campaignId ?? DEFAULT_CAMPAIGN_ID) ?? this.options.defaultRegion);
+        call = prepare(request, index, now, regions.get(request.campaignId ?? DEFAULT_CAMPAIGN_ID) ?? this.options.defaultRegion, this.options.regionSources);
       } catch (err) {
         if (!(err instanceof InvalidInputError)) throw err;
         // the caller gave this input: show it as given (PhoneNumberError.message masks it for logs)

@@ -83,7 +83,7 @@ export class CallSchedules {
   constructor(
     private readonly connection: RedisClient,
     private readonly prefix: string,
-    private readonly checks: { profiles?: () => Promise<ProfileCatalog>; defaultRegion?: CountryCode } = {},
+    private readonly checks: { profiles?: () => Promise<ProfileCatalog>; defaultRegion?: CountryCode; regionSources?: string } = {},
   ) {
     this.queue = new Queue<Schedule>(CALL_SCHEDULES_QUEUE, { connection, prefix });
   }
@@ -94,7 +94,7 @@ export class CallSchedules {
     const region = (await campaignRegions(this.connection, this.prefix, [schedule.campaign_id])).get(schedule.campaign_id) ?? this.checks.defaultRegion;
     schedule.calls.forEach((row, index) => {
       try {
-        parsePhoneNumber(row.phone_number, region);
+        parsePhoneNumber(row.phone_number, region, this.checks.regionSources);
       } catch (err) {
         if (!(err instanceof InvalidInputError)) throw err;
         problems.push(`calls.${index}.phone_number: ${err.message}`);

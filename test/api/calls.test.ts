@@ -170,6 +170,21 @@ describe('bad input is a 4xx problem, never a 500', () => {
     problem(await post({ phone_number: '(415) 555-7788', campaign_id: 'api-region' }), 422);
   });
 
+  it('says how an API caller gives numbers a region (JSON fields and settings), never a CLI flag or a CSV column', async () => {
+    const national = '(415) 555-7789';
+    const one = problem(await post({ phone_number: national, campaign_id: 'api-region-hint' }), 422);
+    const batch = body(await call(api.url, 'POST', '/v1/campaigns/api-region-hint/calls', { token: 'enqueue', body: { calls: [{ phone_number: national }] } }));
+    const [row] = batch.results as { errors: { pointer: string; detail: string }[] }[];
+    const schedule = problem(
+      await call(api.url, 'POST', '/v1/schedules', { token: 'admin', body: { id: 'api-region-hint', cron: '0 9 * * mon', campaign_id: 'api-region-hint', calls: [{ phone_number: national }] } }),
+      400,
+    );
+    for (const detail of [String(one.detail), row?.errors[0]?.detail ?? '', String(schedule.detail)]) {
+      expect(detail).toMatch(/no country code: add \+<country code> \(e\.g\. \+1 415 555 0123\), or set a default region: the campaign's default_region or DIAL_DEFAULT_REGION on the server/);
+      expect(detail).not.toMatch(/--|column/);
+    }
+  });
+
   it('refuses a number that cannot be dialed with 422 and the producer’s reason', async () => {
     const doc = problem(await post({ phone_number: '+1 415 CALL ME' }), 422);
     expect(doc.type).toBe('urn:dialer:problem:invalid-call');

@@ -1,6 +1,7 @@
 /** Recurring calls through the API (src/schedules): `POST /v1/schedules`, `GET /v1/schedules`, `DELETE /v1/schedules/{id}`. */
 import { z } from 'zod';
 import { InvalidInputError } from '../../core/errors.js';
+import { REGION_SOURCES } from '../../core/phone.js';
 import { idSchema } from '../../core/queues.js';
 import { CallSchedules, scheduleSchema } from '../../schedules/callSchedules.js';
 import type { ApiContext } from '../context.js';
@@ -18,7 +19,7 @@ const scheduleRemoved = z.object({ schedule_id: z.string(), removed: z.literal(t
 const scheduleParams = z.strictObject({ id: idSchema.describe('schedule id') });
 
 export function scheduleRoutes(ctx: ApiContext): Route[] {
-  const schedules = new CallSchedules(ctx.redis, ctx.prefix, { profiles: ctx.profiles, defaultRegion: ctx.defaultRegion });
+  const schedules = new CallSchedules(ctx.redis, ctx.prefix, { profiles: ctx.profiles, defaultRegion: ctx.defaultRegion, regionSources: REGION_SOURCES.api });
   const create = defineRoute(
     {
       method: 'POST',

@@ -120,6 +120,7 @@ function commonProblems(doc: RouteDoc): Record<string, JsonSchema> {
   if (doc.body) {
     out['413'] = problem(`The body is over ${doc.body.maxBytes} bytes`);
     out['415'] = problem('The body is not application/json');
+    out['422'] = problem('The body holds a key that is never accepted: `__proto__` or `constructor.prototype`, at any depth (reserved-key; errors[] points at each)');
   }
   out['500'] = problem('An unexpected error (logged with the request id)');
   out['503'] = problem('Redis is unreachable, or the server is shutting down');

@@ -24,6 +24,7 @@ import { CallCampaignIndex } from './callIndex.js';
 import { mountDashboard } from './dashboard.js';
 import type { ApiContext } from './context.js';
 import { IdempotencyKeys } from './idempotency.js';
+import { parseJsonBody } from './jsonBody.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { ApiProblem, PROBLEM_CONTENT_TYPE } from './problem.js';
 import type { Route } from './route.js';
@@ -262,6 +263,16 @@ export async function buildApiApp(
   app.decorateRequest('apiToken', null);
   // JSON only: a text/plain body is refused (415) instead of reaching a route as a string
   app.removeContentTypeParser('text/plain');
+  // our JSON parser: a body holding __proto__ or constructor.prototype is a 422 naming the key (jsonBody.ts); each
+  // route's bodyLimit still applies (fastify reads the body up to it before calling the parser)
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    try {
+      done(null, parseJsonBody(typeof body === 'string' ? body : body.toString('utf8')));
+    } catch (err) {
+      done(err instanceof Error ? err : new Error(String(err)), undefined);
+    }
+  });
 
   // set once the rate-limit plugin is registered below (its createRateLimit), before any request is taken
   let guardAuth: AuthGuard = () => Promise.reject(new Error('the API took a request before its auth guard was set up'));

@@ -222,13 +222,35 @@ describe('bad input is a 4xx problem, never a 500', () => {
     problem(await call(api.url, 'POST', '/v1/calls', { ...auth, rawBody: '[]' }), 400);
     problem(await call(api.url, 'POST', '/v1/calls', { ...auth, rawBody: 'null' }), 400);
     problem(await call(api.url, 'POST', '/v1/calls', { ...auth, rawBody: '"+14155550123"' }), 400);
-    problem(await call(api.url, 'POST', '/v1/calls', { ...auth, rawBody: '{"__proto__": {"x": 1}, "phone_number": "+14155550123"}' }), 400);
     problem(await call(api.url, 'POST', '/v1/calls', { ...auth, rawBody: 'phone_number=+14155550123', headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 415);
     problem(await call(api.url, 'POST', '/v1/calls', { ...auth, rawBody: '+14155550123', headers: { 'content-type': 'text/plain' } }), 415);
     const huge = { phone_number: nextNumber(), metadata: { blob: 'x'.repeat(CALL_BODY_MAX_BYTES) } };
     expect(problem(await post(huge), 413).type).toBe('urn:dialer:problem:body-too-large');
     // metadata over 16 KiB but within the body limit: the producer's own check, as for enqueue and import
     problem(await post({ phone_number: nextNumber(), metadata: { blob: 'x'.repeat(20_000) } }), 400);
+  });
+
+  it('refuses a body holding __proto__ (or constructor.prototype) anywhere with a 422 naming the key, and pollutes nothing', async () => {
+    const auth = { token: 'enqueue' as const };
+    const cases: [string, string, string][] = [
+      ['/v1/calls', '{"__proto__": {"polluted": true}, "phone_number": "+14155550123"}', '/__proto__'],
+      ['/v1/calls', '{"phone_number": "+14155550123", "metadata": {"__proto__": {"polluted": true}}}', '/metadata/__proto__'],
+      // JSON escapes spell the same key
+      ['/v1/calls', '{"phone_number": "+14155550123", "metadata": {"\\u005f_proto__": {"polluted": true}}}', '/metadata/__proto__'],
+      ['/v1/calls', '{"phone_number": "+14155550123", "constructor": {"prototype": {"polluted": true}}}', '/constructor/prototype'],
+      ['/v1/campaigns/api-proto/calls', '{"calls": [{"phone_number": "+14155550123"}, {"phone_number": "+14155550124", "__proto__": {"polluted": true}}]}', '/calls/1/__proto__'],
+    ];
+    for (const [path, raw, pointer] of cases) {
+      const doc = problem(await call(api.url, 'POST', path, { ...auth, rawBody: raw }), 422);
+      expect(doc.type, raw).toBe('urn:dialer:problem:reserved-key');
+      expect(doc.detail).toMatch(new RegExp(`^the body holds the key "(__proto__|prototype)" at ${pointer.replace(/[/]/g, '\\/')}: `));
+      expect(doc.errors).toEqual([{ pointer, detail: expect.stringContaining('never accepted') }]);
+    }
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(Object.prototype).not.toHaveProperty('polluted');
+    expect((await api.store.counters('api-proto')).total).toBe(0);
+    // a metadata field named constructor (a string) is only data
+    expect((await post({ phone_number: nextNumber(), metadata: { constructor: 'Bob' } })).status).toBe(201);
   });
 
   it('answers odd shapes and values with 4xx problems', async () => {

@@ -161,6 +161,7 @@ describe('/openapi.json', () => {
     await run('GET', '/v1/campaigns/{id}', `/v1/campaigns/${defined}`, { token: 'read' });
     await run('GET', '/v1/campaigns/{id}', '/v1/campaigns/nobody-here', { token: 'read' });
     await run('PATCH', '/v1/campaigns/{id}', `/v1/campaigns/${defined}`, { token: 'admin', body: { max_active_calls: 3 } });
+    await run('PATCH', '/v1/campaigns/{id}', `/v1/campaigns/${defined}`, { token: 'admin', rawBody: '{"__proto__": {"cps": 1}}' });
     await run('POST', '/v1/campaigns/{id}/archive', `/v1/campaigns/${defined}/cancel`.replace('/cancel', '/archive'), { token: 'admin' });
     await run('PATCH', '/v1/campaigns/{id}', `/v1/campaigns/${defined}`, { token: 'admin', body: { cps: 1 } });
 
@@ -218,6 +219,7 @@ describe('/openapi.json', () => {
         'GET /v1/campaigns/{id} 404',
         'PATCH /v1/campaigns/{id} 200',
         'PATCH /v1/campaigns/{id} 409',
+        'PATCH /v1/campaigns/{id} 422',
         'POST /v1/campaigns/{id}/archive 200',
         'POST /v1/schedules 200',
         'POST /v1/schedules 400',

@@ -13,6 +13,7 @@ import { ResultReporter } from '../core/reportResult.js';
 import type { DialerMetrics } from '../core/metrics.js';
 import { SECOND, systemClock, type Clock } from '../core/time.js';
 import { dialAttempt, type DialAttemptResult, type DialDeps } from './dialAttempt.js';
+import { requireAgentAfterAnswer, type AgentCheckDeps } from './agentPresence.js';
 import {
   checkCampaignGate,
   dialingLeaseTtlMs,
@@ -219,6 +220,14 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     }
   };
 
+  const agentCheck: AgentCheckDeps = {
+    rooms: livekit.rooms,
+    store,
+    graceMs: config.dial.agentJoinGraceMs,
+    clock,
+    onNoAgent: () => metrics?.callsWithoutAgent.inc(),
+  };
+
   const gates: DialGateDeps = { store, clock, defaultWindow: config.dial.callWindow, predialCheck: config.predialCheck, profiles };
 
   /**
@@ -334,19 +343,24 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     const dialStarted = performance.now();
     metrics?.callsRinging.inc();
     let result: DialAttemptResult;
+    const lock = { key: worker.toKey(`${job.id}:lock`), token };
     try {
-      const lock = { key: worker.toKey(`${job.id}:lock`), token };
       const callDeps = campaign?.trunk_id ? { ...deps, trunkId: campaign.trunk_id } : deps;
       result = await dialAttempt(call, attempt, callDeps, log, { lock, draining: draining.signal, lockLost });
     } finally {
       stopRenewing?.();
       metrics?.callsRinging.dec();
     }
-    await settleLease(call, result, log);
+    // the dial's own figures: an answer is an answer, whether or not the agent turns up after it
     const measured = attemptResultLabel(result);
+    const dialSeconds = (performance.now() - dialStarted) / SECOND;
+    // An answered call needs its agent in the room: with none after AGENT_JOIN_GRACE_MS it is hung up and the attempt
+    // ends `failed` here (retried below like any failed attempt), instead of waiting for the outcome watchdog.
+    result = await requireAgentAfterAnswer(result, lock, agentCheck, log);
+    await settleLease(call, result, log);
     if (metrics && measured) {
       metrics.dialAttempts.inc({ result: measured });
-      metrics.dialSeconds.observe({ result: measured }, (performance.now() - dialStarted) / SECOND);
+      metrics.dialSeconds.observe({ result: measured }, dialSeconds);
     }
     switch (result.status) {
       case 'not_started':

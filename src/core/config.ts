@@ -26,6 +26,14 @@ export const DEFAULT_RETRY_DELAY_S = 300;
 export const DEFAULT_DIAL_LOCK_DURATION_MS = 10 * SECOND;
 /** Below this a dial job's lock lapses on ordinary event-loop stalls and Redis hiccups. */
 export const MIN_DIAL_LOCK_DURATION_MS = SECOND;
+/**
+ * After the callee answers, how long the consumer waits for an agent participant in the room before it hangs up:
+ * an agent normally joins before the phone is even answered (its dispatch goes out first); one that is not there a
+ * few seconds after the answer was never launched (LiveKit found no agent worker with room for it).
+ */
+export const DEFAULT_AGENT_JOIN_GRACE_MS = 5 * SECOND;
+/** Longer than this, a callee talks to silence for too long before the call is given up. */
+export const MAX_AGENT_JOIN_GRACE_MS = 60 * SECOND;
 /** Longer than the agent's default maximum call duration (600 s) plus its hang-up and reporting. */
 export const DEFAULT_CALL_OUTCOME_TIMEOUT_S = 900;
 /**
@@ -113,6 +121,13 @@ const envSchema = z.object({
     .int('DIAL_RESERVED_INBOUND must be a whole number')
     .min(0, 'DIAL_RESERVED_INBOUND must be ≥ 0')
     .default(0),
+  /** After the answer, how long an agent may take to be in the room before the consumer hangs up (ms). */
+  AGENT_JOIN_GRACE_MS: z.coerce
+    .number({ error: 'AGENT_JOIN_GRACE_MS must be a number of milliseconds' })
+    .int('AGENT_JOIN_GRACE_MS must be a whole number of milliseconds')
+    .min(0, 'AGENT_JOIN_GRACE_MS must be ≥ 0')
+    .max(MAX_AGENT_JOIN_GRACE_MS, `AGENT_JOIN_GRACE_MS must be at most ${MAX_AGENT_JOIN_GRACE_MS} (the callee hears silence meanwhile)`)
+    .default(DEFAULT_AGENT_JOIN_GRACE_MS),
   /** A connected call whose agent reports nothing within this long ends as `failed` (agent crashed, lost job). */
   CALL_OUTCOME_TIMEOUT_S: positiveInt('CALL_OUTCOME_TIMEOUT_S').default(DEFAULT_CALL_OUTCOME_TIMEOUT_S),
   /** Default calling window for calls that carry none, e.g. 09:00-20:00 (local to DIAL_TIME_ZONE). */
@@ -216,6 +231,8 @@ export interface DialerConfig {
     /** DIAL_MAX_PLATFORM_ERRORS: platform failures a call may meet before it ends as `failed`. */
     maxPlatformErrors: number;
     outcomeTimeoutMs: number;
+    /** AGENT_JOIN_GRACE_MS: after the answer, how long an agent may take to be in the room before the call is hung up. */
+    agentJoinGraceMs: number;
     /**
      * DIAL_MAX_ACTIVE_CALLS / DIAL_RESERVED_INBOUND: calls in progress across every process (undefined: no cap), and
      * how many of them are kept for inbound calls (outbound dials stop at `maxActiveCalls - reservedInbound`).
@@ -303,6 +320,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DialerConfig {
       lockDurationMs: e.DIAL_LOCK_DURATION_MS,
       maxPlatformErrors: e.DIAL_MAX_PLATFORM_ERRORS,
       outcomeTimeoutMs: e.CALL_OUTCOME_TIMEOUT_S * SECOND,
+      agentJoinGraceMs: e.AGENT_JOIN_GRACE_MS,
       activeCalls: activeCallCap(e.DIAL_MAX_ACTIVE_CALLS, e.DIAL_RESERVED_INBOUND),
       callWindow: defaultCallWindow(e.DIAL_CALL_WINDOW, e.DIAL_CALL_DAYS, e.DIAL_TIME_ZONE),
       timeZone: e.DIAL_TIME_ZONE,

@@ -23,6 +23,8 @@ export interface DialerMetrics {
   callsRinging: Gauge;
   /** Calls held back before ringing, by gate: paused, window, predial_error. */
   callsHeld: Counter<'reason'>;
+  /** Answered calls hung up because no agent joined the room within AGENT_JOIN_GRACE_MS. */
+  callsWithoutAgent: Counter;
   /** Terminal outcomes applied by the results worker. */
   callOutcomes: Counter<'outcome'>;
   /** Webhook deliveries by result: delivered, failed (retried), given_up. */
@@ -46,6 +48,11 @@ export function createDialerMetrics(options: { processMetrics?: boolean } = {}):
     }),
     callsRinging: new Gauge({ name: 'dialer_calls_ringing', help: 'Calls ringing in this process now', registers }),
     callsHeld: new Counter({ name: 'dialer_calls_held_total', help: 'Calls held back before ringing, by gate', labelNames: ['reason'], registers }),
+    callsWithoutAgent: new Counter({
+      name: 'dialer_calls_without_agent_total',
+      help: 'Answered calls hung up because no agent joined the room in time',
+      registers,
+    }),
     callOutcomes: new Counter({ name: 'dialer_call_outcomes_total', help: 'Terminal call outcomes applied', labelNames: ['outcome'], registers }),
     webhookDeliveries: new Counter({
       name: 'dialer_webhook_deliveries_total',

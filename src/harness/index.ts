@@ -12,3 +12,11 @@ export {
   type SimulatedTiming,
 } from './simulatedAgent.js';
 export { buildCallScript, ScriptedLLM, INBOUND_GREETING_TEXT, NO_ANSWER_TEXT, type CallScript, type ScriptRule } from './calleeScript.js';
+export {
+  connectSimAgentWorker,
+  startStandInAgent,
+  AGENT_IDENTITY_PREFIX,
+  type AssignedSimJob,
+  type SimAgentWorker,
+  type SimAgentWorkerOptions,
+} from './simAgentWorker.js';

@@ -38,6 +38,11 @@ export class SimJob implements CallJobContext<SimRoom> {
     });
   }
 
+  /** The job's id once a worker was assigned it (the job is prepared when its dispatch is made, before that). */
+  assign(jobId: string): void {
+    this.job.id = jobId;
+  }
+
   /** The room's metadata, as agents-js hands it to the job (a dispatch rule's roomConfig may name a campaign). */
   setRoomMetadata(metadata: string): void {
     this.job.room.metadata = metadata;

@@ -51,13 +51,18 @@ export class SimRoom extends EventEmitter implements CallRoom {
   private readonly joining = new Set<string>();
   private readonly stops: (() => void)[] = [];
 
+  /**
+   * @param isLocal whether an identity is this agent's own participant, which rtc-node never lists among the remote
+   *   participants (the simulator shows the agent's participant in the room once its job is accepted).
+   */
   constructor(
     readonly name: string,
     private readonly events: SimEvents,
+    isLocal: (identity: string) => boolean = () => false,
   ) {
     super();
     const onJoined = (ev: ParticipantJoinedEvent) => {
-      if (ev.room !== name) return;
+      if (ev.room !== name || isLocal(ev.identity)) return;
       if (ev.kind === 'SIP') this.joining.add(ev.identity);
       else this.join(ev.identity, KINDS[ev.kind], {});
     };

@@ -31,6 +31,7 @@ import { ResultReporter } from '../core/reportResult.js';
 import { SECOND, systemClock } from '../core/time.js';
 import type { DispatchCreatedEvent, SimEvents } from '../sim/index.js';
 import { ScriptedCallee } from './scriptedCallee.js';
+import { connectSimAgentWorker, type AssignedSimJob, type SimAgentWorker } from './simAgentWorker.js';
 import { SimJob } from './simJob.js';
 import { SimRoom } from './simRoom.js';
 import { errorMessage } from '../core/errors.js';
@@ -184,6 +185,13 @@ export async function startSimulatedAgent(options: SimulatedAgentOptions): Promi
     }
   };
 
+  /** A dispatch's job as agents-js would hand it over, prepared when the dispatch is made. */
+  interface Prepared {
+    ev: DispatchCreatedEvent;
+    job: SimJob;
+    callee: ScriptedCallee;
+    log: Logger;
+  }
   /** The job of each room with a call in progress. */
   const jobs = new Map<string, SimJob>();
   const inFlight = new Set<Promise<void>>();
@@ -227,24 +235,90 @@ export async function startSimulatedAgent(options: SimulatedAgentOptions): Promi
     }
   };
 
-  const onDispatch = (ev: DispatchCreatedEvent) => {
-    if (closing || ev.agentName !== options.agentName || jobs.has(ev.room)) return;
-    // The room and the callee follow the simulator from the dispatch on: every call into the room comes after.
-    const log = logger.child({ room: redactNumbersIn(ev.room) });
-    const job = new SimJob(ev.dispatchId, ev.metadata, new SimRoom(ev.room, sim.events));
-    const callee = new ScriptedCallee(ev.room, sim.events, job, timing.turnTimeoutMs, log);
+  /**
+   * Dispatches to this agent name, followed from their creation (every call into the room comes after it) until the
+   * simulator assigns their job to this worker, by dispatch id. A dispatch no worker takes (none registered, every one
+   * full) never runs: its room has no agent, as on a real server.
+   */
+  const watching = new Map<string, Prepared>();
+  /** Jobs assigned before their dispatch's event arrived (events relayed from another process can lag), by dispatch id. */
+  const assignedEarly = new Map<string, AssignedSimJob>();
+
+  const stopWatching = (dispatchId: string): void => {
+    const prepared = watching.get(dispatchId);
+    watching.delete(dispatchId);
+    prepared?.callee.close();
+    prepared?.job.room.close();
+  };
+
+  /** The job of a watched dispatch was assigned to this worker: runCall on it, in the room followed since the dispatch. */
+  const startJob = ({ ev, job, callee, log }: Prepared, assigned: AssignedSimJob) => {
+    job.assign(assigned.id);
     jobs.set(ev.room, job);
     const running: Promise<void> = runJob(ev, job, callee, log)
       .catch((err: unknown) => logger.error({ err, room: redactNumbersIn(ev.room) }, 'simulated call crashed'))
       .finally(() => {
         inFlight.delete(running);
         jobs.delete(ev.room);
+        worker.jobEnded(assigned.id); // the agent leaves the room
       });
     inFlight.add(running);
     const served: Promise<void> = Promise.race([running, callee.handedOver]).finally(() => serving.delete(served));
     serving.add(served);
   };
+
+  const onDispatch = (ev: DispatchCreatedEvent) => {
+    if (closing || ev.agentName !== options.agentName || jobs.has(ev.room) || watching.has(ev.dispatchId)) return;
+    // The room and the callee follow the simulator from the dispatch on: every call into the room comes after.
+    const log = logger.child({ room: redactNumbersIn(ev.room) });
+    const job = new SimJob(ev.dispatchId, ev.metadata, new SimRoom(ev.room, sim.events, (identity) => worker.ownsIdentity(identity)));
+    const prepared: Prepared = { ev, job, callee: new ScriptedCallee(ev.room, sim.events, job, timing.turnTimeoutMs, log), log };
+    const early = assignedEarly.get(ev.dispatchId);
+    assignedEarly.delete(ev.dispatchId);
+    if (early) startJob(prepared, early);
+    else watching.set(ev.dispatchId, prepared);
+  };
+  const onAssigned = (assigned: AssignedSimJob) => {
+    const watched = watching.get(assigned.dispatchId);
+    watching.delete(assigned.dispatchId);
+    if (watched && !closing) startJob(watched, assigned);
+    else if (!closing) assignedEarly.set(assigned.dispatchId, assigned);
+    else worker.jobEnded(assigned.id);
+  };
+  /** A watched dispatch that will not run here: its room or dispatch is gone, or its job went elsewhere or nowhere. */
+  const onRoomDeleted = (ev: { room: string }) => {
+    for (const [dispatchId, watched] of watching) if (watched.ev.room === ev.room) stopWatching(dispatchId);
+  };
+  const onDispatchGone = (ev: { dispatchId: string }) => stopWatching(ev.dispatchId);
+  const onJobElsewhere = (ev: { dispatchId: string; workerId: string }) => {
+    if (ev.workerId !== worker.id) stopWatching(ev.dispatchId);
+  };
+
+  // The harness is an agent worker of the simulator: it serves the dispatches the simulator assigns it (one call per
+  // room: a second dispatch into a room it serves already is declined, as before).
+  let worker: SimAgentWorker;
+  try {
+    worker = await connectSimAgentWorker({
+      url: sim.url,
+      apiKey: sim.apiKey,
+      apiSecret: sim.apiSecret,
+      agentName: options.agentName,
+      accept: (offer) => !closing && !jobs.has(offer.room),
+      onJob: onAssigned,
+    });
+  } catch (err) {
+    await book.close();
+    await reporter.close();
+    await replayer.close();
+    await replaySender.close();
+    await closeConnection(connection);
+    throw err;
+  }
   sim.events.on('dispatch_created', onDispatch);
+  sim.events.on('room_deleted', onRoomDeleted);
+  sim.events.on('dispatch_deleted', onDispatchGone);
+  sim.events.on('job_not_assigned', onDispatchGone);
+  sim.events.on('job_assigned', onJobElsewhere);
 
   /** Every call the agent serves has ended (warm-transferred calls it only watches go on). */
   const idle = async (): Promise<void> => {
@@ -256,8 +330,15 @@ export async function startSimulatedAgent(options: SimulatedAgentOptions): Promi
     close() {
       closing ??= (async () => {
         sim.events.off('dispatch_created', onDispatch);
+        sim.events.off('room_deleted', onRoomDeleted);
+        sim.events.off('dispatch_deleted', onDispatchGone);
+        sim.events.off('job_not_assigned', onDispatchGone);
+        sim.events.off('job_assigned', onJobElsewhere);
+        worker.setFull(true); // no new jobs while the calls in progress end
+        for (const dispatchId of [...watching.keys()]) stopWatching(dispatchId);
         for (const job of jobs.values()) job.requestClose('the simulated agent shut down');
         while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+        await worker.close();
         await book.close();
         await reporter.close();
         await replayer.close();

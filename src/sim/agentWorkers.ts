@@ -7,9 +7,20 @@
  *   token for the room built from the identity, name, metadata and attributes the worker asked for (plus
  *   `lk.agent.name`); a worker that declines is skipped for the next; with no worker, nothing is launched;
  * - deleting a dispatch sends `termination` for its jobs; `ping` is answered with `pong`; `updateWorker` sets the
- *   worker's status (a full worker gets no offers) and `updateJob` the job's state.
+ *   worker's status (a full worker gets no offers) and `updateJob` the job's state;
+ * - a worker at or above its load threshold reports `WS_FULL` (agents-js src/worker.ts: `loadThreshold` 0.7 in
+ *   production, `updateWorker {status: WS_FULL}`), and livekit-server offers it nothing: a dispatch that finds every
+ *   worker of its name full, or none at all, is left without a job ("no servers available" in livekit-server's log).
+ *   The dispatch still exists (ListDispatch shows it, with no job) and nobody joins its room.
+ * The agent's participant (agents-js src/job.ts `JobRequest.accept`: identity `agent-<job id>` unless the worker
+ * names one; src/worker.ts stamps `lk.agent.name`; the assignment's token has kind `agent`, so livekit-server lists it
+ * as ParticipantInfo kind AGENT): a real agent joins the room over `/rtc` with that token right after the assignment.
+ * The sim has no media server, so it stands the participant in at the assignment, with the identity, name, metadata
+ * and attributes the worker asked for. It leaves (CLIENT_INITIATED) when its job ends (`updateJob` success or failure,
+ * the dispatch deleted) or its worker disconnects, and with ROOM_DELETED when the room is deleted.
  * Not modelled: automatic dispatch of workers registered without a name, namespaces, deployments, job types other
- * than rooms, and media: the sim has no SFU, so a job's room connection (`/rtc`) is refused.
+ * than rooms, and media: the sim has no SFU, so a job's room connection (`/rtc`) is refused (a real agents-js worker
+ * served by the sim therefore shows a participant that never really joined; it leaves with the room or the worker).
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -49,6 +60,8 @@ export const AGENT_NAME_ATTRIBUTE = 'lk.agent.name';
 /** Agent participant tokens live as long as livekit-server's (protoagent.BuildAgentToken: 6 h). */
 const AGENT_TOKEN_TTL_S = 6 * 60 * 60;
 const NS_PER_MS = 1_000_000n;
+/** agents-js `JobRequest.accept`: the agent's identity when the worker names none. */
+const AGENT_IDENTITY_PREFIX = 'agent-';
 /** ServerInfo the sim reports: the agent protocol version agents-js 1.x speaks. */
 const SERVER_VERSION = '1.9.0-sim';
 const AGENT_PROTOCOL = 1;
@@ -91,6 +104,8 @@ export class AgentWorkers {
   private readonly workers = new Map<string, RegisteredWorker>();
   private readonly jobsById = new Map<string, SimAgentJob>();
   private readonly jobIdsByDispatch = new Map<string, string[]>();
+  /** The participant each running job stands in the room (see the module comment), by job id. */
+  private readonly agentParticipants = new Map<string, { room: string; identity: string }>();
   private closed = false;
 
   constructor(private readonly options: AgentWorkersOptions) {
@@ -99,6 +114,10 @@ export class AgentWorkers {
       if (dispatch) void this.launch(dispatch);
     });
     options.events.on('dispatch_deleted', (event) => this.terminateDispatch(event.dispatchId));
+    // A deleted room took its agents with it (ROOM_DELETED): forget them.
+    options.events.on('room_deleted', (event) => {
+      for (const [jobId, joined] of this.agentParticipants) if (joined.room === event.room) this.agentParticipants.delete(jobId);
+    });
   }
 
   /** Every job ever assigned, in order. */
@@ -185,6 +204,8 @@ export class AgentWorkers {
     this.workers.delete(worker.id);
     for (const answer of worker.pendingOffers.values()) answer(undefined);
     worker.pendingOffers.clear();
+    // The worker's job processes go with it: their agents leave their rooms.
+    for (const jobId of worker.jobs.keys()) this.agentLeaves(jobId);
     this.options.events.emit('worker_deregistered', { workerId: worker.id, agentName: worker.agentName, at: this.options.clock.now() });
   }
 
@@ -219,7 +240,7 @@ export class AgentWorkers {
           room: dispatch.room,
           dispatchId: dispatch.id,
           agentName: dispatch.agentName,
-          reason: tried.size === 0 ? 'no worker registered under this agent name' : 'no worker accepted the job',
+          reason: this.unassignedReason(dispatch.agentName, tried.size),
           at: this.options.clock.now(),
         });
         return;
@@ -227,6 +248,14 @@ export class AgentWorkers {
       tried.add(worker.id);
       if (await this.assign(worker, dispatch)) return;
     }
+  }
+
+  /** Why a dispatch got no job: nobody of its name, every one full (livekit-server: "no servers available"), or all declined. */
+  private unassignedReason(agentName: string, tried: number): string {
+    if (tried > 0) return 'no worker accepted the job';
+    const named = [...this.workers.values()].filter((w) => w.agentName === agentName);
+    if (named.length === 0) return 'no worker registered under this agent name';
+    return 'no servers available: every worker under this agent name is full';
   }
 
   private pickWorker(agentName: string, tried: ReadonlySet<string>): RegisteredWorker | undefined {
@@ -262,7 +291,7 @@ export class AgentWorkers {
     });
     if (!answer || !answer.available) return answer?.terminate === true;
 
-    const identity = answer.participantIdentity;
+    const identity = answer.participantIdentity || `${AGENT_IDENTITY_PREFIX}${job.id}`;
     if (job.state) job.state.participantIdentity = identity;
     const token = await this.agentToken(worker, dispatch.room, answer);
     send(worker.socket, { case: 'assignment', value: new JobAssignment({ job, token }) });
@@ -282,7 +311,29 @@ export class AgentWorkers {
     this.jobIdsByDispatch.set(dispatch.id, [...(this.jobIdsByDispatch.get(dispatch.id) ?? []), job.id]);
     const { status: _status, error: _error, ...assigned } = record;
     this.options.events.emit('job_assigned', { ...assigned, at: this.options.clock.now() });
+    this.agentJoins(job.id, dispatch.room, worker.agentName, identity, answer);
     return true;
+  }
+
+  /** The job's agent joins its room (stood in at the assignment: see the module comment); not into a deleted room. */
+  private agentJoins(jobId: string, room: string, agentName: string, identity: string, answer: AvailabilityResponse): void {
+    if (!this.options.rooms.has(room)) return;
+    this.options.rooms.addParticipant(room, {
+      identity,
+      name: answer.participantName,
+      metadata: answer.participantMetadata,
+      attributes: { ...answer.participantAttributes, [AGENT_NAME_ATTRIBUTE]: agentName },
+      kind: 'AGENT',
+    });
+    this.agentParticipants.set(jobId, { room, identity });
+  }
+
+  /** The job's agent leaves its room (the job ended, or its worker went away); nothing when it is gone already. */
+  private agentLeaves(jobId: string): void {
+    const joined = this.agentParticipants.get(jobId);
+    if (!joined) return;
+    this.agentParticipants.delete(jobId);
+    this.options.rooms.removeParticipant(joined.room, joined.identity, 'CLIENT_INITIATED');
   }
 
   /** protoagent.BuildAgentToken: a hidden-or-not agent participant of that room, with the worker's permissions. */
@@ -320,8 +371,10 @@ export class AgentWorkers {
       state.updatedAt = BigInt(this.options.clock.now()) * NS_PER_MS;
       if (status === JobStatus.JS_SUCCESS || status === JobStatus.JS_FAILED) state.endedAt = state.updatedAt;
     }
-    if (status === JobStatus.JS_SUCCESS || status === JobStatus.JS_FAILED) worker.jobs.delete(jobId);
+    const ended = status === JobStatus.JS_SUCCESS || status === JobStatus.JS_FAILED;
+    if (ended) worker.jobs.delete(jobId);
     this.options.events.emit('job_status', { jobId, room: record.room, status: record.status, error, at: this.options.clock.now() });
+    if (ended) this.agentLeaves(jobId);
   }
 
   private terminateDispatch(dispatchId: string): void {

@@ -50,13 +50,14 @@ async function kill(proc: ChildProcess): Promise<void> {
   if (proc.exitCode === null && proc.signalCode === null) await new Promise((resolve) => proc.once('exit', resolve));
 }
 
+/** The simulated agent serves the dispatches (start the pipeline with `agent: 'none'`, so no stand-in takes them first). */
 async function startAgent(p: TestPipeline): Promise<SimulatedAgent> {
   return startSimulatedAgent({ sim: p.sim, redisUrl: p.env.REDIS_URL ?? '', queuePrefix: p.config.queuePrefix, agentName: p.config.agentName });
 }
 
 describe('a consumer dies while the phone rings (SIGKILL), and another takes the call over', () => {
   it('does not ring a callee again who declined while no consumer was alive: the call ends declined after one ring', async () => {
-    pipeline = await startTestPipeline('declined-dead', { dialers: 0, env: { DIAL_LOCK_DURATION_MS: '1000', DIAL_RINGING_TIMEOUT_S: '10' } });
+    pipeline = await startTestPipeline('declined-dead', { dialers: 0, agent: 'none', env: { DIAL_LOCK_DURATION_MS: '1000', DIAL_RINGING_TIMEOUT_S: '10' } });
     const p = pipeline;
     agent = await startAgent(p);
     const number = freshNumber();
@@ -76,6 +77,7 @@ describe('a consumer dies while the phone rings (SIGKILL), and another takes the
 
   it('does not dial again a number that answered "not found" before ringing while no consumer was alive: the call ends failed after one dial', async () => {
     pipeline = await startTestPipeline('notfound-dead', {
+      agent: 'none',
       dialers: 0,
       env: { DIAL_LOCK_DURATION_MS: '1000', DIAL_RETRY_DELAY_S: '1', DIAL_MAX_ATTEMPTS: '3' },
     });
@@ -100,6 +102,7 @@ describe('a consumer dies while the phone rings (SIGKILL), and another takes the
   it('counts a ring-out that happened while no consumer was alive as a spent attempt, and rings again only as the next attempt after the retry delay', async () => {
     const retryDelayS = 1;
     pipeline = await startTestPipeline('ringout-dead', {
+      agent: 'none',
       dialers: 0,
       env: { DIAL_LOCK_DURATION_MS: '1000', DIAL_RINGING_TIMEOUT_S: '2', DIAL_RETRY_DELAY_S: String(retryDelayS), DIAL_MAX_ATTEMPTS: '2' },
     });

@@ -10,6 +10,7 @@ import { systemClock } from '../../src/core/time.js';
 import { startDialWorker, type DialWorkerHandle } from '../../src/consumer/dialWorker.js';
 import { CallProducer, type CallRequest } from '../../src/producer/enqueueCalls.js';
 import { startResultsWorker, type ResultsWorkerHandle } from '../../src/results/resultsWorker.js';
+import { startStandInAgent, type SimAgentWorker } from '../../src/harness/simAgentWorker.js';
 import { startLiveKitSim, type LiveKitSim, type ScenarioInput } from '../../src/sim/index.js';
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from './testRedis.js';
 import { waitFor } from './waitFor.js';
@@ -25,6 +26,8 @@ export interface TestPipeline {
   results: ResultsWorkerHandle;
   dialers: DialWorkerHandle[];
   env: Record<string, string>;
+  /** The stand-in agent host that takes every dispatch (`agent: 'stand-in'`, the default); undefined with `agent: 'none'`. */
+  standInAgent: SimAgentWorker | undefined;
   startDialer(): Promise<DialWorkerHandle>;
   enqueue(request: CallRequest): Promise<string>;
   waitForOutcome(campaignId: string, callId: string, timeoutMs?: number): Promise<NonNullable<Awaited<ReturnType<CallStore['get']>>>>;
@@ -33,10 +36,15 @@ export interface TestPipeline {
 
 export const silentLogger = createLogger('silent');
 
-/** Starts the simulator, the results worker and one dial worker (unless `dialers: 0`). */
+/**
+ * Starts the simulator, the results worker and one dial worker (unless `dialers: 0`). Answered calls need an agent in
+ * the room (else the consumer hangs up after AGENT_JOIN_GRACE_MS), so by default an agent host that joins every
+ * dispatch and says nothing stands in for the agent (`agent: 'stand-in'`); `agent: 'none'` registers none (a test
+ * that starts its own simulated agent, or one that wants dispatches nobody takes).
+ */
 export async function startTestPipeline(
   name: string,
-  options: { network?: ScenarioInput; env?: Record<string, string>; dialers?: number } = {},
+  options: { network?: ScenarioInput; env?: Record<string, string>; dialers?: number; agent?: 'stand-in' | 'none' } = {},
 ): Promise<TestPipeline> {
   // a test may point the pipeline at a topology of its own (REDIS_URL, or REDIS_SENTINELS in `env`)
   const url = options.env?.REDIS_URL ?? testRedisUrl();
@@ -58,6 +66,10 @@ export async function startTestPipeline(
     ...options.env,
   };
   const config = loadConfig(env);
+  const standInAgent =
+    (options.agent ?? 'stand-in') === 'stand-in'
+      ? await startStandInAgent({ url: sim.url, apiKey: sim.apiKey, apiSecret: sim.apiSecret, agentName: config.agentName })
+      : undefined;
   const redis = config.redis.kind === 'node' ? new Redis(url) : createWorkerConnection(config.redis, {}, { logger: silentLogger });
   const store = new CallStore(redis, prefix, systemClock);
   const producer = new CallProducer({ connection: redis, prefix, maxAttempts: config.dial.maxAttempts });
@@ -81,6 +93,7 @@ export async function startTestPipeline(
     results,
     dialers,
     env,
+    standInAgent,
     startDialer,
     enqueue: async (request) => (await producer.enqueueCall(request)).callId,
     waitForOutcome: (campaignId, callId, timeoutMs = 15_000) =>
@@ -97,6 +110,7 @@ export async function startTestPipeline(
       await results.close();
       await producer.close();
       await calls.close();
+      await standInAgent?.close();
       await sim.close();
       await deleteKeysWithPrefix(redis, prefix);
       await redis.quit();

@@ -41,6 +41,10 @@ export const DEFAULT_CALL_OUTCOME_TIMEOUT_S = 900;
  * (1 s doubling to 60 s), so the default gives LiveKit about five minutes to come back.
  */
 export const DEFAULT_DIAL_MAX_PLATFORM_ERRORS = 10;
+/** The queue's first platform back-off after a LiveKit/network failure; each further failed probe doubles it. */
+export const DEFAULT_DIAL_PLATFORM_BACKOFF_MS = SECOND;
+/** The platform back-off never grows past this (src/consumer/platformBackoff.ts PLATFORM_BACKOFF_MAX_MS), nor starts above it. */
+const MAX_DIAL_PLATFORM_BACKOFF_MS = 60 * SECOND;
 const MAX_PORT = 65535;
 /** `dialer serve`: where the HTTP API listens, and how many requests one token may make per second. */
 export const DEFAULT_API_PORT = 8080;
@@ -113,6 +117,10 @@ const envSchema = z.object({
     .default(DEFAULT_DIAL_LOCK_DURATION_MS),
   /** LiveKit/network failures one call may meet (each retried without spending an attempt) before it ends as failed. */
   DIAL_MAX_PLATFORM_ERRORS: positiveInt('DIAL_MAX_PLATFORM_ERRORS').default(DEFAULT_DIAL_MAX_PLATFORM_ERRORS),
+  /** The queue's first platform back-off (ms); each further failed probe doubles it, up to 60 s. */
+  DIAL_PLATFORM_BACKOFF_MS: positiveInt('DIAL_PLATFORM_BACKOFF_MS')
+    .max(MAX_DIAL_PLATFORM_BACKOFF_MS, `DIAL_PLATFORM_BACKOFF_MS must be at most ${MAX_DIAL_PLATFORM_BACKOFF_MS} (the back-off's cap)`)
+    .default(DEFAULT_DIAL_PLATFORM_BACKOFF_MS),
   /** Calls in progress (from their dial to their outcome) across every consumer and host; unset: no cap. */
   DIAL_MAX_ACTIVE_CALLS: positiveInt('DIAL_MAX_ACTIVE_CALLS').optional(),
   /** Part of DIAL_MAX_ACTIVE_CALLS kept back for inbound calls: outbound dials stop at the cap minus this. */
@@ -230,6 +238,8 @@ export interface DialerConfig {
     lockDurationMs: number;
     /** DIAL_MAX_PLATFORM_ERRORS: platform failures a call may meet before it ends as `failed`. */
     maxPlatformErrors: number;
+    /** DIAL_PLATFORM_BACKOFF_MS: the queue's first platform back-off; each further failed probe doubles it, up to 60 s. */
+    platformBackoffMs: number;
     outcomeTimeoutMs: number;
     /** AGENT_JOIN_GRACE_MS: after the answer, how long an agent may take to be in the room before the call is hung up. */
     agentJoinGraceMs: number;
@@ -319,6 +329,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DialerConfig {
       },
       lockDurationMs: e.DIAL_LOCK_DURATION_MS,
       maxPlatformErrors: e.DIAL_MAX_PLATFORM_ERRORS,
+      platformBackoffMs: e.DIAL_PLATFORM_BACKOFF_MS,
       outcomeTimeoutMs: e.CALL_OUTCOME_TIMEOUT_S * SECOND,
       agentJoinGraceMs: e.AGENT_JOIN_GRACE_MS,
       activeCalls: activeCallCap(e.DIAL_MAX_ACTIVE_CALLS, e.DIAL_RESERVED_INBOUND),

@@ -1,6 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { Queue } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
+import { OUTCOME_WATCHDOG_QUEUE } from '../../src/core/outcomeWatchdogQueue.js';
+import { CALL_RESULTS_QUEUE } from '../../src/core/queues.js';
 import { startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
 import { maxInRollingWindow } from '../helpers/rollingWindow.js';
 import { waitFor } from '../helpers/waitFor.js';
@@ -159,7 +162,19 @@ describe('dial limits and crash safety', () => {
     const callId = await p.enqueue({ phoneNumber: number as string, campaignId });
     await waitFor(async () => ((await p.store.get(campaignId, callId))?.state === 'in_call' ? true : undefined));
     await p.store.applyTerminal({ callId, campaignId, outcome: 'answered', reportedBy: 'agent', endedAt: Date.now() });
-    await new Promise((r) => setTimeout(r, 1500));
+    // the check fires 1 s after the answer: wait until it has run, and until whatever it reported has been applied
+    const checks = new Queue(OUTCOME_WATCHDOG_QUEUE, { connection: p.redis, prefix: p.config.queuePrefix });
+    const results = new Queue(CALL_RESULTS_QUEUE, { connection: p.redis, prefix: p.config.queuePrefix });
+    try {
+      await waitFor(async () => ((await checks.getJob(callId))?.finishedOn ? true : undefined), 10_000, 'watchdog check ran');
+      await waitFor(async () => {
+        const report = await results.getJob(callId);
+        return report === undefined || report.finishedOn ? true : undefined;
+      }, 10_000, 'any report of the check applied');
+    } finally {
+      await checks.close();
+      await results.close();
+    }
     expect(await p.store.get(campaignId, callId)).toMatchObject({ outcome: 'answered' });
   });
 });

@@ -226,7 +226,7 @@ describe('jobs other services push', () => {
   });
 
   it('a job pushed with `attempts` but no backoff still waits the retry delay between attempts', async () => {
-    const retryDelayS = 1;
+    const retryDelayS = 0.5;
     pipeline = await startTestPipeline('pushed-attempts', { env: { DIAL_RETRY_DELAY_S: String(retryDelayS) } });
     const p = pipeline;
     const number = freshNumber();
@@ -318,11 +318,12 @@ describe('platform back-off', () => {
     await p.producer.enqueueCalls(list.map((phoneNumber) => ({ phoneNumber, campaignId })));
     await waitFor(() => (p.sim.calls.length >= 5 ? true : undefined), 15_000, 'first calls out');
     // LiveKit failed for some consumer (here: the test, as a third process would): the back-off starts
-    const backoff = new PlatformBackoff(p.redis, p.store.keys.platformBackoff(), p.store.keys.platformFailures());
+    const firstBackoffMs = 500; // at DIAL_CPS=20, ten dials would go out meanwhile if the back-off held nothing
+    const backoff = new PlatformBackoff(p.redis, p.store.keys.platformBackoff(), p.store.keys.platformFailures(), firstBackoffMs);
     const asked = Date.now();
     const { backoffMs } = await backoff.failed();
     const startedAt = Date.now(); // the back-off runs from between `asked` and here until `asked + backoffMs` at least
-    expect(backoffMs).toBe(1000);
+    expect(backoffMs).toBe(firstBackoffMs);
     await waitFor(() => (p.sim.calls.filter((c) => c.result === 'answered').length === list.length ? true : undefined), 30_000, 'all answered');
     // No dial was claimed while the back-off ran (the claim is the last step before the request, and the point this
     // process controls: on a loaded machine a request claimed just before may still take a while to arrive).
@@ -334,7 +335,12 @@ describe('platform back-off', () => {
   });
 
   it('rings a callee once after a long queue-wide back-off: the call is dialed by one holder only, answered once', async () => {
-    pipeline = await startTestPipeline('long-backoff', { env: { DIAL_CPS: '2', DIAL_LOCK_DURATION_MS: '1000' } });
+    // back-offs of 0.7, 1.4 and 2.8 s: each longer than the pacing of DIAL_CPS=2, the last over twice the lock's lifetime
+    const backoffMs = 700;
+    const lockMs = 1000;
+    pipeline = await startTestPipeline('long-backoff', {
+      env: { DIAL_CPS: '2', DIAL_LOCK_DURATION_MS: String(lockMs), DIAL_PLATFORM_BACKOFF_MS: String(backoffMs) },
+    });
     const p = pipeline;
     const number = freshNumber();
     p.sim.network.setBehavior(number, { platformFailures: 3, behavior: { type: 'answer', afterMs: 200 } });
@@ -344,13 +350,14 @@ describe('platform back-off', () => {
     const calls = p.sim.calls.filter((c) => c.phoneNumber === number);
     expect(calls.map((c) => c.result)).toEqual(['failed', 'failed', 'failed', 'answered']);
     expect(calls.filter((c) => c.httpStatus === undefined || c.httpStatus < 500).map((c) => c.room)).toEqual([`call-${callId}-1`]);
-    // each try after a refusal waited out the doubling back-off (1 s, 2 s, 4 s), never a second request at once
+    // each try after a refusal waited out the doubling back-off (0.7 s, 1.4 s, 2.8 s), never a second request at once
     const gaps = calls.slice(1).map((c, i) => c.receivedAt - (calls[i]?.receivedAt ?? 0));
-    for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(900);
+    gaps.forEach((gap, i) => expect(gap).toBeGreaterThanOrEqual(0.9 * backoffMs * 2 ** i));
+    expect(gaps.at(-1)).toBeGreaterThan(2 * lockMs); // the premise: the last back-off outlived the job's lock twice over
   });
 
   it('ends a call as failed after DIAL_MAX_PLATFORM_ERRORS platform errors instead of retrying it for ever', async () => {
-    pipeline = await startTestPipeline('platform-cap', { env: { DIAL_MAX_PLATFORM_ERRORS: '2' } });
+    pipeline = await startTestPipeline('platform-cap', { env: { DIAL_MAX_PLATFORM_ERRORS: '2', DIAL_PLATFORM_BACKOFF_MS: '100' } });
     const p = pipeline;
     const number = freshNumber();
     p.sim.network.setBehavior(number, { type: 'platform_unavailable' });

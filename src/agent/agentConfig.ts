@@ -22,6 +22,12 @@ export const DEFAULT_PARTICIPANT_WAIT_S = 90;
 export const DEFAULT_TRANSFER_CONFIRM_TIMEOUT_S = 20;
 export const DEFAULT_TRANSFER_RINGING_TIMEOUT_S = 30;
 export const DEFAULT_VOICEMAIL_PAUSE_MS = 1000;
+/**
+ * Longest a warm transfer may keep the caller on hold, from the hold to the operator joining them: the operator's
+ * ringing (AGENT_TRANSFER_RINGING_TIMEOUT_S, 30 s) plus a briefing of a minute at most. After it the caller is taken
+ * off hold and told the transfer did not go through, and the operator's leg is hung up.
+ */
+export const DEFAULT_WARM_TRANSFER_TIMEOUT_S = 90;
 /** Where outcomes wait while Redis is away (src/agent/outcomeSpool.ts); one subdirectory per QUEUE_PREFIX. */
 export const DEFAULT_OUTCOME_SPOOL_DIR = join(tmpdir(), 'dialer-agent-outcomes');
 
@@ -49,6 +55,7 @@ const agentEnvSchema = z.object({
   AGENT_PARTICIPANT_WAIT_S: positive('AGENT_PARTICIPANT_WAIT_S').default(DEFAULT_PARTICIPANT_WAIT_S),
   AGENT_TRANSFER_CONFIRM_TIMEOUT_S: positive('AGENT_TRANSFER_CONFIRM_TIMEOUT_S').default(DEFAULT_TRANSFER_CONFIRM_TIMEOUT_S),
   AGENT_TRANSFER_RINGING_TIMEOUT_S: positive('AGENT_TRANSFER_RINGING_TIMEOUT_S').default(DEFAULT_TRANSFER_RINGING_TIMEOUT_S),
+  AGENT_WARM_TRANSFER_TIMEOUT_S: positive('AGENT_WARM_TRANSFER_TIMEOUT_S').default(DEFAULT_WARM_TRANSFER_TIMEOUT_S),
   AGENT_VOICEMAIL_PAUSE_MS: nonNegative('AGENT_VOICEMAIL_PAUSE_MS').default(DEFAULT_VOICEMAIL_PAUSE_MS),
   AGENT_OUTCOME_SPOOL_DIR: z.string().min(1).default(DEFAULT_OUTCOME_SPOOL_DIR),
   AGENT_HTTP_PORT: z.coerce
@@ -88,6 +95,8 @@ export interface AgentSettings {
   transferConfirmTimeoutMs: number;
   /** Ringing timeout for transfer destinations and warm-transfer operators. */
   transferRingingTimeoutS: number;
+  /** AGENT_WARM_TRANSFER_TIMEOUT_S: longest a warm transfer keeps the caller on hold before it is given up. */
+  warmTransferTimeoutMs: number;
   /** Pause after the voicemail message before hanging up. */
   voicemailPauseMs: number;
   /**
@@ -125,6 +134,7 @@ export function loadAgentSettings(env: NodeJS.ProcessEnv = process.env): AgentSe
     participantWaitMs: e.AGENT_PARTICIPANT_WAIT_S * SECOND,
     transferConfirmTimeoutMs: e.AGENT_TRANSFER_CONFIRM_TIMEOUT_S * SECOND,
     transferRingingTimeoutS: e.AGENT_TRANSFER_RINGING_TIMEOUT_S,
+    warmTransferTimeoutMs: e.AGENT_WARM_TRANSFER_TIMEOUT_S * SECOND,
     voicemailPauseMs: e.AGENT_VOICEMAIL_PAUSE_MS,
     outcomeSpoolDir: e.AGENT_OUTCOME_SPOOL_DIR,
     httpPort: e.AGENT_HTTP_PORT,

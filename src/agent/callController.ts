@@ -8,6 +8,7 @@ import { CallTimers } from './callTimers.js';
 import { CallTransfers } from './callTransfers.js';
 import type { OutcomeDecision, CallOutcomeTracker } from './outcomeTracker.js';
 import type { CallProfile } from './profiles.js';
+import { DEFAULT_WARM_TRANSFER_TIMEOUT_S } from './agentConfig.js';
 import { followSession } from './sessionTranscript.js';
 import { playOut, speak } from './speech.js';
 import type { WarmTransferPort } from './warmTransfer.js';
@@ -26,6 +27,8 @@ export type DtmfSender = (digits: string[]) => Promise<string>;
 export interface CallBehaviour {
   transferConfirmTimeoutMs: number;
   transferRingingTimeoutS: number;
+  /** Longest a warm transfer keeps the caller on hold (AGENT_WARM_TRANSFER_TIMEOUT_S), on the call's clock; default 90 s. */
+  warmTransferTimeoutMs?: number;
   voicemailPauseMs: number;
 }
 
@@ -109,6 +112,8 @@ export class CallController {
         log: this.log,
         confirmTimeoutMs: this.behaviour.transferConfirmTimeoutMs,
         ringingTimeoutS: this.behaviour.transferRingingTimeoutS,
+        warmTimeoutMs: this.behaviour.warmTransferTimeoutMs ?? DEFAULT_WARM_TRANSFER_TIMEOUT_S * SECOND,
+        clock: this.clock,
         isEnding: () => this.isEnding,
         callee: () => this.callee,
         requireSession: () => this.requireSession(),

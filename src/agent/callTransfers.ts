@@ -1,13 +1,14 @@
 import { llm, type voice } from '@livekit/agents';
 import type { Logger } from '../core/logger.js';
 import type { CallResult } from '../core/outcomes.js';
-import { SECOND } from '../core/time.js';
+import { errorMessage } from '../core/errors.js';
+import { SECOND, type Clock } from '../core/time.js';
 import type { CallServerApi } from './callServerApi.js';
 import { callBriefing } from './callSurvey.js';
 import type { CallOutcomeTracker, OutcomeDecision } from './outcomeTracker.js';
 import type { CallProfile } from './profiles.js';
 import { playOut, speak } from './speech.js';
-import type { WarmTransferPort } from './warmTransfer.js';
+import { WarmTransferTimeoutError, type WarmTransferOutcome, type WarmTransferPort } from './warmTransfer.js';
 
 /** Longest wait for the transfer announcement to play out. */
 const ANNOUNCEMENT_PLAYOUT_TIMEOUT_MS = 30 * SECOND;
@@ -23,6 +24,10 @@ export interface TransferHost {
   callee(): string | undefined;
   readonly confirmTimeoutMs: number;
   readonly ringingTimeoutS: number;
+  /** Longest a warm transfer keeps the caller on hold (AGENT_WARM_TRANSFER_TIMEOUT_S). */
+  readonly warmTimeoutMs: number;
+  /** The call's clock, which the warm transfer's deadline runs on. */
+  readonly clock: Clock;
   /** The call's session, or a ToolError when it is not connected. */
   requireSession(): voice.AgentSession;
   /** Runs `work` as something going on (the silence timer does not end the call meanwhile). */
@@ -102,10 +107,35 @@ export class CallTransfers {
     });
   }
 
+  /**
+   * A warm hand-off through the port, bounded by its deadline (warmTimeoutMs on the call's clock): at the deadline
+   * the port is told to stop (its signal: caller off hold, operator's leg hung up) and is not waited for any longer;
+   * the caller hears the profile's `notConnectedMessage` and the call goes on, as after a refused transfer.
+   */
   private async warmTransfer(session: voice.AgentSession, name: string, target: string): Promise<string> {
     const { host } = this;
-    if (!this.warm) throw new llm.ToolError('could not transfer call: warm transfer is not available here');
-    const outcome = await this.warm.transfer({ target, destinationName: name, session, briefing: callBriefing(host.profile, host.tracker) });
+    const warm = this.warm;
+    if (!warm) throw new llm.ToolError('could not transfer call: warm transfer is not available here');
+    const deadline = new AbortController();
+    const outcome = await new Promise<WarmTransferOutcome>((resolve) => {
+      const stopTimer = host.clock.setTimer(host.warmTimeoutMs, () => {
+        deadline.abort(new WarmTransferTimeoutError(host.warmTimeoutMs));
+        resolve({ ok: false, reason: errorMessage(deadline.signal.reason), timedOut: true });
+      });
+      warm
+        .transfer({ target, destinationName: name, session, briefing: callBriefing(host.profile, host.tracker), signal: deadline.signal })
+        .then(
+          (result) => resolve(deadline.signal.aborted ? { ok: false, reason: errorMessage(deadline.signal.reason), timedOut: true } : result),
+          (err: unknown) => resolve({ ok: false, reason: errorMessage(err) }),
+        )
+        .finally(stopTimer);
+    });
+    if (!outcome.ok && outcome.timedOut) {
+      host.log.warn({ destination: name, timeoutMs: host.warmTimeoutMs }, 'warm transfer given up at its deadline; the caller is off hold and told so');
+      host.tracker.note(`warm transfer to ${name} failed: ${outcome.reason}`);
+      await playOut(speak(session, host.profile.transfer.notConnectedMessage), ANNOUNCEMENT_PLAYOUT_TIMEOUT_MS);
+      throw new llm.ToolError(`could not transfer call: ${outcome.reason}. The caller has just been told so; offer other help.`);
+    }
     if (!outcome.ok) {
       host.tracker.note(`warm transfer to ${name} failed: ${outcome.reason}`);
       throw new llm.ToolError(`could not transfer call: ${outcome.reason}. Tell the caller and offer other help.`);

@@ -46,6 +46,9 @@ export const dtmfMenuEntrySchema = z.object({
 
 const positiveSeconds = z.number().positive();
 
+/** What the caller hears when a warm transfer did not go through in time (the profile's `transfer.notConnectedMessage`). */
+export const DEFAULT_TRANSFER_NOT_CONNECTED_MESSAGE = "I'm sorry, I couldn't connect you with someone right now.";
+
 /** An agent profile: everything a campaign can say about how its calls are handled. */
 export const agentProfileSchema = z
   .object({
@@ -62,6 +65,8 @@ export const agentProfileSchema = z
       .object({
         mode: transferModeSchema.default('cold'),
         announcement: z.string().min(1).default('Please hold while I transfer your call.'),
+        /** Spoken when a warm transfer is given up at AGENT_WARM_TRANSFER_TIMEOUT_S, once the caller is off hold. */
+        notConnectedMessage: z.string().min(1).default(DEFAULT_TRANSFER_NOT_CONNECTED_MESSAGE),
         defaultDestination: z.string().min(1).optional(),
         destinations: z.record(z.string().min(1), transferDestinationSchema).default({}),
       })
@@ -218,6 +223,7 @@ export interface CallProfile {
   transfer: {
     mode: TransferMode;
     announcement: string;
+    notConnectedMessage: string;
     defaultDestination: string | undefined;
     destinations: Record<string, TransferDestination>;
   };
@@ -277,6 +283,7 @@ export function resolveCallProfile(input: ResolveProfileInput): CallProfile {
     transfer: {
       mode: transfer?.mode ?? 'cold',
       announcement: fill(transfer?.announcement ?? 'Please hold while I transfer your call.'),
+      notConnectedMessage: fill(transfer?.notConnectedMessage ?? DEFAULT_TRANSFER_NOT_CONNECTED_MESSAGE),
       defaultDestination: transfer?.defaultDestination ?? Object.keys(transfer?.destinations ?? {})[0],
       destinations: transfer?.destinations ?? {},
     },

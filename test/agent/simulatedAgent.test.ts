@@ -19,7 +19,7 @@ import { startResultsWorker } from '../../src/results/resultsWorker.js';
 import { waitFor } from '../helpers/waitFor.js';
 import { systemClock } from '../../src/core/time.js';
 import { RoomAgentDispatch, RoomConfiguration } from '@livekit/protocol';
-import { startLiveKitSim, type InboundCallOptions, type LiveKitSim } from '../../src/sim/index.js';
+import { startLiveKitSim, waitForEvent, type InboundCallOptions, type LiveKitSim } from '../../src/sim/index.js';
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
 import { ResultsReader, dialLikeConsumer, nextNumber, simClients } from './helpers.js';
 
@@ -50,6 +50,14 @@ const profiles = parseProfiles({
   warm: {
     instructions: 'Warm.',
     transfer: { mode: 'warm', destinations: { operator: { target: 'tel:+12025550110' } } },
+  },
+  'warm-stalled': {
+    instructions: 'Warm, to an operator line that rings and rings.',
+    transfer: {
+      mode: 'warm',
+      notConnectedMessage: 'Nobody could take your call in time, sorry.',
+      destinations: { operator: { target: 'tel:+12025550119' } },
+    },
   },
   'support-line': {
     instructions: 'You answer the support line.',
@@ -292,6 +300,57 @@ describe('self-dialed calls (dispatch with only phone_number)', () => {
     expect(result.outcome).toBe('voicemail');
     const dialed = sim.calls.find((c) => c.phoneNumber === number);
     expect(dialed?.room).toBe('adhoc-vm');
+  });
+});
+
+describe('a warm transfer that stalls (AGENT_WARM_TRANSFER_TIMEOUT_S)', () => {
+  const DEADLINE_AGENT = 'sim-agent-warm-deadline';
+  const DEADLINE_MS = 500;
+  const OPERATOR_RINGING_S = 20;
+  const OPERATOR = '+12025550119';
+  let deadlineAgent: SimulatedAgent;
+
+  beforeAll(async () => {
+    deadlineAgent = await startSimulatedAgent({
+      sim,
+      redisUrl: testRedisUrl(),
+      queuePrefix: prefix,
+      agentName: DEADLINE_AGENT,
+      profiles,
+      logger: pino({ level: 'debug' }, { write: (line: string) => logLines.push(line) }),
+      timing: {
+        limits: { maxCallDurationMs: 30_000, silenceTimeoutMs: 20_000 },
+        behaviour: { transferConfirmTimeoutMs: 1000, transferRingingTimeoutS: OPERATOR_RINGING_S, voicemailPauseMs: 10, warmTransferTimeoutMs: DEADLINE_MS },
+      },
+    });
+  });
+
+  afterAll(async () => {
+    await deadlineAgent.close();
+  });
+
+  it('an operator who never answers: at the deadline the operator leg is hung up, the caller hears the profile message, one answered outcome', async () => {
+    const number = nextNumber();
+    sim.network.setBehavior(number, { type: 'answer', afterMs: 20, callee: { kind: 'wants_human' } });
+    sim.network.setBehavior(OPERATOR, { type: 'ring_out' });
+    const operatorDialed = waitForEvent(sim.events, 'call_dialing', (e) => e.phoneNumber === OPERATOR, 10_000);
+    const call = await dialLikeConsumer(sim, clients, { callId: 'sim-warm-stalled', phoneNumber: number, agentName: DEADLINE_AGENT, agentProfile: 'warm-stalled' });
+    const consultRoom = `${call.room}-human-agent`;
+    const operatorGone = waitForEvent(sim.events, 'room_deleted', (e) => e.room === consultRoom, 10_000);
+    const dialed = await operatorDialed;
+    const gone = await operatorGone;
+    // given up at the deadline, long before the operator's phone would have stopped ringing on its own
+    expect(gone.at - dialed.at).toBeGreaterThanOrEqual(DEADLINE_MS - 50);
+    expect(gone.at - dialed.at).toBeLessThan(OPERATOR_RINGING_S * 1000 / 2);
+    expect(sim.calls.find((c) => c.phoneNumber === OPERATOR)?.result).not.toBe('answered');
+
+    const result = await results.waitFor('sim-warm-stalled');
+    expect(result.outcome).toBe('answered');
+    expect(result.summary).toContain('warm transfer to operator failed: the transfer did not go through within 0.5 s');
+    const agentLines = (result.transcript ?? []).filter((line) => line.role === 'agent').map((line) => line.text);
+    expect(agentLines).toContain('Nobody could take your call in time, sorry.');
+    expect(logLines.some((line) => line.includes('warm transfer given up at its deadline'))).toBe(true);
+    expect((await results.all()).filter((r) => r.callId === 'sim-warm-stalled')).toHaveLength(1);
   });
 });
 

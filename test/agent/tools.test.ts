@@ -11,6 +11,10 @@ import { CallServerApi } from '../../src/agent/callServerApi.js';
 import { CallController, type CallBehaviour, type DtmfSender } from '../../src/agent/callController.js';
 import { CallOutcomeTracker } from '../../src/agent/outcomeTracker.js';
 import { parseProfiles, resolveCallProfile } from '../../src/agent/profiles.js';
+import { WarmTransferTimeoutError, type WarmTransferPort, type WarmTransferRequest } from '../../src/agent/warmTransfer.js';
+import type { Clock } from '../../src/core/time.js';
+import { TestClock } from '../helpers/testClock.js';
+import { waitFor } from '../helpers/waitFor.js';
 import type { LiveKitClients } from '../../src/core/livekitClients.js';
 import { ResultReporter } from '../../src/core/reportResult.js';
 import { startLiveKitSim, type LiveKitSim } from '../../src/sim/index.js';
@@ -41,6 +45,10 @@ const catalog = parseProfiles({
       { digit: '2', label: 'technical support', destination: 'support' },
     ],
     survey: { questions: ['How satisfied are you, from 1 to 5?', 'Would you recommend us?'] },
+  },
+  warm: {
+    instructions: 'Hand callers to an operator.',
+    transfer: { mode: 'warm', notConnectedMessage: 'Sorry, nobody is free to take your call.', destinations: { operator: { target: 'tel:+12025550112' } } },
   },
 });
 
@@ -86,7 +94,14 @@ let callCounter = 0;
 /** A real (simulated) answered SIP call in its own room, and an agent session on it driven by `responses`. */
 async function connectCall(
   responses: voice.testing.FakeLLMResponse[],
-  options: { sendDtmf?: DtmfSender; limits?: { maxCallDurationMs: number; silenceTimeoutMs: number } } = {},
+  options: {
+    sendDtmf?: DtmfSender;
+    limits?: { maxCallDurationMs: number; silenceTimeoutMs: number };
+    profile?: string;
+    warmTransfer?: WarmTransferPort;
+    behaviour?: CallBehaviour;
+    clock?: Clock;
+  } = {},
 ): Promise<TestCall> {
   callCounter += 1;
   const callId = `tools-${callCounter}`;
@@ -98,7 +113,7 @@ async function connectCall(
 
   const profile = resolveCallProfile({
     catalog,
-    name: 'outbound',
+    name: options.profile ?? 'outbound',
     defaultName: 'outbound',
     values: { first_name: 'Ada', company: 'Acme' },
     limits: options.limits ?? { maxCallDurationMs: 30_000, silenceTimeoutMs: 30_000 },
@@ -109,10 +124,12 @@ async function connectCall(
     profile,
     tracker,
     serverApi,
-    behaviour: BEHAVIOUR,
+    behaviour: options.behaviour ?? BEHAVIOUR,
     outbound: true,
     calleeIdentity: identity,
     sendDtmf: options.sendDtmf,
+    warmTransfer: options.warmTransfer,
+    clock: options.clock,
     logger,
   });
   const session = new voice.AgentSession({
@@ -293,6 +310,41 @@ describe('record_answer (surveys)', () => {
     const call = await connectCall([]);
     expect(() => call.controller.recordAnswer('What is your favourite colour?', 'Blue')).toThrow(/unknown question/);
     await call.controller.abort('test over');
+  });
+});
+
+describe('transfer_call (warm): the overall deadline', () => {
+  it('an operator who never gets briefed: at AGENT_WARM_TRANSFER_TIMEOUT_S the transfer is told to stop, the caller hears the profile message, the call goes on', async () => {
+    const clock = new TestClock();
+    const deadlineMs = 5000;
+    let request: WarmTransferRequest | undefined;
+    // a port that takes the caller on hold and then never returns, even when told to stop
+    const stalled: WarmTransferPort = {
+      transfer: (req) => {
+        request = req;
+        return new Promise<never>(() => undefined);
+      },
+    };
+    const call = await connectCall([{ input: 'Let me talk to an operator', toolCalls: [{ name: TOOL_NAMES.transfer, args: { destination: 'operator' } }] }], {
+      profile: 'warm',
+      warmTransfer: stalled,
+      behaviour: { ...BEHAVIOUR, warmTransferTimeoutMs: deadlineMs },
+      clock,
+    });
+    const running = run(call, 'Let me talk to an operator');
+    const asked = await waitFor(() => request, 5000, 'the warm transfer to start');
+    await clock.advance(deadlineMs - 1);
+    expect(asked.signal?.aborted).toBe(false);
+    await clock.advance(1);
+    expect(asked.signal?.aborted).toBe(true);
+    expect(asked.signal?.reason).toBeInstanceOf(WarmTransferTimeoutError);
+
+    const result = await running;
+    result.expect.containsFunctionCallOutput({ isError: true });
+    expect(call.tracker.transcript).toContainEqual({ role: 'agent', text: 'Sorry, nobody is free to take your call.' });
+    expect(call.controller.isEnding).toBe(false);
+    await call.controller.abort('test over');
+    expect((await results.waitFor(call.callId)).summary).toContain('warm transfer to operator failed: the transfer did not go through within 5 s');
   });
 });
 

@@ -242,6 +242,10 @@ export const campaignReportView = component(
     pending: z.number().int().describe('calls not ended yet (never lost)'),
     paused: z.boolean(),
     by_outcome: z.partialRecord(outcomeSchema, z.number().int()),
+    pick_up: z
+      .object({ percent: z.number(), people: z.number().int(), dialed: z.number().int() })
+      .optional()
+      .describe('people reached (answered, transferred) over the ended calls dialed at least once; absent before any has ended'),
     calls: z.array(reportLineView),
   }),
   'The same figures as `dialer report --json`, in snake_case, plus whether the campaign is paused',

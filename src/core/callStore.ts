@@ -4,7 +4,7 @@ import { dialerKeys, type DialerKeys } from './keys.js';
 import { LuaScript, replies, type ScriptArg } from './luaScript.js';
 import { formatPhoneNumber } from './phone.js';
 import type { CallJob } from './queues.js';
-import { CALL_STATES, OUTCOMES, type CallResult, type CallState, type Outcome, type TerminalApplied, type TerminalTransition } from './outcomes.js';
+import { CALL_STATES, CONNECTED_OUTCOMES, OUTCOMES, type CallResult, type CallState, type Outcome, type TerminalApplied, type TerminalTransition } from './outcomes.js';
 import type { Clock } from './time.js';
 
 /** One dial attempt as kept in the call record. */
@@ -49,6 +49,11 @@ export interface CallRecord {
   attemptLog: AttemptEntry[];
   /** Agent-side details of the terminal outcome (transfer, survey answers, summary, transcript, duration). */
   details?: Partial<CallResult>;
+  /**
+   * Set when the call ended: whether it was dialed at least once (applyTerminal.lua decides); undefined while in
+   * flight, and on records that ended before it was kept.
+   */
+  dialed?: boolean;
   /** How the agent saw the current attempt's SIP participant leave before it answered (see observeAttemptEnd). */
   attemptObserved?: AttemptObservation;
   createdAt: number;
@@ -58,6 +63,11 @@ export interface CallRecord {
 export interface CampaignCounters {
   total: number;
   terminal: number;
+  /**
+   * Ended calls never dialed (ended before any dial went out: canceled, expired, skipped, failed before an attempt or
+   * after LiveKit errors only); undefined for a campaign whose calls all ended before this count was kept.
+   */
+  undialed?: number;
   byOutcome: Partial<Record<Outcome, number>>;
 }
 
@@ -187,6 +197,7 @@ const scripts = {
       attempt: number | '',
       retentionS: number,
       fromBeforeDialSent: string,
+      connected: '1' | '0',
     ],
     number | string
   >('applyTerminal', LUA_FOLDER, 3, replies.integerOrString),
@@ -231,6 +242,7 @@ function parseRecord(fields: Record<string, string>): CallRecord | undefined {
     metadata: JSON.parse(fields.metadata ?? '{}') as Record<string, unknown>,
     attemptLog: JSON.parse(fields.attemptLog ?? '[]') as AttemptEntry[],
     details: fields.details ? (JSON.parse(fields.details) as Partial<CallResult>) : undefined,
+    dialed: fields.dialed === undefined ? undefined : fields.dialed === '1',
     attemptObserved: fields.attemptObserved ? (JSON.parse(fields.attemptObserved) as AttemptObservation) : undefined,
     createdAt: Number(fields.createdAt ?? 0),
     updatedAt: Number(fields.updatedAt ?? 0),
@@ -463,7 +475,9 @@ export class CallStore {
       const n = Number(raw[`outcome:${outcome}`] ?? 0);
       if (n > 0) byOutcome[outcome] = n;
     }
-    return { total: Number(raw.total ?? 0), terminal: Number(raw.terminal ?? 0), byOutcome };
+    const counters: CampaignCounters = { total: Number(raw.total ?? 0), terminal: Number(raw.terminal ?? 0), byOutcome };
+    if (raw.undialed !== undefined) counters.undialed = Number(raw.undialed);
+    return counters;
   }
 
   /** A campaign's records in enqueue order (the first `limit`, or all), fetched in pipelined batches. */
@@ -641,6 +655,7 @@ export class CallStore {
       result.attempt ?? '',
         Math.max(0, Math.round(options.retentionS ?? 0)),
         (transition?.fromBeforeDialSent ?? []).join(','),
+        CONNECTED_OUTCOMES.includes(outcome) ? '1' : '0',
       ],
     );
     if (reply === 1 || reply === 0) {

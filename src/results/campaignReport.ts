@@ -47,6 +47,8 @@ export interface CampaignReport {
   total: number;
   pending: number;
   byOutcome: Partial<Record<Outcome, number>>;
+  /** People reached over the ended calls dialed at least once (pickUpRate); left out before any dialed call ended. */
+  pickUp?: PickUpRate;
   calls: ReportCall[];
 }
 
@@ -60,11 +62,13 @@ export function campaignReport(
   records: readonly CallRecord[],
   keys: ReadonlyMap<string, string> = new Map(),
 ): CampaignReport {
+  const pickUp = pickUpRate(counters);
   return {
     campaign: campaignId,
     total: counters.total,
     pending: Math.max(0, counters.total - counters.terminal),
     byOutcome: counters.byOutcome,
+    ...(pickUp ? { pickUp } : {}),
     calls: records.map((r) => reportCall(r, keys.get(r.callId))),
   };
 }
@@ -204,16 +208,35 @@ function callNote(record: CallRecord): string {
   return notes.join('; ');
 }
 
-/** Renders the report as a table for a terminal: totals per outcome, then one line per call (capped). */
-/** Share of the ended, dialed calls a person picked up (voicemail excluded, as dialers count it); undefined before any. */
-export function pickUpRate(report: Pick<CampaignReport, 'byOutcome'>): { percent: number; people: number; dialed: number } | undefined {
-  const count = (outcomes: readonly Outcome[]) => outcomes.reduce((sum, o) => sum + (report.byOutcome[o] ?? 0), 0);
-  const dialed = count(OUTCOMES) - count(NOT_DIALED_OUTCOMES);
-  if (dialed === 0) return undefined;
+/** The pick-up rate: people reached (answered, transferred) over the ended calls dialed at least once, in %. */
+export interface PickUpRate {
+  percent: number;
+  people: number;
+  dialed: number;
+}
+
+/**
+ * The pick-up rate of a campaign, from its counters (so calls whose records expired count too): people reached over
+ * the ended calls that were dialed at least once. Voicemail is not a pick-up; a call that ended before any dial went
+ * out (canceled, expired, skipped, failed before an attempt or after LiveKit errors only) is left out of both. The one
+ * computation behind `report`, `report --json`, the HTML report and the API's report. Counters from before the
+ * `undialed` count was kept fall back to leaving out the outcomes that never ring (NOT_DIALED_OUTCOMES). Undefined
+ * before any dialed call has ended.
+ */
+export function pickUpRate(counters: Pick<CampaignCounters, 'byOutcome' | 'terminal' | 'undialed'>): PickUpRate | undefined {
+  const count = (outcomes: readonly Outcome[]) => outcomes.reduce((sum, o) => sum + (counters.byOutcome[o] ?? 0), 0);
+  const dialed = counters.undialed === undefined ? count(OUTCOMES) - count(NOT_DIALED_OUTCOMES) : counters.terminal - counters.undialed;
+  if (dialed <= 0) return undefined;
   const people = count(PERSON_OUTCOMES);
   return { percent: (PERCENT * people) / dialed, people, dialed };
 }
 
+/** Whether an ended call was dialed at least once, as its record says (records from before that: by its outcome). */
+export function wasDialed(record: Pick<CallRecord, 'dialed' | 'outcome'>): boolean {
+  return record.dialed ?? (record.outcome !== undefined && !NOT_DIALED_OUTCOMES.includes(record.outcome));
+}
+
+/** Renders the report as a table for a terminal: totals per outcome, then one line per call (capped). */
 export function formatCampaignReport(
   report: CampaignReport,
   records: readonly CallRecord[] = [],
@@ -227,7 +250,7 @@ export function formatCampaignReport(
   if (report.pending > 0) counts.push(['pending', String(report.pending)]);
   // names to the left, counts to the right, both as wide as the widest (a 10-million count stays in line too)
   lines.push(...textTable(counts, ['left', 'right'], '  '));
-  const rate = pickUpRate(report);
+  const rate = report.pickUp;
   if (rate) lines.push(`  pick-up rate ${rate.percent.toFixed(1)} % (${rate.people} of ${rate.dialed} dialed calls reached a person; voicemail does not count)`);
   if (report.calls.length > 0) {
     lines.push('');

@@ -73,7 +73,7 @@ describe('campaign controls', () => {
       expect(await p.calls.getJob(callId)).toBeUndefined();
     }
     const counters = await p.store.counters(campaignId);
-    expect(counters).toEqual({ total: 3, terminal: 3, byOutcome: { answered: 1, canceled: 2 } });
+    expect(counters).toEqual({ total: 3, terminal: 3, undialed: 2, byOutcome: { answered: 1, canceled: 2 } });
   });
 
   it('does not cancel a call that is ringing, and a consumer never dials a call canceled under it', async () => {

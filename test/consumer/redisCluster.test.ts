@@ -85,7 +85,7 @@ describe.skipIf(!hasRedisCluster)('a campaign on a 3-master Redis Cluster', () =
       CAMPAIGN_TIMEOUT_MS,
       'every call to end',
     );
-    expect(counters).toEqual({ total: CALLS, terminal: CALLS, byOutcome: { declined: CALLS } });
+    expect(counters).toEqual({ total: CALLS, terminal: CALLS, undialed: 0, byOutcome: { declined: CALLS } });
     const dials = p.sim.calls.filter((c) => numbers.has(c.phoneNumber));
     expect(dials).toHaveLength(CALLS);
     expect(new Set(dials.map((c) => c.phoneNumber)).size).toBe(CALLS);

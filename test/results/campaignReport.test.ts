@@ -1,28 +1,33 @@
 import { describe, expect, it } from 'vitest';
-import { formatCampaignReport, pickUpRate, type CampaignReport, type ReportCall } from '../../src/results/campaignReport.js';
+import { campaignReport, formatCampaignReport, pickUpRate, type CampaignReport, type ReportCall } from '../../src/results/campaignReport.js';
 import { textTable } from '../../src/results/textTable.js';
 
-const report = (byOutcome: CampaignReport['byOutcome'], pending = 0): CampaignReport => ({
-  campaign: 'c',
-  total: Object.values(byOutcome).reduce((a, b) => a + b, 0) + pending,
-  pending,
-  byOutcome,
-  calls: [],
-});
+/** A campaign's report from its counters: `undialed` ended calls never dialed (undefined: counters from before it). */
+const report = (byOutcome: CampaignReport['byOutcome'], pending = 0, undialed?: number): CampaignReport => {
+  const terminal = Object.values(byOutcome).reduce((a, b) => a + b, 0);
+  return campaignReport('c', { total: terminal + pending, terminal, byOutcome, ...(undialed === undefined ? {} : { undialed }) }, []);
+};
 
 describe('the campaign report table', () => {
-  it('shows the pick-up rate: people reached over dialed calls, voicemail not a pick-up, calls never dialed left out', () => {
-    const mixed = report({ answered: 3, transferred: 1, voicemail: 2, busy: 1, no_answer: 1, skipped: 5, canceled: 2, expired: 1 });
-    expect(pickUpRate(mixed)).toEqual({ percent: 50, people: 4, dialed: 8 });
-    expect(formatCampaignReport(mixed)).toContain('pick-up rate 50.0 % (4 of 8 dialed calls reached a person; voicemail does not count)');
+  it('shows the pick-up rate: people reached over the ended calls dialed at least once, voicemail not a pick-up', () => {
+    // 19 ended: 10 never dialed (5 skipped, 2 canceled, 1 expired, and 2 of the 3 failed: before any attempt)
+    const mixed = report({ answered: 3, transferred: 1, voicemail: 2, busy: 1, no_answer: 1, failed: 3, skipped: 5, canceled: 2, expired: 1 }, 0, 10);
+    expect(mixed.pickUp).toEqual({ percent: (100 * 4) / 9, people: 4, dialed: 9 });
+    expect(formatCampaignReport(mixed)).toContain('pick-up rate 44.4 % (4 of 9 dialed calls reached a person; voicemail does not count)');
+  });
+
+  it('falls back, for counters kept before undialed calls were counted, to leaving out the outcomes that never ring', () => {
+    const old = report({ answered: 3, transferred: 1, voicemail: 2, busy: 1, no_answer: 1, skipped: 5, canceled: 2, expired: 1 });
+    expect(pickUpRate({ byOutcome: old.byOutcome, terminal: 16 })).toEqual({ percent: 50, people: 4, dialed: 8 });
+    expect(old.pickUp).toEqual({ percent: 50, people: 4, dialed: 8 });
   });
 
   it('has no pick-up rate before any dialed call has ended, and says when the campaign is paused', () => {
-    const waiting = report({ skipped: 1 }, 3);
-    expect(pickUpRate(waiting)).toBeUndefined();
+    const waiting = report({ skipped: 1, failed: 1 }, 3, 2);
+    expect(waiting.pickUp).toBeUndefined();
     const table = formatCampaignReport(waiting, [], 50, { paused: true });
     expect(table).not.toContain('pick-up rate');
-    expect(table.split('\n')[0]).toBe('Campaign c: 4 calls, 3 pending (paused: resume with `dialer resume`)');
+    expect(table.split('\n')[0]).toBe('Campaign c: 5 calls, 3 pending (paused: resume with `dialer resume`)');
   });
 });
 

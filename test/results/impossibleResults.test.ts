@@ -11,7 +11,7 @@ import { CallStore } from '../../src/core/callStore.js';
 import { MAX_TRANSCRIPT_BYTES, type CallResult } from '../../src/core/outcomes.js';
 import { CALL_RESULTS_QUEUE } from '../../src/core/queues.js';
 import { MINUTE, systemClock } from '../../src/core/time.js';
-import { buildCampaignReport, pickUpRate } from '../../src/results/campaignReport.js';
+import { buildCampaignReport } from '../../src/results/campaignReport.js';
 import { startResultsWorker, type ResultsWorkerHandle } from '../../src/results/resultsWorker.js';
 import { expectNoLeakedHandles, openNetworkHandles } from '../helpers/openHandles.js';
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
@@ -89,7 +89,7 @@ describe('impossible results', () => {
       const job = await push(result(campaignId, callId, { outcome, reportedBy: outcome === 'answered' ? 'agent' : 'consumer' }));
       expect(await job.getState()).toBe('completed');
     }
-    expect(pickUpRate(await buildCampaignReport(store, campaignId))?.percent).toBe(25);
+    expect((await buildCampaignReport(store, campaignId)).pickUp?.percent).toBe(25);
 
     // five forged results for calls that never existed (the campaign 4 → 9 calls, 25 % → 55.6 %)
     const forged = [
@@ -104,7 +104,7 @@ describe('impossible results', () => {
     const report = await buildCampaignReport(store, campaignId);
     expect(report.total).toBe(4);
     expect(report.calls.map((c) => c.callId)).toEqual(['p-1', 'p-2', 'p-3', 'p-4']);
-    expect(pickUpRate(report)?.percent).toBe(25);
+    expect(report.pickUp?.percent).toBe(25);
     for (const { callId } of forged) {
       expect(await store.get(campaignId, callId)).toBeUndefined();
       expect(refusals(callId)).toHaveLength(1);

@@ -51,6 +51,6 @@ describe('dialer purge', () => {
     expect(all.code).toBe(0);
     expect(all.stdout).toMatch(/^purged 1 ended call in 1 campaign, \d+ queue jobs? removed; in flight \(kept\) 1\n$/);
     expect(await store.callIds('cli')).toEqual(['queued-1']);
-    expect(await store.counters('cli')).toEqual({ total: 1, terminal: 0, byOutcome: {} });
+    expect(await store.counters('cli')).toEqual({ total: 1, terminal: 0, undialed: 0, byOutcome: {} });
   });
 });

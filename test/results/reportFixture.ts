@@ -51,7 +51,8 @@ export async function seedCampaign(redis: Redis, prefix: string, campaignId: str
       if (applied.status !== 'applied') throw new Error(`seed: ${call.callId} not ended: ${JSON.stringify(applied)}`);
     };
     const ring = async (attempt: number) => {
-      await store.beginAttempt(identity, attempt, `room-${call.callId}-${attempt}`);
+      // the dial goes out (marked sent, as a consumer's claim marks it): the call counts as dialed
+      await store.beginAttempt(identity, attempt, `room-${call.callId}-${attempt}`, { dialSent: true });
       now += 30 * SECOND;
     };
     switch (outcome) {

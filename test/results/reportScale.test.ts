@@ -37,7 +37,8 @@ describe('report at 100,000 calls', () => {
     const started = performance.now();
     const counters = await store.counters(campaignId);
     const elapsed = performance.now() - started;
-    expect(counters).toEqual({ total: CALLS, terminal: 10, byOutcome: { answered: 5, busy: 5 } });
+    // the busy ones are ended straight from queued: never dialed (undialed), unlike an answer
+    expect(counters).toEqual({ total: CALLS, terminal: 10, undialed: 5, byOutcome: { answered: 5, busy: 5 } });
     expect(elapsed).toBeLessThan(50);
   });
 

@@ -146,7 +146,15 @@ export function campaignRoutes(ctx: ApiContext): Route[] {
       if (wantsCsv(query.format, header('accept'))) return { status: 200, body: campaignCsv(r), contentType: CSV_CONTENT_TYPE };
       return {
         status: 200,
-        body: { campaign_id: r.campaign, total: r.total, pending: r.pending, paused, by_outcome: r.byOutcome, calls: r.calls.map(reportLineOf) },
+        body: {
+          campaign_id: r.campaign,
+          total: r.total,
+          pending: r.pending,
+          paused,
+          by_outcome: r.byOutcome,
+          ...(r.pickUp ? { pick_up: r.pickUp } : {}),
+          calls: r.calls.map(reportLineOf),
+        },
       };
     },
   );

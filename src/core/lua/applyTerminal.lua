@@ -6,6 +6,10 @@
 -- ARGV[8] seconds to keep the record once terminal (0 = for ever): its TTL is set in the same step that ends the call.
 -- ARGV[9] comma-separated states allowed only while the record's latest attempt is not marked sent (claimDial has not
 -- let its CreateSIPParticipant go): an operator may cancel a call a consumer is about to dial, never one that may ring.
+-- ARGV[10] '1' when the outcome itself says the call connected (answered, voicemail, transferred).
+-- The record keeps whether the call was dialed at least once (`dialed` '1'/'0': a connected outcome, a dial marked
+-- sent, or an attempt that ended with a result from the far end, not only LiveKit errors or a drain), and the counters
+-- count the ended calls that were not (`undialed`, created at the first end: the pick-up rate leaves them out).
 -- Returns 1 when applied, 0 when the call was already terminal, otherwise the state it found ('missing' when there
 -- is no record): the result is refused and nothing is written.
 local keep = tonumber(ARGV[8]) or 0
@@ -34,10 +38,20 @@ if not state then
   redis.call('RPUSH', KEYS[3], fields.callId)
   redis.call('HINCRBY', KEYS[2], 'total', 1)
 end
+local function wasDialed()
+  if ARGV[10] == '1' or redis.call('HEXISTS', KEYS[1], 'dialSentAttempt') == 1 then return true end
+  for _, entry in ipairs(cjson.decode(redis.call('HGET', KEYS[1], 'attemptLog') or '[]')) do
+    local r = entry.result
+    if r ~= nil and r ~= 'not_started' and r ~= 'platform_error' then return true end
+  end
+  return false
+end
+local dialed = wasDialed()
 local fields = cjson.decode(ARGV[3])
 for k, v in pairs(fields) do redis.call('HSET', KEYS[1], k, v) end
-redis.call('HSET', KEYS[1], 'state', 'terminal', 'outcome', ARGV[1], 'updatedAt', ARGV[2])
+redis.call('HSET', KEYS[1], 'state', 'terminal', 'outcome', ARGV[1], 'updatedAt', ARGV[2], 'dialed', dialed and '1' or '0')
 redis.call('HINCRBY', KEYS[2], 'terminal', 1)
+redis.call('HINCRBY', KEYS[2], 'undialed', dialed and 0 or 1)
 redis.call('HINCRBY', KEYS[2], 'outcome:' .. ARGV[1], 1)
 if keep > 0 then redis.call('EXPIRE', KEYS[1], keep) end
 return 1

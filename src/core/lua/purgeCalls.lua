@@ -10,7 +10,7 @@ local function decrement(field)
   if tonumber(redis.call('HGET', KEYS[1], field) or '0') > 0 then redis.call('HINCRBY', KEYS[1], field, -1) end
 end
 for i = 2, #KEYS do
-  local f = redis.call('HMGET', KEYS[i], 'state', 'outcome', 'endedAt', 'updatedAt')
+  local f = redis.call('HMGET', KEYS[i], 'state', 'outcome', 'endedAt', 'updatedAt', 'dialed')
   local state = f[1]
   if not state then
     gone[#gone + 1] = ARGV[i]
@@ -23,6 +23,8 @@ for i = 2, #KEYS do
       decrement('total')
       decrement('terminal')
       if f[2] then decrement('outcome:' .. f[2]) end
+      -- a call that ended undialed leaves the pick-up rate's count of them (records from before it have no `dialed`)
+      if f[5] == '0' then decrement('undialed') end
       purged[#purged + 1] = ARGV[i]
     end
   end

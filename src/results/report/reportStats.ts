@@ -4,9 +4,9 @@
  * ended). Pure: the same input gives the same figures, so a test compares them to the store.
  */
 import type { CallRecord, CampaignCounters } from '../../core/callStore.js';
-import { NOT_DIALED_OUTCOMES, OUTCOMES, type Outcome } from '../../core/outcomes.js';
+import { OUTCOMES, type Outcome } from '../../core/outcomes.js';
 import { DAY, HOUR, MINUTE, SECOND } from '../../core/time.js';
-import { pickUpRate } from '../campaignReport.js';
+import { pickUpRate, wasDialed, type PickUpRate } from '../campaignReport.js';
 
 /** The chart's time step: the smallest of these that fits the campaign's span in at most MAX_BUCKETS bars. */
 const BUCKET_STEPS_MS = [MINUTE, 5 * MINUTE, 15 * MINUTE, HOUR, 3 * HOUR, 6 * HOUR, DAY, 7 * DAY] as const;
@@ -37,8 +37,8 @@ export interface ReportStats {
   /** Not ended yet. */
   pending: number;
   byOutcome: Partial<Record<Outcome, number>>;
-  /** People reached over dialed calls that ended (pickUpRate: voicemail does not count). */
-  pickUp: { percent: number; people: number; dialed: number } | undefined;
+  /** People reached over the ended calls dialed at least once (pickUpRate: voicemail does not count). */
+  pickUp: PickUpRate | undefined;
   /** Voicemail over dialed calls that ended, in %. */
   voicemail: { count: number; percent: number | undefined };
   transfers: number;
@@ -57,7 +57,6 @@ export interface ReportStats {
 }
 
 const PERCENT = 100;
-const notDialed = new Set<Outcome>(NOT_DIALED_OUTCOMES);
 
 /** When a terminal record ended (its endedAt, else its last update: records from before endedAt existed). */
 export function endedAtMs(record: CallRecord): number | undefined {
@@ -68,7 +67,7 @@ export function endedAtMs(record: CallRecord): number | undefined {
 /** The figures of a campaign (see ReportStats). */
 export function reportStats(counters: CampaignCounters, records: readonly CallRecord[]): ReportStats {
   const byOutcome = counters.byOutcome;
-  const pickUp = pickUpRate({ byOutcome });
+  const pickUp = pickUpRate(counters);
   const dialedEnded = pickUp?.dialed ?? 0;
   const voicemailCount = byOutcome.voicemail ?? 0;
 
@@ -85,7 +84,7 @@ export function reportStats(counters: CampaignCounters, records: readonly CallRe
     const ended = endedAtMs(record);
     if (ended === undefined || !record.outcome) continue;
     ends.push({ at: ended, outcome: record.outcome });
-    if (notDialed.has(record.outcome)) continue;
+    if (!wasDialed(record)) continue;
     lastEndMs = Math.max(lastEndMs ?? ended, ended);
     dialedOnFile += 1;
     attempts += record.attempts;

@@ -27,6 +27,7 @@ import {
   analyseChaosRun,
   formatChaosLine,
   formatViolations,
+  numberHistory,
   type ChaosActions,
   type ChaosCall,
   type HostStatus,
@@ -180,6 +181,7 @@ beforeAll(async () => {
     registry,
     {
       CHAOS_API_URL: proxy.url,
+      CHAOS_SIM_URL: `http://127.0.0.1:${host.ready.port}`,
       LIVEKIT_API_KEY: host.ready.apiKey,
       LIVEKIT_API_SECRET: host.ready.apiSecret,
       SIP_OUTBOUND_TRUNK_ID: host.ready.outboundTrunkId,
@@ -340,7 +342,7 @@ describe('chaos: a campaign through consumer SIGKILLs, a Redis freeze and restar
       const jobs = await describeJobs(reader, calls, records);
       const dump = await host.dump(join(outDir, 'sim-dump.json'));
       const { arrivals, stalls: proxyStalls } = await proxy.dump(join(outDir, 'proxy-dump.json'));
-      const { figures, violations } = analyseChaosRun({ calls, simCalls: dump.calls, arrivals, records, cps: DIAL_CPS });
+      const { figures, violations, unheard } = analyseChaosRun({ calls, simCalls: dump.calls, arrivals, records, cps: DIAL_CPS });
       const line = formatChaosLine(figures, actions);
       const runS = Math.round((Date.now() - started) / SECOND);
       const nonJson = consumers.reduce((sum, c) => sum + c.nonJsonLines, 0);
@@ -353,6 +355,8 @@ describe('chaos: a campaign through consumer SIGKILLs, a Redis freeze and restar
         `sim host event-loop stalls ≥ 200 ms: ${dump.stalls.length}, longest ${Math.max(0, ...dump.stalls.map((st) => st.ms))} ms (they delay the simulator's timestamps, not the proxy's)`,
         missed.length > 0 ? `chaos steps that met no live call (the run proves less): ${missed.join('; ')}` : 'every chaos step met live calls',
         formatViolations(violations, { simCalls: dump.calls, events: dump.events, proxyStalls, arrivals, records, jobs, t0 }),
+        `404 numbers whose 404 never reached a dialer (ended failed, not dialed again): ${unheard.length}`,
+        ...unheard.flatMap((call) => numberHistory(call.phoneNumber, call, { simCalls: dump.calls, events: dump.events, arrivals, records, t0 })),
       ].join('\n');
       await writeFile(join(outDir, 'last-run.txt'), `${line}\n`);
       await writeFile(join(outDir, 'last-run-details.txt'), `${details}\n`);

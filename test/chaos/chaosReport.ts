@@ -100,6 +100,8 @@ export interface ChaosFigures {
 export interface ChaosAnalysis {
   figures: ChaosFigures;
   violations: Violation[];
+  /** The calls counted in `outcomesUnknowable`, for the run's details. */
+  unheard: ChaosCall[];
 }
 
 const ROLLING_WINDOW_MS = 1000;
@@ -194,14 +196,14 @@ export function analyseChaosRun(input: {
 
   let lost = 0;
   let wrong = 0;
-  let unknowable = 0;
+  const unheard: ChaosCall[] = [];
   for (const call of calls) {
     const record = records.get(call.callId);
     if (!record || record.state !== 'terminal') {
       lost += 1;
       violations.push({ kind: 'lost', call, record });
     } else if (record.outcome !== call.expected && notFoundNeverHeard(call, record, dialsPerNumber.get(call.phoneNumber) ?? [])) {
-      unknowable += 1;
+      unheard.push(call);
     } else if (record.outcome !== call.expected) {
       wrong += 1;
       violations.push({ kind: 'wrong', call, record });
@@ -219,11 +221,12 @@ export function analyseChaosRun(input: {
       reRingsAfterFinal: reRings,
       outcomesLost: lost,
       outcomesWrong: wrong,
-      outcomesUnknowable: unknowable,
+      outcomesUnknowable: unheard.length,
       maxStartsPerRollingSecond: maxStarts,
       cps,
     },
     violations,
+    unheard,
   };
 }
 

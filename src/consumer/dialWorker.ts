@@ -27,6 +27,7 @@ import {
 } from './dialGates.js';
 import { ActiveCallLeases, ANSWERED_LEASE_MARGIN_MS } from '../core/activeCallLeases.js';
 import { CampaignRate } from '../campaigns/campaignRate.js';
+import { HeldCalls } from '../core/heldCalls.js';
 import { effectiveCps, type Campaign } from '../campaigns/campaignSchema.js';
 import { CampaignStore } from '../campaigns/campaignStore.js';
 import type { RetryDelays } from '../core/config.js';
@@ -171,6 +172,8 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
   const leases = new ActiveCallLeases(connection, config.queuePrefix);
   const campaigns = new CampaignStore(connection, config.queuePrefix, clock);
   const campaignRate = new CampaignRate(connection, config.queuePrefix);
+  /** Why each held call waits, for `report --watch` (written only when a call's reason changes). */
+  const heldCalls = new HeldCalls(connection, config.queuePrefix, clock);
   /** A campaign's retry delays over the global ones (DIAL_RETRY_DELAY_*_S). */
   const retryDelaysOf = (campaign: Campaign | undefined): RetryDelays => {
     const own = campaign?.retry_delays_s;
@@ -293,10 +296,12 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     const applyGate = async (gate: Exclude<GateDecision, { kind: 'ring' }>): Promise<DialJobResult> => {
       if (gate.kind === 'end') {
         log.info({ reason: gate.reason }, gate.log);
+        await heldCalls.release(call.campaignId, [call.callId]);
         await report({ callId: call.callId, campaignId: call.campaignId, outcome: gate.outcome, reason: gate.reason, attempt: attempt - 1 });
         return { status: gate.outcome };
       }
       metrics?.callsHeld.inc({ reason: gate.gate });
+      await heldCalls.hold(call.campaignId, call.callId, gate.gate);
       if (gate.gate === 'paused') await store.holdForPause(call.campaignId, jobId);
       if (gate.warn) log.warn({ ...gate.details, waitMs: gate.delayMs }, gate.log);
       else log.info({ ...gate.details, waitMs: gate.delayMs }, gate.log);
@@ -308,7 +313,10 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
 
     // While LiveKit is backed off nothing is dialed, nor asked about: the call waits, spending nothing.
     const backingOff = await backoff.remainingMs();
-    if (backingOff > 0) return waitWithoutAttempt(job, token, backingOff);
+    if (backingOff > 0) {
+      await heldCalls.hold(call.campaignId, call.callId, 'backoff');
+      return waitWithoutAttempt(job, token, backingOff);
+    }
 
     // The campaign's own rate (its cps, or where its ramp stands), counted apart from the global DIAL_CPS window.
     const cps = campaign ? effectiveCps(campaign, clock.now()) : undefined;
@@ -323,11 +331,15 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     let stopRenewing: (() => void) | undefined;
     if (leaseDeps) {
       const stop = lockLost ? AbortSignal.any([draining.signal, lockLost]) : draining.signal;
+      let recordingHold: Promise<unknown> | undefined;
       const onFull = (active: number) => {
         metrics?.callsHeld.inc({ reason: 'active_calls' });
         log.info({ active, limit: leaseDeps.limit }, 'calls in progress at their cap; the call waits for one to end');
+        // recorded while the call waits in its slot (the wait may last ACTIVE_LEASE_MAX_WAIT_MS)
+        recordingHold = heldCalls.hold(call.campaignId, call.callId, 'active_calls').catch((err: unknown) => log.error({ err }, 'could not record why the call is held'));
       };
       const wait = await waitForActiveCallLease(call, leaseDeps, stop, onFull);
+      await recordingHold;
       if (wait.kind === 'stopped') {
         if (lockLost?.aborted) return waitWithoutAttempt(job, token, REQUEUE_DELAY_MS);
         throw Worker.RateLimitError(); // draining: back to waiting, attempt not spent
@@ -340,6 +352,8 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
       stopRenewing = keepLeaseAlive(leaseDeps.leases, call, leaseDeps.ttlMs, log);
     }
 
+    // no gate holds the call any more: it goes on to its CPS slot and dials (a no-op for a call never held)
+    await heldCalls.release(call.campaignId, [call.callId]);
     const dialStarted = performance.now();
     metrics?.callsRinging.inc();
     let result: DialAttemptResult;

@@ -19,6 +19,8 @@ export interface DialerKeys {
   pausedCampaigns(): string;
   /** Job ids of a paused campaign's calls held back by the pause (released on resume). */
   pausedHeld(campaignId: string): string;
+  /** Why the consumer holds each of a campaign's calls back now (call id → reason; heldCalls.ts). */
+  heldCalls(campaignId: string): string;
 }
 
 /** Builds the key names under QUEUE_PREFIX. */
@@ -36,5 +38,6 @@ export function dialerKeys(prefix: string): DialerKeys {
     doNotCall: () => `${prefix}:dialer:dnc`,
     pausedCampaigns: () => `${prefix}:dialer:paused`,
     pausedHeld: (campaignId) => `${campaign(campaignId)}:paused-held`,
+    heldCalls: (campaignId) => `${campaign(campaignId)}:held`,
   };
 }

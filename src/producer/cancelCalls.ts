@@ -1,6 +1,7 @@
 import { Queue } from 'bullmq';
 import type { RedisClient } from '../core/redisClient.js';
 import { CallStore } from '../core/callStore.js';
+import { HeldCalls } from '../core/heldCalls.js';
 import { terminalTransition } from '../core/outcomes.js';
 import { CALLS_QUEUE } from '../core/queues.js';
 import { ResultReporter } from '../core/reportResult.js';
@@ -34,6 +35,7 @@ export async function cancelCalls(
   const store = new CallStore(connection, prefix, clock);
   const queue = new Queue(CALLS_QUEUE, { connection, prefix });
   const reporter = new ResultReporter(connection, prefix);
+  const held = new HeldCalls(connection, prefix, clock);
   const summary: CancelSummary = { canceled: [], inFlight: [], alreadyEnded: [], unknown: [] };
   const ids = target.callIds ? [...target.callIds] : await store.callIds(target.campaignId);
 
@@ -61,7 +63,10 @@ export async function cancelCalls(
 
   try {
     for (let i = 0; i < ids.length; i += CANCEL_CONCURRENCY) {
+      const before = summary.canceled.length;
       await Promise.all(ids.slice(i, i + CANCEL_CONCURRENCY).map(cancelOne));
+      // a canceled call is held back by no gate any more (report --watch)
+      await held.release(target.campaignId, summary.canceled.slice(before));
     }
   } finally {
     await reporter.close();

@@ -3,9 +3,10 @@
  * about once a second: a progress bar, call rates, calls ringing and in progress, and the calls held back with why.
  *
  * Reading it costs little per refresh: the counters are one hash; call states are read once per call and then only
- * for calls not ended yet (an ended call never moves again); "why held" is derived from what the dial gates read
- * (src/consumer/dialGates.ts, dialWorker.ts): the pause set, the campaign's dates, window and caps, the lease sets
- * (DIAL_MAX_ACTIVE_CALLS), LiveKit's back-off, and the delayed set of BullMQ's `calls` queue (a job id is its call id).
+ * for calls not ended yet (an ended call never moves again). "Why held" is what the consumer recorded for each call
+ * it holds back (src/core/heldCalls.ts: one hash per campaign, read whole), counted by reason; beside it the campaign's
+ * own state (canceled, past its end, LiveKit backed off), calls waiting to retry, and calls due later in the delayed
+ * set of BullMQ's `calls` queue (a job id is its call id).
  */
 import type { RedisClient } from '../../core/redisClient.js';
 import { DateTime } from 'luxon';
@@ -13,6 +14,7 @@ import { campaignWindow } from '../../campaigns/campaignSchema.js';
 import type { CampaignStore, CampaignView } from '../../campaigns/campaignStore.js';
 import { ActiveCallLeases } from '../../core/activeCallLeases.js';
 import type { CallStore, CampaignCounters } from '../../core/callStore.js';
+import { HeldCalls, type HeldReason as RecordedReason } from '../../core/heldCalls.js';
 import { nextWindowOpening } from '../../core/callWindow.js';
 import { OUTCOMES, type CallState, type Outcome } from '../../core/outcomes.js';
 import { CALLS_QUEUE } from '../../core/queues.js';
@@ -66,6 +68,7 @@ export interface WatchSettings {
 export class WatchReader {
   private readonly ended = new Set<string>();
   private readonly leases: ActiveCallLeases;
+  private readonly heldCalls: HeldCalls;
   private known = 0;
   private readonly ids: string[] = [];
 
@@ -78,6 +81,7 @@ export class WatchReader {
     private readonly clock: Clock,
   ) {
     this.leases = new ActiveCallLeases(redis, settings.prefix);
+    this.heldCalls = new HeldCalls(redis, settings.prefix, clock);
   }
 
   /** One reading (see WatchSnapshot). */
@@ -87,13 +91,13 @@ export class WatchReader {
     const fresh = await this.redis.lrange(keys.campaignCalls(id), this.known, -1);
     this.ids.push(...fresh);
     this.known += fresh.length;
-    const [counters, campaign, paused, activeLeases, globalActive, heldForPause, backoffMs] = await Promise.all([
+    const [counters, campaign, paused, activeLeases, globalActive, recordedHolds, backoffMs] = await Promise.all([
       this.store.counters(id),
       this.campaigns.get(id).then((doc) => (doc ? this.campaigns.show(id) : undefined)),
       this.store.isPaused(id),
       this.leases.count(id),
       this.settings.outboundCap === undefined ? Promise.resolve(0) : this.leases.count(),
-      this.redis.scard(keys.pausedHeld(id)),
+      this.heldCalls.list(id),
       this.redis.pttl(keys.platformBackoff()),
     ]);
     const states: WatchSnapshot['states'] = { queued: 0, dialing: 0, waiting_retry: 0, in_call: 0 };
@@ -102,6 +106,7 @@ export class WatchReader {
     const now = this.clock.now();
     let delayed = 0;
     let dueLater = 0;
+    const recordedIds = new Set(recordedHolds.map((h) => h.callId));
     for (let i = 0; i < open.length; i += STATE_READ_BATCH) {
       const batch = open.slice(i, i + STATE_READ_BATCH);
       const pipeline = this.redis.pipeline();
@@ -123,46 +128,57 @@ export class WatchReader {
         if (typeof state === 'string' && state in states) states[state as keyof typeof states] += 1;
         if (state === 'queued' && typeof score === 'string') {
           delayed += 1;
-          if (Math.floor(Number(score) / DELAYED_SCORE_FACTOR) > now) dueLater += 1;
+          // due later and held by no gate: waiting for the start time it was given
+          if (Math.floor(Number(score) / DELAYED_SCORE_FACTOR) > now && !recordedIds.has(callId)) dueLater += 1;
         }
       });
     }
     const global = this.settings.outboundCap === undefined ? undefined : { active: globalActive, cap: this.settings.outboundCap };
-    const held = heldReasons({ campaign, paused, heldForPause, states, dueLater, activeLeases, global, backoffMs, now, timeZone: this.settings.timeZone });
+    // a hold recorded for a call that has ended since (a crash between its end and the clearing) is not shown
+    const recorded = new Map<RecordedReason, number>();
+    for (const h of recordedHolds) if (!this.ended.has(h.callId)) recorded.set(h.reason, (recorded.get(h.reason) ?? 0) + 1);
+    const held = heldReasons({ campaign, recorded, states, dueLater, global, backoffMs, now, timeZone: this.settings.timeZone });
     return { campaignId: id, at: now, counters, states, delayed, activeLeases, global, campaign, paused, held };
   }
 }
 
-/** Why calls wait, in the order the dial gates check (dialGates.ts, dialWorker.ts). */
+/** Why calls wait: the campaign's own state, then the reasons the consumer recorded per call, in the order its gates check. */
 function heldReasons(s: {
   campaign: CampaignView | undefined;
-  paused: boolean;
-  heldForPause: number;
+  recorded: ReadonlyMap<RecordedReason, number>;
   states: WatchSnapshot['states'];
+  /** Calls due later in the delayed set that no gate holds (their own start time). */
   dueLater: number;
-  activeLeases: number;
   global: WatchSnapshot['global'];
   backoffMs: number;
   now: number;
   timeZone: string;
 }): HeldReason[] {
   const held: HeldReason[] = [];
-  const waiting = s.states.queued;
   const when = (ms: number) => DateTime.fromMillis(ms, { zone: s.timeZone }).toFormat('LL-dd HH:mm');
   const status = s.campaign?.status;
   if (status === 'canceled' || status === 'archived') held.push({ reason: `campaign ${status}: its calls end without ringing` });
   if (status === 'expired') held.push({ reason: 'campaign past its end date: calls not placed end expired' });
-  if (s.paused) held.push({ reason: 'campaign paused (dialer resume releases them)', calls: s.heldForPause });
-  if (status === 'scheduled' && s.campaign?.starts_at) held.push({ reason: `campaign starts at ${when(Date.parse(s.campaign.starts_at))}`, calls: waiting });
+  if (s.backoffMs > 0) held.push({ reason: `LiveKit failing: every dial backed off for ${Math.ceil(s.backoffMs / SECOND)} s` });
   const window = s.campaign ? campaignWindow(s.campaign, s.timeZone) : undefined;
   const opensAt = window ? nextWindowOpening(window, s.now) : undefined;
-  if (opensAt !== undefined) held.push({ reason: `outside the campaign's calling window (${s.campaign?.window?.hours ?? ''}); opens ${when(opensAt)}`, calls: waiting });
-  if (s.backoffMs > 0) held.push({ reason: `LiveKit failing: every dial backed off for ${Math.ceil(s.backoffMs / SECOND)} s` });
-  const campaignCap = s.campaign?.max_active_calls;
-  if (campaignCap !== undefined && s.activeLeases >= campaignCap && waiting > 0) held.push({ reason: `campaign at its cap of ${campaignCap} calls in progress` });
-  if (s.global && s.global.active >= s.global.cap && waiting > 0) held.push({ reason: `all ${s.global.cap} outbound lines in use (DIAL_MAX_ACTIVE_CALLS)` });
+  const label: Record<RecordedReason, string> = {
+    campaign_start: s.campaign?.starts_at ? `campaign starts at ${when(Date.parse(s.campaign.starts_at))}` : 'campaign not started yet',
+    paused: 'campaign paused (dialer resume releases them)',
+    window: opensAt !== undefined ? `outside the calling window; opens ${when(opensAt)}` : 'outside the calling window',
+    predial_error: 'the pre-dial check fails: asked again every 30 s',
+    backoff: 'LiveKit failing: dials backed off',
+    campaign_rate: `campaign at its own call rate${s.campaign?.cps !== undefined ? ` (${s.campaign.cps} calls/s)` : ''}`,
+    campaign_cap: `campaign at its cap of ${s.campaign?.max_active_calls ?? '?'} calls in progress`,
+    active_calls: s.global ? `all ${s.global.cap} outbound lines in use (DIAL_MAX_ACTIVE_CALLS)` : 'all outbound lines in use (DIAL_MAX_ACTIVE_CALLS)',
+    cps: 'waiting for a dial slot (DIAL_CPS)',
+  };
+  for (const [reason, text] of Object.entries(label) as [RecordedReason, string][]) {
+    const calls = s.recorded.get(reason);
+    if (calls) held.push({ reason: text, calls });
+  }
   if (s.states.waiting_retry > 0) held.push({ reason: 'waiting to retry after busy / no answer / failure', calls: s.states.waiting_retry });
-  if (s.dueLater > 0) held.push({ reason: 'waiting for their start time or a gate to reopen (delayed)', calls: s.dueLater });
+  if (s.dueLater > 0) held.push({ reason: 'waiting for their start time (delayed)', calls: s.dueLater });
   return held;
 }
 

@@ -20,6 +20,7 @@ import { Redis } from 'ioredis';
 import { z } from 'zod';
 import { redisAnswers, startRedisServer, type ProvidedRedis } from '../src/core/localRedis.js';
 import { SECOND, sleep } from '../src/core/time.js';
+import { startStandInAgent, type SimAgentWorker } from '../src/harness/simAgentWorker.js';
 import { enqueueCalls } from '../src/producer/enqueueCalls.js';
 import { ChildRegistry, ConsumerProcess, firstStdoutLine, waitForExit } from '../test/chaos/chaosProcesses.js';
 import { deleteKeysWithPrefix } from '../test/helpers/testRedis.js';
@@ -79,6 +80,8 @@ const registry = new ChildRegistry();
 function firstLine(child: ChildProcess, name: string): Promise<string> {
   return firstStdoutLine(child, name, START_TIMEOUT_MS);
 }
+
+const BENCH_AGENT_NAME = 'bench-agent';
 
 const simReadySchema = z.object({ port: z.number(), apiKey: z.string(), apiSecret: z.string(), outboundTrunkId: z.string() });
 
@@ -216,7 +219,7 @@ function consumerEnv(redisUrl: string, prefix: string, cps: number, proxyUrl: st
     LIVEKIT_API_KEY: sim.apiKey,
     LIVEKIT_API_SECRET: sim.apiSecret,
     SIP_OUTBOUND_TRUNK_ID: sim.outboundTrunkId,
-    AGENT_NAME: 'bench-agent',
+    AGENT_NAME: BENCH_AGENT_NAME,
     DIAL_CPS: String(cps),
     DIAL_CONCURRENCY: String(concurrency),
     DIAL_MAX_ATTEMPTS: '1',
@@ -347,8 +350,12 @@ const provided = await benchRedis();
 const dir = await mkdtemp(join(tmpdir(), 'dialer-bench-cps-'));
 const results: RunResult[] = [];
 let hog: ChildProcess | undefined;
+let agent: SimAgentWorker | undefined;
 try {
   const sim = await startSim(dir);
+  // An agent host that joins every dispatch: without an agent in the room the consumer would hang each answered call
+  // up after AGENT_JOIN_GRACE_MS, holding its slot meanwhile.
+  agent = await startStandInAgent({ url: `http://127.0.0.1:${sim.port}`, apiKey: sim.apiKey, apiSecret: sim.apiSecret, agentName: BENCH_AGENT_NAME });
   const proxy = await ArrivalProxy.start(sim.port, Number(args['proxy-nice']));
   if (args.hog) hog = startHog();
   console.log(
@@ -370,6 +377,7 @@ try {
     }
   }
 } finally {
+  await agent?.close();
   if (hog) {
     hog.kill('SIGKILL');
     await waitForExit(hog, EXIT_WAIT_MS);

@@ -51,6 +51,11 @@ export interface SimLike {
   events: SimEvents;
   /** Trunk for calls the agent places itself (self-dial, warm-transfer operators). */
   outboundTrunkId?: string;
+  /**
+   * Where the agent's worker socket (`/agent`) is opened, when not at `url`: the chaos test's API proxy relays no
+   * WebSocket, so its agent host registers with the simulator itself.
+   */
+  agentUrl?: string;
 }
 
 /** Timings of simulated calls (short defaults: the simulated callee answers at once and never pauses to think). */
@@ -299,7 +304,7 @@ export async function startSimulatedAgent(options: SimulatedAgentOptions): Promi
   let worker: SimAgentWorker;
   try {
     worker = await connectSimAgentWorker({
-      url: sim.url,
+      url: sim.agentUrl ?? sim.url,
       apiKey: sim.apiKey,
       apiSecret: sim.apiSecret,
       agentName: options.agentName,

@@ -24,6 +24,8 @@ async function main(): Promise<void> {
   const env = z
     .object({
       CHAOS_API_URL: z.string().url(),
+      /** The simulator itself, for the agent's worker socket (the API proxy relays no WebSocket). */
+      CHAOS_SIM_URL: z.string().url(),
       LIVEKIT_API_KEY: z.string().min(1),
       LIVEKIT_API_SECRET: z.string().min(1),
       SIP_OUTBOUND_TRUNK_ID: z.string().min(1),
@@ -38,7 +40,7 @@ async function main(): Promise<void> {
   const logger = createLogger(env.LOG_LEVEL, 'chaos-agent-host');
   const events = createSimEvents();
   const agent = await startSimulatedAgent({
-    sim: { url: env.CHAOS_API_URL, apiKey: env.LIVEKIT_API_KEY, apiSecret: env.LIVEKIT_API_SECRET, events, outboundTrunkId: env.SIP_OUTBOUND_TRUNK_ID },
+    sim: { url: env.CHAOS_API_URL, agentUrl: env.CHAOS_SIM_URL, apiKey: env.LIVEKIT_API_KEY, apiSecret: env.LIVEKIT_API_SECRET, events, outboundTrunkId: env.SIP_OUTBOUND_TRUNK_ID },
     redisUrl: env.REDIS_URL,
     queuePrefix: env.QUEUE_PREFIX,
     agentName: env.AGENT_NAME,

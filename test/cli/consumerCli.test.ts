@@ -54,8 +54,9 @@ describe('dialer consumer / results / report', () => {
     const run = await runCli(['report', '--campaign', campaignId, '--json'], p.env);
     expect(run.code).toBe(0);
     const report = JSON.parse(run.stdout) as Record<string, unknown>;
-    expect(Object.keys(report).sort()).toEqual(['byOutcome', 'calls', 'campaign', 'pending', 'total']);
-    expect(report).toMatchObject({ campaign: campaignId, total: 2, pending: 1, byOutcome: { busy: 1 } });
+    expect(Object.keys(report).sort()).toEqual(['byOutcome', 'calls', 'campaign', 'pending', 'pickUp', 'total']);
+    // the busy call was dialed (3 attempts), nobody picked up: 0 of 1
+    expect(report).toMatchObject({ campaign: campaignId, total: 2, pending: 1, byOutcome: { busy: 1 }, pickUp: { percent: 0, people: 0, dialed: 1 } });
     const calls = report.calls as Record<string, unknown>[];
     // complete lines: state, reason, metadata and times besides the number, outcome, attempts and SIP status
     expect(calls).toContainEqual(

@@ -113,7 +113,7 @@ export interface AgentSettings {
 
 /** Validates the agent's environment; throws ConfigError naming every bad variable. */
 export function loadAgentSettings(env: NodeJS.ProcessEnv = process.env): AgentSettings {
-  const e = parseEnv(agentEnvSchema, env, 'agent settings');
+  const e = parseEnv(agentEnvSchema, env);
   return {
     models: {
       mode: e.AGENT_MODEL_MODE,

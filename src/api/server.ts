@@ -13,8 +13,8 @@ import type { RedisClient } from '../core/redisClient.js';
 import { loadProfileCatalog } from '../agent/profiles.js';
 import { CallStore } from '../core/callStore.js';
 import { REGION_SOURCES } from '../core/phone.js';
-import type { DialerConfig } from '../core/config.js';
-import { ConfigError, errorMessage } from '../core/errors.js';
+import { settingError, type DialerConfig } from '../core/config.js';
+import { errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { CALLS_QUEUE } from '../core/queues.js';
 import { closeConnection, createProducerConnection, isRedisConnectionError, logRedisErrors, waitUntilReady } from '../core/redisConnection.js';
@@ -360,7 +360,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const shortTokens = tokens.filter((t) => t.short).map((t) => t.label);
   if (shortTokens.length > 0) logger.warn({ tokens: shortTokens }, 'API tokens shorter than 24 characters can be guessed: use long random ones (e.g. openssl rand -hex 32)');
   const rateLimitPerSecond = options.rateLimitPerSecond ?? config.api.rateLimitPerSecond;
-  if (!Number.isInteger(rateLimitPerSecond) || rateLimitPerSecond <= 0) throw new ConfigError('invalid settings:\n  API_RATE_LIMIT: must be a whole number > 0');
+  if (!Number.isInteger(rateLimitPerSecond) || rateLimitPerSecond <= 0) throw settingError('API_RATE_LIMIT', 'must be a whole number > 0', String(rateLimitPerSecond));
   const authFailureLimit = options.authFailureLimit ?? AUTH_FAILURE_LIMIT;
 
   const ownsRedis = options.redis === undefined;

@@ -34,7 +34,7 @@ const isScope = (s: string): s is Scope => (SCOPES as readonly string[]).include
  * list, an entry with characters a bearer token cannot hold, an unknown scope or a token listed twice.
  */
 export function parseApiTokens(text: string | undefined): ApiToken[] {
-  const fail = (why: string) => new ConfigError(`invalid settings:\n  API_TOKENS: ${why}`);
+  const fail = (why: string) => new ConfigError(`API_TOKENS: ${why}`);
   if (text === undefined || text.trim() === '') {
     throw fail('not set: `serve` needs at least one token, e.g. API_TOKENS=<token> or <token>:enqueue+read');
   }

@@ -36,9 +36,13 @@ export function exitCodeFor(err: unknown): number {
   return EXIT_FAILURE;
 }
 
-/** The one line printed on stderr for an error: a number the person typed is shown as typed (logs mask it). */
+/**
+ * The line printed on stderr for an error: a number the person typed is shown as typed (logs mask it). A settings
+ * error holds one line per bad setting (`DIAL_CPS: must be > 0 (got "0")`): each is printed as a line of its own.
+ */
 export function errorLine(err: unknown): string {
   const message = hasPersonMessage(err) ? err.forPerson : errorMessage(err);
+  if (err instanceof ConfigError) return message.split('\n').map((line) => `dialer: ${line}`).join('\n');
   return `dialer: ${message}`;
 }
 

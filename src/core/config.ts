@@ -257,16 +257,49 @@ export interface DialerConfig {
   };
 }
 
+/** Settings whose values are credentials: a message about one never shows its value. */
+const SECRET_SETTING = /(SECRET|PASSWORD|TOKENS?|_KEY)$/;
+/** A URL's user-info password (`redis://user:pass@host`), masked in what a message shows. */
+const URL_PASSWORD = /^([a-z][a-z0-9+.-]*:\/\/[^/@:]*):[^/@]*@/i;
+/** Longer values are cut in messages (a pasted file, a long list). */
+const MAX_SHOWN_VALUE_CHARS = 120;
+
 /**
- * Validates environment variables against `schema` (empty strings count as unset); throws one ConfigError listing
- * every bad variable, headed by `what`.
+ * One bad setting as one line: `NAME: what is wrong (got "value")`. The value is left out for a credential (by its
+ * name: …SECRET, …PASSWORD, …TOKENS, …_KEY) and when there is none; a URL's password is masked; a long value is cut.
  */
-export function parseEnv<T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv, what: string): z.infer<T> {
+export function settingProblem(name: string, problem: string, value?: string): string {
+  if (value === undefined || SECRET_SETTING.test(name)) return `${name}: ${problem}`;
+  const masked = value.replace(URL_PASSWORD, '$1:***@');
+  const shown = masked.length > MAX_SHOWN_VALUE_CHARS ? `${masked.slice(0, MAX_SHOWN_VALUE_CHARS)}…` : masked;
+  return `${name}: ${problem} (got ${JSON.stringify(shown)})`;
+}
+
+/** A ConfigError for one bad setting (settingProblem's line). */
+export function settingError(name: string, problem: string, value?: string): ConfigError {
+  return new ConfigError(settingProblem(name, problem, value));
+}
+
+/**
+ * Validates environment variables against `schema` (empty strings count as unset); throws one ConfigError with one
+ * line per bad variable (settingProblem: its name once, what is wrong, the value unless secret), in the schema's order.
+ */
+export function parseEnv<T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv): z.infer<T> {
   const present = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== ''));
   const parsed = schema.safeParse(present);
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
-    throw new ConfigError(`invalid ${what}:\n  ${lines.join('\n  ')}`);
+    // one line per variable, its problems joined; a message that repeats the variable's name ("DIAL_CPS must be…")
+    // says it once
+    const byName = new Map<string, string[]>();
+    for (const issue of parsed.error.issues) {
+      const name = issue.path.map(String).join('.');
+      const problem = issue.message.startsWith(`${name} `) ? issue.message.slice(name.length + 1) : issue.message;
+      const list = byName.get(name) ?? [];
+      if (!list.includes(problem)) list.push(problem);
+      byName.set(name, list);
+    }
+    const lines = [...byName].map(([name, list]) => settingProblem(name, list.join('; '), present[name]));
+    throw new ConfigError(lines.join('\n'));
   }
   return parsed.data;
 }
@@ -276,11 +309,13 @@ function redisTarget(e: z.infer<typeof envSchema>): RedisTarget {
   const url = e.REDIS_URL;
   try {
     if (e.REDIS_CLUSTER_NODES !== undefined) {
-      if (e.REDIS_SENTINELS !== undefined) throw new ConfigError('invalid settings:\n  REDIS_SENTINELS and REDIS_CLUSTER_NODES: set one of them, not both');
+      if (e.REDIS_SENTINELS !== undefined) throw new ConfigError('REDIS_SENTINELS and REDIS_CLUSTER_NODES: set one of them, not both');
       // BullMQ keeps a queue's keys in one slot only under a hash-tagged prefix; the dialer's scripts need the same
       if (hashTag(e.QUEUE_PREFIX) === undefined) {
-        throw new ConfigError(
-          `invalid settings:\n  QUEUE_PREFIX: on Redis Cluster it must carry a hash tag, e.g. QUEUE_PREFIX={${e.QUEUE_PREFIX}}, so each queue's keys and each script's keys share a slot`,
+        throw settingError(
+          'QUEUE_PREFIX',
+          `on Redis Cluster it must carry a hash tag such as {${e.QUEUE_PREFIX}}, so each queue's keys and each script's keys share a slot`,
+          e.QUEUE_PREFIX,
         );
       }
       return { kind: 'cluster', url, nodes: parseHostPorts(e.REDIS_CLUSTER_NODES, 'REDIS_CLUSTER_NODES', DEFAULT_REDIS_PORT) };
@@ -290,7 +325,8 @@ function redisTarget(e: z.infer<typeof envSchema>): RedisTarget {
     const sentinelPassword = e.REDIS_SENTINEL_PASSWORD;
     return { kind: 'sentinel', url, sentinels: list, name: e.REDIS_SENTINEL_NAME, ...(sentinelPassword ? { sentinelPassword } : {}) };
   } catch (err) {
-    if (err instanceof RedisAddressError) throw new ConfigError(`invalid settings:\n  ${err.message}`);
+    // its message names the setting and shows the entry that is wrong
+    if (err instanceof RedisAddressError) throw new ConfigError(err.message);
     throw err;
   }
 }
@@ -301,7 +337,7 @@ function replicaAcks(replicas: number, timeoutMs: number): DialerConfig['dialRep
 
 /** Validates the environment once at start-up; throws ConfigError listing every bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): DialerConfig {
-  const e = parseEnv(envSchema, env, 'settings');
+  const e = parseEnv(envSchema, env);
   return {
     redisUrl: e.REDIS_URL,
     redis: redisTarget(e),
@@ -343,11 +379,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DialerConfig {
 /** DIAL_MAX_ACTIVE_CALLS / DIAL_RESERVED_INBOUND as a cap, or a ConfigError naming the variable. */
 function activeCallCap(max: number | undefined, reservedInbound: number): DialerConfig['dial']['activeCalls'] {
   if (max === undefined) {
-    if (reservedInbound > 0) throw new ConfigError('invalid settings:\n  DIAL_RESERVED_INBOUND: needs DIAL_MAX_ACTIVE_CALLS (the cap it is kept from)');
+    if (reservedInbound > 0) throw settingError('DIAL_RESERVED_INBOUND', 'needs DIAL_MAX_ACTIVE_CALLS (the cap it is kept from)', String(reservedInbound));
     return undefined;
   }
   if (reservedInbound >= max) {
-    throw new ConfigError(`invalid settings:\n  DIAL_RESERVED_INBOUND: must be below DIAL_MAX_ACTIVE_CALLS (${max}), or no outbound call could ever be dialed`);
+    throw settingError('DIAL_RESERVED_INBOUND', `must be below DIAL_MAX_ACTIVE_CALLS (${max}), or no outbound call could ever be dialed`, String(reservedInbound));
   }
   return { max, reservedInbound };
 }
@@ -355,14 +391,16 @@ function activeCallCap(max: number | undefined, reservedInbound: number): Dialer
 /** DIAL_CALL_WINDOW / DIAL_CALL_DAYS / DIAL_TIME_ZONE as a window, or a ConfigError naming the variable. */
 function defaultCallWindow(hours: string | undefined, days: string | undefined, timeZone: string): CallWindow | undefined {
   if (hours === undefined) {
-    if (days !== undefined) throw new ConfigError('invalid settings:\n  DIAL_CALL_DAYS: needs DIAL_CALL_WINDOW (the hours, e.g. 09:00-20:00)');
+    if (days !== undefined) throw settingError('DIAL_CALL_DAYS', 'needs DIAL_CALL_WINDOW (the hours, e.g. 09:00-20:00)', days);
     return undefined;
   }
   try {
     return parseCallWindow(hours, timeZone, days);
   } catch (err) {
-    const name = days !== undefined && /weekdays/.test(errorMessage(err)) ? 'DIAL_CALL_DAYS' : 'DIAL_CALL_WINDOW';
-    throw new ConfigError(`invalid settings:\n  ${name}: ${errorMessage(err)}`);
+    const aboutDays = days !== undefined && /weekdays/.test(errorMessage(err));
+    // the parser's `, not "<value>"` becomes the line's `(got "<value>")`
+    const problem = errorMessage(err).replace(/, not ".*"$/, '');
+    throw aboutDays ? settingError('DIAL_CALL_DAYS', problem, days) : settingError('DIAL_CALL_WINDOW', problem, hours);
   }
 }
 

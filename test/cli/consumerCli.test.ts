@@ -26,7 +26,7 @@ describe('dialer consumer / results / report', () => {
   it('rejects malformed settings with a readable error', async () => {
     const run = await runCli(['consumer'], { ...p.env, DIAL_CPS: 'fast' });
     expect(run.code).toBe(2);
-    expect(run.stderr).toMatch(/DIAL_CPS must be a number/);
+    expect(run.stderr).toBe('dialer: DIAL_CPS: must be a number (got "fast")\n');
   });
 
   it('drains on SIGTERM sent to the installed `dialer` command: calls ringing at that moment are finished, then it exits 0', async () => {

@@ -31,7 +31,7 @@ const CAMPAIGN_TIMEOUT_MS = 60_000;
 describe('configuration', () => {
   it('refuses a cluster without a hash-tagged QUEUE_PREFIX and says what to set', () => {
     expect(() => loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7000', QUEUE_PREFIX: 'bull' })).toThrow(
-      'QUEUE_PREFIX: on Redis Cluster it must carry a hash tag, e.g. QUEUE_PREFIX={bull}',
+      'QUEUE_PREFIX: on Redis Cluster it must carry a hash tag such as {bull}',
     );
     expect(() => loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7000', REDIS_SENTINELS: '127.0.0.1:26379', QUEUE_PREFIX: '{bull}' })).toThrow(
       'set one of them, not both',

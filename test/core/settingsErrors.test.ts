@@ -1,0 +1,71 @@
+/**
+ * A bad setting is one line: `<VAR>: <what is wrong> (got "<value>")`, the variable named once, the value shown unless
+ * it is a secret (a credential's value never; a URL's password masked). Several bad settings give one line each. The
+ * command line prints each as its own `dialer: …` line and exits 2.
+ */
+import { describe, expect, it } from 'vitest';
+import { loadAgentSettings } from '../../src/agent/agentConfig.js';
+import { parseApiTokens } from '../../src/api/tokens.js';
+import { errorLine } from '../../src/cli/exitCodes.js';
+import { loadConfig } from '../../src/core/config.js';
+import { ConfigError } from '../../src/core/errors.js';
+import { runCliInProcess } from '../helpers/runCli.js';
+
+/** The lines a settings error prints. */
+function problems(load: () => unknown): string[] {
+  try {
+    load();
+  } catch (err) {
+    if (err instanceof ConfigError) return err.message.split('\n');
+    throw err;
+  }
+  throw new Error('the settings were accepted');
+}
+
+describe('a bad setting', () => {
+  it.each([
+    [{ DIAL_CPS: '0' }, 'DIAL_CPS: must be > 0 (got "0")'],
+    [{ DIAL_CPS: 'fast' }, 'DIAL_CPS: must be a number (got "fast")'],
+    [{ DIAL_CONCURRENCY: '1.5' }, 'DIAL_CONCURRENCY: must be a whole number (got "1.5")'],
+    [{ METRICS_PORT: 'abc' }, 'METRICS_PORT: must be a port number (got "abc")'],
+    [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL: .+ \(got "loud"\)$/],
+    [{ DIAL_TIME_ZONE: 'Mars/Base' }, 'DIAL_TIME_ZONE: must be an IANA time zone such as America/New_York (got "Mars/Base")'],
+    [{ DIAL_CALL_WINDOW: 'business hours' }, 'DIAL_CALL_WINDOW: call window must look like 09:00-20:00 (got "business hours")'],
+    [{ DIAL_CALL_DAYS: 'mon-fri' }, 'DIAL_CALL_DAYS: needs DIAL_CALL_WINDOW (the hours, e.g. 09:00-20:00) (got "mon-fri")'],
+    [{ DIAL_MAX_ACTIVE_CALLS: '2', DIAL_RESERVED_INBOUND: '2' }, 'DIAL_RESERVED_INBOUND: must be below DIAL_MAX_ACTIVE_CALLS (2), or no outbound call could ever be dialed (got "2")'],
+    [{ REDIS_SENTINELS: '127.0.0.1:26379, nohost:port' }, /^REDIS_SENTINELS: "nohost:port" is not host:port/],
+    [{ REDIS_CLUSTER_NODES: '127.0.0.1:7000' }, /^QUEUE_PREFIX: on Redis Cluster it must carry a hash tag such as \{bull\}, .* \(got "bull"\)$/],
+  ])('%o is one line naming the variable once, with the value', (env, line) => {
+    const lines = problems(() => loadConfig(env));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(typeof line === 'string' ? new RegExp(`^${line.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) : line);
+    const name = (lines[0] ?? '').split(':')[0] ?? '';
+    expect((lines[0] ?? '').split(name).length - 1, 'the name appears once').toBe(1);
+  });
+
+  it('never shows a secret, and masks the password in a URL', () => {
+    expect(problems(() => parseApiTokens('secret-token-value:write'))).toEqual(['API_TOKENS: entry 1: unknown scope "write" (scopes: enqueue, read, admin; join them with +)']);
+    const url = problems(() => loadConfig({ REDIS_URL: 'redis://:hunter2@redis host:6379' }));
+    expect(url).toEqual(['REDIS_URL: must be a URL like redis://host:6379 (got "redis://:***@redis host:6379")']);
+  });
+
+  it('several bad settings give one line each, the agent settings too', () => {
+    expect(problems(() => loadConfig({ DIAL_CPS: '0', DIAL_CONCURRENCY: '-1.5', REDIS_URL: 'nope' }))).toEqual([
+      'REDIS_URL: must be a URL like redis://host:6379 (got "nope")',
+      'DIAL_CPS: must be > 0 (got "0")',
+      'DIAL_CONCURRENCY: must be a whole number (got "-1.5")',
+    ]);
+    expect(problems(() => loadAgentSettings({ AGENT_SILENCE_TIMEOUT_S: '0', AGENT_MODEL_MODE: 'chat' }))).toEqual([
+      'AGENT_MODEL_MODE: must be "realtime" or "pipeline" (got "chat")',
+      'AGENT_SILENCE_TIMEOUT_S: must be > 0 (got "0")',
+    ]);
+  });
+
+  it('is printed by the command line as one `dialer:` line per setting, exit 2', async () => {
+    const run = await runCliInProcess(['campaigns'], { DIAL_CPS: '0', DIAL_CONCURRENCY: 'x' });
+    expect(run.code).toBe(2);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toBe('dialer: DIAL_CPS: must be > 0 (got "0")\ndialer: DIAL_CONCURRENCY: must be a number (got "x")\n');
+    expect(errorLine(new ConfigError('A: one\nB: two'))).toBe('dialer: A: one\ndialer: B: two');
+  });
+});

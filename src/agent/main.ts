@@ -63,7 +63,8 @@ if (isMainModule()) {
     agentName = config.agentName;
     port = settings.httpPort;
   } catch (err) {
-    process.stderr.write(`agent: ${errorMessage(err)}\n`);
+    // a settings error holds one line per bad setting: each gets its own prefix
+    process.stderr.write(`${errorMessage(err).split('\n').map((line) => `agent: ${line}`).join('\n')}\n`);
     process.exit(err instanceof ConfigError ? EXIT_INVALID_SETTINGS : 1);
   }
   // Job processes spool an outcome Redis did not take before they ended; this (long-lived) process replays them.

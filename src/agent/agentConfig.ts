@@ -28,6 +28,13 @@ export const DEFAULT_VOICEMAIL_PAUSE_MS = 1000;
  * off hold and told the transfer did not go through, and the operator's leg is hung up.
  */
 export const DEFAULT_WARM_TRANSFER_TIMEOUT_S = 90;
+/**
+ * How long the worker waits for a job process to acknowledge a shutdown before it kills it (agents-js'
+ * `shutdownProcessTimeout`). agents-js' 60 s default held every SIGTERM that arrived while an idle process was still
+ * warming up for the full minute (agents-js 1.9 never acknowledges it then); a call's own shutdown (report the
+ * outcome, delete the room) takes well under a second.
+ */
+export const DEFAULT_JOB_SHUTDOWN_TIMEOUT_MS = 10 * SECOND;
 /** Where outcomes wait while Redis is away (src/agent/outcomeSpool.ts); one subdirectory per QUEUE_PREFIX. */
 export const DEFAULT_OUTCOME_SPOOL_DIR = join(tmpdir(), 'dialer-agent-outcomes');
 
@@ -58,6 +65,11 @@ const agentEnvSchema = z.object({
   AGENT_WARM_TRANSFER_TIMEOUT_S: positive('AGENT_WARM_TRANSFER_TIMEOUT_S').default(DEFAULT_WARM_TRANSFER_TIMEOUT_S),
   AGENT_VOICEMAIL_PAUSE_MS: nonNegative('AGENT_VOICEMAIL_PAUSE_MS').default(DEFAULT_VOICEMAIL_PAUSE_MS),
   AGENT_OUTCOME_SPOOL_DIR: z.string().min(1).default(DEFAULT_OUTCOME_SPOOL_DIR),
+  AGENT_JOB_SHUTDOWN_TIMEOUT_MS: z.coerce
+    .number({ error: 'AGENT_JOB_SHUTDOWN_TIMEOUT_MS must be a number of milliseconds' })
+    .int('AGENT_JOB_SHUTDOWN_TIMEOUT_MS must be a whole number of milliseconds')
+    .positive('AGENT_JOB_SHUTDOWN_TIMEOUT_MS must be > 0')
+    .default(DEFAULT_JOB_SHUTDOWN_TIMEOUT_MS),
   AGENT_HTTP_PORT: z.coerce
     .number({ error: 'AGENT_HTTP_PORT must be a port number' })
     .int('AGENT_HTTP_PORT must be a port number')
@@ -105,6 +117,11 @@ export interface AgentSettings {
    */
   outcomeSpoolDir: string;
   /**
+   * How long the worker waits for a job process to acknowledge a shutdown (drain, SIGTERM) before it kills it; an idle
+   * process still warming up never acknowledges, so a stop meeting one takes this long.
+   */
+  jobShutdownTimeoutMs: number;
+  /**
    * Port of the worker's health-check HTTP server; undefined: agents-js' default (8081 for `start`, any free port
    * for `dev`). Set it to run more than one worker on a host.
    */
@@ -137,6 +154,7 @@ export function loadAgentSettings(env: NodeJS.ProcessEnv = process.env): AgentSe
     warmTransferTimeoutMs: e.AGENT_WARM_TRANSFER_TIMEOUT_S * SECOND,
     voicemailPauseMs: e.AGENT_VOICEMAIL_PAUSE_MS,
     outcomeSpoolDir: e.AGENT_OUTCOME_SPOOL_DIR,
+    jobShutdownTimeoutMs: e.AGENT_JOB_SHUTDOWN_TIMEOUT_MS,
     httpPort: e.AGENT_HTTP_PORT,
   };
 }

@@ -21,12 +21,6 @@ loadDotenv({ quiet: true });
 
 const EXIT_INVALID_SETTINGS = 2;
 /**
- * How long agents-js waits for a job process to acknowledge a shutdown. Its 60 s default held every SIGTERM that
- * arrived while an idle process was still warming up for the full minute (agents-js 1.9 never acknowledges it);
- * a call's own shutdown (report the outcome, delete the room) takes well under a second.
- */
-const JOB_PROCESS_SHUTDOWN_TIMEOUT_MS = 10 * SECOND;
-/**
  * How long a job process may take to start. agents-js' default of 10 s was missed again and again on a busy 2-core
  * host against the real stack ("runner initialization timed out", test/livekit), and then no agent joined the call.
  */
@@ -83,7 +77,7 @@ if (isMainModule()) {
       agentName,
       host: config.metricsHost,
       port,
-      shutdownProcessTimeout: JOB_PROCESS_SHUTDOWN_TIMEOUT_MS,
+      shutdownProcessTimeout: settings.jobShutdownTimeoutMs, // AGENT_JOB_SHUTDOWN_TIMEOUT_MS (10 s)
       initializeProcessTimeout: JOB_PROCESS_INIT_TIMEOUT_MS,
     }),
   );

@@ -33,6 +33,8 @@ const DRAIN_TIMEOUT_MS = 30_000;
 const TEST_TIMEOUT_MS = 90_000;
 /** agents-js exits 128 + SIGTERM after draining, and `dialer agent` passes its code on. */
 const EXIT_AFTER_SIGTERM = 143;
+/** AGENT_JOB_SHUTDOWN_TIMEOUT_MS for the worker: no job runs when it is stopped, so only a warming idle process waits it out. */
+const JOB_SHUTDOWN_TIMEOUT_MS = 2000;
 /** The consumer's callee answers after the agent has given up on the room, so the call never connects. */
 const SLOW_ANSWER_MS = 20_000;
 
@@ -65,6 +67,9 @@ beforeAll(async () => {
     OPENAI_API_KEY: 'sk-test',
     REDIS_URL: testRedisUrl(),
     QUEUE_PREFIX: prefix,
+    // the drain below meets an idle job process still warming up, which agents-js 1.9 never lets acknowledge the
+    // shutdown: the worker waits this long for it (10 s by default), then kills it and exits as it would anyway
+    AGENT_JOB_SHUTDOWN_TIMEOUT_MS: String(JOB_SHUTDOWN_TIMEOUT_MS),
   };
   const registered = waitForEvent(sim.events, 'worker_registered', (e) => e.agentName === AGENT_NAME, REGISTER_TIMEOUT_MS);
   worker = startCli(['agent', 'start'], env);

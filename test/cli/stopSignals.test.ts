@@ -17,6 +17,8 @@ const AGENT_NAME = 'stop-signals-agent';
 const REGISTER_TIMEOUT_MS = 120_000;
 const DRAIN_TIMEOUT_MS = 45_000;
 const TEST_TIMEOUT_MS = 240_000;
+/** AGENT_JOB_SHUTDOWN_TIMEOUT_MS for `agent start`: no job runs when it is stopped, so only a warming idle process waits it out. */
+const JOB_SHUTDOWN_TIMEOUT_MS = 2000;
 
 interface Started {
   child: ChildProcess;
@@ -81,6 +83,9 @@ beforeAll(async () => {
     OPENAI_API_KEY: 'sk-test',
     REDIS_URL: testRedisUrl(),
     QUEUE_PREFIX: prefix,
+    // the drain below meets an idle job process still warming up, which agents-js 1.9 never lets acknowledge the
+    // shutdown: the worker waits this long for it (10 s by default), then kills it and exits as it would anyway
+    AGENT_JOB_SHUTDOWN_TIMEOUT_MS: String(JOB_SHUTDOWN_TIMEOUT_MS),
   };
 });
 

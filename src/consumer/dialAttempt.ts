@@ -68,6 +68,20 @@ export interface DialOwnership {
   lockLost?: AbortSignal;
 }
 
+/**
+ * What the consumer around a dial attempt is told as it goes, to record why its call waits (src/core/heldCalls.ts):
+ * `onCpsWait` when the call's CPS slot is at least CPS_HOLD_RECORD_MS away, `onDialing` once its request is on its way.
+ * Both are called without being awaited on the dial's path (the write to LiveKit never waits for them); each
+ * handles its own errors.
+ */
+export interface DialAttemptHooks {
+  onCpsWait(waitMs: number): void;
+  onDialing(): void;
+}
+
+/** A call whose CPS slot is this far away or more is recorded as held for `cps` (shorter waits are the normal pace). */
+export const CPS_HOLD_RECORD_MS = SECOND;
+
 /** How one dial attempt ended. */
 export type DialAttemptResult =
   | { status: 'answered'; room: string; participantIdentity: string; recovered: boolean }
@@ -263,7 +277,14 @@ async function resumeAttempt(job: CallJob, attempt: number, record: CallRecord, 
  * the number at once, waiting for the answer. A failed attempt's
  * room is deleted so no agent is left waiting; a process that lost the job never touches the room.
  */
-export async function dialAttempt(job: CallJob, attempt: number, deps: DialDeps, log: Logger, ownership: DialOwnership): Promise<DialAttemptResult> {
+export async function dialAttempt(
+  job: CallJob,
+  attempt: number,
+  deps: DialDeps,
+  log: Logger,
+  ownership: DialOwnership,
+  hooks?: DialAttemptHooks,
+): Promise<DialAttemptResult> {
   const room = roomName(job.callId, attempt);
   const record = await deps.store.get(job.campaignId, job.callId);
   if (record?.state === 'terminal' || record?.state === 'in_call') return { status: 'already_ended' };
@@ -273,7 +294,7 @@ export async function dialAttempt(job: CallJob, attempt: number, deps: DialDeps,
   }
   const before = await deps.store.beginAttempt(job, attempt, room);
   if (before === 'terminal') return { status: 'already_ended' };
-  const placed = await placeCall(job, attempt, room, deps, log, ownership);
+  const placed = await placeCall(job, attempt, room, deps, log, ownership, hooks);
   if (placed.status !== 'no_reply') return placed;
   log.warn({ room, reason: placed.reason }, 'no reply from LiveKit to the dial; following the call there instead');
   const now = await deps.store.get(job.campaignId, job.callId);
@@ -288,6 +309,7 @@ async function placeCall(
   deps: DialDeps,
   log: Logger,
   ownership: DialOwnership,
+  hooks: DialAttemptHooks | undefined,
 ): Promise<PlaceCallResult> {
   const signals = [ownership.draining, ownership.lockLost].filter((s): s is AbortSignal => s !== undefined);
   const stop = signals.length > 0 ? AbortSignal.any(signals) : undefined;
@@ -335,6 +357,7 @@ async function placeCall(
     while (claimed === undefined) {
       const { waitMs } = await deps.limiter.reserve();
       const slotDue = performance.now() + waitMs;
+      if (waitMs >= CPS_HOLD_RECORD_MS) hooks?.onCpsWait(waitMs);
       timing.slotDue = performance.timeOrigin + slotDue;
       if (dispatchId !== undefined && waitMs > DISPATCH_LEAD_MS + REDISPATCH_AFTER_MS && lateSlots > 0) {
         // A missed slot's dispatch would leave its agent waiting in the room until this slot: the room goes (the agent
@@ -392,7 +415,7 @@ async function placeCall(
       };
       startedAt = deps.clock.now();
       try {
-        await withSendGate(gate, () =>
+        const request = withSendGate(gate, () =>
           deps.livekit.sip.createSipParticipant(deps.trunkId, job.phoneNumber, room, {
             participantIdentity: identity,
             participantName: 'Callee',
@@ -403,6 +426,8 @@ async function placeCall(
             ...(job.extension ? { dtmf: extensionDtmf(job.extension) } : {}),
           }),
         );
+        hooks?.onDialing(); // after the request is under way: nothing between the claim and the write
+        await request;
         answered = true;
         return { status: 'answered', room, participantIdentity: identity, recovered: false };
       } catch (err) {

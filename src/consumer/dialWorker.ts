@@ -12,7 +12,8 @@ import { closeConnection, createWorkerConnection } from '../core/redisConnection
 import { ResultReporter } from '../core/reportResult.js';
 import type { DialerMetrics } from '../core/metrics.js';
 import { SECOND, systemClock, type Clock } from '../core/time.js';
-import { dialAttempt, type DialAttemptResult, type DialDeps } from './dialAttempt.js';
+import { dialAttempt, type DialAttemptHooks, type DialAttemptResult, type DialDeps } from './dialAttempt.js';
+import { errorMessage } from '../core/errors.js';
 import { requireAgentAfterAnswer, type AgentCheckDeps } from './agentPresence.js';
 import {
   checkCampaignGate,
@@ -174,6 +175,20 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
   const campaignRate = new CampaignRate(connection, config.queuePrefix);
   /** Why each held call waits, for `report --watch` (written only when a call's reason changes). */
   const heldCalls = new HeldCalls(connection, config.queuePrefix, clock);
+  /** Records a call waiting for a distant CPS slot as held for `cps` (report --watch), cleared once its dial is under way. */
+  const cpsHoldHooks = (call: CallJob, log: Logger): DialAttemptHooks => {
+    let held: Promise<unknown> | undefined;
+    const failed = (err: unknown): void => log.error({ err: errorMessage(err) }, 'could not record why the call is held');
+    return {
+      onCpsWait: () => {
+        metrics?.callsHeld.inc({ reason: 'cps' });
+        held ??= heldCalls.hold(call.campaignId, call.callId, 'cps').catch(failed);
+      },
+      onDialing: () => {
+        if (held) void held.then(() => heldCalls.release(call.campaignId, [call.callId])).catch(failed);
+      },
+    };
+  };
   /** A campaign's retry delays over the global ones (DIAL_RETRY_DELAY_*_S). */
   const retryDelaysOf = (campaign: Campaign | undefined): RetryDelays => {
     const own = campaign?.retry_delays_s;
@@ -360,7 +375,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     const lock = { key: worker.toKey(`${job.id}:lock`), token };
     try {
       const callDeps = campaign?.trunk_id ? { ...deps, trunkId: campaign.trunk_id } : deps;
-      result = await dialAttempt(call, attempt, callDeps, log, { lock, draining: draining.signal, lockLost });
+      result = await dialAttempt(call, attempt, callDeps, log, { lock, draining: draining.signal, lockLost }, cpsHoldHooks(call, log));
     } finally {
       stopRenewing?.();
       metrics?.callsRinging.dec();

@@ -71,3 +71,30 @@ describe('held calls, recorded per call', () => {
     expect((await watch('held-paused').read()).held).toEqual([]);
   }, 60_000);
 });
+
+describe('calls waiting for their DIAL_CPS slot', () => {
+  it('are recorded as held for cps while their slot is a second or more away, and cleared once they dial', async () => {
+    // one call a second, five at once: the later calls' slots are seconds away
+    const slow = await startTestPipeline('held-cps', {
+      dialers: 0,
+      network: { default: { type: 'busy', afterMs: 50 } },
+      env: { DIAL_MAX_ATTEMPTS: '1', DIAL_CPS: '1', DIAL_CONCURRENCY: '5' },
+    });
+    try {
+      const calls = [];
+      for (let i = 0; i < 5; i++) calls.push(await slow.enqueue({ phoneNumber: `+1415555320${i}`, campaignId: 'held-cps' }));
+      await slow.startDialer();
+      const cpsHeld = new HeldCalls(slow.redis, slow.config.queuePrefix, systemClock);
+      const seen = await waitFor(async () => {
+        const reasons = (await cpsHeld.list('held-cps')).map((h) => h.reason);
+        return reasons.includes('cps') ? reasons : undefined;
+      }, 10_000, 'a call recorded waiting for its CPS slot');
+      expect(seen.every((r) => r === 'cps')).toBe(true);
+      for (const callId of calls) expect((await slow.waitForOutcome('held-cps', callId, 20_000)).outcome).toBe('busy');
+      // cleared without being awaited by the dial (nothing may stand between the claim and the write): soon after
+      await waitFor(async () => ((await cpsHeld.list('held-cps')).length === 0 ? true : undefined), 5_000, 'cps holds cleared');
+    } finally {
+      await slow.close();
+    }
+  }, 60_000);
+});

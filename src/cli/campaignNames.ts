@@ -44,7 +44,7 @@ export function nearbyCampaigns(name: string, known: readonly string[]): string[
 /** What to tell someone who named a campaign that does not exist: the close names, else the campaigns there are. */
 export function unknownCampaignMessage(name: string, known: readonly string[]): string {
   const head = `no campaign "${name}"`;
-  if (known.length === 0) return `${head}: there are no campaigns yet (enqueue or import calls first)`;
+  if (known.length === 0) return `${head}: there are no campaigns yet (enqueue or import calls, or define one with \`dialer campaign create ${name}\`)`;
   const near = nearbyCampaigns(name, known);
   if (near.length > 0) return `${head}; did you mean ${near.join(', ')}? (\`dialer campaigns\` lists them all)`;
   const listed = known.slice(0, MAX_LISTED).join(', ');

@@ -6,15 +6,32 @@ import type { Command } from 'commander';
 import { loadProfileCatalog } from '../agent/profiles.js';
 import type { RedisClient } from '../core/redisClient.js';
 import { campaignStatus, type CampaignSettings } from '../campaigns/campaignSchema.js';
-import { CampaignStore, withSecretHidden, type CampaignView } from '../campaigns/campaignStore.js';
+import { CampaignNotFoundError, CampaignStore, withSecretHidden, type CampaignView } from '../campaigns/campaignStore.js';
 import { errorMessage, InvalidInputError } from '../core/errors.js';
 import { parseDuration } from '../core/time.js';
 import { systemClock } from '../core/time.js';
+import { knownCampaigns, unknownCampaignMessage } from './campaignNames.js';
 import { action, cliContext, withRedis } from './cliContext.js';
+import { UnknownCampaignError } from './exitCodes.js';
 
+/**
+ * Runs `body` on the campaign store. An id that names no campaign at all (neither a document nor calls) is refused
+ * naming the close campaigns, as every command that takes a campaign does; one with calls but no document keeps the
+ * store's message, which says how to define it.
+ */
 function withCampaigns<T>(body: (store: CampaignStore, redis: RedisClient) => Promise<T>): Promise<T> {
   const { config } = cliContext();
-  return withRedis(config, (redis) => body(new CampaignStore(redis, config.queuePrefix, systemClock, () => loadProfileCatalog(process.env)), redis));
+  return withRedis(config, async (redis) => {
+    try {
+      return await body(new CampaignStore(redis, config.queuePrefix, systemClock, () => loadProfileCatalog(process.env)), redis);
+    } catch (err) {
+      if (err instanceof CampaignNotFoundError) {
+        const known = await knownCampaigns(redis, config.queuePrefix);
+        if (!known.includes(err.campaignId)) throw new UnknownCampaignError(unknownCampaignMessage(err.campaignId, known));
+      }
+      throw err;
+    }
+  });
 }
 
 /** The flags both `create` and `update` take, as commander hands them over. */

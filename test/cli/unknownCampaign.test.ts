@@ -69,6 +69,22 @@ describe('a campaign that does not exist', () => {
     expect(call.stderr).toBe('dialer: no campaign "survey-jluy"; did you mean survey-july? (`dialer campaigns` lists them all)\n');
   });
 
+  it('campaign show/update/pause/archive of a campaign that does not exist name the close ones; one with calls only is told how to define it', async () => {
+    const runs = await Promise.all([
+      dialer(['campaign', 'show', 'survey-jluy']),
+      dialer(['campaign', 'update', 'survey-jluy', '--cps', '2']),
+      dialer(['campaign', 'pause', 'survey-jluy']),
+      dialer(['campaign', 'archive', 'survey-jluy']),
+    ]);
+    for (const run of runs) {
+      expect(run.code).toBe(EXIT_INPUT);
+      expect(run.stderr).toBe('dialer: no campaign "survey-jluy"; did you mean survey-july? (`dialer campaigns` lists them all)\n');
+    }
+    const labelOnly = await dialer(['campaign', 'show', 'reminders-june']);
+    expect(labelOnly.code).toBe(EXIT_INPUT);
+    expect(labelOnly.stderr).toBe('dialer: no campaign reminders-june (create it with `dialer campaign create reminders-june`)\n');
+  });
+
   it('a defined campaign with no calls yet is acted on: pause, resume, cancel and purge exit 0', async () => {
     const pause = await dialer(['pause', '--campaign', 'survey-july']);
     expect(pause).toMatchObject({ code: 0, stdout: 'paused survey-july\n' });

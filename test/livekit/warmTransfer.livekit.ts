@@ -112,7 +112,11 @@ describe('warm hand-off (WarmTransferTask) on the real stack', () => {
   it('holds the caller, dials and briefs the operator; the merge (MoveParticipant) is refused by OSS livekit-server, so the agent apologises and ends the call', async () => {
     if (!rig) throw new Error('rig not started');
     const r = rig;
-    // a retried run (vitest.livekit.config.ts) starts from clean far ends: the failed run's sipp and captures go
+    // a retried run (vitest.livekit.config.ts) starts from clean far ends and a fresh script: the failed run's sipp
+    // and captures go, and the script's memory (briefed, transfer asked) is reset, else the retry never asks for a
+    // transfer nor briefs (the retry of each CI failure failed the same way)
+    briefed = false;
+    transferAsked = 0;
     for (const c of captures.splice(0)) await c.stop();
     await operator?.stop();
     await callee?.stop();

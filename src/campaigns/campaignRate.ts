@@ -1,8 +1,12 @@
 /**
- * A campaign's own call rate (its `cps`, or its ramp), inside the global DIAL_CPS: a sliding-window log per campaign,
- * counted when a call passes its campaign's gate, right before it takes its lease and its global CPS slot. It is a
- * separate check from the global window (claimDial.lua), so the global limiter is untouched: a campaign's rate can
- * only make its calls wait longer.
+ * A campaign's own call rate (its `cps`, or its ramp), inside the global DIAL_CPS, held in two places:
+ * - its gate (`take`): a sliding-window log per campaign, counted when a call passes the gate, before it takes its
+ *   lease and its global CPS slot. It paces the campaign's calls towards the dial without holding a worker slot;
+ * - its dial starts (`dialLogKey`): claimDial.lua checks and counts the same rate on a second log at the moment each
+ *   call really starts, together with DIAL_CPS. The global slots a call then waits for can bunch two of a campaign's
+ *   calls closer than its rate allows (the calls passed its gate a second apart, their global slots came 100 ms
+ *   apart): the claim makes the later one wait, so the rate holds where the carrier counts.
+ * A campaign's rate can only make its calls wait longer: the global limiter is untouched.
  */
 import { randomUUID } from 'node:crypto';
 import { LuaScript, replies } from '../core/luaScript.js';
@@ -32,6 +36,11 @@ export class CampaignRate {
     private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {}
+
+  /** The log claimDial.lua counts the campaign's dial starts in (in the campaign's hash slot, like its other keys). */
+  dialLogKey(campaignId: string): string {
+    return `${this.prefix}:dialer:{${campaignId}}:dials`;
+  }
 
   /** Counts a start of `campaignId` at `cps` starts per second; 0 when counted, else the ms to wait before asking again. */
   async take(campaignId: string, cps: number): Promise<number> {

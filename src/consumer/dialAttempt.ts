@@ -9,7 +9,7 @@ import { errorMessage } from '../core/errors.js';
 import { SECOND, sleep, type Clock } from '../core/time.js';
 import { RING_OUT_TOLERANCE_MS, classifyDispatchError, classifySipError, describeLiveKitError } from '../core/classifySipError.js';
 import { endFromObservation, fromDialFailure, fromDispatchFailure, type AttemptEnd } from './attemptEnd.js';
-import type { DialRateLimiter } from './dialRateLimiter.js';
+import type { CampaignDialRate, DialRateLimiter } from './dialRateLimiter.js';
 import type { PlatformBackoff } from './platformBackoff.js';
 import { followPreviousAttempt, inspectPreviousAttempt } from './previousAttempt.js';
 import type { RetryableOutcome } from './retryPolicy.js';
@@ -56,6 +56,8 @@ export interface DialDeps {
   ringingTimeoutS: number;
   clock: Clock;
   logger: Logger;
+  /** The call's campaign's own rate, when it has one: claimDial holds it at the start together with DIAL_CPS. */
+  campaignRate?: CampaignDialRate;
 }
 
 /** What makes this process the one that may dial: the job's BullMQ lock, and signals that end its claim to it. */
@@ -521,7 +523,7 @@ async function claimStart(
 ): Promise<ClaimOutcome> {
   let stale = 0;
   for (let tries = 0; tries < MAX_CLAIM_TRIES; tries += 1) {
-    const window = deps.limiter.startWindow();
+    const window = deps.limiter.startWindow(deps.campaignRate);
     const asked = performance.now();
     timing.askedAt = performance.timeOrigin + asked;
     timing.tries += 1;
@@ -540,6 +542,7 @@ async function claimStart(
         continue;
       }
       case 'window_full':
+      case 'campaign_full':
         if (!(await pause(claim.waitMs))) return 'stopped';
         continue;
       case 'backoff':

@@ -55,6 +55,12 @@ export function startIntervalMs(cps: number): number {
   return (windowMs + PACING_SLACK_MS) / limit;
 }
 
+/** A campaign's own rate (its cps, or where its ramp stands) and the log its dial starts are counted in. */
+export interface CampaignDialRate {
+  logKey: string;
+  cps: number;
+}
+
 /**
  * The global dial-start limiter (DIAL_CPS), shared by every consumer process through Redis. Two parts:
  * - pacing: a GCRA slot per start (reserveDialSlot.lua), evenly spaced, so waiting calls do not race each other and
@@ -86,16 +92,27 @@ export class DialRateLimiter {
    */
   async giveBack(window: DialStartWindow): Promise<void> {
     await this.redis.zrem(window.logKey, window.member);
+    if (window.campaign) await this.redis.zrem(window.campaign.logKey, window.member);
   }
 
   /**
    * The rolling window a start is checked against, for claimDial.lua (which records the start together with the
    * claim's other checks): the log key, the limit, the window and how long entries are kept (µs), a fresh member, and
-   * the longest the claim may take to reach the send (ms).
+   * the longest the claim may take to reach the send (ms). With `campaign`, the claim also checks and counts the
+   * call's campaign's own rate, on the campaign's log, with the same margin as the global limit.
    */
-  startWindow(): DialStartWindow {
+  startWindow(campaign?: CampaignDialRate): DialStartWindow {
     const { limit, windowMs } = startWindow(this.cps);
     const windowUs = Math.ceil(windowMs * MICROS_PER_MS);
-    return { logKey: `${this.key}:log`, limit, windowUs, keepUs: windowUs, member: randomUUID(), marginMs: CLAIM_TO_SEND_MAX_MS };
+    const own = campaign ? startWindow(campaign.cps) : undefined;
+    return {
+      logKey: `${this.key}:log`,
+      limit,
+      windowUs,
+      keepUs: windowUs,
+      member: randomUUID(),
+      marginMs: CLAIM_TO_SEND_MAX_MS,
+      ...(campaign && own ? { campaign: { logKey: campaign.logKey, limit: own.limit, windowUs: Math.ceil(own.windowMs * MICROS_PER_MS) } } : {}),
+    };
   }
 }

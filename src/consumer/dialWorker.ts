@@ -374,7 +374,11 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     let result: DialAttemptResult;
     const lock = { key: worker.toKey(`${job.id}:lock`), token };
     try {
-      const callDeps = campaign?.trunk_id ? { ...deps, trunkId: campaign.trunk_id } : deps;
+      const callDeps: DialDeps = {
+        ...deps,
+        ...(campaign?.trunk_id ? { trunkId: campaign.trunk_id } : {}),
+        ...(cps !== undefined ? { campaignRate: { logKey: campaignRate.dialLogKey(call.campaignId), cps } } : {}),
+      };
       result = await dialAttempt(call, attempt, callDeps, log, { lock, draining: draining.signal, lockLost }, cpsHoldHooks(call, log));
     } finally {
       stopRenewing?.();

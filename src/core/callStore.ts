@@ -128,6 +128,8 @@ export interface DialStartWindow {
   windowUs: number;
   keepUs: number;
   member: string;
+  /** The call's campaign's own rate, checked and counted in the same claim (its own log, same member). */
+  campaign?: { logKey: string; limit: number; windowUs: number };
   /** Slack this window leaves between the check and the request's arrival (ms). */
   marginMs: number;
 }
@@ -144,7 +146,9 @@ export type DialClaim =
   | { status: 'not_dialing' }
   | { status: 'already_sent' }
   | { status: 'backoff'; waitMs: number }
-  | { status: 'window_full'; waitMs: number };
+  | { status: 'window_full'; waitMs: number }
+  /** The call's campaign already started its own rate's worth of calls in its rolling window: try again in `waitMs`. */
+  | { status: 'campaign_full'; waitMs: number };
 
 export interface AttemptResult {
   result: string;
@@ -179,11 +183,8 @@ const scripts = {
     1,
     replies.integer,
   ),
-  claimDial: new LuaScript<
-    [record: string, lock: string, backoff: string, startLog: string],
-    [attempt: number, token: string, now: number, limit: number, windowUs: number, member: string, keepUs: number],
-    [string, number]
-  >('claimDial', LUA_FOLDER, 4, replies.statusAndNumber),
+  /** Keys: record, lock, back-off, start log, and the campaign's start log when it has its own rate (4 or 5). */
+  claimDial: new LuaScript<readonly string[], readonly ScriptArg[], [string, number]>('claimDial', LUA_FOLDER, 'variable', replies.statusAndNumber),
   releaseDial: new LuaScript<[record: string, lock: string], [attempt: number, token: string], number>('releaseDial', LUA_FOLDER, 2, replies.integer),
   applyTerminal: new LuaScript<
     [record: string, counters: string, callList: string],
@@ -371,11 +372,13 @@ export class CallStore {
     backoffKey: string,
     window: DialStartWindow,
   ): Promise<DialClaim> {
-    const [status, n] = await scripts.claimDial.run(
-      this.redis,
-      [this.keys.callRecord(campaignId, callId), lock.key, backoffKey, window.logKey],
-      [attempt, lock.token, this.clock.now(), window.limit, window.windowUs, window.member, window.keepUs],
-    );
+    const keys = [this.keys.callRecord(campaignId, callId), lock.key, backoffKey, window.logKey];
+    const args: ScriptArg[] = [attempt, lock.token, this.clock.now(), window.limit, window.windowUs, window.member, window.keepUs];
+    if (window.campaign) {
+      keys.push(window.campaign.logKey);
+      args.push(window.campaign.limit, window.campaign.windowUs);
+    }
+    const [status, n] = await scripts.claimDial.run(this.redis, keys, args);
     switch (status) {
       case 'ok':
         return this.durableClaim(campaignId, callId, attempt, lock);
@@ -388,6 +391,7 @@ export class CallStore {
       case 'backoff':
         return { status, waitMs: Number(n) };
       case 'window_full':
+      case 'campaign_full':
         return { status, waitMs: Number(n) / MICROS_PER_MS };
       default:
         throw new Error(`claimDial.lua answered an unknown status: ${status}`);

@@ -199,3 +199,44 @@ describe('the send gate: a dial is written within CLAIM_TO_SEND_MAX_MS of its cl
     expect(await p.redis.zcard(`${store.keys.dialWindow()}:log`)).toBe(1);
   });
 });
+
+describe("a campaign's own rate at the moment its calls start", () => {
+  let pipeline: TestPipeline | undefined;
+  afterEach(async () => {
+    await pipeline?.close();
+    pipeline = undefined;
+  });
+
+  it('holds the campaign rate where the carrier counts even when two of its calls reach their global slots together', async () => {
+    // DIAL_CPS 10 would let both calls go 100 ms apart; the campaign's rate of 1 call/s must hold at the claim
+    pipeline = await startTestPipeline('campaign-claim', { dialers: 0, network: { default: { type: 'busy', afterMs: 50 } } });
+    const p = pipeline;
+    const store = new CallStore(p.redis, p.config.queuePrefix, systemClock);
+    const campaignLog = `${p.config.queuePrefix}:dialer:{slow-campaign}:dials`;
+    const deps: DialDeps = {
+      livekit: createLiveKitClients({ url: p.sim.url, apiKey: p.sim.apiKey, apiSecret: p.sim.apiSecret }),
+      store,
+      limiter: new DialRateLimiter(p.redis, store.keys.dialWindow(), 10),
+      backoff: new PlatformBackoff(p.redis, store.keys.platformBackoff(), store.keys.platformFailures()),
+      trunkId: p.sim.outboundTrunkId,
+      agentName: p.config.agentName,
+      ringingTimeoutS: 2,
+      clock: systemClock,
+      logger: silentLogger,
+      campaignRate: { logKey: campaignLog, cps: 1 },
+    };
+    const attempts = ['slow-a', 'slow-b'].map(async (callId, i) => {
+      const lock = { key: `${p.config.queuePrefix}:${CALLS_QUEUE}:${callId}:lock`, token: 'mine' };
+      await p.redis.set(lock.key, 'mine', 'PX', 10_000);
+      const job = { callId, campaignId: 'slow-campaign', phoneNumber: `+1415555012${i}`, metadata: {}, enqueuedAt: Date.now() };
+      return dialAttempt(job, 1, deps, silentLogger, { lock });
+    });
+    const results = await Promise.all(attempts);
+    expect(results.map((r) => r.status)).toEqual(['failed', 'failed']);
+    const arrivals = p.sim.calls.filter((c) => c.room.startsWith('call-slow-')).map((c) => c.receivedAt).sort((a, b) => a - b);
+    expect(arrivals).toHaveLength(2);
+    expect((arrivals[1] ?? 0) - (arrivals[0] ?? 0)).toBeGreaterThanOrEqual(1000);
+    // counted in the campaign's own log (the first start has left its window by the second)
+    expect(await p.redis.zcard(campaignLog)).toBeGreaterThanOrEqual(1);
+  });
+});

@@ -7,9 +7,8 @@ import { createLiveKitClients, PresignedSipClient, SIP_TOKEN_REUSE_MS } from '..
 import { RequestNotSentError, withSendGate } from '../../src/core/twirpTransport.js';
 import { CALLS_QUEUE } from '../../src/core/queues.js';
 import { sleep, systemClock } from '../../src/core/time.js';
-import { dialAttempt, type DialDeps } from '../../src/consumer/dialAttempt.js';
-import { PlatformBackoff } from '../../src/consumer/platformBackoff.js';
-import { silentLogger, startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
+import { dialAttempt } from '../../src/consumer/dialAttempt.js';
+import { dialDepsFor, silentLogger, startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
 import { maxInRollingWindow } from '../helpers/rollingWindow.js';
 
@@ -177,17 +176,7 @@ describe('the send gate: a dial is written within CLAIM_TO_SEND_MAX_MS of its cl
       }
     }
     const store = new SlowFirstClaim(p.redis, p.config.queuePrefix, systemClock);
-    const deps: DialDeps = {
-      livekit: createLiveKitClients({ url: p.sim.url, apiKey: p.sim.apiKey, apiSecret: p.sim.apiSecret }),
-      store,
-      limiter: new DialRateLimiter(p.redis, store.keys.dialWindow(), 5),
-      backoff: new PlatformBackoff(p.redis, store.keys.platformBackoff(), store.keys.platformFailures()),
-      trunkId: p.sim.outboundTrunkId,
-      agentName: p.config.agentName,
-      ringingTimeoutS: 2,
-      clock: systemClock,
-      logger: silentLogger,
-    };
+    const deps = dialDepsFor(p, { store, limiter: new DialRateLimiter(p.redis, store.keys.dialWindow(), 5) });
     const lock = { key: `${p.config.queuePrefix}:${CALLS_QUEUE}:stale-1:lock`, token: 'mine' };
     await p.redis.set(lock.key, 'mine', 'PX', 10_000);
     const job = { callId: 'stale-1', campaignId: 'stale', phoneNumber: '+14155550112', metadata: {}, enqueuedAt: Date.now() };
@@ -211,20 +200,8 @@ describe("a campaign's own rate at the moment its calls start", () => {
     // DIAL_CPS 10 would let both calls go 100 ms apart; the campaign's rate of 1 call/s must hold at the claim
     pipeline = await startTestPipeline('campaign-claim', { dialers: 0, network: { default: { type: 'busy', afterMs: 50 } } });
     const p = pipeline;
-    const store = new CallStore(p.redis, p.config.queuePrefix, systemClock);
     const campaignLog = `${p.config.queuePrefix}:dialer:{slow-campaign}:dials`;
-    const deps: DialDeps = {
-      livekit: createLiveKitClients({ url: p.sim.url, apiKey: p.sim.apiKey, apiSecret: p.sim.apiSecret }),
-      store,
-      limiter: new DialRateLimiter(p.redis, store.keys.dialWindow(), 10),
-      backoff: new PlatformBackoff(p.redis, store.keys.platformBackoff(), store.keys.platformFailures()),
-      trunkId: p.sim.outboundTrunkId,
-      agentName: p.config.agentName,
-      ringingTimeoutS: 2,
-      clock: systemClock,
-      logger: silentLogger,
-      campaignRate: { logKey: campaignLog, cps: 1 },
-    };
+    const deps = dialDepsFor(p, { limiter: new DialRateLimiter(p.redis, p.store.keys.dialWindow(), 10), campaignRate: { logKey: campaignLog, cps: 1 } });
     const attempts = ['slow-a', 'slow-b'].map(async (callId, i) => {
       const lock = { key: `${p.config.queuePrefix}:${CALLS_QUEUE}:${callId}:lock`, token: 'mine' };
       await p.redis.set(lock.key, 'mine', 'PX', 10_000);

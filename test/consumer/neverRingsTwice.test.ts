@@ -9,8 +9,7 @@ import { dialAttempt, type DialDeps } from '../../src/consumer/dialAttempt.js';
 import { DialRateLimiter } from '../../src/consumer/dialRateLimiter.js';
 import { PlatformBackoff } from '../../src/consumer/platformBackoff.js';
 import { UNAVAILABLE_UNKNOWN_REASON } from '../../src/consumer/attemptEnd.js';
-import { systemClock } from '../../src/core/time.js';
-import { silentLogger, startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
+import { dialDepsFor, silentLogger, startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
 import { waitFor } from '../helpers/waitFor.js';
 
 const campaignId = 'twice';
@@ -247,18 +246,7 @@ describe('jobs other services push', () => {
 
 describe('only the holder of the dial job dials', () => {
   async function deps(p: TestPipeline): Promise<DialDeps> {
-    const { store } = p;
-    return {
-      livekit: createLiveKitClients({ url: p.sim.url, apiKey: p.sim.apiKey, apiSecret: p.sim.apiSecret }),
-      store,
-      limiter: new DialRateLimiter(p.redis, store.keys.dialWindow(), 50),
-      backoff: new PlatformBackoff(p.redis, store.keys.platformBackoff(), store.keys.platformFailures()),
-      trunkId: p.sim.outboundTrunkId,
-      agentName: p.config.agentName,
-      ringingTimeoutS: 2,
-      clock: systemClock,
-      logger: silentLogger,
-    };
+    return dialDepsFor(p);
   }
   const job = (number: string, callId: string) => ({ callId, campaignId, phoneNumber: number, metadata: {}, enqueuedAt: Date.now() });
 

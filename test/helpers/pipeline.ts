@@ -8,6 +8,10 @@ import { createWorkerConnection } from '../../src/core/redisConnection.js';
 import { CALLS_QUEUE } from '../../src/core/queues.js';
 import { systemClock } from '../../src/core/time.js';
 import { startDialWorker, type DialWorkerHandle } from '../../src/consumer/dialWorker.js';
+import type { DialDeps } from '../../src/consumer/dialAttempt.js';
+import { DialRateLimiter } from '../../src/consumer/dialRateLimiter.js';
+import { PlatformBackoff } from '../../src/consumer/platformBackoff.js';
+import { createLiveKitClients } from '../../src/core/livekitClients.js';
 import { CallProducer, type CallRequest } from '../../src/producer/enqueueCalls.js';
 import { startResultsWorker, type ResultsWorkerHandle } from '../../src/results/resultsWorker.js';
 import { startStandInAgent, type SimAgentWorker } from '../../src/harness/simAgentWorker.js';
@@ -35,6 +39,31 @@ export interface TestPipeline {
 }
 
 export const silentLogger = createLogger('silent');
+
+/** Test DIAL_CPS of dialDepsFor: high enough that pacing never slows a test that does not look at it. */
+const DIRECT_DIAL_CPS = 50;
+/** Ringing timeout (s) of dialDepsFor. */
+const DIRECT_DIAL_RINGING_TIMEOUT_S = 2;
+
+/**
+ * What dialAttempt needs to dial through this pipeline's simulator when a test calls it directly (no dial worker):
+ * the pipeline's store, a limiter at DIRECT_DIAL_CPS unless `overrides` says otherwise, a 2 s ringing timeout.
+ */
+export function dialDepsFor(p: TestPipeline, overrides: Partial<DialDeps> = {}): DialDeps {
+  const { store } = p;
+  return {
+    livekit: createLiveKitClients({ url: p.sim.url, apiKey: p.sim.apiKey, apiSecret: p.sim.apiSecret }),
+    store,
+    limiter: new DialRateLimiter(p.redis, store.keys.dialWindow(), DIRECT_DIAL_CPS),
+    backoff: new PlatformBackoff(p.redis, store.keys.platformBackoff(), store.keys.platformFailures()),
+    trunkId: p.sim.outboundTrunkId,
+    agentName: p.config.agentName,
+    ringingTimeoutS: DIRECT_DIAL_RINGING_TIMEOUT_S,
+    clock: systemClock,
+    logger: silentLogger,
+    ...overrides,
+  };
+}
 
 /**
  * Starts the simulator, the results worker and one dial worker (unless `dialers: 0`). Answered calls need an agent in

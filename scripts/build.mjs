@@ -72,8 +72,12 @@ try {
 const stamp = join(staging, '.build-stamp');
 writeFileSync(stamp, `${startedAt.toISOString()}\n`);
 utimesSync(stamp, startedAt, startedAt);
-if (existsSync(dist)) rmSync(dist, { recursive: true, force: true });
+// Swapped in by renames only: a dialer starting meanwhile finds the old build whole, no build (and runs the TypeScript),
+// or the new one, never a half-deleted old one (`npm test` builds while other test runs may be starting commands).
+const previous = `${staging}-previous`;
+if (existsSync(dist)) renameSync(dist, previous);
 renameSync(staging, dist);
+rmSync(previous, { recursive: true, force: true });
 
 /** Bundles `${built}/cli/main.js` into `${built}/cli-bundle/`; skipped (with a note) when esbuild is not installed. */
 async function bundleCli(built) {

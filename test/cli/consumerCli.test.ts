@@ -35,7 +35,7 @@ describe('dialer consumer / results / report', () => {
     const ringing = await p.enqueue({ phoneNumber: '+14155557001', campaignId });
     const busy = await p.enqueue({ phoneNumber: '+14155557002', campaignId });
     // Through bin/dialer.mjs, as a container's PID 1 or a supervisor runs it: the signal must reach the CLI itself.
-    const consumer = startCli(['consumer'], { ...p.env, DIAL_RINGING_TIMEOUT_S: '10' }, { viaBin: true });
+    const consumer = startCli(['consumer'], { ...p.env, DIAL_RINGING_TIMEOUT_S: '10' });
     try {
       await waitFor(() => (p.sim.calls.some((c) => c.phoneNumber === '+14155557001' && c.status === 'ringing') ? true : undefined), 20_000, 'ringing');
       await p.waitForOutcome(campaignId, busy);

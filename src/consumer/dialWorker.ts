@@ -149,7 +149,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
   });
   const reporter = new ResultReporter(connection, config.queuePrefix);
   const limiter = new DialRateLimiter(connection, store.keys.dialWindow(), config.dial.cps);
-  const backoff = new PlatformBackoff(connection, store.keys.platformBackoff(), store.keys.platformFailures());
+  const backoff = new PlatformBackoff(connection, store.keys.platformBackoff(), store.keys.platformFailures(), config.dial.platformBackoffMs);
   const watchdog = new OutcomeWatchdog(connection, config.queuePrefix, config.dial.outcomeTimeoutMs);
   const deps: DialDeps = {
     livekit,

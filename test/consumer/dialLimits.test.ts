@@ -5,7 +5,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { OUTCOME_WATCHDOG_QUEUE } from '../../src/core/outcomeWatchdogQueue.js';
 import { CALL_RESULTS_QUEUE } from '../../src/core/queues.js';
 import { startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
-import { maxInRollingWindow } from '../helpers/rollingWindow.js';
+import { overLimitWindowsUnexplained, watchLoopStalls } from '../helpers/rollingWindow.js';
+import { WINDOW_SAFETY_MARGIN_MS } from '../../src/consumer/dialRateLimiter.js';
 import { waitFor } from '../helpers/waitFor.js';
 import { expectNoLeakedHandles, openNetworkHandles } from '../helpers/openHandles.js';
 
@@ -25,6 +26,8 @@ const numbers = (count: number, base: number) => Array.from({ length: count }, (
 
 /** The least share of DIAL_CPS the rate check accepts from in-process consumers on a loaded machine. */
 const MIN_RATE_UNDER_LOAD = 0.25;
+/** A request written during a stall of this process is stamped by the in-process simulator within this long after it. */
+const STAMP_AFTER_STALL_SLACK_MS = 20;
 
 describe('dial limits and crash safety', () => {
   it('never exceeds DIAL_CPS in any rolling second across two consumers, and nearly uses it', async () => {
@@ -36,10 +39,13 @@ describe('dial limits and crash safety', () => {
     });
     const p = pipeline;
     const list = numbers(40, 0);
+    // the simulator runs in this process: a stall of this process delays its stamps, not the dials (see watchLoopStalls)
+    const probe = watchLoopStalls(WINDOW_SAFETY_MARGIN_MS);
     await p.producer.enqueueCalls(list.map((phoneNumber) => ({ phoneNumber, campaignId })));
     await waitFor(() => (p.sim.calls.filter((c) => c.result === 'answered').length >= list.length ? true : undefined), 20_000);
+    const stalls = probe.stop();
     const starts = p.sim.calls.map((c) => c.receivedAt);
-    expect(maxInRollingWindow(starts, 1000)).toBeLessThanOrEqual(10);
+    expect(overLimitWindowsUnexplained(starts, 1000, 10, stalls, STAMP_AFTER_STALL_SLACK_MS)).toEqual([]);
     // 40 starts evenly spaced at 10/s span 39 intervals (3.9 s; the pacing uses 96.6 % of the limit). When this
     // process stalls (other test files on 2 cores) calls that wake too late for their slot take a new one, so the
     // rate here depends on the machine's load: 0.97 alone, 0.49 with six test files at once. This test asks only that

@@ -9,3 +9,57 @@ export function maxInRollingWindow(timestamps: readonly number[], windowMs: numb
   }
   return best;
 }
+
+/** A time this process's event loop did not run (epoch ms): from `start` to `end`. */
+export interface LoopStall {
+  start: number;
+  end: number;
+}
+
+/** How often the stall probe ticks (ms). */
+const STALL_PROBE_TICK_MS = 5;
+
+/**
+ * Records this process's event-loop stalls of at least `minMs` until `stop()` is called. An in-process simulator
+ * stamps a request when its handler runs: a request written before a stall is stamped after it, late by up to the
+ * stall, so its stamp can fall into a rolling second its dial did not start in.
+ */
+export function watchLoopStalls(minMs: number): { stop(): LoopStall[] } {
+  const stalls: LoopStall[] = [];
+  let last = Date.now();
+  const timer = setInterval(() => {
+    const now = Date.now();
+    if (now - last - STALL_PROBE_TICK_MS >= minMs) stalls.push({ start: last, end: now });
+    last = now;
+  }, STALL_PROBE_TICK_MS);
+  return {
+    stop() {
+      clearInterval(timer);
+      return stalls;
+    },
+  };
+}
+
+/**
+ * The rolling windows [t, t + windowMs) holding more than `limit` timestamps that a stall of the stamping loop cannot
+ * explain: a window is explained when one of its timestamps was taken within `slackMs` after a stall ended (that
+ * stamp may be late by the whole stall, so the request may belong to an earlier window). Each window is given by the
+ * timestamps it holds. A limiter that really lets too many through leaves windows no stall explains.
+ */
+export function overLimitWindowsUnexplained(
+  timestamps: readonly number[],
+  windowMs: number,
+  limit: number,
+  stalls: readonly LoopStall[],
+  slackMs: number,
+): number[][] {
+  const sorted = [...timestamps].sort((a, b) => a - b);
+  const readAfterStall = (t: number) => stalls.some((s) => t >= s.end && t - s.end <= slackMs);
+  const unexplained: number[][] = [];
+  for (let start = 0; start < sorted.length; start++) {
+    const from = sorted[start] as number;
+    const inWindow = sorted.filter((t) => t >= from && t < from + windowMs);
+    if (inWindow.length > limit && !inWindow.some(readAfterStall)) unexplained.push(inWindow);
+  }
+  return unexplained;
+}

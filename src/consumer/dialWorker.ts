@@ -175,17 +175,29 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
   const campaignRate = new CampaignRate(connection, config.queuePrefix);
   /** Why each held call waits, for `report --watch` (written only when a call's reason changes). */
   const heldCalls = new HeldCalls(connection, config.queuePrefix, clock);
-  /** Records a call waiting for a distant CPS slot as held for `cps` (report --watch), cleared once its dial is under way. */
-  const cpsHoldHooks = (call: CallJob, log: Logger): DialAttemptHooks => {
+  /**
+   * Records a call waiting for a distant CPS slot as held for `cps` (report --watch), cleared once its dial is under
+   * way, or by `settle` when the attempt ended without dialing (a drain gave the slot back, a dispatch failed).
+   */
+  const cpsHoldHooks = (call: CallJob, log: Logger): DialAttemptHooks & { settle(result: DialAttemptResult): Promise<void> } => {
     let held: Promise<unknown> | undefined;
+    let released = false;
     const failed = (err: unknown): void => log.error({ err: errorMessage(err) }, 'could not record why the call is held');
+    const release = (hold: Promise<unknown>): Promise<void> => {
+      released = true;
+      return hold.then(() => heldCalls.release(call.campaignId, [call.callId])).catch(failed);
+    };
     return {
       onCpsWait: () => {
         metrics?.callsHeld.inc({ reason: 'cps' });
         held ??= heldCalls.hold(call.campaignId, call.callId, 'cps').catch(failed);
       },
       onDialing: () => {
-        if (held) void held.then(() => heldCalls.release(call.campaignId, [call.callId])).catch(failed);
+        if (held && !released) void release(held);
+      },
+      // a consumer that lost the job leaves the record to the one that holds it now
+      settle: async (result) => {
+        if (held && !released && result.status !== 'lost_ownership') await release(held);
       },
     };
   };
@@ -357,6 +369,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
       await recordingHold;
       if (wait.kind === 'stopped') {
         if (lockLost?.aborted) return waitWithoutAttempt(job, token, REQUEUE_DELAY_MS);
+        await heldCalls.release(call.campaignId, [call.callId]); // nothing holds it now: it waits for the next consumer
         throw Worker.RateLimitError(); // draining: back to waiting, attempt not spent
       }
       if (wait.kind === 'campaign_full') {
@@ -379,7 +392,9 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
         ...(campaign?.trunk_id ? { trunkId: campaign.trunk_id } : {}),
         ...(cps !== undefined ? { campaignRate: { logKey: campaignRate.dialLogKey(call.campaignId), cps } } : {}),
       };
-      result = await dialAttempt(call, attempt, callDeps, log, { lock, draining: draining.signal, lockLost }, cpsHoldHooks(call, log));
+      const hooks = cpsHoldHooks(call, log);
+      result = await dialAttempt(call, attempt, callDeps, log, { lock, draining: draining.signal, lockLost }, hooks);
+      await hooks.settle(result);
     } finally {
       stopRenewing?.();
       metrics?.callsRinging.dec();

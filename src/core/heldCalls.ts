@@ -2,8 +2,9 @@
  * Why the consumer is holding each call back right now, recorded per call: one small hash per campaign
  * (`<prefix>:dialer:{<campaign>}:held`, call id → `<reason>|<since ms>`), owned by the consumer (dialWorker.ts). A
  * call is recorded when a gate holds it (campaign cap, active-call cap, calling window, pause, the campaign's own
- * rate, its start, the pre-dial check, LiveKit's back-off) and cleared when it goes on to dial, when the consumer
- * ends it, and when it is canceled. `report --watch` shows these recorded reasons instead of guessing them from the
+ * rate, its start, the pre-dial check, LiveKit's back-off, its DIAL_CPS slot) and cleared when it goes on to dial,
+ * when the consumer ends it or gives it back to the queue undialed (a drain), when it is canceled, and (for `paused`)
+ * when its campaign resumes. `report --watch` shows these recorded reasons instead of guessing them from the
  * gates' settings.
  *
  * The write is cheap: one script that compares the reason first and writes (and replicates) nothing when the call is
@@ -42,6 +43,8 @@ const holdCall = new LuaScript<[held: string], [callId: string, reason: HeldReas
   replies.integer,
 );
 
+const releaseHeldFor = new LuaScript<[held: string], [reason: HeldReason], number>('releaseHeldFor', new URL('./lua/', import.meta.url), 1, replies.integer);
+
 /** One recorded hold. */
 export interface HeldCall {
   callId: string;
@@ -69,6 +72,14 @@ export class HeldCalls {
   /** Clears the record of calls no gate holds any more (they dial now, or ended). */
   async release(campaignId: string, callIds: readonly string[]): Promise<void> {
     if (callIds.length > 0) await this.redis.hdel(this.keys.heldCalls(campaignId), ...callIds);
+  }
+
+  /**
+   * Clears every call of the campaign held for `reason` (a resume ends every `paused` hold at once, whether or not a
+   * consumer runs to look at the calls again); a call recorded meanwhile for another reason keeps it. Returns how many.
+   */
+  async releaseAll(campaignId: string, reason: HeldReason): Promise<number> {
+    return releaseHeldFor.run(this.redis, [this.keys.heldCalls(campaignId)], [reason]);
   }
 
   /** Every call of the campaign recorded as held, with why and since when (entries this code does not know are left out). */

@@ -1,6 +1,7 @@
 import { Queue } from 'bullmq';
 import type { RedisClient } from '../core/redisClient.js';
 import { CallStore } from '../core/callStore.js';
+import { HeldCalls } from '../core/heldCalls.js';
 import { CALLS_QUEUE } from '../core/queues.js';
 import { systemClock } from '../core/time.js';
 
@@ -17,10 +18,13 @@ export async function pauseCampaign(connection: RedisClient, prefix: string, cam
 
 /**
  * Resumes a paused campaign and releases at once the calls the pause held back (a call waiting for a retry or for
- * its calling window keeps waiting). Returns whether it was paused and how many held calls were released.
+ * its calling window keeps waiting); their `paused` holds (src/core/heldCalls.ts) are cleared. Returns whether it was paused and how many held calls were released.
  */
 export async function resumeCampaign(connection: RedisClient, prefix: string, campaignId: string): Promise<{ wasPaused: boolean; released: number }> {
   const { wasPaused, heldJobIds } = await new CallStore(connection, prefix, systemClock).resumeCampaign(campaignId);
+  // the pause holds nothing now, consumer or not (report --watch); cleared before the releases below, whose calls a
+  // consumer may hold again at once for another gate
+  await new HeldCalls(connection, prefix, systemClock).releaseAll(campaignId, 'paused');
   const queue = new Queue(CALLS_QUEUE, { connection, prefix });
   let released = 0;
   const release = async (jobId: string) => {

@@ -98,3 +98,33 @@ describe('calls waiting for their DIAL_CPS slot', () => {
     }
   }, 60_000);
 });
+
+describe('holds that no longer hold', () => {
+  it('a call waiting for its DIAL_CPS slot when its consumer drains goes back to the queue with no hold left', async () => {
+    const draining = await startTestPipeline('held-drain', {
+      dialers: 0,
+      network: { default: { type: 'busy', afterMs: 50 } },
+      env: { DIAL_MAX_ATTEMPTS: '1', DIAL_CPS: '0.2', DIAL_CONCURRENCY: '5' },
+    });
+    try {
+      for (let i = 0; i < 4; i++) await draining.enqueue({ phoneNumber: `+1415555330${i}`, campaignId: 'held-drain' });
+      const dialer = await draining.startDialer();
+      const drainHeld = new HeldCalls(draining.redis, draining.config.queuePrefix, systemClock);
+      await waitFor(async () => ((await drainHeld.list('held-drain')).filter((h) => h.reason === 'cps').length >= 2 ? true : undefined), 10_000, 'calls recorded waiting for their CPS slot');
+      await dialer.close(); // drains: the calls still waiting for a slot go back to the queue, undialed
+      expect((await draining.calls.getJobs(['wait', 'prioritized'])).length).toBeGreaterThanOrEqual(2);
+      expect(await drainHeld.list('held-drain')).toEqual([]);
+    } finally {
+      await draining.close();
+    }
+  }, 60_000);
+
+  it('resume clears the campaign’s paused holds at once, with no consumer running, and leaves other holds alone', async () => {
+    await held.hold('held-resume', 'c-paused-1', 'paused');
+    await held.hold('held-resume', 'c-paused-2', 'paused');
+    await held.hold('held-resume', 'c-window', 'window');
+    await pauseCampaign(p.redis, p.config.queuePrefix, 'held-resume');
+    await resumeCampaign(p.redis, p.config.queuePrefix, 'held-resume');
+    expect((await held.list('held-resume')).map((h) => `${h.callId}:${h.reason}`)).toEqual(['c-window:window']);
+  });
+});

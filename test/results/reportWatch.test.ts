@@ -51,6 +51,8 @@ describe('runWatch on a terminal', () => {
     at: 1_000 * terminal,
     counters: { total, terminal, byOutcome: terminal ? { answered: terminal } : {} },
     states: { queued: total - terminal, dialing: 0, waiting_retry: 0, in_call: 0 },
+    ringing: 0,
+    returnedUndialed: 0,
     delayed: 0,
     activeLeases: 0,
     global: undefined,

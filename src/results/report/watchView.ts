@@ -45,6 +45,16 @@ export interface WatchSnapshot {
   counters: CampaignCounters;
   /** Calls not ended, by state (from their records). */
   states: Record<Exclude<CallState, 'terminal'>, number>;
+  /**
+   * Of the `dialing` calls, those whose dial was sent (the record's `dialSentAttempt` is its latest attempt): ringing.
+   * The others wait for their DIAL_CPS slot, or are about to dial.
+   */
+  ringing: number;
+  /**
+   * Of the `waiting_retry` calls, those whose latest attempt was never sent (a draining consumer gave its slot back,
+   * LiveKit failed before the dial): back in the queue undialed, not waiting to retry after a call that rang.
+   */
+  returnedUndialed: number;
   /** Queued calls whose job waits in BullMQ's delayed set (a start time, a retry delay, a gate's wait). */
   delayed: number;
   /** Calls of the campaign holding a lease of a call in progress (ringing or connected). */
@@ -106,26 +116,33 @@ export class WatchReader {
     const now = this.clock.now();
     let delayed = 0;
     let dueLater = 0;
+    let ringing = 0;
+    let returnedUndialed = 0;
     const recordedIds = new Set(recordedHolds.map((h) => h.callId));
     for (let i = 0; i < open.length; i += STATE_READ_BATCH) {
       const batch = open.slice(i, i + STATE_READ_BATCH);
       const pipeline = this.redis.pipeline();
       for (const callId of batch) {
-        pipeline.hget(keys.callRecord(id, callId), 'state');
+        pipeline.hmget(keys.callRecord(id, callId), 'state', 'attempts', 'dialSentAttempt');
         pipeline.zscore(delayedKey, callId);
       }
       const replies = (await pipeline.exec()) ?? [];
       batch.forEach((callId, k) => {
-        const [stateErr, state] = replies[2 * k] ?? [];
+        const [stateErr, fields] = replies[2 * k] ?? [];
         const [scoreErr, score] = replies[2 * k + 1] ?? [];
         if (stateErr) throw stateErr;
         if (scoreErr) throw scoreErr;
+        const [state, attempts, sentAttempt] = Array.isArray(fields) ? (fields as (string | null)[]) : [];
+        // the latest attempt's dial went out (claimDial marks it before its CreateSIPParticipant)
+        const sent = sentAttempt !== null && sentAttempt !== undefined && sentAttempt === attempts;
         // a record gone (expired, purged) is over as far as this view goes
         if (state === null || state === undefined || state === 'terminal') {
           this.ended.add(callId);
           return;
         }
         if (typeof state === 'string' && state in states) states[state as keyof typeof states] += 1;
+        if (state === 'dialing' && sent) ringing += 1;
+        if (state === 'waiting_retry' && !sent) returnedUndialed += 1;
         if (state === 'queued' && typeof score === 'string') {
           delayed += 1;
           // due later and held by no gate: waiting for the start time it was given
@@ -137,8 +154,8 @@ export class WatchReader {
     // a hold recorded for a call that has ended since (a crash between its end and the clearing) is not shown
     const recorded = new Map<RecordedReason, number>();
     for (const h of recordedHolds) if (!this.ended.has(h.callId)) recorded.set(h.reason, (recorded.get(h.reason) ?? 0) + 1);
-    const held = heldReasons({ campaign, recorded, states, dueLater, global, backoffMs, now, timeZone: this.settings.timeZone });
-    return { campaignId: id, at: now, counters, states, delayed, activeLeases, global, campaign, paused, held };
+    const held = heldReasons({ campaign, recorded, states, returnedUndialed, dueLater, global, backoffMs, now, timeZone: this.settings.timeZone });
+    return { campaignId: id, at: now, counters, states, ringing, returnedUndialed, delayed, activeLeases, global, campaign, paused, held };
   }
 }
 
@@ -147,6 +164,7 @@ function heldReasons(s: {
   campaign: CampaignView | undefined;
   recorded: ReadonlyMap<RecordedReason, number>;
   states: WatchSnapshot['states'];
+  returnedUndialed: number;
   /** Calls due later in the delayed set that no gate holds (their own start time). */
   dueLater: number;
   global: WatchSnapshot['global'];
@@ -177,7 +195,9 @@ function heldReasons(s: {
     const calls = s.recorded.get(reason);
     if (calls) held.push({ reason: text, calls });
   }
-  if (s.states.waiting_retry > 0) held.push({ reason: 'waiting to retry after busy / no answer / failure', calls: s.states.waiting_retry });
+  const retrying = s.states.waiting_retry - s.returnedUndialed;
+  if (retrying > 0) held.push({ reason: 'waiting to retry after busy / no answer / failure', calls: retrying });
+  if (s.returnedUndialed > 0) held.push({ reason: 'back in the queue undialed (a consumer stopped, or LiveKit failed, before the dial went out)', calls: s.returnedUndialed });
   if (s.dueLater > 0) held.push({ reason: 'waiting for their start time (delayed)', calls: s.dueLater });
   return held;
 }
@@ -217,7 +237,8 @@ export function renderFrame(s: WatchSnapshot, history: readonly WatchSnapshot[],
   lines.push(r ? `rates: ${r.startedPerMin.toFixed(1)} calls started/min, ${r.endedPerMin.toFixed(1)} ended/min` : 'rates: measuring…');
   const cap = s.campaign?.max_active_calls;
   lines.push(
-    `now: ${s.states.dialing} ringing, ${s.states.in_call} in progress, ${s.states.queued} queued, ${s.states.waiting_retry} waiting to retry` +
+    `now: ${s.ringing} ringing, ${s.states.dialing - s.ringing} waiting for a dial slot, ${s.states.in_call} in progress, ${s.states.queued} queued, ` +
+      `${s.states.waiting_retry - s.returnedUndialed} waiting to retry${s.returnedUndialed > 0 ? `, ${s.returnedUndialed} back in the queue undialed` : ''}` +
       ` · lines ${s.activeLeases}${cap !== undefined ? `/${cap}` : ''}${s.global ? ` (all campaigns ${s.global.active}/${s.global.cap})` : ''}`,
   );
   const outcomes = OUTCOMES.filter((o: Outcome) => (byOutcome[o] ?? 0) > 0).map((o) => `${o} ${byOutcome[o]}`);

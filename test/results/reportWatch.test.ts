@@ -41,7 +41,8 @@ describe('report --watch', () => {
     expect(Math.max(...ringing)).toBeLessThanOrEqual(CAP);
     // the reason each held call was recorded with by the consumer, counted (src/core/heldCalls.ts)
     expect(run.stdout).toMatch(new RegExp(`held: campaign at its cap of ${CAP} calls in progress \\(\\d+ calls\\)`));
-    expect(run.stdout).toMatch(/rates: \d+\.\d calls started\/min, \d+\.\d ended\/min/);
+    expect(run.stdout).toMatch(/last minute: \d+ dials sent, \d+ calls ended/);
+    expect(frames.at(-1)).toContain(`last minute: ${CALLS} dials sent, ${CALLS} calls ended`);
   }, 60_000);
 });
 
@@ -50,6 +51,7 @@ describe('runWatch on a terminal', () => {
     campaignId: 'c',
     at: 1_000 * terminal,
     counters: { total, terminal, byOutcome: terminal ? { answered: terminal } : {} },
+    lastMinute: { dialed: terminal, ended: terminal },
     states: { queued: total - terminal, dialing: 0, waiting_retry: 0, in_call: 0 },
     ringing: 0,
     returnedUndialed: 0,

@@ -7,6 +7,8 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CampaignStore } from '../../src/campaigns/campaignStore.js';
 import { CallStore } from '../../src/core/callStore.js';
+import { terminalTransition, type CallResult } from '../../src/core/outcomes.js';
+import { SECOND } from '../../src/core/time.js';
 import { renderFrame, WatchReader } from '../../src/results/report/watchView.js';
 import { TestClock } from '../helpers/testClock.js';
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
@@ -43,9 +45,38 @@ describe('report --watch: calls ringing and waiting', () => {
     await store.endAttempt(c, 'busy', 1, 'waiting_retry', { result: 'busy' });
 
     const snapshot = await reader(c).read();
-    const frame = renderFrame(snapshot, [snapshot], 'UTC').join('\n');
+    const frame = renderFrame(snapshot, 'UTC').join('\n');
     expect(frame).toContain('now: 1 ringing, 1 waiting for a dial slot, 0 in progress, 0 queued, 1 waiting to retry, 1 back in the queue undialed');
     expect(snapshot.held).toContainEqual({ reason: 'waiting to retry after busy / no answer / failure', calls: 1 });
     expect(snapshot.held).toContainEqual({ reason: 'back in the queue undialed (a consumer stopped, or LiveKit failed, before the dial went out)', calls: 1 });
+  });
+});
+
+describe('report --watch: rates', () => {
+  /** Ends a call as an operator's cancel does (applyTerminal), at the clock's now. */
+  const cancel = async (campaignId: string, callId: string) => {
+    const result: CallResult = { callId, campaignId, outcome: 'canceled', reason: 'test', reportedBy: 'operator', endedAt: clock.now() };
+    expect((await store.applyTransition(result, terminalTransition(result))).status).toBe('applied');
+  };
+
+  it('counts dials sent and calls ended in the last minute by their records’ own times, from the first reading on; an undialed end is no dial', async () => {
+    const c = 'watch-rates';
+    for (const id of ['early', 'late', 'never', 'next']) await store.createCalls(c, [identity(c, id)]);
+    await store.beginAttempt(identity(c, 'early'), 1, 'room-early', { dialSent: true });
+    await clock.advance(30 * SECOND);
+    await store.beginAttempt(identity(c, 'late'), 1, 'room-late', { dialSent: true });
+    await cancel(c, 'never'); // canceled before any dial: an end, not a dial
+    await clock.advance(45 * SECOND); // 'early' dialed 75 s ago, 'late' and the cancel 45 s ago
+
+    const watch = reader(c);
+    const first = await watch.read();
+    expect(first.lastMinute).toEqual({ dialed: 1, ended: 1 });
+    expect(renderFrame(first, 'UTC')).toContain('last minute: 1 dials sent, 1 calls ended');
+
+    await clock.advance(2 * SECOND);
+    await store.beginAttempt(identity(c, 'next'), 1, 'room-next', { dialSent: true });
+    expect((await watch.read()).lastMinute).toEqual({ dialed: 2, ended: 1 });
+    await clock.advance(50 * SECOND); // the cancel and 'late' are now 97 s old, 'next' 50 s
+    expect((await watch.read()).lastMinute).toEqual({ dialed: 1, ended: 0 });
   });
 });

@@ -26,7 +26,7 @@ export const WATCH_REFRESH_MS = SECOND;
 const STATE_READ_BATCH = 1000;
 /** BullMQ writes a delayed job's due time × 0x1000 (plus a counter) as its score in `<queue>:delayed` (getDelayedScore.lua). */
 const DELAYED_SCORE_FACTOR = 0x1000;
-/** Rates are measured over the last minute of snapshots. */
+/** Dials sent and calls ended are counted over this last span, by the times on their records. */
 const RATE_WINDOW_MS = MINUTE;
 /** Width of the progress bar, in characters. */
 const BAR_WIDTH = 40;
@@ -43,6 +43,12 @@ export interface WatchSnapshot {
   /** Epoch ms of the reading. */
   at: number;
   counters: CampaignCounters;
+  /**
+   * Dials sent and calls ended within the last minute before `at`, by the times their records give (`dialSentAt`,
+   * `endedAt`): not extrapolated from the watch's own span. Ended calls include those ended without a dial (canceled,
+   * expired, skipped).
+   */
+  lastMinute: { dialed: number; ended: number };
   /** Calls not ended, by state (from their records). */
   states: Record<Exclude<CallState, 'terminal'>, number>;
   /**
@@ -81,6 +87,11 @@ export class WatchReader {
   private readonly heldCalls: HeldCalls;
   private known = 0;
   private readonly ids: string[] = [];
+  /** The last `dialSentAt` seen per call not ended: a new value is a new dial. */
+  private readonly lastDialSeen = new Map<string, number>();
+  /** Times (epoch ms) of dials sent and calls ended, kept while they are within RATE_WINDOW_MS. */
+  private dialTimes: number[] = [];
+  private endTimes: number[] = [];
 
   constructor(
     private readonly redis: RedisClient,
@@ -123,7 +134,7 @@ export class WatchReader {
       const batch = open.slice(i, i + STATE_READ_BATCH);
       const pipeline = this.redis.pipeline();
       for (const callId of batch) {
-        pipeline.hmget(keys.callRecord(id, callId), 'state', 'attempts', 'dialSentAttempt');
+        pipeline.hmget(keys.callRecord(id, callId), 'state', 'attempts', 'dialSentAttempt', 'dialSentAt', 'endedAt', 'updatedAt');
         pipeline.zscore(delayedKey, callId);
       }
       const replies = (await pipeline.exec()) ?? [];
@@ -132,12 +143,21 @@ export class WatchReader {
         const [scoreErr, score] = replies[2 * k + 1] ?? [];
         if (stateErr) throw stateErr;
         if (scoreErr) throw scoreErr;
-        const [state, attempts, sentAttempt] = Array.isArray(fields) ? (fields as (string | null)[]) : [];
+        const [state, attempts, sentAttempt, sentAt, endedAt, updatedAt] = Array.isArray(fields) ? (fields as (string | null)[]) : [];
+        const dialedAt = Number(sentAt);
+        if (sentAt && dialedAt > 0 && this.lastDialSeen.get(callId) !== dialedAt) {
+          this.lastDialSeen.set(callId, dialedAt);
+          this.dialTimes.push(dialedAt);
+        }
         // the latest attempt's dial went out (claimDial marks it before its CreateSIPParticipant)
         const sent = sentAttempt !== null && sentAttempt !== undefined && sentAttempt === attempts;
         // a record gone (expired, purged) is over as far as this view goes
         if (state === null || state === undefined || state === 'terminal') {
           this.ended.add(callId);
+          this.lastDialSeen.delete(callId);
+          // when it ended, as its record says (records from before endedAt was kept: their last update)
+          const endMs = Number(endedAt ?? updatedAt);
+          if (state === 'terminal' && endMs > 0) this.endTimes.push(endMs);
           return;
         }
         if (typeof state === 'string' && state in states) states[state as keyof typeof states] += 1;
@@ -150,12 +170,16 @@ export class WatchReader {
         }
       });
     }
+    const since = now - RATE_WINDOW_MS;
+    this.dialTimes = this.dialTimes.filter((t) => t > since);
+    this.endTimes = this.endTimes.filter((t) => t > since);
+    const lastMinute = { dialed: this.dialTimes.filter((t) => t <= now).length, ended: this.endTimes.filter((t) => t <= now).length };
     const global = this.settings.outboundCap === undefined ? undefined : { active: globalActive, cap: this.settings.outboundCap };
     // a hold recorded for a call that has ended since (a crash between its end and the clearing) is not shown
     const recorded = new Map<RecordedReason, number>();
     for (const h of recordedHolds) if (!this.ended.has(h.callId)) recorded.set(h.reason, (recorded.get(h.reason) ?? 0) + 1);
     const held = heldReasons({ campaign, recorded, states, returnedUndialed, dueLater, global, backoffMs, now, timeZone: this.settings.timeZone });
-    return { campaignId: id, at: now, counters, states, ringing, returnedUndialed, delayed, activeLeases, global, campaign, paused, held };
+    return { campaignId: id, at: now, counters, lastMinute, states, ringing, returnedUndialed, delayed, activeLeases, global, campaign, paused, held };
   }
 }
 
@@ -202,18 +226,6 @@ function heldReasons(s: {
   return held;
 }
 
-/** Ended calls per minute and dials per minute over the last minute of snapshots (undefined until two readings). */
-export function rates(history: readonly WatchSnapshot[]): { endedPerMin: number; startedPerMin: number } | undefined {
-  const last = history[history.length - 1];
-  if (!last) return undefined;
-  const first = history.find((s) => last.at - s.at <= RATE_WINDOW_MS) ?? last;
-  const spanMs = last.at - first.at;
-  if (spanMs <= 0) return undefined;
-  const perMin = (n: number) => (n * MINUTE) / spanMs;
-  const started = (s: WatchSnapshot) => s.counters.total - s.states.queued;
-  return { endedPerMin: perMin(last.counters.terminal - first.counters.terminal), startedPerMin: perMin(Math.max(0, started(last) - started(first))) };
-}
-
 /** Whether there is nothing left to watch: every call ended (and there was one), or the campaign will dial no more. */
 export function isDone(s: WatchSnapshot): boolean {
   const pending = s.counters.total - s.counters.terminal;
@@ -223,7 +235,7 @@ export function isDone(s: WatchSnapshot): boolean {
 }
 
 /** One frame, as lines (no escape codes: the caller decides how to draw them). */
-export function renderFrame(s: WatchSnapshot, history: readonly WatchSnapshot[], timeZone: string): string[] {
+export function renderFrame(s: WatchSnapshot, timeZone: string): string[] {
   const { total, terminal, byOutcome } = s.counters;
   const pending = Math.max(0, total - terminal);
   const share = total > 0 ? terminal / total : 0;
@@ -233,8 +245,7 @@ export function renderFrame(s: WatchSnapshot, history: readonly WatchSnapshot[],
     `campaign ${s.campaignId} · ${status} · ${DateTime.fromMillis(s.at, { zone: timeZone }).toFormat('HH:mm:ss')}`,
     `[${'#'.repeat(filled)}${'.'.repeat(BAR_WIDTH - filled)}] ${terminal}/${total} ended (${(100 * share).toFixed(1)} %), ${pending} pending`,
   ];
-  const r = rates(history);
-  lines.push(r ? `rates: ${r.startedPerMin.toFixed(1)} calls started/min, ${r.endedPerMin.toFixed(1)} ended/min` : 'rates: measuring…');
+  lines.push(`last minute: ${s.lastMinute.dialed} dials sent, ${s.lastMinute.ended} calls ended`);
   const cap = s.campaign?.max_active_calls;
   lines.push(
     `now: ${s.ringing} ringing, ${s.states.dialing - s.ringing} waiting for a dial slot, ${s.states.in_call} in progress, ${s.states.queued} queued, ` +
@@ -275,15 +286,12 @@ export async function runWatch(options: {
 }): Promise<WatchSnapshot | undefined> {
   const { output, signal } = options;
   const refreshMs = options.refreshMs ?? WATCH_REFRESH_MS;
-  const history: WatchSnapshot[] = [];
   let last: WatchSnapshot | undefined;
   if (output.isTTY) output.write(HIDE_CURSOR);
   try {
     for (let frame = 0; frame < (options.maxFrames ?? Number.POSITIVE_INFINITY) && !signal.aborted; frame++) {
       last = await options.read();
-      history.push(last);
-      while (history.length > 1 && (history[0]?.at ?? 0) < last.at - RATE_WINDOW_MS) history.shift();
-      const lines = renderFrame(last, history, options.timeZone);
+      const lines = renderFrame(last, options.timeZone);
       output.write(output.isTTY ? `${HOME_AND_CLEAR}${lines.join('\n')}\n` : `${lines.join('\n')}\n\n`);
       if (isDone(last)) break;
       await sleep(refreshMs, signal).catch(() => undefined); // an abort ends the wait; the loop condition ends the run

@@ -94,8 +94,8 @@ async function watchCampaign(config: DialerConfig, campaignId: string): Promise<
       const store = new CallStore(redis, config.queuePrefix, systemClock);
       const campaigns = new CampaignStore(redis, config.queuePrefix, systemClock);
       await requireCampaign(redis, config.queuePrefix, campaignId);
-      const cap = config.dial.activeCalls;
-      const reader = new WatchReader(redis, store, campaigns, campaignId, { prefix: config.queuePrefix, timeZone: config.dial.timeZone, outboundCap: cap ? cap.max - cap.reservedInbound : undefined }, systemClock);
+      // the outbound cap shown is the one the consumers published, not this shell's DIAL_MAX_ACTIVE_CALLS
+      const reader = new WatchReader(redis, store, campaigns, campaignId, { prefix: config.queuePrefix, timeZone: config.dial.timeZone }, systemClock);
       const output = { isTTY: process.stdout.isTTY === true, write: (text: string) => void process.stdout.write(text) };
       await runWatch({ read: () => reader.read(), output, signal: stop.signal, timeZone: config.dial.timeZone });
     });

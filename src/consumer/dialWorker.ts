@@ -29,6 +29,7 @@ import {
 import { ActiveCallLeases, ANSWERED_LEASE_MARGIN_MS } from '../core/activeCallLeases.js';
 import { CampaignRate } from '../campaigns/campaignRate.js';
 import { HeldCalls } from '../core/heldCalls.js';
+import { publishOutboundCap } from '../core/outboundCap.js';
 import { effectiveCps, type Campaign } from '../campaigns/campaignSchema.js';
 import { CampaignStore } from '../campaigns/campaignStore.js';
 import type { RetryDelays } from '../core/config.js';
@@ -170,6 +171,10 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     reporter.report({ ...result, reportedBy: 'consumer', endedAt: clock.now() });
 
   const activeCap = config.dial.activeCalls;
+  // the cap `report --watch` shows is the one consumers dial under, not the watcher's own environment
+  void publishOutboundCap(connection, config.queuePrefix, activeCap ? activeCap.max - activeCap.reservedInbound : undefined).catch((err: unknown) =>
+    logger.warn({ err: errorMessage(err) }, 'could not publish DIAL_MAX_ACTIVE_CALLS for report --watch'),
+  );
   const leases = new ActiveCallLeases(connection, config.queuePrefix);
   const campaigns = new CampaignStore(connection, config.queuePrefix, clock);
   const campaignRate = new CampaignRate(connection, config.queuePrefix);

@@ -31,7 +31,7 @@ afterAll(async () => {
 });
 
 const watch = (campaignId: string) =>
-  new WatchReader(p.redis, p.store, new CampaignStore(p.redis, p.config.queuePrefix, systemClock), campaignId, { prefix: p.config.queuePrefix, timeZone: 'UTC', outboundCap: LINES }, systemClock);
+  new WatchReader(p.redis, p.store, new CampaignStore(p.redis, p.config.queuePrefix, systemClock), campaignId, { prefix: p.config.queuePrefix, timeZone: 'UTC' }, systemClock);
 const reasonsOf = async (campaignId: string) => (await held.list(campaignId)).map((h) => h.reason).sort();
 
 describe('held calls, recorded per call', () => {

@@ -6,9 +6,12 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CampaignStore } from '../../src/campaigns/campaignStore.js';
+import { ActiveCallLeases } from '../../src/core/activeCallLeases.js';
 import { CallStore } from '../../src/core/callStore.js';
+import { HeldCalls } from '../../src/core/heldCalls.js';
+import { publishOutboundCap } from '../../src/core/outboundCap.js';
 import { terminalTransition, type CallResult } from '../../src/core/outcomes.js';
-import { SECOND } from '../../src/core/time.js';
+import { MINUTE, SECOND } from '../../src/core/time.js';
 import { renderFrame, WatchReader } from '../../src/results/report/watchView.js';
 import { TestClock } from '../helpers/testClock.js';
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
@@ -31,7 +34,7 @@ afterAll(async () => {
 });
 
 const identity = (campaignId: string, callId: string) => ({ callId, campaignId, phoneNumber: '+14155550123', metadata: {} });
-const reader = (campaignId: string) => new WatchReader(redis, store, campaigns, campaignId, { prefix, timeZone: 'UTC', outboundCap: undefined }, clock);
+const reader = (campaignId: string) => new WatchReader(redis, store, campaigns, campaignId, { prefix, timeZone: 'UTC' }, clock);
 
 describe('report --watch: calls ringing and waiting', () => {
   it('counts as ringing only calls whose dial was sent, and tells calls given back undialed from calls waiting to retry', async () => {
@@ -78,5 +81,26 @@ describe('report --watch: rates', () => {
     expect((await watch.read()).lastMinute).toEqual({ dialed: 2, ended: 1 });
     await clock.advance(50 * SECOND); // the cancel and 'late' are now 97 s old, 'next' 50 s
     expect((await watch.read()).lastMinute).toEqual({ dialed: 1, ended: 0 });
+  });
+});
+
+describe('report --watch: the caps it names', () => {
+  it('shows the outbound cap the consumers published, names both caps when both are full, and says "1 call"', async () => {
+    const c = 'watch-caps';
+    await campaigns.create({ id: c, max_active_calls: 1 });
+    const watch = reader(c);
+    expect((await watch.read()).global).toBeUndefined(); // no consumer has said what it dials under
+    await publishOutboundCap(redis, prefix, 1); // as a consumer with DIAL_MAX_ACTIVE_CALLS=1 does at its start
+    expect((await new ActiveCallLeases(redis, prefix).acquire({ campaignId: c, callId: 'ringing' }, { limit: 1, campaignLimit: 1, ttlMs: MINUTE })).held).toBe(true);
+    await new HeldCalls(redis, prefix, clock).hold(c, 'waiting', 'active_calls');
+
+    const snapshot = await watch.read();
+    expect(snapshot.global).toEqual({ active: 1, cap: 1 });
+    const frame = renderFrame(snapshot, 'UTC').join('\n');
+    expect(frame).toContain('lines 1/1 (all campaigns 1/1)');
+    expect(frame).toContain('held: all 1 outbound lines in use (DIAL_MAX_ACTIVE_CALLS), and the campaign at its cap of 1 calls in progress too (1 call)');
+
+    await publishOutboundCap(redis, prefix, undefined); // the consumers dial without a cap now
+    expect((await watch.read()).global).toBeUndefined();
   });
 });

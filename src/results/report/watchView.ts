@@ -16,6 +16,7 @@ import { ActiveCallLeases } from '../../core/activeCallLeases.js';
 import type { CallStore, CampaignCounters } from '../../core/callStore.js';
 import { HeldCalls, type HeldReason as RecordedReason } from '../../core/heldCalls.js';
 import { nextWindowOpening } from '../../core/callWindow.js';
+import { readOutboundCap } from '../../core/outboundCap.js';
 import { OUTCOMES, type CallState, type Outcome } from '../../core/outcomes.js';
 import { CALLS_QUEUE } from '../../core/queues.js';
 import { MINUTE, SECOND, sleep, type Clock } from '../../core/time.js';
@@ -65,19 +66,21 @@ export interface WatchSnapshot {
   delayed: number;
   /** Calls of the campaign holding a lease of a call in progress (ringing or connected). */
   activeLeases: number;
-  /** All calls in progress and the outbound cap, when DIAL_MAX_ACTIVE_CALLS is set. */
+  /**
+   * All calls in progress and the outbound cap the consumers dial under (DIAL_MAX_ACTIVE_CALLS less
+   * DIAL_RESERVED_INBOUND, as the last consumer to start published it: src/core/outboundCap.ts); undefined when they
+   * have no cap, or no consumer has published one.
+   */
   global: { active: number; cap: number } | undefined;
   campaign: CampaignView | undefined;
   paused: boolean;
   held: HeldReason[];
 }
 
-/** Settings the view needs (from DialerConfig). */
+/** Settings the view needs (from DialerConfig). The outbound cap is not one: the consumers publish theirs. */
 export interface WatchSettings {
   prefix: string;
   timeZone: string;
-  /** DIAL_MAX_ACTIVE_CALLS less DIAL_RESERVED_INBOUND; undefined without a cap. */
-  outboundCap: number | undefined;
 }
 
 /** Reads snapshots of one campaign; remembers which calls ended so it does not read them again. */
@@ -112,12 +115,13 @@ export class WatchReader {
     const fresh = await this.redis.lrange(keys.campaignCalls(id), this.known, -1);
     this.ids.push(...fresh);
     this.known += fresh.length;
-    const [counters, campaign, paused, activeLeases, globalActive, recordedHolds, backoffMs] = await Promise.all([
+    const [counters, campaign, paused, activeLeases, globalActive, published, recordedHolds, backoffMs] = await Promise.all([
       this.store.counters(id),
       this.campaigns.get(id).then((doc) => (doc ? this.campaigns.show(id) : undefined)),
       this.store.isPaused(id),
       this.leases.count(id),
-      this.settings.outboundCap === undefined ? Promise.resolve(0) : this.leases.count(),
+      this.leases.count(),
+      readOutboundCap(this.redis, this.settings.prefix),
       this.heldCalls.list(id),
       this.redis.pttl(keys.platformBackoff()),
     ]);
@@ -174,11 +178,11 @@ export class WatchReader {
     this.dialTimes = this.dialTimes.filter((t) => t > since);
     this.endTimes = this.endTimes.filter((t) => t > since);
     const lastMinute = { dialed: this.dialTimes.filter((t) => t <= now).length, ended: this.endTimes.filter((t) => t <= now).length };
-    const global = this.settings.outboundCap === undefined ? undefined : { active: globalActive, cap: this.settings.outboundCap };
+    const global = published.kind === 'cap' ? { active: globalActive, cap: published.cap } : undefined;
     // a hold recorded for a call that has ended since (a crash between its end and the clearing) is not shown
     const recorded = new Map<RecordedReason, number>();
     for (const h of recordedHolds) if (!this.ended.has(h.callId)) recorded.set(h.reason, (recorded.get(h.reason) ?? 0) + 1);
-    const held = heldReasons({ campaign, recorded, states, returnedUndialed, dueLater, global, backoffMs, now, timeZone: this.settings.timeZone });
+    const held = heldReasons({ campaign, activeLeases, recorded, states, returnedUndialed, dueLater, global, backoffMs, now, timeZone: this.settings.timeZone });
     return { campaignId: id, at: now, counters, lastMinute, states, ringing, returnedUndialed, delayed, activeLeases, global, campaign, paused, held };
   }
 }
@@ -186,6 +190,7 @@ export class WatchReader {
 /** Why calls wait: the campaign's own state, then the reasons the consumer recorded per call, in the order its gates check. */
 function heldReasons(s: {
   campaign: CampaignView | undefined;
+  activeLeases: number;
   recorded: ReadonlyMap<RecordedReason, number>;
   states: WatchSnapshot['states'];
   returnedUndialed: number;
@@ -204,6 +209,11 @@ function heldReasons(s: {
   if (s.backoffMs > 0) held.push({ reason: `LiveKit failing: every dial backed off for ${Math.ceil(s.backoffMs / SECOND)} s` });
   const window = s.campaign ? campaignWindow(s.campaign, s.timeZone) : undefined;
   const opensAt = window ? nextWindowOpening(window, s.now) : undefined;
+  // both caps may be full at once: each reason names the other then
+  const campaignCap = s.campaign?.max_active_calls;
+  const campaignFull = campaignCap !== undefined && s.activeLeases >= campaignCap;
+  const globalFull = s.global !== undefined && s.global.active >= s.global.cap;
+  const allLines = s.global ? `all ${s.global.cap} outbound lines in use (DIAL_MAX_ACTIVE_CALLS)` : 'all outbound lines in use (DIAL_MAX_ACTIVE_CALLS)';
   const label: Record<RecordedReason, string> = {
     campaign_start: s.campaign?.starts_at ? `campaign starts at ${when(Date.parse(s.campaign.starts_at))}` : 'campaign not started yet',
     paused: 'campaign paused (dialer resume releases them)',
@@ -211,8 +221,8 @@ function heldReasons(s: {
     predial_error: 'the pre-dial check fails: asked again every 30 s',
     backoff: 'LiveKit failing: dials backed off',
     campaign_rate: `campaign at its own call rate${s.campaign?.cps !== undefined ? ` (${s.campaign.cps} calls/s)` : ''}`,
-    campaign_cap: `campaign at its cap of ${s.campaign?.max_active_calls ?? '?'} calls in progress`,
-    active_calls: s.global ? `all ${s.global.cap} outbound lines in use (DIAL_MAX_ACTIVE_CALLS)` : 'all outbound lines in use (DIAL_MAX_ACTIVE_CALLS)',
+    campaign_cap: `campaign at its cap of ${campaignCap ?? '?'} calls in progress${globalFull ? `, and ${allLines} too` : ''}`,
+    active_calls: `${allLines}${campaignFull ? `, and the campaign at its cap of ${campaignCap ?? '?'} calls in progress too` : ''}`,
     cps: 'waiting for a dial slot (DIAL_CPS)',
   };
   for (const [reason, text] of Object.entries(label) as [RecordedReason, string][]) {
@@ -255,7 +265,7 @@ export function renderFrame(s: WatchSnapshot, timeZone: string): string[] {
   const outcomes = OUTCOMES.filter((o: Outcome) => (byOutcome[o] ?? 0) > 0).map((o) => `${o} ${byOutcome[o]}`);
   lines.push(`outcomes: ${outcomes.length ? outcomes.join(', ') : 'none yet'}`);
   if (s.held.length === 0) lines.push('held: none');
-  else for (const h of s.held) lines.push(`held: ${h.reason}${h.calls !== undefined ? ` (${h.calls} calls)` : ''}`);
+  else for (const h of s.held) lines.push(`held: ${h.reason}${h.calls !== undefined ? ` (${h.calls} ${h.calls === 1 ? 'call' : 'calls'})` : ''}`);
   return lines;
 }
 

@@ -94,3 +94,26 @@ describe('the pick-up rate', () => {
     expect(pickUpRate(await f.store.counters(campaignId))).toEqual({ percent: 100, people: 1, dialed: 1 });
   });
 });
+
+describe('counters from before `undialed` was kept', () => {
+  it('keep the fallback figure after the first new end: the count of undialed calls is seeded from the outcomes that never ring', async () => {
+    const old = 'pickups-old';
+    const end = async (callId: string, outcome: 'answered' | 'canceled') => {
+      const identity = { callId, campaignId: old, phoneNumber: '+14155550123', metadata: {} };
+      await f.store.createCalls(old, [identity]);
+      if (outcome === 'answered') await f.store.beginAttempt(identity, 1, `room-${callId}`, { dialSent: true });
+      const result: CallResult = { callId, campaignId: old, outcome, reason: 'test', reportedBy: outcome === 'answered' ? 'agent' : 'operator', endedAt: Date.now() };
+      expect((await f.store.applyTransition(result, terminalTransition(result))).status, callId).toBe('applied');
+    };
+    await end('old-canceled-1', 'canceled');
+    await end('old-canceled-2', 'canceled');
+    await end('old-answered', 'answered');
+    // as counters written before the field existed: no `undialed`
+    await f.redis.hdel(f.store.keys.campaignCounters(old), 'undialed');
+    expect(pickUpRate(await f.store.counters(old))).toEqual({ percent: 100, people: 1, dialed: 1 });
+    await end('new-answered', 'answered');
+    const counters = await f.store.counters(old);
+    expect(counters.undialed).toBe(2);
+    expect(pickUpRate(counters)).toEqual({ percent: 100, people: 2, dialed: 2 });
+  });
+});

@@ -9,7 +9,9 @@
 -- ARGV[10] '1' when the outcome itself says the call connected (answered, voicemail, transferred).
 -- The record keeps whether the call was dialed at least once (`dialed` '1'/'0': a connected outcome, a dial marked
 -- sent, or an attempt that ended with a result from the far end, not only LiveKit errors or a drain), and the counters
--- count the ended calls that were not (`undialed`, created at the first end: the pick-up rate leaves them out).
+-- count the ended calls that were not (`undialed`: the pick-up rate leaves them out). Counters from before `undialed`
+-- was kept get it at their first end since, seeded from their canceled + expired + skipped counts (the report's
+-- fallback rule for such counters), so the figure carries on instead of counting the old undialed ends as dialed.
 -- Returns 1 when applied, 0 when the call was already terminal, otherwise the state it found ('missing' when there
 -- is no record): the result is refused and nothing is written.
 local keep = tonumber(ARGV[8]) or 0
@@ -50,6 +52,13 @@ local dialed = wasDialed()
 local fields = cjson.decode(ARGV[3])
 for k, v in pairs(fields) do redis.call('HSET', KEYS[1], k, v) end
 redis.call('HSET', KEYS[1], 'state', 'terminal', 'outcome', ARGV[1], 'updatedAt', ARGV[2], 'dialed', dialed and '1' or '0')
+if redis.call('HEXISTS', KEYS[2], 'undialed') == 0 then
+  local seed = 0
+  for _, never in ipairs({ 'canceled', 'expired', 'skipped' }) do
+    seed = seed + (tonumber(redis.call('HGET', KEYS[2], 'outcome:' .. never)) or 0)
+  end
+  redis.call('HSET', KEYS[2], 'undialed', seed)
+end
 redis.call('HINCRBY', KEYS[2], 'terminal', 1)
 redis.call('HINCRBY', KEYS[2], 'undialed', dialed and 0 or 1)
 redis.call('HINCRBY', KEYS[2], 'outcome:' .. ARGV[1], 1)

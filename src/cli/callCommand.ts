@@ -1,8 +1,9 @@
+import { Queue } from 'bullmq';
 import type { Command } from 'commander';
 import type { RedisClient } from '../core/redisClient.js';
 import { CallStore, type CallRecord } from '../core/callStore.js';
 import { InvalidInputError } from '../core/errors.js';
-import { idSchema } from '../core/queues.js';
+import { CALLS_QUEUE, idSchema } from '../core/queues.js';
 import { systemClock } from '../core/time.js';
 import { reportCall, shownNumber, type ReportCall } from '../results/campaignReport.js';
 import { textTable } from '../results/textTable.js';
@@ -24,15 +25,45 @@ async function campaignsOfCall(redis: RedisClient, store: CallStore, callId: str
   return campaigns.filter((_, i) => replies[i]?.[1] === 1);
 }
 
-/** Everything on record about one call: the report line plus each attempt and the transcript. */
+/** BullMQ writes a delayed job's due time × 0x1000 (plus a counter) as its score in `<queue>:delayed` (getDelayedScore.lua). */
+const DELAYED_SCORE_FACTOR = 0x1000;
+/** Attempt results that mean no dial went out (a drain gave the slot back; LiveKit failed first). */
+const UNDIALED_RESULTS: readonly string[] = ['not_started', 'platform_error'];
+
+/** One attempt as `call` shows it. */
+export interface AttemptView {
+  attempt: number;
+  room: string;
+  startedAt: string;
+  endedAt?: string;
+  result?: string;
+  /** Whether this attempt's dial went out (marked sent, or a result from the far end). */
+  dialSent: boolean;
+  sipStatusCode?: number;
+  sipStatus?: string;
+}
+
+/** When a call not ended yet comes up, from its dial job (job id = call id); absent when that is not known. */
+export interface CallTimes {
+  /** Epoch ms its job is due (a start time, a move, a retry delay, a gate's wait): it waits in the delayed set. */
+  dueAt?: number;
+  /** Epoch ms after which it ends `expired` instead of ringing. */
+  expiresAt?: number;
+}
+
+/** Everything on record about one call: the report line plus each attempt, when it is due, and the transcript. */
 export interface CallView extends ReportCall {
   campaignId: string;
-  attemptLog: { attempt: number; room: string; startedAt: string; endedAt?: string; result?: string; sipStatusCode?: number; sipStatus?: string }[];
+  attemptLog: AttemptView[];
+  /** When the call comes up (ISO), while its job waits for a time. */
+  dueAt?: string;
+  /** When the call expires if not dialed by then (ISO). */
+  expiresAt?: string;
   transcript?: { role: string; text: string }[];
 }
 
 /** The `call --json` view of a record. */
-export function callView(record: CallRecord, key: string | undefined): CallView {
+export function callView(record: CallRecord, key: string | undefined, times: CallTimes = {}): CallView {
   return {
     campaignId: record.campaignId,
     ...reportCall(record, key),
@@ -42,10 +73,36 @@ export function callView(record: CallRecord, key: string | undefined): CallView 
       startedAt: new Date(a.startedAt).toISOString(),
       ...(a.endedAt === undefined ? {} : { endedAt: new Date(a.endedAt).toISOString() }),
       ...(a.result === undefined ? {} : { result: a.result }),
+      dialSent: record.dialSentAttempt === a.attempt || (a.result !== undefined && !UNDIALED_RESULTS.includes(a.result)),
       ...(a.sipStatusCode === undefined ? {} : { sipStatusCode: a.sipStatusCode, sipStatus: a.sipStatus }),
     })),
+    ...(record.state === 'terminal' || times.dueAt === undefined ? {} : { dueAt: new Date(times.dueAt).toISOString() }),
+    ...(record.state === 'terminal' || times.expiresAt === undefined ? {} : { expiresAt: new Date(times.expiresAt).toISOString() }),
     ...(record.details?.transcript?.length ? { transcript: record.details.transcript } : {}),
   };
+}
+
+/** What an attempt came to, in words: its result, else whether it is ringing, waiting for its slot, or never went out. */
+function attemptStatus(a: AttemptView, view: CallView): string {
+  if (a.result !== undefined) return a.result;
+  if (view.outcome !== 'pending') return a.dialSent ? `ended with the call (${view.outcome})` : `not dialed (the call ended ${view.outcome} first)`;
+  return a.dialSent ? 'in progress' : 'waiting for its dial slot';
+}
+
+/** When a call's job is due and expires (CallTimes), read from BullMQ's `calls` queue. */
+async function callTimes(redis: RedisClient, prefix: string, callId: string): Promise<CallTimes> {
+  const queue = new Queue(CALLS_QUEUE, { connection: redis, prefix });
+  try {
+    const [job, score] = await Promise.all([queue.getJob(callId), redis.zscore(`${prefix}:${CALLS_QUEUE}:delayed`, callId)]);
+    const data: unknown = job?.data;
+    const expires = typeof data === 'object' && data !== null ? (data as Record<string, unknown>).expiresAt : undefined;
+    return {
+      ...(score === null ? {} : { dueAt: Math.floor(Number(score) / DELAYED_SCORE_FACTOR) }),
+      ...(typeof expires === 'number' ? { expiresAt: expires } : {}),
+    };
+  } finally {
+    await queue.close();
+  }
 }
 
 /** `call <id>` as text: who, how it went, each attempt, the summary and the transcript. */
@@ -60,15 +117,19 @@ export function formatCall(view: CallView): string {
   field('reason', view.reason);
   field('sip', view.sipStatusCode === undefined ? undefined : `${view.sipStatusCode} ${view.sipStatus ?? ''}`.trim());
   field('enqueued', view.enqueuedAt);
+  field('due', view.dueAt);
+  field('expires', view.expiresAt);
   field('ended', view.endedAt);
   field('duration', view.durationS === undefined ? undefined : `${view.durationS} s`);
   field('transfer', view.transfer ? `${view.transfer.mode} → ${view.transfer.target}` : undefined);
   const metadata = Object.entries(view.metadata);
   field('metadata', metadata.length ? metadata.map(([k, v]) => `${k}=${String(v)}`).join(', ') : undefined);
-  lines.push(`  attempts     ${view.attempts}`);
+  const dialed = view.attemptLog.filter((a) => a.dialSent).length;
+  const undialedNote = view.attemptLog.length === 0 || dialed === view.attempts ? '' : dialed === 0 ? ' (none dialed)' : ` (${dialed} dialed)`;
+  lines.push(`  attempts     ${view.attempts}${undialedNote}`);
   for (const a of view.attemptLog) {
     const sip = a.sipStatusCode === undefined ? '' : `  ${a.sipStatusCode} ${a.sipStatus ?? ''}`.trimEnd();
-    lines.push(`    ${a.attempt}  ${a.startedAt}${a.endedAt ? ` → ${a.endedAt}` : ''}  ${a.result ?? 'in progress'}${sip}  (room ${a.room})`);
+    lines.push(`    ${a.attempt}  ${a.startedAt}${a.endedAt ? ` → ${a.endedAt}` : ''}  ${attemptStatus(a, view)}${sip}  (room ${a.room})`);
   }
   for (const answer of view.surveyAnswers ?? []) lines.push(`  survey       ${answer.question} → ${answer.answer}`);
   field('summary', view.summary);
@@ -103,7 +164,8 @@ export function registerCallCommand(program: Command): void {
             throw new InvalidInputError(`call id "${callId}" is in campaigns ${records.map((r) => r.campaignId).join(', ')}: add --campaign`);
           }
           const keys = await store.idempotencyKeys(record.campaignId, [callId]);
-          return callView(record, keys.get(callId));
+          const times = record.state === 'terminal' ? {} : await callTimes(redis, config.queuePrefix, callId);
+          return callView(record, keys.get(callId), times);
         });
         process.stdout.write(opts.json ? `${JSON.stringify(view)}\n` : formatCall(view));
       }),

@@ -15,7 +15,9 @@
  * The agent's participant (agents-js src/job.ts `JobRequest.accept`: identity `agent-<job id>` unless the worker
  * names one; src/worker.ts stamps `lk.agent.name`; the assignment's token has kind `agent`, so livekit-server lists it
  * as ParticipantInfo kind AGENT): a real agent joins the room over `/rtc` with that token right after the assignment.
- * The sim has no media server, so it stands the participant in at the assignment, with the identity, name, metadata
+ * The sim has no media server, so it stands the participant in at the assignment (or `agentJoinDelayMs` after it:
+ * a job process that takes that long to connect, as agents-js' does under load, its job listed by ListDispatch
+ * meanwhile, as livekit-server lists a job once its worker accepted it), with the identity, name, metadata
  * and attributes the worker asked for. It leaves (CLIENT_INITIATED) when its job ends (`updateJob` success or failure,
  * the dispatch deleted) or its worker disconnects, and with ROOM_DELETED when the room is deleted.
  * Not modelled: automatic dispatch of workers registered without a name, namespaces, deployments, job types other
@@ -96,6 +98,8 @@ export interface AgentWorkersOptions {
   clock: Clock;
   events: SimEvents;
   rooms: RoomState;
+  /** How long after its assignment a job's agent joins its room (default 0: at once). */
+  agentJoinDelayMs?: number;
 }
 
 /** Registered agent workers and the jobs the sim's dispatches give them. */
@@ -107,8 +111,13 @@ export class AgentWorkers {
   /** The participant each running job stands in the room (see the module comment), by job id. */
   private readonly agentParticipants = new Map<string, { room: string; identity: string }>();
   private closed = false;
+  /** How long after its assignment a job's agent joins its room (see the module comment). */
+  agentJoinDelayMs: number;
+  /** Joins still waiting out agentJoinDelayMs, cleared on close. */
+  private readonly delayedJoins = new Set<NodeJS.Timeout>();
 
   constructor(private readonly options: AgentWorkersOptions) {
+    this.agentJoinDelayMs = options.agentJoinDelayMs ?? 0;
     options.events.on('dispatch_created', (event) => {
       const dispatch = options.rooms.listDispatches(event.room)?.find((d) => d.id === event.dispatchId);
       if (dispatch) void this.launch(dispatch);
@@ -311,7 +320,16 @@ export class AgentWorkers {
     this.jobIdsByDispatch.set(dispatch.id, [...(this.jobIdsByDispatch.get(dispatch.id) ?? []), job.id]);
     const { status: _status, error: _error, ...assigned } = record;
     this.options.events.emit('job_assigned', { ...assigned, at: this.options.clock.now() });
-    this.agentJoins(job.id, dispatch.room, worker.agentName, identity, answer);
+    if (this.agentJoinDelayMs <= 0) {
+      this.agentJoins(job.id, dispatch.room, worker.agentName, identity, answer);
+      return true;
+    }
+    // the job process is still connecting: its job is listed, its agent not in the room yet
+    const timer = setTimeout(() => {
+      this.delayedJoins.delete(timer);
+      if (worker.jobs.has(job.id) && this.workers.has(worker.id)) this.agentJoins(job.id, dispatch.room, worker.agentName, identity, answer);
+    }, this.agentJoinDelayMs);
+    this.delayedJoins.add(timer);
     return true;
   }
 
@@ -391,6 +409,8 @@ export class AgentWorkers {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    for (const timer of this.delayedJoins) clearTimeout(timer);
+    this.delayedJoins.clear();
     for (const worker of this.workers.values()) worker.socket.terminate();
     this.wss.close();
   }

@@ -77,6 +77,11 @@ export interface SimOptions {
   jsonNames?: JsonNames;
   /** Source of `now()` for timestamps in records and events. */
   clock?: Clock;
+  /**
+   * How long after its assignment a job's agent joins its room (default 0: at once). Meanwhile ListDispatch lists the
+   * job (JS_RUNNING) and the room has no agent, like an agents-js job process still connecting.
+   */
+  agentJoinDelayMs?: number;
 }
 
 /** The scripted network's controls, as exposed on a running sim. */
@@ -115,6 +120,8 @@ export interface LiveKitSim {
   readonly agentJobs: readonly SimAgentJob[];
   /** Agent workers connected now. */
   agentWorkers(): { id: string; agentName: string; available: boolean }[];
+  /** Sets how long after its assignment a job's agent joins its room, for jobs assigned from now on (SimOptions). */
+  setAgentJoinDelay(ms: number): void;
   rooms(): RoomSnapshot[];
   participants(room: string): SimParticipant[];
   /** The callee of the SIP participant hangs up (answered) or declines (still ringing). False if no such call. */
@@ -135,7 +142,7 @@ export async function startLiveKitSim(options: SimOptions = {}): Promise<LiveKit
   const trunks = new SipTrunks(options.seedTrunks ?? DEFAULT_SEED_TRUNKS);
   const sipCalls = new SipCalls({ clock, events, rooms, network, trunks, scheduler });
   const requests: RequestLogEntry[] = [];
-  const workers = new AgentWorkers({ apiKey, apiSecret, clock, events, rooms });
+  const workers = new AgentWorkers({ apiKey, apiSecret, clock, events, rooms, agentJoinDelayMs: options.agentJoinDelayMs });
 
   const server = await startTwirpServer({
     port: options.port ?? 0,
@@ -186,6 +193,9 @@ export async function startLiveKitSim(options: SimOptions = {}): Promise<LiveKit
       return workers.jobs;
     },
     agentWorkers: () => workers.registered(),
+    setAgentJoinDelay: (ms) => {
+      workers.agentJoinDelayMs = ms;
+    },
     rooms: () => rooms.snapshot(),
     participants: (room) => rooms.participants(room),
     hangupCallee: (room, identity) => sipCalls.hangupCallee(room, identity),

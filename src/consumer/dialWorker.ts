@@ -257,8 +257,11 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
 
   const agentCheck: AgentCheckDeps = {
     rooms: livekit.rooms,
+    dispatches: livekit.dispatch,
     store,
+    report: (result) => reporter.report(result),
     graceMs: config.dial.agentJoinGraceMs,
+    assignedMaxMs: config.dial.agentJoinAssignedMaxMs,
     clock,
     onNoAgent: () => metrics?.callsWithoutAgent.inc(),
   };
@@ -407,9 +410,12 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     // the dial's own figures: an answer is an answer, whether or not the agent turns up after it
     const measured = attemptResultLabel(result);
     const dialSeconds = (performance.now() - dialStarted) / SECOND;
-    // An answered call needs its agent in the room: with none after AGENT_JOIN_GRACE_MS it is hung up and the attempt
-    // ends `failed` here (retried below like any failed attempt), instead of waiting for the outcome watchdog.
-    result = await requireAgentAfterAnswer(result, lock, agentCheck, log);
+    // An answered call (a recovered one too) needs its agent in the room: with none after AGENT_JOIN_GRACE_MS (longer
+    // while its job is assigned) the attempt is ended on the record, the call hung up, and the attempt ends `failed`
+    // here (retried below like any failed attempt; on the last one the call's outcome is already written and reported,
+    // so the repeat below is a no-op), instead of waiting for the outcome watchdog.
+    const answered = { callId: call.callId, campaignId: call.campaignId, attempt, final: attempt >= maxAttempts, lock };
+    result = await requireAgentAfterAnswer(result, answered, agentCheck, log);
     await settleLease(call, result, log);
     if (metrics && measured) {
       metrics.dialAttempts.inc({ result: measured });

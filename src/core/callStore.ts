@@ -199,9 +199,15 @@ const scripts = {
       retentionS: number,
       fromBeforeDialSent: string,
       connected: '1' | '0',
+      notForAttemptsWithoutAgent: '1' | '0',
     ],
     number | string
   >('applyTerminal', LUA_FOLDER, 3, replies.integerOrString),
+  endAttemptWithoutAgent: new LuaScript<
+    [record: string, lock: string],
+    [attempt: number, token: string, now: number, result: string, next: 'waiting_retry' | 'dialing'],
+    string
+  >('endAttemptWithoutAgent', LUA_FOLDER, 2, replies.string),
   observeAttemptEnd: new LuaScript<[record: string], [attempt: number, observation: string], number>(
     'observeAttemptEnd',
     LUA_FOLDER,
@@ -217,6 +223,9 @@ const scripts = {
     replies.integer,
   ),
 };
+
+/** How applyTerminal.lua prefixes the state when it refuses a result for an attempt hung up for want of an agent. */
+const NO_AGENT_REFUSAL = 'no_agent:';
 
 const num = (v: string | undefined) => (v === undefined || v === '' ? undefined : Number(v));
 const isState = (v: string | undefined): v is CallState => CALL_STATES.some((s) => s === v);
@@ -446,6 +455,32 @@ export class CallStore {
     return (await this.redis.get(lock.key)) === lock.token;
   }
 
+  /**
+   * Ends answered attempt `attempt` for want of an agent, before the consumer hangs up: in one script, only while
+   * `lock` is still this holder's and the call is `dialing` that attempt, its log entry gets `result`, the attempt is
+   * listed as hung up without an agent (applyTerminal.lua refuses an agent outcome for it from then on), and the call
+   * moves to `next` (`waiting_retry` for a retry; `dialing` when the caller ends the call itself next). `ended`: done;
+   * otherwise why not: the lock lapsed, or the record is not dialing that attempt (an agent's outcome or the in_call
+   * mark came first; `other_attempt`, `missing`).
+   */
+  async endAttemptWithoutAgent(
+    campaignId: string,
+    callId: string,
+    attempt: number,
+    lock: { key: string; token: string },
+    result: AttemptResult,
+    next: 'waiting_retry' | 'dialing',
+  ): Promise<{ status: 'ended' } | { status: 'lost_lock' } | { status: 'not_dialing'; state: string }> {
+    const reply = await scripts.endAttemptWithoutAgent.run(
+      this.redis,
+      [this.keys.callRecord(campaignId, callId), lock.key],
+      [attempt, lock.token, this.clock.now(), JSON.stringify(result), next],
+    );
+    if (reply === 'ok') return { status: 'ended' };
+    if (reply === 'lost_lock') return { status: 'lost_lock' };
+    return { status: 'not_dialing', state: reply };
+  }
+
   /** Takes back claimDial's mark when the CreateSIPParticipant surely never went out; false if not this holder's. */
   async releaseDial(campaignId: string, callId: string, attempt: number, lock: { key: string; token: string }): Promise<boolean> {
     const released = await scripts.releaseDial.run(this.redis, [this.keys.callRecord(campaignId, callId), lock.key], [attempt, lock.token]);
@@ -660,6 +695,7 @@ export class CallStore {
         Math.max(0, Math.round(options.retentionS ?? 0)),
         (transition?.fromBeforeDialSent ?? []).join(','),
         CONNECTED_OUTCOMES.includes(outcome) ? '1' : '0',
+        transition?.notForAttemptsWithoutAgent ? '1' : '0',
       ],
     );
     if (reply === 1 || reply === 0) {
@@ -668,8 +704,10 @@ export class CallStore {
       await this.leases.release({ campaignId, callId });
       return { status: reply === 1 ? 'applied' : 'already_ended' };
     }
-    const state = String(reply);
-    if (state === 'missing' || isState(state)) return { status: 'refused', state };
+    const answer = String(reply);
+    const noAgentAttempt = answer.startsWith(NO_AGENT_REFUSAL);
+    const state = noAgentAttempt ? answer.slice(NO_AGENT_REFUSAL.length) : answer;
+    if (state === 'missing' || isState(state)) return noAgentAttempt ? { status: 'refused', state, noAgentAttempt } : { status: 'refused', state };
     throw new Error(`applyTerminal.lua answered an unknown reply: ${state}`);
   }
 

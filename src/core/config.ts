@@ -34,6 +34,11 @@ export const MIN_DIAL_LOCK_DURATION_MS = SECOND;
 export const DEFAULT_AGENT_JOIN_GRACE_MS = 5 * SECOND;
 /** Longer than this, a callee talks to silence for too long before the call is given up. */
 export const MAX_AGENT_JOIN_GRACE_MS = 60 * SECOND;
+/**
+ * After the answer, how long an agent whose job LiveKit has assigned (ListDispatch lists it) may take to join before
+ * the call is hung up: agents-js connects its job process seconds after the assignment, 7-26 s at load 15-29 (README).
+ */
+export const DEFAULT_AGENT_JOIN_ASSIGNED_MAX_MS = 30 * SECOND;
 /** Longer than the agent's default maximum call duration (600 s) plus its hang-up and reporting. */
 export const DEFAULT_CALL_OUTCOME_TIMEOUT_S = 900;
 /**
@@ -136,6 +141,13 @@ const envSchema = z.object({
     .min(0, 'AGENT_JOIN_GRACE_MS must be ≥ 0')
     .max(MAX_AGENT_JOIN_GRACE_MS, `AGENT_JOIN_GRACE_MS must be at most ${MAX_AGENT_JOIN_GRACE_MS} (the callee hears silence meanwhile)`)
     .default(DEFAULT_AGENT_JOIN_GRACE_MS),
+  /** After the answer, how long an agent whose job is assigned may take to be in the room (ms; at least the grace). */
+  AGENT_JOIN_ASSIGNED_MAX_MS: z.coerce
+    .number({ error: 'AGENT_JOIN_ASSIGNED_MAX_MS must be a number of milliseconds' })
+    .int('AGENT_JOIN_ASSIGNED_MAX_MS must be a whole number of milliseconds')
+    .min(0, 'AGENT_JOIN_ASSIGNED_MAX_MS must be ≥ 0')
+    .max(MAX_AGENT_JOIN_GRACE_MS, `AGENT_JOIN_ASSIGNED_MAX_MS must be at most ${MAX_AGENT_JOIN_GRACE_MS} (the callee hears silence meanwhile)`)
+    .default(DEFAULT_AGENT_JOIN_ASSIGNED_MAX_MS),
   /** A connected call whose agent reports nothing within this long ends as `failed` (agent crashed, lost job). */
   CALL_OUTCOME_TIMEOUT_S: positiveInt('CALL_OUTCOME_TIMEOUT_S').default(DEFAULT_CALL_OUTCOME_TIMEOUT_S),
   /** Default calling window for calls that carry none, e.g. 09:00-20:00 (local to DIAL_TIME_ZONE). */
@@ -243,6 +255,11 @@ export interface DialerConfig {
     outcomeTimeoutMs: number;
     /** AGENT_JOIN_GRACE_MS: after the answer, how long an agent may take to be in the room before the call is hung up. */
     agentJoinGraceMs: number;
+    /**
+     * AGENT_JOIN_ASSIGNED_MAX_MS: after the answer, how long an agent whose job LiveKit assigned may take to be in the
+     * room before the call is hung up (the grace when smaller).
+     */
+    agentJoinAssignedMaxMs: number;
     /**
      * DIAL_MAX_ACTIVE_CALLS / DIAL_RESERVED_INBOUND: calls in progress across every process (undefined: no cap), and
      * how many of them are kept for inbound calls (outbound dials stop at `maxActiveCalls - reservedInbound`).
@@ -368,6 +385,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DialerConfig {
       platformBackoffMs: e.DIAL_PLATFORM_BACKOFF_MS,
       outcomeTimeoutMs: e.CALL_OUTCOME_TIMEOUT_S * SECOND,
       agentJoinGraceMs: e.AGENT_JOIN_GRACE_MS,
+      agentJoinAssignedMaxMs: e.AGENT_JOIN_ASSIGNED_MAX_MS,
       activeCalls: activeCallCap(e.DIAL_MAX_ACTIVE_CALLS, e.DIAL_RESERVED_INBOUND),
       callWindow: defaultCallWindow(e.DIAL_CALL_WINDOW, e.DIAL_CALL_DAYS, e.DIAL_TIME_ZONE),
       timeZone: e.DIAL_TIME_ZONE,

@@ -23,7 +23,10 @@ export interface DialerMetrics {
   callsRinging: Gauge;
   /** Calls held back before ringing, by gate: paused, window, predial_error. */
   callsHeld: Counter<'reason'>;
-  /** Answered calls hung up because no agent joined the room within AGENT_JOIN_GRACE_MS. */
+  /**
+   * Answered attempts hung up because no agent joined the room within AGENT_JOIN_GRACE_MS (AGENT_JOIN_ASSIGNED_MAX_MS
+   * while its job was assigned): counted per attempt, so a call hung up on in two attempts counts twice.
+   */
   callsWithoutAgent: Counter;
   /** Terminal outcomes applied by the results worker. */
   callOutcomes: Counter<'outcome'>;
@@ -50,7 +53,7 @@ export function createDialerMetrics(options: { processMetrics?: boolean } = {}):
     callsHeld: new Counter({ name: 'dialer_calls_held_total', help: 'Calls held back before ringing, by gate', labelNames: ['reason'], registers }),
     callsWithoutAgent: new Counter({
       name: 'dialer_calls_without_agent_total',
-      help: 'Answered calls hung up because no agent joined the room in time',
+      help: 'Answered attempts hung up because no agent joined the room in time (per attempt: a call retried counts again)',
       registers,
     }),
     callOutcomes: new Counter({ name: 'dialer_call_outcomes_total', help: 'Terminal call outcomes applied', labelNames: ['outcome'], registers }),

@@ -191,16 +191,27 @@ export interface TerminalTransition {
    * CreateSIPParticipant go): the consumer's claim then finds the call ended and dials nothing.
    */
   fromBeforeDialSent?: readonly CallState[];
+  /**
+   * The result may not end an attempt the consumer hung up for want of an agent (CallStore.endAttemptWithoutAgent,
+   * written before the room was deleted), whatever state the record is in: the consumer's decision stands, so an agent
+   * that joined just as it hung up cannot end the call `answered` over the attempt's `failed`.
+   */
+  notForAttemptsWithoutAgent?: boolean;
 }
 
 /** What applying a terminal outcome did: see CallStore.applyTransition. */
-export type TerminalApplied = { status: 'applied' } | { status: 'already_ended' } | { status: 'refused'; state: RecordPresence };
+export type TerminalApplied =
+  | { status: 'applied' }
+  | { status: 'already_ended' }
+  /** `noAgentAttempt`: refused because the consumer had hung the result's attempt up for want of an agent. */
+  | { status: 'refused'; state: RecordPresence; noAgentAttempt?: boolean };
 
 /**
  * Who may end a call from which state: the record's state machine, enforced by applyTerminal's Lua.
  * - agent: once dialing started (`dialing`, `in_call`); `waiting_retry` only for the latest attempt (the consumer
  *   put the call back after a dial error while the callee in fact answered: refusing would ring them again);
- *   no record only for inbound `in-…` ids.
+ *   no record only for inbound `in-…` ids; never for an attempt the consumer hung up because no agent had joined
+ *   (`notForAttemptsWithoutAgent`).
  * - consumer: before the phone is answered (`queued`, `dialing`, `waiting_retry`): dial failures, and gates (skipped,
  *   expired) ending calls still queued. It always creates the record before it reports.
  * - operator / producer: calls not yet ringing (`queued`, `waiting_retry`, and `dialing` while the attempt's dial is
@@ -214,6 +225,7 @@ export function terminalTransition(result: Pick<CallResult, 'reportedBy' | 'call
       return {
         from: result.callId.startsWith(INBOUND_CALL_ID_PREFIX) ? ['dialing', 'in_call', 'missing'] : ['dialing', 'in_call'],
         fromAtLatestAttempt: ['waiting_retry'],
+        notForAttemptsWithoutAgent: true,
       };
     case 'consumer':
       return { from: ['queued', 'dialing', 'waiting_retry'], fromAtLatestAttempt: [] };

@@ -15,6 +15,12 @@ import { startOutcomeWatchdogWorker } from './outcomeWatchdog.js';
 import { recordRetentionSeconds } from './retention.js';
 import { WebhookOutbox, startWebhookWorker, webhookRoute } from './webhooks.js';
 
+/**
+ * A result refused because its attempt was hung up by the consumer for want of an agent (an agent that joined as the
+ * consumer gave up on it): logged where it is thrown, and its job removed once failed.
+ */
+class AttemptHungUpError extends UnrecoverableError {}
+
 /** Results are small Redis writes: a few in parallel keep up with any dial rate. */
 export const RESULTS_CONCURRENCY = 16;
 
@@ -83,13 +89,15 @@ export async function startResultsWorker(options: ResultsWorkerOptions = {}): Pr
     const transition = await store.applyTransition(result, rule, { phoneNumber: result.phoneNumber, retentionS });
     if (transition.status === 'refused') {
       const { state } = transition;
-      const reason =
-        state === 'missing'
+      const reason = transition.noAgentAttempt
+        ? `${result.reportedBy} may not end attempt ${result.attempt ?? '(latest)'}: the consumer hung it up because no agent had joined the room`
+        : state === 'missing'
           ? `no record of call ${result.callId} in campaign ${result.campaignId}`
           : rule.fromAtLatestAttempt.some((s) => s === state)
             ? `${result.reportedBy} may end a call that is ${state} only for its latest attempt, not attempt ${result.attempt ?? '(none)'}`
             : `${result.reportedBy} may not end a call that is ${state}`;
       log.warn({ outcome: result.outcome, reportedBy: result.reportedBy, state, reason }, 'impossible result refused');
+      if (transition.noAgentAttempt) throw new AttemptHungUpError(`result refused: ${reason}`);
       throw new UnrecoverableError(`result refused: ${reason}`);
     }
     const applied = transition.status === 'applied';
@@ -120,6 +128,12 @@ export async function startResultsWorker(options: ResultsWorkerOptions = {}): Pr
   });
   worker.on('error', (err) => logger.error({ err }, 'results worker error'));
   worker.on('failed', (job, err) => {
+    if (err instanceof AttemptHungUpError) {
+      // The call goes on (a retry) or has its outcome from the consumer: this refused report must not keep the call's
+      // one slot on call-results (jobId = call id), or the call's real outcome would be dropped as a repeat.
+      job?.remove().catch((removeErr: unknown) => logger.error({ jobId: job.id, err: removeErr }, 'could not remove a refused result'));
+      return;
+    }
     if (err instanceof UnrecoverableError) return; // logged where it was thrown
     logger.error({ jobId: job?.id, err }, 'applying a call result failed; BullMQ retries it');
   });

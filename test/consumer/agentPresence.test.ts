@@ -4,11 +4,11 @@
  * consumer then hangs up within AGENT_JOIN_GRACE_MS and ends the attempt with one outcome, through the normal retry
  * policy, instead of leaving the callee in an empty room until the outcome watchdog.
  */
-import { ParticipantInfo_Kind } from '@livekit/protocol';
+import { AgentDispatch, AgentDispatchState, Job, JobState, JobStatus, ParticipantInfo_Kind } from '@livekit/protocol';
 import { Queue } from 'bullmq';
 import { RoomServiceClient } from 'livekit-server-sdk';
 import { afterEach, describe, expect, it } from 'vitest';
-import { NO_AGENT_REASON, waitForAgentInRoom } from '../../src/consumer/agentPresence.js';
+import { NO_AGENT_REASON, requireAgentAfterAnswer, waitForAgentInRoom } from '../../src/consumer/agentPresence.js';
 import { startDialWorker, type DialWorkerHandle } from '../../src/consumer/dialWorker.js';
 import { createDialerMetrics } from '../../src/core/metrics.js';
 import { OUTCOME_WATCHDOG_QUEUE } from '../../src/core/outcomeWatchdogQueue.js';
@@ -173,5 +173,81 @@ describe('waitForAgentInRoom', () => {
     const unknown = waitForAgentInRoom(rooms, room, { graceMs: 500, clock, pollMs: 250 });
     await clock.advance(500);
     expect(await unknown).toEqual({ kind: 'unknown', reason: 'connect ECONNREFUSED', waitedMs: 500 });
+  });
+
+  /** A dispatch of `room` whose one job has `status` (AgentDispatchState.jobs, as ListDispatch answers). */
+  const dispatchWith = (status: JobStatus | undefined) =>
+    new AgentDispatch({
+      id: 'AD_1',
+      room,
+      agentName: 'dialer-agent',
+      state: new AgentDispatchState({ jobs: status === undefined ? [] : [new Job({ id: 'AJ_1', state: new JobState({ status, participantIdentity: 'agent-AJ_1' }) })] }),
+    });
+
+  it('past the grace, waits on while the dispatch has a job assigned (pending or running), up to the longer bound', async () => {
+    const clock = new TestClock();
+    let jobStatus: JobStatus | undefined = JobStatus.JS_RUNNING;
+    let dispatchLooks = 0;
+    const rooms = { listParticipants: async () => [] as never };
+    const dispatches = {
+      listDispatch: async () => {
+        dispatchLooks++;
+        return [dispatchWith(jobStatus)];
+      },
+    };
+    const assigned: string[] = [];
+    const slow = waitForAgentInRoom(rooms, room, { graceMs: 1000, assignedMaxMs: 3000, dispatches, clock, pollMs: 250, onJobAssigned: (job) => assigned.push(job) });
+    await clock.advance(3000);
+    expect(await slow).toEqual({ kind: 'absent', waitedMs: 3000, assignedJob: 'AJ_1' });
+    expect(assigned).toEqual(['AJ_1']); // told once
+    expect(dispatchLooks).toBe(8); // at each look from the grace (1000 ms) until the bound (3000 ms, not asked then)
+
+    for (const status of [undefined, JobStatus.JS_SUCCESS, JobStatus.JS_FAILED]) {
+      jobStatus = status;
+      const none = waitForAgentInRoom(rooms, room, { graceMs: 1000, assignedMaxMs: 3000, dispatches, clock, pollMs: 250 });
+      await clock.advance(1000);
+      expect(await none).toEqual({ kind: 'absent', waitedMs: 1000 });
+    }
+    jobStatus = JobStatus.JS_PENDING;
+    const pending = waitForAgentInRoom(rooms, room, { graceMs: 1000, assignedMaxMs: 3000, dispatches, clock, pollMs: 250 });
+    await clock.advance(3000);
+    expect(await pending).toMatchObject({ kind: 'absent', waitedMs: 3000, assignedJob: 'AJ_1' });
+  });
+
+  it('answers callee_gone when the callee it is told about is not in the room', async () => {
+    const clock = new TestClock();
+    const rooms = { listParticipants: async () => [{ kind: ParticipantInfo_Kind.STANDARD, identity: 'someone' }] as never };
+    expect(await waitForAgentInRoom(rooms, room, { graceMs: 1000, clock, calleeIdentity: 'sip-x' })).toEqual({ kind: 'callee_gone', waitedMs: 0 });
+  });
+});
+
+describe('requireAgentAfterAnswer on a recovered answer', () => {
+  it('leaves a call already marked connected alone without asking LiveKit (its agent was checked by the consumer that marked it)', async () => {
+    const clock = new TestClock();
+    let looks = 0;
+    const result = await requireAgentAfterAnswer(
+      { status: 'answered', room: 'call-r-1', participantIdentity: 'sip-r', recovered: true },
+      { callId: 'r', campaignId: 'c', attempt: 1, final: true, lock: { key: 'k', token: 't' } },
+      {
+        rooms: {
+          listParticipants: async () => {
+            looks++;
+            return [];
+          },
+          deleteRoom: async () => undefined as never,
+        },
+        store: {
+          get: async () => ({ state: 'in_call', attempts: 1 }) as never,
+          endAttemptWithoutAgent: async () => ({ status: 'ended' }),
+          applyTransition: async () => ({ status: 'applied' }),
+        },
+        report: async () => undefined,
+        graceMs: 0,
+        clock,
+      },
+      silentLogger,
+    );
+    expect(result).toMatchObject({ status: 'answered', recovered: true });
+    expect(looks).toBe(0);
   });
 });

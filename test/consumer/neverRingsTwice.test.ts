@@ -193,8 +193,9 @@ describe('a re-run of an attempt the record already knows', () => {
     const callId = await p.enqueue({ phoneNumber: number, campaignId });
     const room = `call-${callId}-1`;
     await p.store.beginAttempt({ callId, campaignId, phoneNumber: number, metadata: {} }, 1, room);
-    // the dial went out (and rings), but Redis came back without the mark
-    const sip = createLiveKitClients({ url: p.sim.url, apiKey: p.sim.apiKey, apiSecret: p.sim.apiSecret }).sip;
+    // the dial went out (and rings), its agent dispatched as a consumer's dial does, but Redis came back without the mark
+    const { sip, dispatch } = createLiveKitClients({ url: p.sim.url, apiKey: p.sim.apiKey, apiSecret: p.sim.apiSecret });
+    await dispatch.createDispatch(room, p.config.agentName, { metadata: '{}' });
     await sip.createSipParticipant(p.sim.outboundTrunkId, number, room, { participantIdentity: `sip-${callId}`, waitUntilAnswered: false });
     await p.startDialer();
     await waitFor(async () => ((await p.store.get(campaignId, callId))?.state === 'in_call' ? true : undefined), 20_000, 'followed to the answer');

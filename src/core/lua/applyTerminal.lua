@@ -7,6 +7,9 @@
 -- ARGV[9] comma-separated states allowed only while the record's latest attempt is not marked sent (claimDial has not
 -- let its CreateSIPParticipant go): an operator may cancel a call a consumer is about to dial, never one that may ring.
 -- ARGV[10] '1' when the outcome itself says the call connected (answered, voicemail, transferred).
+-- ARGV[11] '1' when the result may not end an attempt the consumer hung up for want of an agent (the record's
+-- `noAgentAttempts`, written by endAttemptWithoutAgent.lua before the room was deleted): the result's attempt (ARGV[7],
+-- else the record's latest) listed there is refused, whatever the state, with 'no_agent:<state>'.
 -- The record keeps whether the call was dialed at least once (`dialed` '1'/'0': a connected outcome, a dial marked
 -- sent, or an attempt that ended with a result from the far end, not only LiveKit errors or a drain), and the counters
 -- count the ended calls that were not (`undialed`: the pick-up rate leaves them out). Counters from before `undialed`
@@ -24,6 +27,12 @@ end
 local found = state or 'missing'
 local function listed(list, value)
   return list ~= '' and string.find(',' .. list .. ',', ',' .. value .. ',', 1, true) ~= nil
+end
+if ARGV[11] == '1' and state then
+  local attempt = ARGV[7] ~= '' and ARGV[7] or redis.call('HGET', KEYS[1], 'attempts') or '0'
+  if listed(redis.call('HGET', KEYS[1], 'noAgentAttempts') or '', tostring(tonumber(attempt))) then
+    return 'no_agent:' .. found
+  end
 end
 local allowed = ARGV[5] == '' or listed(ARGV[5], found)
 if not allowed and state and ARGV[7] ~= '' and listed(ARGV[6], state) then

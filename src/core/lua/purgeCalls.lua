@@ -23,8 +23,10 @@ for i = 2, #KEYS do
       decrement('total')
       decrement('terminal')
       if f[2] then decrement('outcome:' .. f[2]) end
-      -- a call that ended undialed leaves the pick-up rate's count of them (records from before it have no `dialed`)
-      if f[5] == '0' then decrement('undialed') end
+      -- a call that ended undialed leaves the pick-up rate's count of them. A record from before `dialed` was kept
+      -- counts as undialed when it ended canceled, expired or skipped: that is how applyTerminal.lua seeded the count.
+      local oldUndialed = f[5] == false and (f[2] == 'canceled' or f[2] == 'expired' or f[2] == 'skipped')
+      if f[5] == '0' or oldUndialed then decrement('undialed') end
       purged[#purged + 1] = ARGV[i]
     end
   end

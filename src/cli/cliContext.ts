@@ -77,6 +77,36 @@ export async function withRedis<T>(config: DialerConfig, body: (redis: RedisClie
   }
 }
 
+/**
+ * For commands that run until a signal (`consumer`, `results`, `schedule run`): checks once, at start, that Redis
+ * answers, with the same bounded check and the same error as every one-shot command (withRedis: the first connection
+ * error, or ioredis' connect timeout), so a Redis that is away ends the command with exit 4 and the one line instead of
+ * a process that logs "started" and waits.
+ */
+export async function requireRedis(config: DialerConfig): Promise<void> {
+  await withRedis(config, async () => undefined);
+}
+
+/** How long a stopping command waits for Redis to answer before taking it as away (ioredis' connect timeout). */
+export const STOP_REDIS_CHECK_MS = 2000;
+
+/**
+ * The RedisUnavailableError for the configured Redis when it does not answer within STOP_REDIS_CHECK_MS, else
+ * undefined. A long-running command asks this when a stop request arrives: work that needs only Redis cannot finish
+ * while it is away, so there is nothing to wait for.
+ */
+export async function redisAwayError(config: DialerConfig): Promise<RedisUnavailableError | undefined> {
+  const redis = createProducerConnection(config.redis, { connectTimeout: STOP_REDIS_CHECK_MS, retryStrategy: () => null });
+  try {
+    await waitUntilReady(redis);
+    return undefined;
+  } catch (err) {
+    return redisUnavailable(config.redis, err);
+  } finally {
+    await closeConnection(redis);
+  }
+}
+
 /** Runs a command body, turning thrown errors into a readable line and the right exit code. */
 export function action<A extends unknown[]>(body: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
   return async (...args: A) => {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { DialerConfig } from '../core/config.js';
+import { requireDialSettings, type DialerConfig } from '../core/config.js';
 import { logProcessWarnings, type Logger } from '../core/logger.js';
 import { createDialerMetrics, startMetricsServer, type DialerMetrics, type MetricsServer } from '../core/metrics.js';
 import { handleShutdownSignals } from '../core/shutdownSignals.js';
@@ -7,7 +7,8 @@ import { MINUTE, SECOND } from '../core/time.js';
 import { startDialWorker } from '../consumer/dialWorker.js';
 import { startResultsWorker } from '../results/resultsWorker.js';
 import { startScheduleWorker } from '../schedules/callSchedules.js';
-import { action, cliContext } from './cliContext.js';
+import type { Worker } from 'bullmq';
+import { action, cliContext, exitWithError, redisAwayError, requireRedis } from './cliContext.js';
 
 /** Past the ringing timeout, a drain still running is stuck (Redis gone, a job that never ends): the process exits. */
 const DRAIN_MARGIN_MS = MINUTE;
@@ -19,6 +20,31 @@ async function processMetrics(config: DialerConfig, logger: Logger): Promise<{ m
   const server = await startMetricsServer(metrics.registry, config.metricsPort, config.metricsHost);
   logger.info({ host: server.host, port: server.port }, 'metrics served on /metrics');
   return { metrics, server };
+}
+
+/**
+ * Counts the jobs a BullMQ worker is processing right now, from its `active` event to its `completed` or `failed`
+ * (a retry is a `failed` too: the job goes back to the queue).
+ */
+function countInFlight(worker: Pick<Worker, 'on'>): () => number {
+  let active = 0;
+  worker.on('active', () => (active += 1));
+  const done = () => (active = Math.max(0, active - 1));
+  worker.on('completed', done);
+  worker.on('failed', done);
+  return () => active;
+}
+
+/**
+ * Before a drain: with no call being dialed (`dialsInFlight` 0) and Redis not answering, there is nothing to drain,
+ * since results and schedule firings are Redis work that cannot finish while it is away. Then the process ends at once
+ * with the one line and exit 4, instead of waiting out the drain timeout for a Redis that may not come back (a
+ * container's stop timeout would SIGKILL it first). Resolves when the drain should go on.
+ */
+async function exitIfNothingToDrain(config: DialerConfig, dialsInFlight: () => number): Promise<void> {
+  if (dialsInFlight() > 0) return;
+  const away = await redisAwayError(config);
+  if (away && dialsInFlight() === 0) exitWithError(away);
 }
 
 /** Closes the metrics server after the workers, logging (not throwing) a failure. */
@@ -35,8 +61,11 @@ export function registerConsumerCommands(program: Command): void {
       action(async () => {
         const { config, logger } = cliContext();
         logProcessWarnings(logger);
+        requireDialSettings(config); // settings first (exit 2), then Redis (exit 4)
+        await requireRedis(config);
         const { metrics, server } = await processMetrics(config, logger);
         const dial = await startDialWorker({ config, logger, metrics });
+        const dialsInFlight = countInFlight(dial.worker);
         const results = await startResultsWorker({ config, logger, metrics });
         // recurring calls' firings run here too, so no extra process is needed; BullMQ hands each firing's job to one
         // worker, and its calls' keys come from the firing time, so consumers side by side never double a firing
@@ -45,6 +74,7 @@ export function registerConsumerCommands(program: Command): void {
         handleShutdownSignals(
           {
             drain: async () => {
+              await exitIfNothingToDrain(config, dialsInFlight);
               await dial.close();
               await schedules.close();
               await results.close();
@@ -72,12 +102,14 @@ export function registerConsumerCommands(program: Command): void {
       action(async () => {
         const { config, logger } = cliContext();
         logProcessWarnings(logger);
+        await requireRedis(config);
         const { metrics, server } = await processMetrics(config, logger);
         const results = await startResultsWorker({ config, logger, metrics });
         logger.info('results worker started');
         handleShutdownSignals(
           {
             drain: async () => {
+              await exitIfNothingToDrain(config, () => 0);
               await results.close();
               await closeMetrics(server, logger);
             },

@@ -6,7 +6,7 @@ import { InvalidInputError } from '../core/errors.js';
 import { REGION_SOURCES } from '../core/phone.js';
 import { handleShutdownSignals } from '../core/shutdownSignals.js';
 import { MINUTE } from '../core/time.js';
-import { action, cliContext, withRedis } from './cliContext.js';
+import { action, cliContext, exitWithError, redisAwayError, requireRedis, withRedis } from './cliContext.js';
 
 /** A schedule worker's drain is one firing's enqueue; one still running after this is stuck (Redis gone). */
 const SCHEDULE_DRAIN_TIMEOUT_MS = MINUTE;
@@ -72,8 +72,15 @@ export function registerScheduleCommands(program: Command): void {
     .action(
       action(async () => {
         const { config, logger } = cliContext();
+        await requireRedis(config);
         const handle = startScheduleWorker({ config, logger });
-        handleShutdownSignals({ drain: () => handle.close(), force: () => handle.close() }, logger, undefined, { drainTimeoutMs: SCHEDULE_DRAIN_TIMEOUT_MS });
+        const drain = async () => {
+          // a firing is Redis work: with Redis away there is nothing a drain could finish (exit 4 and the one line)
+          const away = await redisAwayError(config);
+          if (away) exitWithError(away);
+          await handle.close();
+        };
+        handleShutdownSignals({ drain, force: () => handle.close() }, logger, undefined, { drainTimeoutMs: SCHEDULE_DRAIN_TIMEOUT_MS });
         await handle.worker.waitUntilReady();
         logger.info('schedule worker running');
       }),

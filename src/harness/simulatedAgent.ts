@@ -28,6 +28,7 @@ import { createLiveKitClients } from '../core/livekitClients.js';
 import type { Logger } from '../core/logger.js';
 import { closeConnection, createProducerConnection, waitUntilReady } from '../core/redisConnection.js';
 import { ResultReporter } from '../core/reportResult.js';
+import type { RedisTarget } from '../core/redisTarget.js';
 import { SECOND, systemClock } from '../core/time.js';
 import type { DispatchCreatedEvent, SimEvents } from '../sim/index.js';
 import { ScriptedCallee } from './scriptedCallee.js';
@@ -81,6 +82,8 @@ export const DEFAULT_SIMULATED_TIMING: SimulatedTiming = {
 export interface SimulatedAgentOptions {
   sim: SimLike;
   redisUrl: string;
+  /** Where Redis is when it is not one node at `redisUrl` (Sentinel, Cluster): the agent's outcomes go there. */
+  redis?: RedisTarget;
   queuePrefix: string;
   agentName: string;
   logger?: Logger;
@@ -156,7 +159,7 @@ export async function startSimulatedAgent(options: SimulatedAgentOptions): Promi
   // Longest a call can take: the answer, the ringing of a call the agent places, the call itself.
   const jobBudgetMs = timing.answerWaitMs + timing.ringingTimeoutS * SECOND + timing.limits.maxCallDurationMs + END_GRACE_MS;
 
-  const connection = createProducerConnection(options.redisUrl);
+  const connection = createProducerConnection(options.redis ?? options.redisUrl);
   connection.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
   try {
     await waitUntilReady(connection);

@@ -6,12 +6,13 @@
  *
  *   node --import tsx test/chaos/agentHost.ts   (spawned with an IPC channel)
  *
- * Environment: CHAOS_API_URL (the proxy), LIVEKIT_API_KEY, LIVEKIT_API_SECRET, SIP_OUTBOUND_TRUNK_ID, REDIS_URL,
- * QUEUE_PREFIX, AGENT_NAME, CALL_OUTCOME_TIMEOUT_S (as the consumers'), CHAOS_SPOOL_DIR (the outcome spool, inside the
+ * Environment: CHAOS_API_URL (the proxy), LIVEKIT_API_KEY, LIVEKIT_API_SECRET, SIP_OUTBOUND_TRUNK_ID, REDIS_URL (and
+ * REDIS_SENTINELS / REDIS_SENTINEL_NAME or REDIS_CLUSTER_NODES, as the dialer reads them), QUEUE_PREFIX, AGENT_NAME, CALL_OUTCOME_TIMEOUT_S (as the consumers'), CHAOS_SPOOL_DIR (the outcome spool, inside the
  * test's temp dir), LOG_LEVEL (agent logs, stderr). Prints `ready` once it listens.
  */
 import type { EventEmitter } from 'node:events';
 import { z } from 'zod';
+import { loadConfig } from '../../src/core/config.js';
 import { createLogger } from '../../src/core/logger.js';
 import { SECOND } from '../../src/core/time.js';
 import { startSimulatedAgent } from '../../src/harness/simulatedAgent.js';
@@ -38,10 +39,19 @@ async function main(): Promise<void> {
     })
     .parse(process.env);
   const logger = createLogger(env.LOG_LEVEL, 'chaos-agent-host');
+  // Sentinel or Cluster when the test gives them: the dialer's own reading of the Redis settings
+  const { redis } = loadConfig({
+    REDIS_URL: env.REDIS_URL,
+    REDIS_SENTINELS: process.env.REDIS_SENTINELS,
+    REDIS_SENTINEL_NAME: process.env.REDIS_SENTINEL_NAME,
+    REDIS_CLUSTER_NODES: process.env.REDIS_CLUSTER_NODES,
+    QUEUE_PREFIX: env.QUEUE_PREFIX,
+  });
   const events = createSimEvents();
   const agent = await startSimulatedAgent({
     sim: { url: env.CHAOS_API_URL, agentUrl: env.CHAOS_SIM_URL, apiKey: env.LIVEKIT_API_KEY, apiSecret: env.LIVEKIT_API_SECRET, events, outboundTrunkId: env.SIP_OUTBOUND_TRUNK_ID },
     redisUrl: env.REDIS_URL,
+    redis,
     queuePrefix: env.QUEUE_PREFIX,
     agentName: env.AGENT_NAME,
     logger,

@@ -8,21 +8,27 @@
  *
  * Prints one line (also in test/chaos/out/last-run.txt) and, when something broke, every violation by kind with the
  * number's dials as the carrier saw them (all of them in test/chaos/out/last-run-details.txt). CHAOS_SEED picks the
- * campaign (default fixed), CHAOS_CALLS its size.
+ * campaign (default fixed), CHAOS_CALLS its size. CHAOS_REDIS_TOPOLOGY picks the Redis (test/chaos/chaosTopology.ts):
+ * `single` (default, as above), `sentinel` (primary, replica, three sentinels; the restart is a failover:
+ * `npm run test:chaos:sentinel`) or `cluster` (three masters; the slot's master is frozen and restarted:
+ * `npm run test:chaos:cluster`); their files go to test/chaos/out/<topology>/. CHAOS_CONSUMER_LOG_LEVEL=debug makes
+ * the consumers log when each dial request was written (to tell a late dial from a late stamp at the proxy).
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { RedisClient } from '../../src/core/redisClient.js';
+import { closeConnection } from '../../src/core/redisConnection.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enqueueCalls } from '../../src/index.js';
 import { CallStore } from '../../src/core/callStore.js';
 import { CALLS_QUEUE } from '../../src/core/queues.js';
 import { SECOND, sleep, systemClock } from '../../src/core/time.js';
 import { chaosCampaign } from './chaosScenario.js';
-import { AgentHost, ApiProxyProcess, ChaosRedis, ChildRegistry, ConsumerProcess, SimHost, freePort } from './chaosProcesses.js';
+import { AgentHost, ApiProxyProcess, ChildRegistry, ConsumerProcess, SimHost, freePort } from './chaosProcesses.js';
+import { chaosTopologyKind, startChaosTopology, type ChaosTopology } from './chaosTopology.js';
 import {
   analyseChaosRun,
   formatChaosLine,
@@ -41,6 +47,9 @@ const CONSUMERS = 3;
 const DIAL_CPS = 5;
 const CAMPAIGN = 'chaos';
 const AGENT_NAME = 'chaos-agent';
+const TOPOLOGY = chaosTopologyKind();
+/** The consumers' LOG_LEVEL (CHAOS_CONSUMER_LOG_LEVEL, default info; `debug` logs when each dial request was written). */
+const CONSUMER_LOG_LEVEL = process.env.CHAOS_CONSUMER_LOG_LEVEL || 'info';
 
 /** The dialer's settings in every consumer: short ringing, quick retries and locks, so the chaos bites in minutes. */
 const DIALER_SETTINGS: Record<string, string> = {
@@ -53,7 +62,7 @@ const DIALER_SETTINGS: Record<string, string> = {
   DIAL_LOCK_DURATION_MS: '3000',
   // An agent report lost for good ends the call as `failed` (a wrong outcome) within the run, not after 15 minutes.
   CALL_OUTCOME_TIMEOUT_S: '60',
-  LOG_LEVEL: 'info',
+  LOG_LEVEL: CONSUMER_LOG_LEVEL,
   // Set empty so a developer's .env cannot add gates or hooks to the run (empty counts as unset).
   DIAL_CALL_WINDOW: '',
   DIAL_CALL_DAYS: '',
@@ -102,10 +111,12 @@ const TEARDOWN_TIMEOUT_MS = 30 * SECOND;
 /** The chaos steps (each waiting at most MOMENT_WAIT_MS), the campaign's tail (AFTER_CHAOS_CAP_MS) and the report. */
 const TEST_TIMEOUT_MS = 420 * SECOND;
 
-const outDir = fileURLToPath(new URL('./out/', import.meta.url));
+/** The run's files: test/chaos/out/ for `single` (as before), test/chaos/out/<topology>/ for the others. */
+const outDir = fileURLToPath(new URL(TOPOLOGY === 'single' ? './out/' : `./out/${TOPOLOGY}/`, import.meta.url));
+const outDirShown = TOPOLOGY === 'single' ? 'test/chaos/out' : `test/chaos/out/${TOPOLOGY}`;
 const registry = new ChildRegistry();
 let workDir = '';
-let redis: ChaosRedis;
+let redis: ChaosTopology | undefined;
 let host: SimHost;
 let proxy: ApiProxyProcess;
 let consumerEnv: Record<string, string>;
@@ -117,7 +128,7 @@ const campaign = chaosCampaign(CALLS, SEED);
 function cleanEnv(): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(process.env)) {
-    if (value === undefined || /^(DIAL_|LIVEKIT_|REDIS_URL|QUEUE_PREFIX|SIP_|AGENT_NAME|CALL_OUTCOME|RESULTS_|PREDIAL_|METRICS_)/.test(key)) continue;
+    if (value === undefined || /^(DIAL_|LIVEKIT_|REDIS_|QUEUE_PREFIX|SIP_|AGENT_NAME|CALL_OUTCOME|RESULTS_|PREDIAL_|METRICS_|CHAOS_REDIS_)/.test(key)) continue;
     env[key] = value;
   }
   return env;
@@ -137,7 +148,7 @@ let t0 = 0;
 const note = (what: string) => timeline.push({ at: Date.now(), what });
 
 /** The BullMQ dial job's end state of every call that did not end as scripted (for the report). */
-async function describeJobs(connection: Redis, calls: readonly ChaosCall[], records: ReadonlyMap<string, RecordView>): Promise<Map<string, string>> {
+async function describeJobs(connection: RedisClient, calls: readonly ChaosCall[], records: ReadonlyMap<string, RecordView>): Promise<Map<string, string>> {
   const queue = new Queue(CALLS_QUEUE, { connection, prefix: consumerEnv.QUEUE_PREFIX });
   const jobs = new Map<string, string>();
   try {
@@ -170,9 +181,8 @@ async function momentWhen(wanted: (s: HostStatus) => boolean): Promise<HostStatu
 beforeAll(async () => {
   await mkdir(outDir, { recursive: true });
   workDir = await mkdtemp(join(tmpdir(), 'dialer-chaos-'));
-  const prefix = `chaos-${process.pid}`;
-  redis = new ChaosRedis(registry, await freePort(), workDir);
-  await redis.start();
+  redis = await startChaosTopology(TOPOLOGY, registry, workDir, `chaos-${process.pid}`);
+  const { prefix } = redis;
   const scenarioPath = join(workDir, 'scenario.json');
   await writeFile(scenarioPath, JSON.stringify(campaign.scenario));
   host = await SimHost.start(registry, { CHAOS_SCENARIO: scenarioPath }, join(outDir, 'sim-host.log'));
@@ -185,7 +195,10 @@ beforeAll(async () => {
       LIVEKIT_API_KEY: host.ready.apiKey,
       LIVEKIT_API_SECRET: host.ready.apiSecret,
       SIP_OUTBOUND_TRUNK_ID: host.ready.outboundTrunkId,
-      REDIS_URL: redis.url,
+      // where Redis is (empty: unset, so the test process's own environment cannot add a Sentinel or a cluster)
+      REDIS_SENTINELS: '',
+      REDIS_CLUSTER_NODES: '',
+      ...redis.env,
       QUEUE_PREFIX: prefix,
       AGENT_NAME,
       CALL_OUTCOME_TIMEOUT_S: DIALER_SETTINGS.CALL_OUTCOME_TIMEOUT_S as string,
@@ -198,7 +211,7 @@ beforeAll(async () => {
   consumerEnv = {
     ...cleanEnv(),
     ...DIALER_SETTINGS,
-    REDIS_URL: redis.url,
+    ...redis.env,
     QUEUE_PREFIX: prefix,
     LIVEKIT_URL: proxy.url,
     LIVEKIT_API_KEY: host.ready.apiKey,
@@ -211,20 +224,28 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await registry.killAll();
+  await redis?.close();
   if (workDir) await rm(workDir, { recursive: true, force: true });
 }, TEARDOWN_TIMEOUT_MS);
 
 describe('chaos: a campaign through consumer SIGKILLs, a Redis freeze and restart, and a LiveKit outage', () => {
   it('never dials an attempt twice, never rings a number after its final answer, and ends every call with its scripted outcome', async () => {
+    if (!redis) throw new Error('Redis did not start');
+    const topology = redis;
     const started = Date.now();
     const { numbers } = campaign;
-    const actions: ChaosActions = { consumerKills: 0, redisRestarts: 0, livekitOutageS: 0, redisBlockS: 0 };
+    const actions: ChaosActions = { consumerKills: 0, redisRestarts: 0, livekitOutageS: 0, redisBlockS: 0, topology: topology.kind };
 
     t0 = Date.now();
+    const producer = await topology.producer();
     const summary = await enqueueCalls(
       numbers.map((n) => ({ phoneNumber: n.phoneNumber, campaignId: CAMPAIGN, metadata: { first_name: 'Pat', company: 'Acme Dental' } })),
-      { redisUrl: redis.url, prefix: consumerEnv.QUEUE_PREFIX, maxAttempts: Number(DIALER_SETTINGS.DIAL_MAX_ATTEMPTS) },
-    );
+      {
+        ...(producer ? { connection: producer } : { redisUrl: topology.url }),
+        prefix: consumerEnv.QUEUE_PREFIX,
+        maxAttempts: Number(DIALER_SETTINGS.DIAL_MAX_ATTEMPTS),
+      },
+    ).finally(() => (producer ? closeConnection(producer) : undefined));
     expect(summary.rejected).toEqual([]);
     const calls: ChaosCall[] = summary.enqueued.map((e) => ({ ...(numbers[e.index] as (typeof numbers)[number]), callId: e.callId }));
     note(`enqueued ${calls.length} calls`);
@@ -256,10 +277,10 @@ describe('chaos: a campaign through consumer SIGKILLs, a Redis freeze and restar
     {
       const status = await momentWhen((s) => s.inConversation >= CONVERSATIONS_WANTED);
       if (status.inConversation === 0) missed.push('Redis freeze: no call in conversation');
-      note(`SIGSTOP redis-server for ${REDIS_BLOCK_MS / SECOND} s (${status.inConversation} calls in conversation)`);
-      await redis.block(REDIS_BLOCK_MS);
+      note(`SIGSTOP ${topology.frozenName} for ${REDIS_BLOCK_MS / SECOND} s (${status.inConversation} calls in conversation)`);
+      const frozen = await topology.freeze(REDIS_BLOCK_MS);
       actions.redisBlockS = REDIS_BLOCK_MS / SECOND;
-      note('SIGCONT redis-server');
+      note(`SIGCONT ${frozen}`);
     }
 
     // 4: every consumer killed while calls ring; for a while none is alive, then three new ones.
@@ -281,15 +302,18 @@ describe('chaos: a campaign through consumer SIGKILLs, a Redis freeze and restar
       note(`${CONSUMERS} new consumers running`);
     }
 
-    // 5: Redis restarted (SIGTERM, down a few seconds, same port and AOF) while agents talk.
+    // 5: Redis restarted (SIGTERM, down a few seconds, same port and AOF) while agents talk; through Sentinel the
+    // primary is SIGKILLed instead and the replica promoted (a failover).
     await sleep(STEP_GAP_MS);
     {
       const status = await momentWhen((s) => s.inConversation >= LATE_STEP_WANTED);
       if (status.inConversation === 0) missed.push('Redis restart: no call in conversation');
-      note(`SIGTERM redis-server (${status.inConversation} calls in conversation), down ${REDIS_DOWN_MS / SECOND} s`);
-      await redis.restart(REDIS_DOWN_MS);
+      note(`${topology.restartWords} (${status.inConversation} calls in conversation)${topology.kind === 'sentinel' ? '' : `, down ${REDIS_DOWN_MS / SECOND} s`}`);
+      const restart = await topology.restart(REDIS_DOWN_MS);
       actions.redisRestarts += 1;
-      note('redis-server back (same port, same AOF)');
+      if (restart.failoverMs !== undefined) actions.failoverS = restart.failoverMs / SECOND;
+      if (restart.backMs !== undefined) actions.nodeBackS = restart.backMs / SECOND;
+      note(restart.what);
     }
 
     // 6: LiveKit's API unreachable for 20 s while calls ring.
@@ -305,7 +329,7 @@ describe('chaos: a campaign through consumer SIGKILLs, a Redis freeze and restar
     const chaosEnded = Date.now();
 
     // Every call's record terminal (or the budget spent), then no dial for a few seconds (late re-rings count too).
-    const reader = new Redis(redis.url, { maxRetriesPerRequest: 1, commandTimeout: REDIS_COMMAND_TIMEOUT_MS });
+    const reader = await topology.connect({ maxRetriesPerRequest: 1, commandTimeout: REDIS_COMMAND_TIMEOUT_MS });
     reader.on('error', () => undefined); // a failed poll is retried below; the final read must succeed
     const store = new CallStore(reader, consumerEnv.QUEUE_PREFIX as string, systemClock);
     try {
@@ -349,6 +373,7 @@ describe('chaos: a campaign through consumer SIGKILLs, a Redis freeze and restar
       const chaosLog = timeline.map((t) => `  +${((t.at - t0) / SECOND).toFixed(1)}s ${t.what}`).join('\n');
       const details = [
         line,
+        `Redis topology: ${topology.kind} (CHAOS_REDIS_TOPOLOGY), QUEUE_PREFIX ${consumerEnv.QUEUE_PREFIX}, ${Object.entries(topology.env).map(([k, v]) => `${k}=${v}`).join(' ')}`,
         `seed ${SEED}, ${calls.length} calls, run ${runS} s, ${arrivals.length} CreateSIPParticipant at the proxy, ${dump.calls.length} at the simulator, ${nonJson} non-JSON consumer log lines`,
         'chaos timeline (from the enqueue):',
         chaosLog,
@@ -372,7 +397,7 @@ describe('chaos: a campaign through consumer SIGKILLs, a Redis freeze and restar
           startsWithinCps: figures.maxStartsPerRollingSecond <= DIAL_CPS,
           chaosStepsWithoutLiveCalls: missed,
         },
-        `${line}\n${shown}\n(all violations: test/chaos/out/last-run-details.txt)`,
+        `${line}\n${shown}\n(all violations: ${outDirShown}/last-run-details.txt)`,
       ).toEqual({ maxDialsPerAttempt: 1, reRingsAfterFinal: 0, outcomesLost: 0, outcomesWrong: 0, startsWithinCps: true, chaosStepsWithoutLiveCalls: [] });
     } finally {
       reader.disconnect();

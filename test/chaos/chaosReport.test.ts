@@ -59,6 +59,16 @@ describe('chaos report', () => {
     expect(formatChaosLine(figures, { consumerKills: 4, redisRestarts: 1, livekitOutageS: 20, redisBlockS: 6 })).toBe(
       'chaos: calls=2 kills=4 redis_restarts=1 livekit_outage_s=20 redis_block_s=6 max_dials_per_attempt=1 re_rings_after_final=0 outcomes_lost=0 outcomes_wrong=0 outcomes_404_unheard=0 max_starts_per_rolling_s=2/2',
     );
+    // another topology names itself and its failover (or node restart) time; single's line stays as it was
+    expect(formatChaosLine(figures, { consumerKills: 4, redisRestarts: 1, livekitOutageS: 20, redisBlockS: 6, topology: 'single' })).toBe(
+      formatChaosLine(figures, { consumerKills: 4, redisRestarts: 1, livekitOutageS: 20, redisBlockS: 6 }),
+    );
+    expect(formatChaosLine(figures, { consumerKills: 4, redisRestarts: 1, livekitOutageS: 20, redisBlockS: 6, topology: 'sentinel', failoverS: 11.26 })).toBe(
+      'chaos: topology=sentinel failover_s=11.3 calls=2 kills=4 redis_restarts=1 livekit_outage_s=20 redis_block_s=6 max_dials_per_attempt=1 re_rings_after_final=0 outcomes_lost=0 outcomes_wrong=0 outcomes_404_unheard=0 max_starts_per_rolling_s=2/2',
+    );
+    expect(formatChaosLine(figures, { consumerKills: 4, redisRestarts: 1, livekitOutageS: 20, redisBlockS: 6, topology: 'cluster', nodeBackS: 5.04 })).toMatch(
+      /^chaos: topology=cluster node_back_s=5\.0 calls=2 /,
+    );
   });
 
   it('counts an attempt room dialed twice, and a decline rung again, from the simulator log alone', () => {

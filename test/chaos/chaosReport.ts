@@ -236,12 +236,22 @@ export interface ChaosActions {
   redisRestarts: number;
   livekitOutageS: number;
   redisBlockS: number;
+  /** The Redis topology (CHAOS_REDIS_TOPOLOGY); unset or `single`: the line reads as before topologies existed. */
+  topology?: string;
+  /** Sentinel: seconds from the primary's SIGKILL until the promoted replica took writes. */
+  failoverS?: number;
+  /** Cluster: seconds from the slot's master's SIGTERM until the cluster was ok again. */
+  nodeBackS?: number;
 }
 
 /** The one line README shows. */
 export function formatChaosLine(figures: ChaosFigures, actions: ChaosActions): string {
+  const topology = actions.topology === undefined || actions.topology === 'single' ? [] : [`topology=${actions.topology}`];
+  if (actions.failoverS !== undefined) topology.push(`failover_s=${actions.failoverS.toFixed(1)}`);
+  if (actions.nodeBackS !== undefined) topology.push(`node_back_s=${actions.nodeBackS.toFixed(1)}`);
   return [
     'chaos:',
+    ...topology,
     `calls=${figures.calls}`,
     `kills=${actions.consumerKills}`,
     `redis_restarts=${actions.redisRestarts}`,

@@ -23,6 +23,13 @@ export interface SentinelTopology {
   freezeReplica(frozen: boolean): void;
   /** SIGKILLs the current primary; returns its port. */
   killPrimary(): Promise<number>;
+  /** Freezes (SIGSTOP) or thaws (SIGCONT) the server on `port` (the primary, say: nothing it holds is lost). */
+  freezeNode(port: number, frozen: boolean): void;
+  /**
+   * Starts the server that listened on `port` again, with its first arguments, directory and AOF (after
+   * killPrimary: the sentinels then make it a replica of the promoted one). Resolves once it answers.
+   */
+  restartNode(port: number): Promise<void>;
   /** Resolves once the sentinels name a primary other than `oldPort` and it accepts writes; returns its port. */
   waitForFailover(oldPort: number, timeoutMs?: number): Promise<number>;
   close(): Promise<void>;
@@ -39,6 +46,22 @@ const FAILOVER_TIMEOUT_MS = 5000;
 const START_TIMEOUT_MS = 20_000;
 const DEFAULT_FAILOVER_WAIT_MS = 30_000;
 const STOP_GRACE_MS = 3000;
+
+/** Options of a topology the chaos test starts (the consumer tests take the defaults). */
+export interface TopologyOptions {
+  /** Hears every `redis-server` the topology spawns (a restart too), e.g. to register it for a last-resort kill. */
+  onSpawn?: (name: string, child: ChildProcess) => void;
+}
+
+/** Sentinel options: how long a silent primary takes to count as down (default 1000 ms). */
+export interface SentinelOptions extends TopologyOptions {
+  downAfterMs?: number;
+}
+
+/** Cluster options: an AOF (`appendfsync everysec`) on every node, so a node restarted on its port and directory keeps its data. */
+export interface ClusterOptions extends TopologyOptions {
+  aof?: boolean;
+}
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -86,13 +109,17 @@ async function stopAll(children: Iterable<ChildProcess>): Promise<void> {
 }
 
 /** Starts the topology; throws (after stopping what it started) when `redis-server` is missing or it does not come up. */
-export async function startSentinelTopology(): Promise<SentinelTopology> {
+export async function startSentinelTopology(options: SentinelOptions = {}): Promise<SentinelTopology> {
   const dir = mkdtempSync(join(tmpdir(), 'dialer-sentinel-'));
   const processes = new Map<number, ChildProcess>();
+  const argsOf = new Map<number, string[]>();
+  const downAfterMs = options.downAfterMs ?? DOWN_AFTER_MS;
   const start = (port: number, args: string[]) => {
     const child = spawn('redis-server', args, { stdio: 'ignore' });
     child.once('error', () => processes.delete(port));
     processes.set(port, child);
+    argsOf.set(port, args);
+    options.onSpawn?.(`redis-server:${port}`, child);
   };
   const close = async () => {
     await stopAll(processes.values());
@@ -117,7 +144,7 @@ export async function startSentinelTopology(): Promise<SentinelTopology> {
           `bind ${LOOPBACK}`,
           `dir ${dir}`,
           `sentinel monitor ${SENTINEL_NAME} ${LOOPBACK} ${primary} ${QUORUM}`,
-          `sentinel down-after-milliseconds ${SENTINEL_NAME} ${DOWN_AFTER_MS}`,
+          `sentinel down-after-milliseconds ${SENTINEL_NAME} ${downAfterMs}`,
           `sentinel failover-timeout ${SENTINEL_NAME} ${FAILOVER_TIMEOUT_MS}`,
           `sentinel parallel-syncs ${SENTINEL_NAME} 1`,
           '',
@@ -170,6 +197,17 @@ export async function startSentinelTopology(): Promise<SentinelTopology> {
         processes.get(port)?.kill('SIGKILL');
         return port;
       },
+      freezeNode: (port, frozen) => {
+        processes.get(port)?.kill(frozen ? 'SIGSTOP' : 'SIGCONT');
+      },
+      restartNode: async (port) => {
+        const args = argsOf.get(port);
+        if (!args) throw new Error(`no redis-server was started on port ${port}`);
+        const old = processes.get(port);
+        if (old) await stopAll([old]);
+        start(port, args);
+        await waitFor(async () => ((await ask(port, 'PING')) === 'PONG' ? true : undefined), START_TIMEOUT_MS, `redis-server ${port} back`);
+      },
       waitForFailover: async (oldPort, timeoutMs = DEFAULT_FAILOVER_WAIT_MS) =>
         waitFor(
           async () => {
@@ -201,18 +239,43 @@ export interface ClusterTopology {
   readonly nodes: string;
   /** The port of the master serving `key`'s slot. */
   portForKey(key: string): Promise<number>;
+  /** Freezes (SIGSTOP) or thaws (SIGCONT) the node on `port`. */
+  freezeNode(port: number, frozen: boolean): void;
+  /**
+   * Stops the node on `port` (SIGTERM: it writes its AOF and nodes.conf), waits `downMs`, starts it again on the same
+   * port, directory and arguments, and resolves once every node sees the cluster ok again.
+   */
+  restartNode(port: number, downMs: number): Promise<void>;
   close(): Promise<void>;
 }
 
 const CLUSTER_MASTERS = 3;
 
 /** Starts the cluster; throws (after stopping what it started) when `redis-server`/`redis-cli` is missing or it fails. */
-export async function startClusterTopology(): Promise<ClusterTopology> {
+export async function startClusterTopology(options: ClusterOptions = {}): Promise<ClusterTopology> {
   const dir = mkdtempSync(join(tmpdir(), 'dialer-cluster-'));
   const children: ChildProcess[] = [];
+  const nodes = new Map<number, { child: ChildProcess; args: string[] }>();
   const close = async () => {
     await stopAll(children);
     rmSync(dir, { recursive: true, force: true });
+  };
+  const startNode = (port: number, args: string[]) => {
+    const child = spawn('redis-server', args, { stdio: 'ignore' });
+    children.push(child);
+    nodes.set(port, { child, args });
+    options.onSpawn?.(`redis-server:${port}`, child);
+  };
+  const persistence = options.aof ? ['--appendonly', 'yes', '--appendfsync', 'everysec'] : ['--appendonly', 'no'];
+  const clusterOk = async (port: number) => {
+    await waitFor(
+      async () => {
+        const info = await ask(port, 'CLUSTER', 'INFO');
+        return typeof info === 'string' && info.includes('cluster_state:ok') ? true : undefined;
+      },
+      START_TIMEOUT_MS,
+      `node ${port} to see the cluster ok`,
+    );
   };
   try {
     const ports: number[] = [];
@@ -220,29 +283,17 @@ export async function startClusterTopology(): Promise<ClusterTopology> {
       const port = await freePort();
       ports.push(port);
       const nodeDir = mkdir(dir, `node-${port}`);
-      const child = spawn(
-        'redis-server',
-        ['--port', String(port), '--bind', LOOPBACK, '--dir', nodeDir, '--save', '', '--appendonly', 'no', '--cluster-enabled', 'yes',
-          '--cluster-config-file', join(nodeDir, 'nodes.conf'), '--cluster-node-timeout', '2000'],
-        { stdio: 'ignore' },
-      );
-      children.push(child);
+      startNode(port, [
+        '--port', String(port), '--bind', LOOPBACK, '--dir', nodeDir, '--save', '', ...persistence, '--cluster-enabled', 'yes',
+        '--cluster-config-file', join(nodeDir, 'nodes.conf'), '--cluster-node-timeout', '2000',
+      ]);
     }
     for (const port of ports) await waitFor(async () => ((await ask(port, 'PING')) === 'PONG' ? true : undefined), START_TIMEOUT_MS, `node ${port}`);
     const create = spawn('redis-cli', ['--cluster', 'create', ...ports.map((p) => `${LOOPBACK}:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore' });
     children.push(create);
     const created = await new Promise<number | null>((resolve) => create.once('exit', resolve));
     if (created !== 0) throw new Error(`redis-cli --cluster create exited with ${String(created)}`);
-    for (const port of ports) {
-      await waitFor(
-        async () => {
-          const info = await ask(port, 'CLUSTER', 'INFO');
-          return typeof info === 'string' && info.includes('cluster_state:ok') ? true : undefined;
-        },
-        START_TIMEOUT_MS,
-        `node ${port} to see the cluster ok`,
-      );
-    }
+    for (const port of ports) await clusterOk(port);
     return {
       ports,
       nodes: ports.map((p) => `${LOOPBACK}:${p}`).join(','),
@@ -257,6 +308,24 @@ export async function startClusterTopology(): Promise<ClusterTopology> {
           }
         }
         throw new Error(`no master serves slot ${slot}`);
+      },
+      freezeNode: (port, frozen) => {
+        nodes.get(port)?.child.kill(frozen ? 'SIGSTOP' : 'SIGCONT');
+      },
+      restartNode: async (port, downMs) => {
+        const node = nodes.get(port);
+        if (!node) throw new Error(`no cluster node on port ${port}`);
+        const { child, args } = node;
+        if (child.exitCode === null && child.signalCode === null) {
+          const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+          child.kill('SIGTERM');
+          await Promise.race([exited, new Promise<void>((resolve) => setTimeout(resolve, STOP_GRACE_MS))]);
+          if (child.exitCode === null && child.signalCode === null) throw new Error(`cluster node ${port} did not stop on SIGTERM`);
+        }
+        await new Promise<void>((resolve) => setTimeout(resolve, downMs));
+        startNode(port, args);
+        await waitFor(async () => ((await ask(port, 'PING')) === 'PONG' ? true : undefined), START_TIMEOUT_MS, `node ${port} back`);
+        for (const p of ports) await clusterOk(p);
       },
       close,
     };

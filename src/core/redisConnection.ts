@@ -29,6 +29,13 @@ const MAX_RETRIES_ERROR_NAME = 'MaxRetriesPerRequestError';
 const NO_SENTINEL_PRIMARY_MESSAGE = 'All sentinels are unreachable';
 /** ioredis' Cluster when no seed or known node answers (ClusterAllFailedError, cluster/index). */
 const CLUSTER_ALL_FAILED_MESSAGES = ['Failed to refresh slots cache', 'None of startup nodes is available'];
+/**
+ * ioredis' Cluster when a command's retries ran out while the node serving its slot was away (every refused
+ * connection, MOVED back to the missing node, CLUSTERDOWN and TRYAGAIN reply counts as one; cluster/index
+ * handleError), and Redis' own reply while a slot has no reachable master.
+ */
+const CLUSTER_REDIRECTIONS_MESSAGE = 'Too many Cluster redirections';
+const CLUSTER_DOWN_REPLY = 'CLUSTERDOWN';
 
 /** True for errors that mean "Redis is not reachable right now" rather than a failed command. */
 export function isRedisConnectionError(err: unknown): boolean {
@@ -39,6 +46,8 @@ export function isRedisConnectionError(err: unknown): boolean {
     err.message === CONNECTION_CLOSED_MESSAGE ||
     err.message.startsWith(NO_SENTINEL_PRIMARY_MESSAGE) ||
     CLUSTER_ALL_FAILED_MESSAGES.some((m) => err.message.startsWith(m)) ||
+    err.message.startsWith(CLUSTER_REDIRECTIONS_MESSAGE) ||
+    err.message.startsWith(CLUSTER_DOWN_REPLY) ||
     err.name === MAX_RETRIES_ERROR_NAME
   );
 }
@@ -228,6 +237,17 @@ function clusterConnection(
 }
 
 /**
+ * A worker's cluster commands wait out a node that is away (restarted, frozen, failing over) as a worker's commands
+ * on one node do (`maxRetriesPerRequest: null`): ioredis' Cluster retries such a command every 100 ms
+ * (retryDelayOnFailover, retryDelayOnClusterDown; at once after a MOVED to the missing node) and gave up after its
+ * default 16 tries, about a second, so the dial worker's write of a SIP answer failed during a node restart and the
+ * number was dialed again (chaos test on a cluster, issue 14). This many tries last 5 to 10 minutes, longer than
+ * a cluster failover (cluster-node-timeout, 15 s by default, plus the election), and still end a redirection loop.
+ * A caller that bounds its retries (`maxRetriesPerRequest` set to a number) keeps ioredis' default.
+ */
+export const CLUSTER_WORKER_MAX_REDIRECTIONS = 6000;
+
+/**
  * Connection for BullMQ workers: blocking commands must wait out Redis restarts, never give up mid-job. Outages are
  * logged once each (warn when lost, info when restored). `target`: REDIS_URL, or the config's RedisTarget (Sentinel,
  * Cluster).
@@ -237,7 +257,14 @@ export function createWorkerConnection(target: string | RedisTarget, extra?: Red
 export function createWorkerConnection(target: string | RedisTarget, extra: RedisOptions = {}, reporting: ConnectionReporting = {}): RedisClient {
   const defaults: RedisOptions = { maxRetriesPerRequest: null, enableReadyCheck: true };
   if (typeof target !== 'string' && target.kind === 'cluster') {
-    return clusterConnection(target, { ...defaults, ...extra }, { enableReadyCheck: true }, reportingFor('worker', reporting));
+    const nodeOptions = { ...defaults, ...extra };
+    const waitsOut = nodeOptions.maxRetriesPerRequest === null;
+    return clusterConnection(
+      target,
+      nodeOptions,
+      { enableReadyCheck: true, ...(waitsOut ? { maxRedirections: CLUSTER_WORKER_MAX_REDIRECTIONS } : {}) },
+      reportingFor('worker', reporting),
+    );
   }
   const { url, options } = argumentsFor(target, defaults, extra);
   return new OutageReportingRedis(url, options, reportingFor('worker', reporting));

@@ -92,10 +92,21 @@ export interface EnqueueOptions {
   profiles?: ProfileCatalog | (() => Promise<ProfileCatalog>);
 }
 
+/**
+ * A keyed call refused because its key already names a call with another number or metadata. `reason` (the
+ * summary's) shows the stored call's id, number or metadata; `withoutStored` says the same conflict without them, for
+ * a caller not allowed to read stored calls (an API token without the `read` scope).
+ */
+export interface KeyConflict {
+  /** What differs from the call the key names. */
+  field: 'number' | 'metadata';
+  withoutStored: string;
+}
+
 export interface EnqueueSummary {
   enqueued: { index: number; callId: string }[];
   duplicates: { index: number; callId: string }[];
-  rejected: { index: number; reason: string }[];
+  rejected: { index: number; reason: string; keyConflict?: KeyConflict }[];
 }
 
 interface PreparedCall {
@@ -113,19 +124,24 @@ function sameMetadata(a: Record<string, unknown>, b: Record<string, unknown>): b
   return keys.length === Object.keys(b).length && keys.every((k) => Object.hasOwn(b, k) && a[k] === b[k]);
 }
 
+/** A rejected call: why (with the stored call's details) and, as a KeyConflict, the same without them. */
+type KeyConflictRejection = { reason: string; keyConflict: KeyConflict };
+
 /**
  * Why a keyed call conflicts with the call its key already names (a different number or metadata), as idempotency
  * keys work in payment APIs: the same request gets the same call, a different one under the same key is refused.
  */
-function keyConflict(call: PreparedCall, existing: { phoneNumber: string; metadata: Record<string, unknown> }): string | undefined {
+function keyConflict(call: PreparedCall, existing: { phoneNumber: string; metadata: Record<string, unknown> }): KeyConflictRejection | undefined {
   const number = recordNumber(call.job);
-  const what =
-    existing.phoneNumber !== number
-      ? `number ${existing.phoneNumber}, not ${number}`
-      : sameMetadata(existing.metadata, call.job.metadata)
-        ? undefined
-        : `metadata ${JSON.stringify(existing.metadata)}, not ${JSON.stringify(call.job.metadata)}`;
-  return what && `key ${JSON.stringify(call.key)} already names call ${call.job.callId} in campaign ${call.job.campaignId} with ${what}: use a new key for a different call`;
+  const field = existing.phoneNumber !== number ? 'number' : sameMetadata(existing.metadata, call.job.metadata) ? undefined : 'metadata';
+  if (field === undefined) return undefined;
+  const what = field === 'number' ? `number ${existing.phoneNumber}, not ${number}` : `metadata ${JSON.stringify(existing.metadata)}, not ${JSON.stringify(call.job.metadata)}`;
+  const key = JSON.stringify(call.key);
+  const fix = 'use a new key for a different call';
+  return {
+    reason: `key ${key} already names call ${call.job.callId} in campaign ${call.job.campaignId} with ${what}: ${fix}`,
+    keyConflict: { field, withoutStored: `key ${key} already names another call in campaign ${call.job.campaignId}, with a different ${field}: ${fix}` },
+  };
 }
 
 const toMs = (v: Date | number | undefined) => (v instanceof Date ? v.getTime() : v);
@@ -281,7 +297,7 @@ export class CallProducer {
       const first = seen.get(call.job.callId);
       if (first) {
         const conflict = call.key === undefined ? undefined : keyConflict(call, { phoneNumber: recordNumber(first.job), metadata: first.job.metadata });
-        if (conflict) summary.rejected.push({ index, reason: conflict });
+        if (conflict) summary.rejected.push({ index, ...conflict });
         else summary.duplicates.push({ index, callId: call.job.callId });
         return;
       }
@@ -304,15 +320,15 @@ export class CallProducer {
       await this.queue.addBulk(toAdd.map((c) => ({ name: 'dial', data: c.job, opts: jobOptions(c.job.callId, c.delayMs, this.options.maxAttempts, c.priority) })));
       calls.forEach((c, i) => {
         const conflict = conflicts.get(i);
-        if (conflict) summary.rejected.push({ index: c.index, reason: conflict });
+        if (conflict) summary.rejected.push({ index: c.index, ...conflict });
         else (statuses[i] === 'created' ? summary.enqueued : summary.duplicates).push({ index: c.index, callId: c.job.callId });
       });
     }
   }
 
   /** Keyed calls whose record already existed with another number or metadata, by position in `calls`, with why. */
-  private async keyConflicts(campaignId: string, calls: readonly PreparedCall[], statuses: readonly CreateStatus[]): Promise<Map<number, string>> {
-    const conflicts = new Map<number, string>();
+  private async keyConflicts(campaignId: string, calls: readonly PreparedCall[], statuses: readonly CreateStatus[]): Promise<Map<number, KeyConflictRejection>> {
+    const conflicts = new Map<number, KeyConflictRejection>();
     const existing: number[] = [];
     calls.forEach((c, i) => {
       if (statuses[i] !== 'created' && c.key !== undefined) existing.push(i);

@@ -52,13 +52,39 @@ describe('POST /v1/calls', () => {
     expect((await api.store.counters('api-keys')).total).toBe(1);
   });
 
-  it('refuses the same key with another number with a 409 naming the call the key already has', async () => {
+  it('refuses the same key with another number with a 409 naming the call the key already has, to a token that may read calls', async () => {
     const key = `order-${randomUUID()}`;
-    const first = await post({ phone_number: nextNumber(), campaign_id: 'api-keys', key });
-    const other = await post({ phone_number: nextNumber(), campaign_id: 'api-keys', key });
+    const stored = nextNumber();
+    const first = await post({ phone_number: stored, campaign_id: 'api-keys', key });
+    const other = await call(api.url, 'POST', '/v1/calls', { token: 'enqueueRead', body: { phone_number: nextNumber(), campaign_id: 'api-keys', key } });
     const doc = problem(other, 409);
     expect(doc.type).toBe('urn:dialer:problem:key-conflict');
     expect(doc.call_id).toBe(body(first).call_id);
+    expect(doc.detail).toContain(`with number ${stored}`);
+  });
+
+  it('tells an enqueue-only token which field differs under a used key, never the stored call id, number or metadata', async () => {
+    const key = `appt-${randomUUID()}`;
+    const stored = nextNumber();
+    const first = await post({ phone_number: stored, campaign_id: 'api-keys', key, metadata: { a: 'secret' } });
+    const byNumber = problem(await post({ phone_number: nextNumber(), campaign_id: 'api-keys', key, metadata: { a: 'secret' } }), 409);
+    expect(byNumber.type).toBe('urn:dialer:problem:key-conflict');
+    expect(byNumber.detail).toBe(`key "${key}" already names another call in campaign api-keys, with a different number: use a new key for a different call`);
+    expect(byNumber).not.toHaveProperty('call_id');
+    const byMetadata = problem(await post({ phone_number: stored, campaign_id: 'api-keys', key, metadata: { a: 1 } }), 409);
+    expect(byMetadata.detail).toBe(`key "${key}" already names another call in campaign api-keys, with a different metadata: use a new key for a different call`);
+    for (const doc of [byNumber, byMetadata]) {
+      const text = JSON.stringify(doc);
+      expect(text).not.toContain(stored);
+      expect(text).not.toContain('secret');
+      expect(text).not.toContain(String(body(first).call_id));
+    }
+    // a batch row under the same key: the same rule per row
+    const batch = await call(api.url, 'POST', '/v1/campaigns/api-keys/calls', { token: 'enqueue', body: { calls: [{ phone_number: nextNumber(), key }] } });
+    expect(batch.status).toBe(200);
+    const text = JSON.stringify(body(batch));
+    expect(text).toContain('with a different number');
+    expect(text).not.toContain(stored);
   });
 
   it('refuses a key an `enqueue --key` already used for another number (the producer keeps keys, not the API)', async () => {

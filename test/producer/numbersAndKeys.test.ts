@@ -96,6 +96,12 @@ describe('idempotency keys', () => {
     ]);
     expect(summary.enqueued.map((e) => e.index)).toEqual([0, 3]);
     expect(summary.duplicates.map((e) => e.index)).toEqual([2, 4]);
-    expect(summary.rejected).toEqual([{ index: 1, reason: expect.stringMatching(/^key "k1" already names call k-\w+ in campaign keys-batch with number \+14156100001, not \+14156100002/) }]);
+    expect(summary.rejected).toEqual([
+      {
+        index: 1,
+        reason: expect.stringMatching(/^key "k1" already names call k-\w+ in campaign keys-batch with number \+14156100001, not \+14156100002/),
+        keyConflict: { field: 'number', withoutStored: 'key "k1" already names another call in campaign keys-batch, with a different number: use a new key for a different call' },
+      },
+    ]);
   });
 });

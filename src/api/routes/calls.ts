@@ -2,6 +2,7 @@
  * Call routes: enqueue one call or a batch (through the same CallProducer as `dialer enqueue` and `import`, so the
  * same validation, idempotency keys and call records), read a call, cancel it.
  */
+import type { FastifyRequest } from 'fastify';
 import { InvalidInputError } from '../../core/errors.js';
 import { DEFAULT_CAMPAIGN_ID } from '../../core/queues.js';
 import { resolveSchedule, type ScheduleNames } from '../../core/time.js';
@@ -71,6 +72,14 @@ interface CallDefaults {
 }
 
 /** How the schedule fields are named in messages (resolveSchedule's names): the body's own field names. */
+/**
+ * Whether the request's token may read stored calls (the `read` scope GET /v1/calls/{id} needs). Without it, a key
+ * conflict says what differs but not the stored call's id, number or metadata: probing keys must not disclose them.
+ */
+function mayReadCalls(request: FastifyRequest): boolean {
+  return request.apiToken?.scopes.has('read') ?? false;
+}
+
 const SCHEDULE_FIELDS: ScheduleNames = { at: 'at', delay: 'delay', expiresAt: 'expires_at' };
 
 /**
@@ -197,7 +206,7 @@ export function callRoutes(ctx: ApiContext): Route[] {
         422: { description: 'The number, metadata, profile or times cannot make a call (detail says why)' },
       },
     },
-    async ({ body, header }) => {
+    async ({ body, header, request }) => {
       const campaignId = body.campaign_id ?? DEFAULT_CAMPAIGN_ID;
       const idempotency = await claimIdempotencyKey(ctx, header('idempotency-key'), 'POST /v1/calls', { ...body, campaign_id: campaignId });
       const producerKey = body.key ?? (idempotency ? `${HEADER_KEY_PREFIX}${idempotency.key}` : undefined);
@@ -216,6 +225,8 @@ export function callRoutes(ctx: ApiContext): Route[] {
         // the key already names a call: this request differs from the one that made it (else it would be a duplicate)
         const keyedId = producerKey === undefined ? undefined : keyedCallId(campaignId, producerKey);
         if (keyedId !== undefined && (await ctx.store.get(campaignId, keyedId))) {
+          // the stored call's id, number and metadata only for a token that may read calls (GET /v1/calls/{id})
+          if (rejected.keyConflict && !mayReadCalls(request)) throw new ApiProblem('key-conflict', rejected.keyConflict.withoutStored);
           throw new ApiProblem('key-conflict', rejected.reason, { call_id: keyedId });
         }
         throw new ApiProblem('invalid-call', rejected.reason);
@@ -254,7 +265,7 @@ export function callRoutes(ctx: ApiContext): Route[] {
         409: { description: 'The Idempotency-Key was used for another request' },
       },
     },
-    async ({ params, body, header }) => {
+    async ({ params, body, header, request }) => {
       const campaignId = params.id;
       await claimIdempotencyKey(ctx, header('idempotency-key'), 'POST /v1/campaigns/{id}/calls', { campaign_id: campaignId, ...body });
       const now = ctx.clock.now();
@@ -281,7 +292,11 @@ export function callRoutes(ctx: ApiContext): Route[] {
       const row = (i: number) => rowOf[i] ?? -1;
       for (const e of summary.enqueued) results.push({ index: row(e.index), status: 'created', call_id: e.callId });
       for (const e of summary.duplicates) results.push({ index: row(e.index), status: 'duplicate', call_id: e.callId });
-      for (const e of summary.rejected) results.push({ index: row(e.index), status: 'rejected', errors: [{ pointer: `/calls/${row(e.index)}`, detail: e.reason }] });
+      const mayRead = mayReadCalls(request);
+      for (const e of summary.rejected) {
+        const detail = e.keyConflict && !mayRead ? e.keyConflict.withoutStored : e.reason;
+        results.push({ index: row(e.index), status: 'rejected', errors: [{ pointer: `/calls/${row(e.index)}`, detail }] });
+      }
       for (const [index, errors] of rowErrors) results.push({ index, status: 'rejected', errors });
       results.sort((a, b) => a.index - b.index);
       const callIds = [...summary.enqueued, ...summary.duplicates].map((e) => e.callId);

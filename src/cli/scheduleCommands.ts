@@ -33,7 +33,7 @@ export function registerScheduleCommands(program: Command): void {
   schedule
     .command('create')
     .argument('<id>', 'schedule id (creating an existing id replaces it)')
-    .requiredOption('--cron <pattern>', 'cron pattern, e.g. "0 9 * * mon" (an optional leading seconds field)')
+    .requiredOption('--cron <pattern>', 'cron pattern, e.g. "0 9 * * mon" (at most once a minute: a leading seconds field may name one second)')
     .option('--time-zone <zone>', 'IANA time zone the pattern is read in', 'UTC')
     .option('--campaign <id>', 'campaign of the calls')
     .option('--number <number...>', 'number(s) to call at each firing')

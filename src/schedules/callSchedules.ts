@@ -30,12 +30,33 @@ const FIRING_RETENTION_S = 7 * 24 * 60 * 60;
 /** A firing whose enqueue failed (Redis away) is tried again this many times, a second apart and doubling. */
 const FIRING_ATTEMPTS = 5;
 const FIRING_RETRY_MS = 1000;
+/** Fields of a cron pattern with a leading seconds field (cron-parser's six-field form). */
+const CRON_FIELDS_WITH_SECONDS = 6;
+/** A seconds field that names one second (0-59): such a pattern fires at most once a minute. */
+const ONE_SECOND_FIELD = /^[0-5]?\d$/;
+
+/**
+ * Why `cron` would fire more often than once a minute, or undefined. Every firing rings the same numbers (each under a
+ * new key), so a schedule fires at most once a minute: a seconds field, when there is one, must name one second
+ * (`30 0 9 * * mon`), since only then do two firings fall in different minutes. A star, a step, a list or a range
+ * in it fires again within the minute and is refused.
+ */
+export function subMinuteCron(cron: string): string | undefined {
+  const fields = cron.trim().split(/\s+/);
+  if (fields.length !== CRON_FIELDS_WITH_SECONDS) return undefined;
+  const seconds = fields[0] ?? '';
+  if (ONE_SECOND_FIELD.test(seconds)) return undefined;
+  return (
+    `"${cron}" fires more than once a minute (its seconds field "${seconds}" names more than one second), and every firing ` +
+    `rings the same numbers again: a schedule fires at most once a minute, so drop the seconds field or give it one value (e.g. 0)`
+  );
+}
 
 /** A schedule as created: what it enqueues, and when (a cron pattern read in `time_zone`). */
 export const scheduleSchema = z
   .object({
     id: idSchema,
-    cron: z.string().min(1).describe('cron pattern, e.g. "0 9 * * mon" (minute hour day month weekday; an optional leading seconds field)'),
+    cron: z.string().min(1).describe('cron pattern, e.g. "0 9 * * mon" (minute hour day month weekday; an optional leading seconds field naming one second: a schedule fires at most once a minute)'),
     time_zone: z.string().refine(isTimeZone, 'must be an IANA time zone such as Europe/Paris').default('UTC'),
     campaign_id: idSchema.default(DEFAULT_CAMPAIGN_ID),
     calls: z
@@ -83,7 +104,13 @@ export class CallSchedules {
   constructor(
     private readonly connection: RedisClient,
     private readonly prefix: string,
-    private readonly checks: { profiles?: () => Promise<ProfileCatalog>; defaultRegion?: CountryCode; regionSources?: string } = {},
+    private readonly checks: {
+      profiles?: () => Promise<ProfileCatalog>;
+      defaultRegion?: CountryCode;
+      regionSources?: string;
+      /** Accept patterns firing more than once a minute (tests that watch firings come and go); never the CLI or API. */
+      allowSubMinute?: boolean;
+    } = {},
   ) {
     this.queue = new Queue<Schedule>(CALL_SCHEDULES_QUEUE, { connection, prefix });
   }
@@ -91,6 +118,8 @@ export class CallSchedules {
   /** Every problem a firing of `schedule` would meet with its numbers or its profile, as `field: reason` lines. */
   private async problems(schedule: Schedule): Promise<string[]> {
     const problems: string[] = [];
+    const tooOften = this.checks.allowSubMinute ? undefined : subMinuteCron(schedule.cron);
+    if (tooOften !== undefined) problems.push(`cron: ${tooOften}`);
     const region = (await campaignRegions(this.connection, this.prefix, [schedule.campaign_id])).get(schedule.campaign_id) ?? this.checks.defaultRegion;
     schedule.calls.forEach((row, index) => {
       try {

@@ -211,6 +211,14 @@ describe('bad input is a 4xx problem, never a 500', () => {
     }
   });
 
+  it('refuses a schedule firing more than once a minute with a 400 saying why (the check the CLI uses)', async () => {
+    const doc = problem(
+      await call(api.url, 'POST', '/v1/schedules', { token: 'admin', body: { id: 'api-every-second', cron: '* * * * * *', calls: [{ phone_number: '+14155550190' }] } }),
+      400,
+    );
+    expect(doc.detail).toContain('cron: "* * * * * *" fires more than once a minute');
+  });
+
   it('refuses a number that cannot be dialed with 422 and the producer’s reason', async () => {
     const doc = problem(await post({ phone_number: '+1 415 CALL ME' }), 422);
     expect(doc.type).toBe('urn:dialer:problem:invalid-call');

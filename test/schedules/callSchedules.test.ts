@@ -15,13 +15,17 @@ let redis: Redis;
 const prefix = uniquePrefix('schedules');
 const config = () => loadConfig({ REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix, LOG_LEVEL: 'silent' });
 let schedules: CallSchedules;
+/** For the tests that watch firings come and go: accepts a pattern firing every second (the CLI and API refuse it). */
+let ticking: CallSchedules;
 
 beforeAll(() => {
   redis = new Redis(testRedisUrl());
   schedules = new CallSchedules(redis, prefix);
+  ticking = new CallSchedules(redis, prefix, { allowSubMinute: true });
 });
 afterAll(async () => {
   await schedules.close();
+  await ticking.close();
   await deleteKeysWithPrefix(redis, prefix);
   await redis.quit();
 });
@@ -58,6 +62,18 @@ describe('recurring calls', () => {
     }
   });
 
+  it('refuses a pattern that fires more than once a minute, saying why; a seconds field naming one second is fine', async () => {
+    const calls = [{ phone_number: '+14155550115' }];
+    for (const cron of ['* * * * * *', '*/30 * * * * *', '0,30 * * * * *', '0-5 0 9 * * mon']) {
+      await expect(schedules.upsert({ id: 'too-often', cron, calls })).rejects.toThrow(`cron: "${cron}" fires more than once a minute`);
+    }
+    expect(await schedules.get('too-often')).toBeUndefined();
+    for (const cron of ['0 * * * * *', '30 0 9 * * mon', '* * * * *']) {
+      expect(await schedules.upsert({ id: 'once-a-minute', cron, calls })).toMatchObject({ cron });
+    }
+    await schedules.remove('once-a-minute');
+  });
+
   it('enqueues a firing once, however often it is met', async () => {
     const producer = new CallProducer({ connection: redis, prefix, maxAttempts: 3 });
     const schedule = scheduleSchema.parse({ id: 'daily', cron: '0 8 * * *', campaign_id: 'daily-list', calls: [{ phone_number: '+14155550112' }, { phone_number: '+14155550113' }] });
@@ -76,14 +92,14 @@ describe('recurring calls', () => {
   it('fires every second across a restart of its worker, each firing enqueued exactly once', async () => {
     const logger = createLogger('silent');
     const campaignId = 'every-second';
-    await schedules.upsert({ id: 'tick', cron: '* * * * * *', campaign_id: campaignId, calls: [{ phone_number: '+14155550114' }] });
+    await ticking.upsert({ id: 'tick', cron: '* * * * * *', campaign_id: campaignId, calls: [{ phone_number: '+14155550114' }] });
     const store = new CallStore(redis, prefix, systemClock);
     const calls = async () => (await store.list(campaignId)).length;
     const first = startScheduleWorker({ config: config(), logger });
     await waitFor(async () => ((await calls()) >= 2 ? true : undefined), 10_000, 'two firings');
     await first.close();
     // the schedule is created again on restart, as a deployment would: it must not double a firing
-    await schedules.upsert({ id: 'tick', cron: '* * * * * *', campaign_id: campaignId, calls: [{ phone_number: '+14155550114' }] });
+    await ticking.upsert({ id: 'tick', cron: '* * * * * *', campaign_id: campaignId, calls: [{ phone_number: '+14155550114' }] });
     const second = startScheduleWorker({ config: config(), logger });
     const before = await calls();
     await waitFor(async () => ((await calls()) >= before + 2 ? true : undefined), 10_000, 'two more firings');
@@ -108,6 +124,10 @@ describe('dialer schedule', () => {
     const bad = await runCli(['schedule', 'create', 'cli-bad', '--cron', 'daily', '--number', '+14155550131'], env);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/cron: "daily" is not a cron pattern/);
+    const everySecond = await runCli(['schedule', 'create', 'cli-tick', '--cron', '* * * * * *', '--number', '+14155550131'], env);
+    expect(everySecond.code).toBe(2);
+    expect(everySecond.stderr).toContain('cron: "* * * * * *" fires more than once a minute');
+    expect(everySecond.stderr).toContain('a schedule fires at most once a minute');
     expect((await runCli(['schedule', 'remove', 'cli-daily'], env)).stdout).toBe('removed cli-daily\n');
   }, 120_000);
 });

@@ -108,14 +108,30 @@ interface ParsedRecord {
   record: Record<string, string | undefined>;
   raw: string;
   info: Info;
+  /** Line of the file where the record starts (LineCounter). */
+  line: number;
 }
 
-/** Line where a record starts: where it ends minus the line breaks inside it (skipped blank lines come first in `raw`). */
-function startLine(endLine: number, raw: string): number {
-  const body = raw.replace(/^[\r\n]+/, '').replace(/\r?\n$/, '');
-  let breaks = 0;
-  for (let i = body.indexOf('\n'); i !== -1; i = body.indexOf('\n', i + 1)) breaks++;
-  return endLine - breaks;
+/** A line break as editors count lines: CRLF (Windows, Excel), LF, or a lone CR. */
+const LINE_BREAK = /\r\n|\r|\n/g;
+const CRLF = /\r\n/g;
+
+/**
+ * Where each record starts, from csv-parse's own count (`info.lines`, the line a record ends on) and its raw text.
+ * csv-parse 6 counts each CRLF inside a quoted field as two lines (it counts a line after every CR or LF not
+ * directly followed by another one it has counted, and a CRLF inside quotes is not a record delimiter it skips
+ * whole), so every record after an Excel cell holding a line break would be reported lines too far. This keeps the
+ * running total of those extra counts. Records (and skipped ones) must be passed in the order csv-parse reads them.
+ */
+class LineCounter {
+  private overcounted = 0;
+
+  /** The line `raw` (a record's raw text, blank lines before it included) starts on, given csv-parse's end line. */
+  startOf(endLine: number, raw: string): number {
+    const body = raw.replace(/^[\r\n]+/, '').replace(/(\r\n|\r|\n)$/, '');
+    this.overcounted += body.match(CRLF)?.length ?? 0;
+    return endLine - this.overcounted - (body.match(LINE_BREAK)?.length ?? 0);
+  }
 }
 
 function csvErrorReason(err: CsvError, columns: number): string {
@@ -249,6 +265,7 @@ export async function importCsv(filePath: string, options: ImportCsvOptions): Pr
   let bytes = 0;
 
   const file = handle.createReadStream(); // closes the handle when it ends or is destroyed
+  const lines = new LineCounter();
   const parser = parse({
     bom: true,
     delimiter: dialect.delimiter,
@@ -272,6 +289,8 @@ export async function importCsv(filePath: string, options: ImportCsvOptions): Pr
     skip_empty_lines: true,
     relax_column_count_less: true,
     skip_records_with_error: true,
+    // called as csv-parse reads each record (with info and raw: { record, info, raw }), in file order with the skips
+    on_record: (parsed: Omit<ParsedRecord, 'line'>) => ({ ...parsed, line: lines.startOf(parsed.info.lines, parsed.raw) }),
   });
   // pipeline, not pipe: a read error mid-file must reach the loop below instead of leaving it waiting
   if (dialect.encoding === 'utf-8') pipeline(file, parser, () => undefined);
@@ -279,7 +298,7 @@ export async function importCsv(filePath: string, options: ImportCsvOptions): Pr
   parser.on('skip', (err: CsvError) => {
     summary.rows++;
     const raw = typeof err.raw === 'string' ? err.raw : '';
-    summary.rejected.push({ line: startLine(Number(err.lines), raw), reason: csvErrorReason(err, header?.length ?? 0) });
+    summary.rejected.push({ line: lines.startOf(Number(err.lines), raw), reason: csvErrorReason(err, header?.length ?? 0) });
   });
 
   const progress = () =>
@@ -308,7 +327,7 @@ export async function importCsv(filePath: string, options: ImportCsvOptions): Pr
       if (!header?.includes(PHONE_NUMBER_COLUMN)) break; // reported below, before anything is enqueued
       summary.rows++;
       bytes = parsed.info.bytes;
-      const row = toRow(parsed.record, startLine(parsed.info.lines, parsed.raw), options, now);
+      const row = toRow(parsed.record, parsed.line, options, now);
       if (!('request' in row)) {
         summary.rejected.push(row);
         continue;

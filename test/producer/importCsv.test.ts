@@ -133,6 +133,27 @@ describe('importCsv', () => {
     expect(multi?.metadata).toEqual({ note: 'two\nlines' });
   });
 
+  it('counts a quoted field holding CRLF (Excel) as the lines it spans: later rows keep their own line numbers', async () => {
+    const rows = [
+      'phone_number;note', // 1
+      '+14154200011;"a', // 2
+      'b"', // 3
+      'bad1;x', // 4
+      '+14154200012;"c', // 5
+      'd', // 6
+      'e"', // 7
+      ';no number', // 8
+      'bad2;y;extra', // 9 (more fields than the header)
+      '+14154200013;ok', // 10
+    ];
+    const crlf = await importCsv(await csvFile('crlf.csv', `${rows.join('\r\n')}\r\n`), { campaignId: 'crlf-lines', producer });
+    expect(crlf.enqueued).toBe(3);
+    expect(crlf.rejected.map((r) => r.line)).toEqual([4, 8, 9]);
+    // the same file with LF everywhere gives the same lines
+    const lf = await importCsv(await csvFile('lf.csv', `${rows.join('\n')}\n`), { campaignId: 'lf-lines', producer });
+    expect(lf.rejected.map((r) => r.line)).toEqual([4, 8, 9]);
+  });
+
   it('refuses a file without a phone_number column before enqueuing anything', async () => {
     const file = await csvFile('nocol.csv', 'phone,name\n+14154300001,Ada\n');
     const before = await queue.count();

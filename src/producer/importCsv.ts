@@ -1,7 +1,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { Transform, pipeline } from 'node:stream';
 import { parse, type CsvError, type Info } from 'csv-parse';
-import type { CallWindow } from '../core/callWindow.js';
+import { isTimeZone, type CallWindow } from '../core/callWindow.js';
 import { DEFAULT_TIME_ZONE } from '../core/config.js';
 import { errorCode, errorMessage, InvalidInputError } from '../core/errors.js';
 import { idSchema } from '../core/queues.js';
@@ -170,6 +170,10 @@ function toRow(record: Record<string, string | undefined>, line: number, options
   }
   const key = cell(record, KEY_COLUMN);
   const timeZone = cell(record, TIMEZONE_COLUMN);
+  // checked whether or not a window or times use it: a bad cell rejects its row, named by its column
+  if (timeZone !== undefined && !isTimeZone(timeZone)) {
+    return { line, reason: `${TIMEZONE_COLUMN}: ${JSON.stringify(timeZone)} is not an IANA time zone (e.g. America/Los_Angeles)` };
+  }
   const region = REGION_COLUMNS.map((c) => cell(record, c)).find((v) => v !== undefined) ?? options.region;
   const callWindow = options.callWindow && timeZone ? { ...options.callWindow, timeZone } : options.callWindow;
   const schedule = rowSchedule(record, options.schedule ?? {});

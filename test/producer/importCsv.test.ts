@@ -73,7 +73,7 @@ describe('importCsv', () => {
     const window = { from: '09:00', to: '20:00', timeZone: 'America/New_York', days: [1, 2, 3, 4, 5] };
     const summary = await importCsv(file, { campaignId: 'windows', producer, callWindow: window });
     expect(summary.enqueued).toBe(2);
-    expect(summary.rejected).toEqual([{ line: 4, reason: expect.stringContaining('callWindow.timeZone: timeZone must be an IANA time zone') }]);
+    expect(summary.rejected).toEqual([{ line: 4, reason: 'timezone: "Mars/Olympus" is not an IANA time zone (e.g. America/Los_Angeles)' }]);
     const job = async (number: string) => (await queue.getJob(keyedCallId('windows', phoneNumberKey(number))))?.data;
     expect((await job('+14154100001'))?.callWindow).toEqual({ ...window, timeZone: 'America/Los_Angeles' });
     expect((await job('+14154100002'))?.callWindow).toEqual(window);
@@ -131,6 +131,13 @@ describe('importCsv', () => {
     expect(summary.rejected[3]?.reason).toMatch(/quote .* never closed/);
     const multi = await store.get('rejects', keyedCallId('rejects', phoneNumberKey('+14154200002')));
     expect(multi?.metadata).toEqual({ note: 'two\nlines' });
+  });
+
+  it('rejects a bad timezone cell, named by its column, when no window or time uses it too', async () => {
+    const file = await csvFile('zones.csv', 'phone_number,timezone\n+14154100021,Mars/Olympus\n+14154100022,Europe/Paris\n');
+    const summary = await importCsv(file, { campaignId: 'zones', producer });
+    expect(summary.enqueued).toBe(1);
+    expect(summary.rejected).toEqual([{ line: 2, reason: 'timezone: "Mars/Olympus" is not an IANA time zone (e.g. America/Los_Angeles)' }]);
   });
 
   it('counts a quoted field holding CRLF (Excel) as the lines it spans: later rows keep their own line numbers', async () => {

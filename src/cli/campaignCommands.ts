@@ -81,7 +81,8 @@ export function registerCampaignCommands(program: Command): void {
   const numbersAction = (change: (store: CallStore, numbers: string[]) => Promise<number>, verb: string) =>
     action(async (numbers: string[]) => {
       const region = cliContext().config.dial.defaultRegion;
-      const normalized = numbers.map((n) => normalizePhoneNumber(n, region, REGION_SOURCES.cli));
+      // the list is global and `dnc` takes no --region: the setting is the one way to give national numbers a country
+      const normalized = numbers.map((n) => normalizePhoneNumber(n, region, REGION_SOURCES.settings));
       const changed = await withRedis((redis, prefix) => change(new CallStore(redis, prefix, systemClock), normalized));
       process.stdout.write(`${verb} ${changed}\n`);
     });

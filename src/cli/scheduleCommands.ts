@@ -14,7 +14,7 @@ const SCHEDULE_DRAIN_TIMEOUT_MS = MINUTE;
 function withSchedules<T>(body: (schedules: CallSchedules) => Promise<T>): Promise<T> {
   const { config } = cliContext();
   return withRedis(config, async (redis) => {
-    const schedules = new CallSchedules(redis, config.queuePrefix, { profiles: () => loadProfileCatalog(process.env), defaultRegion: config.dial.defaultRegion, regionSources: REGION_SOURCES.cli });
+    const schedules = new CallSchedules(redis, config.queuePrefix, { profiles: () => loadProfileCatalog(process.env), defaultRegion: config.dial.defaultRegion, regionSources: REGION_SOURCES.cliSchedule });
     try {
       return await body(schedules);
     } finally {

@@ -45,8 +45,10 @@ export class PhoneNumberError extends InvalidInputError {
 export const REGION_SOURCES = {
   /** The library's own callers (and jobs pushed onto `calls`): the setting. */
   settings: 'DIAL_DEFAULT_REGION',
-  /** `enqueue`, `import`, `schedule create`, `dnc` on the command line. */
+  /** `enqueue` and `import` on the command line (the flag, the CSV column, the setting). */
   cli: '--region US, a region column, or DIAL_DEFAULT_REGION',
+  /** `schedule create`: no flag or column of its own; the campaign's region (set with `campaign update`) or the setting. */
+  cliSchedule: "the campaign's default region (dialer campaign update <id> --region US) or DIAL_DEFAULT_REGION",
   /** The HTTP API: the campaign's field or the server's setting. */
   api: "the campaign's default_region or DIAL_DEFAULT_REGION on the server",
 } as const;

@@ -17,7 +17,7 @@ import type { DialerConfig } from '../core/config.js';
 import { errorMessage, InvalidInputError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { callMetadataSchema, DEFAULT_CAMPAIGN_ID, idSchema } from '../core/queues.js';
-import { parsePhoneNumber } from '../core/phone.js';
+import { parsePhoneNumber, PhoneNumberError } from '../core/phone.js';
 import { closeConnection, createWorkerConnection } from '../core/redisConnection.js';
 import { CallProducer, type EnqueueSummary } from '../producer/enqueueCalls.js';
 
@@ -126,7 +126,8 @@ export class CallSchedules {
         parsePhoneNumber(row.phone_number, region, this.checks.regionSources);
       } catch (err) {
         if (!(err instanceof InvalidInputError)) throw err;
-        problems.push(`calls.${index}.phone_number: ${err.message}`);
+        // the caller typed this number: show it as typed (PhoneNumberError.message masks it for logs)
+        problems.push(`calls.${index}.phone_number: ${err instanceof PhoneNumberError ? err.forPerson : err.message}`);
       }
     });
     if (schedule.agent_profile !== undefined && this.checks.profiles) {

@@ -130,4 +130,18 @@ describe('dialer schedule', () => {
     expect(everySecond.stderr).toContain('a schedule fires at most once a minute');
     expect((await runCli(['schedule', 'remove', 'cli-daily'], env)).stdout).toBe('removed cli-daily\n');
   }, 120_000);
+
+  it('shows a refused number as typed and names only ways to give a region that schedule create and dnc have', async () => {
+    const env = { REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix };
+    const schedule = await runCli(['schedule', 'create', 'cli-national', '--cron', '0 8 * * *', '--campaign', 'national', '--number', '4155550601'], env);
+    expect(schedule.code).toBe(2);
+    expect(schedule.stderr).toContain('calls.0.phone_number: not a valid phone number: "4155550601"');
+    expect(schedule.stderr).toContain("the campaign's default region (dialer campaign update <id> --region US) or DIAL_DEFAULT_REGION");
+    expect(schedule.stderr).not.toMatch(/\*{3}|region column|--region US,/);
+    const dnc = await runCli(['dnc', 'add', '4155550703'], env);
+    expect(dnc.code).toBe(2);
+    expect(dnc.stderr).toContain('"4155550703"');
+    expect(dnc.stderr).toContain('or set a default region: DIAL_DEFAULT_REGION');
+    expect(dnc.stderr).not.toMatch(/--region|region column/);
+  }, 120_000);
 });

@@ -73,6 +73,11 @@ const EXTENSION_SUFFIX = new RegExp(
   `^(.*[\\d)])\\s*(?:;\\s*ext\\s*=\\s*|(?:ext(?:ension)?\\.?|x)\\s*|#\\s*|,+\\s*)(\\d{1,${MAX_EXTENSION_DIGITS}})\\s*#?\\s*$`,
   'i',
 );
+/** The same suffix with more digits than an extension may have: refused as too long, not as letters in the number. */
+const EXTENSION_TOO_LONG = new RegExp(
+  `^.*[\\d)]\\s*(?:;\\s*ext\\s*=\\s*|(?:ext(?:ension)?\\.?|x)\\s*|#\\s*|,+\\s*)(\\d{${MAX_EXTENSION_DIGITS + 1},})\\s*#?\\s*$`,
+  'i',
+);
 /** What may stand in a number as people write it, besides digits: spaces (also no-break), + ( ) - . / */
 const NUMBER_PUNCTUATION = /^[\d\s\u00a0+().\-/]+$/;
 /** 00 is the international prefix in most of the world (ITU-T E.164 recommends it): `0044 20 …` is `+44 20 …`. */
@@ -167,6 +172,10 @@ export function parsePhoneNumber(raw: string, region?: CountryCode, regionSource
   if (SCIENTIFIC_NOTATION.test(trimmed)) throw new PhoneNumberError(raw, EXCEL_HINT);
   const withoutScheme = trimmed.replace(TEL_URI_PREFIX, '');
   const ext = EXTENSION_SUFFIX.exec(withoutScheme);
+  const longExtension = ext ? undefined : EXTENSION_TOO_LONG.exec(withoutScheme)?.[1];
+  if (longExtension !== undefined) {
+    throw new PhoneNumberError(raw, `the extension is too long: ${longExtension.length} digits, at most ${MAX_EXTENSION_DIGITS}`);
+  }
   const main = (ext?.[1] ?? withoutScheme).trim();
   const extension = ext?.[2];
   if (!/\d/.test(main)) throw new PhoneNumberError(raw, 'it has no digits');

@@ -57,6 +57,9 @@ describe('numbers as people write them', () => {
     ['', undefined, /it is empty/],
     ['n/a', undefined, /no digits/],
     ['+1 415 555*0123', undefined, /unexpected character "\*"/],
+    // an extension longer than 15 digits is too long, not letters in the number
+    ['+1 650 555 0100 x12345678901234567890', undefined, /^the extension is too long: 20 digits, at most 15$/],
+    ['+1 650 555 0100;ext=1234567890123456', undefined, /^the extension is too long: 16 digits, at most 15$/],
   ])('refuses %s (region %s) saying why', (input, region, reason) => {
     const attempt = () => parsePhoneNumber(input, region);
     expect(attempt).toThrow(PhoneNumberError);

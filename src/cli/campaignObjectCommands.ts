@@ -13,6 +13,7 @@ import { systemClock } from '../core/time.js';
 import { knownCampaigns, unknownCampaignMessage } from './campaignNames.js';
 import { action, cliContext, withRedis } from './cliContext.js';
 import { UnknownCampaignError } from './exitCodes.js';
+import { refuseReservedKeys } from './jsonFlags.js';
 
 /**
  * Runs `body` on the campaign store. An id that names no campaign at all (neither a document nor calls) is refused
@@ -76,6 +77,7 @@ function settingsFrom(flags: SettingFlags): Record<string, unknown> {
     } catch (err) {
       throw new InvalidInputError(`--settings: not JSON (${errorMessage(err)})`);
     }
+    refuseReservedKeys('--settings', flags.settings, base);
   }
   const s: Partial<Record<keyof CampaignSettings, unknown>> = {
     name: flags.name,

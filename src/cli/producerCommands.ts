@@ -15,6 +15,7 @@ import { parseDelimiter, parseEncoding } from '../producer/csvDialect.js';
 import type { ImportProgress, ImportSummary } from '../producer/importCsv.js';
 import { loadProfileCatalog, requireKnownProfile } from '../agent/profiles.js';
 import { EXIT_INVALID_INPUT, EXIT_PARTIAL, action, cliContext, withRedis } from './cliContext.js';
+import { refuseReservedKeys } from './jsonFlags.js';
 
 interface EnqueueFlags extends WindowFlags {
   campaign?: string;
@@ -68,6 +69,7 @@ function parseMetadata(text: string | undefined): CallMetadata | undefined {
   } catch (err) {
     throw new InvalidInputError(`--metadata: not valid JSON (${errorMessage(err).replace(/\s+/g, ' ')})`);
   }
+  refuseReservedKeys('--metadata', text, value);
   const parsed = callMetadataSchema.safeParse(value);
   if (!parsed.success || Array.isArray(value)) {
     throw new InvalidInputError('--metadata: expected a flat JSON object of string, number, boolean or null values');

@@ -147,6 +147,18 @@ describe('dialer enqueue', () => {
     expect((await store.counters('cli-bad')).total).toBe(0);
   });
 
+  it('refuses --metadata and --settings holding __proto__ (any spelling) with exit 2 naming the key, as the API refuses such a body', { timeout: CLI_TEST_TIMEOUT_MS }, async () => {
+    const countBefore = await queue.count();
+    const proto = await dialerInProcess(['enqueue', '+14156000006', '--campaign', 'cli-proto', '--metadata', '{"__proto__":{"x":1}}']);
+    const escaped = await dialerInProcess(['enqueue', '+14156000006', '--campaign', 'cli-proto', '--metadata', '{"a":1,"\\u005f_proto__":{"x":1}}']);
+    const settings = await dialerInProcess(['campaign', 'create', 'cli-proto', '--settings', '{"cps":1,"__proto__":{"cps":5}}']);
+    expectRefused(proto, /^dialer: --metadata: the key "__proto__" at __proto__ is never accepted/);
+    expectRefused(escaped, /--metadata: the key "__proto__" at __proto__ is never accepted/);
+    expectRefused(settings, /^dialer: --settings: the key "__proto__" at __proto__ is never accepted/);
+    expect(await queue.count()).toBe(countBefore);
+    expect((await store.counters('cli-proto')).total).toBe(0);
+  });
+
   it('shows the person the number as typed, explains Excel notation, and reads national numbers in --region or DIAL_DEFAULT_REGION', { timeout: CLI_TEST_TIMEOUT_MS }, async () => {
     const [vanity, excel, national, withFlag, withSetting] = await Promise.all([
       dialerInProcess(['enqueue', '+1 555 CALL-NOW', '--campaign', 'cli-numbers']),

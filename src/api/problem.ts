@@ -25,6 +25,7 @@ export const PROBLEM_KINDS = {
   'body-too-large': { status: 413, title: 'The request body is too large' },
   'unsupported-media-type': { status: 415, title: 'Unsupported media type' },
   'invalid-call': { status: 422, title: 'The call cannot be enqueued' },
+  'invalid-move': { status: 422, title: 'The call cannot be moved to that time' },
   'reserved-key': { status: 422, title: 'The body holds a key that is never accepted (__proto__, constructor.prototype)' },
   'rate-limited': { status: 429, title: 'Too many requests for this token' },
   'auth-rate-limited': { status: 429, title: 'Too many failed authentications from this address' },

@@ -504,5 +504,8 @@ describe('POST /v1/campaigns/{id}/calls/move (by key, as `dialer move --key`)', 
     const callId = String(body(await post({ phone_number: nextNumber(), campaign_id: 'api-move', at: new Date(Date.now() + HOUR_MS).toISOString() })).call_id);
     const far = problem(await call(api.url, 'POST', `/v1/calls/${callId}/move`, { token: 'admin', body: { at: new Date(Date.now() + 100 * 24 * HOUR_MS).toISOString() } }), 422);
     expect(far.errors).toEqual([{ pointer: '/at', detail: expect.stringMatching(/^at: /) }]);
+    // a move's refusal is titled as a move, not as an enqueue
+    expect(far.type).toBe('urn:dialer:problem:invalid-move');
+    expect(far.title).toBe('The call cannot be moved to that time');
   });
 });

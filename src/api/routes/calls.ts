@@ -165,7 +165,7 @@ async function moveAnswer(ctx: ApiContext, target: MoveTarget, at: string): Prom
   try {
     result = await moveCallTo(ctx.redis, ctx.prefix, ctx.clock, target, { at }, ctx.timeZone, SCHEDULE_FIELDS);
   } catch (err) {
-    if (err instanceof InvalidInputError) throw new ApiProblem('invalid-call', err.message, { errors: [{ pointer: '/at', detail: err.message }] });
+    if (err instanceof InvalidInputError) throw new ApiProblem('invalid-move', err.message, { errors: [{ pointer: '/at', detail: err.message }] });
     throw err;
   }
   switch (result.status) {

@@ -9,6 +9,7 @@ import { startResultsWorker } from '../results/resultsWorker.js';
 import { startScheduleWorker } from '../schedules/callSchedules.js';
 import type { Worker } from 'bullmq';
 import { action, cliContext, exitWithError, redisAwayError, requireRedis } from './cliContext.js';
+import { listenSettingError } from './listenErrors.js';
 
 /** Past the ringing timeout, a drain still running is stuck (Redis gone, a job that never ends): the process exits. */
 const DRAIN_MARGIN_MS = MINUTE;
@@ -17,7 +18,11 @@ const DRAIN_MARGIN_MS = MINUTE;
 async function processMetrics(config: DialerConfig, logger: Logger): Promise<{ metrics: DialerMetrics; server: MetricsServer | undefined }> {
   const metrics = createDialerMetrics({ processMetrics: true });
   if (config.metricsPort === undefined) return { metrics, server: undefined };
-  const server = await startMetricsServer(metrics.registry, config.metricsPort, config.metricsHost);
+  const { metricsPort: port, metricsHost: host } = config;
+  const server = await startMetricsServer(metrics.registry, port, host).catch((err: unknown) => {
+    // a port in use (or not allowed) is the settings' problem (exit 2), named by the setting to change
+    throw listenSettingError(err, { port: { name: 'METRICS_PORT', value: port }, host: { name: 'METRICS_HOST', value: host } }) ?? err;
+  });
   logger.info({ host: server.host, port: server.port }, 'metrics served on /metrics');
   return { metrics, server };
 }

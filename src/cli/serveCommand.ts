@@ -3,6 +3,7 @@ import { ApiRedisUnreachableError, startApiServer } from '../api/server.js';
 import { logProcessWarnings } from '../core/logger.js';
 import { handleShutdownSignals } from '../core/shutdownSignals.js';
 import { action, cliContext, redisUnavailable } from './cliContext.js';
+import { listenSettingError } from './listenErrors.js';
 
 /** `serve`: the HTTP API (src/api) on API_HOST:API_PORT; the first SIGTERM/SIGINT drains requests, a second cuts them. */
 export function registerServeCommand(program: Command): void {
@@ -15,7 +16,9 @@ export function registerServeCommand(program: Command): void {
         logProcessWarnings(logger);
         const server = await startApiServer({ config, logger }).catch((err: unknown) => {
           // the one line and exit code (4) every command gives when Redis is away
-          throw err instanceof ApiRedisUnreachableError ? redisUnavailable(err.redisUrl, err.cause) : err;
+          if (err instanceof ApiRedisUnreachableError) throw redisUnavailable(err.redisUrl, err.cause);
+          // a port in use (or not allowed) is the settings' problem (exit 2), named by the setting to change
+          throw listenSettingError(err, { port: { name: 'API_PORT', value: config.api.port }, host: { name: 'API_HOST', value: config.api.host } }) ?? err;
         });
         logger.info({ url: server.url, port: server.port, rateLimitPerSecond: config.api.rateLimitPerSecond }, 'API listening');
         handleShutdownSignals({ drain: () => server.close(), force: () => server.close({ force: true }) }, logger);

@@ -118,7 +118,7 @@ describe('counters from before `undialed` was kept', () => {
     // purging the old canceled calls (records written before `dialed` was kept) takes them out of the seeded count
     for (const id of ['old-canceled-1', 'old-canceled-2']) await f.redis.hdel(f.store.keys.callRecord(old, id), 'dialed');
     // a call still queued keeps the campaign (and its counters) through the purge
-    await f.store.createCalls(old, [{ callId: 'still-queued', campaignId: old, phoneNumber: '+14155550124', metadata: {} }]);
+    await f.store.createCalls(old, [{ callId: 'still-queued', phoneNumber: '+14155550124', metadata: {} }]);
     await purgeCalls(f.redis, prefix, { campaignId: old, before: Number.MAX_SAFE_INTEGER });
     expect((await f.store.counters(old)).undialed).toBe(0);
   });

@@ -6,16 +6,33 @@ import { CallStore } from '../core/callStore.js';
 import type { DialerConfig } from '../core/config.js';
 import { errorCode, errorMessage, InvalidInputError } from '../core/errors.js';
 import { idSchema } from '../core/queues.js';
-import { systemClock } from '../core/time.js';
+import { DURATION_FORMS, HOUR, parseDuration, systemClock } from '../core/time.js';
 import { campaignCsv, campaignReport, formatCampaignReport } from '../results/campaignReport.js';
 import { shownCampaignSettings } from '../results/report/campaignSettings.js';
 import { MAX_HTML_ROWS, renderHtmlReport, type NumberDisplay } from '../results/report/htmlReport.js';
-import { WatchReader, runWatch } from '../results/report/watchView.js';
+import { WATCH_REFRESH_MS, WatchReader, runWatch } from '../results/report/watchView.js';
 import { requireCampaign } from './campaignNames.js';
 import { action, cliContext, withRedis } from './cliContext.js';
 
 /** Call lines in the table view; `--json` and `--csv` list every call. */
 const TABLE_CALL_LINES = 50;
+/** `--refresh` bounds: faster than this only adds Redis reads nobody can follow; slower is no longer a live view. */
+const MIN_WATCH_REFRESH_MS = 100;
+const MAX_WATCH_REFRESH_MS = HOUR;
+
+/**
+ * `--refresh` as milliseconds: WATCH_REFRESH_MS (a second) when not given, else a duration within the bounds above.
+ * Throws InvalidInputError naming the flag.
+ */
+export function watchRefreshMs(text: string | undefined): number {
+  if (text === undefined) return WATCH_REFRESH_MS;
+  const ms = parseDuration(text);
+  if (ms === undefined) throw new InvalidInputError(`--refresh: expected a duration such as ${DURATION_FORMS}, got "${text}"`);
+  if (ms < MIN_WATCH_REFRESH_MS || ms > MAX_WATCH_REFRESH_MS) {
+    throw new InvalidInputError(`--refresh: "${text}" is outside ${MIN_WATCH_REFRESH_MS}ms to ${MAX_WATCH_REFRESH_MS / HOUR}h`);
+  }
+  return ms;
+}
 
 /** `report --campaign ID [--json | --csv | --html FILE [--full-numbers] | --watch]`. */
 export function registerReportCommand(program: Command): void {
@@ -28,17 +45,20 @@ export function registerReportCommand(program: Command): void {
     .option('--html <file>', 'write one self-contained page (figures, outcomes over time, settings, searchable call table); numbers masked')
     .option('--full-numbers', 'with --html: write phone numbers whole instead of masked (+1 ••••••0123)')
     .option('--watch', 'follow the campaign live (redrawn every second) until every call has ended, or Ctrl-C')
+    .option('--refresh <duration>', 'with --watch: redraw this often instead of every second (250ms, 2s, 1m)')
     .action(
-      action(async (opts: { campaign: string; json?: boolean; csv?: boolean; html?: string; fullNumbers?: boolean; watch?: boolean }) => {
+      action(async (opts: { campaign: string; json?: boolean; csv?: boolean; html?: string; fullNumbers?: boolean; watch?: boolean; refresh?: string }) => {
         const campaign = idSchema.safeParse(opts.campaign);
         if (!campaign.success) throw new InvalidInputError(`--campaign: ${campaign.error.issues[0]?.message ?? 'invalid'}`);
         const modes = (['json', 'csv', 'html', 'watch'] as const).filter((m) => opts[m] !== undefined && opts[m] !== false);
         if (modes.length > 1) throw new InvalidInputError(`use one of --json, --csv, --html, --watch, not ${modes.map((m) => `--${m}`).join(' and ')}`);
         if (opts.fullNumbers && opts.html === undefined) throw new InvalidInputError('--full-numbers goes with --html');
+        if (opts.refresh !== undefined && !opts.watch) throw new InvalidInputError('--refresh goes with --watch');
+        const refreshMs = watchRefreshMs(opts.refresh);
         const campaignId = campaign.data;
         const { config } = cliContext();
         if (opts.watch) {
-          await watchCampaign(config, campaignId);
+          await watchCampaign(config, campaignId, refreshMs);
           return;
         }
         const output = await withRedis(config, async (redis) => {
@@ -81,10 +101,11 @@ async function writeHtml(store: CallStore, campaignId: string, view: CampaignVie
 }
 
 /**
- * `--watch`: redraws until every call has ended or Ctrl-C / SIGTERM, then restores the terminal. On a terminal the
- * frame is redrawn in place; piped, frames are printed one after another.
+ * `--watch`: redraws every `refreshMs` (`--refresh`, a second by default) until every call has ended or Ctrl-C /
+ * SIGTERM, then restores the terminal. On a terminal the frame is redrawn in place; piped, frames are printed one
+ * after another.
  */
-async function watchCampaign(config: DialerConfig, campaignId: string): Promise<void> {
+async function watchCampaign(config: DialerConfig, campaignId: string, refreshMs: number): Promise<void> {
   const stop = new AbortController();
   const onSignal = () => stop.abort();
   process.once('SIGINT', onSignal);
@@ -97,7 +118,7 @@ async function watchCampaign(config: DialerConfig, campaignId: string): Promise<
       // the outbound cap shown is the one the consumers published, not this shell's DIAL_MAX_ACTIVE_CALLS
       const reader = new WatchReader(redis, store, campaigns, campaignId, { prefix: config.queuePrefix, timeZone: config.dial.timeZone }, systemClock);
       const output = { isTTY: process.stdout.isTTY === true, write: (text: string) => void process.stdout.write(text) };
-      await runWatch({ read: () => reader.read(), output, signal: stop.signal, timeZone: config.dial.timeZone });
+      await runWatch({ read: () => reader.read(), output, signal: stop.signal, timeZone: config.dial.timeZone, refreshMs });
     });
   } finally {
     process.off('SIGINT', onSignal);

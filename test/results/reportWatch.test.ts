@@ -5,33 +5,40 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CampaignStore } from '../../src/campaigns/campaignStore.js';
-import { systemClock } from '../../src/core/time.js';
+import { watchRefreshMs } from '../../src/cli/reportCommand.js';
+import { InvalidInputError } from '../../src/core/errors.js';
+import { SECOND, systemClock } from '../../src/core/time.js';
 import { isDone, runWatch, type WatchSnapshot } from '../../src/results/report/watchView.js';
 import { startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
 import { startCli } from '../helpers/runCli.js';
 
 const CALLS = 8;
 const CAP = 2;
+/** How long each call rings: several frames fall within one call, so a frame shows calls ringing. */
+const RING_MS = 400;
+/** The view's refresh (`--refresh`; a second by default): frames come this often, whatever the interval. */
+const REFRESH = '100ms';
 let p: TestPipeline;
 
 beforeAll(async () => {
-  // every call rings 1.5 s and is busy, once: calls go 2 at a time (the campaign's cap), the others held meanwhile
-  p = await startTestPipeline('report-watch', { dialers: 0, network: { default: { type: 'busy', afterMs: 1500 } }, env: { DIAL_MAX_ATTEMPTS: '1', DIAL_RINGING_TIMEOUT_S: '5' } });
+  // every call rings RING_MS and is busy, once: calls go 2 at a time (the campaign's cap), the others held meanwhile
+  p = await startTestPipeline('report-watch', { dialers: 0, network: { default: { type: 'busy', afterMs: RING_MS } }, env: { DIAL_MAX_ATTEMPTS: '1', DIAL_RINGING_TIMEOUT_S: '5' } });
 });
 afterAll(async () => {
   await p.close();
 });
 
 describe('report --watch', () => {
-  it('follows a running campaign once a second: progress, calls ringing, calls held at its cap and why; exits when every call has ended', async () => {
+  it('follows a running campaign at its refresh interval (a second unless --refresh): progress, calls ringing, calls held at its cap and why; exits when every call has ended', async () => {
     await new CampaignStore(p.redis, p.config.queuePrefix, systemClock).create({ id: 'watched', max_active_calls: CAP });
     for (let i = 0; i < CALLS; i++) await p.enqueue({ phoneNumber: `+1415555${String(2000 + i)}`, campaignId: 'watched' });
-    const watch = startCli(['report', '--campaign', 'watched', '--watch'], p.env);
+    const watch = startCli(['report', '--campaign', 'watched', '--watch', '--refresh', REFRESH], p.env);
     await p.startDialer();
     const run = await watch.done;
     expect(run.code, run.stderr).toBe(0);
     const frames = run.stdout.trim().split('\n\n');
-    expect(frames.length).toBeGreaterThanOrEqual(4); // 8 calls, 2 at a time, 1.5 s each: about 6 s
+    // 8 calls, 2 at a time, each round held back about a second (the consumer's recheck of a full cap): 3 s and more
+    expect(frames.length).toBeGreaterThanOrEqual(10);
     expect(frames[0]).toMatch(/^campaign watched · active · \d\d:\d\d:\d\d$/m);
     expect(frames.at(-1)).toContain(`] ${CALLS}/${CALLS} ended (100.0 %), 0 pending`);
     expect(frames.at(-1)).toContain(`outcomes: busy ${CALLS}`);
@@ -44,6 +51,15 @@ describe('report --watch', () => {
     expect(run.stdout).toMatch(/last minute: \d+ dials sent, \d+ calls ended/);
     expect(frames.at(-1)).toContain(`last minute: ${CALLS} dials sent, ${CALLS} calls ended`);
   }, 60_000);
+});
+
+describe('report --watch --refresh', () => {
+  it('redraws every second unless told otherwise, and refuses an interval it cannot read or outside 100ms to 1h', () => {
+    expect(watchRefreshMs(undefined)).toBe(SECOND);
+    expect(watchRefreshMs('250ms')).toBe(250);
+    expect(watchRefreshMs('2s')).toBe(2 * SECOND);
+    for (const bad of ['soon', '10ms', '2h']) expect(() => watchRefreshMs(bad)).toThrow(InvalidInputError);
+  });
 });
 
 describe('runWatch on a terminal', () => {

@@ -58,6 +58,11 @@ export interface DialDeps {
   logger: Logger;
   /** The call's campaign's own rate, when it has one: claimDial holds it at the start together with DIAL_CPS. */
   campaignRate?: CampaignDialRate;
+  /**
+   * Epoch ms past which the call is not started (its campaign's end or its own expiry, whichever comes first): its
+   * gates passed before, but the wait for a CPS slot can carry it past. Checked in the claim, at Redis' time.
+   */
+  notAfterMs?: number;
 }
 
 /** What makes this process the one that may dial: the job's BullMQ lock, and signals that end its claim to it. */
@@ -88,8 +93,11 @@ export const CPS_HOLD_RECORD_MS = SECOND;
 export type DialAttemptResult =
   | { status: 'answered'; room: string; participantIdentity: string; recovered: boolean }
   | { status: 'already_ended' }
-  /** Stopped while waiting for a CPS slot (the consumer is draining): nothing rang, the attempt is not spent. */
-  | { status: 'not_started'; room: string }
+  /**
+   * Stopped before its dial: the consumer is draining, or (`pastEnd`) the call's campaign ended or the call expired
+   * while it waited for its CPS slot. Nothing rang, the attempt is not spent; the gates decide at the next run.
+   */
+  | { status: 'not_started'; room: string; pastEnd?: boolean }
   /**
    * The job's lock lapsed and another consumer may hold it, or the record moved on under this run: this process must
    * not dial nor touch the room. If it still holds the job after all (a lock renewal that failed for a moment), the
@@ -343,6 +351,10 @@ async function placeCall(
   const notClaimed = async (claim: Exclude<ClaimOutcome, ClaimedStart>): Promise<PlaceCallResult | 'new_slot'> => {
     if (claim === 'backoff') return 'new_slot';
     if (claim === 'stopped') return stopped();
+    if (claim === 'past_end') {
+      log.info({ room, notAfterMs: deps.notAfterMs }, 'the campaign ended or the call expired while it waited for its dial slot; not dialing');
+      return { status: 'not_started', room, pastEnd: true };
+    }
     owned = false;
     if (claim === 'not_dialing') {
       const now = await deps.store.get(job.campaignId, job.callId);
@@ -359,6 +371,11 @@ async function placeCall(
     while (claimed === undefined) {
       const { waitMs } = await deps.limiter.reserve();
       const slotDue = performance.now() + waitMs;
+      if (deps.notAfterMs !== undefined && deps.clock.now() + waitMs > deps.notAfterMs) {
+        // its slot comes after its campaign's end or its expiry: no agent is dispatched for it (the claim would refuse)
+        log.info({ room, notAfterMs: deps.notAfterMs, waitMs: Math.round(waitMs) }, 'the dial slot comes after the campaign end or the call expiry; not dialing');
+        return { status: 'not_started', room, pastEnd: true };
+      }
       if (waitMs >= CPS_HOLD_RECORD_MS) hooks?.onCpsWait(waitMs);
       timing.slotDue = performance.timeOrigin + slotDue;
       if (dispatchId !== undefined && waitMs > DISPATCH_LEAD_MS + REDISPATCH_AFTER_MS && lateSlots > 0) {
@@ -502,7 +519,7 @@ interface ClaimedStart {
   askedAt: number;
   window: DialStartWindow;
 }
-type ClaimOutcome = ClaimedStart | 'backoff' | 'stopped' | 'lost' | 'not_dialing';
+type ClaimOutcome = ClaimedStart | 'backoff' | 'stopped' | 'lost' | 'not_dialing' | 'past_end';
 
 /**
  * Claims the call's start (claimDial.lua), waiting while the rolling CPS window is full or a platform back-off runs.
@@ -528,7 +545,7 @@ async function claimStart(
     timing.askedAt = performance.timeOrigin + asked;
     timing.tries += 1;
     if (timing.firstAsk === 0) timing.firstAsk = timing.askedAt;
-    const claim = await deps.store.claimDial(job.campaignId, job.callId, attempt, lock, deps.backoff.key, window);
+    const claim = await deps.store.claimDial(job.campaignId, job.callId, attempt, lock, deps.backoff.key, window, deps.notAfterMs);
     switch (claim.status) {
       case 'ok': {
         const tookMs = performance.now() - asked;
@@ -552,6 +569,8 @@ async function claimStart(
         return 'lost';
       case 'not_dialing':
         return 'not_dialing';
+      case 'past_end':
+        return 'past_end';
     }
   }
   return 'stopped';

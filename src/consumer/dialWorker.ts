@@ -53,6 +53,15 @@ function foreignAttemptsMade(data: unknown): number {
 /** A job this consumer may no longer own goes back to wait this long, for a fresh run to decide (no attempt spent). */
 const REQUEUE_DELAY_MS = SECOND;
 
+/**
+ * The moment past which a call that passed its gates is still not dialed: its campaign's `ends_at` or its own expiry,
+ * whichever comes first (dialAttempt checks it in the claim, since the wait for a CPS slot can outlast either).
+ */
+function notAfter(call: CallJob, campaign: Campaign | undefined): { notAfterMs?: number } {
+  const ends = [campaign?.ends_at ? Date.parse(campaign.ends_at) : undefined, call.expiresAt].filter((t): t is number => t !== undefined);
+  return ends.length > 0 ? { notAfterMs: Math.min(...ends) } : {};
+}
+
 /** A call held back by a full cap on calls in progress goes back to wait this long before it asks again. */
 const ACTIVE_CAP_RECHECK_MS = SECOND;
 
@@ -399,6 +408,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
         ...deps,
         ...(campaign?.trunk_id ? { trunkId: campaign.trunk_id } : {}),
         ...(cps !== undefined ? { campaignRate: { logKey: campaignRate.dialLogKey(call.campaignId), cps } } : {}),
+        ...notAfter(call, campaign),
       };
       const hooks = cpsHoldHooks(call, log);
       result = await dialAttempt(call, attempt, callDeps, log, { lock, draining: draining.signal, lockLost }, hooks);
@@ -424,6 +434,10 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     switch (result.status) {
       case 'not_started':
         await store.endAttempt(call.campaignId, call.callId, attempt, 'waiting_retry', { result: 'not_started' });
+        if (result.pastEnd) {
+          // its campaign ended or it expired while it waited for its slot: the gates end it at the next run
+          return waitWithoutAttempt(job, token, REQUEUE_DELAY_MS);
+        }
         log.info('consumer draining before a CPS slot came up; call returned to the queue');
         throw Worker.RateLimitError(); // back to waiting, attempt not spent
       case 'lost_ownership':

@@ -148,7 +148,9 @@ export type DialClaim =
   | { status: 'backoff'; waitMs: number }
   | { status: 'window_full'; waitMs: number }
   /** The call's campaign already started its own rate's worth of calls in its rolling window: try again in `waitMs`. */
-  | { status: 'campaign_full'; waitMs: number };
+  | { status: 'campaign_full'; waitMs: number }
+  /** The call's campaign ended, or the call expired, before this start (`notAfterMs`): it is not dialed. */
+  | { status: 'past_end' };
 
 export interface AttemptResult {
   result: string;
@@ -371,7 +373,8 @@ export class CallStore {
    * The last step before CreateSIPParticipant: marks attempt `attempt` as sent and records the dial start in the
    * DIAL_CPS window, atomically checking that `lock.token` still holds the dial job's BullMQ lock (`lock.key`), that no
    * platform back-off (`backoffKey`) runs, that the call is dialing this attempt and was not sent before, and that the
-   * rolling window has room. Only an `ok` may dial; see claimDial.lua.
+   * rolling window has room (and the campaign's own, `window.campaign`), and that it is not past `notAfterMs` (epoch ms:
+   * the campaign's end or the call's expiry, whichever comes first). Only an `ok` may dial; see claimDial.lua.
    */
   async claimDial(
     campaignId: string,
@@ -380,13 +383,17 @@ export class CallStore {
     lock: { key: string; token: string },
     backoffKey: string,
     window: DialStartWindow,
+    notAfterMs?: number,
   ): Promise<DialClaim> {
     const keys = [this.keys.callRecord(campaignId, callId), lock.key, backoffKey, window.logKey];
     const args: ScriptArg[] = [attempt, lock.token, this.clock.now(), window.limit, window.windowUs, window.member, window.keepUs];
     if (window.campaign) {
       keys.push(window.campaign.logKey);
       args.push(window.campaign.limit, window.campaign.windowUs);
+    } else {
+      args.push('', '');
     }
+    args.push(notAfterMs ?? '');
     const [status, n] = await scripts.claimDial.run(this.redis, keys, args);
     switch (status) {
       case 'ok':
@@ -396,6 +403,8 @@ export class CallStore {
       case 'not_dialing':
         return { status };
       case 'already_sent':
+        return { status };
+      case 'past_end':
         return { status };
       case 'backoff':
         return { status, waitMs: Number(n) };

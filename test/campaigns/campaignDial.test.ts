@@ -26,6 +26,9 @@ function reportHangups(sim: LiveKitSim, r: ResultReporter, campaignId: string): 
   });
 }
 
+
+/** How late the in-process simulator may stamp a dial on a loaded machine (its handler runs after other work). */
+const STAMP_MARGIN_MS = 500;
 describe('campaign settings at the dialer', () => {
   it('honours a lowered cap of calls in progress within a second', async () => {
     const campaignId = 'cap-lowered';
@@ -78,6 +81,25 @@ describe('campaign settings at the dialer', () => {
     const ramp = (s: number) => Math.floor(1 + (7 * Math.min(1, (s + 1) / 4)));
     perSecond.forEach((n, s) => expect(n, `second ${s}: ${perSecond.join(',')}`).toBeLessThanOrEqual(ramp(s) + 1));
     expect(Math.max(...perSecond.slice(4))).toBeGreaterThanOrEqual(5);
+  });
+
+  it('does not dial a call past its campaign end while it waited for its DIAL_CPS slot, and ends it expired', async () => {
+    const campaignId = 'ending-slots';
+    // one call a second for everyone: five calls pass the campaign's gates at once, their slots run to 4 s
+    pipeline = await startTestPipeline('campaign-end-slots', { env: { DIAL_CPS: '1' }, network: { default: { type: 'answer', afterMs: 20, hangupAfterMs: 50 } } });
+    const p = pipeline;
+    reporter = new ResultReporter(p.redis, p.config.queuePrefix);
+    reportHangups(p.sim, reporter, campaignId);
+    const endsAt = Date.now() + 1500;
+    await new CampaignStore(p.redis, p.config.queuePrefix, systemClock).create({ id: campaignId, ends_at: new Date(endsAt).toISOString() });
+    const { enqueued } = await p.producer.enqueueCalls(numbers(5, 300).map((phoneNumber) => ({ phoneNumber, campaignId })));
+    const records = [];
+    for (const { callId } of enqueued) records.push(await p.waitForOutcome(campaignId, callId, 30_000));
+    const expired = records.filter((r) => r.outcome === 'expired');
+    expect(expired.length).toBeGreaterThanOrEqual(2);
+    // the claim refuses a start past the end at Redis' time; the margin is for this loaded process's late stamps
+    for (const c of p.sim.calls) expect(c.receivedAt).toBeLessThan(endsAt + STAMP_MARGIN_MS);
+    expect(p.sim.calls.length + expired.length).toBe(5);
   });
 
   it('ends the calls not placed by the campaign end as expired', async () => {

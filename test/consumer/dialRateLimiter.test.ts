@@ -97,6 +97,17 @@ describe('claimDial: the hard limit at the moment a start is claimed', () => {
     expect(again.status).toBe('window_full');
   });
 
+  it("refuses a start past the call's end (its campaign's end or its expiry) at Redis' time, and counts nothing", async () => {
+    const limiter = new DialRateLimiter(redis, `${prefix}:dialer:{ended}:window`, 5);
+    const lock = await dialingCall('past-end');
+    const window = limiter.startWindow();
+    expect(await store.claimDial(campaignId, 'past-end', 1, lock, backoffKey, window, Date.now() - 1)).toEqual({ status: 'past_end' });
+    expect(await redis.zcard(window.logKey)).toBe(0);
+    expect(await store.get(campaignId, 'past-end')).not.toHaveProperty('dialSentAttempt', 1);
+    // before the end it is claimed as usual
+    expect(await store.claimDial(campaignId, 'past-end', 1, lock, backoffKey, limiter.startWindow(), Date.now() + 60_000)).toEqual({ status: 'ok' });
+  });
+
   it('bounds the time from a claim to its send below the window margin', () => {
     // a claim's reply later than this is not sent (dialAttempt); the rest of the margin is the HTTP path and network
     expect(CLAIM_TO_SEND_MAX_MS).toBeLessThan(WINDOW_SAFETY_MARGIN_MS);

@@ -17,11 +17,14 @@
 -- global pacing did to the order of its calls (its gate, campaignRate.ts, only paces them towards this point).
 -- KEYS[1] call record, KEYS[2] the job's lock key, KEYS[3] the platform back-off key, KEYS[4] the dial-start log,
 -- KEYS[5] (optional) the campaign's dial-start log.
+-- A call whose campaign ends, or which itself expires, is not started past that moment (ARGV[10], epoch ms at Redis'
+-- time; '' = no end): a call that passed its gates before the end may wait seconds for its CPS slot.
 -- ARGV[1] attempt, ARGV[2] lock token, ARGV[3] now (ms, for the record), ARGV[4] limit, ARGV[5] window µs,
--- ARGV[6] unique member, ARGV[7] keep µs, ARGV[8] the campaign's limit, ARGV[9] the campaign's window µs.
+-- ARGV[6] unique member, ARGV[7] keep µs, ARGV[8] the campaign's limit, ARGV[9] the campaign's window µs ('' for
+-- both without KEYS[5]), ARGV[10] the moment past which the call is not started ('' = none).
 -- Returns {status, n}: {'ok', 0}, {'lost_lock', 0}, {'backoff', remaining ms}, {'not_dialing', 0},
 -- {'already_sent', 0}, {'window_full', µs until the window has room}, {'campaign_full', µs until the campaign's
--- window has room}.
+-- window has room}, {'past_end', 0}.
 if redis.call('GET', KEYS[2]) ~= ARGV[2] then return { 'lost_lock', 0 } end
 local backoff = redis.call('PTTL', KEYS[3])
 if backoff > 0 then return { 'backoff', backoff } end
@@ -34,6 +37,8 @@ local window = tonumber(ARGV[5])
 local keep = math.max(tonumber(ARGV[7]), window)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local notAfter = tonumber(ARGV[10] or '')
+if notAfter and now > notAfter * 1000 then return { 'past_end', 0 } end
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', string.format('%d', now - keep))
 local from = string.format('(%d', now - window)
 if redis.call('ZCOUNT', KEYS[4], from, '+inf') >= limit then

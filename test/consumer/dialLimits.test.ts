@@ -45,7 +45,7 @@ describe('dial limits and crash safety', () => {
     await waitFor(() => (p.sim.calls.filter((c) => c.result === 'answered').length >= list.length ? true : undefined), 20_000);
     const stalls = probe.stop();
     const starts = p.sim.calls.map((c) => c.receivedAt);
-    expect(overLimitWindowsUnexplained(starts, 1000, 10, stalls, STAMP_AFTER_STALL_SLACK_MS)).toEqual([]);
+    expect(overLimitWindowsUnexplained(starts, 1000, 10, stalls, STAMP_AFTER_STALL_SLACK_MS), `stalls: ${JSON.stringify(stalls)}`).toEqual([]);
     // 40 starts evenly spaced at 10/s span 39 intervals (3.9 s; the pacing uses 96.6 % of the limit). When this
     // process stalls (other test files on 2 cores) calls that wake too late for their slot take a new one, so the
     // rate here depends on the machine's load: 0.97 alone, 0.49 with six test files at once. This test asks only that

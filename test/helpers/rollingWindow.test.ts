@@ -20,6 +20,12 @@ describe('over-limit rolling windows', () => {
     expect(overLimitWindowsUnexplained(starts, 1000, 10, [{ start: T + 940, end: T + 1005 }], 20)).toEqual([]);
   });
 
+  it("excuses a stamp taken up to the stall's own length after a long stall (the loop works off what piled up first)", () => {
+    const starts = [T + 1060, ...every(10, 100, T + 1070)];
+    expect(overLimitWindowsUnexplained(starts, 1000, 10, [{ start: T + 900, end: T + 1000 }], 20)).toEqual([]);
+    expect(overLimitWindowsUnexplained(starts, 1000, 10, [{ start: T + 990, end: T + 1000 }], 20)).toEqual([starts]);
+  });
+
   it('does not excuse a window because of a stall far from its stamps', () => {
     const starts = every(11, 90);
     expect(overLimitWindowsUnexplained(starts, 1000, 10, [{ start: T - 5000, end: T - 4900 }], 20)).toEqual([starts]);

@@ -42,9 +42,11 @@ export function watchLoopStalls(minMs: number): { stop(): LoopStall[] } {
 
 /**
  * The rolling windows [t, t + windowMs) holding more than `limit` timestamps that a stall of the stamping loop cannot
- * explain: a window is explained when one of its timestamps was taken within `slackMs` after a stall ended (that
- * stamp may be late by the whole stall, so the request may belong to an earlier window). Each window is given by the
- * timestamps it holds. A limiter that really lets too many through leaves windows no stall explains.
+ * explain: a window is explained when one of its timestamps was taken soon after a stall ended, within `slackMs` or
+ * the stall's own length, whichever is longer (after a long stall the loop first works off what piled up: on a
+ * starved host, stamps came 30+ ms after the probe saw the stall end). Such a stamp may be late by the whole stall, so
+ * its request may belong to an earlier window. Each window is given by the timestamps it holds. A limiter that really
+ * lets too many through leaves windows no stall explains.
  */
 export function overLimitWindowsUnexplained(
   timestamps: readonly number[],
@@ -54,7 +56,7 @@ export function overLimitWindowsUnexplained(
   slackMs: number,
 ): number[][] {
   const sorted = [...timestamps].sort((a, b) => a - b);
-  const readAfterStall = (t: number) => stalls.some((s) => t >= s.end && t - s.end <= slackMs);
+  const readAfterStall = (t: number) => stalls.some((s) => t >= s.end && t - s.end <= Math.max(slackMs, s.end - s.start));
   const unexplained: number[][] = [];
   for (let start = 0; start < sorted.length; start++) {
     const from = sorted[start] as number;

@@ -116,7 +116,7 @@ describe('campaign settings at the dialer', () => {
     const expired = records.filter((r) => r.outcome === 'expired');
     expect(expired.length).toBeGreaterThanOrEqual(3);
     for (const r of expired) expect(r.reason).toMatch(/campaign ending ended at/);
-    for (const c of p.sim.calls) expect(c.receivedAt).toBeLessThan(endsAt + 200);
+    for (const c of p.sim.calls) expect(c.receivedAt).toBeLessThan(endsAt + STAMP_MARGIN_MS);
     expect(p.sim.calls.length + expired.length).toBe(6);
   });
 

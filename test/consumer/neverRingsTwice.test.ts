@@ -7,6 +7,7 @@ import { createLiveKitClients } from '../../src/core/livekitClients.js';
 import { CALLS_QUEUE } from '../../src/core/queues.js';
 import { dialAttempt, type DialDeps } from '../../src/consumer/dialAttempt.js';
 import { DialRateLimiter } from '../../src/consumer/dialRateLimiter.js';
+import { startDialWorker } from '../../src/consumer/dialWorker.js';
 import { PlatformBackoff } from '../../src/consumer/platformBackoff.js';
 import { UNAVAILABLE_UNKNOWN_REASON } from '../../src/consumer/attemptEnd.js';
 import { dialDepsFor, silentLogger, startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
@@ -324,22 +325,27 @@ describe('platform back-off', () => {
   });
 
   it('rings a callee once after a long queue-wide back-off: the call is dialed by one holder only, answered once', async () => {
-    // back-offs of 0.7, 1.4 and 2.8 s: each longer than the pacing of DIAL_CPS=2, the last over twice the lock's lifetime
-    const backoffMs = 700;
-    const lockMs = 1000;
+    // back-offs of 0.3, 0.6 and 1.2 s: each longer than the pacing of DIAL_CPS=4 (250 ms), the last over twice the
+    // lock's lifetime. The lock is 0.5 s, under DIAL_LOCK_DURATION_MS's floor of 1 s (which guards production against
+    // lapses on event-loop stalls; here a lapse is the very thing the call must survive): the consumer is given the
+    // config directly, every timing of the original scenario (1 s lock, 0.7/1.4/2.8 s back-offs, CPS 2) halved or so.
+    const backoffMs = 300;
+    const lockMs = 500;
     pipeline = await startTestPipeline('long-backoff', {
-      env: { DIAL_CPS: '2', DIAL_LOCK_DURATION_MS: String(lockMs), DIAL_PLATFORM_BACKOFF_MS: String(backoffMs) },
+      dialers: 0,
+      env: { DIAL_CPS: '4', DIAL_PLATFORM_BACKOFF_MS: String(backoffMs) },
     });
     const p = pipeline;
+    p.dialers.push(await startDialWorker({ config: { ...p.config, dial: { ...p.config.dial, lockDurationMs: lockMs } }, logger: silentLogger }));
     const number = freshNumber();
     p.sim.network.setBehavior(number, { platformFailures: 3, behavior: { type: 'answer', afterMs: 200 } });
     const callId = await p.enqueue({ phoneNumber: number, campaignId });
     await waitFor(async () => ((await p.store.get(campaignId, callId))?.state === 'in_call' ? true : undefined), 30_000, 'answered');
-    await new Promise((resolve) => setTimeout(resolve, 1500)); // a second dial would come within the lock's lifetime
+    await new Promise((resolve) => setTimeout(resolve, 1.5 * lockMs)); // a second dial would come within the lock's lifetime
     const calls = p.sim.calls.filter((c) => c.phoneNumber === number);
     expect(calls.map((c) => c.result)).toEqual(['failed', 'failed', 'failed', 'answered']);
     expect(calls.filter((c) => c.httpStatus === undefined || c.httpStatus < 500).map((c) => c.room)).toEqual([`call-${callId}-1`]);
-    // each try after a refusal waited out the doubling back-off (0.7 s, 1.4 s, 2.8 s), never a second request at once
+    // each try after a refusal waited out the doubling back-off (0.3 s, 0.6 s, 1.2 s), never a second request at once
     const gaps = calls.slice(1).map((c, i) => c.receivedAt - (calls[i]?.receivedAt ?? 0));
     gaps.forEach((gap, i) => expect(gap).toBeGreaterThanOrEqual(0.9 * backoffMs * 2 ** i));
     expect(gaps.at(-1)).toBeGreaterThan(2 * lockMs); // the premise: the last back-off outlived the job's lock twice over

@@ -86,6 +86,11 @@ export interface DialWorkerOptions {
   random?: () => number;
   /** Where attempts, dial times, ringing calls and held calls are counted. */
   metrics?: DialerMetrics;
+  /**
+   * How long a call held back by a full cap on calls in progress waits before it asks again, and so how soon an edited
+   * cap holds: ACTIVE_CAP_RECHECK_MS (a second) by default. Tests shorten it to run the same sequence faster.
+   */
+  capRecheckMs?: number;
 }
 
 /** What a dial job returns when it completes. */
@@ -137,6 +142,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
   const clock = options.clock ?? systemClock;
   const random = options.random ?? Math.random;
   const metrics = options.metrics;
+  const capRecheckMs = options.capRecheckMs ?? ACTIVE_CAP_RECHECK_MS;
   const logger = (options.logger ?? createLogger(config.logLevel)).child({ component: 'dial-worker' });
   // The agent's profiles (AGENT_PROFILES_FILE), read before anything opens: a broken file stops the start (ConfigError).
   const profiles = await loadProfileCatalog();
@@ -391,9 +397,9 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
       }
       if (wait.kind === 'campaign_full') {
         // outside the worker slot: other campaigns' calls may ring meanwhile; an edited cap holds at the next look
-        return applyGate({ kind: 'wait', delayMs: ACTIVE_CAP_RECHECK_MS, gate: 'campaign_cap', log: 'campaign at its cap of calls in progress; the call waits', details: { active: wait.active } });
+        return applyGate({ kind: 'wait', delayMs: capRecheckMs, gate: 'campaign_cap', log: 'campaign at its cap of calls in progress; the call waits', details: { active: wait.active } });
       }
-      if (wait.kind !== 'held') return waitWithoutAttempt(job, token, ACTIVE_CAP_RECHECK_MS);
+      if (wait.kind !== 'held') return waitWithoutAttempt(job, token, capRecheckMs);
       stopRenewing = keepLeaseAlive(leaseDeps.leases, call, leaseDeps.ttlMs, log);
     }
 

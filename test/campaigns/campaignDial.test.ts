@@ -3,7 +3,8 @@ import { CampaignStore } from '../../src/campaigns/campaignStore.js';
 import { ResultReporter } from '../../src/core/reportResult.js';
 import { systemClock } from '../../src/core/time.js';
 import type { LiveKitSim } from '../../src/sim/index.js';
-import { startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
+import { startDialWorker } from '../../src/consumer/dialWorker.js';
+import { silentLogger, startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
 import { waitFor } from '../helpers/waitFor.js';
 
 const numbers = (count: number, base: number) => Array.from({ length: count }, (_, i) => `+1415558${String(base + i).padStart(4, '0')}`);
@@ -29,12 +30,16 @@ function reportHangups(sim: LiveKitSim, r: ResultReporter, campaignId: string): 
 
 /** How late the in-process simulator may stamp a dial on a loaded machine (its handler runs after other work). */
 const STAMP_MARGIN_MS = 500;
+/** How often a call held by its campaign's full cap asks again in the lowered-cap test (ACTIVE_CAP_RECHECK_MS, 1 s, in production). */
+const CAP_RECHECK_MS = 200;
 describe('campaign settings at the dialer', () => {
-  it('honours a lowered cap of calls in progress within a second', async () => {
+  it('honours a lowered cap of calls in progress at its next look (a second by default)', async () => {
     const campaignId = 'cap-lowered';
-    // calls last 1.5 s: the first three end after the change has had a second to take effect, then the other three go one by one
-    pipeline = await startTestPipeline('campaign-cap', { network: { default: { type: 'answer', afterMs: 50, hangupAfterMs: 1500 } } });
+    // calls last 0.7 s: the first three end after the change has had a few looks to take effect, then the other three go one by one
+    pipeline = await startTestPipeline('campaign-cap', { dialers: 0, network: { default: { type: 'answer', afterMs: 50, hangupAfterMs: 700 } } });
     const p = pipeline;
+    // a held call asks again every CAP_RECHECK_MS instead of every second: the same sequence, faster
+    p.dialers.push(await startDialWorker({ config: p.config, logger: silentLogger, capRecheckMs: CAP_RECHECK_MS }));
     reporter = new ResultReporter(p.redis, p.config.queuePrefix);
     reportHangups(p.sim, reporter, campaignId);
     const campaigns = new CampaignStore(p.redis, p.config.queuePrefix, systemClock);
@@ -55,8 +60,8 @@ describe('campaign settings at the dialer', () => {
     for (const { callId } of enqueued) await p.waitForOutcome(campaignId, callId, 60_000);
 
     expect(Math.max(...dialsAt.map((d) => d.activeBefore))).toBeLessThanOrEqual(2); // never more than 3 at once
-    // a second after the change, a call rings only when no other call of the campaign is in progress
-    const late = dialsAt.filter((d) => d.at > loweredAt + 1000);
+    // two looks after the change, a call rings only when no other call of the campaign is in progress
+    const late = dialsAt.filter((d) => d.at > loweredAt + 2 * CAP_RECHECK_MS);
     expect(late.length).toBeGreaterThan(0);
     for (const dial of late) expect(dial.activeBefore).toBe(0);
   });
@@ -67,20 +72,23 @@ describe('campaign settings at the dialer', () => {
     const p = pipeline;
     reporter = new ResultReporter(p.redis, p.config.queuePrefix);
     reportHangups(p.sim, reporter, campaignId);
-    await new CampaignStore(p.redis, p.config.queuePrefix, systemClock).create({ id: campaignId, cps: 8, ramp: { from_cps: 1, over_s: 4 } });
+    // from 1 to 4 calls a second over 2 s: about 2, 3, then 4 a second; 10 calls reach the full rate in second 2
+    const ramp = { from_cps: 1, over_s: 2 };
+    const cps = 4;
+    await new CampaignStore(p.redis, p.config.queuePrefix, systemClock).create({ id: campaignId, cps, ramp });
     const started = Date.now();
-    const { enqueued } = await p.producer.enqueueCalls(numbers(30, 100).map((phoneNumber) => ({ phoneNumber, campaignId })));
+    const { enqueued } = await p.producer.enqueueCalls(numbers(10, 100).map((phoneNumber) => ({ phoneNumber, campaignId })));
     for (const { callId } of enqueued) await p.waitForOutcome(campaignId, callId, 60_000);
     const perSecond = new Array<number>(12).fill(0);
     for (const c of p.sim.calls) {
       const second = Math.floor((c.receivedAt - started) / 1000);
       if (second < perSecond.length) perSecond[second] = (perSecond[second] ?? 0) + 1;
     }
-    // second 0: about 1 (the ramp's start); by second 4 on, up to 8; never above where the ramp stands
+    // second 0: about 1 (the ramp's start); from second over_s on, up to cps; never above where the ramp stands
     expect(perSecond[0]).toBeLessThanOrEqual(2);
-    const ramp = (s: number) => Math.floor(1 + (7 * Math.min(1, (s + 1) / 4)));
-    perSecond.forEach((n, s) => expect(n, `second ${s}: ${perSecond.join(',')}`).toBeLessThanOrEqual(ramp(s) + 1));
-    expect(Math.max(...perSecond.slice(4))).toBeGreaterThanOrEqual(5);
+    const rampAt = (s: number) => Math.floor(ramp.from_cps + ((cps - ramp.from_cps) * Math.min(1, (s + 1) / ramp.over_s)));
+    perSecond.forEach((n, s) => expect(n, `second ${s}: ${perSecond.join(',')}`).toBeLessThanOrEqual(rampAt(s) + 1));
+    expect(Math.max(...perSecond.slice(ramp.over_s)), perSecond.join(',')).toBeGreaterThanOrEqual(cps - 1);
   });
 
   it('does not dial a call past its campaign end while it waited for its DIAL_CPS slot, and ends it expired', async () => {

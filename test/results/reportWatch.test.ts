@@ -8,7 +8,7 @@ import { CampaignStore } from '../../src/campaigns/campaignStore.js';
 import { watchRefreshMs } from '../../src/cli/reportCommand.js';
 import { InvalidInputError } from '../../src/core/errors.js';
 import { SECOND, systemClock } from '../../src/core/time.js';
-import { isDone, runWatch, type WatchSnapshot } from '../../src/results/report/watchView.js';
+import { isDone, runWatch, WatchReader, type WatchSnapshot } from '../../src/results/report/watchView.js';
 import { startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
 import { startCli } from '../helpers/runCli.js';
 
@@ -51,6 +51,23 @@ describe('report --watch', () => {
     expect(run.stdout).toMatch(/last minute: \d+ dials sent, \d+ calls ended/);
     expect(frames.at(-1)).toContain(`last minute: ${CALLS} dials sent, ${CALLS} calls ended`);
   }, 60_000);
+});
+
+describe('the watch counting dials', () => {
+  it("counts an attempt's dial once when its claim was taken back and made again (a new dialSentAt, the same attempt)", async () => {
+    const campaignId = 'watch-reclaimed';
+    const callId = 'reclaimed-1';
+    const identity = { callId, campaignId, phoneNumber: '+14155553300', metadata: {} };
+    await p.store.createCalls(campaignId, [identity]);
+    await p.store.beginAttempt(identity, 1, `call-${callId}-1`);
+    // claimDial's sent mark: the attempt and when
+    await p.redis.hset(p.store.keys.callRecord(campaignId, callId), 'dialSentAttempt', '1', 'dialSentAt', String(Date.now() - 10));
+    const reader = new WatchReader(p.redis, p.store, new CampaignStore(p.redis, p.config.queuePrefix, systemClock), campaignId, { prefix: p.config.queuePrefix, timeZone: 'UTC' }, systemClock);
+    expect((await reader.read()).lastMinute.dialed).toBe(1);
+    // what a stale claim leaves: the sent mark of the same attempt, written again a moment later (dialAttempt.ts)
+    await p.redis.hset(p.store.keys.callRecord(campaignId, callId), 'dialSentAt', String(Date.now() - 5));
+    expect((await reader.read()).lastMinute.dialed).toBe(1);
+  });
 });
 
 describe('report --watch --refresh', () => {

@@ -90,10 +90,13 @@ export class WatchReader {
   private readonly heldCalls: HeldCalls;
   private known = 0;
   private readonly ids: string[] = [];
-  /** The last `dialSentAt` seen per call not ended: a new value is a new dial. */
-  private readonly lastDialSeen = new Map<string, number>();
-  /** Times (epoch ms) of dials sent and calls ended, kept while they are within RATE_WINDOW_MS. */
-  private dialTimes: number[] = [];
+  /**
+   * When each attempt's dial went out (epoch ms), keyed `<call id>#<attempt>`, kept while within RATE_WINDOW_MS. One
+   * entry per attempt: a claim taken back and made again (its reply came too late to send, dialAttempt.ts) gives the
+   * attempt a new `dialSentAt` but is still one dial (counted once, at its latest time).
+   */
+  private readonly dialTimes = new Map<string, number>();
+  /** Times (epoch ms) of calls ended, kept while they are within RATE_WINDOW_MS. */
   private endTimes: number[] = [];
 
   constructor(
@@ -149,16 +152,12 @@ export class WatchReader {
         if (scoreErr) throw scoreErr;
         const [state, attempts, sentAttempt, sentAt, endedAt, updatedAt] = Array.isArray(fields) ? (fields as (string | null)[]) : [];
         const dialedAt = Number(sentAt);
-        if (sentAt && dialedAt > 0 && this.lastDialSeen.get(callId) !== dialedAt) {
-          this.lastDialSeen.set(callId, dialedAt);
-          this.dialTimes.push(dialedAt);
-        }
+        if (sentAt && dialedAt > 0 && sentAttempt) this.dialTimes.set(`${callId}#${sentAttempt}`, dialedAt);
         // the latest attempt's dial went out (claimDial marks it before its CreateSIPParticipant)
         const sent = sentAttempt !== null && sentAttempt !== undefined && sentAttempt === attempts;
         // a record gone (expired, purged) is over as far as this view goes
         if (state === null || state === undefined || state === 'terminal') {
           this.ended.add(callId);
-          this.lastDialSeen.delete(callId);
           // when it ended, as its record says (records from before endedAt was kept: their last update)
           const endMs = Number(endedAt ?? updatedAt);
           if (state === 'terminal' && endMs > 0) this.endTimes.push(endMs);
@@ -175,9 +174,10 @@ export class WatchReader {
       });
     }
     const since = now - RATE_WINDOW_MS;
-    this.dialTimes = this.dialTimes.filter((t) => t > since);
+    for (const [key, t] of this.dialTimes) if (t <= since) this.dialTimes.delete(key);
     this.endTimes = this.endTimes.filter((t) => t > since);
-    const lastMinute = { dialed: this.dialTimes.filter((t) => t <= now).length, ended: this.endTimes.filter((t) => t <= now).length };
+    const dialed = [...this.dialTimes.values()].filter((t) => t <= now).length;
+    const lastMinute = { dialed, ended: this.endTimes.filter((t) => t <= now).length };
     const global = published.kind === 'cap' ? { active: globalActive, cap: published.cap } : undefined;
     // a hold recorded for a call that has ended since (a crash between its end and the clearing) is not shown
     const recorded = new Map<RecordedReason, number>();

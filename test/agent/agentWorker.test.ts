@@ -144,7 +144,9 @@ describe('dialer agent start against the simulator', () => {
       } finally {
         await calls.close();
       }
-      expect(sim.calls.filter((c) => c.phoneNumber === number)).toHaveLength(1);
+      // rung once at most: on a loaded host the agent's failure can end the call before the consumer's claim, which
+      // then finds it ended and dials nothing (either order is one outcome)
+      expect(sim.calls.filter((c) => c.phoneNumber === number).length).toBeLessThanOrEqual(1);
       expect((await results.all()).filter((r) => r.callId === callId)).toHaveLength(1);
     } finally {
       await dialer.close();

@@ -13,12 +13,12 @@
  * hangs up (deletes the room): one outcome, retried like any failed attempt.
  */
 import { JobStatus, ParticipantInfo_Kind } from '@livekit/protocol';
-import type { AgentDispatchClient, RoomServiceClient } from 'livekit-server-sdk';
+import { ServerError, type AgentDispatchClient, type RoomServiceClient } from 'livekit-server-sdk';
 import type { CallStore } from '../core/callStore.js';
 import { errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { terminalTransition, type CallResult } from '../core/outcomes.js';
-import type { Clock } from '../core/time.js';
+import { MINUTE, SECOND, type Clock } from '../core/time.js';
 import type { DialAttemptResult } from './dialAttempt.js';
 
 /** How often the room is looked at again while no agent is there. */
@@ -210,11 +210,43 @@ export async function requireAgentAfterAnswer(result: DialAttemptResult, attempt
     await deps.store.applyTransition(outcome, terminalTransition(outcome));
     await deps.report(outcome);
   }
-  try {
-    await deps.rooms.deleteRoom(result.room);
-  } catch (err) {
-    // the callee then hears silence until LiveKit closes the room; the record already says how the attempt ended
-    log.error({ err: errorMessage(err), room: result.room }, 'could not delete the room of an answered call without an agent');
+  if (await hangUp(deps, result.room, log)) {
+    return { status: 'failed', room: result.room, end: { kind: 'retry', outcome: 'failed', reason: NO_AGENT_REASON } };
   }
-  return { status: 'failed', room: result.room, end: { kind: 'retry', outcome: 'failed', reason: NO_AGENT_REASON } };
+  // The callee may still be on the line: another attempt would ring them while they hold the first one. The call ends.
+  return { status: 'failed', room: result.room, end: { kind: 'final', outcome: 'failed', reason: NO_AGENT_HANGUP_FAILED_REASON } };
+}
+
+/** LiveKit's answer to deleting a room that is already gone. */
+const HTTP_NOT_FOUND = 404;
+/** How often a hang-up LiveKit refused (or did not answer) is tried again. */
+export const HANGUP_RETRY_MS = SECOND;
+/** How long a hang-up is tried before the call is given up as possibly still connected (a LiveKit outage's length). */
+export const HANGUP_MAX_MS = 2 * MINUTE;
+/** Why a call ends when no agent joined and the room could not be deleted either. */
+export const NO_AGENT_HANGUP_FAILED_REASON =
+  'no agent joined the room, and LiveKit could not be asked to hang up: not dialed again while the callee may still be on the line';
+
+/**
+ * Deletes the room of an answered call without an agent, trying again every HANGUP_RETRY_MS for up to HANGUP_MAX_MS
+ * while LiveKit fails (seen in the chaos test: the hang-up fell into a 20 s LiveKit outage, the attempt was retried and
+ * rang the callee again while the first call was still up). A room already gone counts as hung up. False when it never
+ * went through.
+ */
+async function hangUp(deps: AgentCheckDeps, room: string, log: Logger): Promise<boolean> {
+  const until = deps.clock.now() + HANGUP_MAX_MS;
+  for (let tries = 1; ; tries += 1) {
+    try {
+      await deps.rooms.deleteRoom(room);
+      return true;
+    } catch (err) {
+      if (err instanceof ServerError && err.status === HTTP_NOT_FOUND) return true;
+      if (deps.clock.now() >= until) {
+        log.error({ err: errorMessage(err), room, tries }, 'could not delete the room of an answered call without an agent; ending the call');
+        return false;
+      }
+      if (tries === 1) log.warn({ err: errorMessage(err), room }, 'could not delete the room of an answered call without an agent; trying again');
+    }
+    await deps.clock.sleep(HANGUP_RETRY_MS);
+  }
 }

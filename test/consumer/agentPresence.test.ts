@@ -8,7 +8,7 @@ import { AgentDispatch, AgentDispatchState, Job, JobState, JobStatus, Participan
 import { Queue } from 'bullmq';
 import { RoomServiceClient } from 'livekit-server-sdk';
 import { afterEach, describe, expect, it } from 'vitest';
-import { NO_AGENT_REASON, requireAgentAfterAnswer, waitForAgentInRoom } from '../../src/consumer/agentPresence.js';
+import { HANGUP_MAX_MS, HANGUP_RETRY_MS, NO_AGENT_HANGUP_FAILED_REASON, NO_AGENT_REASON, requireAgentAfterAnswer, waitForAgentInRoom } from '../../src/consumer/agentPresence.js';
 import { startDialWorker, type DialWorkerHandle } from '../../src/consumer/dialWorker.js';
 import { createDialerMetrics } from '../../src/core/metrics.js';
 import { OUTCOME_WATCHDOG_QUEUE } from '../../src/core/outcomeWatchdogQueue.js';
@@ -249,5 +249,45 @@ describe('requireAgentAfterAnswer on a recovered answer', () => {
     );
     expect(result).toMatchObject({ status: 'answered', recovered: true });
     expect(looks).toBe(0);
+  });
+});
+
+describe('requireAgentAfterAnswer hanging up on a callee with no agent', () => {
+  const answered = { status: 'answered' as const, room: 'call-h-1', participantIdentity: 'sip-h', recovered: false };
+  const attempt = { callId: 'h', campaignId: 'c', attempt: 1, final: false, lock: { key: 'k', token: 't' } };
+  const depsWith = (clock: TestClock, deleteRoom: () => Promise<void>) => ({
+    rooms: { listParticipants: async () => [], deleteRoom: deleteRoom as () => Promise<never> },
+    store: {
+      get: async () => undefined as never,
+      endAttemptWithoutAgent: async () => ({ status: 'ended' as const }),
+      applyTransition: async () => ({ status: 'applied' }) as never,
+    },
+    report: async () => undefined,
+    graceMs: 0,
+    clock,
+  });
+
+  it('tries the hang-up again while LiveKit fails, then retries the call as usual', async () => {
+    const clock = new TestClock();
+    let deletes = 0;
+    const checking = requireAgentAfterAnswer(answered, attempt, depsWith(clock, async () => {
+      deletes += 1;
+      if (deletes <= 3) throw new Error('connect ECONNREFUSED');
+    }), silentLogger);
+    await clock.advance(3 * HANGUP_RETRY_MS);
+    expect(await checking).toMatchObject({ status: 'failed', end: { kind: 'retry', reason: NO_AGENT_REASON } });
+    expect(deletes).toBe(4);
+  });
+
+  it('ends the call, never retries it, when the hang-up never goes through (the callee may still be on the line)', async () => {
+    const clock = new TestClock();
+    let deletes = 0;
+    const checking = requireAgentAfterAnswer(answered, attempt, depsWith(clock, async () => {
+      deletes += 1;
+      throw new Error('connect ECONNREFUSED');
+    }), silentLogger);
+    await clock.advance(HANGUP_MAX_MS + HANGUP_RETRY_MS);
+    expect(await checking).toMatchObject({ status: 'failed', end: { kind: 'final', reason: NO_AGENT_HANGUP_FAILED_REASON } });
+    expect(deletes).toBeGreaterThan(HANGUP_MAX_MS / HANGUP_RETRY_MS);
   });
 });

@@ -98,17 +98,21 @@ export async function connectConsumerDialed(
     // Never connected: the consumer saw the SIP failure and reports it; nothing is the agent's to report. What the
     // room showed of the failure goes on the record, for a consumer that takes over if the dialing one died.
     c.log.info({ answer }, 'the callee did not connect');
-    // After a failure (`gone`) the consumer deletes the room. After a timeout, or when the agent lost the room
+    // After a failure (`gone`) the consumer deletes the room. After a timeout, or when the agent left the room
     // (agents-js disconnects from it before running shutdown callbacks), the call may still be ringing: deleting
     // the room stops the phone from ringing into a room nobody serves (the consumer then sees a platform failure
-    // and dials again later). A room that is already gone is fine.
+    // and dials again later). A room LiveKit deleted (`room_deleted`) is not deleted again: a room of that name
+    // may exist again by then, made by the consumer that now holds the call for its own agent (seen in the chaos
+    // test on a cluster: a taken-over attempt's old agent deleted the new holder's room right after its dispatch,
+    // the callee declined with no agent to note it, and the number was rung again).
     const hangup =
       answer === 'timeout' ? 'the callee did not answer in time' : answer === 'closed' ? 'the agent left the room before the callee answered' : undefined;
     return {
       connected: false,
       observed,
       hangup,
-      shutdownReason: answer === 'closed' ? 'room closed before the callee answered' : `callee ${answer}`,
+      shutdownReason:
+        answer === 'closed' ? 'room closed before the callee answered' : answer === 'room_deleted' ? 'room deleted before the callee answered' : `callee ${answer}`,
     };
   }
   c.phase = 'connected';

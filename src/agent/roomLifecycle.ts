@@ -53,7 +53,11 @@ export interface LifecycleRoom<P extends RoomParticipant = RoomParticipant> {
   off(event: RoomEvent.Disconnected, listener: (reason: DisconnectReason) => void): unknown;
 }
 
-export type AnswerWait = 'answered' | 'gone' | 'closed' | 'timeout';
+/**
+ * How waiting for the consumer's callee ended. `room_deleted`: LiveKit deleted the room (Disconnected with
+ * ROOM_DELETED); `closed`: the agent left it otherwise (its job shutting down), while the call may still ring there.
+ */
+export type AnswerWait = 'answered' | 'gone' | 'closed' | 'room_deleted' | 'timeout';
 
 /**
  * After `sip.callStatus` turns `hangup` before the answer, how long to wait for the participant to leave, so its
@@ -122,7 +126,7 @@ export function waitForSipAnswer(
     // A callee that already hung up is gone, whatever happens to the room (or the time) meanwhile.
     const hungUpOr = (result: AnswerWait) => () =>
       lastCallStatus === 'hangup' ? gone({ disconnectReason: disconnectReasonName(undefined), lastCallStatus, rang }) : finish(result);
-    const onRoomClosed = hungUpOr('closed');
+    const onRoomClosed = (reason: DisconnectReason) => hungUpOr(reason === DisconnectReason.ROOM_DELETED ? 'room_deleted' : 'closed')();
     const timer = setTimeout(hungUpOr('timeout'), timeoutMs);
     room.on(RoomEvent.ParticipantConnected, onConnected);
     room.on(RoomEvent.ParticipantAttributesChanged, onAttributes);

@@ -382,6 +382,18 @@ describe('consumer-dialed calls that never connect (the consumer reports them)',
     }
   });
 
+  it('the room deleted by LiveKit before the answer: the agent does not delete it again (another consumer may have made it anew)', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const room = new FakeRoom(nextRoomName('deleted'));
+    const metadata = consumerMetadata('calljob-deleted');
+    const call = startCall(metadata, { room });
+    await waitFor(() => room.lifecycleListeners() || undefined, 1000, 'runCall waiting for the answer');
+    const deletesBefore = sim.requests.filter((r) => r.method === 'DeleteRoom').length;
+    room.close(DisconnectReason.ROOM_DELETED);
+    expect((await call.run.ended).closeReason).toBe('room deleted before the callee answered');
+    expect(sim.requests.filter((r) => r.method === 'DeleteRoom').length - deletesBefore).toBe(0);
+    expect(await resultsFor('calljob-deleted')).toEqual([]);
+  });
+
   it('sip.callStatus hangup before answering is the same: no result', { timeout: TEST_TIMEOUT_MS }, async () => {
     const room = new FakeRoom(nextRoomName('hangup'));
     const metadata = consumerMetadata('calljob-hangup');

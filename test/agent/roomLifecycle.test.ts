@@ -131,13 +131,16 @@ describe('waitForSipAnswer (consumer-dialed callee)', () => {
     expect(disconnectReasonName(DisconnectReason.SIP_TRUNK_FAILURE)).toBe('SIP_TRUNK_FAILURE');
   });
 
-  it('closed when the room connection ends (deleted, or the agent leaving it), whatever the callee was doing', async () => {
-    for (const reason of [DisconnectReason.ROOM_DELETED, DisconnectReason.CLIENT_INITIATED]) {
+  it('room_deleted when LiveKit deleted the room, closed when the agent left it otherwise, whatever the callee was doing', async () => {
+    for (const [reason, expected] of [
+      [DisconnectReason.ROOM_DELETED, 'room_deleted'],
+      [DisconnectReason.CLIENT_INITIATED, 'closed'],
+    ] as const) {
       const room = new FakeRoom('r');
       const wait = waitForSipAnswer(room, CALLEE, LONG_MS);
       room.join(CALLEE, { 'sip.callStatus': 'ringing' });
       room.close(reason);
-      expect(await wait).toBe('closed');
+      expect(await wait).toBe(expected);
       expect(room.lifecycleListeners()).toBe(0);
     }
   });

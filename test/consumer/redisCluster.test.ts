@@ -1,25 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/core/config.js';
 import { startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
-import { startClusterTopology, type ClusterTopology } from '../helpers/redisTopology.js';
+import { hasRedisCluster, startClusterTopology, type ClusterTopology } from '../helpers/redisTopology.js';
 import { runCli } from '../helpers/runCli.js';
 import { testRedisUrl } from '../helpers/testRedis.js';
 import { waitFor } from '../helpers/waitFor.js';
 
 /** Issue 14: every process runs on a Redis Cluster, with the hash-tagged prefix's slot on any node. */
 
-const hasRedisCluster = (() => {
-  try {
-    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
-    execFileSync('redis-cli', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 const CAMPAIGN = 'cluster';
 const CALLS = 30;

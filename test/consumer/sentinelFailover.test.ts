@@ -1,20 +1,11 @@
-import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/core/config.js';
 import { startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
-import { startSentinelTopology, type SentinelTopology } from '../helpers/redisTopology.js';
+import { hasRedisServer, startSentinelTopology, type SentinelTopology } from '../helpers/redisTopology.js';
 import { waitFor } from '../helpers/waitFor.js';
 
 /** Issue 14: a campaign keeps its promises when the Redis primary dies and Sentinel promotes the replica. */
 
-const hasRedisServer = (() => {
-  try {
-    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 const CAMPAIGN = 'failover';
 const CALLS = 60;

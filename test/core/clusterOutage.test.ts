@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,7 +5,7 @@ import { createLogger } from '../../src/core/logger.js';
 import type { RedisClient } from '../../src/core/redisClient.js';
 import { closeConnection, createProducerConnection, createWorkerConnection, isRedisConnectionError, waitUntilReady } from '../../src/core/redisConnection.js';
 import { DEFAULT_REDIS_PORT, parseHostPorts, type RedisTarget } from '../../src/core/redisTarget.js';
-import { startClusterTopology, type ClusterTopology } from '../helpers/redisTopology.js';
+import { hasRedisCluster, startClusterTopology, type ClusterTopology } from '../helpers/redisTopology.js';
 import { waitFor } from '../helpers/waitFor.js';
 
 /**
@@ -15,15 +14,6 @@ import { waitFor } from '../helpers/waitFor.js';
  * 603 failed during a node restart and the caller was rung again.
  */
 
-const hasRedisCluster = (() => {
-  try {
-    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
-    execFileSync('redis-cli', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 /** Longer than ioredis' default retries last (16 × 100 ms at most), short enough for a test. */
 const NODE_DOWN_MS = 2500;

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -34,6 +34,21 @@ export interface SentinelTopology {
   waitForFailover(oldPort: number, timeoutMs?: number): Promise<number>;
   close(): Promise<void>;
 }
+
+/** True when every command is installed (`<command> --version` runs): the topology tests skip only where they are not. */
+function installed(...commands: string[]): boolean {
+  try {
+    for (const command of commands) execFileSync(command, ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** `redis-server` is installed: a Sentinel topology can start. */
+export const hasRedisServer = installed('redis-server');
+/** `redis-server` and `redis-cli` are installed: a Cluster can start (`redis-cli --cluster create`). */
+export const hasRedisCluster = installed('redis-server', 'redis-cli');
 
 const LOOPBACK = '127.0.0.1';
 const SENTINEL_NAME = 'dialer-test';

@@ -4,6 +4,41 @@ import type { RedisClient } from './redisClient.js';
 /** What a Lua script takes as a key or an argument: ioredis sends numbers as their decimal text. */
 export type ScriptArg = string | number;
 
+/**
+ * A line `--- @include "name"` in a script is replaced by the file `includes/<name>.lua` beside it (BullMQ's script
+ * loader has the same directive), so scripts share Lua functions instead of copies of them.
+ */
+const INCLUDE_LINE = /^--- @include "([A-Za-z0-9_-]+)"[ \t]*$/gm;
+/** Includes may include others; deeper than this is a cycle or a mistake. */
+const MAX_INCLUDE_DEPTH = 4;
+
+/** Thrown when a script's `@include` names a file that does not exist, or includes nest deeper than MAX_INCLUDE_DEPTH. */
+export class ScriptIncludeError extends Error {
+  override readonly name = 'ScriptIncludeError';
+}
+
+/**
+ * The text of `<name>.lua` in `folder` with its `--- @include` lines replaced (see INCLUDE_LINE), each include once
+ * per script (a second `@include` of the same file is dropped). Throws ScriptIncludeError or the file system's error.
+ */
+export function loadLuaSource(folder: URL, name: string): string {
+  const included = new Set<string>();
+  const expand = (text: string, from: string, depth: number): string =>
+    text.replace(INCLUDE_LINE, (_line, include: string) => {
+      if (depth >= MAX_INCLUDE_DEPTH) throw new ScriptIncludeError(`${from}.lua: includes nest deeper than ${MAX_INCLUDE_DEPTH} (a cycle?) at "${include}"`);
+      if (included.has(include)) return '';
+      included.add(include);
+      let body: string;
+      try {
+        body = readFileSync(new URL(`includes/${include}.lua`, folder), 'utf8');
+      } catch (err) {
+        throw new ScriptIncludeError(`${from}.lua includes "${include}", which is not in ${new URL('includes/', folder).pathname}`, { cause: err });
+      }
+      return expand(body, `includes/${include}`, depth + 1);
+    });
+  return expand(readFileSync(new URL(`${name}.lua`, folder), 'utf8'), name, 0);
+}
+
 /** Thrown when a script answers something its reply parser does not accept: a bug between the script and its caller. */
 export class ScriptReplyError extends Error {
   override readonly name = 'ScriptReplyError';
@@ -26,7 +61,7 @@ export class LuaScript<Keys extends readonly ScriptArg[], Args extends readonly 
 
   /**
    * `name`: the file `<name>.lua` in `folder` (a file URL, usually `new URL('./lua/', import.meta.url)`), read once on
-   * first use. `keyCount`: how many of the leading values are keys (they must all share a hash slot on a cluster), or
+   * first use with its `--- @include` lines expanded (loadLuaSource). `keyCount`: how many of the leading values are keys (they must all share a hash slot on a cluster), or
    * `variable` for a script taking any number of keys (the count is sent first, as EVAL wants it).
    */
   constructor(
@@ -41,7 +76,7 @@ export class LuaScript<Keys extends readonly ScriptArg[], Args extends readonly 
   /** Runs the script on `redis`; throws Redis' error, or ScriptReplyError for a reply `parse` refused. */
   async run(redis: RedisClient, keys: Keys, args: Args): Promise<Reply> {
     if (!(this.command in redis)) {
-      this.lua ??= readFileSync(new URL(`${this.name}.lua`, this.folder), 'utf8');
+      this.lua ??= loadLuaSource(this.folder, this.name);
       redis.defineCommand(this.command, this.keyCount === 'variable' ? { lua: this.lua } : { numberOfKeys: this.keyCount, lua: this.lua });
     }
     // defineCommand adds the method at run time, so its type is not on Redis: read it back, check it is one

@@ -1,10 +1,10 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LuaScript, replies, ScriptReplyError } from '../../src/core/luaScript.js';
+import { loadLuaSource, LuaScript, replies, ScriptIncludeError, ScriptReplyError } from '../../src/core/luaScript.js';
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
 
 let redis: Redis;
@@ -17,6 +17,11 @@ beforeAll(() => {
   writeFileSync(join(dir, 'addTo.lua'), "return redis.call('INCRBY', KEYS[1], ARGV[1])\n");
   writeFileSync(join(dir, 'countKeys.lua'), 'return #KEYS\n');
   writeFileSync(join(dir, 'wrongShape.lua'), "return 'not a number'\n");
+  mkdirSync(join(dir, 'includes'));
+  writeFileSync(join(dir, 'includes', 'double.lua'), 'local function double(n) return n * 2 end\n');
+  writeFileSync(join(dir, 'includes', 'quadruple.lua'), '--- @include "double"\nlocal function quadruple(n) return double(double(n)) end\n');
+  writeFileSync(join(dir, 'quadrupleArg.lua'), '--- @include "quadruple"\n--- @include "double"\nreturn quadruple(tonumber(ARGV[1]))\n');
+  writeFileSync(join(dir, 'includesMissing.lua'), '--- @include "nowhere"\nreturn 1\n');
 });
 
 afterAll(async () => {
@@ -43,5 +48,18 @@ describe('LuaScript', () => {
     const wrongShape = new LuaScript<[], [], number>('wrongShape', folder(), 0, replies.integer);
     await expect(wrongShape.run(redis, [], [])).rejects.toBeInstanceOf(ScriptReplyError);
     await expect(wrongShape.run(redis, [], [])).rejects.toThrow('wrongShape.lua answered an unexpected reply: "not a number"');
+  });
+
+  it('expands --- @include lines with the files of includes/, each once, including from includes', async () => {
+    const quadrupleArg = new LuaScript<[], [n: number], number>('quadrupleArg', folder(), 0, replies.integer);
+    expect(await quadrupleArg.run(redis, [], [3])).toBe(12);
+    const source = loadLuaSource(folder(), 'quadrupleArg');
+    expect(source.match(/local function double/g)).toHaveLength(1);
+    expect(source).not.toContain('@include');
+  });
+
+  it('refuses an include that names no file, naming the script and the include', () => {
+    expect(() => loadLuaSource(folder(), 'includesMissing')).toThrow(ScriptIncludeError);
+    expect(() => loadLuaSource(folder(), 'includesMissing')).toThrow('includesMissing.lua includes "nowhere"');
   });
 });

@@ -4,18 +4,11 @@
 -- The "dial sent" mark is never touched here: only the holder that set it may take it back (releaseDial.lua), when it
 -- knows its request never went out.
 -- Returns 1 when applied, 0 when the call had ended (or has no record).
+--- @include "closeAttemptLog"
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state or state == 'terminal' then return 0 end
-local log = cjson.decode(redis.call('HGET', KEYS[1], 'attemptLog') or '[]')
-local result = cjson.decode(ARGV[4])
-for i = #log, 1, -1 do
-  if log[i].attempt == tonumber(ARGV[1]) then
-    log[i].endedAt = tonumber(ARGV[3])
-    for k, v in pairs(result) do log[i][k] = v end
-    break
-  end
-end
-redis.call('HSET', KEYS[1], 'state', ARGV[2], 'updatedAt', ARGV[3], 'attemptLog', cjson.encode(log))
+local log, result = closeAttemptLog(KEYS[1], ARGV[1], ARGV[3], ARGV[4])
+redis.call('HSET', KEYS[1], 'state', ARGV[2], 'updatedAt', ARGV[3], 'attemptLog', log)
 -- the record's SIP status is the latest attempt's: an answered retry clears a previous busy
 if result.sipStatusCode then
   redis.call('HSET', KEYS[1], 'sipStatusCode', result.sipStatusCode, 'sipStatus', result.sipStatus or '')

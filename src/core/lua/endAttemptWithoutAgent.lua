@@ -9,22 +9,15 @@
 -- ARGV[4] attempt result JSON, ARGV[5] next state.
 -- Returns 'ok', 'lost_lock', or the state that kept it from applying ('missing', 'terminal', 'in_call', …, or
 -- 'other_attempt' when the record is on another attempt).
+--- @include "closeAttemptLog"
 if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 'lost_lock' end
 local record = redis.call('HMGET', KEYS[1], 'state', 'attempts', 'noAgentAttempts')
 if not record[1] then return 'missing' end
 if record[1] ~= 'dialing' then return record[1] end
 if tonumber(record[2]) ~= tonumber(ARGV[1]) then return 'other_attempt' end
-local log = cjson.decode(redis.call('HGET', KEYS[1], 'attemptLog') or '[]')
-local result = cjson.decode(ARGV[4])
-for i = #log, 1, -1 do
-  if log[i].attempt == tonumber(ARGV[1]) then
-    log[i].endedAt = tonumber(ARGV[3])
-    for k, v in pairs(result) do log[i][k] = v end
-    break
-  end
-end
+local log = closeAttemptLog(KEYS[1], ARGV[1], ARGV[3], ARGV[4])
 local listed = record[3] or ','
-redis.call('HSET', KEYS[1], 'state', ARGV[5], 'updatedAt', ARGV[3], 'attemptLog', cjson.encode(log),
+redis.call('HSET', KEYS[1], 'state', ARGV[5], 'updatedAt', ARGV[3], 'attemptLog', log,
   'noAgentAttempts', listed .. ARGV[1] .. ',')
 redis.call('HDEL', KEYS[1], 'sipStatusCode', 'sipStatus')
 return 'ok'

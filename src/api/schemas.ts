@@ -177,10 +177,13 @@ export const callView = component(
         started_at: timestamp,
         ended_at: timestamp.optional(),
         result: z.string().optional(),
+        dial_sent: z.boolean().describe("whether this attempt's dial went out (an attempt canceled while it waited for its CPS slot did not)"),
         sip_status_code: z.number().int().optional(),
         sip_status: z.string().optional(),
       }),
     ),
+    due_at: timestamp.optional().describe('while the call waits for a time (a start time, a move, a retry delay): when it comes up'),
+    expires_at: timestamp.optional().describe('while the call has not ended: when it expires if not dialed by then'),
     transcript: z
       .array(z.object({ role: z.enum(['agent', 'callee', 'system']), text: z.string() }))
       .optional()

@@ -4,7 +4,8 @@
  * snake_case.
  */
 import type { CallRecord } from '../core/callStore.js';
-import { reportCall, type ReportCall } from '../results/campaignReport.js';
+import type { CallTimes } from '../core/callTimes.js';
+import { attemptWasDialed, reportCall, type ReportCall } from '../results/campaignReport.js';
 import type { CallView, ReportLineView } from './schemas.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -34,8 +35,12 @@ export function reportLineOf(call: ReportCall): ReportLineView {
   };
 }
 
-/** A call's record: its report line, each attempt, and the transcript when asked for (`[]` when it has none). */
-export function callViewOf(record: CallRecord, key: string | undefined, withTranscript: boolean): CallView {
+/**
+ * A call's record: its report line, each attempt (and whether its dial went out), when a call not ended comes up and
+ * expires (`times`, from its dial job), and the transcript when asked for (`[]` when it has none).
+ */
+export function callViewOf(record: CallRecord, key: string | undefined, withTranscript: boolean, times: CallTimes = {}): CallView {
+  const ended = record.state === 'terminal';
   return {
     ...reportLineOf(reportCall(record, key)),
     campaign_id: record.campaignId,
@@ -44,9 +49,12 @@ export function callViewOf(record: CallRecord, key: string | undefined, withTran
       started_at: iso(a.startedAt),
       ended_at: a.endedAt === undefined ? undefined : iso(a.endedAt),
       result: a.result,
+      dial_sent: attemptWasDialed(record, a),
       sip_status_code: a.sipStatusCode,
       sip_status: a.sipStatus,
     })),
+    due_at: ended || times.dueAt === undefined ? undefined : iso(times.dueAt),
+    expires_at: ended || times.expiresAt === undefined ? undefined : iso(times.expiresAt),
     transcript: withTranscript ? (record.details?.transcript ?? []) : undefined,
   };
 }

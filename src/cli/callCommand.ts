@@ -5,7 +5,8 @@ import { CallStore, type CallRecord } from '../core/callStore.js';
 import { InvalidInputError } from '../core/errors.js';
 import { CALLS_QUEUE, idSchema } from '../core/queues.js';
 import { systemClock } from '../core/time.js';
-import { reportCall, shownNumber, type ReportCall } from '../results/campaignReport.js';
+import { callTimes, type CallTimes } from '../core/callTimes.js';
+import { attemptWasDialed, reportCall, shownNumber, type ReportCall } from '../results/campaignReport.js';
 import { textTable } from '../results/textTable.js';
 import { requireCampaign } from './campaignNames.js';
 import { action, cliContext, withRedis } from './cliContext.js';
@@ -25,11 +26,6 @@ async function campaignsOfCall(redis: RedisClient, store: CallStore, callId: str
   return campaigns.filter((_, i) => replies[i]?.[1] === 1);
 }
 
-/** BullMQ writes a delayed job's due time × 0x1000 (plus a counter) as its score in `<queue>:delayed` (getDelayedScore.lua). */
-const DELAYED_SCORE_FACTOR = 0x1000;
-/** Attempt results that mean no dial went out (a drain gave the slot back; LiveKit failed first). */
-const UNDIALED_RESULTS: readonly string[] = ['not_started', 'platform_error'];
-
 /** One attempt as `call` shows it. */
 export interface AttemptView {
   attempt: number;
@@ -41,14 +37,6 @@ export interface AttemptView {
   dialSent: boolean;
   sipStatusCode?: number;
   sipStatus?: string;
-}
-
-/** When a call not ended yet comes up, from its dial job (job id = call id); absent when that is not known. */
-export interface CallTimes {
-  /** Epoch ms its job is due (a start time, a move, a retry delay, a gate's wait): it waits in the delayed set. */
-  dueAt?: number;
-  /** Epoch ms after which it ends `expired` instead of ringing. */
-  expiresAt?: number;
 }
 
 /** Everything on record about one call: the report line plus each attempt, when it is due, and the transcript. */
@@ -73,7 +61,7 @@ export function callView(record: CallRecord, key: string | undefined, times: Cal
       startedAt: new Date(a.startedAt).toISOString(),
       ...(a.endedAt === undefined ? {} : { endedAt: new Date(a.endedAt).toISOString() }),
       ...(a.result === undefined ? {} : { result: a.result }),
-      dialSent: record.dialSentAttempt === a.attempt || (a.result !== undefined && !UNDIALED_RESULTS.includes(a.result)),
+      dialSent: attemptWasDialed(record, a),
       ...(a.sipStatusCode === undefined ? {} : { sipStatusCode: a.sipStatusCode, sipStatus: a.sipStatus }),
     })),
     ...(record.state === 'terminal' || times.dueAt === undefined ? {} : { dueAt: new Date(times.dueAt).toISOString() }),
@@ -89,17 +77,11 @@ function attemptStatus(a: AttemptView, view: CallView): string {
   return a.dialSent ? 'in progress' : 'waiting for its dial slot';
 }
 
-/** When a call's job is due and expires (CallTimes), read from BullMQ's `calls` queue. */
-async function callTimes(redis: RedisClient, prefix: string, callId: string): Promise<CallTimes> {
+/** CallTimes of a call not ended, read through a `calls` queue opened for it. */
+async function waitingTimes(redis: RedisClient, prefix: string, callId: string): Promise<CallTimes> {
   const queue = new Queue(CALLS_QUEUE, { connection: redis, prefix });
   try {
-    const [job, score] = await Promise.all([queue.getJob(callId), redis.zscore(`${prefix}:${CALLS_QUEUE}:delayed`, callId)]);
-    const data: unknown = job?.data;
-    const expires = typeof data === 'object' && data !== null ? (data as Record<string, unknown>).expiresAt : undefined;
-    return {
-      ...(score === null ? {} : { dueAt: Math.floor(Number(score) / DELAYED_SCORE_FACTOR) }),
-      ...(typeof expires === 'number' ? { expiresAt: expires } : {}),
-    };
+    return await callTimes(redis, queue, callId);
   } finally {
     await queue.close();
   }
@@ -124,8 +106,9 @@ export function formatCall(view: CallView): string {
   field('transfer', view.transfer ? `${view.transfer.mode} → ${view.transfer.target}` : undefined);
   const metadata = Object.entries(view.metadata);
   field('metadata', metadata.length ? metadata.map(([k, v]) => `${k}=${String(v)}`).join(', ') : undefined);
-  const dialed = view.attemptLog.filter((a) => a.dialSent).length;
-  const undialedNote = view.attemptLog.length === 0 || dialed === view.attempts ? '' : dialed === 0 ? ' (none dialed)' : ` (${dialed} dialed)`;
+  // `attempts` counts dials that went out; an attempt begun but never sent is listed below and noted here
+  const begun = view.attemptLog.length;
+  const undialedNote = begun === view.attempts ? '' : ` (${begun} begun, ${begun - view.attempts} not dialed)`;
   lines.push(`  attempts     ${view.attempts}${undialedNote}`);
   for (const a of view.attemptLog) {
     const sip = a.sipStatusCode === undefined ? '' : `  ${a.sipStatusCode} ${a.sipStatus ?? ''}`.trimEnd();
@@ -164,7 +147,7 @@ export function registerCallCommand(program: Command): void {
             throw new InvalidInputError(`call id "${callId}" is in campaigns ${records.map((r) => r.campaignId).join(', ')}: add --campaign`);
           }
           const keys = await store.idempotencyKeys(record.campaignId, [callId]);
-          const times = record.state === 'terminal' ? {} : await callTimes(redis, config.queuePrefix, callId);
+          const times = record.state === 'terminal' ? {} : await waitingTimes(redis, config.queuePrefix, callId);
           return callView(record, keys.get(callId), times);
         });
         process.stdout.write(opts.json ? `${JSON.stringify(view)}\n` : formatCall(view));

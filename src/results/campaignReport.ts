@@ -1,5 +1,5 @@
 import { csvCell } from './surveyCsv.js';
-import type { CallRecord, CallStore, CampaignCounters } from '../core/callStore.js';
+import type { AttemptEntry, CallRecord, CallStore, CampaignCounters } from '../core/callStore.js';
 import { NOT_DIALED_OUTCOMES, OUTCOMES, PERSON_OUTCOMES, type CallResult, type CallState, type Outcome, type SurveyAnswer } from '../core/outcomes.js';
 import { splitPhoneNumber } from '../core/phone.js';
 import { textTable } from './textTable.js';
@@ -22,6 +22,10 @@ export interface ReportCall {
   outcome: Outcome | 'pending';
   /** Where the call is: queued, dialing, waiting_retry, in_call, or terminal. */
   state: CallState;
+  /**
+   * Attempts whose dial went out (the number was dialed that many times; dialedAttemptCount). An attempt begun but
+   * never sent (canceled while it waited for its CPS slot, LiveKit failing first) does not count; `dialer call` lists it.
+   */
   attempts: number;
   sipStatusCode?: number;
   sipStatus?: string;
@@ -81,7 +85,7 @@ export function reportCall(r: CallRecord, key?: string): ReportCall {
   const { e164, extension } = splitPhoneNumber(r.phoneNumber);
   const ended = r.state === 'terminal' && r.outcome ? r.outcome : undefined;
   const details = r.details ?? {};
-  const call: ReportCall = { callId: r.callId, phoneNumber: e164, outcome: ended ?? 'pending', state: r.state, attempts: r.attempts, metadata: r.metadata, enqueuedAt: iso(r.createdAt) ?? '' };
+  const call: ReportCall = { callId: r.callId, phoneNumber: e164, outcome: ended ?? 'pending', state: r.state, attempts: dialedAttemptCount(r), metadata: r.metadata, enqueuedAt: iso(r.createdAt) ?? '' };
   const optional: Partial<ReportCall> = {
     extension,
     key,
@@ -229,6 +233,22 @@ export function pickUpRate(counters: Pick<CampaignCounters, 'byOutcome' | 'termi
   if (dialed <= 0) return undefined;
   const people = count(PERSON_OUTCOMES);
   return { percent: (PERCENT * people) / dialed, people, dialed };
+}
+
+/** Attempt results that mean no dial went out (a drain gave the slot back; LiveKit failed first). */
+const UNDIALED_RESULTS: readonly string[] = ['not_started', 'platform_error'];
+
+/**
+ * Whether attempt `entry` of `record` went out to the carrier: it is the attempt marked sent (claimDial), or it ended
+ * with a result other than "never sent" (records from before the sent mark was kept).
+ */
+export function attemptWasDialed(record: Pick<CallRecord, 'dialSentAttempt'>, entry: Pick<AttemptEntry, 'attempt' | 'result'>): boolean {
+  return record.dialSentAttempt === entry.attempt || (entry.result !== undefined && !UNDIALED_RESULTS.includes(entry.result));
+}
+
+/** How many times the call's number was dialed: its attempts that went out (attemptWasDialed). */
+export function dialedAttemptCount(record: Pick<CallRecord, 'dialSentAttempt' | 'attemptLog'>): number {
+  return record.attemptLog.filter((entry) => attemptWasDialed(record, entry)).length;
 }
 
 /** Whether an ended call was dialed at least once, as its record says (records from before that: by its outcome). */

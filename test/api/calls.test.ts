@@ -398,6 +398,25 @@ describe('GET /v1/calls/{id}', () => {
     ]);
   });
 
+  it('shows when a waiting call comes up and when it expires, like `dialer call`', async () => {
+    const at = new Date(Date.now() + 60 * 60 * 1000);
+    const expires = new Date(at.getTime() + 2 * 60 * 60 * 1000);
+    const created = await post({ phone_number: nextNumber(), campaign_id: 'api-get', at: at.toISOString(), expires_at: expires.toISOString() });
+    const shown = body(await call(api.url, 'GET', `/v1/calls/${String(body(created).call_id)}`, { token: 'read' }));
+    expect(shown.expires_at).toBe(expires.toISOString());
+    // BullMQ keeps a delay, counted from the API's own now: within a second of the time asked for
+    expect(Math.abs(Date.parse(String(shown.due_at)) - at.getTime())).toBeLessThan(1000);
+  });
+
+  it('says of an attempt canceled while it waited for its dial slot that its dial never went out', async () => {
+    const callId = String(body(await post({ phone_number: nextNumber(), campaign_id: 'api-get' })).call_id);
+    await api.store.beginAttempt({ callId, campaignId: 'api-get', phoneNumber: '+14155550171', metadata: {} }, 1, `room-${callId}-1`);
+    expect((await call(api.url, 'DELETE', `/v1/calls/${callId}`, { token: 'all' })).status).toBeLessThan(300);
+    const shown = body(await call(api.url, 'GET', `/v1/calls/${callId}`, { token: 'read' }));
+    expect(shown).toMatchObject({ outcome: 'canceled', attempts: 0, attempt_log: [{ attempt: 1, dial_sent: false }] });
+    expect(shown.due_at).toBeUndefined();
+  });
+
   it('finds calls the API did not enqueue (CLI, import) by their id alone', async () => {
     const producer = new CallProducer({ connection: api.redis, prefix: api.prefix, maxAttempts: api.maxAttempts });
     let callId: string;

@@ -1,6 +1,6 @@
 /**
  * `dialer call <id>`: what it says of a call's attempts and of when a waiting call is due. An attempt canceled while it
- * waited for its DIAL_CPS slot is shown as never dialed, not as in progress; a call waiting for its time shows that
+ * waited for its DIAL_CPS slot is shown as never dialed, not as in progress, and counts as no attempt in the report; a call waiting for its time shows that
  * time (the one `enqueue --at` gave it, or the one `move` set) and when it expires, in the text and in `--json`.
  */
 import { describe, expect, it } from 'vitest';
@@ -29,9 +29,17 @@ describe('dialer call', () => {
     expect(shown.code, shown.stderr).toBe(0);
     expect(shown.stdout).not.toContain('in progress');
     expect(shown.stdout).toMatch(/^ {4}1 {2}\S+ {2}not dialed \(the call ended canceled first\) {2}\(room /m);
-    expect(shown.stdout).toContain('attempts     1 (none dialed)');
-    const json = JSON.parse((await runCliInProcess(['call', callId, '--json'], env())).stdout) as { attemptLog: { dialSent: boolean }[] };
+    expect(shown.stdout).toContain('attempts     0 (1 begun, 1 not dialed)');
+    const json = JSON.parse((await runCliInProcess(['call', callId, '--json'], env())).stdout) as { attempts: number; attemptLog: { dialSent: boolean }[] };
     expect(json.attemptLog.map((a) => a.dialSent)).toEqual([false]);
+    expect(json.attempts).toBe(0);
+    // the campaign report counts the dials that went out too: none
+    const report = await runCliInProcess(['report', '--campaign', campaignId, '--json'], env());
+    expect(report.code, report.stderr).toBe(0);
+    const calls = (JSON.parse(report.stdout) as { calls: { callId: string; attempts: number }[] }).calls;
+    expect(calls.find((c) => c.callId === callId)?.attempts).toBe(0);
+    const table = await runCliInProcess(['report', '--campaign', campaignId], env());
+    expect(table.stdout).toMatch(new RegExp(`^ +${callId} .* canceled +0 `, 'm'));
   });
 
   it('shows when a waiting call is due and when it expires, and the new time after a move', async () => {

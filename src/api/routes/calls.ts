@@ -15,6 +15,7 @@ import { IdempotencyKeys, idempotencyKeyOf, type IdempotencyClaim } from '../ide
 import { ApiProblem, fieldErrors, type FieldError } from '../problem.js';
 import { defineRoute, type HeaderDoc, type Route, type RouteAnswer } from '../route.js';
 import { callViewOf } from '../views.js';
+import { callTimes } from '../../core/callTimes.js';
 import {
   MAX_BATCH_CALLS,
   batchCallBody,
@@ -336,7 +337,8 @@ export function callRoutes(ctx: ApiContext): Route[] {
       const campaignId = await campaignOfCall(ctx, params.id, query.campaign_id);
       const [record, keys] = await Promise.all([ctx.store.get(campaignId, params.id), ctx.store.idempotencyKeys(campaignId, [params.id])]);
       if (!record) throw new ApiProblem('not-found', `no call ${params.id}`);
-      return { status: 200, body: callViewOf(record, keys.get(params.id), query.transcript === 'true') };
+      const times = record.state === 'terminal' ? {} : await callTimes(ctx.redis, ctx.calls, params.id);
+      return { status: 200, body: callViewOf(record, keys.get(params.id), query.transcript === 'true', times) };
     },
   );
 

@@ -76,6 +76,39 @@ export async function startResultsWorker(options: ResultsWorkerOptions = {}): Pr
     return record?.outcome === result.outcome && record.endedAt === result.endedAt;
   };
 
+  /** After a call's outcome is on its record: its webhook (once per call id) and its campaign's recycle rule. */
+  const deliver = async (result: CallResult, log: Logger): Promise<void> => {
+    if (await route(result.campaignId)) await outbox.enqueue(result);
+    const recycled = await recycler.afterEnd(result);
+    if (recycled.status === 'recycled' && !recycled.duplicate) {
+      log.info({ outcome: result.outcome, recycledAs: recycled.callId, series: recycled.series, at: new Date(recycled.at).toISOString() }, 'call recycled by its campaign rule');
+    } else if (recycled.status === 'none' && recycled.why.startsWith('not recycled')) {
+      log.warn({ outcome: result.outcome, reason: recycled.why }, 'call not recycled');
+    }
+  };
+
+  /**
+   * A report refused because the consumer hung its attempt up for want of an agent may have taken the call's one slot
+   * on call-results (jobId = call id) just before the consumer reported the outcome it wrote on the record (the last
+   * attempt's `failed`): the consumer's report was then a no-op. So the outcome on record is delivered here; a
+   * delivery is once per call id, so the consumer's own report, when it did get through, sends nothing more.
+   */
+  const deliverOutcomeOnRecord = async (refused: CallResult, log: Logger): Promise<void> => {
+    const record = await store.get(refused.campaignId, refused.callId);
+    if (record?.state !== 'terminal' || record.outcome === undefined || record.endedAt === undefined) return;
+    const onRecord: CallResult = {
+      callId: record.callId,
+      campaignId: record.campaignId,
+      outcome: record.outcome,
+      reportedBy: record.details?.reportedBy ?? 'consumer',
+      attempt: record.attempts,
+      endedAt: record.endedAt,
+      ...(record.reason === undefined ? {} : { reason: record.reason }),
+      ...(record.sipStatusCode === undefined ? {} : { sipStatusCode: record.sipStatusCode, sipStatus: record.sipStatus }),
+    };
+    await deliver(onRecord, log);
+  };
+
   const applyResult = async (job: Job): Promise<{ applied: boolean }> => {
     const parsed = callResultSchema.safeParse(job.data);
     if (!parsed.success) {
@@ -97,7 +130,10 @@ export async function startResultsWorker(options: ResultsWorkerOptions = {}): Pr
             ? `${result.reportedBy} may end a call that is ${state} only for its latest attempt, not attempt ${result.attempt ?? '(none)'}`
             : `${result.reportedBy} may not end a call that is ${state}`;
       log.warn({ outcome: result.outcome, reportedBy: result.reportedBy, state, reason }, 'impossible result refused');
-      if (transition.noAgentAttempt) throw new AttemptHungUpError(`result refused: ${reason}`);
+      if (transition.noAgentAttempt) {
+        await deliverOutcomeOnRecord(result, log);
+        throw new AttemptHungUpError(`result refused: ${reason}`);
+      }
       throw new UnrecoverableError(`result refused: ${reason}`);
     }
     const applied = transition.status === 'applied';
@@ -109,15 +145,7 @@ export async function startResultsWorker(options: ResultsWorkerOptions = {}): Pr
       log.info({ outcome: result.outcome }, 'call had already ended; later report ignored');
     }
     // the call's outcome is this result's (now, or by an earlier run of this job that stopped short of what follows)
-    if (applied || (await recordedAlready(result))) {
-      if (await route(result.campaignId)) await outbox.enqueue(result);
-      const recycled = await recycler.afterEnd(result);
-      if (recycled.status === 'recycled' && !recycled.duplicate) {
-        log.info({ outcome: result.outcome, recycledAs: recycled.callId, series: recycled.series, at: new Date(recycled.at).toISOString() }, 'call recycled by its campaign rule');
-      } else if (recycled.status === 'none' && recycled.why.startsWith('not recycled')) {
-        log.warn({ outcome: result.outcome, reason: recycled.why }, 'call not recycled');
-      }
-    }
+    if (applied || (await recordedAlready(result))) await deliver(result, log);
     return { applied };
   };
 

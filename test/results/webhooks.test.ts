@@ -7,7 +7,8 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CallStore } from '../../src/core/callStore.js';
-import type { CallResult } from '../../src/core/outcomes.js';
+import { terminalTransition, type CallResult } from '../../src/core/outcomes.js';
+import { NO_AGENT_REASON } from '../../src/consumer/agentPresence.js';
 import { CALL_RESULTS_QUEUE } from '../../src/core/queues.js';
 import { ResultReporter } from '../../src/core/reportResult.js';
 import { systemClock } from '../../src/core/time.js';
@@ -131,6 +132,31 @@ describe('result webhooks', () => {
       await webhooks.close();
     }
     expect(deliveriesOf('hook-1')).toHaveLength(1);
+  });
+
+  it("delivers the consumer's no-agent outcome when an agent's refused report took the call's slot on call-results first", async () => {
+    await ringing('hook-no-agent');
+    // the consumer hung the last attempt up for want of an agent: attempt ended, then the call's outcome on the record
+    const lock = { key: `${prefix}:test-lock:hook-no-agent`, token: 'consumer-1' };
+    await redis.set(lock.key, lock.token);
+    const noAgent = { result: 'failed', kind: 'retry', reason: NO_AGENT_REASON } as const;
+    expect(await store.endAttemptWithoutAgent(campaignId, 'hook-no-agent', 1, lock, noAgent, 'dialing')).toEqual({ status: 'ended' });
+    const consumerOutcome: CallResult = { callId: 'hook-no-agent', campaignId, outcome: 'failed', reason: NO_AGENT_REASON, reportedBy: 'consumer', attempt: 1, endedAt: Date.now() };
+    expect((await store.applyTransition(consumerOutcome, terminalTransition(consumerOutcome))).status).toBe('applied');
+    // an agent that joined just then reported first: its report holds jobId = call id, so the consumer's report was a
+    // no-op and only the agent's (refused) report is on call-results
+    await reporter.report({ callId: 'hook-no-agent', campaignId, outcome: 'answered', reportedBy: 'agent', attempt: 1, endedAt: Date.now() });
+    await waitFor(() => (deliveriesOf('hook-no-agent').length > 0 ? true : undefined), 5000, "the consumer's outcome delivered");
+    expect(JSON.parse(deliveriesOf('hook-no-agent')[0]?.body ?? '{}')).toMatchObject({ event: 'call.ended', outcome: 'failed', reason: NO_AGENT_REASON, reportedBy: 'consumer', attempt: 1, endedAt: consumerOutcome.endedAt });
+    // the consumer's report arriving after all sends nothing more
+    await reporter.report(consumerOutcome);
+    const resultsQueue = new Queue(CALL_RESULTS_QUEUE, { connection: redis, prefix });
+    try {
+      await waitFor(async () => ((await resultsQueue.getJobState('hook-no-agent')) === 'completed' ? true : undefined), 5000, "the consumer's report");
+    } finally {
+      await resultsQueue.close();
+    }
+    expect(deliveriesOf('hook-no-agent')).toHaveLength(1);
   });
 
   it('retries with backoff while the receiver fails, until it answers 2xx', async () => {

@@ -9,7 +9,8 @@
 -- ARGV[10] '1' when the outcome itself says the call connected (answered, voicemail, transferred).
 -- ARGV[11] '1' when the result may not end an attempt the consumer hung up for want of an agent (the record's
 -- `noAgentAttempts`, written by endAttemptWithoutAgent.lua before the room was deleted): the result's attempt (ARGV[7],
--- else the record's latest) listed there is refused, whatever the state, with 'no_agent:<state>'.
+-- else the record's latest) listed there is refused, whatever the state, with 'no_agent:<state>' (also on a terminal
+-- record, where any other result is a repeat).
 -- The record keeps whether the call was dialed at least once (`dialed` '1'/'0': a connected outcome, a dial marked
 -- sent, or an attempt that ended with a result from the far end, not only LiveKit errors or a drain), and the counters
 -- count the ended calls that were not (`undialed`: the pick-up rate leaves them out). Counters from before `undialed`
@@ -19,21 +20,24 @@
 -- is no record): the result is refused and nothing is written.
 local keep = tonumber(ARGV[8]) or 0
 local state = redis.call('HGET', KEYS[1], 'state')
-if state == 'terminal' then
-  -- ended by a write that knew no retention (an operator's cancel): this later pass sets it, never extends it
-  if keep > 0 then redis.call('EXPIRE', KEYS[1], keep, 'NX') end
-  return 0
-end
-local found = state or 'missing'
 local function listed(list, value)
   return list ~= '' and string.find(',' .. list .. ',', ',' .. value .. ',', 1, true) ~= nil
 end
-if ARGV[11] == '1' and state then
+local function hungUpWithoutAgent()
+  if ARGV[11] ~= '1' or not state then return false end
   local attempt = ARGV[7] ~= '' and ARGV[7] or redis.call('HGET', KEYS[1], 'attempts') or '0'
-  if listed(redis.call('HGET', KEYS[1], 'noAgentAttempts') or '', tostring(tonumber(attempt))) then
-    return 'no_agent:' .. found
-  end
+  return listed(redis.call('HGET', KEYS[1], 'noAgentAttempts') or '', tostring(tonumber(attempt)))
 end
+if state == 'terminal' then
+  -- ended by a write that knew no retention (an operator's cancel, the consumer's no-agent end): this later pass sets
+  -- it, never extends it
+  if keep > 0 then redis.call('EXPIRE', KEYS[1], keep, 'NX') end
+  -- said apart from a repeat: this report may have kept the consumer's own report of the call off call-results
+  if hungUpWithoutAgent() then return 'no_agent:terminal' end
+  return 0
+end
+local found = state or 'missing'
+if hungUpWithoutAgent() then return 'no_agent:' .. found end
 local allowed = ARGV[5] == '' or listed(ARGV[5], found)
 if not allowed and state and ARGV[7] ~= '' and listed(ARGV[6], state) then
   allowed = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0') == tonumber(ARGV[7])

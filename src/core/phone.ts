@@ -157,6 +157,58 @@ export function parseForDialing(text: string, region: CountryCode | undefined): 
   return fast;
 }
 
+/** libphonenumber's bounds (constants.js): a national significant number of 2 to 17 digits, a calling code of 1 to 3. */
+const MIN_NATIONAL_DIGITS = 2;
+const MAX_NATIONAL_DIGITS = 17;
+const MAX_CALLING_CODE_DIGITS = 3;
+/** A number written as E.164 with nothing else: `+` and digits, no space, extension or scheme. */
+const PLAIN_E164 = /^\+[1-9]\d+$/;
+/** The country code libphonenumber names non-geographic calling codes (800, 870 …) by. */
+const NON_GEOGRAPHIC = '001';
+
+/** Per calling code of one country (or a shared one, see collapseSharedCallingCodes): the national lengths possible. */
+const possibleLengthsByCode = new Map<string, ReadonlySet<number> | null>();
+function possibleLengths(code: string): ReadonlySet<number> | null {
+  let lengths = possibleLengthsByCode.get(code);
+  if (lengths === undefined) {
+    const plan = new Metadata(collapsed.fast);
+    plan.selectNumberingPlan(code as CountryCode);
+    const list = plan.numberingPlan?.possibleLengths();
+    lengths = list ? new Set(list) : null;
+    possibleLengthsByCode.set(code, lengths);
+  }
+  return lengths;
+}
+
+const fastCallingCodes = (collapsed.fast as unknown as { country_calling_codes: Record<string, string[]> }).country_calling_codes;
+
+/**
+ * The E.164 number parsePhoneNumber gives for `text` when `text` is plain E.164 (`+14155550100`) and certainly possible,
+ * read without libphonenumber's general parser (most of the CPU of enqueueing such a number); undefined whenever
+ * libphonenumber might read it otherwise, which parsePhoneNumber then asks. It follows libphonenumber-js's steps for a
+ * `+` number (parse.js, extractCountryCallingCode.js, extractNationalNumber.js, checkNumberLength.js): the calling code
+ * is the shortest prefix of 1 to 3 digits that is one; the rest is the national number unless the plan's national
+ * prefix pattern matches its start (then the general parser decides); it is possible when its length is one of the
+ * plan's possible lengths. Shared calling codes take the collapsed metadata's rules (lengths possible in only some of
+ * the code's countries go to the general parser), non-geographic codes always do. test/producer/phoneFastParse.test.ts
+ * compares this with libphonenumber on every calling code and length.
+ */
+export function plainE164ForDialing(text: string): string | undefined {
+  if (!PLAIN_E164.test(text)) return undefined;
+  for (let end = 2; end <= MAX_CALLING_CODE_DIGITS + 1 && end < text.length; end++) {
+    const code = text.slice(1, end);
+    const countries = fastCallingCodes[code];
+    if (countries === undefined) continue;
+    const national = text.slice(end);
+    if (national.length < MIN_NATIONAL_DIGITS || national.length > MAX_NATIONAL_DIGITS) return undefined;
+    if (countries[0] === NON_GEOGRAPHIC || collapsed.ambiguousLengths.get(code)?.has(national.length)) return undefined;
+    if (nationalPrefixPattern(code)?.test(national)) return undefined;
+    const lengths = possibleLengths(code);
+    return lengths === null || lengths.has(national.length) ? text : undefined;
+  }
+  return undefined;
+}
+
 /**
  * Parses a number as people write it: E.164 or international (`+1 (415) 555-0123`, `0044 20 7946 0958`, `tel:` URIs),
  * or national when a `region` (ISO 3166-1 alpha-2 country, e.g. `US`, `GB`) says which country (`(415) 555-0125`,
@@ -167,6 +219,9 @@ export function parseForDialing(text: string, region: CountryCode | undefined): 
  * REGION_SOURCES; the setting by default).
  */
 export function parsePhoneNumber(raw: string, region?: CountryCode, regionSources?: string): PhoneNumber {
+  // a `+` number reads the same in any region; plain E.164 has no extension, scheme or mark for the steps below
+  const plain = plainE164ForDialing(raw);
+  if (plain !== undefined) return { e164: plain };
   const trimmed = raw.trim().replace(/^'/, ''); // a leading ' is a spreadsheet's "keep as text" mark
   if (trimmed === '') throw new PhoneNumberError(raw, 'it is empty');
   if (SCIENTIFIC_NOTATION.test(trimmed)) throw new PhoneNumberError(raw, EXCEL_HINT);

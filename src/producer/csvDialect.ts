@@ -12,6 +12,12 @@ export interface CsvDialect {
   encoding: CsvEncoding;
   /** The file starts with Excel's `sep=;` line, which is not the header. */
   sepLine: boolean;
+  /**
+   * Checked to be UTF-8 throughout, without a quote character (`"`) anywhere, and with one kind of line break (LF, or
+   * CRLF everywhere): each line is one record or a blank line, so the import splits lines and fields itself instead of
+   * running the general CSV parser (see importCsv's plainCsvRecords). False when not checked (an encoding was given).
+   */
+  plain: boolean;
 }
 
 /** Encodings an import reads: UTF-8 (with or without BOM), UTF-16 (with its BOM), Windows-1252 when asked for. */
@@ -99,11 +105,50 @@ async function firstBadUtf8Line(filePath: string): Promise<number> {
   return line;
 }
 
-/** Throws InvalidInputError, saying what to do, unless the whole file is UTF-8 (streamed, never held in memory). */
-async function requireUtf8(filePath: string): Promise<void> {
+const QUOTE_BYTE = 0x22;
+const CR_BYTE = 0x0d;
+const LF_BYTE = 0x0a;
+
+/**
+ * Whether a file read chunk by chunk is plain (CsvDialect.plain) as far as its bytes go: no quote byte, and either no
+ * CR or a CR before every LF and an LF after every CR.
+ */
+class PlainScan {
+  private quoted = false;
+  private crs = 0;
+  private lfs = 0;
+  private loneCr = false;
+  private endsWithCr = false;
+
+  add(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    if (!this.quoted && chunk.includes(QUOTE_BYTE)) this.quoted = true;
+    if (this.endsWithCr && chunk[0] !== LF_BYTE) this.loneCr = true;
+    for (let i = chunk.indexOf(CR_BYTE); i !== -1; i = chunk.indexOf(CR_BYTE, i + 1)) {
+      this.crs++;
+      if (i + 1 < chunk.length && chunk[i + 1] !== LF_BYTE) this.loneCr = true;
+    }
+    for (let i = chunk.indexOf(LF_BYTE); i !== -1; i = chunk.indexOf(LF_BYTE, i + 1)) this.lfs++;
+    this.endsWithCr = chunk[chunk.length - 1] === CR_BYTE;
+  }
+
+  get plain(): boolean {
+    return !this.quoted && (this.crs === 0 || (!this.loneCr && !this.endsWithCr && this.crs === this.lfs));
+  }
+}
+
+/**
+ * Throws InvalidInputError, saying what to do, unless the whole file is UTF-8 (streamed, never held in memory).
+ * Returns whether the file is plain (CsvDialect.plain), found in the same pass.
+ */
+async function requireUtf8(filePath: string): Promise<boolean> {
   const decoder = new TextDecoder('utf-8', { fatal: true });
+  const scan = new PlainScan();
   try {
-    for await (const chunk of createReadStream(filePath)) decoder.decode(chunk as Buffer, { stream: true });
+    for await (const chunk of createReadStream(filePath)) {
+      decoder.decode(chunk as Buffer, { stream: true });
+      scan.add(chunk as Buffer);
+    }
     decoder.decode();
   } catch (err) {
     if (!(err instanceof TypeError)) throw err;
@@ -113,6 +158,7 @@ async function requireUtf8(filePath: string): Promise<void> {
         'Save it as "CSV UTF-8" instead, or import it with --encoding windows-1252',
     );
   }
+  return scan.plain;
 }
 
 /**
@@ -124,10 +170,10 @@ async function requireUtf8(filePath: string): Promise<void> {
 export async function detectCsvDialect(filePath: string, asked: { encoding?: CsvEncoding; delimiter?: string } = {}): Promise<CsvDialect> {
   const start = await readStart(filePath);
   const encoding = asked.encoding ?? bomEncoding(start) ?? 'utf-8';
-  if (encoding === 'utf-8' && asked.encoding === undefined) await requireUtf8(filePath);
+  const plain = encoding === 'utf-8' && asked.encoding === undefined ? await requireUtf8(filePath) : false;
   const text = new TextDecoder(encoding).decode(start).replace(/^\uFEFF/, '');
   const firstLine = text.split(/\r?\n/, 1)[0] ?? '';
   const sep = /^"?sep=(.)"?$/i.exec(firstLine);
-  if (sep?.[1] !== undefined) return { delimiter: asked.delimiter ?? sep[1], encoding, sepLine: true };
-  return { delimiter: asked.delimiter ?? detectDelimiter(firstLine), encoding, sepLine: false };
+  if (sep?.[1] !== undefined) return { delimiter: asked.delimiter ?? sep[1], encoding, sepLine: true, plain };
+  return { delimiter: asked.delimiter ?? detectDelimiter(firstLine), encoding, sepLine: false, plain };
 }

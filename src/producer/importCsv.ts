@@ -1,12 +1,12 @@
 import { open, type FileHandle } from 'node:fs/promises';
-import { Transform, pipeline } from 'node:stream';
+import { Transform, pipeline, type Readable } from 'node:stream';
 import { parse, type CsvError, type Info } from 'csv-parse';
 import { isTimeZone, type CallWindow } from '../core/callWindow.js';
 import { DEFAULT_TIME_ZONE } from '../core/config.js';
 import { errorCode, errorMessage, InvalidInputError } from '../core/errors.js';
 import { idSchema } from '../core/queues.js';
 import { resolveSchedule, type ScheduleInput } from '../core/time.js';
-import { detectCsvDialect, type CsvEncoding } from './csvDialect.js';
+import { detectCsvDialect, type CsvDialect, type CsvEncoding } from './csvDialect.js';
 import { InFlight } from './inFlight.js';
 import { CallProducer, ENQUEUE_CHUNK_SIZE, type CallRequest, type EnqueueOptions, type EnqueueSummary } from './enqueueCalls.js';
 
@@ -115,6 +115,8 @@ interface ParsedRecord {
 /** A line break as editors count lines: CRLF (Windows, Excel), LF, or a lone CR. */
 const LINE_BREAK = /\r\n|\r|\n/g;
 const CRLF = /\r\n/g;
+/** Lines csv-parse skips as empty before a record: nothing, or only what its trim removes at a cell's start. */
+const LEADING_BLANK_LINES = /^(?:[\t\f ]*(?:\r\n|\r|\n))+/;
 
 /**
  * Where each record starts, from csv-parse's own count (`info.lines`, the line a record ends on) and its raw text.
@@ -126,21 +128,27 @@ const CRLF = /\r\n/g;
 class LineCounter {
   private overcounted = 0;
 
-  /** The line `raw` (a record's raw text, blank lines before it included) starts on, given csv-parse's end line. */
+  /**
+   * The line `raw` (a record's raw text, the blank lines before it included) starts on, given csv-parse's end line. A
+   * line of nothing but spaces, tabs or form feeds is blank too (csv-parse's trim empties it and it is skipped).
+   */
   startOf(endLine: number, raw: string): number {
-    const body = raw.replace(/^[\r\n]+/, '').replace(/(\r\n|\r|\n)$/, '');
+    const body = raw.replace(LEADING_BLANK_LINES, '').replace(/(\r\n|\r|\n)$/, '');
     this.overcounted += body.match(CRLF)?.length ?? 0;
     return endLine - this.overcounted - (body.match(LINE_BREAK)?.length ?? 0);
   }
 }
 
+/** Why a row with more fields than the header is rejected (`fields` unknown: "more fields"). */
+function fieldCountReason(fields: number | undefined, columns: number): string {
+  return `malformed CSV row: ${fields === undefined ? 'more fields' : `${fields} fields`}, the header has ${columns}`;
+}
+
 function csvErrorReason(err: CsvError, columns: number): string {
   switch (err.code) {
     case 'CSV_RECORD_INCONSISTENT_FIELDS_LENGTH':
-    case 'CSV_RECORD_INCONSISTENT_COLUMNS': {
-      const fields = Array.isArray(err.record) ? `${err.record.length} fields` : 'more fields';
-      return `malformed CSV row: ${fields}, the header has ${columns}`;
-    }
+    case 'CSV_RECORD_INCONSISTENT_COLUMNS':
+      return fieldCountReason(Array.isArray(err.record) ? err.record.length : undefined, columns);
     case 'CSV_QUOTE_NOT_CLOSED':
       return 'malformed CSV row: a quote opened here is never closed';
     default:
@@ -237,6 +245,162 @@ async function openCsv(filePath: string): Promise<{ handle: FileHandle; size: nu
   }
 }
 
+/** A record of the file (cells by column) or a row rejected as malformed CSV, with the line it starts on. */
+export type CsvItem = { line: number; record: CsvRecord } | RejectedRow;
+export type CsvRecord = Record<string, string | undefined>;
+
+/** Items in file order, and the bytes of the file read up to the last of them (for progress). */
+export interface CsvBlock {
+  items: CsvItem[];
+  bytes: number;
+}
+
+/**
+ * How the header line becomes column names (called once, with the header's trimmed cells; may throw, which stops the
+ * reading with that error).
+ */
+export type ColumnNames = (names: string[]) => string[];
+
+/** The general reader: csv-parse, for any file (quotes, line breaks in cells, other encodings). One item per block. */
+async function* parsedCsvRecords(file: Readable, dialect: CsvDialect, columns: ColumnNames): AsyncGenerator<CsvBlock> {
+  const lines = new LineCounter();
+  let columnCount = 0;
+  const parser = parse({
+    bom: true,
+    delimiter: dialect.delimiter,
+    from_line: dialect.sepLine ? 2 : 1,
+    columns: (names: string[]) => {
+      const header = columns(names);
+      columnCount = header.length;
+      return header;
+    },
+    info: true,
+    raw: true,
+    trim: true,
+    skip_empty_lines: true,
+    relax_column_count_less: true,
+    skip_records_with_error: true,
+    // called as csv-parse reads each record (with info and raw: { record, info, raw }), in file order with the skips
+    on_record: (parsed: Omit<ParsedRecord, 'line'>) => ({ ...parsed, line: lines.startOf(parsed.info.lines, parsed.raw) }),
+  });
+  // pipeline, not pipe: a read error mid-file must reach the loop below instead of leaving it waiting
+  if (dialect.encoding === 'utf-8') pipeline(file, parser, () => undefined);
+  else pipeline(file, decoderStream(dialect.encoding), parser, () => undefined);
+  let skipped: CsvItem[] = [];
+  parser.on('skip', (err: CsvError) => {
+    const raw = typeof err.raw === 'string' ? err.raw : '';
+    skipped.push({ line: lines.startOf(Number(err.lines), raw), reason: csvErrorReason(err, columnCount) });
+  });
+  let bytes = 0;
+  try {
+    for await (const parsed of parser as AsyncIterable<ParsedRecord>) {
+      const items = skipped;
+      skipped = [];
+      items.push({ line: parsed.line, record: parsed.record });
+      bytes = parsed.info.bytes;
+      yield { items, bytes };
+    }
+    if (skipped.length > 0) yield { items: skipped, bytes };
+  } finally {
+    parser.destroy();
+  }
+}
+
+const LF = 0x0a;
+const CR_CODE = 0x0d;
+/** What csv-parse's `trim` strips at the start of an unquoted cell (its `timchars`); the end is trimmed by trimEnd(). */
+const isLeadingTrim = (code: number) => code === 0x20 || code === 0x09 || code === 0x0a || code === 0x0c || code === 0x0d;
+
+function trimCell(cell: string): string {
+  let start = 0;
+  while (start < cell.length && isLeadingTrim(cell.charCodeAt(start))) start++;
+  return (start === 0 ? cell : cell.slice(start)).trimEnd();
+}
+
+/**
+ * The reader of a plain file (CsvDialect.plain: UTF-8, no quote character, LF or CRLF throughout), where each line is a
+ * record or blank: lines split at LF (a CRLF's CR dropped), cells at the delimiter, giving what csv-parse gives with
+ * parsedCsvRecords' options (test/producer/csvPlainReader.test.ts compares them): a UTF-8 BOM skipped, Excel's sep=
+ * line skipped, a line of nothing but spaces, tabs and form feeds skipped as blank (still counted), cells trimmed as
+ * csv-parse trims them, a row with more cells than the header rejected, with fewer read as far as it goes. Items come a
+ * read chunk at a time, with no promise per row.
+ */
+async function* plainCsvRecords(file: AsyncIterable<Buffer>, dialect: CsvDialect, columns: ColumnNames): AsyncGenerator<CsvBlock> {
+  const delimiter = dialect.delimiter;
+  let header: string[] | undefined;
+  let line = 0;
+  let bytes = 0;
+  let carry: Buffer | undefined;
+
+  const readLines = (text: string, items: CsvItem[]): void => {
+    let from = 0;
+    while (from <= text.length) {
+      let to = text.indexOf('\n', from);
+      if (to === -1) to = text.length;
+      const end = to > from && text.charCodeAt(to - 1) === CR_CODE ? to - 1 : to;
+      line++;
+      const cells = text.slice(from, end).split(delimiter);
+      from = to + 1;
+      if (line === 1 && dialect.sepLine) continue;
+      const first = cells[0] ?? '';
+      if (cells.length === 1 && !/[^\t\n\f\r ]/.test(first)) continue; // blank: nothing csv-parse's trim keeps
+      for (let i = 0; i < cells.length; i++) cells[i] = trimCell(cells[i] ?? '');
+      if (header === undefined) {
+        header = columns(cells);
+        continue;
+      }
+      if (cells.length > header.length) {
+        items.push({ line, reason: fieldCountReason(cells.length, header.length) });
+        continue;
+      }
+      const record: CsvRecord = {};
+      for (let i = 0; i < cells.length; i++) {
+        const name = header[i];
+        if (name !== undefined) record[name] = cells[i];
+      }
+      items.push({ line, record });
+    }
+  };
+
+  for await (const chunk of file) {
+    const buffer = carry ? Buffer.concat([carry, chunk]) : chunk;
+    const lastLf = buffer.lastIndexOf(LF);
+    if (lastLf === -1) {
+      carry = buffer;
+      continue;
+    }
+    carry = lastLf + 1 < buffer.length ? buffer.subarray(lastLf + 1) : undefined;
+    const text = buffer.toString('utf8', 0, lastLf);
+    const items: CsvItem[] = [];
+    readLines(bytes === 0 ? text.replace(/^\uFEFF/, '') : text, items);
+    bytes += lastLf + 1;
+    yield { items, bytes };
+  }
+  if (carry && carry.length > 0) {
+    const text = carry.toString('utf8');
+    const items: CsvItem[] = [];
+    // a last line without a line break: a record unless blank (no empty line after it)
+    readLines(bytes === 0 ? text.replace(/^\uFEFF/, '') : text, items);
+    bytes += carry.length;
+    yield { items, bytes };
+  }
+}
+
+/** A delimiter the plain reader splits at exactly as csv-parse does: one ASCII character other than a quote or line break. */
+const splittable = (delimiter: string) => delimiter.length === 1 && delimiter.charCodeAt(0) < 0x80 && !'"\r\n'.includes(delimiter);
+
+/**
+ * The records of a CSV file, in file order, a block at a time: through the plain reader when the dialect says the file
+ * is plain (and `general` is not set), else through csv-parse. `columns` names the columns from the header line.
+ * Exported for the test that compares the two readers.
+ */
+export function csvRecords(file: Readable, dialect: CsvDialect, columns: ColumnNames, general = false): AsyncGenerator<CsvBlock> {
+  if (!general && dialect.plain && dialect.encoding === 'utf-8' && splittable(dialect.delimiter)) {
+    return plainCsvRecords(file as AsyncIterable<Buffer>, dialect, columns);
+  }
+  return parsedCsvRecords(file, dialect, columns);
+}
+
 /**
  * Streams a CSV file into the `calls` queue for one campaign. Column `phone_number` is required; column `key`
  * (optional) is the row's idempotency key, rows without one are keyed by their normalised number, so a number
@@ -269,41 +433,20 @@ export async function importCsv(filePath: string, options: ImportCsvOptions): Pr
   let bytes = 0;
 
   const file = handle.createReadStream(); // closes the handle when it ends or is destroyed
-  const lines = new LineCounter();
-  const parser = parse({
-    bom: true,
-    delimiter: dialect.delimiter,
-    from_line: dialect.sepLine ? 2 : 1,
-    columns: (names: string[]) => {
-      // reserved columns are matched whatever their case and spacing; other columns keep their name as metadata
-      header = names.map((n) => {
-        const canonical = canonicalColumn(n);
-        return RESERVED_COLUMNS.has(canonical) ? canonical : n.trim();
-      });
-      const seen = new Set<string>();
-      for (const name of header) {
-        if (RESERVED_COLUMNS.has(name) && seen.has(name)) throw new InvalidInputError(`${filePath} has two ${name} columns (header: ${names.join(', ')})`);
-        seen.add(name);
-      }
-      return header;
-    },
-    info: true,
-    raw: true,
-    trim: true,
-    skip_empty_lines: true,
-    relax_column_count_less: true,
-    skip_records_with_error: true,
-    // called as csv-parse reads each record (with info and raw: { record, info, raw }), in file order with the skips
-    on_record: (parsed: Omit<ParsedRecord, 'line'>) => ({ ...parsed, line: lines.startOf(parsed.info.lines, parsed.raw) }),
-  });
-  // pipeline, not pipe: a read error mid-file must reach the loop below instead of leaving it waiting
-  if (dialect.encoding === 'utf-8') pipeline(file, parser, () => undefined);
-  else pipeline(file, decoderStream(dialect.encoding), parser, () => undefined);
-  parser.on('skip', (err: CsvError) => {
-    summary.rows++;
-    const raw = typeof err.raw === 'string' ? err.raw : '';
-    summary.rejected.push({ line: lines.startOf(Number(err.lines), raw), reason: csvErrorReason(err, header?.length ?? 0) });
-  });
+  const columns: ColumnNames = (names) => {
+    // reserved columns are matched whatever their case and spacing; other columns keep their name as metadata
+    const named = names.map((n) => {
+      const canonical = canonicalColumn(n);
+      return RESERVED_COLUMNS.has(canonical) ? canonical : n.trim();
+    });
+    const seen = new Set<string>();
+    for (const name of named) {
+      if (RESERVED_COLUMNS.has(name) && seen.has(name)) throw new InvalidInputError(`${filePath} has two ${name} columns (header: ${names.join(', ')})`);
+      seen.add(name);
+    }
+    header = named;
+    return named;
+  };
 
   const progress = () =>
     options.onProgress?.({
@@ -327,32 +470,42 @@ export async function importCsv(filePath: string, options: ImportCsvOptions): Pr
   let stopped: { error: unknown } | undefined;
   try {
     let batch: Row[] = [];
-    for await (const parsed of parser as AsyncIterable<ParsedRecord>) {
+    let failed = false;
+    for await (const block of csvRecords(file, dialect, columns)) {
       if (!header?.includes(PHONE_NUMBER_COLUMN)) break; // reported below, before anything is enqueued
-      summary.rows++;
-      bytes = parsed.info.bytes;
-      const row = toRow(parsed.record, parsed.line, options, now);
-      if (!('request' in row)) {
-        summary.rejected.push(row);
-        continue;
+      bytes = block.bytes;
+      for (const item of block.items) {
+        summary.rows++;
+        if (!('record' in item)) {
+          summary.rejected.push(item);
+          continue;
+        }
+        const row = toRow(item.record, item.line, options, now);
+        if (!('request' in row)) {
+          summary.rejected.push(row);
+          continue;
+        }
+        batch.push(row);
+        if (batch.length >= ENQUEUE_CHUNK_SIZE) {
+          const full = batch;
+          batch = [];
+          if (!(await inFlight.run(() => send(full)))) {
+            failed = true; // a batch failed: drain() below throws it
+            break;
+          }
+        }
       }
-      batch.push(row);
-      if (batch.length >= ENQUEUE_CHUNK_SIZE) {
-        const full = batch;
-        batch = [];
-        if (!(await inFlight.run(() => send(full)))) break; // a batch failed: drain() below throws it
-      }
+      if (failed) break;
     }
     if (!header) throw new InvalidInputError(`${filePath} is empty: expected a header line with a ${PHONE_NUMBER_COLUMN} column`);
     if (!header.includes(PHONE_NUMBER_COLUMN)) {
       throw new InvalidInputError(`${filePath} has no ${PHONE_NUMBER_COLUMN} column (header: ${header.join(', ').replace(/\s+/g, ' ')})`);
     }
     const last = batch;
-    if (last.length > 0) await inFlight.run(() => send(last));
+    if (!failed && last.length > 0) await inFlight.run(() => send(last));
   } catch (err) {
     stopped = { error: err };
   } finally {
-    parser.destroy();
     file.destroy();
   }
   try {

@@ -1,7 +1,7 @@
 import { getCountries, getCountryCallingCode, parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js';
 import metadata from 'libphonenumber-js/min/metadata';
 import { describe, expect, it } from 'vitest';
-import { parseForDialing, parsePhoneNumber } from '../../src/core/phone.js';
+import { parseForDialing, parsePhoneNumber, plainE164ForDialing } from '../../src/core/phone.js';
 
 /**
  * parseForDialing skips libphonenumber's search for the country of a calling code several countries share (US, CA,
@@ -101,5 +101,41 @@ describe('parsing a number for dialing without naming its country', () => {
     expect(parsePhoneNumber('310-1234', 'US')).toEqual({ e164: '+13101234' });
     expect(() => parsePhoneNumber('55-0125', 'US')).toThrow(/too short for a national number of US/);
     expect(parsePhoneNumber('001-415-555-0127')).toEqual({ e164: '+14155550127' });
+  });
+});
+
+describe('reading a plain E.164 number without the general parser', () => {
+  /** plainE164ForDialing either declines or gives the number libphonenumber reads, which it finds possible. */
+  function expectAgrees(text: string): boolean {
+    const fast = plainE164ForDialing(text);
+    if (fast === undefined) return false;
+    expect(dialed(parsePhoneNumberFromString(text)), JSON.stringify(text)).toEqual({ number: fast, possible: true });
+    return true;
+  }
+
+  it('agrees with libphonenumber on every calling code, every national length and every leading digit', () => {
+    const next = random(13);
+    for (const code of callingCodes) {
+      for (let length = 0; length <= 18; length++) {
+        for (let lead = 0; lead <= 9; lead++) {
+          const samples = sharedCodes.includes(code) ? 6 : 2;
+          for (let i = 0; i < samples; i++) expectAgrees(`+${code}${length === 0 ? '' : `${lead}${digits(next, length - 1)}`}`);
+        }
+      }
+    }
+  });
+
+  it('answers for the numbers campaigns mostly hold, and declines anything that is not plain E.164', () => {
+    for (const text of ['+14155550100', '+442079460958', '+4915112345678', '+33612345678', '+61412345678']) {
+      expect(expectAgrees(text), text).toBe(true);
+    }
+    // spaces, an extension, a scheme, a spreadsheet mark, 00, a national number: the general parser's
+    for (const text of ['+1 415 555 0100', '+14155550100x12', 'tel:+14155550100', "'+14155550100", '0014155550100', '4155550100', '+0123456789']) {
+      expect(plainE164ForDialing(text), text).toBeUndefined();
+    }
+    // a 7-digit +1 number is possible in Canada only, +1 1… may be a national prefix: the general parser decides
+    expect(plainE164ForDialing('+13101234')).toBeUndefined();
+    expect(plainE164ForDialing('+115127408')).toBeUndefined();
+    expect(parsePhoneNumber('+14155550100')).toEqual({ e164: '+14155550100' });
   });
 });

@@ -8,6 +8,8 @@
 // Run: npm run bench:cps -- [--quick] [--hog] [--runs 3] [--consumers 1,2,4] [--cps 10,50,200]
 //   --quick   fewer calls per run (about 4–6 s of dialing) and consumers 1,4 at 50 and 200 CPS
 //   --hog     a CPU hog (one busy thread per core) runs beside every run
+//   --cpu-prof DIR   each consumer writes a V8 CPU profile into DIR (bench/dialRate/cpuProfile.mjs); consumers are then stopped with
+//             SIGTERM (a drain, so the profile is written) instead of SIGKILL at the end of each run
 // Calls per run: 20 s of dialing at 10 and 50 CPS (200, 1,000), 10 s at 200 CPS (2,000); BENCH_CONCURRENCY sets
 // DIAL_CONCURRENCY per consumer (default 200).
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -52,6 +54,7 @@ const EXIT_WAIT_MS = 10 * SECOND;
 
 const repoRoot = fileURLToPath(new URL('../', import.meta.url));
 const proxyPath = fileURLToPath(new URL('./dialRate/arrivalProxy.ts', import.meta.url));
+const cpuProfilePath = fileURLToPath(new URL('./dialRate/cpuProfile.mjs', import.meta.url));
 const simMainPath = fileURLToPath(new URL('../src/sim/main.ts', import.meta.url));
 
 const { values: args } = parseArgs({
@@ -59,6 +62,7 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     hog: { type: 'boolean', default: false },
     trace: { type: 'boolean', default: false },
+    'cpu-prof': { type: 'string' },
     'proxy-nice': { type: 'string', default: String(PROXY_NICE) },
     runs: { type: 'string', default: '1' },
     consumers: { type: 'string' },
@@ -229,8 +233,12 @@ function consumerEnv(redisUrl: string, prefix: string, cps: number, proxyUrl: st
     PREDIAL_CHECK_URL: '',
     RESULTS_WEBHOOK_URL: '',
     METRICS_PORT: '',
+    ...(args['cpu-prof'] ? { NODE_OPTIONS: `${env.NODE_OPTIONS ?? ''} --import ${cpuProfilePath}`.trim(), BENCH_CPU_PROF_DIR: args['cpu-prof'] } : {}),
   };
 }
+
+/** A profiled consumer drains on SIGTERM and exits, writing its CPU profile (--cpu-prof); waited for up to this. */
+const PROFILED_EXIT_WAIT_MS = 30 * SECOND;
 
 async function oneRun(
   redisUrl: string,
@@ -278,6 +286,14 @@ async function oneRun(
     if (figures.dialsWithoutDispatch > 0) missed.push(`${figures.dialsWithoutDispatch} dials without a dispatch first`);
     return { ...figures, arrivals, wire, cps, consumers, calls, hog: args.hog, load1: loadavg()[0] ?? 0, busy, cpuPerDial, missed };
   } finally {
+    if (args['cpu-prof']) {
+      await Promise.all(
+        started.map((c) => {
+          c.child.kill('SIGTERM');
+          return waitForExit(c.child, PROFILED_EXIT_WAIT_MS);
+        }),
+      );
+    }
     await Promise.all(started.map((c) => c.kill()));
     await deleteKeysWithPrefix(redis, prefix);
     await redis.quit();

@@ -38,12 +38,30 @@ export class RequestNotSentError extends Error {
   override readonly name = 'RequestNotSentError';
 }
 
+/**
+ * A RequestNotSentError without a stack trace: on a loaded host refusals come in runs, and each one's stack would be
+ * captured and, where source maps are on (tsx), mapped when Node's stream code reads it on destroy, for a message
+ * that already says everything (the reason the gate gave).
+ */
+function notSent(reason: string): RequestNotSentError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new RequestNotSentError(reason);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
 /** The request got no answer in time (the SDK's timeout); it may have reached LiveKit. */
 export class TwirpTimeoutError extends Error {
   override readonly name = 'TwirpTimeoutError';
 }
 
-/** Returns undefined to send, or the reason not to. Runs synchronously right before the request is written. */
+/**
+ * Returns undefined to send, or the reason not to. Runs synchronously right before the request is written, and also
+ * when the request is made (a refusal there takes no socket); it must answer the same or let the later run decide.
+ */
 export type SendGate = () => string | undefined;
 
 const gates = new AsyncLocalStorage<SendGate>();
@@ -152,6 +170,10 @@ export class GatedTwirpRpc implements TwirpRequester {
 
   request(service: string, method: string, data: unknown, headers: Record<string, string>, timeout = DEFAULT_TIMEOUT_S): Promise<unknown> {
     const gate = gates.getStore();
+    // A gate that refuses already (the claim aged on the way here) is answered before any socket is taken: refused on
+    // its socket, the request would have to destroy that kept-alive connection, and the next dial open a new one.
+    const refusedEarly = gate?.();
+    if (refusedEarly !== undefined) return Promise.reject(notSent(refusedEarly));
     const body = JSON.stringify(data);
     const url = new URL(`${TWIRP_PREFIX}/${LIVEKIT_PACKAGE}.${service}/${method}`, this.origin);
     return new Promise((resolve, reject) => {
@@ -193,7 +215,7 @@ export class GatedTwirpRpc implements TwirpRequester {
         const send = (): void => {
           const refused = gate?.();
           if (refused !== undefined) {
-            request.destroy(new RequestNotSentError(refused));
+            request.destroy(notSent(refused));
             return;
           }
           request.end(body);

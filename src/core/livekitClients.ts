@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { AgentDispatchClient, RoomServiceClient, SipClient, type ClientOptions, type SIPGrant, type VideoGrant } from 'livekit-server-sdk';
 import type { LiveKitSettings } from './config.js';
 import { MINUTE } from './time.js';
@@ -19,6 +20,66 @@ export const SIP_TOKEN_REUSE_MS = 5 * MINUTE;
 const DIAL_GRANT: [VideoGrant, SIPGrant] = [{}, { call: true }];
 /** Grants signed ahead are kept for this many distinct grant sets at most (the SIP API uses a handful). */
 const MAX_CACHED_GRANTS = 16;
+
+/**
+ * How long a token signed here is valid (s): the SDK's own lifetime for service tokens (ServiceBase's default `ttl`,
+ * 10 minutes, node_modules/livekit-server-sdk/dist/ServiceBase.js).
+ */
+export const SERVICE_TOKEN_TTL_S = 600;
+const MS_PER_S = 1000;
+/** The JOSE header jose writes for the SDK (AccessToken.toJwt: `setProtectedHeader({ alg: 'HS256' })`), encoded. */
+const JWT_HEADER = Buffer.from(JSON.stringify({ alg: 'HS256' })).toString('base64url');
+
+/**
+ * Signs the service token the SDK would for `grant` (and `sip`), synchronously: the same HS256 JWT as AccessToken.toJwt
+ * (node_modules/livekit-server-sdk/dist/AccessToken.js): claims `video` and `sip` as given, then `iss` (the API key),
+ * `exp` (now + SERVICE_TOKEN_TTL_S) and `nbf` (now), in seconds. The SDK signs with jose, asynchronously, creating a
+ * key object and a chain of promises per request; a room-scoped token (every dispatch, every room deletion) cannot be
+ * reused, so on a loaded consumer that cost came with every call. `nowMs` is the epoch time to sign at.
+ */
+export function signServiceToken(apiKey: string, apiSecret: string, grant: VideoGrant | undefined, sip: SIPGrant | undefined, nowMs: number): string {
+  const now = Math.floor(nowMs / MS_PER_S);
+  const claims = { ...(grant ? { video: { ...grant } } : {}), ...(sip ? { sip: { ...sip } } : {}), iss: apiKey, exp: now + SERVICE_TOKEN_TTL_S, nbf: now };
+  const signingInput = `${JWT_HEADER}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+  return `${signingInput}.${createHmac('sha256', apiSecret).update(signingInput).digest('base64url')}`;
+}
+
+/** The `Authorization` header of a service request, signed at once (signServiceToken). */
+function signedHeader(apiKey: string, apiSecret: string, grant: VideoGrant | undefined, sip: SIPGrant | undefined): Record<string, string> {
+  return { Authorization: `Bearer ${signServiceToken(apiKey, apiSecret, grant, sip, Date.now())}` };
+}
+
+/** A RoomServiceClient that signs its tokens synchronously (signServiceToken) instead of through jose. */
+class QuickSignedRoomServiceClient extends RoomServiceClient {
+  constructor(
+    host: string,
+    private readonly key: string,
+    private readonly secretKey: string,
+    options: ClientOptions,
+  ) {
+    super(host, key, secretKey, options);
+  }
+
+  override authHeader(grant: VideoGrant, sip?: SIPGrant): Promise<Record<string, string>> {
+    return Promise.resolve(signedHeader(this.key, this.secretKey, grant, sip));
+  }
+}
+
+/** An AgentDispatchClient that signs its tokens synchronously (signServiceToken) instead of through jose. */
+class QuickSignedDispatchClient extends AgentDispatchClient {
+  constructor(
+    host: string,
+    private readonly key: string,
+    private readonly secretKey: string,
+    options: ClientOptions,
+  ) {
+    super(host, key, secretKey, options);
+  }
+
+  override authHeader(grant: VideoGrant, sip?: SIPGrant): Promise<Record<string, string>> {
+    return Promise.resolve(signedHeader(this.key, this.secretKey, grant, sip));
+  }
+}
 
 /**
  * A SipClient that writes its requests through GatedTwirpRpc (a send gate right before the write; no region failover)
@@ -83,15 +144,16 @@ export async function prepareDial(sip: SipClient): Promise<void> {
 /**
  * Creates the clients with region failover off: the SDK replays a POST to another region after a 5xx or
  * transport error, and a replayed CreateSIPParticipant can ring a phone twice. Every client writes through
- * GatedTwirpRpc (twirpTransport.ts); the SIP client also signs ahead (PresignedSipClient).
+ * GatedTwirpRpc (twirpTransport.ts); the SIP client also signs ahead (PresignedSipClient), the room and dispatch
+ * clients sign synchronously (signServiceToken).
  */
 export function createLiveKitClients(settings: LiveKitSettings): LiveKitClients {
   const options = { failover: false };
   const host = settings.url.replace(/^ws/, 'http');
   return {
     sip: new PresignedSipClient(host, settings.apiKey, settings.apiSecret, options),
-    rooms: throughOwnTransport(new RoomServiceClient(host, settings.apiKey, settings.apiSecret, options), host),
-    dispatch: throughOwnTransport(new AgentDispatchClient(host, settings.apiKey, settings.apiSecret, options), host),
+    rooms: throughOwnTransport(new QuickSignedRoomServiceClient(host, settings.apiKey, settings.apiSecret, options), host),
+    dispatch: throughOwnTransport(new QuickSignedDispatchClient(host, settings.apiKey, settings.apiSecret, options), host),
   };
 }
 

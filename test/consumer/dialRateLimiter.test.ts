@@ -3,8 +3,11 @@ import { Redis } from 'ioredis';
 import { CLAIM_TO_SEND_MAX_MS, DialRateLimiter, startIntervalMs, startWindow, WINDOW_SAFETY_MARGIN_MS } from '../../src/consumer/dialRateLimiter.js';
 import { CallStore } from '../../src/core/callStore.js';
 import { dialerKeys } from '../../src/core/keys.js';
-import { createLiveKitClients, PresignedSipClient, SIP_TOKEN_REUSE_MS } from '../../src/core/livekitClients.js';
-import { RequestNotSentError, withSendGate } from '../../src/core/twirpTransport.js';
+import { createLiveKitClients, PresignedSipClient, SERVICE_TOKEN_TTL_S, SIP_TOKEN_REUSE_MS, signServiceToken } from '../../src/core/livekitClients.js';
+import { AccessToken, TokenVerifier } from 'livekit-server-sdk';
+import { GatedTwirpRpc, RequestNotSentError, withSendGate } from '../../src/core/twirpTransport.js';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { CALLS_QUEUE } from '../../src/core/queues.js';
 import { sleep, systemClock } from '../../src/core/time.js';
 import { dialAttempt } from '../../src/consumer/dialAttempt.js';
@@ -138,6 +141,19 @@ describe('PresignedSipClient', () => {
     }
   });
 
+  it('signs room and dispatch tokens synchronously with the claims the SDK signs, which LiveKit verifies', async () => {
+    const grant = { roomAdmin: true, room: 'call-x-1' };
+    const sdk = new AccessToken('key-1', 'secret-of-at-least-32-characters!', { ttl: '10m' });
+    sdk.addGrant(grant);
+    const expected = await new TokenVerifier('key-1', 'secret-of-at-least-32-characters!').verify(await sdk.toJwt());
+    const token = signServiceToken('key-1', 'secret-of-at-least-32-characters!', grant, undefined, Date.now());
+    const claims = await new TokenVerifier('key-1', 'secret-of-at-least-32-characters!').verify(token);
+    expect(claims).toEqual({ ...expected, exp: claims.exp, nbf: claims.nbf });
+    expect((claims.exp ?? 0) - (claims.nbf ?? 0)).toBe(SERVICE_TOKEN_TTL_S);
+    expect(JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString())).toEqual({ alg: 'HS256' });
+    await expect(new TokenVerifier('key-1', 'another-secret-of-32-characters!!').verify(token)).rejects.toThrow();
+  });
+
   it('signs room-scoped grants per request, as the SDK does', async () => {
     const sip = client();
     const a = await sip.authHeader({ roomAdmin: true, room: 'r1' }, { call: true });
@@ -169,6 +185,31 @@ describe('the send gate: a dial is written within CLAIM_TO_SEND_MAX_MS of its cl
       () => sip.createSipParticipant(p.sim.outboundTrunkId, '+14155550111', 'gate-room', { participantIdentity: 'sip-gate', waitUntilAnswered: true }),
     );
     expect(p.sim.calls.filter((c) => c.room === 'gate-room')).toHaveLength(1);
+  });
+
+  it('keeps its warm connection when the gate refuses a request as it is made: the next one goes out on it', async () => {
+    let connections = 0;
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.setHeader('Content-Type', 'application/json');
+        res.end('{}');
+      });
+    });
+    server.on('connection', () => {
+      connections += 1;
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const rpc = new GatedTwirpRpc(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+      await rpc.request('SIP', 'CreateSIPParticipant', {}, {});
+      await expect(withSendGate(() => 'counted too long ago', () => rpc.request('SIP', 'CreateSIPParticipant', {}, {}))).rejects.toBeInstanceOf(RequestNotSentError);
+      await rpc.request('SIP', 'CreateSIPParticipant', {}, {});
+      expect(connections).toBe(1);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('gives a claim that came back too late its window entry back, claims again and dials once', async () => {

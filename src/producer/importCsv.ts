@@ -166,13 +166,21 @@ function rowSchedule(record: Record<string, string | undefined>, flags: Schedule
   return { ...start, expiresAt: cell(record, SCHEDULE_COLUMNS.expiresAt) ?? flags.expiresAt };
 }
 
+/** Whether the row or the flags give any time (most imports: neither, and no schedule is built per row). */
+function hasSchedule(record: Record<string, string | undefined>, flags: ScheduleInput | undefined): boolean {
+  if (flags && (flags.at !== undefined || flags.delay !== undefined || flags.expiresAt !== undefined)) return true;
+  return Boolean(record[SCHEDULE_COLUMNS.at] || record[SCHEDULE_COLUMNS.delay] || record[SCHEDULE_COLUMNS.expiresAt]);
+}
+
 const SCHEDULE_COLUMN_NAMES = { at: SCHEDULE_COLUMNS.at, delay: SCHEDULE_COLUMNS.delay, expiresAt: SCHEDULE_COLUMNS.expiresAt };
 
 function toRow(record: Record<string, string | undefined>, line: number, options: ImportCsvOptions, now: number): Row | RejectedRow {
   const phoneNumber = record[PHONE_NUMBER_COLUMN] ?? '';
   if (phoneNumber === '') return { line, reason: `${PHONE_NUMBER_COLUMN} is empty` };
   const metadata: Record<string, string> = {};
-  for (const [column, value] of Object.entries(record)) {
+  // for…in, not Object.entries: the same own keys in the same order (records are plain objects), no pair per cell
+  for (const column in record) {
+    const value = record[column];
     if (column === PHONE_NUMBER_COLUMN || column === KEY_COLUMN || column === '' || value === undefined || value === '') continue;
     metadata[column] = value;
   }
@@ -182,11 +190,13 @@ function toRow(record: Record<string, string | undefined>, line: number, options
   if (timeZone !== undefined && !isTimeZone(timeZone)) {
     return { line, reason: `${TIMEZONE_COLUMN}: ${JSON.stringify(timeZone)} is not an IANA time zone (e.g. America/Los_Angeles)` };
   }
-  const region = REGION_COLUMNS.map((c) => cell(record, c)).find((v) => v !== undefined) ?? options.region;
+  let region: string | undefined;
+  for (const column of REGION_COLUMNS) region ??= cell(record, column);
+  region ??= options.region;
   const callWindow = options.callWindow && timeZone ? { ...options.callWindow, timeZone } : options.callWindow;
-  const schedule = rowSchedule(record, options.schedule ?? {});
   let times: { notBefore?: number; expiresAt?: number } = {};
-  if (schedule.at !== undefined || schedule.delay !== undefined || schedule.expiresAt !== undefined) {
+  const schedule = hasSchedule(record, options.schedule) ? rowSchedule(record, options.schedule ?? {}) : undefined;
+  if (schedule && (schedule.at !== undefined || schedule.delay !== undefined || schedule.expiresAt !== undefined)) {
     try {
       times = resolveSchedule(schedule, now, timeZone ?? options.timeZone ?? DEFAULT_TIME_ZONE, SCHEDULE_COLUMN_NAMES);
     } catch (err) {

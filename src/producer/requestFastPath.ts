@@ -31,6 +31,13 @@ const optionalString = (value: unknown, min: number, max = Infinity) =>
 /** zod's z.number().int().positive() for the values producers send (epoch ms); a Date is left to zod. */
 const optionalEpochMs = (value: unknown) => value === undefined || (typeof value === 'number' && Number.isSafeInteger(value) && value > 0);
 
+/** JSON.stringify writes a UTF-16 unit as at most 6 bytes (`\u001f`; other characters take at most 3 bytes of UTF-8). */
+const MAX_JSON_BYTES_PER_UNIT = 6;
+/** A key's quotes, its colon and the comma after its entry. */
+const JSON_QUOTES_AND_PUNCTUATION = 4;
+/** The longest JSON of a finite number (`-1.2345678901234567e-308`), true, false or null. */
+const MAX_JSON_SCALAR_BYTES = 24;
+
 /**
  * A copy of `metadata` when it is plainly what callMetadataSchema accepts: a plain object whose own enumerable string
  * keys hold strings, finite numbers, booleans or null, at most MAX_CALL_METADATA_BYTES as JSON. Undefined for anything
@@ -39,15 +46,20 @@ const optionalEpochMs = (value: unknown) => value === undefined || (typeof value
 function checkedMetadata(metadata: unknown): CallMetadata | undefined {
   if (!isPlain(metadata) || Object.getOwnPropertySymbols(metadata).length > 0) return undefined;
   const copy: CallMetadata = {};
+  // most JSON bytes the copy can take: braces, and per entry a quoted key, a colon, a comma and the value
+  let mostBytes = 2;
   for (const key in metadata) {
     if (key === '__proto__' || !Object.hasOwn(metadata, key)) return undefined;
     const value = metadata[key];
     if (typeof value === 'string' || typeof value === 'boolean' || value === null || (typeof value === 'number' && Number.isFinite(value))) {
       copy[key] = value;
+      mostBytes += JSON_QUOTES_AND_PUNCTUATION + MAX_JSON_BYTES_PER_UNIT * key.length + (typeof value === 'string' ? 2 + MAX_JSON_BYTES_PER_UNIT * value.length : MAX_JSON_SCALAR_BYTES);
     } else {
       return undefined;
     }
   }
+  // well under the limit whatever the characters: no need to write the JSON to count it
+  if (mostBytes <= MAX_CALL_METADATA_BYTES) return copy;
   // the byte limit as callMetadataSchema's refine counts it; UTF-8 is at most 3 bytes per UTF-16 unit, so a short JSON
   // string needs no byte count
   const json = JSON.stringify(copy);

@@ -39,6 +39,8 @@ const FIELD_VALUES: Record<string, { valid: unknown[]; invalid: unknown[] }> = {
       { a: 'x', b: 2, c: true, d: null },
       { big: 'x'.repeat(16 * 1024 - 10) },
       { big: 'é'.repeat(5_000) },
+      { c: '\u0001'.repeat(2_700) }, // 6 bytes of JSON per character: 16,208 bytes, within the limit
+      { n: -1.2345678901234567e-308, t: true, s: '\u0001'.repeat(2_690) },
       { 1: 'one', b: 'two', 0: 'zero' },
       nonEnumerable,
       Object.create(null) as object,
@@ -57,6 +59,7 @@ const FIELD_VALUES: Record<string, { valid: unknown[]; invalid: unknown[] }> = {
       'x',
       { big: 'x'.repeat(16 * 1024) },
       { big: 'é'.repeat(9_000) },
+      { c: '\u0001'.repeat(2_731) }, // 16,394 bytes of JSON
       new Date(0),
     ],
   },

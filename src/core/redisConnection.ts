@@ -138,6 +138,17 @@ export class OutageReportingRedis extends Redis {
     return true;
   }
 
+  /**
+   * Through Sentinel (`failoverDetector: true`) ioredis subscribes to `+switch-master` on every sentinel over
+   * connections of its own, and closes them on `disconnect()` but not when the client ends through `quit()` (ioredis
+   * issue #1362; ioredis 5.11 has no fix): each closed connection left one socket per sentinel open, which kept a
+   * finished process alive. Once the client has ended for good, `disconnect()` lets go of them (ioredis' maintainer
+   * in #1362: "Calling .disconnect() should properly clean up everything"); it sends nothing.
+   */
+  private releaseFailoverDetector(): void {
+    if (this.options.failoverDetector === true) super.disconnect();
+  }
+
   private log(level: 'warn' | 'info', fields: Record<string, unknown>, msg: string): void {
     const { logger, level: configured, name } = this.reporting;
     const line = { connection: name, ...fields };
@@ -164,6 +175,7 @@ export class OutageReportingRedis extends Redis {
   }
 
   private onEnd(): void {
+    this.releaseFailoverDetector();
     if (!this.outage || this.closingOnPurpose) return;
     this.log('warn', { downMs: Date.now() - this.outage.since, failedAttempts: this.outage.failedAttempts }, 'Redis connection given up');
     this.outage = undefined;

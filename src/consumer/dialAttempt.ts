@@ -541,11 +541,15 @@ async function claimStart(
   let stale = 0;
   for (let tries = 0; tries < MAX_CLAIM_TRIES; tries += 1) {
     const window = deps.limiter.startWindow(deps.campaignRate);
-    const asked = performance.now();
-    timing.askedAt = performance.timeOrigin + asked;
-    timing.tries += 1;
-    if (timing.firstAsk === 0) timing.firstAsk = timing.askedAt;
-    const claim = await deps.store.claimDial(job.campaignId, job.callId, attempt, lock, deps.backoff.key, window, deps.notAfterMs);
+    if (timing.firstAsk === 0) timing.firstAsk = performance.timeOrigin + performance.now();
+    let asked = 0;
+    // through this process's claims in flight (MAX_CLAIMS_IN_FLIGHT); the claim's age counts from when it is asked
+    const claim = await deps.limiter.claims.run(() => {
+      asked = performance.now();
+      timing.askedAt = performance.timeOrigin + asked;
+      timing.tries += 1;
+      return deps.store.claimDial(job.campaignId, job.callId, attempt, lock, deps.backoff.key, window, deps.notAfterMs);
+    });
     switch (claim.status) {
       case 'ok': {
         const tookMs = performance.now() - asked;

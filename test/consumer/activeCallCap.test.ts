@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
+import type { RedisClient } from '../../src/core/redisClient.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ActiveCallLeases } from '../../src/core/activeCallLeases.js';
 import { CallStore } from '../../src/core/callStore.js';
@@ -9,19 +9,19 @@ import { ResultReporter } from '../../src/core/reportResult.js';
 import { systemClock } from '../../src/core/time.js';
 import type { LiveKitSim } from '../../src/sim/index.js';
 import { startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
-import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
+import { connectTestRedis, deleteKeysWithPrefix, uniquePrefix } from '../helpers/testRedis.js';
 import { waitFor } from '../helpers/waitFor.js';
 
 const numbers = (count: number, base: number) => Array.from({ length: count }, (_, i) => `+1415557${String(base + i).padStart(4, '0')}`);
 const call = (callId: string, campaignId = 'cap') => ({ campaignId, callId });
 
 describe('leases of calls in progress (ActiveCallLeases)', () => {
-  let redis: Redis;
+  let redis: RedisClient;
   let prefix: string;
   let leases: ActiveCallLeases;
 
   beforeAll(() => {
-    redis = new Redis(testRedisUrl());
+    redis = connectTestRedis(); // the run's topology (TEST_REDIS_TOPOLOGY), through the production factory
   });
   afterEach(async () => {
     await deleteKeysWithPrefix(redis, prefix);

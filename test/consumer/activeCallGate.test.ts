@@ -2,20 +2,20 @@
  * Waiting for a lease of a call in progress before the dial (waitForActiveCallLease), on a clock the test moves: the
  * leases are real (Redis), the waits between polls are the test clock's, so half a minute of waiting takes milliseconds.
  */
-import { Redis } from 'ioredis';
+import type { RedisClient } from '../../src/core/redisClient.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ACTIVE_LEASE_MAX_WAIT_MS, waitForActiveCallLease, type ActiveCallGateDeps } from '../../src/consumer/dialGates.js';
 import { ActiveCallLeases } from '../../src/core/activeCallLeases.js';
 import { MINUTE } from '../../src/core/time.js';
 import { TestClock } from '../helpers/testClock.js';
-import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
+import { connectTestRedis, deleteKeysWithPrefix, uniquePrefix } from '../helpers/testRedis.js';
 
 const call = (callId: string, campaignId = 'gate') => ({ campaignId, callId });
-let redis: Redis;
+let redis: RedisClient;
 let prefix: string;
 
 beforeAll(() => {
-  redis = new Redis(testRedisUrl());
+  redis = connectTestRedis(); // the run's topology (TEST_REDIS_TOPOLOGY), through the production factory
 });
 afterEach(async () => {
   await deleteKeysWithPrefix(redis, prefix);

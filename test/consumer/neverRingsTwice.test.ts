@@ -41,7 +41,12 @@ async function startChildConsumer(env: Record<string, string>): Promise<ChildPro
   proc.stdout?.on('data', (chunk: Buffer) => {
     output += chunk.toString();
   });
-  await waitFor(() => (output.includes('ready') ? true : undefined), 30_000, 'child consumer ready');
+  try {
+    await waitFor(() => (output.includes('ready') ? true : undefined), 30_000, 'child consumer ready');
+  } catch (err) {
+    proc.kill('SIGKILL'); // not handed to the caller, so no afterEach would stop it
+    throw err;
+  }
   return proc;
 }
 
@@ -52,7 +57,13 @@ async function kill(proc: ChildProcess): Promise<void> {
 
 /** The simulated agent serves the dispatches (start the pipeline with `agent: 'none'`, so no stand-in takes them first). */
 async function startAgent(p: TestPipeline): Promise<SimulatedAgent> {
-  return startSimulatedAgent({ sim: p.sim, redisUrl: p.env.REDIS_URL ?? '', queuePrefix: p.config.queuePrefix, agentName: p.config.agentName });
+  return startSimulatedAgent({
+    sim: p.sim,
+    redisUrl: p.config.redisUrl,
+    redis: p.config.redis, // the run's topology (TEST_REDIS_TOPOLOGY): its outcomes go where the pipeline's do
+    queuePrefix: p.config.queuePrefix,
+    agentName: p.config.agentName,
+  });
 }
 
 describe('a consumer dies while the phone rings (SIGKILL), and another takes the call over', () => {

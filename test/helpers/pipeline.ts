@@ -1,5 +1,4 @@
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import { CallStore } from '../../src/core/callStore.js';
 import { loadConfig, type DialerConfig } from '../../src/core/config.js';
 import { createLogger } from '../../src/core/logger.js';
@@ -16,7 +15,7 @@ import { CallProducer, type CallRequest } from '../../src/producer/enqueueCalls.
 import { startResultsWorker, type ResultsWorkerHandle } from '../../src/results/resultsWorker.js';
 import { startStandInAgent, type SimAgentWorker } from '../../src/harness/simAgentWorker.js';
 import { startLiveKitSim, type LiveKitSim, type ScenarioInput } from '../../src/sim/index.js';
-import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from './testRedis.js';
+import { deleteKeysWithPrefix, testRedisEnv, uniquePrefix } from './testRedis.js';
 import { waitFor } from './waitFor.js';
 
 /** A dial pipeline against the simulator with its own queue prefix: producer, dial workers, results worker. */
@@ -39,6 +38,9 @@ export interface TestPipeline {
 }
 
 export const silentLogger = createLogger('silent');
+
+/** The settings that say where Redis is: a test giving any of them in `env` brings its own topology. */
+const REDIS_LOCATION_SETTINGS = ['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'] as const;
 
 /** Test DIAL_CPS of dialDepsFor: high enough that pacing never slows a test that does not look at it. */
 const DIRECT_DIAL_CPS = 50;
@@ -69,18 +71,21 @@ export function dialDepsFor(p: TestPipeline, overrides: Partial<DialDeps> = {}):
  * Starts the simulator, the results worker and one dial worker (unless `dialers: 0`). Answered calls need an agent in
  * the room (else the consumer hangs up after AGENT_JOIN_GRACE_MS), so by default an agent host that joins every
  * dispatch and says nothing stands in for the agent (`agent: 'stand-in'`); `agent: 'none'` registers none (a test
- * that starts its own simulated agent, or one that wants dispatches nobody takes).
+ * that starts its own simulated agent, or one that wants dispatches nobody takes). Redis is the run's topology
+ * (TEST_REDIS_TOPOLOGY: testRedisEnv's settings in `env`, a hash-tagged prefix on a cluster) unless `env` names one
+ * of its own; every connection, the test's `redis` too, comes from the production factory.
  */
 export async function startTestPipeline(
   name: string,
   options: { network?: ScenarioInput; env?: Record<string, string>; dialers?: number; agent?: 'stand-in' | 'none' } = {},
 ): Promise<TestPipeline> {
-  // a test may point the pipeline at a topology of its own (REDIS_URL, or REDIS_SENTINELS in `env`)
-  const url = options.env?.REDIS_URL ?? testRedisUrl();
+  // the run's Redis (TEST_REDIS_TOPOLOGY), unless a test points the pipeline at a topology of its own (REDIS_URL,
+  // REDIS_SENTINELS or REDIS_CLUSTER_NODES in `env`): then only its own settings say where Redis is
+  const ownTopology = REDIS_LOCATION_SETTINGS.some((setting) => options.env?.[setting] !== undefined);
   const prefix = options.env?.QUEUE_PREFIX ?? uniquePrefix(name);
   const sim = await startLiveKitSim({ network: options.network });
   const env: Record<string, string> = {
-    REDIS_URL: url,
+    ...(ownTopology ? {} : testRedisEnv()),
     QUEUE_PREFIX: prefix,
     LIVEKIT_URL: sim.url,
     LIVEKIT_API_KEY: sim.apiKey,
@@ -99,7 +104,8 @@ export async function startTestPipeline(
     (options.agent ?? 'stand-in') === 'stand-in'
       ? await startStandInAgent({ url: sim.url, apiKey: sim.apiKey, apiSecret: sim.apiSecret, agentName: config.agentName })
       : undefined;
-  const redis = config.redis.kind === 'node' ? new Redis(url) : createWorkerConnection(config.redis, {}, { logger: silentLogger });
+  // the test's own connection comes from the production factory too: a Cluster client, or the sentinels' primary
+  const redis = createWorkerConnection(config.redis, {}, { name: `test-${name}`, logger: silentLogger });
   const store = new CallStore(redis, prefix, systemClock);
   const producer = new CallProducer({ connection: redis, prefix, maxAttempts: config.dial.maxAttempts });
   const calls = new Queue(CALLS_QUEUE, { connection: redis, prefix });

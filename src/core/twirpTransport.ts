@@ -26,8 +26,13 @@ const REQUEST_ID_HEADER = 'X-Livekit-Request-Id';
 const USER_AGENT = 'livekit-server-sdk-node (ai-dialer twirpTransport)';
 /** Idle connections kept per host: enough for the dials in flight of one process to find one warm. */
 const MAX_FREE_SOCKETS = 256;
-/** warm() makes sure at least this many connected sockets wait (kept-alive or spare): claims run concurrently. */
-const WARM_SOCKETS = 2;
+/**
+ * warm() makes sure at least this many connected sockets wait (kept-alive or spare): a consumer has up to four dial
+ * claims in flight at once (MAX_CLAIMS_IN_FLIGHT, consumer/dialRateLimiter.ts), and each claimed dial must find a
+ * connected socket, or it waits for a connection after its claim and may be refused by its gate (bench:cps --hog at
+ * 200 CPS: new connections in the request path cost 0.75 ms of CPU per dial with two).
+ */
+export const WARM_SOCKETS = 4;
 /** Spare connections kept at most (each a socket held open at LiveKit). */
 const MAX_SPARE_SOCKETS = 8;
 const HTTP_PORT = 80;

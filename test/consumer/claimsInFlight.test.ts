@@ -4,6 +4,9 @@ import { dialAttempt } from '../../src/consumer/dialAttempt.js';
 import { CallStore } from '../../src/core/callStore.js';
 import { CALLS_QUEUE } from '../../src/core/queues.js';
 import { sleep, systemClock } from '../../src/core/time.js';
+import { GatedTwirpRpc, WARM_SOCKETS, withSendGate } from '../../src/core/twirpTransport.js';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { dialDepsFor, silentLogger, startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
 
 describe('InFlightLimit', () => {
@@ -73,5 +76,34 @@ describe('claims in flight', () => {
     expect(results.map((r) => r.status)).toEqual(calls.map(() => 'answered'));
     expect(store.most).toBeLessThanOrEqual(MAX_CLAIMS_IN_FLIGHT);
     expect(store.most).toBeGreaterThan(1);
+  });
+});
+
+describe('warm connections for the claims in flight', () => {
+  it(`keeps ${MAX_CLAIMS_IN_FLIGHT} connections ready, so that many dials claimed at once open none after their claims`, async () => {
+    let connections = 0;
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.setHeader('Content-Type', 'application/json');
+        res.end('{}');
+      });
+    });
+    server.on('connection', () => {
+      connections += 1;
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const rpc = new GatedTwirpRpc(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+      // one warm() before each dial, as prepareDial does
+      for (let i = 0; i < MAX_CLAIMS_IN_FLIGHT; i += 1) await rpc.warm();
+      const warmed = connections;
+      await Promise.all(Array.from({ length: MAX_CLAIMS_IN_FLIGHT }, () => withSendGate(() => undefined, () => rpc.request('SIP', 'CreateSIPParticipant', {}, {}))));
+      expect(connections).toBe(warmed);
+      expect(WARM_SOCKETS).toBeGreaterThanOrEqual(MAX_CLAIMS_IN_FLIGHT);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

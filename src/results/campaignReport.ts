@@ -239,16 +239,20 @@ export function pickUpRate(counters: Pick<CampaignCounters, 'byOutcome' | 'termi
 const UNDIALED_RESULTS: readonly string[] = ['not_started', 'platform_error'];
 
 /**
- * Whether attempt `entry` of `record` went out to the carrier: it is the attempt marked sent (claimDial), or it ended
- * with a result other than "never sent" (records from before the sent mark was kept).
+ * Whether log entry `entry` of `record` went out to the carrier. An ended entry says so by its result: anything but
+ * "never sent" (a drain gave the slot back, LiveKit failed first: the attempt is then tried again under the same
+ * number, in a new entry). An entry still open went out when its attempt is the one marked sent (claimDial).
  */
 export function attemptWasDialed(record: Pick<CallRecord, 'dialSentAttempt'>, entry: Pick<AttemptEntry, 'attempt' | 'result'>): boolean {
-  return record.dialSentAttempt === entry.attempt || (entry.result !== undefined && !UNDIALED_RESULTS.includes(entry.result));
+  return entry.result === undefined ? record.dialSentAttempt === entry.attempt : !UNDIALED_RESULTS.includes(entry.result);
 }
 
-/** How many times the call's number was dialed: its attempts that went out (attemptWasDialed). */
+/**
+ * How many of the call's attempts went out (attemptWasDialed): the number of times its phone was dialed. An attempt
+ * logged twice (a platform error, then its dial) counts once.
+ */
 export function dialedAttemptCount(record: Pick<CallRecord, 'dialSentAttempt' | 'attemptLog'>): number {
-  return record.attemptLog.filter((entry) => attemptWasDialed(record, entry)).length;
+  return new Set(record.attemptLog.filter((entry) => attemptWasDialed(record, entry)).map((entry) => entry.attempt)).size;
 }
 
 /** Whether an ended call was dialed at least once, as its record says (records from before that: by its outcome). */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { campaignReport, formatCampaignReport, pickUpRate, type CampaignReport, type ReportCall } from '../../src/results/campaignReport.js';
+import { attemptWasDialed, campaignReport, dialedAttemptCount, formatCampaignReport, pickUpRate, type CampaignReport, type ReportCall } from '../../src/results/campaignReport.js';
 import { textTable } from '../../src/results/textTable.js';
 
 /** A campaign's report from its counters: `undialed` ended calls never dialed (undefined: counters from before it). */
@@ -87,5 +87,21 @@ describe('textTable', () => {
       ['left', 'right', 'left'],
     );
     expect(lines).toEqual(['campaign                   calls', 'a                   123456789012  paused', 'a-much-longer-name             7']);
+  });
+});
+
+describe("a call's attempts in the report", () => {
+  const entry = (attempt: number, result?: string) => ({ attempt, room: `r-${attempt}`, startedAt: 1, ...(result === undefined ? {} : { result }) });
+
+  it('counts an attempt logged twice (a LiveKit error, then its dial) once, and the LiveKit error as not dialed', () => {
+    const record = { dialSentAttempt: 1, attemptLog: [entry(1, 'platform_error'), entry(1, 'answered')] };
+    expect(dialedAttemptCount(record)).toBe(1);
+    expect(record.attemptLog.map((e) => attemptWasDialed(record, e))).toEqual([false, true]);
+  });
+
+  it('counts dials that went out: ended with a far-end result, or still open and marked sent; not one waiting for its slot', () => {
+    expect(dialedAttemptCount({ dialSentAttempt: 3, attemptLog: [entry(1, 'busy'), entry(2, 'no_answer'), entry(3)] })).toBe(3);
+    expect(dialedAttemptCount({ dialSentAttempt: 1, attemptLog: [entry(1, 'busy'), entry(2)] })).toBe(1);
+    expect(dialedAttemptCount({ attemptLog: [entry(1, 'not_started'), entry(1)] })).toBe(0);
   });
 });

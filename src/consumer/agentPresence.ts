@@ -130,6 +130,11 @@ export interface AgentCheckDeps {
   clock: Clock;
   /** Counted once per attempt hung up for want of an agent (a call retried twice that way counts twice). */
   onNoAgent?: () => void;
+  /**
+   * The call's outcome this consumer wrote on the record itself (the last attempt's `failed`): counted here, since the
+   * results worker finds its report already applied and counts only what it applies.
+   */
+  onCallEnded?: (outcome: CallResult['outcome']) => void;
 }
 
 /** The answered attempt being checked. */
@@ -207,7 +212,7 @@ export async function requireAgentAfterAnswer(result: DialAttemptResult, attempt
     const outcome: CallResult = { callId, campaignId, outcome: 'failed', reason: NO_AGENT_REASON, attempt: attempt.attempt, reportedBy: 'consumer', endedAt: deps.clock.now() };
     // Written to the record before the hang-up, then reported with the same end time: the report takes the call's slot
     // on call-results (jobId = call id) before an agent hung up on could report, and the results worker delivers it.
-    await deps.store.applyTransition(outcome, terminalTransition(outcome));
+    if ((await deps.store.applyTransition(outcome, terminalTransition(outcome))).status === 'applied') deps.onCallEnded?.(outcome.outcome);
     await deps.report(outcome);
   }
   if (await hangUp(deps, result.room, log)) {

@@ -279,6 +279,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     assignedMaxMs: config.dial.agentJoinAssignedMaxMs,
     clock,
     onNoAgent: () => metrics?.callsWithoutAgent.inc(),
+    onCallEnded: (outcome) => metrics?.callOutcomes.inc({ outcome }),
   };
 
   const gates: DialGateDeps = { store, clock, defaultWindow: config.dial.callWindow, predialCheck: config.predialCheck, profiles };

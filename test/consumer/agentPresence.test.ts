@@ -81,6 +81,8 @@ describe('a dispatch no agent worker takes', () => {
     expect(pipeline.sim.calls.filter((c) => c.room === room)).toHaveLength(1);
     expect((await metrics.callsWithoutAgent.get()).values[0]?.value).toBe(1);
     expect((await metrics.dialAttempts.get()).values.find((v) => v.labels.result === 'answered')?.value).toBe(1);
+    // the outcome the consumer wrote itself is counted where it was written: the results worker finds it already there
+    expect((await metrics.callOutcomes.get()).values.find((v) => v.labels.outcome === 'failed')?.value).toBe(1);
   });
 
   it('a host at its load threshold takes nothing: the attempt is hung up and retried per the retry policy; the next one, with the host below it, connects', async () => {

@@ -1,11 +1,11 @@
 import { config as loadDotenv } from 'dotenv';
 import type { RedisClient } from '../core/redisClient.js';
-import { loadConfig, type DialerConfig } from '../core/config.js';
+import { DEFAULT_SENTINEL_NAME, loadConfig, settingError, type DialerConfig } from '../core/config.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { closeConnection, createProducerConnection, waitUntilReady } from '../core/redisConnection.js';
 import { describeRedisTarget, type RedisTarget } from '../core/redisTarget.js';
 import { RedisUnavailableError, exitWithError } from './exitCodes.js';
-import { errorCode, errorMessage } from '../core/errors.js';
+import { errorCode, errorMessage, type ConfigError } from '../core/errors.js';
 
 export { EXIT_FAILURE, EXIT_INVALID_INPUT, EXIT_PARTIAL, EXIT_UNAVAILABLE, exitWithError } from './exitCodes.js';
 
@@ -47,19 +47,51 @@ function isConnectionLoss(err: unknown): boolean {
   );
 }
 
+/** Redis Sentinel's reply when it monitors no primary of the name asked (sentinel.c, SENTINEL SENTINELS / MASTER). */
+const NO_SUCH_PRIMARY_REPLY = 'No such master with that name';
+/** How ioredis' SentinelConnector says that no sentinel gave it a primary, and the last sentinel's error after it. */
+const NO_SENTINEL_ANSWER = /^All sentinels are unreachable\b.*?(?:Last error: (.*))?$/s;
+
 /**
- * The one message every command gives when Redis cannot be reached, with where it looked (REDIS_URL's host, or the
- * Sentinel primary and its sentinels) and what to do.
+ * The one message every command gives when Redis cannot be reached: where it looked (REDIS_URL's host, the Sentinel
+ * primary and its sentinels, the cluster's seed nodes), why, and which setting says where it runs (REDIS_URL,
+ * REDIS_SENTINELS, REDIS_CLUSTER_NODES): a RedisUnavailableError, exit 4. Sentinels that answer that they monitor no
+ * primary of REDIS_SENTINEL_NAME's name are not an outage but a wrong setting: a ConfigError naming it (exit 2).
  */
-export function redisUnavailable(target: string | RedisTarget, err: unknown): RedisUnavailableError {
-  const where = describeRedisTarget(typeof target === 'string' ? { kind: 'node', url: target } : target);
-  const cause = errorCode(err) ?? errorMessage(err);
-  return new RedisUnavailableError(`cannot reach Redis at ${where} (${cause}): start Redis there, or set REDIS_URL to where it runs`);
+export function redisUnavailable(target: string | RedisTarget, err: unknown): RedisUnavailableError | ConfigError {
+  const resolved: RedisTarget = typeof target === 'string' ? { kind: 'node', url: target } : target;
+  const where = describeRedisTarget(resolved);
+  const message = errorMessage(err);
+  const cause = errorCode(err) ?? message;
+  const unavailable = (why: string, advice: string) => new RedisUnavailableError(`cannot reach Redis at ${where} (${why}): ${advice}`);
+  switch (resolved.kind) {
+    case 'node':
+      return unavailable(cause, 'start Redis there, or set REDIS_URL to where it runs');
+    case 'cluster':
+      return unavailable(cause, "start the cluster's nodes there, or set REDIS_CLUSTER_NODES to where they run");
+    case 'sentinel': {
+      const sentinels = resolved.sentinels.map((s) => `${s.host}:${s.port}`).join(',');
+      if (message.includes(NO_SUCH_PRIMARY_REPLY)) {
+        return settingError(
+          'REDIS_SENTINEL_NAME',
+          `the sentinels at ${sentinels} monitor no primary of that name ("${DEFAULT_SENTINEL_NAME}" when unset): set it to the name in their "sentinel monitor <name> …" line`,
+          resolved.name,
+        );
+      }
+      const noSentinel = NO_SENTINEL_ANSWER.exec(message);
+      if (noSentinel) {
+        const last = noSentinel[1]?.trim();
+        return unavailable(`no sentinel answered${last ? `; last error: ${last}` : ''}`, 'start the sentinels there, or set REDIS_SENTINELS to where they run');
+      }
+      return unavailable(cause, 'the primary the sentinels name does not answer: start it (or let the sentinels fail over to a replica)');
+    }
+  }
 }
 
 /**
  * Runs `body` on a fresh command connection to the configured Redis and closes it whatever happens. A Redis that
- * cannot be reached, before or during `body`, becomes RedisUnavailableError (exit 4, the same line for every command).
+ * cannot be reached, before or during `body`, becomes RedisUnavailableError (exit 4, the same line for every command),
+ * or the ConfigError of a wrong REDIS_SENTINEL_NAME (exit 2): redisUnavailable.
  */
 export async function withRedis<T>(config: DialerConfig, body: (redis: RedisClient) => Promise<T>): Promise<T> {
   const redis = createProducerConnection(config.redis);
@@ -91,11 +123,11 @@ export async function requireRedis(config: DialerConfig): Promise<void> {
 export const STOP_REDIS_CHECK_MS = 2000;
 
 /**
- * The RedisUnavailableError for the configured Redis when it does not answer within STOP_REDIS_CHECK_MS, else
- * undefined. A long-running command asks this when a stop request arrives: work that needs only Redis cannot finish
+ * The RedisUnavailableError for the configured Redis when it does not answer within STOP_REDIS_CHECK_MS (or
+ * redisUnavailable's ConfigError for a wrong REDIS_SENTINEL_NAME), else undefined. A long-running command asks this when a stop request arrives: work that needs only Redis cannot finish
  * while it is away, so there is nothing to wait for.
  */
-export async function redisAwayError(config: DialerConfig): Promise<RedisUnavailableError | undefined> {
+export async function redisAwayError(config: DialerConfig): Promise<RedisUnavailableError | ConfigError | undefined> {
   const redis = createProducerConnection(config.redis, { connectTimeout: STOP_REDIS_CHECK_MS, retryStrategy: () => null });
   try {
     await waitUntilReady(redis);

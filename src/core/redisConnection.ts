@@ -191,6 +191,16 @@ function reportingFor(kind: 'worker' | 'producer', reporting: ConnectionReportin
   };
 }
 
+/**
+ * How long ioredis waits, through Sentinel, for a socket it ends on `disconnect()` to close before it destroys it
+ * (its `disconnectTimeout`, 2000 ms by default). Each close of a connection through Sentinel ends the primary's socket
+ * once more after `quit()` had closed it (releaseFailoverDetector): a closed socket sends no second `close`, so
+ * ioredis' timer ran its full length and kept a finished command alive 2 s after its answer (AbstractConnector
+ * disconnect, ioredis 5.11). Long enough for a FIN exchange on a LAN; a socket not closed by then is only destroyed
+ * (`disconnect()` already drops what is unsent), which also moves off a frozen old primary sooner after a failover.
+ */
+export const SENTINEL_DISCONNECT_TIMEOUT_MS = 200;
+
 /** A demoted primary answers writes with READONLY (after a Sentinel failover, until ioredis hears of the switch). */
 const READONLY_REPLY = 'READONLY';
 /** ioredis `reconnectOnError` answer: reconnect, then resend the failed command (ioredis README, "Reconnect on error"). */
@@ -199,14 +209,19 @@ const RECONNECT_AND_RESEND = 2;
 /**
  * ioredis arguments for `target` (a REDIS_URL string or a validated RedisTarget) with `defaults` under `extra`.
  * Through Sentinel a write that meets a demoted primary reconnects (ioredis asks the sentinels again) and is resent,
- * and ioredis subscribes to the sentinels' `+switch-master` to move before the old primary fails a command.
+ * ioredis subscribes to the sentinels' `+switch-master` to move before the old primary fails a command, and a socket
+ * it ends is destroyed after SENTINEL_DISCONNECT_TIMEOUT_MS.
  */
 function argumentsFor(target: string | NodeTarget, defaults: RedisOptions, extra: RedisOptions): { url: string | undefined; options: RedisOptions } {
   const { url, options } = connectionArguments(typeof target === 'string' ? { kind: 'node', url: target } : target);
   const failover: RedisOptions =
     options.sentinels === undefined
       ? {}
-      : { failoverDetector: true, reconnectOnError: (err: Error) => (err.message.startsWith(READONLY_REPLY) ? RECONNECT_AND_RESEND : false) };
+      : {
+          failoverDetector: true,
+          disconnectTimeout: SENTINEL_DISCONNECT_TIMEOUT_MS,
+          reconnectOnError: (err: Error) => (err.message.startsWith(READONLY_REPLY) ? RECONNECT_AND_RESEND : false),
+        };
   return { url, options: { ...options, ...failover, ...defaults, ...extra } };
 }
 

@@ -10,6 +10,7 @@ import rateLimit from '@fastify/rate-limit';
 import { Queue } from 'bullmq';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { RedisClient } from '../core/redisClient.js';
+import type { RedisTarget } from '../core/redisTarget.js';
 import { loadProfileCatalog } from '../agent/profiles.js';
 import { CallStore } from '../core/callStore.js';
 import { REGION_SOURCES } from '../core/phone.js';
@@ -64,12 +65,12 @@ const BEARER_REALM = 'Bearer realm="dialer"';
 /** Longest path parameter the router passes on (fastify's default is 100, below idSchema's 128). */
 const MAX_PATH_PARAM_CHARS = 1024;
 
-/** `startApiServer` could not reach Redis; `cause` is the connection's error. */
+/** `startApiServer` could not reach Redis (`redis`: the node, cluster or sentinels it asked); `cause` is the connection's error. */
 export class ApiRedisUnreachableError extends Error {
   override readonly name = 'ApiRedisUnreachableError';
 
   constructor(
-    readonly redisUrl: string,
+    readonly redis: RedisTarget,
     override readonly cause: unknown,
   ) {
     super(`cannot reach Redis (${errorMessage(cause)})`);
@@ -370,7 +371,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       await waitUntilReady(redis);
     } catch (err) {
       await closeConnection(redis);
-      throw new ApiRedisUnreachableError(config.redisUrl, err);
+      throw new ApiRedisUnreachableError(config.redis, err);
     }
   }
   const clock = options.clock ?? systemClock;

@@ -16,7 +16,7 @@ export function registerServeCommand(program: Command): void {
         logProcessWarnings(logger);
         const server = await startApiServer({ config, logger }).catch((err: unknown) => {
           // the one line and exit code (4) every command gives when Redis is away
-          if (err instanceof ApiRedisUnreachableError) throw redisUnavailable(err.redisUrl, err.cause);
+          if (err instanceof ApiRedisUnreachableError) throw redisUnavailable(err.redis, err.cause);
           // a port in use (or not allowed) is the settings' problem (exit 2), named by the setting to change
           throw listenSettingError(err, { port: { name: 'API_PORT', value: config.api.port }, host: { name: 'API_HOST', value: config.api.host } }) ?? err;
         });

@@ -103,6 +103,13 @@ describe('dialer serve', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
     expect(run.stderr).toMatch(/cannot reach Redis at 127\.0\.0\.1:1/);
   });
 
+  it('names the cluster setting when the cluster is what cannot be reached', async () => {
+    const run = await runCli(['serve'], { ...env, REDIS_CLUSTER_NODES: '127.0.0.1:1', QUEUE_PREFIX: '{serve-cluster}' });
+    expect(run.code).toBe(4);
+    expect(run.stderr).toContain('set REDIS_CLUSTER_NODES to where they run');
+    expect(run.stderr).not.toContain('REDIS_URL');
+  });
+
   it('refuses to start with a bad API_TOKENS (exit 2, naming the variable, never the token)', async () => {
     const badScope = await runCli(['serve'], { ...env, API_TOKENS: 'some-token:write' });
     expect(badScope.code).toBe(2);

@@ -4,6 +4,7 @@ import { CallStore } from '../core/callStore.js';
 import { HeldCalls } from '../core/heldCalls.js';
 import { terminalTransition } from '../core/outcomes.js';
 import { CALLS_QUEUE } from '../core/queues.js';
+import { removeQueuedJobs } from '../core/removeQueuedJobs.js';
 import { ResultReporter } from '../core/reportResult.js';
 import { systemClock, type Clock } from '../core/time.js';
 
@@ -23,8 +24,9 @@ export interface CancelSummary {
  * Cancels calls that cannot have rung yet: queued, waiting for a retry, or dialing while the consumer waits for its CPS
  * slot (the attempt's dial is not marked sent). Their outcome becomes `canceled` in one Lua script (the operator's rule
  * in `terminalTransition`), so a consumer about to dial finds the call ended when it claims the start (claimDial.lua)
- * and dials nothing; the job is then removed from `calls` where it is not locked, and the outcome reported on
- * `call-results` like any other. Calls whose dial may have gone out are left to the agent (`inFlight`).
+ * and dials nothing; the outcome is reported on `call-results` like any other, and once all are canceled their jobs
+ * are removed from `calls` where they are not locked, in one pass over the wait list (removeQueuedJobs; a job removed
+ * one by one costs an O(N) LREM, quadratic for a whole campaign). Calls whose dial may have gone out are left to the agent (`inFlight`).
  */
 export async function cancelCalls(
   connection: RedisClient,
@@ -50,8 +52,6 @@ export async function cancelCalls(
     };
     if ((await store.applyTransition(result, terminalTransition(result))).status === 'applied') {
       summary.canceled.push(callId);
-      // a locked job is being picked up right now: the consumer finds the call ended and completes it itself
-      await queue.remove(callId).catch(() => 0);
       await reporter.report(result);
       return;
     }
@@ -68,6 +68,8 @@ export async function cancelCalls(
       // a canceled call is held back by no gate any more (report --watch)
       await held.release(target.campaignId, summary.canceled.slice(before));
     }
+    // a locked job is being picked up right now: the consumer finds the call ended and completes it itself
+    await removeQueuedJobs(connection, queue, summary.canceled).catch(() => 0);
   } finally {
     await reporter.close();
     await queue.close();

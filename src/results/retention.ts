@@ -17,6 +17,7 @@ import type { RedisClient } from '../core/redisClient.js';
 import { CALLS_QUEUE, CALL_RESULTS_QUEUE } from '../core/queues.js';
 import { HOUR, SECOND, systemClock } from '../core/time.js';
 import { OUTCOME_WATCHDOG_QUEUE } from '../core/outcomeWatchdogQueue.js';
+import { removeQueuedJobs } from '../core/removeQueuedJobs.js';
 import { WEBHOOKS_QUEUE } from './webhooks.js';
 
 export const DAY = 24 * HOUR;
@@ -25,8 +26,6 @@ export const DAY = 24 * HOUR;
 const PURGE_BATCH = 500;
 /** Candidate ids per list compaction (each compaction reads the campaign's whole call list once). */
 const COMPACT_BATCH = 5000;
-/** Calls whose BullMQ jobs are removed at once. */
-const JOB_REMOVAL_CONCURRENCY = 64;
 /** The queues that hold a copy of a call's data under the call id as job id. */
 const PER_CALL_QUEUES = [CALLS_QUEUE, CALL_RESULTS_QUEUE, WEBHOOKS_QUEUE, OUTCOME_WATCHDOG_QUEUE] as const;
 
@@ -74,10 +73,8 @@ export async function purgeCalls(connection: RedisClient, prefix: string, reques
       const result = await purgeCampaign(store, campaignId, request.before);
       summary.purged += result.purged.length;
       summary.inFlight += result.inFlight;
-      for (const batch of chunks(result.purged, JOB_REMOVAL_CONCURRENCY)) {
-        const removed = await Promise.all(batch.flatMap((callId) => queues.map((queue) => queue.remove(callId))));
-        summary.jobsRemoved += removed.reduce((sum, n) => sum + n, 0);
-      }
+      // in one pass over each queue's wait list per batch: queue.remove's LREM per job is quadratic in the campaign
+      for (const queue of queues) summary.jobsRemoved += await removeQueuedJobs(connection, queue, result.purged);
       // a whole campaign goes once nothing of it is on record; a dated purge keeps counters that still count calls
       const wholeCampaign = request.before === undefined;
       if (await store.dropCampaignIfEmpty(campaignId, { keepCounted: !wholeCampaign })) summary.campaignsRemoved += 1;

@@ -10,6 +10,8 @@ import { WINDOW_SAFETY_MARGIN_MS } from '../../src/consumer/dialRateLimiter.js';
 import { waitFor } from '../helpers/waitFor.js';
 import { expectNoLeakedHandles, openNetworkHandles } from '../helpers/openHandles.js';
 
+/** How long a drain may take while two calls wait for CPS slots 1 s and 2 s away (it must not wait for them). */
+const DRAIN_WITHOUT_SLOTS_MAX_MS = 1_600;
 const campaignId = 'limits';
 let pipeline: TestPipeline | undefined;
 let child: ChildProcess | undefined;
@@ -103,10 +105,16 @@ describe('dial limits and crash safety', () => {
     await waitFor(async () => ((await p.calls.getActiveCount()) === 2 ? true : undefined)); // two wait for slots
     const started = Date.now();
     await p.dialers[0]?.close();
-    expect(Date.now() - started).toBeLessThan(800); // did not sit out the next slots, 1 s and 2 s away
+    // did not sit out the next slots, 1 s and 2 s after the first call: a drain that waited for them takes about 2 s
+    // from here, one that does not takes tens of ms (1.1 s seen with two full test runs at once on a slow day)
+    expect(Date.now() - started).toBeLessThan(DRAIN_WITHOUT_SLOTS_MAX_MS);
     expect(p.sim.calls).toHaveLength(1);
     const waiting = await p.calls.getJobs(['wait', 'prioritized']);
-    expect(waiting.map((j) => j.id).sort()).toEqual(enqueued.slice(1).map((e) => e.callId).sort());
+    // the two not dialed (which call took the first slot is the consumers' race, not FIFO, on a loaded machine)
+    const dialedNumber = p.sim.calls[0]?.phoneNumber;
+    const notDialed = enqueued.filter((_, i) => list[i] !== dialedNumber).map((e) => e.callId);
+    expect(notDialed).toHaveLength(2);
+    expect(waiting.map((j) => j.id).sort()).toEqual(notDialed.sort());
     for (const job of waiting) expect(job.attemptsMade).toBe(0);
     await p.startDialer(); // a new consumer dials them, as attempt 1
     await waitFor(() => (p.sim.calls.length === 3 ? true : undefined), 15_000);

@@ -1,7 +1,9 @@
 /**
- * Canceling and purging a whole campaign removes its queue jobs in one pass over each wait list per batch, not with
- * an O(N) LREM per job (BullMQ's queue.remove): 20,000 queued calls next to another campaign's take seconds, and the
- * other campaign's jobs stay in the queue, counted, and are processed by a worker afterwards.
+ * Canceling and purging a whole campaign removes its queue jobs in one pass over each wait list per batch
+ * (removeQueuedJobs), not with an O(N) LREM per job (BullMQ's queue.remove): 20,000 waiting jobs go in seconds, and
+ * a canceled then purged campaign leaves the other campaign's jobs in the queue, counted, and processed by a worker
+ * afterwards. The speed is asked of removeQueuedJobs (the quadratic cost was there); cancel and purge, linear per call
+ * besides, are checked for what they leave behind on a campaign of 5,000 (npm test's time goal: issue 10).
  */
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -18,17 +20,17 @@ import { waitFor } from '../helpers/waitFor.js';
 
 const url = testRedisUrl();
 const prefix = uniquePrefix('cancel-scale');
-const BIG = 20_000;
+/** Jobs removeQueuedJobs takes out in its speed check. */
+const REMOVED_JOBS = 20_000;
+/** Calls of the campaign canceled and purged. */
+const BIG = 5_000;
 const OTHER = 50;
 /**
- * Measured on this 2-core machine (load 4-7), 20,000 calls: removing their 20,000 waiting jobs 0.9-1.6 s here, 8.2 s with
- * queue.remove per job; the purge 1.3-1.9 s here, 13.2 s with queue.remove per job. The whole cancel is 7-11 s here
- * (18.4 s before): most of it is the per-call outcome and report, linear, so its bound only guards against a slide.
- * Each bound leaves 3x for a loaded machine.
+ * Measured on this 2-core machine (load 4-7): removing 20,000 waiting jobs 0.9-1.6 s here, 8.2 s with queue.remove per
+ * job; 2.1 s at load 6 on 1 December, when the machine ran 2.5x slower than usual. With 100,000 calls through the CLI: cancel 288 s -> 22-24 s,
+ * purge 439 s -> 10-11 s (README).
  */
-const REMOVAL_BOUND_MS = 3_000;
-const PURGE_BOUND_MS = 6_000;
-const CANCEL_BOUND_MS = 33_000;
+const REMOVAL_BOUND_MS = 5_000;
 let redis: Redis;
 let calls: Queue;
 let results: Queue;
@@ -59,15 +61,15 @@ describe('cancel and purge of a large campaign', () => {
   it('removes 20,000 waiting jobs in one pass, not an LREM each, and leaves the other jobs in order', async () => {
     const scratch = new Queue('scratch', { connection: redis, prefix });
     try {
-      const ids = Array.from({ length: BIG }, (_, i) => `job-${i}`);
-      for (let i = 0; i < BIG; i += 1000) await scratch.addBulk(ids.slice(i, i + 1000).map((jobId) => ({ name: 'x', data: {}, opts: { jobId } })));
+      const ids = Array.from({ length: REMOVED_JOBS }, (_, i) => `job-${i}`);
+      for (let i = 0; i < REMOVED_JOBS; i += 1000) await scratch.addBulk(ids.slice(i, i + 1000).map((jobId) => ({ name: 'x', data: {}, opts: { jobId } })));
       await scratch.addBulk(['keep-1', 'keep-2'].map((jobId) => ({ name: 'x', data: {}, opts: { jobId } })));
       await scratch.add('x', {}, { jobId: 'job-delayed', delay: 60_000 });
       const startedAt = performance.now();
       const removed = await removeQueuedJobs(redis, scratch, [...ids, 'job-delayed', 'never-added']);
       expect(performance.now() - startedAt).toBeLessThan(REMOVAL_BOUND_MS);
       // as queue.remove answers: 1 for each job removed and for a job that is not there
-      expect(removed).toBe(BIG + 2);
+      expect(removed).toBe(REMOVED_JOBS + 2);
       expect(await scratch.getJobCounts('waiting', 'delayed', 'active')).toEqual({ waiting: 2, delayed: 0, active: 0 });
       expect(await redis.lrange(scratch.toKey('wait'), 0, -1)).toEqual(['keep-2', 'keep-1']);
       expect(await scratch.getJob('job-0')).toBeUndefined();
@@ -77,13 +79,10 @@ describe('cancel and purge of a large campaign', () => {
     }
   }, 60_000);
 
-  it('cancels 20,000 queued calls in seconds and leaves the other campaign\'s jobs waiting', async () => {
-    const startedAt = performance.now();
+  it('cancels a campaign\'s queued calls, removing their jobs and leaving the other campaign\'s jobs waiting', async () => {
     const summary = await cancelCalls(redis, prefix, { campaignId: 'big' });
-    const tookMs = performance.now() - startedAt;
     expect(summary.canceled).toHaveLength(BIG);
     expect(summary.inFlight).toEqual([]);
-    expect(tookMs).toBeLessThan(CANCEL_BOUND_MS);
     const sum = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);
     expect(sum(await calls.getJobCounts('waiting', 'prioritized', 'delayed', 'active'))).toBe(OTHER);
     expect((await calls.getJobs(['waiting'], 0, -1)).map((j) => j.id).sort()).toEqual([...otherIds].sort());
@@ -93,13 +92,10 @@ describe('cancel and purge of a large campaign', () => {
     expect((await results.getJobCounts()).waiting).toBe(BIG);
   }, 60_000);
 
-  it('purges the canceled campaign in seconds: records and jobs gone, the other campaign\'s calls still dialable', async () => {
-    const startedAt = performance.now();
+  it('purges the canceled campaign: records and jobs gone, the other campaign\'s calls still dialable', async () => {
     const summary = await purgeCalls(redis, prefix, { campaignId: 'big' });
-    const tookMs = performance.now() - startedAt;
     // calls jobs were removed by the cancel (a missing job counts as removed, as queue.remove answers 1 for it)
     expect(summary).toEqual({ purged: BIG, campaigns: 1, campaignsRemoved: 1, inFlight: 0, jobsRemoved: 4 * BIG });
-    expect(tookMs).toBeLessThan(PURGE_BOUND_MS);
     expect((await results.getJobCounts()).waiting).toBe(0);
     expect(await results.getJob((await new CallStore(redis, prefix, systemClock).callIds('other'))[0] ?? '')).toBeUndefined();
 

@@ -5,9 +5,8 @@ import { CallStore } from '../../src/core/callStore.js';
 import { CALLS_QUEUE } from '../../src/core/queues.js';
 import { sleep, systemClock } from '../../src/core/time.js';
 import { GatedTwirpRpc, WARM_SOCKETS, withSendGate } from '../../src/core/twirpTransport.js';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { dialDepsFor, silentLogger, startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
+import { startCountingServer } from '../helpers/countingServer.js';
 
 describe('InFlightLimit', () => {
   it('runs at most its limit at once, the others in the order they came', async () => {
@@ -81,29 +80,17 @@ describe('claims in flight', () => {
 
 describe('warm connections for the claims in flight', () => {
   it(`keeps ${MAX_CLAIMS_IN_FLIGHT} connections ready, so that many dials claimed at once open none after their claims`, async () => {
-    let connections = 0;
-    const server = createServer((req, res) => {
-      req.resume();
-      req.on('end', () => {
-        res.setHeader('Content-Type', 'application/json');
-        res.end('{}');
-      });
-    });
-    server.on('connection', () => {
-      connections += 1;
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const server = await startCountingServer();
     try {
-      const rpc = new GatedTwirpRpc(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+      const rpc = new GatedTwirpRpc(server.url);
       // one warm() before each dial, as prepareDial does
       for (let i = 0; i < MAX_CLAIMS_IN_FLIGHT; i += 1) await rpc.warm();
-      const warmed = connections;
+      const warmed = server.connections();
       await Promise.all(Array.from({ length: MAX_CLAIMS_IN_FLIGHT }, () => withSendGate(() => undefined, () => rpc.request('SIP', 'CreateSIPParticipant', {}, {}))));
-      expect(connections).toBe(warmed);
+      expect(server.connections()).toBe(warmed);
       expect(WARM_SOCKETS).toBeGreaterThanOrEqual(MAX_CLAIMS_IN_FLIGHT);
     } finally {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
+      await server.close();
     }
   });
 });

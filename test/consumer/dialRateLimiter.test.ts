@@ -6,12 +6,11 @@ import { dialerKeys } from '../../src/core/keys.js';
 import { createLiveKitClients, PresignedSipClient, SERVICE_TOKEN_TTL_S, SIP_TOKEN_REUSE_MS, signServiceToken } from '../../src/core/livekitClients.js';
 import { AccessToken, TokenVerifier } from 'livekit-server-sdk';
 import { GatedTwirpRpc, RequestNotSentError, withSendGate } from '../../src/core/twirpTransport.js';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { CALLS_QUEUE } from '../../src/core/queues.js';
 import { sleep, systemClock } from '../../src/core/time.js';
 import { dialAttempt } from '../../src/consumer/dialAttempt.js';
 import { dialDepsFor, silentLogger, startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
+import { startCountingServer } from '../helpers/countingServer.js';
 import { connectTestRedis, deleteKeysWithPrefix, uniquePrefix } from '../helpers/testRedis.js';
 import { maxInRollingWindow } from '../helpers/rollingWindow.js';
 
@@ -196,27 +195,15 @@ describe('the send gate: a dial is written within CLAIM_TO_SEND_MAX_MS of its cl
   });
 
   it('keeps its warm connection when the gate refuses a request as it is made: the next one goes out on it', async () => {
-    let connections = 0;
-    const server = createServer((req, res) => {
-      req.resume();
-      req.on('end', () => {
-        res.setHeader('Content-Type', 'application/json');
-        res.end('{}');
-      });
-    });
-    server.on('connection', () => {
-      connections += 1;
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const server = await startCountingServer();
     try {
-      const rpc = new GatedTwirpRpc(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+      const rpc = new GatedTwirpRpc(server.url);
       await rpc.request('SIP', 'CreateSIPParticipant', {}, {});
       await expect(withSendGate(() => 'counted too long ago', () => rpc.request('SIP', 'CreateSIPParticipant', {}, {}))).rejects.toBeInstanceOf(RequestNotSentError);
       await rpc.request('SIP', 'CreateSIPParticipant', {}, {});
-      expect(connections).toBe(1);
+      expect(server.connections()).toBe(1);
     } finally {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
+      await server.close();
     }
   });
 

@@ -49,38 +49,6 @@ function signedHeader(apiKey: string, apiSecret: string, grant: VideoGrant | und
   return { Authorization: `Bearer ${signServiceToken(apiKey, apiSecret, grant, sip, Date.now())}` };
 }
 
-/** A RoomServiceClient that signs its tokens synchronously (signServiceToken) instead of through jose. */
-class QuickSignedRoomServiceClient extends RoomServiceClient {
-  constructor(
-    host: string,
-    private readonly key: string,
-    private readonly secretKey: string,
-    options: ClientOptions,
-  ) {
-    super(host, key, secretKey, options);
-  }
-
-  override authHeader(grant: VideoGrant, sip?: SIPGrant): Promise<Record<string, string>> {
-    return Promise.resolve(signedHeader(this.key, this.secretKey, grant, sip));
-  }
-}
-
-/** An AgentDispatchClient that signs its tokens synchronously (signServiceToken) instead of through jose. */
-class QuickSignedDispatchClient extends AgentDispatchClient {
-  constructor(
-    host: string,
-    private readonly key: string,
-    private readonly secretKey: string,
-    options: ClientOptions,
-  ) {
-    super(host, key, secretKey, options);
-  }
-
-  override authHeader(grant: VideoGrant, sip?: SIPGrant): Promise<Record<string, string>> {
-    return Promise.resolve(signedHeader(this.key, this.secretKey, grant, sip));
-  }
-}
-
 /**
  * A SipClient that writes its requests through GatedTwirpRpc (a send gate right before the write; no region failover)
  * and signs its access tokens ahead of time instead of per request. livekit-server-sdk signs a JWT for
@@ -152,18 +120,21 @@ export function createLiveKitClients(settings: LiveKitSettings): LiveKitClients 
   const host = settings.url.replace(/^ws/, 'http');
   return {
     sip: new PresignedSipClient(host, settings.apiKey, settings.apiSecret, options),
-    rooms: throughOwnTransport(new QuickSignedRoomServiceClient(host, settings.apiKey, settings.apiSecret, options), host),
-    dispatch: throughOwnTransport(new QuickSignedDispatchClient(host, settings.apiKey, settings.apiSecret, options), host),
+    rooms: throughOwnTransport(new RoomServiceClient(host, settings.apiKey, settings.apiSecret, options), host, settings),
+    dispatch: throughOwnTransport(new AgentDispatchClient(host, settings.apiKey, settings.apiSecret, options), host, settings),
   };
 }
 
 /**
  * Sends `client`'s requests through GatedTwirpRpc instead of the SDK's fetch: the same Twirp, with kept-alive
  * connections and a fraction of fetch's CPU per request (a dial makes a dispatch, and on a loaded host the CPU a
- * consumer spends per call is time its pacing timers wait). No gate applies outside withSendGate.
+ * consumer spends per call is time its pacing timers wait), and signs each request's token synchronously
+ * (signServiceToken) instead of through jose. No gate applies outside withSendGate.
  */
-function throughOwnTransport<T extends RoomServiceClient | AgentDispatchClient>(client: T, host: string): T {
+function throughOwnTransport<T extends RoomServiceClient | AgentDispatchClient>(client: T, host: string, keys: Pick<LiveKitSettings, 'apiKey' | 'apiSecret'>): T {
   // `rpc` is the TwirpRpc each client's constructor sets (node_modules/livekit-server-sdk/dist/*Client.js)
   (client as unknown as { rpc: TwirpRequester }).rpc = new GatedTwirpRpc(host);
+  // ServiceBase.authHeader (node_modules/livekit-server-sdk/dist/ServiceBase.js) is what every request asks its header of
+  client.authHeader = (grant: VideoGrant, sip?: SIPGrant) => Promise.resolve(signedHeader(keys.apiKey, keys.apiSecret, grant, sip));
   return client;
 }

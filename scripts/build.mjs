@@ -9,6 +9,7 @@
 // and CommonJS modules of bullmq, ioredis, zod and libphonenumber-js. bin/dialer.mjs runs the bundle when it is
 // there, else dist/cli/main.js. EXTERNAL_PACKAGES and UNBUNDLED_COMMAND_MODULES say what stays outside, and why.
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve, sep } from 'node:path';
@@ -31,6 +32,34 @@ const isExternalPackage = (specifier) => EXTERNAL_PACKAGES.some((p) => (p.endsWi
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const startedAt = new Date();
+
+/**
+ * What a build is made from: every file under src/, the TypeScript settings, this script, and the package manifest and
+ * lock (the versions of TypeScript, esbuild and the bundled packages). Their SHA-256, path and content of each, is
+ * written into the build (`.build-inputs`) and printed by `--inputs-hash`: test/cli/bundle.test.ts tests dist/ itself
+ * when the two agree (`npm test` has just built it) and builds its own copy only when they do not.
+ */
+function inputsHash() {
+  const files = ['tsconfig.json', 'tsconfig.build.json', 'scripts/build.mjs', 'package.json', 'package-lock.json'];
+  for (const entry of readdirSync(join(root, 'src'), { recursive: true, withFileTypes: true })) {
+    if (entry.isFile()) files.push(relative(root, join(entry.parentPath, entry.name)).split(sep).join('/'));
+  }
+  const hash = createHash('sha256');
+  for (const file of files.sort()) {
+    const path = join(root, file);
+    hash.update(`${file}\0`);
+    hash.update(existsSync(path) ? readFileSync(path) : 'missing');
+    hash.update('\0');
+  }
+  return hash.digest('hex');
+}
+
+if (process.argv.includes('--inputs-hash')) {
+  process.stdout.write(`${inputsHash()}\n`);
+  process.exit(0);
+}
+// taken before tsc reads the sources: a file edited while the build runs makes the build's hash disagree with src/
+const inputs = inputsHash();
 let tsc;
 try {
   tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
@@ -72,6 +101,7 @@ try {
 const stamp = join(staging, '.build-stamp');
 writeFileSync(stamp, `${startedAt.toISOString()}\n`);
 utimesSync(stamp, startedAt, startedAt);
+writeFileSync(join(staging, '.build-inputs'), `${inputs}\n`);
 // Swapped in by renames only: a dialer starting meanwhile finds the old build whole, no build (and runs the TypeScript),
 // or the new one, never a half-deleted old one (`npm test` builds while other test runs may be starting commands).
 const previous = `${staging}-previous`;

@@ -1,12 +1,16 @@
 import { UnrecoverableError } from 'bullmq';
 import type { RetryableOutcome } from './retryPolicy.js';
 
-/** Thrown to let BullMQ retry a call whose attempt ended busy / unanswered / with a far-end 5xx. */
+/**
+ * Thrown to let BullMQ retry a call whose attempt ended busy / unanswered / with a far-end 5xx, `delayMs` from now
+ * (the delay was drawn before the throw, to check it against the call's expiry; the backoff strategy returns it).
+ */
 export class RetryDialError extends Error {
   override readonly name = 'RetryDialError';
 
   constructor(
     readonly outcome: RetryableOutcome,
+    readonly delayMs: number,
     readonly sipStatusCode?: number,
     readonly sipStatus?: string,
   ) {

@@ -60,7 +60,8 @@ export function unknownProfileReason(name: string): string {
 export async function checkDialGates(call: CallJob, attempt: number, deps: DialGateDeps): Promise<GateDecision> {
   const now = deps.clock.now();
   if (call.expiresAt !== undefined && now > call.expiresAt) {
-    return { kind: 'end', outcome: 'expired', reason: undefined, log: 'call expired before it could be dialed' };
+    const reason = `it expired at ${new Date(call.expiresAt).toISOString()}, before it could be dialed`;
+    return { kind: 'end', outcome: 'expired', reason, log: `${reason}; not dialing` };
   }
   if (deps.profiles && call.agentProfile !== undefined && !hasProfile(deps.profiles, call.agentProfile)) {
     const reason = unknownProfileReason(call.agentProfile);

@@ -62,6 +62,17 @@ function notAfter(call: CallJob, campaign: Campaign | undefined): { notAfterMs?:
   return ends.length > 0 ? { notAfterMs: Math.min(...ends) } : {};
 }
 
+/**
+ * Why a retry due at `retryAt` (epoch ms) could not ring: it comes after the call's expiry or its campaign's end
+ * (the gates would end it `expired` when it runs). Undefined when it comes in time.
+ */
+function retryPastEnd(call: CallJob, campaign: Campaign | undefined, retryAt: number): string | undefined {
+  if (call.expiresAt !== undefined && retryAt > call.expiresAt) return `it expires at ${new Date(call.expiresAt).toISOString()}`;
+  const endsAt = campaign?.ends_at ? Date.parse(campaign.ends_at) : undefined;
+  if (campaign && endsAt !== undefined && retryAt > endsAt) return `campaign ${campaign.id} ends at ${campaign.ends_at ?? ''}`;
+  return undefined;
+}
+
 /** A call held back by a full cap on calls in progress goes back to wait this long before it asks again. */
 const ACTIVE_CAP_RECHECK_MS = SECOND;
 
@@ -475,15 +486,25 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     }
     await backoff.succeeded(); // the carrier answered with a status: LiveKit works
     const sip = { sipStatusCode: end.sipStatusCode, sipStatus: end.sipStatus };
-    const final = end.kind === 'final' || attempt >= maxAttempts;
+    const retry =
+      end.kind !== 'final' && attempt < maxAttempts ? { outcome: end.outcome, delayMs: retryDelayMs(end.outcome, attempt, retryDelaysOf(campaign), random) } : undefined;
+    // a retry due only after the call expires (or its campaign ends) would never ring: the call ends now, not then
+    const tooLate = retry && retryPastEnd(call, campaign, clock.now() + retry.delayMs);
+    const final = !retry || tooLate !== undefined;
     await store.endAttempt(call.campaignId, call.callId, attempt, final ? 'dialing' : 'waiting_retry', { result: end.outcome, kind: end.kind, reason: end.reason, ...sip });
-    if (!final) {
-      log.info({ outcome: end.outcome, reason: end.reason, ...sip }, 'attempt failed; retrying later');
+    if (retry && tooLate === undefined) {
+      log.info({ outcome: end.outcome, reason: end.reason, retryInMs: retry.delayMs, ...sip }, 'attempt failed; retrying later');
       if (foreign) {
         await job.updateData({ ...job.data, [FOREIGN_ATTEMPTS_FIELD]: attempt });
-        return waitWithoutAttempt(job, token, retryDelayMs(end.outcome, attempt, retryDelaysOf(campaign), random));
+        return waitWithoutAttempt(job, token, retry.delayMs);
       }
-      throw new RetryDialError(end.outcome, end.sipStatusCode, end.sipStatus);
+      throw new RetryDialError(retry.outcome, retry.delayMs, end.sipStatusCode, end.sipStatus);
+    }
+    if (tooLate !== undefined) {
+      const reason = `${tooLate}, before its next attempt (attempt ${attempt} ended ${end.outcome}${sip.sipStatusCode ? `, SIP ${sip.sipStatusCode}` : ''})`;
+      log.info({ outcome: end.outcome, ...sip }, `attempt failed; ${reason}: not retrying`);
+      await report({ callId: call.callId, campaignId: call.campaignId, outcome: 'expired', reason, attempt });
+      throw new CallEndedError(`expired after ${attempt} attempt(s)`);
     }
     if (end.kind === 'final' && end.trunkConfigurationError) {
       log.error({ ...sip }, 'SIP trunk rejected the call: check the outbound trunk credentials and allowed numbers');
@@ -501,7 +522,8 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     maxStalledCount: MAX_STALLED_COUNT,
     settings: {
       backoffStrategy: async (attemptsMade, _type, err, job) => {
-        const outcome = err instanceof RetryDialError ? err.outcome : 'failed';
+        if (err instanceof RetryDialError) return err.delayMs;
+        const outcome = 'failed';
         const data = job?.data as Record<string, unknown> | undefined;
         const campaignId = data?.campaignId ?? data?.campaign_id;
         const campaign = typeof campaignId === 'string' ? await campaigns.get(campaignId).catch(() => undefined) : undefined;

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CampaignStore } from '../../src/campaigns/campaignStore.js';
 import { dispatchMetadataSchema } from '../../src/core/queues.js';
+import { systemClock } from '../../src/core/time.js';
 import { campaignReport } from '../../src/results/campaignReport.js';
 import { startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
 import { expectNoLeakedHandles, openNetworkHandles } from '../helpers/openHandles.js';
@@ -192,6 +194,28 @@ describe('dial pipeline against the LiveKit simulator', () => {
     const callId = await p.enqueue({ phoneNumber: number, campaignId, expiresAt: Date.now() - 1000 });
     expect(await p.waitForOutcome(campaignId, callId)).toMatchObject({ outcome: 'expired' });
     expect(callsTo(number)).toHaveLength(0);
+  });
+
+  it('ends an undialed call whose expiry passed as expired, saying when it expired', async () => {
+    const expiresAt = Date.now() - 1000;
+    const callId = await p.enqueue({ phoneNumber: freshNumber(), campaignId, expiresAt });
+    const record = await p.waitForOutcome(campaignId, callId);
+    expect(record.reason).toBe(`it expired at ${new Date(expiresAt).toISOString()}, before it could be dialed`);
+  });
+
+  it('ends a busy call as expired at once when its next attempt would come only after it expires', async () => {
+    const slowRetries = 'pipeline-slow-retries';
+    await new CampaignStore(p.redis, p.config.queuePrefix, systemClock).create({ id: slowRetries, retry_delays_s: { busy: 3600 } });
+    const number = freshNumber();
+    p.sim.network.setBehavior(number, { type: 'busy' });
+    const expiresAt = Date.now() + 10 * 60_000;
+    const callId = await p.enqueue({ phoneNumber: number, campaignId: slowRetries, expiresAt });
+    // no waiting an hour for a retry the gates would end: the call ends right after its one attempt
+    const record = await p.waitForOutcome(slowRetries, callId, 5_000);
+    expect(record).toMatchObject({ outcome: 'expired', attempts: 1 });
+    expect(record.reason).toBe(`it expires at ${new Date(expiresAt).toISOString()}, before its next attempt (attempt 1 ended busy, SIP 486)`);
+    expect(record.attemptLog.map((a) => a.result)).toEqual(['busy']);
+    expect(callsTo(number)).toHaveLength(1);
   });
 
   it('fails a malformed job on the queue with a clear error while other jobs go on', async () => {

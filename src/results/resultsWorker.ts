@@ -109,7 +109,7 @@ export async function startResultsWorker(options: ResultsWorkerOptions = {}): Pr
     await deliver(onRecord, log);
   };
 
-  const applyResult = async (job: Job): Promise<{ applied: boolean }> => {
+  const applyResult = async (job: Job<unknown>): Promise<{ applied: boolean }> => {
     const parsed = callResultSchema.safeParse(job.data);
     if (!parsed.success) {
       const reason = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
@@ -145,7 +145,11 @@ export async function startResultsWorker(options: ResultsWorkerOptions = {}): Pr
       log.info({ outcome: result.outcome }, 'call had already ended; later report ignored');
     }
     // the call's outcome is this result's (now, or by an earlier run of this job that stopped short of what follows)
-    if (applied || (await recordedAlready(result))) await deliver(result, log);
+    const onRecord = applied || (await recordedAlready(result));
+    // An operator's cancel ends the record in the CLI or API process, which serves no metrics: its outcome is counted
+    // here, at its report's first run (a retried run may follow one that counted it already).
+    if (!applied && onRecord && result.reportedBy === 'operator' && job.attemptsMade === 0) options.metrics?.callOutcomes.inc({ outcome: result.outcome });
+    if (onRecord) await deliver(result, log);
     return { applied };
   };
 

@@ -5,7 +5,9 @@ import { ConfigError } from '../../src/core/errors.js';
 import { loadConfig } from '../../src/core/config.js';
 import { createDialerMetrics, startMetricsServer, type MetricsServer } from '../../src/core/metrics.js';
 import { startResultsWorker, type ResultsWorkerHandle } from '../../src/results/resultsWorker.js';
+import { cancelCalls } from '../../src/producer/cancelCalls.js';
 import { silentLogger, startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
+import { waitFor } from '../helpers/waitFor.js';
 
 let p: TestPipeline;
 let dialer: DialWorkerHandle;
@@ -56,6 +58,25 @@ describe('metrics', () => {
     expect(sample(text, 'dialer_calls_ringing')).toBe(0);
     expect(sample(text, 'dialer_call_outcomes_total{outcome="busy"}')).toBe(1);
     expect((await fetch(`http://127.0.0.1:${server.port}/other`)).status).toBe(404);
+  });
+});
+
+describe('outcomes written outside the results worker', () => {
+  it("counts a call canceled by an operator (the CLI or API process, which serves no metrics) once, from the cancel's report", async () => {
+    await p.store.pauseCampaign('m-cancel');
+    const queued = await p.enqueue({ phoneNumber: '+14155559304', campaignId: 'm-cancel' });
+    const text = async () => (await fetch(`http://127.0.0.1:${server.port}/metrics`)).text();
+    const before = sample(await text(), 'dialer_call_outcomes_total{outcome="canceled"}') ?? 0;
+    const summary = await cancelCalls(p.redis, p.config.queuePrefix, { campaignId: 'm-cancel' });
+    expect(summary.canceled).toEqual([queued]);
+    const counted = await waitFor(async () => {
+      const n = sample(await text(), 'dialer_call_outcomes_total{outcome="canceled"}') ?? 0;
+      return n > before ? n : undefined;
+    }, 10_000, 'the canceled outcome counted');
+    expect(counted).toBe(before + 1);
+    // a second cancel finds the call ended and reports nothing more
+    expect((await cancelCalls(p.redis, p.config.queuePrefix, { campaignId: 'm-cancel' })).alreadyEnded).toEqual([queued]);
+    expect(sample(await text(), 'dialer_call_outcomes_total{outcome="canceled"}')).toBe(before + 1);
   });
 });
 

@@ -91,7 +91,7 @@ describe('long-running commands with Redis away', () => {
       await proxy.cut();
       consumer.child.kill('SIGTERM');
       const run = await endWithin(consumer, GIVE_UP_WITHIN_MS, 'the drain');
-      expect(run.code).toBe(EXIT_UNAVAILABLE);
+      expect(run.code, `signal ${String(consumer.child.signalCode)}; stderr: ${run.stderr.slice(-2000)}`).toBe(EXIT_UNAVAILABLE);
       expect(run.stderr).toContain(`dialer: cannot reach Redis at ${new URL(proxy.url).host} (ECONNREFUSED)`);
     } finally {
       if (consumer.child.exitCode === null) consumer.child.kill('SIGKILL');

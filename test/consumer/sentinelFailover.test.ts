@@ -1,4 +1,6 @@
+import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CALL_RESULTS_QUEUE } from '../../src/core/queues.js';
 import { loadConfig } from '../../src/core/config.js';
 import { startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
 import { hasRedisServer, startSentinelTopology, type SentinelTopology } from '../helpers/redisTopology.js';
@@ -36,6 +38,28 @@ describe.skipIf(!hasRedisServer)('Redis Sentinel failover in the middle of a cam
     await p?.close().catch(() => undefined); // the topology's teardown below frees what this could not
     await topology?.close();
   });
+
+  /** What a call that did not end looks like: its record, its jobs on `calls` and `call-results`, its dials. */
+  const unended = async (ids: readonly string[]) => {
+    const out: unknown[] = [];
+    const resultsQueue = new Queue(CALL_RESULTS_QUEUE, { connection: p.redis, prefix: p.config.queuePrefix });
+    for (const id of ids) {
+      const record = await p.store.get(CAMPAIGN, id);
+      if (record?.state === 'terminal') continue;
+      const job = await p.calls.getJob(id);
+      const resultJob = await resultsQueue.getJob(id);
+      out.push({
+        id,
+        state: record?.state,
+        attempts: record?.attemptLog.map((a) => a.result ?? 'open'),
+        job: job ? { state: await job.getState(), attemptsMade: job.attemptsMade, failedReason: job.failedReason } : 'none',
+        result: resultJob ? await resultJob.getState() : 'none',
+        dials: p.sim.calls.filter((c) => c.room.startsWith(`call-${id}-`)).map((c) => [c.room, c.result]),
+      });
+    }
+    await resultsQueue.close();
+    return out;
+  };
 
   it('validates REDIS_SENTINELS at start-up and names the bad entry', () => {
     expect(() => loadConfig({ REDIS_SENTINELS: '127.0.0.1:26379, nohost:port' })).toThrow(/REDIS_SENTINELS: "nohost:port" is not host:port/);
@@ -95,7 +119,9 @@ describe.skipIf(!hasRedisServer)('Redis Sentinel failover in the middle of a cam
       },
       CAMPAIGN_TIMEOUT_MS,
       'every call to end',
-    );
+    ).catch(async (err: unknown) => {
+      throw new Error(`${String(err)}; calls not ended: ${JSON.stringify(await unended(ids))}`);
+    });
     // exactly one outcome per call: the counters count each terminal transition once
     expect(counters.total).toBe(CALLS);
     expect(counters.terminal).toBe(CALLS);

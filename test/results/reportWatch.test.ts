@@ -11,6 +11,7 @@ import { SECOND, systemClock } from '../../src/core/time.js';
 import { isDone, runWatch, WatchReader, type WatchSnapshot } from '../../src/results/report/watchView.js';
 import { startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
 import { startCli } from '../helpers/runCli.js';
+import { waitFor } from '../helpers/waitFor.js';
 
 const CALLS = 8;
 const CAP = 2;
@@ -33,6 +34,8 @@ describe('report --watch', () => {
     await new CampaignStore(p.redis, p.config.queuePrefix, systemClock).create({ id: 'watched', max_active_calls: CAP });
     for (let i = 0; i < CALLS; i++) await p.enqueue({ phoneNumber: `+1415555${String(2000 + i)}`, campaignId: 'watched' });
     const watch = startCli(['report', '--campaign', 'watched', '--watch', '--refresh', REFRESH], p.env);
+    // the dialer starts once the view is up: on a loaded machine the CLI's start-up can outlast the whole campaign
+    await waitFor(() => (watch.output().stdout.includes('campaign watched') ? true : undefined), 30_000, 'the first frame');
     await p.startDialer();
     const run = await watch.done;
     expect(run.code, run.stderr).toBe(0);

@@ -178,10 +178,16 @@ function prepare(request: CallRequest, index: number, now: number, defaultRegion
   return { index, job, delayMs: notBefore ? Math.max(0, notBefore - now) : 0, priority: r.priority ?? 0, key: r.key };
 }
 
-/** BullMQ options of a dial job (exported so the enqueue bench gives raw addBulk exactly the same). */
-export function jobOptions(callId: string, delayMs: number, maxAttempts: number, priority = 0): JobsOptions {
+/**
+ * BullMQ options of a dial job (exported so the enqueue bench gives raw addBulk exactly the same). `enqueuedAt` (epoch
+ * ms) is the instant `delayMs` was counted from: BullMQ makes a delayed job due at its `timestamp` + `delay`
+ * (getDelayedScore.lua), and its own `Date.now()` at add time would move a requested start time by however long the
+ * batch took to prepare.
+ */
+export function jobOptions(callId: string, delayMs: number, maxAttempts: number, priority = 0, enqueuedAt?: number): JobsOptions {
   return {
     jobId: callId,
+    timestamp: enqueuedAt,
     delay: delayMs || undefined,
     priority: priority || undefined,
     attempts: maxAttempts,
@@ -317,7 +323,7 @@ export class CallProducer {
       const conflicts = await this.keyConflicts(campaignId, calls, statuses);
       // A record still `queued` may have lost its job in a crash between these two steps: adding it again is safe.
       const toAdd = calls.filter((_, i) => statuses[i] !== 'past_queued' && !conflicts.has(i));
-      await this.queue.addBulk(toAdd.map((c) => ({ name: 'dial', data: c.job, opts: jobOptions(c.job.callId, c.delayMs, this.options.maxAttempts, c.priority) })));
+      await this.queue.addBulk(toAdd.map((c) => ({ name: 'dial', data: c.job, opts: jobOptions(c.job.callId, c.delayMs, this.options.maxAttempts, c.priority, c.job.enqueuedAt) })));
       calls.forEach((c, i) => {
         const conflict = conflicts.get(i);
         if (conflict) summary.rejected.push({ index: c.index, ...conflict });

@@ -74,7 +74,8 @@ export async function moveCall(
     if (state !== 'delayed') return refuse('due', state === 'active' ? 'a consumer is dialing it now' : 'it is due now and waits for a dial slot, not for a time');
     try {
       if (atMs <= now) await job.promote();
-      else await job.changeDelay(atMs - now);
+      // BullMQ counts the delay from its own Date.now() (changeDelayArgs), not from this move's clock reading
+      else await job.changeDelay(Math.max(1, atMs - Date.now()));
     } catch (err) {
       // taken by a consumer (or promoted) between the two steps: it was not moved, and rings as it would have
       if (err instanceof Error && NOT_DELAYED.test(err.message)) return refuse('due', 'it came up while being moved');

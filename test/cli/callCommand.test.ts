@@ -50,15 +50,15 @@ describe('dialer call', () => {
     expect(before.code, before.stderr).toBe(0);
     const shown = JSON.parse(before.stdout) as { dueAt?: string; expiresAt?: string };
     expect(shown.expiresAt).toBe(new Date(expires).toISOString());
-    // BullMQ keeps a delay, counted from the producer's own now: within a second of the time asked for
-    expect(Math.abs(Date.parse(shown.dueAt ?? '') - start)).toBeLessThan(1000);
+    // the time asked for, to the millisecond (not the producer's now + the delay, a few ms later)
+    expect(shown.dueAt).toBe(new Date(start).toISOString());
 
     const moved = await moveCall(f.connection, prefix, systemClock, { campaignId, callId }, start + 30 * MINUTE);
     expect(moved.status).toBe('moved');
     const after = await runCliInProcess(['call', callId], env());
     const due = /^ {2}due {10}(\S+)$/m.exec(after.stdout)?.[1];
-    // changeDelay counts from its own now too
-    expect(Math.abs(Date.parse(due ?? '') - (start + 30 * MINUTE))).toBeLessThan(1000);
+    // changeDelay counts from BullMQ's own now, read a moment after the move's
+    expect(Math.abs(Date.parse(due ?? '') - (start + 30 * MINUTE))).toBeLessThan(50);
     expect(after.stdout).toContain(`  expires      ${new Date(expires).toISOString()}`);
   });
 });

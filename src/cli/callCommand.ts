@@ -106,8 +106,9 @@ export function formatCall(view: CallView): string {
   field('transfer', view.transfer ? `${view.transfer.mode} → ${view.transfer.target}` : undefined);
   const metadata = Object.entries(view.metadata);
   field('metadata', metadata.length ? metadata.map(([k, v]) => `${k}=${String(v)}`).join(', ') : undefined);
-  // `attempts` counts dials that went out; an attempt begun but never sent is listed below and noted here
-  const begun = view.attemptLog.length;
+  // `attempts` counts dials that went out; an attempt begun but never sent is listed below and noted here. An attempt
+  // can be logged twice (a platform error, then its dial): it is one attempt begun.
+  const begun = new Set(view.attemptLog.map((a) => a.attempt)).size;
   const undialedNote = begun === view.attempts ? '' : ` (${begun} begun, ${begun - view.attempts} not dialed)`;
   lines.push(`  attempts     ${view.attempts}${undialedNote}`);
   for (const a of view.attemptLog) {

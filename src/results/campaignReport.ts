@@ -34,7 +34,7 @@ export interface ReportCall {
   /** The metadata (CSV columns) it was enqueued with, as given. */
   metadata: Record<string, unknown>;
   enqueuedAt: string;
-  /** When its first and latest attempts started. */
+  /** When its first and latest dialed attempts started (attempts that never went out are not counted, as in `attempts`). */
   firstAttemptAt?: string;
   lastAttemptAt?: string;
   endedAt?: string;
@@ -85,6 +85,7 @@ export function reportCall(r: CallRecord, key?: string): ReportCall {
   const { e164, extension } = splitPhoneNumber(r.phoneNumber);
   const ended = r.state === 'terminal' && r.outcome ? r.outcome : undefined;
   const details = r.details ?? {};
+  const dialed = r.attemptLog.filter((entry) => attemptWasDialed(r, entry));
   const call: ReportCall = { callId: r.callId, phoneNumber: e164, outcome: ended ?? 'pending', state: r.state, attempts: dialedAttemptCount(r), metadata: r.metadata, enqueuedAt: iso(r.createdAt) ?? '' };
   const optional: Partial<ReportCall> = {
     extension,
@@ -92,8 +93,8 @@ export function reportCall(r: CallRecord, key?: string): ReportCall {
     sipStatusCode: r.sipStatusCode,
     sipStatus: r.sipStatus,
     reason: r.reason,
-    firstAttemptAt: iso(r.attemptLog[0]?.startedAt),
-    lastAttemptAt: iso(r.attemptLog.at(-1)?.startedAt ?? r.attemptStartedAt),
+    firstAttemptAt: iso(dialed[0]?.startedAt),
+    lastAttemptAt: iso(dialed.at(-1)?.startedAt),
     endedAt: ended ? iso(r.endedAt ?? r.updatedAt) : undefined,
     durationS: details.durationMs === undefined ? undefined : Math.round(details.durationMs / (MS_PER_S / 10)) / 10,
     transfer: details.transfer ? { mode: details.transfer.mode, target: details.transfer.target } : undefined,

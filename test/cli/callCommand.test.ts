@@ -38,8 +38,26 @@ describe('dialer call', () => {
     expect(report.code, report.stderr).toBe(0);
     const calls = (JSON.parse(report.stdout) as { calls: { callId: string; attempts: number }[] }).calls;
     expect(calls.find((c) => c.callId === callId)?.attempts).toBe(0);
+    // no dial went out: no attempt times either
+    expect(calls.find((c) => c.callId === callId)).not.toHaveProperty('firstAttemptAt');
+    expect(calls.find((c) => c.callId === callId)).not.toHaveProperty('lastAttemptAt');
     const table = await runCliInProcess(['report', '--campaign', campaignId], env());
     expect(table.stdout).toMatch(new RegExp(`^ +${callId} .* canceled +0 `, 'm'));
+  });
+
+  it('counts an attempt logged twice (a platform error, then its dial) as one begun attempt', async () => {
+    const { callId } = await f.producer.enqueueCall({ phoneNumber: '+14155550173', campaignId });
+    const identity = { callId, campaignId, phoneNumber: '+14155550173', metadata: {} };
+    await f.store.beginAttempt(identity, 1, `call-${callId}-1`);
+    await f.store.endAttempt(campaignId, callId, 1, 'waiting_retry', { result: 'platform_error' });
+    await f.store.beginAttempt(identity, 1, `call-${callId}-1`);
+    await f.store.endAttempt(campaignId, callId, 1, 'in_call', { result: 'answered' });
+
+    const shown = await runCliInProcess(['call', callId], env());
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toMatch(/^ {2}attempts {5}1$/m);
+    expect(shown.stdout).toMatch(/^ {4}1 {2}\S+ → \S+ {2}platform_error {2}/m);
+    expect(shown.stdout).toMatch(/^ {4}1 {2}\S+ → \S+ {2}answered {2}/m);
   });
 
   it('shows when a waiting call is due and when it expires, and the new time after a move', async () => {

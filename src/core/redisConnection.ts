@@ -79,6 +79,9 @@ function redisLogger(): Logger {
 
 let connectionCount = 0;
 
+/** The longest wait before a connection ioredis ended against its retry strategy connects again. */
+const MAX_RECONNECT_AFTER_END_MS = 2000;
+
 /**
  * An ioredis client that reports a Redis outage through pino once, as two state changes: "Redis connection lost"
  * (the first connection error, with its message and code) and "Redis connection restored" (with the outage's length
@@ -119,13 +122,19 @@ export class OutageReportingRedis extends Redis {
   }
 
   override disconnect(reconnect = false): void {
-    if (!reconnect) this.closingOnPurpose = true;
+    if (!reconnect) {
+      this.closingOnPurpose = true;
+      this.stopReconnecting();
+    }
     super.disconnect(reconnect);
   }
 
   /** `quit()` goes through here: a connection we close ourselves is not an outage. */
   override sendCommand(...args: Parameters<Redis['sendCommand']>): unknown {
-    if (args[0].name === 'quit') this.closingOnPurpose = true;
+    if (args[0].name === 'quit') {
+      this.closingOnPurpose = true;
+      this.stopReconnecting();
+    }
     return super.sendCommand(...args);
   }
 
@@ -168,6 +177,7 @@ export class OutageReportingRedis extends Redis {
 
   private onReady(): void {
     this.everReady = true;
+    this.endsInARow = 0;
     if (!this.outage) return;
     const { since, failedAttempts } = this.outage;
     this.outage = undefined;
@@ -175,10 +185,47 @@ export class OutageReportingRedis extends Redis {
   }
 
   private onEnd(): void {
+    if (this.closingOnPurpose) {
+      this.releaseFailoverDetector();
+      return;
+    }
+    const retryDelayMs = this.options.retryStrategy?.(1);
+    if (typeof retryDelayMs === 'number') {
+      this.connectAgain(retryDelayMs);
+      return;
+    }
     this.releaseFailoverDetector();
-    if (!this.outage || this.closingOnPurpose) return;
+    if (!this.outage) return;
     this.log('warn', { downMs: Date.now() - this.outage.since, failedAttempts: this.outage.failedAttempts }, 'Redis connection given up');
     this.outage = undefined;
+  }
+
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private endsInARow = 0;
+
+  /**
+   * ioredis ended a connection it was told to keep retrying. Through Sentinel that happens when its failover detector
+   * hears `+switch-master` while the client is between sockets, asking the sentinels for the new primary: the
+   * detector disconnects the connector, whose connect() then rejects with "Connection is closed.", and Redis._connect
+   * sets the status to `end` with no retry (ioredis 5.11 built/Redis.js, built/connectors/SentinelConnector). A
+   * loaded CI run lost its results worker's connection this way in the middle of a failover: every result after it
+   * stayed unapplied. The connection connects again after ioredis' own retry delay, growing with each end in a row.
+   */
+  private connectAgain(retryDelayMs: number): void {
+    this.endsInARow += 1;
+    const delayMs = Math.min(retryDelayMs * this.endsInARow, MAX_RECONNECT_AFTER_END_MS);
+    this.log('warn', { delayMs, endsInARow: this.endsInARow }, 'Redis connection ended by ioredis while it should retry; connecting again');
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      if (this.closingOnPurpose || this.status !== 'end') return;
+      // connect() rejects when this attempt fails too; ioredis emits its error and ends again (handled by onEnd)
+      this.connect().catch(() => undefined);
+    }, delayMs);
+  }
+
+  private stopReconnecting(): void {
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
   }
 }
 

@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/core/logger.js';
 import type { RedisClient } from '../../src/core/redisClient.js';
@@ -18,6 +19,8 @@ import { waitFor } from '../helpers/waitFor.js';
 const TEST_TIMEOUT_MS = 60_000;
 /** How long the sentinels get to see a closed subscription go. */
 const RELEASE_TIMEOUT_MS = 5000;
+/** How long an ended connection gets to connect again (it does at once: ioredis' first retry delay at most). */
+const HEAL_TIMEOUT_MS = 5000;
 
 describe.skipIf(!hasRedisServer)('connections through Redis Sentinel', () => {
   let topology: SentinelTopology;
@@ -72,6 +75,36 @@ describe.skipIf(!hasRedisServer)('connections through Redis Sentinel', () => {
         'the sentinels to see every subscription closed',
       ).catch(() => sentinelSubscribers());
       expect(after).toBe(before);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it.each(['worker', 'producer'] as const)(
+    'a %s connection that ioredis ends while it asks the sentinels for the primary (its failover detector firing mid-reconnect) connects again on its own',
+    async (kind) => {
+      const lines: string[] = [];
+      const logged = { logger: pino({ level: 'info' }, { write: (line: string) => lines.push(line) }), level: 'warn' as const };
+      const node = target;
+      if (node.kind === 'cluster') throw new Error('the topology is a Sentinel one');
+      const connection = kind === 'worker' ? createWorkerConnection(node, {}, logged) : createProducerConnection(node, {}, logged);
+      try {
+        await waitUntilReady(connection);
+        // ioredis' FailoverDetector, on +switch-master, calls its connector's disconnect(). When that comes while the
+        // client is reconnecting (the old primary died: the client asks the sentinels where the new one is), the
+        // connector's connect() rejects and ioredis ends the client for good (Redis._connect sets status `end`): a
+        // loaded CI run lost its results worker's connection this way in the Sentinel failover test.
+        const connector = Reflect.get(connection, 'connector') as { disconnect(): void };
+        let ended = false;
+        connection.once('end', () => (ended = true));
+        connection.once('connecting', () => connector.disconnect());
+        connection.stream.destroy();
+        await waitFor(() => (ended ? true : undefined), HEAL_TIMEOUT_MS, `ioredis to end the client (status ${connection.status})`);
+        await waitFor(() => (connection.status === 'ready' ? true : undefined), HEAL_TIMEOUT_MS, `the connection back (status ${connection.status})`);
+        expect(await connection.set(`sentinel-connection-heal-${kind}`, '1', 'PX', 1000)).toBe('OK');
+        expect(lines.join('')).toContain('connecting again');
+      } finally {
+        await closeConnection(connection);
+      }
     },
     TEST_TIMEOUT_MS,
   );

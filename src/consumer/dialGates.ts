@@ -3,6 +3,7 @@
  * profile, the do-not-call list, a paused campaign, its calling window, and the pre-dial eligibility check. The
  * first gate that applies decides: the call ends (`expired`, `failed`, `skipped`), waits (no attempt spent), or rings.
  */
+import { CANCEL_REASON } from '../producer/cancelCalls.js';
 import { hasProfile, type ProfileCatalog } from '../agent/profiles.js';
 import type { ActiveCallLeases, LeasedCall } from '../core/activeCallLeases.js';
 import { campaignStatus, campaignWindow, type Campaign } from '../campaigns/campaignSchema.js';
@@ -22,7 +23,7 @@ export const PREDIAL_RETRY_MS = 30 * SECOND;
 
 export type GateDecision =
   | { kind: 'ring' }
-  | { kind: 'end'; outcome: 'expired' | 'skipped' | 'failed'; reason: string | undefined; log: string }
+  | { kind: 'end'; outcome: 'expired' | 'skipped' | 'failed' | 'canceled'; reason: string | undefined; log: string }
   | {
       kind: 'wait';
       delayMs: number;
@@ -35,7 +36,7 @@ export type GateDecision =
     };
 
 export interface DialGateDeps {
-  store: Pick<CallStore, 'isDoNotCall' | 'isPaused'>;
+  store: Pick<CallStore, 'isDoNotCall' | 'isPaused' | 'isCancelRequested'>;
   clock: Clock;
   /** DIAL_CALL_WINDOW, for calls that carry no window. */
   defaultWindow: CallWindow | undefined;
@@ -59,6 +60,10 @@ export function unknownProfileReason(name: string): string {
 /** Decides whether attempt `attempt` of `call` may ring now. */
 export async function checkDialGates(call: CallJob, attempt: number, deps: DialGateDeps): Promise<GateDecision> {
   const now = deps.clock.now();
+  if (await deps.store.isCancelRequested(call.campaignId, call.callId)) {
+    // canceled while an earlier attempt rang (cancelCalls): that attempt ended before the cancel was seen
+    return { kind: 'end', outcome: 'canceled', reason: CANCEL_REASON, log: 'canceled by an operator while an attempt rang; not dialing again' };
+  }
   if (call.expiresAt !== undefined && now > call.expiresAt) {
     const reason = `it expired at ${new Date(call.expiresAt).toISOString()}, before it could be dialed`;
     return { kind: 'end', outcome: 'expired', reason, log: `${reason}; not dialing` };

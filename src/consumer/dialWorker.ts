@@ -1,3 +1,4 @@
+import { CANCEL_REASON } from '../producer/cancelCalls.js';
 import { setMaxListeners } from 'node:events';
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { RedisClient } from '../core/redisClient.js';
@@ -110,6 +111,7 @@ export type DialJobResult =
   | { status: 'already_ended' }
   | { status: 'expired' }
   | { status: 'skipped' }
+  | { status: 'canceled' }
   | { status: 'failed' };
 
 /** The metric label of an attempt's end; undefined when no call was placed (draining, lost, or the call had ended). */
@@ -308,11 +310,19 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     return own;
   };
 
+  /** Ends a call an operator canceled while its attempt `attempt` rang, instead of trying it again. */
+  const endCanceled = async (call: CallJob, attempt: number, log: Logger): Promise<never> => {
+    log.info('canceled by an operator while the attempt rang; not trying again');
+    await report({ callId: call.callId, campaignId: call.campaignId, outcome: 'canceled', reason: CANCEL_REASON, attempt });
+    throw new CallEndedError(`canceled after ${attempt} attempt(s)`);
+  };
+
   /**
    * Platform trouble: backs the whole queue off (every process; claimDial refuses dials while it runs), and puts the
    * job back without spending its attempt, unless the call met DIAL_MAX_PLATFORM_ERRORS of them: then it ends `failed`.
    */
   const backOff = async (call: CallJob, attempt: number, reason: string, log: Logger): Promise<never> => {
+    if (await store.isCancelRequested(call.campaignId, call.callId)) return endCanceled(call, attempt, log);
     const { backoffMs, consecutiveFailures } = await backoff.failed();
     // Every failure counts against the call. Calls wait out a running back-off before they are dialed or followed
     // (see below), so a call meets at most about one failure per back-off: the limit spans minutes, not seconds.
@@ -490,8 +500,11 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
       end.kind !== 'final' && attempt < maxAttempts ? { outcome: end.outcome, delayMs: retryDelayMs(end.outcome, attempt, retryDelaysOf(campaign), random) } : undefined;
     // a retry due only after the call expires (or its campaign ends) would never ring: the call ends now, not then
     const tooLate = retry && retryPastEnd(call, campaign, clock.now() + retry.delayMs);
-    const final = !retry || tooLate !== undefined;
+    // an operator canceled the call while this attempt rang (cancelCalls): it is not tried again
+    const canceled = retry !== undefined && (await store.isCancelRequested(call.campaignId, call.callId));
+    const final = !retry || tooLate !== undefined || canceled;
     await store.endAttempt(call.campaignId, call.callId, attempt, final ? 'dialing' : 'waiting_retry', { result: end.outcome, kind: end.kind, reason: end.reason, ...sip });
+    if (canceled) return endCanceled(call, attempt, log);
     if (retry && tooLate === undefined) {
       log.info({ outcome: end.outcome, reason: end.reason, retryInMs: retry.delayMs, ...sip }, 'attempt failed; retrying later');
       if (foreign) {

@@ -56,6 +56,11 @@ export interface CallRecord {
   dialed?: boolean;
   /** How the agent saw the current attempt's SIP participant leave before it answered (see observeAttemptEnd). */
   attemptObserved?: AttemptObservation;
+  /**
+   * When an operator canceled the call while its dial may have gone out (epoch ms; requestCancel): it ends `canceled`
+   * when that attempt ends unanswered, instead of being tried again.
+   */
+  cancelRequestedAt?: number;
   createdAt: number;
   updatedAt: number;
 }
@@ -188,6 +193,7 @@ const scripts = {
   /** Keys: record, lock, back-off, start log, and the campaign's start log when it has its own rate (4 or 5). */
   claimDial: new LuaScript<readonly string[], readonly ScriptArg[], [string, number]>('claimDial', LUA_FOLDER, 'variable', replies.statusAndNumber),
   releaseDial: new LuaScript<[record: string, lock: string], [attempt: number, token: string], number>('releaseDial', LUA_FOLDER, 2, replies.integer),
+  requestCancel: new LuaScript<[record: string], [now: number], number>('requestCancel', LUA_FOLDER, 1, replies.integer),
   applyTerminal: new LuaScript<
     [record: string, counters: string, callList: string],
     [
@@ -256,6 +262,7 @@ function parseRecord(fields: Record<string, string>): CallRecord | undefined {
     details: fields.details ? (JSON.parse(fields.details) as Partial<CallResult>) : undefined,
     dialed: fields.dialed === undefined ? undefined : fields.dialed === '1',
     attemptObserved: fields.attemptObserved ? (JSON.parse(fields.attemptObserved) as AttemptObservation) : undefined,
+    cancelRequestedAt: num(fields.cancelRequestedAt),
     createdAt: Number(fields.createdAt ?? 0),
     updatedAt: Number(fields.updatedAt ?? 0),
   };
@@ -490,6 +497,14 @@ export class CallStore {
     return { status: 'not_dialing', state: reply };
   }
 
+  /**
+   * Notes an operator's cancel on a call in flight (see CallRecord.cancelRequestedAt); false when the call has no
+   * record or has ended.
+   */
+  async requestCancel(campaignId: string, callId: string): Promise<boolean> {
+    return (await scripts.requestCancel.run(this.redis, [this.keys.callRecord(campaignId, callId)], [this.clock.now()])) === 1;
+  }
+
   /** Takes back claimDial's mark when the CreateSIPParticipant surely never went out; false if not this holder's. */
   async releaseDial(campaignId: string, callId: string, attempt: number, lock: { key: string; token: string }): Promise<boolean> {
     const released = await scripts.releaseDial.run(this.redis, [this.keys.callRecord(campaignId, callId), lock.key], [attempt, lock.token]);
@@ -558,6 +573,11 @@ export class CallStore {
   /** Removes numbers from the do-not-call list; returns how many were there. */
   async removeDoNotCall(numbers: readonly string[]): Promise<number> {
     return numbers.length ? this.redis.srem(this.keys.doNotCall(), ...numbers) : 0;
+  }
+
+  /** Whether an operator canceled the call while its dial may have been out (requestCancel). */
+  async isCancelRequested(campaignId: string, callId: string): Promise<boolean> {
+    return (await this.redis.hexists(this.keys.callRecord(campaignId, callId), 'cancelRequestedAt')) === 1;
   }
 
   /** True when the number is on the do-not-call list. */

@@ -14,7 +14,10 @@ export const CANCEL_REASON = 'canceled by an operator';
 
 export interface CancelSummary {
   canceled: string[];
-  /** Ringing or connected right now: not canceled (hang-up is the agent's, not the queue's). */
+  /**
+   * Ringing or connected right now: not ended at once (hang-up is the agent's, not the queue's), but not tried again
+   * either: an attempt that ends unanswered ends the call `canceled` (CallRecord.cancelRequestedAt).
+   */
   inFlight: string[];
   alreadyEnded: string[];
   unknown: string[];
@@ -26,7 +29,8 @@ export interface CancelSummary {
  * in `terminalTransition`), so a consumer about to dial finds the call ended when it claims the start (claimDial.lua)
  * and dials nothing; the outcome is reported on `call-results` like any other, and once all are canceled their jobs
  * are removed from `calls` where they are not locked, in one pass over the wait list (removeQueuedJobs; a job removed
- * one by one costs an O(N) LREM, quadratic for a whole campaign). Calls whose dial may have gone out are left to the agent (`inFlight`).
+ * one by one costs an O(N) LREM, quadratic for a whole campaign). Calls whose dial may have gone out are left to the agent
+ * (`inFlight`); each is noted so that, unanswered, it ends `canceled` instead of being tried again.
  */
 export async function cancelCalls(
   connection: RedisClient,
@@ -58,7 +62,9 @@ export async function cancelCalls(
     const record = await store.get(target.campaignId, callId);
     if (!record) summary.unknown.push(callId);
     else if (record.state === 'terminal') summary.alreadyEnded.push(callId);
-    else summary.inFlight.push(callId);
+    // its dial may have gone out: it is not tried again after this attempt (the consumer ends it `canceled`)
+    else if (await store.requestCancel(target.campaignId, callId)) summary.inFlight.push(callId);
+    else summary.alreadyEnded.push(callId);
   };
 
   try {

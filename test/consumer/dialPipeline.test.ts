@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CampaignStore } from '../../src/campaigns/campaignStore.js';
+import { CANCEL_REASON, cancelCalls } from '../../src/producer/cancelCalls.js';
 import { dispatchMetadataSchema } from '../../src/core/queues.js';
 import { systemClock } from '../../src/core/time.js';
 import { campaignReport } from '../../src/results/campaignReport.js';
@@ -215,6 +216,20 @@ describe('dial pipeline against the LiveKit simulator', () => {
     expect(record).toMatchObject({ outcome: 'expired', attempts: 1 });
     expect(record.reason).toBe(`it expires at ${new Date(expiresAt).toISOString()}, before its next attempt (attempt 1 ended busy, SIP 486)`);
     expect(record.attemptLog.map((a) => a.result)).toEqual(['busy']);
+    expect(callsTo(number)).toHaveLength(1);
+  });
+
+  it('does not try again a call canceled while its attempt rang: the unanswered attempt ends it canceled', async () => {
+    const number = freshNumber();
+    // it rings until the ringing timeout (DIAL_RINGING_TIMEOUT_S=1): the cancel comes within that second
+    p.sim.network.setBehavior(number, { type: 'ring_out' });
+    const callId = await p.enqueue({ phoneNumber: number, campaignId });
+    await waitFor(() => (callsTo(number).length === 1 ? true : undefined), 10_000, 'the first attempt ringing');
+    const summary = await cancelCalls(p.redis, p.config.queuePrefix, { campaignId, callIds: [callId] });
+    expect(summary.inFlight).toEqual([callId]);
+    const record = await p.waitForOutcome(campaignId, callId);
+    expect(record).toMatchObject({ outcome: 'canceled', reason: CANCEL_REASON, attempts: 1 });
+    expect(record.attemptLog.map((a) => a.result)).toEqual(['no_answer']);
     expect(callsTo(number)).toHaveLength(1);
   });
 

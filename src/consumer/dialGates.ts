@@ -65,7 +65,8 @@ export async function checkDialGates(call: CallJob, attempt: number, deps: DialG
     return { kind: 'end', outcome: 'canceled', reason: CANCEL_REASON, log: 'canceled by an operator while an attempt rang; not dialing again' };
   }
   if (call.expiresAt !== undefined && now > call.expiresAt) {
-    const reason = `it expired at ${new Date(call.expiresAt).toISOString()}, before it could be dialed`;
+    const expiry = new Date(call.expiresAt).toISOString();
+    const reason = attempt > 1 ? `it expired at ${expiry}, before attempt ${attempt} could be dialed` : `it expired at ${expiry}, before it could be dialed`;
     return { kind: 'end', outcome: 'expired', reason, log: `${reason}; not dialing` };
   }
   if (deps.profiles && call.agentProfile !== undefined && !hasProfile(deps.profiles, call.agentProfile)) {

@@ -64,13 +64,13 @@ function notAfter(call: CallJob, campaign: Campaign | undefined): { notAfterMs?:
 }
 
 /**
- * Why a retry due at `retryAt` (epoch ms) could not ring: it comes after the call's expiry or its campaign's end
- * (the gates would end it `expired` when it runs). Undefined when it comes in time.
+ * What a retry due at `retryAt` (epoch ms) would come after, so that it could not ring: the call's expiry or its
+ * campaign's end (the gates would end it `expired` when it runs). Undefined when it comes in time.
  */
 function retryPastEnd(call: CallJob, campaign: Campaign | undefined, retryAt: number): string | undefined {
-  if (call.expiresAt !== undefined && retryAt > call.expiresAt) return `it expires at ${new Date(call.expiresAt).toISOString()}`;
+  if (call.expiresAt !== undefined && retryAt > call.expiresAt) return `its expiry at ${new Date(call.expiresAt).toISOString()}`;
   const endsAt = campaign?.ends_at ? Date.parse(campaign.ends_at) : undefined;
-  if (campaign && endsAt !== undefined && retryAt > endsAt) return `campaign ${campaign.id} ends at ${campaign.ends_at ?? ''}`;
+  if (campaign && endsAt !== undefined && retryAt > endsAt) return `the end of campaign ${campaign.id} at ${new Date(endsAt).toISOString()}`;
   return undefined;
 }
 
@@ -514,7 +514,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
       throw new RetryDialError(retry.outcome, retry.delayMs, end.sipStatusCode, end.sipStatus);
     }
     if (tooLate !== undefined) {
-      const reason = `${tooLate}, before its next attempt (attempt ${attempt} ended ${end.outcome}${sip.sipStatusCode ? `, SIP ${sip.sipStatusCode}` : ''})`;
+      const reason = `no attempt ${attempt + 1} before ${tooLate} (attempt ${attempt} ended ${end.outcome}${sip.sipStatusCode ? `, SIP ${sip.sipStatusCode}` : ''})`;
       log.info({ outcome: end.outcome, ...sip }, `attempt failed; ${reason}: not retrying`);
       await report({ callId: call.callId, campaignId: call.campaignId, outcome: 'expired', reason, attempt });
       throw new CallEndedError(`expired after ${attempt} attempt(s)`);

@@ -214,7 +214,7 @@ describe('dial pipeline against the LiveKit simulator', () => {
     // no waiting an hour for a retry the gates would end: the call ends right after its one attempt
     const record = await p.waitForOutcome(slowRetries, callId, 5_000);
     expect(record).toMatchObject({ outcome: 'expired', attempts: 1 });
-    expect(record.reason).toBe(`it expires at ${new Date(expiresAt).toISOString()}, before its next attempt (attempt 1 ended busy, SIP 486)`);
+    expect(record.reason).toBe(`no attempt 2 before its expiry at ${new Date(expiresAt).toISOString()} (attempt 1 ended busy, SIP 486)`);
     expect(record.attemptLog.map((a) => a.result)).toEqual(['busy']);
     expect(callsTo(number)).toHaveLength(1);
   });

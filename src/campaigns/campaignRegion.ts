@@ -1,6 +1,7 @@
 /**
- * A campaign's `default_region` for the producer (enqueue, import, the API, schedule firings): numbers written without
- * a country code in a request that names no region are read in it, before DIAL_DEFAULT_REGION. Kept apart from
+ * A campaign's `default_region` and `ends_at` for the producer (enqueue, import, the API, schedule firings) and for
+ * `move`: numbers written without a country code in a request that names no region are read in the region, before
+ * DIAL_DEFAULT_REGION; a start time after the end is refused. Kept apart from
  * campaignStore.ts, which uses the producer (cancel, pause), so the producer can read it without an import cycle.
  */
 import type { RedisClient } from '../core/redisClient.js';
@@ -28,4 +29,22 @@ export async function campaignRegions(redis: RedisClient, prefix: string, campai
     if (typeof region === 'string') regions.set(id, parseRegion(region));
   });
   return regions;
+}
+
+/**
+ * The `ends_at` (epoch ms) of each campaign in `campaignIds` whose document has one (one pipelined read): the producer
+ * refuses a start time after it, since the call would only end `expired` then.
+ */
+export async function campaignEndTimes(redis: RedisClient, prefix: string, campaignIds: Iterable<string>): Promise<Map<string, number>> {
+  const ids = [...new Set(campaignIds)];
+  const ends = new Map<string, number>();
+  if (ids.length === 0) return ends;
+  const docs = await redis.mget(ids.map((id) => campaignDocumentKey(prefix, id)));
+  ids.forEach((id, i) => {
+    const raw = docs[i];
+    if (!raw) return;
+    const endsAt = (JSON.parse(raw) as { ends_at?: unknown }).ends_at;
+    if (typeof endsAt === 'string' && Number.isFinite(Date.parse(endsAt))) ends.set(id, Date.parse(endsAt));
+  });
+  return ends;
 }

@@ -17,7 +17,7 @@ import {
 } from '../core/queues.js';
 import { systemClock, type Clock } from '../core/time.js';
 import { hasProfile, loadProfileCatalog, unknownProfileMessage, type ProfileCatalog } from '../agent/profiles.js';
-import { campaignRegions } from '../campaigns/campaignRegion.js';
+import { campaignEndTimes, campaignRegions } from '../campaigns/campaignRegion.js';
 import { keyedCallId, newCallId, phoneNumberKey } from './callIds.js';
 import { InFlight } from './inFlight.js';
 import { MAX_CALL_PRIORITY, MAX_KEY_LENGTH, fastCheckedRequest, type CheckedRequest } from './requestFastPath.js';
@@ -230,13 +230,14 @@ export class CallProducer {
   async enqueueCalls(requests: readonly CallRequest[], onProgress?: (done: number) => void): Promise<EnqueueSummary> {
     const profiles = await this.profilesFor(requests);
     const regions = await this.campaignRegionsFor(requests);
+    const ends = await this.campaignEndsFor(requests);
     const summary: EnqueueSummary = { enqueued: [], duplicates: [], rejected: [] };
     let done = 0;
     const inFlight = new InFlight(CHUNKS_IN_FLIGHT);
     for (let start = 0; start < requests.length; start += ENQUEUE_CHUNK_SIZE) {
       const chunk = requests.slice(start, start + ENQUEUE_CHUNK_SIZE);
       const started = await inFlight.run(async () => {
-        await this.enqueueChunk(chunk, start, summary, profiles, regions);
+        await this.enqueueChunk(chunk, start, summary, profiles, regions, ends);
         done += chunk.length;
         onProgress?.(done);
       });
@@ -263,6 +264,13 @@ export class CallProducer {
     return ids.size === 0 ? new Map() : campaignRegions(this.options.connection, this.options.prefix, ids);
   }
 
+  /** The `ends_at` of the campaigns of requests with a start time, read in one round trip; nothing read otherwise. */
+  private async campaignEndsFor(requests: readonly CallRequest[]): Promise<Map<string, number>> {
+    const ids = new Set<string>();
+    for (const r of requests) if (r.notBefore !== undefined) ids.add(r.campaignId ?? DEFAULT_CAMPAIGN_ID);
+    return ids.size === 0 ? new Map() : campaignEndTimes(this.options.connection, this.options.prefix, ids);
+  }
+
   /** Enqueues one call and returns its id; throws InvalidInputError for a bad number or metadata. */
   async enqueueCall(request: CallRequest): Promise<{ callId: string; duplicate: boolean }> {
     const summary = await this.enqueueCalls([request]);
@@ -279,6 +287,7 @@ export class CallProducer {
     summary: EnqueueSummary,
     profiles: ProfileCatalog | undefined,
     regions: ReadonlyMap<string, CountryCode>,
+    ends: ReadonlyMap<string, number>,
   ): Promise<void> {
     const now = this.clock.now();
     const byCampaign = new Map<string, PreparedCall[]>();
@@ -298,6 +307,13 @@ export class CallProducer {
         if (!(err instanceof InvalidInputError)) throw err;
         // the caller gave this input: show it as given (PhoneNumberError.message masks it for logs)
         summary.rejected.push({ index, reason: err instanceof PhoneNumberError ? err.forPerson : err.message });
+        return;
+      }
+      // a start after its campaign's end would only end the call `expired` then
+      const endsAt = ends.get(call.job.campaignId);
+      if (endsAt !== undefined && call.delayMs > 0 && now + call.delayMs > endsAt) {
+        const startsAt = new Date(now + call.delayMs).toISOString();
+        summary.rejected.push({ index, reason: `its start time (${startsAt}) is after campaign ${call.job.campaignId} ends (${new Date(endsAt).toISOString()})` });
         return;
       }
       const first = seen.get(call.job.callId);

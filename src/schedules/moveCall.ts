@@ -19,6 +19,7 @@ import { InvalidInputError } from '../core/errors.js';
 import type { CallState, Outcome } from '../core/outcomes.js';
 import { CALLS_QUEUE, type CallJob } from '../core/queues.js';
 import { MAX_SCHEDULE_AHEAD_MS, resolveSchedule, SCHEDULE_FLAGS, type Clock, type ScheduleInput, type ScheduleNames } from '../core/time.js';
+import { campaignEndTimes } from '../campaigns/campaignRegion.js';
 import { keyedCallId } from '../producer/callIds.js';
 
 /** A call to move: by its id, or by the idempotency key it was enqueued with; either way within `campaignId`. */
@@ -69,6 +70,10 @@ export async function moveCall(
     const expiresAt = job.data.expiresAt;
     if (expiresAt !== undefined && atMs > expiresAt) {
       throw new InvalidInputError(`${names.at}: the new time is after the call expires (${new Date(expiresAt).toISOString()})`);
+    }
+    const endsAt = (await campaignEndTimes(redis, prefix, [campaignId])).get(campaignId);
+    if (endsAt !== undefined && atMs > endsAt) {
+      throw new InvalidInputError(`${names.at}: the new time is after campaign ${campaignId} ends (${new Date(endsAt).toISOString()})`);
     }
     const state = await job.getState();
     if (state !== 'delayed') return refuse('due', state === 'active' ? 'a consumer is dialing it now' : 'it is due now and waits for a dial slot, not for a time');

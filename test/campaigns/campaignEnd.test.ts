@@ -1,0 +1,45 @@
+/**
+ * A campaign's `ends_at` bounds the start times its calls may be given: `enqueue --at` (and the API's, an import's
+ * column) and `move` refuse a time after it, as they refuse one after the call's own expiry. Found by a breaker run:
+ * both were accepted, and the call sat pending past the campaign's end.
+ */
+import { describe, expect, it } from 'vitest';
+import { CampaignStore } from '../../src/campaigns/campaignStore.js';
+import { InvalidInputError } from '../../src/core/errors.js';
+import { HOUR, MINUTE, systemClock } from '../../src/core/time.js';
+import { moveCall } from '../../src/schedules/moveCall.js';
+import { useProducerFixture, type ProducerFixture } from '../helpers/producerFixture.js';
+import { uniquePrefix } from '../helpers/testRedis.js';
+
+const prefix = uniquePrefix('campaign-end');
+let f: ProducerFixture;
+useProducerFixture(prefix, 3, (fixture) => (f = fixture));
+
+async function campaignEndingIn(id: string, ms: number): Promise<number> {
+  const endsAt = new Date(Date.now() + ms);
+  await new CampaignStore(f.connection, prefix, systemClock).create({ id, ends_at: endsAt.toISOString() });
+  return endsAt.getTime();
+}
+
+describe("a campaign's end bounds its calls' start times", () => {
+  it('refuses to enqueue a call that would start after its campaign ends, and takes one that starts before', async () => {
+    const endsAt = await campaignEndingIn('ends-enqueue', HOUR);
+    const summary = await f.producer.enqueueCalls([
+      { phoneNumber: '+14155550181', campaignId: 'ends-enqueue', notBefore: endsAt + MINUTE },
+      { phoneNumber: '+14155550182', campaignId: 'ends-enqueue', notBefore: endsAt - MINUTE },
+    ]);
+    expect(summary.rejected).toEqual([{ index: 0, reason: `its start time (${new Date(endsAt + MINUTE).toISOString()}) is after campaign ends-enqueue ends (${new Date(endsAt).toISOString()})` }]);
+    expect(summary.enqueued.map((e) => e.index)).toEqual([1]);
+  });
+
+  it('refuses to move a call past its campaign end, and moves it within it', async () => {
+    const endsAt = await campaignEndingIn('ends-move', HOUR);
+    const { callId } = await f.producer.enqueueCall({ phoneNumber: '+14155550183', campaignId: 'ends-move', notBefore: Date.now() + 30 * MINUTE });
+    const target = { campaignId: 'ends-move', callId };
+    await expect(moveCall(f.connection, prefix, systemClock, target, endsAt + MINUTE)).rejects.toThrow(InvalidInputError);
+    await expect(moveCall(f.connection, prefix, systemClock, target, endsAt + MINUTE)).rejects.toThrow(
+      `--at: the new time is after campaign ends-move ends (${new Date(endsAt).toISOString()})`,
+    );
+    expect(await moveCall(f.connection, prefix, systemClock, target, endsAt - MINUTE)).toMatchObject({ status: 'moved' });
+  });
+});

@@ -120,6 +120,7 @@ export function defineRoute<
       if (!doc.body && request.body !== undefined && request.body !== null) {
         throw new ApiProblem('invalid-request', 'this route takes no request body');
       }
+      if (doc.body && request.body === undefined) throw new ApiProblem('invalid-request', 'the body is empty: send a JSON object');
       const body = (doc.body ? check(doc.body.check, request.body, 'body') : undefined) as z.infer<B>;
       const header = (name: string) => {
         const value = request.headers[name.toLowerCase()];

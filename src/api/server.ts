@@ -269,7 +269,10 @@ export async function buildApiApp(
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
     try {
-      done(null, parseJsonBody(typeof body === 'string' ? body : body.toString('utf8')));
+      const text = typeof body === 'string' ? body : body.toString('utf8');
+      // Many HTTP clients send `Content-Type: application/json` on every request, a DELETE or a bodiless POST included:
+      // an empty body is no body (a route that needs one says so: route.ts)
+      done(null, text.length === 0 ? undefined : parseJsonBody(text));
     } catch (err) {
       done(err instanceof Error ? err : new Error(String(err)), undefined);
     }

@@ -20,6 +20,19 @@ describe('schedules through the API', () => {
     problem(await call(api.url, 'DELETE', '/v1/schedules/api-weekly', { token: 'admin' }), 404);
   });
 
+  it('takes a bodiless request sent with Content-Type: application/json (as many clients send it), and still asks a route that needs a body for one', async () => {
+    const json = { 'content-type': 'application/json' };
+    await call(api.url, 'POST', '/v1/schedules', {
+      token: 'admin',
+      body: { id: 'api-json-header', cron: '0 9 * * *', calls: [{ phone_number: '+14155550122' }] },
+    });
+    const removed = await call(api.url, 'DELETE', '/v1/schedules/api-json-header', { token: 'admin', headers: json, rawBody: '' });
+    expect(removed.status, JSON.stringify(removed.json)).toBe(200);
+    expect(body(removed)).toEqual({ schedule_id: 'api-json-header', removed: true });
+    const empty = problem(await call(api.url, 'POST', '/v1/schedules', { token: 'admin', headers: json, rawBody: '' }), 400);
+    expect(empty.detail).toBe('the body is empty: send a JSON object');
+  });
+
   it('answers a bad pattern or field with a 400', async () => {
     const doc = problem(await call(api.url, 'POST', '/v1/schedules', { token: 'admin', body: { id: 'api-bad', cron: 'soon', calls: [{ phone_number: '+14155550121' }] } }), 400);
     expect(String(doc.detail)).toMatch(/cron/);

@@ -14,37 +14,34 @@ export function campaignDocumentKey(prefix: string, campaignId: string): string 
 }
 
 /**
- * The `default_region` of each campaign in `campaignIds` that has a document with one (one pipelined read). The
- * document was validated when written (campaignSettingsSchema: a supported two-letter region).
+ * One field of the document of each campaign in `campaignIds` that has one (one pipelined read), kept where `pick`
+ * makes something of it. Documents were validated when written (campaignSettingsSchema).
  */
-export async function campaignRegions(redis: RedisClient, prefix: string, campaignIds: Iterable<string>): Promise<Map<string, CountryCode>> {
+async function campaignField<T>(redis: RedisClient, prefix: string, campaignIds: Iterable<string>, pick: (doc: Record<string, unknown>) => T | undefined): Promise<Map<string, T>> {
   const ids = [...new Set(campaignIds)];
-  const regions = new Map<string, CountryCode>();
-  if (ids.length === 0) return regions;
+  const found = new Map<string, T>();
+  if (ids.length === 0) return found;
   const docs = await redis.mget(ids.map((id) => campaignDocumentKey(prefix, id)));
   ids.forEach((id, i) => {
     const raw = docs[i];
-    if (!raw) return;
-    const region = (JSON.parse(raw) as { default_region?: unknown }).default_region;
-    if (typeof region === 'string') regions.set(id, parseRegion(region));
+    const value = raw ? pick(JSON.parse(raw) as Record<string, unknown>) : undefined;
+    if (value !== undefined) found.set(id, value);
   });
-  return regions;
+  return found;
+}
+
+/** The `default_region` of each campaign in `campaignIds` that has a document with one (a supported two-letter region). */
+export function campaignRegions(redis: RedisClient, prefix: string, campaignIds: Iterable<string>): Promise<Map<string, CountryCode>> {
+  return campaignField(redis, prefix, campaignIds, (doc) => (typeof doc.default_region === 'string' ? parseRegion(doc.default_region) : undefined));
 }
 
 /**
- * The `ends_at` (epoch ms) of each campaign in `campaignIds` whose document has one (one pipelined read): the producer
- * refuses a start time after it, since the call would only end `expired` then.
+ * The `ends_at` (epoch ms) of each campaign in `campaignIds` whose document has one: the producer and `move` refuse a
+ * start time after it, since the call would only end `expired` then.
  */
-export async function campaignEndTimes(redis: RedisClient, prefix: string, campaignIds: Iterable<string>): Promise<Map<string, number>> {
-  const ids = [...new Set(campaignIds)];
-  const ends = new Map<string, number>();
-  if (ids.length === 0) return ends;
-  const docs = await redis.mget(ids.map((id) => campaignDocumentKey(prefix, id)));
-  ids.forEach((id, i) => {
-    const raw = docs[i];
-    if (!raw) return;
-    const endsAt = (JSON.parse(raw) as { ends_at?: unknown }).ends_at;
-    if (typeof endsAt === 'string' && Number.isFinite(Date.parse(endsAt))) ends.set(id, Date.parse(endsAt));
+export function campaignEndTimes(redis: RedisClient, prefix: string, campaignIds: Iterable<string>): Promise<Map<string, number>> {
+  return campaignField(redis, prefix, campaignIds, (doc) => {
+    const endsAt = typeof doc.ends_at === 'string' ? Date.parse(doc.ends_at) : Number.NaN;
+    return Number.isFinite(endsAt) ? endsAt : undefined;
   });
-  return ends;
 }

@@ -43,7 +43,8 @@ export async function cancelCalls(
   const reporter = new ResultReporter(connection, prefix);
   const held = new HeldCalls(connection, prefix, clock);
   const summary: CancelSummary = { canceled: [], inFlight: [], alreadyEnded: [], unknown: [] };
-  const ids = target.callIds ? [...target.callIds] : await store.callIds(target.campaignId);
+  // an id given twice is one call: counted once
+  const ids = target.callIds ? [...new Set(target.callIds)] : await store.callIds(target.campaignId);
 
   const cancelOne = async (callId: string) => {
     const result = {

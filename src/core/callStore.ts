@@ -274,6 +274,8 @@ const MICROS_PER_MS = 1000;
 const REPLICA_SHORTFALL_BACKOFF_MS = 1000;
 /** How long the count of connected replicas is trusted before ROLE is asked again. */
 const REPLICA_COUNT_MAX_AGE_MS = 1000;
+/** How many times an attempt's end is written before the dialer goes on without the replicas' acknowledgement. */
+const ATTEMPT_END_WRITES = 4;
 
 /**
  * Call records and campaign counters in Redis. Every state change is one Lua script, so a crash between
@@ -373,7 +375,32 @@ export class CallStore {
     next: 'in_call' | 'waiting_retry' | 'dialing',
     result: AttemptResult,
   ): Promise<void> {
-    await scripts.endAttempt.run(this.redis, [this.keys.callRecord(campaignId, callId)], [attempt, next, this.clock.now(), JSON.stringify(result)]);
+    await this.writeReplicated(async () => {
+      await scripts.endAttempt.run(this.redis, [this.keys.callRecord(campaignId, callId)], [attempt, next, this.clock.now(), JSON.stringify(result)]);
+    });
+  }
+
+  /**
+   * With `dialReplicaAcks`, an attempt's end (a decline, a busy, the answer) is written until the replicas connected
+   * to the primary hold it, as a dial's sent mark is (durableClaim): Redis WAIT after the write, and short of the
+   * acknowledgements the write again, on whatever primary the connection reaches by then. A primary that dies before
+   * replicating the end otherwise leaves the promoted replica with the attempt sent and never ended: the re-run job
+   * finds the room gone and tries the number again, ringing a callee who had declined (the Sentinel failover test,
+   * under two full test runs at once). `write` must be safe to repeat (endAttempt.lua closes the same entry again).
+   * After ATTEMPT_END_WRITES writes without them (a replica that is up but does not answer) the dialer goes on.
+   */
+  private async writeReplicated(write: () => Promise<void>): Promise<void> {
+    const configured = this.durability.dialReplicaAcks;
+    for (let writes = 1; ; writes++) {
+      await write();
+      if (!configured) return;
+      const wanted = Math.min(configured.replicas, await this.connectedReplicas());
+      if (wanted === 0) return;
+      const acked = await this.redis.wait(wanted, configured.timeoutMs);
+      if (acked >= wanted || writes >= ATTEMPT_END_WRITES) return;
+      this.durability.onReplicaShortfall?.(acked, wanted);
+      this.replicaCount = undefined; // after a failover the primary has other replicas (or none): ask again
+    }
   }
 
   /**

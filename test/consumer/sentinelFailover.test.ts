@@ -1,6 +1,8 @@
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CallStore } from '../../src/core/callStore.js';
 import { CALL_RESULTS_QUEUE } from '../../src/core/queues.js';
+import { systemClock } from '../../src/core/time.js';
 import { loadConfig } from '../../src/core/config.js';
 import { startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
 import { hasRedisServer, startSentinelTopology, type SentinelTopology } from '../helpers/redisTopology.js';
@@ -95,6 +97,29 @@ describe.skipIf(!hasRedisServer)('Redis Sentinel failover in the middle of a cam
       if (!thawed) topology.freezeReplica(false);
     }
   }, 60_000);
+
+  it("writes an attempt's end again until a replica holds it (a few times at most), so a failover cannot lose it", async () => {
+    const campaignId = 'attempt-end-acks';
+    let shortfalls = 0;
+    const store = new CallStore(p.redis, p.config.queuePrefix, systemClock, {
+      dialReplicaAcks: { replicas: 1, timeoutMs: 200 },
+      onReplicaShortfall: () => (shortfalls += 1),
+    });
+    const call = { callId: 'acks-1', campaignId, phoneNumber: '+14155557950', metadata: {} };
+    await store.createCalls(campaignId, [call]);
+    await store.beginAttempt(call, 1, 'call-acks-1-1', { dialSent: true });
+    topology.freezeReplica(true);
+    try {
+      await store.endAttempt(campaignId, call.callId, 1, 'dialing', { result: 'declined', kind: 'final' });
+    } finally {
+      topology.freezeReplica(false);
+    }
+    // written 4 times, each followed by a WAIT the frozen replica never answered: 3 shortfalls, then the dialer goes on
+    expect(shortfalls).toBe(3);
+    expect((await store.get(campaignId, call.callId))?.attemptLog.map((a) => a.result)).toEqual(['declined']);
+    await store.endAttempt(campaignId, call.callId, 1, 'dialing', { result: 'declined', kind: 'final' });
+    expect(shortfalls).toBe(3);
+  });
 
   it('rings every number once and ends every call with one outcome while the primary is killed and the replica promoted', async () => {
     const ids: string[] = [];

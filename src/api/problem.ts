@@ -55,13 +55,15 @@ export const problemSchema = z.object({
   errors: z.array(fieldErrorSchema).optional(),
   /** For `call-not-cancelable`: the call's state or outcome. */
   state: z.string().optional(),
+  /** For `call-not-cancelable` of a call ringing or connected: the cancel is noted, and the call is not tried again. */
+  cancel_requested: z.boolean().optional(),
   /** For `key-conflict` and `idempotency-key-reused`: the call the key already names, when known. */
   call_id: z.string().optional(),
 });
 export type Problem = z.infer<typeof problemSchema>;
 
 /** Optional members of a problem besides type/title/status/detail. */
-export type ProblemExtras = Pick<Problem, 'errors' | 'state' | 'call_id'>;
+export type ProblemExtras = Pick<Problem, 'errors' | 'state' | 'cancel_requested' | 'call_id'>;
 
 /** Thrown by routes and hooks; the server's error handler turns it into a problem+json answer. */
 export class ApiProblem extends Error {

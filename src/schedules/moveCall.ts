@@ -39,6 +39,8 @@ export type MoveResult =
 
 /** BullMQ's changeDelay answers -3 when the job is not in the delayed set any more (changeDelay-4.lua). */
 const NOT_DELAYED = /not in the delayed state/i;
+/** BullMQ's changeDelay answers -1 when the job's key is gone (removed by a cancel or a purge meanwhile). */
+const JOB_GONE = /Missing key for job/i;
 
 /**
  * Moves the call `target` names to come up at `atMs` (epoch ms; a time not in the future means now). Throws
@@ -57,7 +59,8 @@ export async function moveCall(
   const callId = moveTargetCallId(target);
   const now = clock.now();
   if (atMs > now + MAX_SCHEDULE_AHEAD_MS) throw new InvalidInputError(`${names.at}: the new time is more than 90 days ahead`);
-  const record = await new CallStore(redis, prefix, clock).get(campaignId, callId);
+  const store = new CallStore(redis, prefix, clock);
+  const record = await store.get(campaignId, callId);
   if (!record) return 'key' in target ? { status: 'not_found', callId, campaignId, key: target.key } : { status: 'not_found', callId, campaignId };
   const refuse = (state: CallState | Outcome | 'due', why: string): MoveResult => ({ status: 'not_movable', callId, campaignId, state, why });
   if (record.state === 'terminal') return refuse(record.outcome ?? 'terminal', `it already ended as ${record.outcome ?? 'terminal'}`);
@@ -75,7 +78,14 @@ export async function moveCall(
     if (endsAt !== undefined && atMs > endsAt) {
       throw new InvalidInputError(`${names.at}: the new time is after campaign ${campaignId} ends (${new Date(endsAt).toISOString()})`);
     }
+    // its job removed since it was read: a cancel (or a purge) ended the call meanwhile
+    const gone = async (): Promise<MoveResult> => {
+      const now = await store.get(campaignId, callId);
+      const ended = now?.state === 'terminal' ? (now.outcome ?? 'terminal') : undefined;
+      return ended ? refuse(ended, `it already ended as ${ended}`) : refuse(now?.state ?? record.state, 'its dial job is gone (it was purged or canceled meanwhile)');
+    };
     const state = await job.getState();
+    if (state === 'unknown') return gone();
     if (state !== 'delayed') return refuse('due', state === 'active' ? 'a consumer is dialing it now' : 'it is due now and waits for a dial slot, not for a time');
     try {
       if (atMs <= now) await job.promote();
@@ -84,6 +94,7 @@ export async function moveCall(
     } catch (err) {
       // taken by a consumer (or promoted) between the two steps: it was not moved, and rings as it would have
       if (err instanceof Error && NOT_DELAYED.test(err.message)) return refuse('due', 'it came up while being moved');
+      if (err instanceof Error && JOB_GONE.test(err.message)) return gone();
       throw err;
     }
     return { status: 'moved', callId, campaignId, at: Math.max(atMs, now) };

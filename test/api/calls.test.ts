@@ -462,13 +462,15 @@ describe('DELETE /v1/calls/{id}', () => {
     expect((await call(api.url, 'DELETE', `/v1/calls/${callId}`, { token: 'admin' })).status).toBe(200);
   });
 
-  it('refuses to cancel a call that is ringing (409 with its state) and leaves it alone', async () => {
+  it('does not end a call that is ringing (409 with its state) but notes the cancel: it will not be tried again', async () => {
     const number = nextNumber();
     const callId = String(body(await post({ phone_number: number, campaign_id: 'api-cancel' })).call_id);
     await api.store.beginAttempt({ callId, campaignId: 'api-cancel', phoneNumber: number, metadata: {} }, 1, `room-${callId}`, { dialSent: true });
     const doc = problem(await call(api.url, 'DELETE', `/v1/calls/${callId}`, { token: 'admin' }), 409);
-    expect(doc).toMatchObject({ type: 'urn:dialer:problem:call-not-cancelable', state: 'dialing' });
+    expect(doc).toMatchObject({ type: 'urn:dialer:problem:call-not-cancelable', state: 'dialing', cancel_requested: true });
+    expect(doc.detail).toMatch(/will not be tried again, and ends canceled if this attempt ends unanswered/);
     expect(await api.store.get('api-cancel', callId)).toMatchObject({ state: 'dialing' });
+    expect(await api.store.isCancelRequested('api-cancel', callId)).toBe(true);
   });
 
   it('refuses to cancel a call that ended otherwise, and answers 404 for an unknown one', async () => {

@@ -350,14 +350,15 @@ export function callRoutes(ctx: ApiContext): Route[] {
       summary: 'Cancel a call that has not started ringing',
       description:
         'A call still queued or waiting for a retry ends as `canceled` (as `dialer cancel` does). A call ringing or ' +
-        'connected is not canceled: the hang-up is the agent’s (409). Canceling a canceled call answers 200 again.',
+        'connected is not ended now: the hang-up is the agent’s (409, `cancel_requested: true`); it is not tried again ' +
+        'either, and ends `canceled` if this attempt ends unanswered. Canceling a canceled call answers 200 again.',
       tag: 'calls',
       scope: 'admin',
       params: callParams,
       responses: {
         200: { description: 'The call is canceled', schema: callCanceled },
         404: { description: 'No such call' },
-        409: { description: 'The call is ringing, connected or already ended otherwise (`state` says which)' },
+        409: { description: 'The call is ringing or connected (`cancel_requested: true`: no further attempt), or already ended otherwise (`state` says which)' },
       },
     },
     async ({ params }) => {
@@ -373,6 +374,12 @@ export function callRoutes(ctx: ApiContext): Route[] {
       if (!record) throw new ApiProblem('not-found', `no call ${callId}`);
       if (record.state === 'terminal' && record.outcome === 'canceled') return canceled;
       const state = record.state === 'terminal' ? (record.outcome ?? 'terminal') : record.state;
+      if (summary.inFlight.includes(callId)) {
+        // noted on the record (cancelCalls): no further attempt, `canceled` if this one ends unanswered
+        ctx.logger.info({ callId, campaignId, state }, 'cancel of a call in flight noted through the API');
+        const detail = `call ${callId} cannot be canceled now: it is ${state.replace('_', ' ')} and the hang-up is the agent's; it will not be tried again, and ends canceled if this attempt ends unanswered`;
+        throw new ApiProblem('call-not-cancelable', detail, { state, cancel_requested: true });
+      }
       const why = record.state === 'terminal' ? `it already ended as ${state}` : `it is ${state.replace('_', ' ')}: the hang-up is the agent's`;
       throw new ApiProblem('call-not-cancelable', `call ${callId} cannot be canceled: ${why}`, { state });
     },

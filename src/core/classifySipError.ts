@@ -287,9 +287,11 @@ function classifyApiError(err: ServerError, reachedRingingTimeout: boolean): Dia
     return { kind: 'retry', outcome: 'no_answer', reason: `rang out (${described})`, httpStatus };
   }
   if (PLATFORM_CODES.has(code)) return { kind: 'platform', reason: described, httpStatus };
-  // livekit-server's own request deadline (psrpc ErrRequestTimedOut) before the ringing timeout: livekit/sip reports
-  // a failure after the INVITE as failed_precondition instead (afterInvite), so this one is LiveKit's trouble.
-  if (code === 'deadline_exceeded') return { kind: 'platform', reason: described, httpStatus };
+  // livekit-server's own request deadline (psrpc ErrRequestTimedOut) before the ringing timeout: a SIP server took the
+  // request and did not answer in time, so its INVITE may be out and the phone ringing (the simulator's
+  // request_timeout keeps the participant dialing). Dialing the attempt again at once after a back-off would ring it
+  // twice: the attempt is spent, its room deleted (which ends such a call), and the call retried after the retry delay.
+  if (code === 'deadline_exceeded') return { kind: 'retry', outcome: 'failed', reason: `${described} (the phone may have rung)`, httpStatus };
   if (INVALID_REQUEST_CODES.has(code)) return finalFailed(`LiveKit refused the request: ${described}`, httpStatus);
   if (LIVEKIT_CONFIGURATION_CODES.has(code)) return finalFailed(`LiveKit settings: ${described}`, httpStatus, { livekit: true });
   // The only not_found CreateSIPParticipant returns is the trunk (livekit-server ErrSIPTrunkNotFound).

@@ -233,6 +233,19 @@ describe('dial pipeline against the LiveKit simulator', () => {
     expect(callsTo(number)).toHaveLength(1);
   });
 
+  it("never dials an attempt again after LiveKit's request deadline (deadline_exceeded before the ringing timeout): the phone may have rung", async () => {
+    const number = freshNumber();
+    // a SIP server took the request and never answered it in time: its participant stays dialing meanwhile
+    p.sim.network.setBehavior(number, { sequence: [{ type: 'request_timeout', afterMs: 300 }, { type: 'answer', afterMs: 100 }] });
+    const callId = await p.enqueue({ phoneNumber: number, campaignId });
+    await waitFor(async () => ((await p.store.get(campaignId, callId))?.state === 'in_call' ? true : undefined), 15_000, 'the second attempt answered');
+    // one dial per attempt: attempt 1 spent (its room deleted), attempt 2 after the retry delay
+    expect(callsTo(number).map((c) => c.room)).toEqual([`call-${callId}-1`, `call-${callId}-2`]);
+    expect(p.sim.deletedRooms).toContain(`call-${callId}-1`);
+    const record = await p.store.get(campaignId, callId);
+    expect(record?.attemptLog.map((a) => a.result)).toEqual(['failed', 'answered']);
+  });
+
   it('fails a malformed job on the queue with a clear error while other jobs go on', async () => {
     const bad = await p.calls.add('dial', { callId: 'bad-job', campaignId, phoneNumber: 'not a number' }, { jobId: 'bad-job' });
     const number = freshNumber();

@@ -241,10 +241,10 @@ const NO_SIP_ROWS: NoSipRow[] = [
     expected: { kind: 'platform', httpStatus: 429 },
   },
   {
-    label: 'deadline_exceeded before the ringing timeout (psrpc request deadline)',
+    label: 'deadline_exceeded before the ringing timeout (psrpc request deadline: a SIP server took it, the phone may ring)',
     err: twirp(408, 'deadline_exceeded', 'twirp error unknown: request timed out'),
     timing: quick,
-    expected: { kind: 'platform', httpStatus: 408 },
+    expected: { kind: 'retry', outcome: 'failed', httpStatus: 408 },
   },
   {
     label: 'a 502 page from a proxy',

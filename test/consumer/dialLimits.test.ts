@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { OUTCOME_WATCHDOG_QUEUE } from '../../src/core/outcomeWatchdogQueue.js';
 import { CALL_RESULTS_QUEUE } from '../../src/core/queues.js';
 import { startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
-import { overLimitWindowsUnexplained, watchLoopStalls } from '../helpers/rollingWindow.js';
+import { overLimitWindowsUnexplained, watchLoopStalls, type LoopStall } from '../helpers/rollingWindow.js';
 import { CLAIM_TO_SEND_MAX_MS, WINDOW_SAFETY_MARGIN_MS } from '../../src/consumer/dialRateLimiter.js';
 import { waitFor } from '../helpers/waitFor.js';
 import { expectNoLeakedHandles, openNetworkHandles } from '../helpers/openHandles.js';
@@ -28,6 +28,22 @@ const numbers = (count: number, base: number) => Array.from({ length: count }, (
 
 /** The least share of DIAL_CPS the rate check accepts from in-process consumers on a loaded machine. */
 const MIN_RATE_UNDER_LOAD = 0.25;
+/**
+ * How long the rate test waits for its 40 calls (4 s at the limit). Two full test runs at once on 2 cores starved
+ * this process so that they were not all answered in 20 s; the limit check, the point of the test, then never ran.
+ */
+const ALL_ANSWERED_WITHIN_MS = 60_000;
+
+/** How late a stamp taken at `t` may be because of a stall that ended just before it (0 when none did). */
+function lateAfterStall(t: number, stalls: readonly LoopStall[]): number {
+  const before = stalls.filter((s) => t >= s.end && t - s.end <= Math.max(STAMP_AFTER_STALL_SLACK_MS, s.end - s.start));
+  return Math.max(0, ...before.map((s) => s.end - s.start + STAMP_AFTER_STALL_SLACK_MS));
+}
+
+/** Milliseconds of `stalls` (the probe's, each [start, end)) that fall within [from, to]. */
+function stalledWithin(stalls: readonly LoopStall[], from: number, to: number): number {
+  return stalls.reduce((sum, s) => sum + Math.max(0, Math.min(s.end, to) - Math.max(s.start, from)), 0);
+}
 /** A request written during a stall of this process is stamped by the in-process simulator within this long after it. */
 const STAMP_AFTER_STALL_SLACK_MS = 20;
 /**
@@ -51,7 +67,7 @@ describe('dial limits and crash safety', () => {
     // the simulator runs in this process: a stall of this process delays its stamps, not the dials (see watchLoopStalls)
     const probe = watchLoopStalls(STAMP_STALL_MIN_MS);
     await p.producer.enqueueCalls(list.map((phoneNumber) => ({ phoneNumber, campaignId })));
-    await waitFor(() => (p.sim.calls.filter((c) => c.result === 'answered').length >= list.length ? true : undefined), 20_000);
+    await waitFor(() => (p.sim.calls.filter((c) => c.result === 'answered').length >= list.length ? true : undefined), ALL_ANSWERED_WITHIN_MS);
     const stalls = probe.stop();
     const starts = p.sim.calls.map((c) => c.receivedAt);
     expect(overLimitWindowsUnexplained(starts, 1000, 10, stalls, STAMP_AFTER_STALL_SLACK_MS), `stalls: ${JSON.stringify(stalls)}`).toEqual([]);
@@ -61,12 +77,15 @@ describe('dial limits and crash safety', () => {
     // the pacing is not grossly broken (a quarter of the limit: a slot per second instead of ten would fail it); the
     // ≥ 95 % goal is measured by bench:cps, alone and beside a CPU hog (README, issue 13).
     const span = Math.max(...starts) - Math.min(...starts);
-    expect(span).toBeGreaterThanOrEqual(3900);
-    expect(span).toBeLessThan(3900 / MIN_RATE_UNDER_LOAD);
+    // the first stamp may be late by a stall just before it (as in overLimitWindowsUnexplained), which shortens the span
+    expect(span + lateAfterStall(Math.min(...starts), stalls), `stalls: ${JSON.stringify(stalls)}`).toBeGreaterThanOrEqual(3900);
+    // time this process (simulator and both consumers) was stalled during the campaign could dial nothing
+    const stalledMs = stalledWithin(stalls, Math.min(...starts), Math.max(...starts));
+    expect(span - stalledMs, `span ${span} ms, of which stalled ${stalledMs} ms`).toBeLessThan(3900 / MIN_RATE_UNDER_LOAD);
     await p.close();
     pipeline = undefined;
     await expectNoLeakedHandles(baseline);
-  });
+  }, 2 * ALL_ANSWERED_WITHIN_MS);
 
   it('caps calls ringing at once at DIAL_CONCURRENCY per process', async () => {
     pipeline = await startTestPipeline('concurrency', {

@@ -390,15 +390,11 @@ export class CallStore {
    * After ATTEMPT_END_WRITES writes without them (a replica that is up but does not answer) the dialer goes on.
    */
   private async writeReplicated(write: () => Promise<void>): Promise<void> {
-    const configured = this.durability.dialReplicaAcks;
     for (let writes = 1; ; writes++) {
       await write();
-      if (!configured) return;
-      const wanted = Math.min(configured.replicas, await this.connectedReplicas());
-      if (wanted === 0) return;
-      const acked = await this.redis.wait(wanted, configured.timeoutMs);
-      if (acked >= wanted || writes >= ATTEMPT_END_WRITES) return;
-      this.durability.onReplicaShortfall?.(acked, wanted);
+      const shortfall = await this.replicaShortfall();
+      if (!shortfall || writes >= ATTEMPT_END_WRITES) return;
+      this.durability.onReplicaShortfall?.(shortfall.acked, shortfall.wanted);
       this.replicaCount = undefined; // after a failover the primary has other replicas (or none): ask again
     }
   }
@@ -462,15 +458,25 @@ export class CallStore {
    * need both the primary and every acknowledging replica to fail).
    */
   private async durableClaim(campaignId: string, callId: string, attempt: number, lock: { key: string; token: string }): Promise<DialClaim> {
-    const configured = this.durability.dialReplicaAcks;
-    if (!configured) return { status: 'ok' };
-    const wanted = Math.min(configured.replicas, await this.connectedReplicas());
-    if (wanted === 0) return { status: 'ok' };
-    const acked = await this.redis.wait(wanted, configured.timeoutMs);
-    if (acked >= wanted) return { status: 'ok' };
-    this.durability.onReplicaShortfall?.(acked, wanted);
+    const shortfall = await this.replicaShortfall();
+    if (!shortfall) return { status: 'ok' };
+    this.durability.onReplicaShortfall?.(shortfall.acked, shortfall.wanted);
     await this.releaseDial(campaignId, callId, attempt, lock);
     return { status: 'backoff', waitMs: REPLICA_SHORTFALL_BACKOFF_MS };
+  }
+
+  /**
+   * With `dialReplicaAcks`: waits (Redis WAIT, up to its timeout) until the replicas connected to the primary, up to
+   * the configured number, hold this connection's writes. Undefined when they do or none is wanted (no setting, or a
+   * primary with no replica); else how many acknowledged of how many wanted.
+   */
+  private async replicaShortfall(): Promise<{ acked: number; wanted: number } | undefined> {
+    const configured = this.durability.dialReplicaAcks;
+    if (!configured) return undefined;
+    const wanted = Math.min(configured.replicas, await this.connectedReplicas());
+    if (wanted === 0) return undefined;
+    const acked = await this.redis.wait(wanted, configured.timeoutMs);
+    return acked >= wanted ? undefined : { acked, wanted };
   }
 
   private replicaCount: { count: number; readAt: number } | undefined;

@@ -217,9 +217,14 @@ export async function startTwirpServer(options: TwirpServerOptions): Promise<Twi
 
     // LiveKit's body limiter, then its API-key middleware, run before any routing.
     if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) {
+      // The body is discarded unread, but the answer waits until the client has sent all of it: answering while an
+      // 11 MiB upload is still going lets the client's fetch fail on the reset socket ("fetch failed", seen when the
+      // machine was loaded) instead of reading the 413, and the status the SDK reports is what this simulator is for.
+      req.on('end', () => {
+        finish(HTTP_PAYLOAD_TOO_LARGE, undefined);
+        writeText(res, HTTP_PAYLOAD_TOO_LARGE, LIVEKIT_MESSAGES.requestBodyTooLarge);
+      });
       req.resume();
-      finish(HTTP_PAYLOAD_TOO_LARGE, undefined);
-      writeText(res, HTTP_PAYLOAD_TOO_LARGE, LIVEKIT_MESSAGES.requestBodyTooLarge);
       return;
     }
     const auth = await authenticate(req.headers.authorization, options.apiKey, options.apiSecret);

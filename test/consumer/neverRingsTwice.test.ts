@@ -360,7 +360,12 @@ describe('platform back-off', () => {
     await new Promise((resolve) => setTimeout(resolve, 1.5 * lockMs)); // a second dial would come within the lock's lifetime
     const calls = p.sim.calls.filter((c) => c.phoneNumber === number);
     expect(calls.map((c) => c.result)).toEqual(['failed', 'failed', 'failed', 'answered']);
-    expect(calls.filter((c) => c.httpStatus === undefined || c.httpStatus < 500).map((c) => c.room)).toEqual([`call-${callId}-1`]);
+    // One dial reached the phone. It is attempt 1's room unless the machine stalled past the lock while a refused
+    // request was in flight: the holder that takes the job over then cannot know whether that request rang, counts
+    // attempt 1 as spent and dials attempt 2 (seen once under a loaded run) — still one ring, never two.
+    const reached = calls.filter((c) => c.httpStatus === undefined || c.httpStatus < 500).map((c) => c.room);
+    expect(reached).toHaveLength(1);
+    expect([`call-${callId}-1`, `call-${callId}-2`]).toContain(reached[0]);
     // each try after a refusal waited out the doubling back-off (0.3 s, 0.6 s, 1.2 s), never a second request at once
     const gaps = calls.slice(1).map((c, i) => c.receivedAt - (calls[i]?.receivedAt ?? 0));
     gaps.forEach((gap, i) => expect(gap).toBeGreaterThanOrEqual(0.9 * backoffMs * 2 ** i));

@@ -13,8 +13,12 @@ useFreshSim((started, sdk) => {
 });
 
 const NUMBER = '+15550301000';
-/** Timing slack for assertions on ms-scale schedules. */
-const SLACK_MS = 250;
+/**
+ * How late a ring-out may be reported and still count as "at the ringing timeout": timers and the HTTP round trip run
+ * late on a loaded machine (1276 ms for a 1 s timeout was seen beside a second test run), while the wrong answers this
+ * guards against are whole seconds off (the answer's 5 s, LiveKit's 30 s default ringing timeout).
+ */
+const LATE_TIMER_SLACK_MS = 1500;
 
 describe('ringing and answering', () => {
   it('shows the SIP participant while it rings, then active once answered', async () => {
@@ -94,7 +98,7 @@ describe('ring-out', () => {
     expect((err as SipCallError).sipStatusCode).toBe(486);
     expect((err as SipCallError).status).toBe(429);
     expect(elapsed).toBeGreaterThanOrEqual(1000 - 20);
-    expect(elapsed).toBeLessThan(1000 + SLACK_MS);
+    expect(elapsed).toBeLessThan(1000 + LATE_TIMER_SLACK_MS);
     expect(sim.participants('ringout-room')).toEqual([]);
     expect(sim.calls[0]).toMatchObject({ result: 'failed', endReason: 'ring_out', sipStatusCode: 486 });
   });

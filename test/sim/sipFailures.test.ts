@@ -7,6 +7,8 @@ import { startLiveKitSim, waitForEvent, type Behavior, type LiveKitSim } from '.
 import { clientsFor, rejectionOf, type SimClients } from './simClients.js';
 
 const RINGING_TIMEOUT_S = 1;
+/** How long a callee takes to answer busy when the test must read the participant before that. */
+const BUSY_WHILE_READ_MS = 1500;
 
 let sim: LiveKitSim;
 let clients: SimClients;
@@ -179,7 +181,9 @@ describe('failures without a SIP status', () => {
 describe('waitUntilAnswered false', () => {
   it('returns at once and the failure shows only as the participant leaving', async () => {
     const number = nextNumber();
-    sim.network.setBehavior(number, { type: 'busy', afterMs: 200 });
+    // Long enough that the participant is still dialing when the test reads it, even on a loaded machine (200 ms was
+    // not: the read came after the busy and found the room empty).
+    sim.network.setBehavior(number, { type: 'busy', afterMs: BUSY_WHILE_READ_MS });
     const info = await clients.sip.createSipParticipant(sim.outboundTrunkId, number, 'async-busy', { participantIdentity: 'callee' });
     expect(info.participantIdentity).toBe('callee');
     const before = await clients.rooms.listParticipants('async-busy');

@@ -173,8 +173,13 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
   const connection: RedisClient = createWorkerConnection(config.redis);
   const store = new CallStore(connection, config.queuePrefix, clock, {
     dialReplicaAcks: config.dialReplicaAcks,
-    onReplicaShortfall: (acked, wanted) =>
-      logger.warn({ acked, wanted }, 'Redis replicas did not acknowledge the dial mark in time; not dialing, retrying after a back-off'),
+    onReplicaShortfall: (shortfall, write) =>
+      logger.warn(
+        shortfall,
+        write === 'dial_mark'
+          ? 'the dial mark is not known to be on the Redis replicas (too few acknowledged it, or the connection was made again since); not dialing, retrying after a back-off'
+          : "the attempt's end is not known to be on the Redis replicas (too few acknowledged it, or the connection was made again since); writing it again",
+      ),
   });
   const reporter = new ResultReporter(connection, config.queuePrefix);
   const limiter = new DialRateLimiter(connection, store.keys.dialWindow(), config.dial.cps);

@@ -1,4 +1,4 @@
-import type { RedisClient } from './redisClient.js';
+import { connectionGeneration, type RedisClient } from './redisClient.js';
 import { ActiveCallLeases, INBOUND_LEASE_TTL_MS } from './activeCallLeases.js';
 import { dialerKeys, type DialerKeys } from './keys.js';
 import { LuaScript, replies, type ScriptArg } from './luaScript.js';
@@ -278,6 +278,17 @@ const REPLICA_COUNT_MAX_AGE_MS = 1000;
 const ATTEMPT_END_WRITES = 4;
 
 /**
+ * Why a write (a dial's sent mark, an attempt's end) is not known to be on the replicas it should be on: `acked` of
+ * `wanted` replicas acknowledged it (Redis WAIT), or the connection was made again after it (`reconnected`), so it may
+ * have been lost with the server it went to.
+ */
+export interface ReplicaShortfall {
+  acked: number;
+  wanted: number;
+  reconnected: boolean;
+}
+
+/**
  * Call records and campaign counters in Redis. Every state change is one Lua script, so a crash between
  * two steps leaves a state a re-run can read: a terminal outcome is applied once, whoever reports it twice.
  */
@@ -287,9 +298,13 @@ export class CallStore {
   /** Leases of calls in progress (DIAL_MAX_ACTIVE_CALLS): a call's terminal outcome gives its lease back. */
   private readonly leases: ActiveCallLeases;
 
+  /** Reconnections of `redis` (with `dialReplicaAcks`): one between a write and its check voids the check. */
+  private readonly generation: { readonly count: number } | undefined;
+
   /**
    * `dialReplicaAcks`: replicas that must acknowledge a dial's sent mark (Redis WAIT on this connection) before
-   * claimDial answers `ok`; undefined: no wait. `onReplicaShortfall` hears of each claim taken back for want of them.
+   * claimDial answers `ok`; undefined: no wait. `onReplicaShortfall` hears of each claim taken back, and each attempt
+   * end written again, for want of them (`write` says which).
    */
   constructor(
     redis: RedisClient,
@@ -297,12 +312,13 @@ export class CallStore {
     private readonly clock: Clock,
     private readonly durability: {
       dialReplicaAcks?: { replicas: number; timeoutMs: number };
-      onReplicaShortfall?: (acked: number, wanted: number) => void;
+      onReplicaShortfall?: (shortfall: ReplicaShortfall, write: 'dial_mark' | 'attempt_end') => void;
     } = {},
   ) {
     this.keys = dialerKeys(prefix);
     this.redis = redis;
     this.leases = new ActiveCallLeases(redis, prefix);
+    this.generation = durability.dialReplicaAcks ? connectionGeneration(redis) : undefined;
   }
 
   /** Creates records for new calls (state `queued`) in one script per batch; reports what it found per call. */
@@ -391,11 +407,11 @@ export class CallStore {
    */
   private async writeReplicated(write: () => Promise<void>): Promise<void> {
     for (let writes = 1; ; writes++) {
+      const before = this.generation?.count;
       await write();
-      const shortfall = await this.replicaShortfall();
+      const shortfall = await this.replicaShortfall(before);
       if (!shortfall || writes >= ATTEMPT_END_WRITES) return;
-      this.durability.onReplicaShortfall?.(shortfall.acked, shortfall.wanted);
-      this.replicaCount = undefined; // after a failover the primary has other replicas (or none): ask again
+      this.durability.onReplicaShortfall?.(shortfall, 'attempt_end');
     }
   }
 
@@ -424,10 +440,11 @@ export class CallStore {
       args.push('', '');
     }
     args.push(notAfterMs ?? '');
+    const before = this.generation?.count;
     const [status, n] = await scripts.claimDial.run(this.redis, keys, args);
     switch (status) {
       case 'ok':
-        return this.durableClaim(campaignId, callId, attempt, lock);
+        return this.durableClaim(campaignId, callId, attempt, lock, before);
       case 'lost_lock':
         return { status };
       case 'not_dialing':
@@ -457,10 +474,16 @@ export class CallStore {
    * Redis WAIT: https://redis.io/docs/latest/commands/wait/ (replication stays asynchronous; WAIT makes a lost write
    * need both the primary and every acknowledging replica to fail).
    */
-  private async durableClaim(campaignId: string, callId: string, attempt: number, lock: { key: string; token: string }): Promise<DialClaim> {
-    const shortfall = await this.replicaShortfall();
+  private async durableClaim(
+    campaignId: string,
+    callId: string,
+    attempt: number,
+    lock: { key: string; token: string },
+    generationBefore: number | undefined,
+  ): Promise<DialClaim> {
+    const shortfall = await this.replicaShortfall(generationBefore);
     if (!shortfall) return { status: 'ok' };
-    this.durability.onReplicaShortfall?.(shortfall.acked, shortfall.wanted);
+    this.durability.onReplicaShortfall?.(shortfall, 'dial_mark');
     await this.releaseDial(campaignId, callId, attempt, lock);
     return { status: 'backoff', waitMs: REPLICA_SHORTFALL_BACKOFF_MS };
   }
@@ -470,13 +493,22 @@ export class CallStore {
    * the configured number, hold this connection's writes. Undefined when they do or none is wanted (no setting, or a
    * primary with no replica); else how many acknowledged of how many wanted.
    */
-  private async replicaShortfall(): Promise<{ acked: number; wanted: number } | undefined> {
+  private async replicaShortfall(generationBefore: number | undefined): Promise<ReplicaShortfall | undefined> {
     const configured = this.durability.dialReplicaAcks;
     if (!configured) return undefined;
     const wanted = Math.min(configured.replicas, await this.connectedReplicas());
-    if (wanted === 0) return undefined;
-    const acked = await this.redis.wait(wanted, configured.timeoutMs);
-    return acked >= wanted ? undefined : { acked, wanted };
+    const acked = wanted === 0 ? 0 : await this.redis.wait(wanted, configured.timeoutMs);
+    // Made again since the write (the primary died, say): WAIT and ROLE answered for the server reached now, which
+    // may be a promoted replica that never saw the write, and has no replica of its own yet. A failover test run under
+    // load rang a declined callee again that way: the attempt's end died with the old primary, and the new one, with
+    // no replica, made the check pass without waiting. The write is not known to be anywhere; count it as short.
+    if (this.generation && this.generation.count !== generationBefore) {
+      this.replicaCount = undefined; // the primary may have other replicas (or none) now: ask again
+      return { acked, wanted, reconnected: true };
+    }
+    if (wanted === 0 || acked >= wanted) return undefined;
+    this.replicaCount = undefined;
+    return { acked, wanted, reconnected: false };
   }
 
   private replicaCount: { count: number; readAt: number } | undefined;

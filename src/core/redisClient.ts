@@ -7,3 +7,27 @@ import type { Cluster, Redis } from 'ioredis';
  * transaction stays in one slot. Made by the one connection factory (redisConnection.ts).
  */
 export type RedisClient = Redis | Cluster;
+
+/** How many times a connection has become ready, counted from the first call of `connectionGeneration` on it. */
+const readyCounts = new WeakMap<RedisClient, { count: number }>();
+
+/**
+ * A counter of the times `redis` became ready (ioredis' `ready` event: the first connection and every reconnection,
+ * to the same server or, through Sentinel or a cluster's slot map, to another one). Read it before a write and after
+ * the check that the write is safe: a different value means the connection was made again in between, so the write
+ * may have gone to a server that is gone, e.g. a primary that died before replicating it, and the check ran on its
+ * promoted replica, which never saw it. One listener per connection, however many callers ask; call it once before
+ * the first write so that no reconnection goes uncounted.
+ */
+export function connectionGeneration(redis: RedisClient): { readonly count: number } {
+  let counter = readyCounts.get(redis);
+  if (!counter) {
+    const created = { count: 0 };
+    redis.on('ready', () => {
+      created.count += 1;
+    });
+    readyCounts.set(redis, created);
+    counter = created;
+  }
+  return counter;
+}

@@ -5,8 +5,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { OUTCOME_WATCHDOG_QUEUE } from '../../src/core/outcomeWatchdogQueue.js';
 import { CALL_RESULTS_QUEUE } from '../../src/core/queues.js';
 import { startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
-import { overLimitWindowsUnexplained, watchLoopStalls, type LoopStall } from '../helpers/rollingWindow.js';
-import { CLAIM_TO_SEND_MAX_MS, WINDOW_SAFETY_MARGIN_MS } from '../../src/consumer/dialRateLimiter.js';
+import {
+  overLimitWindowsUnexplained,
+  STAMP_AFTER_STALL_SLACK_MS,
+  STAMP_STALL_MIN_MS,
+  watchLoopStalls,
+  type LoopStall,
+} from '../helpers/rollingWindow.js';
 import { waitFor } from '../helpers/waitFor.js';
 import { expectNoLeakedHandles, openNetworkHandles } from '../helpers/openHandles.js';
 
@@ -44,15 +49,6 @@ function lateAfterStall(t: number, stalls: readonly LoopStall[]): number {
 function stalledWithin(stalls: readonly LoopStall[], from: number, to: number): number {
   return stalls.reduce((sum, s) => sum + Math.max(0, Math.min(s.end, to) - Math.max(s.start, from)), 0);
 }
-/** A request written during a stall of this process is stamped by the in-process simulator within this long after it. */
-const STAMP_AFTER_STALL_SLACK_MS = 20;
-/**
- * The shortest stall of this process that can put a start's stamp into the wrong rolling second: a start reaches the
- * send within CLAIM_TO_SEND_MAX_MS of being counted, and the window's margin (WINDOW_SAFETY_MARGIN_MS) leaves the rest
- * for the path after the send, which in this test is this process reading its own request. A stall as long as that
- * rest is enough (a loaded CI run on a Redis Cluster saw 11 stamps in 997 ms, none after a stall of 25 ms or more).
- */
-const STAMP_STALL_MIN_MS = WINDOW_SAFETY_MARGIN_MS - CLAIM_TO_SEND_MAX_MS;
 
 describe('dial limits and crash safety', () => {
   it('never exceeds DIAL_CPS in any rolling second across two consumers, and nearly uses it', async () => {

@@ -12,7 +12,7 @@ import { dialAttempt } from '../../src/consumer/dialAttempt.js';
 import { dialDepsFor, silentLogger, startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
 import { startCountingServer } from '../helpers/countingServer.js';
 import { connectTestRedis, deleteKeysWithPrefix, uniquePrefix } from '../helpers/testRedis.js';
-import { maxInRollingWindow } from '../helpers/rollingWindow.js';
+import { maxInRollingWindow, overLimitWindowsUnexplained, STAMP_AFTER_STALL_SLACK_MS, STAMP_STALL_MIN_MS, watchLoopStalls } from '../helpers/rollingWindow.js';
 
 const prefix = uniquePrefix('limiter');
 const connections: RedisClient[] = [];
@@ -249,6 +249,8 @@ describe("a campaign's own rate at the moment its calls start", () => {
     const p = pipeline;
     const campaignLog = `${p.config.queuePrefix}:dialer:{slow-campaign}:dials`;
     const deps = dialDepsFor(p, { limiter: new DialRateLimiter(p.redis, p.store.keys.dialWindow(), 10), campaignRate: { logKey: campaignLog, cps: 1 } });
+    // the simulator stamps arrivals in this process: a stall of this process delays a stamp, not the dial
+    const probe = watchLoopStalls(STAMP_STALL_MIN_MS);
     const attempts = ['slow-a', 'slow-b'].map(async (callId, i) => {
       const lock = { key: `${p.config.queuePrefix}:${CALLS_QUEUE}:${callId}:lock`, token: 'mine' };
       await p.redis.set(lock.key, 'mine', 'PX', 10_000);
@@ -256,10 +258,13 @@ describe("a campaign's own rate at the moment its calls start", () => {
       return dialAttempt(job, 1, deps, silentLogger, { lock });
     });
     const results = await Promise.all(attempts);
+    const stalls = probe.stop();
     expect(results.map((r) => r.status)).toEqual(['failed', 'failed']);
-    const arrivals = p.sim.calls.filter((c) => c.room.startsWith('call-slow-')).map((c) => c.receivedAt).sort((a, b) => a - b);
+    const arrivals = p.sim.calls.filter((c) => c.room.startsWith('call-slow-')).map((c) => c.receivedAt);
     expect(arrivals).toHaveLength(2);
-    expect((arrivals[1] ?? 0) - (arrivals[0] ?? 0)).toBeGreaterThanOrEqual(1000);
+    // 1 s apart or more, unless a stall of this process explains the shorter gap (999 ms was seen with two full test
+    // runs at once on 2 cores): the campaign's limit holds in every rolling second
+    expect(overLimitWindowsUnexplained(arrivals, 1000, 1, stalls, STAMP_AFTER_STALL_SLACK_MS), `stalls: ${JSON.stringify(stalls)}`).toEqual([]);
     // counted in the campaign's own log (the first start has left its window by the second)
     expect(await p.redis.zcard(campaignLog)).toBeGreaterThanOrEqual(1);
   });

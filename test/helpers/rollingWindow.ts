@@ -1,3 +1,15 @@
+import { CLAIM_TO_SEND_MAX_MS, WINDOW_SAFETY_MARGIN_MS } from '../../src/consumer/dialRateLimiter.js';
+
+/** A request written during a stall of this process is stamped by the in-process simulator within this long after it. */
+export const STAMP_AFTER_STALL_SLACK_MS = 20;
+/**
+ * The shortest stall of this process that can put a start's stamp into the wrong rolling second: a start reaches the
+ * send within CLAIM_TO_SEND_MAX_MS of being counted, and the window's margin (WINDOW_SAFETY_MARGIN_MS) leaves the rest
+ * for the path after the send, which in these tests is this process reading its own request. A stall as long as that
+ * rest is enough (a loaded CI run on a Redis Cluster saw 11 stamps in 997 ms, none after a stall of 25 ms or more).
+ */
+export const STAMP_STALL_MIN_MS = WINDOW_SAFETY_MARGIN_MS - CLAIM_TO_SEND_MAX_MS;
+
 /** The most timestamps that fall in any half-open window [t, t + windowMs), t being any of them. */
 export function maxInRollingWindow(timestamps: readonly number[], windowMs: number): number {
   const sorted = [...timestamps].sort((a, b) => a - b);

@@ -8,12 +8,12 @@ import type { Cluster, Redis } from 'ioredis';
  */
 export type RedisClient = Redis | Cluster;
 
-/** How many times a connection has become ready, counted from the first call of `connectionGeneration` on it. */
+/** How many times a connection has been made again, counted from the first call of `connectionGeneration` on it. */
 const readyCounts = new WeakMap<RedisClient, { count: number }>();
 
 /**
- * A counter of the times `redis` became ready (ioredis' `ready` event: the first connection and every reconnection,
- * to the same server or, through Sentinel or a cluster's slot map, to another one). Read it before a write and after
+ * A counter of the times `redis` was made ready again (ioredis' `ready` event after the first: every reconnection, to
+ * the same server or, through Sentinel or a cluster's slot map, to another one). Read it before a write and after
  * the check that the write is safe: a different value means the connection was made again in between, so the write
  * may have gone to a server that is gone, e.g. a primary that died before replicating it, and the check ran on its
  * promoted replica, which never saw it. One listener per connection, however many callers ask; call it once before
@@ -23,8 +23,11 @@ export function connectionGeneration(redis: RedisClient): { readonly count: numb
   let counter = readyCounts.get(redis);
   if (!counter) {
     const created = { count: 0 };
+    // the first connection is not a reconnection: a write queued before it goes to the server it reaches
+    let connectedBefore = redis.status === 'ready';
     redis.on('ready', () => {
-      created.count += 1;
+      if (connectedBefore) created.count += 1;
+      connectedBefore = true;
     });
     readyCounts.set(redis, created);
     counter = created;

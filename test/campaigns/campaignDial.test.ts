@@ -32,11 +32,15 @@ function reportHangups(sim: LiveKitSim, r: ResultReporter, campaignId: string): 
 const STAMP_MARGIN_MS = 500;
 /** How often a call held by its campaign's full cap asks again in the lowered-cap test (ACTIVE_CAP_RECHECK_MS, 1 s, in production). */
 const CAP_RECHECK_MS = 200;
+/** Looks a held call gets at the lowered cap before the first call of the campaign hangs up. */
+const LOOKS_BEFORE_HANGING_UP = 5;
 describe('campaign settings at the dialer', () => {
   it('honours a lowered cap of calls in progress at its next look (a second by default)', async () => {
     const campaignId = 'cap-lowered';
-    // calls last 0.7 s: the first three end after the change has had a few looks to take effect, then the other three go one by one
-    pipeline = await startTestPipeline('campaign-cap', { dialers: 0, network: { default: { type: 'answer', afterMs: 50, hangupAfterMs: 700 } } });
+    // the calls stay up until this test hangs them up, one at a time once the change has had a few looks to take
+    // effect: three in progress at the change, then the other three one by one (before, timed hang-ups let a loaded
+    // machine place every call before the change was even made)
+    pipeline = await startTestPipeline('campaign-cap', { dialers: 0, network: { default: { type: 'answer', afterMs: 50 } } });
     const p = pipeline;
     // a held call asks again every CAP_RECHECK_MS instead of every second: the same sequence, faster
     p.dialers.push(await startDialWorker({ config: p.config, logger: silentLogger, capRecheckMs: CAP_RECHECK_MS }));
@@ -46,23 +50,32 @@ describe('campaign settings at the dialer', () => {
     await campaigns.create({ id: campaignId, max_active_calls: 3 });
     let active = 0;
     const dialsAt: { at: number; activeBefore: number }[] = [];
+    const answered: { room: string; identity: string }[] = [];
     p.sim.events.on('call_dialing', () => {
       dialsAt.push({ at: Date.now(), activeBefore: active });
       active += 1;
     });
+    p.sim.events.on('call_answered', (e) => answered.push({ room: e.room, identity: e.identity }));
     p.sim.events.on('call_ended', () => (active -= 1));
     p.sim.events.on('call_failed', () => (active -= 1));
 
-    const { enqueued } = await p.producer.enqueueCalls(numbers(6, 0).map((phoneNumber) => ({ phoneNumber, campaignId })));
-    await waitFor(() => (active === 3 ? true : undefined), 15_000, 'three calls in progress');
+    const calls = numbers(6, 0);
+    const { enqueued } = await p.producer.enqueueCalls(calls.map((phoneNumber) => ({ phoneNumber, campaignId })));
+    await waitFor(() => (answered.length === 3 ? true : undefined), 15_000, 'three calls in progress');
     await campaigns.update(campaignId, { max_active_calls: 1 });
     const loweredAt = Date.now();
+    await waitFor(() => (Date.now() >= loweredAt + LOOKS_BEFORE_HANGING_UP * CAP_RECHECK_MS ? true : undefined), 10_000, 'a few looks');
+    for (let i = 0; i < calls.length; i++) {
+      const call = await waitFor(() => answered[i], 30_000, `call ${i + 1} answered`);
+      p.sim.hangupCallee(call.room, call.identity);
+    }
     for (const { callId } of enqueued) await p.waitForOutcome(campaignId, callId, 60_000);
 
+    expect(dialsAt).toHaveLength(6);
     expect(Math.max(...dialsAt.map((d) => d.activeBefore))).toBeLessThanOrEqual(2); // never more than 3 at once
-    // two looks after the change, a call rings only when no other call of the campaign is in progress
-    const late = dialsAt.filter((d) => d.at > loweredAt + 2 * CAP_RECHECK_MS);
-    expect(late.length).toBeGreaterThan(0);
+    // after the change, a call rings only when no other call of the campaign is in progress
+    const late = dialsAt.filter((d) => d.at > loweredAt);
+    expect(late).toHaveLength(3);
     for (const dial of late) expect(dial.activeBefore).toBe(0);
   });
 

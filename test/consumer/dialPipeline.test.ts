@@ -9,6 +9,8 @@ import { expectNoLeakedHandles, openNetworkHandles } from '../helpers/openHandle
 import { waitFor } from '../helpers/waitFor.js';
 
 const campaignId = 'pipeline';
+/** How late a retry may reach the simulator after its delay on a loaded machine, and still count as on time. */
+const RETRY_LATE_SLACK_MS = 10_000;
 let p: TestPipeline;
 let baseline = 0;
 let nextNumber = 0;
@@ -165,9 +167,10 @@ describe('dial pipeline against the LiveKit simulator', () => {
     await waitFor(async () => ((await p.store.get(campaignId, callId))?.state === 'in_call' ? true : undefined));
     const [first, second] = callsTo(number);
     const gap = (second?.receivedAt ?? 0) - (first?.endedAt ?? first?.receivedAt ?? 0);
-    // DIAL_RETRY_DELAY_S=0.2 plus 0–20 % jitter, never sooner; allow scheduling slack above
+    // DIAL_RETRY_DELAY_S=0.2 plus 0–20 % jitter, never sooner; above, the slack of a loaded machine (2.9 s seen with two
+    // full test runs at once), still far from the default delay (DEFAULT_RETRY_DELAY_S, 300 s)
     expect(gap).toBeGreaterThanOrEqual(200);
-    expect(gap).toBeLessThan(1500);
+    expect(gap).toBeLessThan(RETRY_LATE_SLACK_MS);
     expect(second?.room).toBe(`call-${callId}-2`);
   });
 

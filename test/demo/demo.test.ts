@@ -1,10 +1,16 @@
 import { Writable } from 'node:stream';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it, onTestFailed, onTestFinished } from 'vitest';
 import { runDemo } from '../../src/demo/runDemo.js';
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
 
+/**
+ * The demo takes 12-13 s on a quiet machine; two full test runs at once on 2 cores took it past 60 s once (agents-js
+ * starts a process per call's agent job, each slow to start when starved).
+ */
+const DEMO_TIMEOUT_MS = 150_000;
+
 describe('npm run demo', () => {
-  it('runs a mixed campaign end to end and reports every outcome, with no call left pending', async () => {
+  it('runs a mixed campaign end to end and reports every outcome, with no call left pending', { timeout: DEMO_TIMEOUT_MS }, async () => {
     const savedRedisUrl = process.env.REDIS_URL;
     process.env.REDIS_URL = testRedisUrl();
     onTestFinished(() => {
@@ -18,6 +24,10 @@ describe('npm run demo', () => {
         output += chunk.toString();
         done();
       },
+    });
+    // what the demo printed, when it fails or runs out of time: where it was
+    onTestFailed(() => {
+      process.stderr.write(`demo output so far:\n${output}\n`);
     });
     // a prefix of its own: deleting the demo's keys afterwards must never touch a demo someone ran by hand
     const queuePrefix = uniquePrefix('demo');

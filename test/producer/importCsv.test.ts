@@ -42,8 +42,13 @@ afterAll(async () => {
 });
 
 
-/** Seconds past which importing 100,000 rows means something grows with the rows, not a loaded machine. */
-const IMPORT_100K_PATHOLOGY_S = 120;
+/**
+ * Rows in the streaming import test: enough for dozens of progress reports and many chunks; the 100,000-row figures
+ * (wall, CPU, peak RSS) are `npm run bench:import`'s. 100,000 here took 12 s of the suite's two cores.
+ */
+const BIG_IMPORT_ROWS = 25_000;
+/** Seconds past which importing BIG_IMPORT_ROWS rows means something grows with the rows, not a loaded machine. */
+const BIG_IMPORT_PATHOLOGY_S = 60;
 describe('importCsv', () => {
   it('turns the other columns into string metadata (empty cells omitted) and uses the key column', async () => {
     const file = await csvFile(
@@ -188,8 +193,8 @@ describe('importCsv', () => {
     expect(summary.enqueued).toBe(1);
   });
 
-  it('imports 100,000 rows streaming, with progress, without slowing down per row', async () => {
-    const rows = 100_000;
+  it('imports a large file streaming, with progress, in bounded time', async () => {
+    const rows = BIG_IMPORT_ROWS;
     const path = join(dir, 'big.csv');
     const out = createWriteStream(path);
     out.write('phone_number,first_name,account\n');
@@ -206,12 +211,12 @@ describe('importCsv', () => {
     console.log(`imported ${rows} rows in ${seconds.toFixed(2)} s (${Math.round(rows / seconds)} rows/s)`);
 
     expect(summary).toEqual({ campaignId: 'big', rows, enqueued: rows, duplicates: 0, rejected: [] });
-    // A quiet machine takes 4-8 s, the full suite on 2 cores 25-36 s: the speed goal (<= 5 s) is measured by
-    // bench:import alone. Here only a pathology (a per-row cost that grows with the rows, minutes for 100,000) fails.
-    expect(seconds).toBeLessThan(IMPORT_100K_PATHOLOGY_S);
+    // The speed goal (100,000 rows in <= 5 s) is measured by bench:import alone. Here only a pathology fails (a per-row
+    // cost that grows with the rows: minutes where a quiet machine takes about a second).
+    expect(seconds).toBeLessThan(BIG_IMPORT_PATHOLOGY_S);
     expect((await store.counters('big')).total).toBe(rows);
     expect(await connection.llen(store.keys.campaignCalls('big'))).toBe(rows);
     expect(progress.length).toBeGreaterThan(10);
     expect(progress.at(-1)).toMatchObject({ rows, enqueued: rows, bytes: progress.at(-1)?.totalBytes });
-  }, (IMPORT_100K_PATHOLOGY_S + 30) * 1000);
+  }, (BIG_IMPORT_PATHOLOGY_S + 30) * 1000);
 });

@@ -73,6 +73,21 @@ async function writeReport(file: string, extra: string[] = []): Promise<string> 
   return readFile(file, 'utf8');
 }
 
+
+/** Screenshots tried before the test gives up: a starved renderer (two full test runs at once) answered one with "Unable to capture screenshot". */
+const SCREENSHOT_TRIES = 3;
+
+/** A screenshot of the viewport, asked again when Chromium could not capture one (its protocol error, not ours). */
+async function screenshotOnce(page: Page): Promise<Buffer> {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await page.screenshot({ fullPage: false });
+    } catch (err) {
+      if (tries >= SCREENSHOT_TRIES || !String(err).includes('Unable to capture screenshot')) throw err;
+    }
+  }
+}
+
 describe('report --html', () => {
   it('writes one self-contained page: nothing fetched, numbers masked, the webhook secret never written', async () => {
     const html = await writeReport(join(dir, 'masked.html'));
@@ -171,7 +186,7 @@ describe('report --html', () => {
 
     it('fetches nothing but the file itself, and renders a screenshot worth looking at', async () => {
       expect(requests.filter((r) => !r.startsWith('file://'))).toEqual([]);
-      const shot = await page.screenshot({ fullPage: false });
+      const shot = await screenshotOnce(page);
       expect(shot.length).toBeGreaterThan(20_000); // a blank page is a few KB
       const keep = process.env.REPORT_SCREENSHOT_DIR;
       if (keep) await writeFile(join(keep, 'report-html.png'), shot);

@@ -8,7 +8,7 @@ import { CampaignStore } from '../../src/campaigns/campaignStore.js';
 import { CallStore } from '../../src/core/callStore.js';
 import { systemClock } from '../../src/core/time.js';
 import { CallProducer } from '../../src/producer/enqueueCalls.js';
-import { runCli } from '../helpers/runCli.js';
+import { runCliInProcess as runCli } from '../helpers/runCli.js';
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
 
 let redis: Redis;

@@ -16,7 +16,7 @@ import { CALLS_QUEUE, type CallJob } from '../../src/core/queues.js';
 import { closeConnection, createProducerConnection, waitUntilReady } from '../../src/core/redisConnection.js';
 import { systemClock } from '../../src/core/time.js';
 import { enqueueCall, enqueueCalls } from '../../src/producer/enqueueCalls.js';
-import { runCli, type CliRun } from '../helpers/runCli.js';
+import { runCliInProcess as runCli, type CliRun } from '../helpers/runCli.js';
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
 
 const url = testRedisUrl();

@@ -7,7 +7,7 @@ import { InvalidInputError } from '../../src/core/errors.js';
 import { HOUR, MINUTE, systemClock } from '../../src/core/time.js';
 import { moveCall } from '../../src/schedules/moveCall.js';
 import { startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
-import { runCli } from '../helpers/runCli.js';
+import { runCliInProcess as runCli } from '../helpers/runCli.js';
 
 /** BullMQ's delayed set scores a job by its due time × 0x1000 (getDelayedScore.lua). */
 const DELAYED_SCORE_FACTOR = 0x1000;

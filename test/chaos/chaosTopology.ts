@@ -147,9 +147,11 @@ async function startSentinel(registry: ChildRegistry, prefix: string): Promise<C
       const oldPort = await topology.killPrimary();
       const newPort = await topology.waitForFailover(oldPort, FAILOVER_WAIT_MS);
       const failoverMs = Date.now() - started;
-      await topology.restartNode(oldPort);
+      // back as the promoted primary's replica, as Redis' docs advise: restarted as a primary, it takes writes until
+      // the sentinels demote it, and drops them then (README "Scaling out": a chaos run lost an agent's outcome so)
+      await topology.restartNode(oldPort, { replicaOf: newPort });
       return {
-        what: `failover: the replica (port ${newPort}) promoted ${(failoverMs / SECOND).toFixed(1)} s after the primary (port ${oldPort}) was SIGKILLed; the old primary restarted (same port and AOF) to rejoin as a replica`,
+        what: `failover: the replica (port ${newPort}) promoted ${(failoverMs / SECOND).toFixed(1)} s after the primary (port ${oldPort}) was SIGKILLed; the old primary restarted (same port and AOF) as the new primary's replica`,
         failoverMs,
       };
     },

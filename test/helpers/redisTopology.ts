@@ -26,10 +26,12 @@ export interface SentinelTopology {
   /** Freezes (SIGSTOP) or thaws (SIGCONT) the server on `port` (the primary, say: nothing it holds is lost). */
   freezeNode(port: number, frozen: boolean): void;
   /**
-   * Starts the server that listened on `port` again, with its first arguments, directory and AOF (after
-   * killPrimary: the sentinels then make it a replica of the promoted one). Resolves once it answers.
+   * Starts the server that listened on `port` again, with its first arguments, directory and AOF. Resolves once it
+   * answers. After killPrimary it comes back a primary, until the sentinels make it a replica of the promoted one (a
+   * few seconds in which clients sent there write to a server whose writes will be dropped); with `replicaOf` (the
+   * promoted primary's port) it comes back as that server's replica, as Redis' docs advise for a failed primary.
    */
-  restartNode(port: number): Promise<void>;
+  restartNode(port: number, options?: { replicaOf?: number }): Promise<void>;
   /** Resolves once the sentinels name a primary other than `oldPort` and it accepts writes; returns its port. */
   waitForFailover(oldPort: number, timeoutMs?: number): Promise<number>;
   close(): Promise<void>;
@@ -124,6 +126,13 @@ async function stopAll(children: Iterable<ChildProcess>): Promise<void> {
 }
 
 /** Starts the topology; throws (after stopping what it started) when `redis-server` is missing or it does not come up. */
+/** `args` (a redis-server's command line) made to replicate the server on loopback port `primary`, whatever it replicated before. */
+function withReplicaOf(args: readonly string[], primary: number): string[] {
+  const at = args.indexOf('--replicaof');
+  const rest = at === -1 ? [...args] : [...args.slice(0, at), ...args.slice(at + 3)];
+  return [...rest, '--replicaof', LOOPBACK, String(primary)];
+}
+
 export async function startSentinelTopology(options: SentinelOptions = {}): Promise<SentinelTopology> {
   const dir = mkdtempSync(join(tmpdir(), 'dialer-sentinel-'));
   const processes = new Map<number, ChildProcess>();
@@ -215,12 +224,12 @@ export async function startSentinelTopology(options: SentinelOptions = {}): Prom
       freezeNode: (port, frozen) => {
         processes.get(port)?.kill(frozen ? 'SIGSTOP' : 'SIGCONT');
       },
-      restartNode: async (port) => {
-        const args = argsOf.get(port);
-        if (!args) throw new Error(`no redis-server was started on port ${port}`);
+      restartNode: async (port, restartOptions = {}) => {
+        const first = argsOf.get(port);
+        if (!first) throw new Error(`no redis-server was started on port ${port}`);
         const old = processes.get(port);
         if (old) await stopAll([old]);
-        start(port, args);
+        start(port, restartOptions.replicaOf === undefined ? first : withReplicaOf(first, restartOptions.replicaOf));
         await waitFor(async () => ((await ask(port, 'PING')) === 'PONG' ? true : undefined), START_TIMEOUT_MS, `redis-server ${port} back`);
       },
       waitForFailover: async (oldPort, timeoutMs = DEFAULT_FAILOVER_WAIT_MS) =>

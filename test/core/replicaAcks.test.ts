@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import type { Redis } from 'ioredis';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { CallStore, type ReplicaShortfall } from '../../src/core/callStore.js';
+import { createLogger } from '../../src/core/logger.js';
 import { createWorkerConnection } from '../../src/core/redisConnection.js';
 import { DialRateLimiter } from '../../src/consumer/dialRateLimiter.js';
 import { systemClock } from '../../src/core/time.js';
@@ -18,7 +19,8 @@ const campaignId = 'acks';
 const connections: Redis[] = [];
 /** A worker connection to the single test Redis (no replicas: ROLE lists none, so WAIT alone would never hold a write back). */
 const connect = (): Redis => {
-  const c = createWorkerConnection(testRedisUrl());
+  // the reconnections are this test's doing: their "connection lost/restored" lines are not worth printing
+  const c = createWorkerConnection(testRedisUrl(), {}, { logger: createLogger('silent', 'test') });
   connections.push(c);
   return c;
 };

@@ -35,7 +35,11 @@ function dialer(args: string[], extra: Record<string, string> = {}): Promise<Cli
   return runCli(args, { ...env, ...extra });
 }
 
-/** The same command line in this process (runCliInProcess): for what an export contains. */
+/**
+ * The same command line in this process (runCliInProcess, which ends as the process does: same exit code, stdout and
+ * stderr, test/helpers/runCli.test.ts): for what an export contains and for the exit codes of a command's own logic.
+ * The process itself (its start, what reaches fd 2 when Redis is away) is tested through `dialer`.
+ */
 function dialerInProcess(args: string[]): Promise<CliRun> {
   return runCliInProcess(args, env);
 }
@@ -164,10 +168,10 @@ describe('exit codes that tell the truth', () => {
   it('report, cancel, pause and resume on an unknown campaign exit 2 naming the campaigns close to it; pause does not pre-pause it', { timeout: CLI_TEST_TIMEOUT_MS }, async () => {
     await producer.enqueueCall({ phoneNumber: '+14155550401', campaignId: 'reminders-june' });
     const runs = await Promise.all([
-      dialer(['report', '--campaign', 'reminders-jnue']),
-      dialer(['cancel', '--campaign', 'reminders-jnue']),
-      dialer(['pause', '--campaign', 'reminders-jnue']),
-      dialer(['resume', '--campaign', 'reminders-jnue']),
+      dialerInProcess(['report', '--campaign', 'reminders-jnue']),
+      dialerInProcess(['cancel', '--campaign', 'reminders-jnue']),
+      dialerInProcess(['pause', '--campaign', 'reminders-jnue']),
+      dialerInProcess(['resume', '--campaign', 'reminders-jnue']),
     ]);
     for (const run of runs) {
       expect(run.code).toBe(EXIT.input);
@@ -180,10 +184,10 @@ describe('exit codes that tell the truth', () => {
 
   it('cancel of call ids none of which the campaign has exits 2 naming them; with one it has, 0', { timeout: CLI_TEST_TIMEOUT_MS }, async () => {
     const { callId } = await producer.enqueueCall({ phoneNumber: '+14155550402', campaignId: 'cancel-ids', notBefore: Date.now() + 60 * 60 * 1000 });
-    const unknown = await dialer(['cancel', 'c-nope', '--campaign', 'cancel-ids']);
+    const unknown = await dialerInProcess(['cancel', 'c-nope', '--campaign', 'cancel-ids']);
     expect(unknown.code).toBe(EXIT.input);
     expect(unknown.stderr).toBe('dialer: no call c-nope in campaign cancel-ids\n');
-    const mixed = await dialer(['cancel', callId, 'c-nope', '--campaign', 'cancel-ids']);
+    const mixed = await dialerInProcess(['cancel', callId, 'c-nope', '--campaign', 'cancel-ids']);
     expect(mixed.code).toBe(0);
     expect(mixed.stdout).toBe('canceled 1, in flight (not canceled) 0, already ended 0, unknown 1\n');
   });
@@ -200,9 +204,9 @@ describe('exit codes that tell the truth', () => {
       file('none.csv', 'phone_number\nnope\n4155550504\n'),
     ]);
     const [allRun, someRun, noneRun] = await Promise.all([
-      dialer(['import', all, '--campaign', 'imports']),
-      dialer(['import', some, '--campaign', 'imports']),
-      dialer(['import', none, '--campaign', 'imports']),
+      dialerInProcess(['import', all, '--campaign', 'imports']),
+      dialerInProcess(['import', some, '--campaign', 'imports']),
+      dialerInProcess(['import', none, '--campaign', 'imports']),
     ]);
     expect(allRun.code).toBe(EXIT.ok);
     expect(someRun.code).toBe(EXIT.partial);
@@ -212,10 +216,10 @@ describe('exit codes that tell the truth', () => {
   });
 
   it('the same --key with the same number and metadata gives the same call id; with another number it exits 2 and says why', { timeout: CLI_TEST_TIMEOUT_MS }, async () => {
-    const first = await dialer(['enqueue', '+14155550601', '--campaign', 'keys', '--key', 'order-9', '--metadata', '{"a":1}']);
+    const first = await dialerInProcess(['enqueue', '+14155550601', '--campaign', 'keys', '--key', 'order-9', '--metadata', '{"a":1}']);
     const [same, other] = await Promise.all([
-      dialer(['enqueue', '+1 415 555 0601', '--campaign', 'keys', '--key', 'order-9', '--metadata', '{"a":1}']),
-      dialer(['enqueue', '+14155550602', '--campaign', 'keys', '--key', 'order-9', '--metadata', '{"a":1}']),
+      dialerInProcess(['enqueue', '+1 415 555 0601', '--campaign', 'keys', '--key', 'order-9', '--metadata', '{"a":1}']),
+      dialerInProcess(['enqueue', '+14155550602', '--campaign', 'keys', '--key', 'order-9', '--metadata', '{"a":1}']),
     ]);
     expect(first.code).toBe(EXIT.ok);
     expect(same).toMatchObject({ code: EXIT.ok, stdout: first.stdout });

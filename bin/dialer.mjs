@@ -3,33 +3,17 @@
 // git-ignored dist/; the command line bundled into dist/cli-bundle/), in this process, so it starts at once and signals (a container's SIGTERM included) reach the
 // CLI itself, which drains on the first. When dist/ is missing or older than a file in src/ (an edit since the last
 // build, a checkout), it runs the TypeScript through tsx instead: slower to start, never stale.
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { builtIsFresh, builtOnce } from './buildFreshness.mjs';
 
 const root = new URL('../', import.meta.url);
-const stamp = new URL('dist/.build-stamp', root);
-
-/** Newest modification time (ms) of the files under `dir`. */
-function newestFile(dir) {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (!entry.isFile()) continue;
-    const mtime = statSync(`${entry.parentPath ?? entry.path}/${entry.name}`).mtimeMs;
-    if (mtime > newest) newest = mtime;
-  }
-  return newest;
-}
-
-function builtIsFresh() {
-  if (process.env.DIALER_FROM_SOURCE === '1' || !existsSync(stamp)) return false;
-  return newestFile(new URL('src/', root)) <= statSync(stamp).mtimeMs;
-}
 
 if (builtIsFresh()) {
   // the bundle (scripts/build.mjs) when the build made one: the same code, in a few files instead of hundreds
   const bundle = new URL('dist/cli-bundle/main.js', root);
   await import((existsSync(bundle) ? bundle : new URL('dist/cli/main.js', root)).href);
 } else {
-  if (process.stderr.isTTY && existsSync(stamp)) {
+  if (process.stderr.isTTY && builtOnce()) {
     process.stderr.write('dialer: src/ changed since the last build; running the TypeScript (slower start). `npm run build` makes it fast again.\n');
   }
   const { register } = await import('tsx/esm/api');

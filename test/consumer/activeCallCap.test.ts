@@ -1,5 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
 import type { RedisClient } from '../../src/core/redisClient.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ActiveCallLeases } from '../../src/core/activeCallLeases.js';
@@ -11,6 +10,7 @@ import type { LiveKitSim } from '../../src/sim/index.js';
 import { startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
 import { connectTestRedis, deleteKeysWithPrefix, uniquePrefix } from '../helpers/testRedis.js';
 import { waitFor } from '../helpers/waitFor.js';
+import { startConsumerProcess as startConsumer } from '../helpers/consumerProcess.js';
 
 const numbers = (count: number, base: number) => Array.from({ length: count }, (_, i) => `+1415557${String(base + i).padStart(4, '0')}`);
 const call = (callId: string, campaignId = 'cap') => ({ campaignId, callId });
@@ -116,16 +116,8 @@ function reportHangups(sim: LiveKitSim, reporter: ResultReporter, campaignId: st
   });
 }
 
-const fixture = fileURLToPath(new URL('../fixtures/dialWorkerProcess.ts', import.meta.url));
-
-function startConsumerProcess(env: Record<string, string>): Promise<ChildProcess> {
-  // node itself with tsx as a loader (not the tsx CLI, which would run the script in a grandchild SIGKILL misses)
-  const child = spawn(process.execPath, ['--import', 'tsx', fixture], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  return waitFor(() => (output.includes('ready') ? child : undefined), 60_000, 'consumer process ready');
+async function startConsumerProcess(env: Record<string, string>): Promise<ChildProcess> {
+  return (await startConsumer(env, 60_000)).child;
 }
 
 describe('DIAL_MAX_ACTIVE_CALLS across consumer processes', () => {

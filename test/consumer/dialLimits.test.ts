@@ -1,5 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
 import { Queue } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OUTCOME_WATCHDOG_QUEUE } from '../../src/core/outcomeWatchdogQueue.js';
@@ -13,6 +12,7 @@ import {
   type LoopStall,
 } from '../helpers/rollingWindow.js';
 import { waitFor } from '../helpers/waitFor.js';
+import { startConsumerProcess } from '../helpers/consumerProcess.js';
 import { expectNoLeakedHandles, openNetworkHandles } from '../helpers/openHandles.js';
 
 /** How long a drain may take while two calls wait for CPS slots 1 s and 2 s away (it must not wait for them). */
@@ -151,16 +151,7 @@ describe('dial limits and crash safety', () => {
     const p = pipeline;
     const [number] = numbers(1, 300);
     p.sim.network.setBehavior(number as string, { type: 'answer', afterMs: 3000 });
-    // node itself with tsx as a loader (not the tsx CLI, which would run the script in a grandchild SIGKILL misses)
-    child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../fixtures/dialWorkerProcess.ts', import.meta.url))], {
-      env: { ...process.env, ...p.env },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let output = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    await waitFor(() => (output.includes('ready') ? true : undefined), 20_000, 'child consumer ready');
+    child = (await startConsumerProcess(p.env, 20_000)).child;
     const callId = await p.enqueue({ phoneNumber: number as string, campaignId });
     await waitFor(() => (p.sim.calls.some((c) => c.phoneNumber === number && c.status === 'ringing') ? true : undefined), 10_000, 'phone ringing');
     child.kill('SIGKILL');

@@ -1,5 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
 import { Queue } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startSimulatedAgent, type SimulatedAgent } from '../../src/harness/simulatedAgent.js';
@@ -12,6 +11,7 @@ import { PlatformBackoff } from '../../src/consumer/platformBackoff.js';
 import { UNAVAILABLE_UNKNOWN_REASON } from '../../src/consumer/attemptEnd.js';
 import { dialDepsFor, silentLogger, startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
 import { waitFor } from '../helpers/waitFor.js';
+import { startConsumerProcess } from '../helpers/consumerProcess.js';
 
 const campaignId = 'twice';
 let pipeline: TestPipeline | undefined;
@@ -32,22 +32,7 @@ const freshNumber = () => `+1415557${String(1000 + nextNumber++).padStart(4, '0'
 
 /** A consumer in its own process, so it can be killed with SIGKILL while a phone rings. */
 async function startChildConsumer(env: Record<string, string>): Promise<ChildProcess> {
-  // node itself with tsx as a loader (not the tsx CLI, which would run the script in a grandchild SIGKILL misses)
-  const proc = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../fixtures/dialWorkerProcess.ts', import.meta.url))], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let output = '';
-  proc.stdout?.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  try {
-    await waitFor(() => (output.includes('ready') ? true : undefined), 30_000, 'child consumer ready');
-  } catch (err) {
-    proc.kill('SIGKILL'); // not handed to the caller, so no afterEach would stop it
-    throw err;
-  }
-  return proc;
+  return (await startConsumerProcess(env, 30_000)).child;
 }
 
 async function kill(proc: ChildProcess): Promise<void> {

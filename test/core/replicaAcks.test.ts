@@ -45,14 +45,20 @@ function failOverBeforeTheCheck(redis: Redis, key: string, before: Buffer): void
   });
 }
 
+/** A store on its own connection that waits for one replica, and the shortfalls it reported (with the write's kind). */
+function storeWaitingForOneReplica(): { redis: Redis; store: CallStore; shortfalls: Array<[ReplicaShortfall, string]> } {
+  const redis = connect();
+  const shortfalls: Array<[ReplicaShortfall, string]> = [];
+  const store = new CallStore(redis, prefix, systemClock, {
+    dialReplicaAcks: { replicas: 1, timeoutMs: 100 },
+    onReplicaShortfall: (shortfall, write) => shortfalls.push([shortfall, write]),
+  });
+  return { redis, store, shortfalls };
+}
+
 describe('a write checked for replicas after the connection was made again', () => {
   it("writes an attempt's end again on the server the connection reaches, instead of trusting a check made there", async () => {
-    const redis = connect();
-    const shortfalls: Array<[ReplicaShortfall, string]> = [];
-    const store = new CallStore(redis, prefix, systemClock, {
-      dialReplicaAcks: { replicas: 1, timeoutMs: 100 },
-      onReplicaShortfall: (shortfall, write) => shortfalls.push([shortfall, write]),
-    });
+    const { redis, store, shortfalls } = storeWaitingForOneReplica();
     const call = { callId: 'end-1', campaignId, phoneNumber: '+14155557960', metadata: {} };
     await store.createCalls(campaignId, [call]);
     await store.beginAttempt(call, 1, 'call-end-1-1', { dialSent: true });
@@ -68,12 +74,7 @@ describe('a write checked for replicas after the connection was made again', () 
   });
 
   it('takes a claimed dial back instead of sending it when the connection was made again before its check', async () => {
-    const redis = connect();
-    const shortfalls: Array<[ReplicaShortfall, string]> = [];
-    const store = new CallStore(redis, prefix, systemClock, {
-      dialReplicaAcks: { replicas: 1, timeoutMs: 100 },
-      onReplicaShortfall: (shortfall, write) => shortfalls.push([shortfall, write]),
-    });
+    const { redis, store, shortfalls } = storeWaitingForOneReplica();
     const call = { callId: 'claim-1', campaignId, phoneNumber: '+14155557961', metadata: {} };
     await store.createCalls(campaignId, [call]);
     await store.beginAttempt(call, 1, 'call-claim-1-1');

@@ -8,10 +8,12 @@ import { builtIsFresh, builtOnce } from './buildFreshness.mjs';
 
 const root = new URL('../', import.meta.url);
 
-if (builtIsFresh()) {
-  // the bundle (scripts/build.mjs) when the build made one: the same code, in a few files instead of hundreds
-  const bundle = new URL('dist/cli-bundle/main.js', root);
-  await import((existsSync(bundle) ? bundle : new URL('dist/cli/main.js', root)).href);
+// the bundle (scripts/build.mjs) when the build made one: the same code, in a few files instead of hundreds
+const bundle = new URL('dist/cli-bundle/main.js', root);
+const built = existsSync(bundle) ? bundle : new URL('dist/cli/main.js', root);
+
+if (builtIsFresh() && existsSync(built)) {
+  await import(built.href);
 } else {
   if (process.stderr.isTTY && builtOnce()) {
     process.stderr.write('dialer: src/ changed since the last build; running the TypeScript (slower start). `npm run build` makes it fast again.\n');

@@ -9,11 +9,11 @@
 // and CommonJS modules of bullmq, ioredis, zod and libphonenumber-js. bin/dialer.mjs runs the bundle when it is
 // there, else dist/cli/main.js. EXTERNAL_PACKAGES and UNBUNDLED_COMMAND_MODULES say what stays outside, and why.
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildInputsHash, builtIsComplete, recordedInputsHash } from '../bin/buildFreshness.mjs';
 
 /**
  * Packages left outside the bundle, imported from node_modules as before: native or optional ones, ones that find
@@ -33,26 +33,8 @@ const isExternalPackage = (specifier) => EXTERNAL_PACKAGES.some((p) => (p.endsWi
 const root = fileURLToPath(new URL('../', import.meta.url));
 const startedAt = new Date();
 
-/**
- * What a build is made from: every file under src/, the TypeScript settings, this script, and the package manifest and
- * lock (the versions of TypeScript, esbuild and the bundled packages). Their SHA-256, path and content of each, is
- * written into the build (`.build-inputs`) and printed by `--inputs-hash`: test/cli/bundle.test.ts tests dist/ itself
- * when the two agree (`npm test` has just built it) and builds its own copy only when they do not.
- */
-function inputsHash() {
-  const files = ['tsconfig.json', 'tsconfig.build.json', 'scripts/build.mjs', 'package.json', 'package-lock.json'];
-  for (const entry of readdirSync(join(root, 'src'), { recursive: true, withFileTypes: true })) {
-    if (entry.isFile()) files.push(relative(root, join(entry.parentPath, entry.name)).split(sep).join('/'));
-  }
-  const hash = createHash('sha256');
-  for (const file of files.sort()) {
-    const path = join(root, file);
-    hash.update(`${file}\0`);
-    hash.update(existsSync(path) ? readFileSync(path) : 'missing');
-    hash.update('\0');
-  }
-  return hash.digest('hex');
-}
+// What a build is made from and when one is whole: bin/buildFreshness.mjs, shared with the `dialer` command and the tests.
+const inputsHash = buildInputsHash;
 
 if (process.argv.includes('--inputs-hash')) {
   process.stdout.write(`${inputsHash()}\n`);
@@ -63,13 +45,11 @@ const inputs = inputsHash();
 const outFlag = process.argv.indexOf('--out');
 const dist = outFlag === -1 ? join(root, 'dist') : resolve(process.argv[outFlag + 1] ?? 'dist');
 
-// `npm test` builds first (pretest), usually right after `npm ci` built the same sources: a dist/ built from today's
-// inputs is kept (6 s saved per run). Its stamp is moved to now, because bin/dialer.mjs judges freshness by mtimes
-// and a checkout can touch files without changing them. `--force` builds anyway.
-const builtFrom = join(dist, '.build-inputs');
-if (!process.argv.includes('--force') && existsSync(builtFrom) && readFileSync(builtFrom, 'utf8').trim() === inputs) {
-  const keptStamp = join(dist, '.build-stamp');
-  if (existsSync(keptStamp)) utimesSync(keptStamp, startedAt, startedAt);
+// `npm test` builds first (pretest), usually right after `npm ci` built the same sources: a whole dist/ built from
+// today's inputs is kept (6 s saved per run). Its stamp is moved to now, because bin/dialer.mjs judges freshness by
+// mtimes and a checkout can touch files without changing them. `--force` builds anyway.
+if (!process.argv.includes('--force') && recordedInputsHash(dist) === inputs && builtIsComplete(dist, esbuildInstalled())) {
+  utimesSync(join(dist, '.build-stamp'), startedAt, startedAt);
   process.stderr.write('dialer build: dist/ is already built from these sources (--force to build again)\n');
   process.exit(0);
 }
@@ -112,13 +92,26 @@ try {
 const stamp = join(staging, '.build-stamp');
 writeFileSync(stamp, `${startedAt.toISOString()}\n`);
 utimesSync(stamp, startedAt, startedAt);
-writeFileSync(join(staging, '.build-inputs'), `${inputs}\n`);
+// Recorded only when the inputs did not change while tsc and esbuild read them: a build of half-edited sources must
+// never be taken for today's (once the edit is undone, its hash would match again).
+if (inputsHash() === inputs) writeFileSync(join(staging, '.build-inputs'), `${inputs}\n`);
+else process.stderr.write('dialer build: sources changed while building; this build will not be reused (run the build again)\n');
 // Swapped in by renames only: a dialer starting meanwhile finds the old build whole, no build (and runs the TypeScript),
 // or the new one, never a half-deleted old one (`npm test` builds while other test runs may be starting commands).
 const previous = `${staging}-previous`;
 if (existsSync(dist)) renameSync(dist, previous);
 renameSync(staging, dist);
 rmSync(previous, { recursive: true, force: true });
+
+/** Whether esbuild can be loaded, i.e. whether a build bundles the command line. */
+function esbuildInstalled() {
+  try {
+    createRequire(import.meta.url).resolve('esbuild');
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** Bundles `${built}/cli/main.js` into `${built}/cli-bundle/`; skipped (with a note) when esbuild is not installed. */
 async function bundleCli(built) {

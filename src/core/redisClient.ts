@@ -13,7 +13,8 @@ const readyCounts = new WeakMap<RedisClient, { count: number }>();
 
 /**
  * A counter of the times `redis` was made ready again (ioredis' `ready` event after the first: every reconnection, to
- * the same server or, through Sentinel or a cluster's slot map, to another one). Read it before a write and after
+ * the same server or, through Sentinel, to another one; a Cluster client emits it only when the whole cluster
+ * connection is made again, not when a slot moves). Read it before a write and after
  * the check that the write is safe: a different value means the connection was made again in between, so the write
  * may have gone to a server that is gone, e.g. a primary that died before replicating it, and the check ran on its
  * promoted replica, which never saw it. One listener per connection, however many callers ask; call it once before

@@ -125,7 +125,6 @@ async function stopAll(children: Iterable<ChildProcess>): Promise<void> {
   );
 }
 
-/** Starts the topology; throws (after stopping what it started) when `redis-server` is missing or it does not come up. */
 /** `args` (a redis-server's command line) made to replicate the server on loopback port `primary`, whatever it replicated before. */
 function withReplicaOf(args: readonly string[], primary: number): string[] {
   const at = args.indexOf('--replicaof');
@@ -133,6 +132,7 @@ function withReplicaOf(args: readonly string[], primary: number): string[] {
   return [...rest, '--replicaof', LOOPBACK, String(primary)];
 }
 
+/** Starts the topology; throws (after stopping what it started) when `redis-server` is missing or it does not come up. */
 export async function startSentinelTopology(options: SentinelOptions = {}): Promise<SentinelTopology> {
   const dir = mkdtempSync(join(tmpdir(), 'dialer-sentinel-'));
   const processes = new Map<number, ChildProcess>();
@@ -142,7 +142,7 @@ export async function startSentinelTopology(options: SentinelOptions = {}): Prom
     const child = spawn('redis-server', args, { stdio: 'ignore' });
     child.once('error', () => processes.delete(port));
     processes.set(port, child);
-    argsOf.set(port, args);
+    if (!argsOf.has(port)) argsOf.set(port, args); // its first arguments, whatever a restart added
     options.onSpawn?.(`redis-server:${port}`, child);
   };
   const close = async () => {

@@ -75,7 +75,8 @@ export function registerConsumerCommands(program: Command): void {
         // recurring calls' firings run here too, so no extra process is needed; BullMQ hands each firing's job to one
         // worker, and its calls' keys come from the firing time, so consumers side by side never double a firing
         const schedules = startScheduleWorker({ config, logger });
-        logger.info({ cps: config.dial.cps, concurrency: config.dial.concurrency, agentName: config.agentName }, 'consumer started');
+        // the signal handlers first, then the line that says it runs: whoever sends SIGTERM on seeing that line must
+        // reach the drain, not Node's default (death by the signal, seen once on a starved machine)
         handleShutdownSignals(
           {
             drain: async () => {
@@ -97,6 +98,7 @@ export function registerConsumerCommands(program: Command): void {
           // a drain waits for ringing calls (up to the ringing timeout); past that something is stuck (Redis away)
           { drainTimeoutMs: config.dial.ringingTimeoutS * SECOND + DRAIN_MARGIN_MS },
         );
+        logger.info({ cps: config.dial.cps, concurrency: config.dial.concurrency, agentName: config.agentName }, 'consumer started');
       }),
     );
 
@@ -110,7 +112,7 @@ export function registerConsumerCommands(program: Command): void {
         await requireRedis(config);
         const { metrics, server } = await processMetrics(config, logger);
         const results = await startResultsWorker({ config, logger, metrics });
-        logger.info('results worker started');
+        // handlers before the line that says it runs (see the consumer above)
         handleShutdownSignals(
           {
             drain: async () => {
@@ -127,6 +129,7 @@ export function registerConsumerCommands(program: Command): void {
           undefined,
           { drainTimeoutMs: DRAIN_MARGIN_MS },
         );
+        logger.info('results worker started');
       }),
     );
 }

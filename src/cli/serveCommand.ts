@@ -20,8 +20,9 @@ export function registerServeCommand(program: Command): void {
           // a port in use (or not allowed) is the settings' problem (exit 2), named by the setting to change
           throw listenSettingError(err, { port: { name: 'API_PORT', value: config.api.port }, host: { name: 'API_HOST', value: config.api.host } }) ?? err;
         });
-        logger.info({ url: server.url, port: server.port, rateLimitPerSecond: config.api.rateLimitPerSecond }, 'API listening');
+        // handlers before the line that says it listens: a SIGTERM sent on that line must drain, not kill
         handleShutdownSignals({ drain: () => server.close(), force: () => server.close({ force: true }) }, logger);
+        logger.info({ url: server.url, port: server.port, rateLimitPerSecond: config.api.rateLimitPerSecond }, 'API listening');
       }),
     );
 }

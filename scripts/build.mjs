@@ -33,15 +33,14 @@ const isExternalPackage = (specifier) => EXTERNAL_PACKAGES.some((p) => (p.endsWi
 const root = fileURLToPath(new URL('../', import.meta.url));
 const startedAt = new Date();
 
-// What a build is made from and when one is whole: bin/buildFreshness.mjs, shared with the `dialer` command and the tests.
-const inputsHash = buildInputsHash;
-
+// What a build is made from (buildInputsHash) and when one is whole: bin/buildFreshness.mjs, shared with the `dialer`
+// command and the tests.
 if (process.argv.includes('--inputs-hash')) {
-  process.stdout.write(`${inputsHash()}\n`);
+  process.stdout.write(`${buildInputsHash()}\n`);
   process.exit(0);
 }
 // taken before tsc reads the sources: a file edited while the build runs makes the build's hash disagree with src/
-const inputs = inputsHash();
+const inputs = buildInputsHash();
 const outFlag = process.argv.indexOf('--out');
 const dist = outFlag === -1 ? join(root, 'dist') : resolve(process.argv[outFlag + 1] ?? 'dist');
 
@@ -94,7 +93,7 @@ writeFileSync(stamp, `${startedAt.toISOString()}\n`);
 utimesSync(stamp, startedAt, startedAt);
 // Recorded only when the inputs did not change while tsc and esbuild read them: a build of half-edited sources must
 // never be taken for today's (once the edit is undone, its hash would match again).
-if (inputsHash() === inputs) writeFileSync(join(staging, '.build-inputs'), `${inputs}\n`);
+if (buildInputsHash() === inputs) writeFileSync(join(staging, '.build-inputs'), `${inputs}\n`);
 else process.stderr.write('dialer build: sources changed while building; this build will not be reused (run the build again)\n');
 // Swapped in by renames only: a dialer starting meanwhile finds the old build whole, no build (and runs the TypeScript),
 // or the new one, never a half-deleted old one (`npm test` builds while other test runs may be starting commands).

@@ -5,7 +5,7 @@
 // arrival), the dispatch-to-dial delay p50/p99/max, and the machine's load. It exits 1 with "GOAL MISSED" when a run
 // misses a goal: steady rate ≥ 0.95 of the limit, peak ≤ the limit, dispatch-to-dial p99 ≤ 250 ms.
 //
-// Run: npm run bench:cps -- [--quick] [--hog] [--runs 3] [--consumers 1,2,4] [--cps 10,50,200]
+// Run: npm run bench:cps -- [--quick] [--hog] [--runs 3] [--consumers 1,2,3,4] [--cps 10,50,200]
 //   --quick   fewer calls per run (about 4–6 s of dialing) and consumers 1,4 at 50 and 200 CPS
 //   --hog     a CPU hog (one busy thread per core) runs beside every run
 //   --cpu-prof DIR   each consumer writes a V8 CPU profile into DIR (bench/dialRate/cpuProfile.mjs); consumers are then stopped with
@@ -70,7 +70,7 @@ const { values: args } = parseArgs({
   },
 });
 const list = (text: string) => text.split(',').map((v) => Number(v.trim()));
-const consumerCounts = list(args.consumers ?? (args.quick ? '1,4' : '1,2,4'));
+const consumerCounts = list(args.consumers ?? (args.quick ? '1,4' : '1,2,3,4'));
 const cpsValues = list(args.cps ?? (args.quick ? '50,200' : '10,50,200'));
 const runs = Number(args.runs);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? DEFAULT_CONCURRENCY);

@@ -46,10 +46,15 @@ export function registerCampaignCommands(program: Command): void {
           `canceled ${summary.canceled.length}, in flight (not canceled) ${summary.inFlight.length}, ` +
             `already ended ${summary.alreadyEnded.length}${summary.unknown.length ? `, unknown ${summary.unknown.length}` : ''}\n`,
         );
-        // README's exit codes: an unknown call is refused input (2), unless other ids given were acted on
-        if (ids && summary.unknown.length === ids.length) {
-          throw new InvalidInputError(`no call ${summary.unknown.join(', ')} in campaign ${campaignId}`);
-        }
+        if (!ids || summary.unknown.length === 0) return;
+        // named in the order they were given (the summary's order is the order the concurrent cancels finished in)
+        const given = [...new Set(ids)];
+        const unknown = new Set(summary.unknown);
+        const refused = `no call ${given.filter((id) => unknown.has(id)).join(', ')} in campaign ${campaignId}`;
+        // README's exit codes: an unknown call is refused input (2), unless other ids given were acted on: then the
+        // command did its work (0) and names the ids it could not act on, on stderr
+        if (unknown.size === given.length) throw new InvalidInputError(refused);
+        process.stderr.write(`dialer: ${refused}\n`);
       }),
     );
 

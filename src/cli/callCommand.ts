@@ -43,10 +43,6 @@ export interface AttemptView {
 export interface CallView extends ReportCall {
   campaignId: string;
   attemptLog: AttemptView[];
-  /** When the call comes up (ISO), while its job waits for a time. */
-  dueAt?: string;
-  /** When the call expires if not dialed by then (ISO). */
-  expiresAt?: string;
   transcript?: { role: string; text: string }[];
 }
 
@@ -54,7 +50,8 @@ export interface CallView extends ReportCall {
 export function callView(record: CallRecord, key: string | undefined, times: CallTimes = {}): CallView {
   return {
     campaignId: record.campaignId,
-    ...reportCall(record, key),
+    // with when it comes up and expires (dueAt, expiresAt), as report --json shows them
+    ...reportCall(record, key, times),
     attemptLog: record.attemptLog.map((a) => ({
       attempt: a.attempt,
       room: a.room,
@@ -64,8 +61,6 @@ export function callView(record: CallRecord, key: string | undefined, times: Cal
       dialSent: attemptWasDialed(record, a),
       ...(a.sipStatusCode === undefined ? {} : { sipStatusCode: a.sipStatusCode, sipStatus: a.sipStatus }),
     })),
-    ...(record.state === 'terminal' || times.dueAt === undefined ? {} : { dueAt: new Date(times.dueAt).toISOString() }),
-    ...(record.state === 'terminal' || times.expiresAt === undefined ? {} : { expiresAt: new Date(times.expiresAt).toISOString() }),
     ...(record.details?.transcript?.length ? { transcript: record.details.transcript } : {}),
   };
 }

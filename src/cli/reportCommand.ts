@@ -1,11 +1,14 @@
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { Queue } from 'bullmq';
 import type { Command } from 'commander';
 import { CampaignStore, type CampaignView } from '../campaigns/campaignStore.js';
-import { CallStore } from '../core/callStore.js';
+import { CallStore, type CallRecord } from '../core/callStore.js';
+import { callTimesOf, type CallTimes } from '../core/callTimes.js';
 import type { DialerConfig } from '../core/config.js';
 import { errorCode, errorMessage, InvalidInputError } from '../core/errors.js';
-import { idSchema } from '../core/queues.js';
+import { CALLS_QUEUE, idSchema } from '../core/queues.js';
+import type { RedisClient } from '../core/redisClient.js';
 import { DURATION_FORMS, HOUR, parseDuration, systemClock } from '../core/time.js';
 import { campaignCsv, campaignReport, formatCampaignReport } from '../results/campaignReport.js';
 import { shownCampaignSettings } from '../results/report/campaignSettings.js';
@@ -71,8 +74,13 @@ export function registerReportCommand(program: Command): void {
           const full = opts.json === true || opts.csv === true;
           // the table shows the first lines only: reading 100,000 records for it would turn milliseconds into seconds
           const [counters, records] = await Promise.all([store.counters(campaignId), store.list(campaignId, full ? undefined : TABLE_CALL_LINES)]);
-          const keys = full ? await store.idempotencyKeys(campaignId, records.map((r) => r.callId)) : new Map<string, string>();
-          const report = campaignReport(campaignId, counters, records, keys);
+          // --json gives each call not ended its due time and expiry (dueAt, expiresAt), as `dialer call --json` does;
+          // read beside the keys, so their round trips overlap
+          const [keys, times] = await Promise.all([
+            full ? store.idempotencyKeys(campaignId, records.map((r) => r.callId)) : new Map<string, string>(),
+            opts.json ? waitingTimes(redis, config.queuePrefix, records) : new Map<string, CallTimes>(),
+          ]);
+          const report = campaignReport(campaignId, counters, records, keys, times);
           if (opts.json) return `${JSON.stringify(report)}\n`;
           if (opts.csv) return campaignCsv(report);
           const paused = await store.isPaused(campaignId);
@@ -82,6 +90,18 @@ export function registerReportCommand(program: Command): void {
         process.stdout.write(output);
       }),
     );
+}
+
+/** When the calls of `records` not ended yet come up and expire, from their jobs on a `calls` queue opened for it. */
+async function waitingTimes(redis: RedisClient, prefix: string, records: readonly CallRecord[]): Promise<Map<string, CallTimes>> {
+  const open = records.filter((r) => r.state !== 'terminal').map((r) => r.callId);
+  if (open.length === 0) return new Map();
+  const queue = new Queue(CALLS_QUEUE, { connection: redis, prefix });
+  try {
+    return await callTimesOf(redis, queue, open);
+  } finally {
+    await queue.close();
+  }
 }
 
 /** Writes the HTML page (every record read: the figures need them) and says where, with how many calls. */

@@ -1,5 +1,6 @@
 import { csvCell } from './surveyCsv.js';
 import type { AttemptEntry, CallRecord, CallStore, CampaignCounters } from '../core/callStore.js';
+import type { CallTimes } from '../core/callTimes.js';
 import { NOT_DIALED_OUTCOMES, OUTCOMES, PERSON_OUTCOMES, type CallResult, type CallState, type Outcome, type SurveyAnswer } from '../core/outcomes.js';
 import { splitPhoneNumber } from '../core/phone.js';
 import { textTable } from './textTable.js';
@@ -34,6 +35,13 @@ export interface ReportCall {
   /** The metadata (CSV columns) it was enqueued with, as given. */
   metadata: Record<string, unknown>;
   enqueuedAt: string;
+  /**
+   * While the call has not ended and its job waits for a time (a start time, a move, a retry delay): when it comes up.
+   * The API's `due_at`.
+   */
+  dueAt?: string;
+  /** While the call has not ended: when it ends `expired` if not dialed by then (its `--expires-at`; the API's `expires_at`). */
+  expiresAt?: string;
   /** When its first and latest dialed attempts started (attempts that never went out are not counted, as in `attempts`). */
   firstAttemptAt?: string;
   lastAttemptAt?: string;
@@ -59,12 +67,14 @@ export interface CampaignReport {
 /**
  * Builds the report from counters and records; calls still in flight count as pending, never lost. A call whose record
  * expired (RECORD_RETENTION_DAYS) still counts under its outcome in the totals, not as pending; it has no line.
+ * `keys` are the calls' idempotency keys and `times` when calls not ended come up and expire, by call id.
  */
 export function campaignReport(
   campaignId: string,
   counters: CampaignCounters,
   records: readonly CallRecord[],
   keys: ReadonlyMap<string, string> = new Map(),
+  times: ReadonlyMap<string, CallTimes> = new Map(),
 ): CampaignReport {
   const pickUp = pickUpRate(counters);
   return {
@@ -73,15 +83,18 @@ export function campaignReport(
     pending: Math.max(0, counters.total - counters.terminal),
     byOutcome: counters.byOutcome,
     ...(pickUp ? { pickUp } : {}),
-    calls: records.map((r) => reportCall(r, keys.get(r.callId))),
+    calls: records.map((r) => reportCall(r, keys.get(r.callId), times.get(r.callId))),
   };
 }
 
 const iso = (ms: number | undefined) => (ms === undefined || ms <= 0 ? undefined : new Date(ms).toISOString());
 const MS_PER_S = 1000;
 
-/** One record as a report line (see ReportCall); `key` is the idempotency key it was enqueued with, if any. */
-export function reportCall(r: CallRecord, key?: string): ReportCall {
+/**
+ * One record as a report line (see ReportCall); `key` is the idempotency key it was enqueued with, if any, and `times`
+ * what its dial job says of when it comes up and expires (callTimes; shown only while the call has not ended).
+ */
+export function reportCall(r: CallRecord, key?: string, times: CallTimes = {}): ReportCall {
   const { e164, extension } = splitPhoneNumber(r.phoneNumber);
   const ended = r.state === 'terminal' && r.outcome ? r.outcome : undefined;
   const details = r.details ?? {};
@@ -93,6 +106,9 @@ export function reportCall(r: CallRecord, key?: string): ReportCall {
     sipStatusCode: r.sipStatusCode,
     sipStatus: r.sipStatus,
     reason: r.reason,
+    // an ended call's job may linger (a retry's delayed job a cancel could not remove): its times are no longer the call's
+    dueAt: r.state === 'terminal' ? undefined : iso(times.dueAt),
+    expiresAt: r.state === 'terminal' ? undefined : iso(times.expiresAt),
     firstAttemptAt: iso(dialed[0]?.startedAt),
     lastAttemptAt: iso(dialed.at(-1)?.startedAt),
     endedAt: ended ? iso(r.endedAt ?? r.updatedAt) : undefined,

@@ -65,11 +65,14 @@ describe('exports people reconcile against', () => {
   let surveyed = '';
   let busy = '';
   let queued = '';
+  /** The waiting call's start time and expiry (report --json: dueAt, expiresAt). */
+  const queuedStart = Date.now() + 60 * 60 * 1000;
+  const queuedExpiry = queuedStart + 2 * 60 * 60 * 1000;
 
   beforeAll(async () => {
     ({ callId: surveyed } = await producer.enqueueCall({ phoneNumber: '+14155550301', campaignId: 'spring', key: 'crm-1', metadata: { first_name: 'Ada', outcome: 'x' } }));
     ({ callId: busy } = await producer.enqueueCall({ phoneNumber: '+1 650 555 0100 x136', campaignId: 'spring', key: 'crm-2', metadata: { first_name: '=cmd()' } }));
-    ({ callId: queued } = await producer.enqueueCall({ phoneNumber: '+14155550303', campaignId: 'spring', metadata: { first_name: 'Cy' } }));
+    ({ callId: queued } = await producer.enqueueCall({ phoneNumber: '+14155550303', campaignId: 'spring', metadata: { first_name: 'Cy' }, notBefore: queuedStart, expiresAt: queuedExpiry }));
     const endedAt = Date.parse('2030-06-01T12:00:00Z');
     await store.applyTerminal({
       callId: surveyed,
@@ -124,7 +127,7 @@ describe('exports people reconcile against', () => {
     expect(byId.get(queued)?.enqueued_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
   });
 
-  it('report --json: every call with reason, survey answers, duration, key, metadata and timestamps', { timeout: CLI_TEST_TIMEOUT_MS }, async () => {
+  it('report --json: every call with reason, survey answers, duration, key, metadata and timestamps, and when a waiting call is due and expires', { timeout: CLI_TEST_TIMEOUT_MS }, async () => {
     const run = await dialerInProcess(['report', '--campaign', 'spring', '--json']);
     expect(run.code, run.stderr).toBe(EXIT.ok);
     const report = JSON.parse(run.stdout) as { calls: Record<string, unknown>[] };
@@ -140,6 +143,10 @@ describe('exports people reconcile against', () => {
       surveyAnswers: [{ question: 'How likely are you to recommend us?', answer: '9' }, { question: 'What should we improve?', answer: 'Shorter, waiting "times"' }],
     });
     expect(report.calls.find((c) => c.callId === busy)).toMatchObject({ phoneNumber: '+16505550100', extension: '136', sipStatusCode: 486 });
+    // the names `dialer call --json` uses (the API's due_at, expires_at), ISO 8601; left out for calls that have ended
+    expect(report.calls.find((c) => c.callId === queued)).toMatchObject({ outcome: 'pending', dueAt: new Date(queuedStart).toISOString(), expiresAt: new Date(queuedExpiry).toISOString() });
+    expect(call).not.toHaveProperty('dueAt');
+    expect(call).not.toHaveProperty('expiresAt');
   });
 
   it('`call <id>` shows one call with its answers, summary and transcript, found without --campaign; `campaigns` lists them', { timeout: CLI_TEST_TIMEOUT_MS }, async () => {

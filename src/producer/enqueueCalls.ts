@@ -17,7 +17,7 @@ import {
 } from '../core/queues.js';
 import { systemClock, type Clock } from '../core/time.js';
 import { hasProfile, loadProfileCatalog, unknownProfileMessage, type ProfileCatalog } from '../agent/profiles.js';
-import { campaignEndTimes, campaignRegions } from '../campaigns/campaignRegion.js';
+import { campaignEnqueueSettings, type CampaignEnqueueSettings } from '../campaigns/campaignRegion.js';
 import { keyedCallId, newCallId, phoneNumberKey } from './callIds.js';
 import { InFlight } from './inFlight.js';
 import { MAX_CALL_PRIORITY, MAX_KEY_LENGTH, fastCheckedRequest, type CheckedRequest } from './requestFastPath.js';
@@ -185,6 +185,21 @@ function prepare(request: CallRequest, index: number, now: number, defaultRegion
 }
 
 /**
+ * Why `call` cannot be taken by a campaign ending at `endsAt` (epoch ms; undefined: no end), at `now`: the campaign has
+ * already ended (a call starting now or later would only end `expired`), or the call's start time comes after the end.
+ * Undefined when it may be enqueued.
+ */
+function campaignEndRefusal(call: PreparedCall, endsAt: number | undefined, now: number): string | undefined {
+  if (endsAt === undefined) return undefined;
+  const campaignId = call.job.campaignId;
+  if (endsAt <= now) return `campaign ${campaignId} ended at ${new Date(endsAt).toISOString()}`;
+  if (call.delayMs > 0 && now + call.delayMs > endsAt) {
+    return `its start time (${new Date(now + call.delayMs).toISOString()}) is after campaign ${campaignId} ends (${new Date(endsAt).toISOString()})`;
+  }
+  return undefined;
+}
+
+/**
  * BullMQ options of a dial job (exported so the enqueue bench gives raw addBulk exactly the same). `enqueuedAt` (epoch
  * ms) is the instant `delayMs` was counted from: BullMQ makes a delayed job due at its `timestamp` + `delay`
  * (getDelayedScore.lua), and its own `Date.now()` at add time would move a requested start time by however long the
@@ -235,15 +250,14 @@ export class CallProducer {
    */
   async enqueueCalls(requests: readonly CallRequest[], onProgress?: (done: number) => void): Promise<EnqueueSummary> {
     const profiles = await this.profilesFor(requests);
-    const regions = await this.campaignRegionsFor(requests);
-    const ends = await this.campaignEndsFor(requests);
+    const campaigns = await this.campaignSettingsFor(requests);
     const summary: EnqueueSummary = { enqueued: [], duplicates: [], rejected: [] };
     let done = 0;
     const inFlight = new InFlight(CHUNKS_IN_FLIGHT);
     for (let start = 0; start < requests.length; start += ENQUEUE_CHUNK_SIZE) {
       const chunk = requests.slice(start, start + ENQUEUE_CHUNK_SIZE);
       const started = await inFlight.run(async () => {
-        await this.enqueueChunk(chunk, start, summary, profiles, regions, ends);
+        await this.enqueueChunk(chunk, start, summary, profiles, campaigns);
         done += chunk.length;
         onProgress?.(done);
       });
@@ -259,22 +273,13 @@ export class CallProducer {
   }
 
   /**
-   * The `default_region` of the campaigns whose requests may need one (no region of their own, a number not written
-   * with +), read in one round trip; nothing is read for E.164 requests.
+   * The `default_region` and `ends_at` of the requests' campaigns, read in one round trip per batch: every call needs its
+   * campaign's end (one already ended takes no call, one ending takes no start after it).
    */
-  private async campaignRegionsFor(requests: readonly CallRequest[]): Promise<Map<string, CountryCode>> {
+  private async campaignSettingsFor(requests: readonly CallRequest[]): Promise<Map<string, CampaignEnqueueSettings>> {
     const ids = new Set<string>();
-    for (const r of requests) {
-      if (r.region === undefined && typeof r.phoneNumber === 'string' && !r.phoneNumber.trimStart().startsWith('+')) ids.add(r.campaignId ?? DEFAULT_CAMPAIGN_ID);
-    }
-    return ids.size === 0 ? new Map() : campaignRegions(this.options.connection, this.options.prefix, ids);
-  }
-
-  /** The `ends_at` of the campaigns of requests with a start time, read in one round trip; nothing read otherwise. */
-  private async campaignEndsFor(requests: readonly CallRequest[]): Promise<Map<string, number>> {
-    const ids = new Set<string>();
-    for (const r of requests) if (r.notBefore !== undefined) ids.add(r.campaignId ?? DEFAULT_CAMPAIGN_ID);
-    return ids.size === 0 ? new Map() : campaignEndTimes(this.options.connection, this.options.prefix, ids);
+    for (const r of requests) ids.add(r.campaignId ?? DEFAULT_CAMPAIGN_ID);
+    return campaignEnqueueSettings(this.options.connection, this.options.prefix, ids);
   }
 
   /** Enqueues one call and returns its id; throws InvalidInputError for a bad number or metadata. */
@@ -292,8 +297,7 @@ export class CallProducer {
     offset: number,
     summary: EnqueueSummary,
     profiles: ProfileCatalog | undefined,
-    regions: ReadonlyMap<string, CountryCode>,
-    ends: ReadonlyMap<string, number>,
+    campaigns: ReadonlyMap<string, CampaignEnqueueSettings>,
   ): Promise<void> {
     const now = this.clock.now();
     const byCampaign = new Map<string, PreparedCall[]>();
@@ -308,18 +312,17 @@ export class CallProducer {
       }
       let call: PreparedCall;
       try {
-        call = prepare(request, index, now, regions.get(request.campaignId ?? DEFAULT_CAMPAIGN_ID) ?? this.options.defaultRegion, this.options.regionSources);
+        call = prepare(request, index, now, campaigns.get(request.campaignId ?? DEFAULT_CAMPAIGN_ID)?.region ?? this.options.defaultRegion, this.options.regionSources);
       } catch (err) {
         if (!(err instanceof InvalidInputError)) throw err;
         // the caller gave this input: show it as given (PhoneNumberError.message masks it for logs)
         summary.rejected.push({ index, reason: err instanceof PhoneNumberError ? err.forPerson : err.message });
         return;
       }
-      // a start after its campaign's end would only end the call `expired` then
-      const endsAt = ends.get(call.job.campaignId);
-      if (endsAt !== undefined && call.delayMs > 0 && now + call.delayMs > endsAt) {
-        const startsAt = new Date(now + call.delayMs).toISOString();
-        summary.rejected.push({ index, reason: `its start time (${startsAt}) is after campaign ${call.job.campaignId} ends (${new Date(endsAt).toISOString()})` });
+      // a call to a campaign already ended, or starting after its end, would only end `expired` then
+      const refusal = campaignEndRefusal(call, campaigns.get(call.job.campaignId)?.endsAt, now);
+      if (refusal !== undefined) {
+        summary.rejected.push({ index, reason: refusal });
         return;
       }
       const first = seen.get(call.job.callId);

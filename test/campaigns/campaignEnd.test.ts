@@ -1,7 +1,8 @@
 /**
  * A campaign's `ends_at` bounds the start times its calls may be given: `enqueue --at` (and the API's, an import's
  * column) and `move` refuse a time after it, as they refuse one after the call's own expiry. Found by a breaker run:
- * both were accepted, and the call sat pending past the campaign's end.
+ * both were accepted, and the call sat pending past the campaign's end. A campaign already ended takes no call at all,
+ * not even one to ring now: it would only end `expired` once a consumer took it.
  */
 import { describe, expect, it } from 'vitest';
 import { CampaignStore } from '../../src/campaigns/campaignStore.js';
@@ -10,7 +11,8 @@ import { HOUR, MINUTE, systemClock } from '../../src/core/time.js';
 import { cancelCalls } from '../../src/producer/cancelCalls.js';
 import { moveCall } from '../../src/schedules/moveCall.js';
 import { useProducerFixture, type ProducerFixture } from '../helpers/producerFixture.js';
-import { uniquePrefix } from '../helpers/testRedis.js';
+import { runCliInProcess } from '../helpers/runCli.js';
+import { testRedisUrl, uniquePrefix } from '../helpers/testRedis.js';
 
 const prefix = uniquePrefix('campaign-end');
 let f: ProducerFixture;
@@ -47,6 +49,25 @@ describe("a campaign's end bounds its calls' start times", () => {
     ]);
     expect(summary.rejected).toEqual([{ index: 0, reason: `its start time (${new Date(endsAt + MINUTE).toISOString()}) is after campaign ends-enqueue ends (${new Date(endsAt).toISOString()})` }]);
     expect(summary.enqueued.map((e) => e.index)).toEqual([1]);
+  });
+
+  it('refuses to enqueue a call to ring now (or at a time already past) once its campaign has ended, through the library and the CLI alike', async () => {
+    const endsAt = await campaignEndingIn('ended-enqueue', -MINUTE);
+    const ended = `campaign ended-enqueue ended at ${new Date(endsAt).toISOString()}`;
+    const summary = await f.producer.enqueueCalls([
+      { phoneNumber: '+14155550184', campaignId: 'ended-enqueue' },
+      { phoneNumber: '+14155550185', campaignId: 'ended-enqueue', notBefore: Date.now() - MINUTE },
+      { phoneNumber: '+14155550186', campaignId: 'ended-enqueue', notBefore: Date.now() + MINUTE },
+      // a campaign with no end in the same batch is not held back
+      { phoneNumber: '+14155550187', campaignId: 'no-end' },
+    ]);
+    expect(summary.rejected).toEqual([0, 1, 2].map((index) => ({ index, reason: ended })));
+    expect(summary.enqueued.map((e) => e.index)).toEqual([3]);
+    expect(await f.store.callIds('ended-enqueue')).toEqual([]);
+
+    const cli = await runCliInProcess(['enqueue', '+14155550188', '--campaign', 'ended-enqueue'], { REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix });
+    expect(cli).toMatchObject({ code: 2, stdout: '', stderr: `dialer: ${ended}\n` });
+    expect(await f.store.callIds('ended-enqueue')).toEqual([]);
   });
 
   it('refuses to move a call past its campaign end, and moves it within it', async () => {

@@ -204,7 +204,7 @@ export function callRoutes(ctx: ApiContext): Route[] {
         },
         200: { description: 'The same request was made before: its call', schema: callCreated },
         409: { description: 'The key or Idempotency-Key already names a call made from another request' },
-        422: { description: 'The number, metadata, profile or times cannot make a call (detail says why)' },
+        422: { description: 'The number, metadata, profile or times cannot make a call, or its campaign has ended (detail says why)' },
       },
     },
     async ({ body, header, request }) => {

@@ -409,7 +409,7 @@ async function placeCall(
         if (lateSlots > MAX_LATE_SLOTS) return stopped();
         continue;
       }
-      const claim = await claimStart(job, attempt, deps, ownership.lock, pause, log, timing);
+      const claim = await claimStart(job, attempt, deps, ownership.lock, { pause, stop }, log, timing);
       if (typeof claim === 'object') claimed = claim;
       else {
         const next = await notClaimed(claim);
@@ -461,7 +461,7 @@ async function placeCall(
           return { status: 'lost_ownership' };
         }
         if (resends >= MAX_CLAIM_TRIES) return stopped();
-        const again = await claimStart(job, attempt, deps, ownership.lock, pause, log, timing);
+        const again = await claimStart(job, attempt, deps, ownership.lock, { pause, stop }, log, timing);
         if (typeof again === 'object') claimed = again;
         else {
           const next = await notClaimed(again);
@@ -526,6 +526,8 @@ type ClaimOutcome = ClaimedStart | 'backoff' | 'stopped' | 'lost' | 'not_dialing
  * The window counts the start at Redis' time during the claim; a claim whose reply took longer than
  * CLAIM_TO_SEND_MAX_MS (this process or Redis stalled) is stale: sent now, it could reach LiveKit among starts counted
  * up to a second later. Its sent mark and its window entry are taken back (nothing went out) and it claims again.
+ * While the window is full, one call of the process at a time waits for its room and asks again; the others queue
+ * behind it (DialRateLimiter.windowTurn) and ask when it is through, instead of all asking at the same moment.
  * Returns the claimed start (dial now), `backoff` (a back-off was waited out: take a new slot), `stopped`, `lost` or
  * `not_dialing`.
  */
@@ -534,48 +536,75 @@ async function claimStart(
   attempt: number,
   deps: DialDeps,
   lock: DialOwnership['lock'],
-  pause: (ms: number) => Promise<boolean>,
+  waits: { pause: (ms: number) => Promise<boolean>; stop: AbortSignal | undefined },
   log: Logger,
   timing: { askedAt: number; firstAsk: number; tries: number },
 ): Promise<ClaimOutcome> {
+  const { pause } = waits;
+  const turn = deps.limiter.windowTurn;
+  /** True while this call holds the process's turn to wait for room in the window (WindowTurn). */
+  let holdsTurn = false;
+  const giveUpTurn = (): void => {
+    if (holdsTurn) turn.release();
+    holdsTurn = false;
+  };
   let stale = 0;
-  for (let tries = 0; tries < MAX_CLAIM_TRIES; tries += 1) {
-    const window = deps.limiter.startWindow(deps.campaignRate);
-    if (timing.firstAsk === 0) timing.firstAsk = performance.timeOrigin + performance.now();
-    let asked = 0;
-    // through this process's claims in flight (MAX_CLAIMS_IN_FLIGHT); the claim's age counts from when it is asked
-    const claim = await deps.limiter.claims.run(() => {
-      asked = performance.now();
-      timing.askedAt = performance.timeOrigin + asked;
-      timing.tries += 1;
-      return deps.store.claimDial(job.campaignId, job.callId, attempt, lock, deps.backoff.key, window, deps.notAfterMs);
-    });
-    switch (claim.status) {
-      case 'ok': {
-        const tookMs = performance.now() - asked;
-        if (tookMs <= window.marginMs) return { askedAt: asked, window };
-        log.info({ tookMs: Math.round(tookMs), maxMs: window.marginMs }, 'dial claim came back too late to send; claiming again');
-        const released = await deps.store.releaseDial(job.campaignId, job.callId, attempt, lock);
-        await deps.limiter.giveBack(window); // not sent, by this holder or by anyone for this claim
-        if (!released) return 'lost';
-        stale += 1;
-        if (!(await pause(staleClaimPauseMs(stale)))) return 'stopped';
-        continue;
+  try {
+    for (let tries = 0; tries < MAX_CLAIM_TRIES; tries += 1) {
+      // another call of this process waits for room in the window: it is full for this call too, which asks after it
+      if (!holdsTurn && turn.taken) {
+        if (!(await turn.take(waits.stop))) return 'stopped';
+        holdsTurn = true;
       }
-      case 'window_full':
-      case 'campaign_full':
-        if (!(await pause(claim.waitMs))) return 'stopped';
-        continue;
-      case 'backoff':
-        return (await pause(claim.waitMs)) ? 'backoff' : 'stopped';
-      case 'lost_lock':
-      case 'already_sent':
-        return 'lost';
-      case 'not_dialing':
-        return 'not_dialing';
-      case 'past_end':
-        return 'past_end';
+      const window = deps.limiter.startWindow(deps.campaignRate);
+      if (timing.firstAsk === 0) timing.firstAsk = performance.timeOrigin + performance.now();
+      let asked = 0;
+      // through this process's claims in flight (MAX_CLAIMS_IN_FLIGHT); the claim's age counts from when it is asked
+      const claim = await deps.limiter.claims.run(() => {
+        asked = performance.now();
+        timing.askedAt = performance.timeOrigin + asked;
+        timing.tries += 1;
+        return deps.store.claimDial(job.campaignId, job.callId, attempt, lock, deps.backoff.key, window, deps.notAfterMs);
+      });
+      switch (claim.status) {
+        case 'ok': {
+          const tookMs = performance.now() - asked;
+          if (tookMs <= window.marginMs) return { askedAt: asked, window };
+          giveUpTurn(); // its window entry is given back below: the next waiting call may take the room
+          log.info({ tookMs: Math.round(tookMs), maxMs: window.marginMs }, 'dial claim came back too late to send; claiming again');
+          const released = await deps.store.releaseDial(job.campaignId, job.callId, attempt, lock);
+          await deps.limiter.giveBack(window); // not sent, by this holder or by anyone for this claim
+          if (!released) return 'lost';
+          stale += 1;
+          if (!(await pause(staleClaimPauseMs(stale)))) return 'stopped';
+          continue;
+        }
+        case 'window_full':
+          // the first of this process's calls to meet the full window waits for its room; the others queue behind it
+          if (!holdsTurn) {
+            if (turn.taken) continue;
+            holdsTurn = await turn.take(waits.stop);
+          }
+          if (!(await pause(claim.waitMs))) return 'stopped';
+          continue;
+        case 'campaign_full':
+          giveUpTurn(); // the global window had room: the process's other calls need not wait behind this campaign
+          if (!(await pause(claim.waitMs))) return 'stopped';
+          continue;
+        case 'backoff':
+          giveUpTurn();
+          return (await pause(claim.waitMs)) ? 'backoff' : 'stopped';
+        case 'lost_lock':
+        case 'already_sent':
+          return 'lost';
+        case 'not_dialing':
+          return 'not_dialing';
+        case 'past_end':
+          return 'past_end';
+      }
     }
+    return 'stopped';
+  } finally {
+    giveUpTurn();
   }
-  return 'stopped';
 }

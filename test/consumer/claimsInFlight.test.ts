@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { DialRateLimiter, InFlightLimit, MAX_CLAIMS_IN_FLIGHT } from '../../src/consumer/dialRateLimiter.js';
+import { DialRateLimiter, InFlightLimit, MAX_CLAIMS_IN_FLIGHT, WindowTurn } from '../../src/consumer/dialRateLimiter.js';
 import { dialAttempt } from '../../src/consumer/dialAttempt.js';
 import { CallStore } from '../../src/core/callStore.js';
 import { CALLS_QUEUE } from '../../src/core/queues.js';
@@ -33,6 +33,40 @@ describe('InFlightLimit', () => {
     const limit = new InFlightLimit(1);
     await expect(limit.run(() => Promise.reject(new Error('no')))).rejects.toThrow('no');
     expect(await limit.run(() => Promise.resolve(7))).toBe(7);
+  });
+});
+
+describe('WindowTurn', () => {
+  it('is taken at once when free, then passed on to the waiting calls in the order they came', async () => {
+    const turn = new WindowTurn();
+    expect(turn.taken).toBe(false);
+    expect(await turn.take()).toBe(true);
+    const order: number[] = [];
+    const waiters = [1, 2, 3].map((i) => turn.take().then((got) => order.push(got ? i : -i)));
+    await sleep(1);
+    expect(order).toEqual([]);
+    for (let i = 0; i < 3; i += 1) {
+      turn.release();
+      await sleep(1);
+    }
+    await Promise.all(waiters);
+    expect(order).toEqual([1, 2, 3]);
+    expect(turn.taken).toBe(true); // the last waiter holds it
+    turn.release();
+    expect(turn.taken).toBe(false);
+  });
+
+  it('lets a waiting call stop (draining, lock lost) without taking the turn, which skips it', async () => {
+    const turn = new WindowTurn();
+    await turn.take();
+    const stop = new AbortController();
+    const stopped = turn.take(stop.signal);
+    const next = turn.take();
+    stop.abort();
+    expect(await stopped).toBe(false);
+    turn.release();
+    expect(await next).toBe(true);
+    expect(await turn.take(AbortSignal.abort())).toBe(false);
   });
 });
 

@@ -25,7 +25,8 @@ export const DEMO_CALLS: readonly DemoCall[] = [
   { label: 'not found', phoneNumber: '+14155550108' },
   { label: 'declines', phoneNumber: '+14155550109' },
   { label: 'platform hiccup (503), then answers', phoneNumber: '+14155550110', metadata: { first_name: 'Fay', company: 'Acme Dental' } },
-  { label: 'not a phone number (rejected at enqueue)', phoneNumber: '+1 555 CALL-NOW' },
+  // rejected at enqueue: the demo's summary line says so (`rejected not a phone number: …`)
+  { label: 'not a phone number', phoneNumber: '+1 555 CALL-NOW' },
 ];
 
 const humanWhoHangsUp = (name: string) => ({

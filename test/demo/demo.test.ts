@@ -10,7 +10,7 @@ import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../helpers/tes
 const DEMO_TIMEOUT_MS = 150_000;
 
 describe('npm run demo', () => {
-  it('runs a mixed campaign end to end and reports every outcome, with no call left pending', { timeout: DEMO_TIMEOUT_MS }, async () => {
+  it('runs a mixed campaign end to end and reports every outcome, with no call left pending, and the one it rejects said once', { timeout: DEMO_TIMEOUT_MS }, async () => {
     const savedRedisUrl = process.env.REDIS_URL;
     process.env.REDIS_URL = testRedisUrl();
     onTestFinished(() => {
@@ -48,7 +48,9 @@ describe('npm run demo', () => {
     expect(output).toContain('survey: 4 | Very likely | Shorter waiting times.');
     expect(output).toContain('cold transfer → tel:+12025550100');
     expect(output).toContain('pick-up rate 50.0 % (5 of 10 dialed calls reached a person; voicemail does not count)');
-    expect(output).toMatch(/rejected not a phone number/);
+    // said once: the summary line is `rejected <what the call is>: <why>`
+    expect(output).toMatch(/^ {2}rejected not a phone number: not a valid phone number: "\+1 555 CALL-NOW"/m);
+    expect(output).not.toContain('(rejected at enqueue)');
     // The inbound call through the shipped dispatch rule: the agent greets, the caller asks for a person.
     expect(output).toMatch(/Inbound: \+14155550120 called the support line .*dispatch rule SDR_\w+ \(dispatch-rule\.json\)/);
     expect(output).toMatch(/transferred \(.*\) → tel:\+12025550102, recorded as in-[0-9a-f]{16} in campaign inbound/);

@@ -34,8 +34,8 @@ const JWT_HEADER = Buffer.from(JSON.stringify({ alg: 'HS256' })).toString('base6
  * Signs the service token the SDK would for `grant` (and `sip`), synchronously: the same HS256 JWT as AccessToken.toJwt
  * (node_modules/livekit-server-sdk/dist/AccessToken.js): claims `video` and `sip` as given, then `iss` (the API key),
  * `exp` (now + SERVICE_TOKEN_TTL_S) and `nbf` (now), in seconds. The SDK signs with jose, asynchronously, creating a
- * key object and a chain of promises per request; a room-scoped token (every dispatch, every room deletion) cannot be
- * reused, so on a loaded consumer that cost came with every call. `nowMs` is the epoch time to sign at.
+ * key object and a chain of promises per request; a room-scoped token (every dispatch, every room deletion) serves
+ * only its room (RoomTokenCache reuses it there), so on a loaded consumer that cost came with every call. `nowMs` is the epoch time to sign at.
  */
 export function signServiceToken(apiKey: string, apiSecret: string, grant: VideoGrant | undefined, sip: SIPGrant | undefined, nowMs: number): string {
   const now = Math.floor(nowMs / MS_PER_S);
@@ -47,6 +47,39 @@ export function signServiceToken(apiKey: string, apiSecret: string, grant: Video
 /** The `Authorization` header of a service request, signed at once (signServiceToken). */
 function signedHeader(apiKey: string, apiSecret: string, grant: VideoGrant | undefined, sip: SIPGrant | undefined): Record<string, string> {
   return { Authorization: `Bearer ${signServiceToken(apiKey, apiSecret, grant, sip, Date.now())}` };
+}
+
+/**
+ * A room-scoped token is reused this long: a dial asks for its room's grant at least twice in a second or two (the
+ * agent's dispatch, then the look for the agent after the answer, more when it polls or deletes the room), and each
+ * signing serialises, encodes and HMACs the claims (bench:cps --cpu-prof: about 4 % of a consumer's CPU). A reused
+ * token has at least SERVICE_TOKEN_TTL_S less this left when sent (9 minutes).
+ */
+export const ROOM_TOKEN_REUSE_MS = MINUTE;
+/** Room-scoped tokens kept at most (the oldest goes first): a few seconds of dials at a high DIAL_CPS. */
+export const MAX_CACHED_ROOM_TOKENS = 1024;
+
+/** Room-scoped headers signed by signedHeader, reused for ROOM_TOKEN_REUSE_MS, at most MAX_CACHED_ROOM_TOKENS of them. */
+class RoomTokenCache {
+  private readonly signed = new Map<string, { header: Record<string, string>; signedAt: number }>();
+
+  constructor(private readonly keys: Pick<LiveKitSettings, 'apiKey' | 'apiSecret'>) {}
+
+  /** The header for `grant` (and `sip`): the one signed for the same grants within ROOM_TOKEN_REUSE_MS, else a new one. */
+  header(grant: VideoGrant, sip: SIPGrant | undefined): Record<string, string> {
+    const key = JSON.stringify([grant, sip ?? null]);
+    const now = Date.now();
+    const kept = this.signed.get(key);
+    if (kept && now - kept.signedAt < ROOM_TOKEN_REUSE_MS) return kept.header;
+    const header = signedHeader(this.keys.apiKey, this.keys.apiSecret, grant, sip);
+    this.signed.delete(key); // re-inserted last: the oldest entries are the first in the map's order
+    this.signed.set(key, { header, signedAt: now });
+    if (this.signed.size > MAX_CACHED_ROOM_TOKENS) {
+      const oldest = this.signed.keys().next();
+      if (!oldest.done) this.signed.delete(oldest.value);
+    }
+    return header;
+  }
 }
 
 /**
@@ -113,15 +146,17 @@ export async function prepareDial(sip: SipClient): Promise<void> {
  * Creates the clients with region failover off: the SDK replays a POST to another region after a 5xx or
  * transport error, and a replayed CreateSIPParticipant can ring a phone twice. Every client writes through
  * GatedTwirpRpc (twirpTransport.ts); the SIP client also signs ahead (PresignedSipClient), the room and dispatch
- * clients sign synchronously (signServiceToken).
+ * clients sign synchronously (signServiceToken), reusing a room's token for a minute (RoomTokenCache).
  */
 export function createLiveKitClients(settings: LiveKitSettings): LiveKitClients {
   const options = { failover: false };
   const host = settings.url.replace(/^ws/, 'http');
+  // one cache for both: a dial's dispatch and the look for its agent ask for the same room grant
+  const tokens = new RoomTokenCache(settings);
   return {
     sip: new PresignedSipClient(host, settings.apiKey, settings.apiSecret, options),
-    rooms: throughOwnTransport(new RoomServiceClient(host, settings.apiKey, settings.apiSecret, options), host, settings),
-    dispatch: throughOwnTransport(new AgentDispatchClient(host, settings.apiKey, settings.apiSecret, options), host, settings),
+    rooms: throughOwnTransport(new RoomServiceClient(host, settings.apiKey, settings.apiSecret, options), host, tokens),
+    dispatch: throughOwnTransport(new AgentDispatchClient(host, settings.apiKey, settings.apiSecret, options), host, tokens),
   };
 }
 
@@ -129,12 +164,12 @@ export function createLiveKitClients(settings: LiveKitSettings): LiveKitClients 
  * Sends `client`'s requests through GatedTwirpRpc instead of the SDK's fetch: the same Twirp, with kept-alive
  * connections and a fraction of fetch's CPU per request (a dial makes a dispatch, and on a loaded host the CPU a
  * consumer spends per call is time its pacing timers wait), and signs each request's token synchronously
- * (signServiceToken) instead of through jose. No gate applies outside withSendGate.
+ * (signServiceToken, through `tokens`) instead of through jose. No gate applies outside withSendGate.
  */
-function throughOwnTransport<T extends RoomServiceClient | AgentDispatchClient>(client: T, host: string, keys: Pick<LiveKitSettings, 'apiKey' | 'apiSecret'>): T {
+function throughOwnTransport<T extends RoomServiceClient | AgentDispatchClient>(client: T, host: string, tokens: RoomTokenCache): T {
   // `rpc` is the TwirpRpc each client's constructor sets (node_modules/livekit-server-sdk/dist/*Client.js)
   (client as unknown as { rpc: TwirpRequester }).rpc = new GatedTwirpRpc(host);
   // ServiceBase.authHeader (node_modules/livekit-server-sdk/dist/ServiceBase.js) is what every request asks its header of
-  client.authHeader = (grant: VideoGrant, sip?: SIPGrant) => Promise.resolve(signedHeader(keys.apiKey, keys.apiSecret, grant, sip));
+  client.authHeader = (grant: VideoGrant, sip?: SIPGrant) => Promise.resolve(tokens.header(grant, sip));
   return client;
 }

@@ -3,7 +3,7 @@ import type { RedisClient } from '../../src/core/redisClient.js';
 import { CLAIM_TO_SEND_MAX_MS, DialRateLimiter, startIntervalMs, startWindow, WINDOW_SAFETY_MARGIN_MS } from '../../src/consumer/dialRateLimiter.js';
 import { CallStore } from '../../src/core/callStore.js';
 import { dialerKeys } from '../../src/core/keys.js';
-import { createLiveKitClients, PresignedSipClient, SERVICE_TOKEN_TTL_S, SIP_TOKEN_REUSE_MS, signServiceToken } from '../../src/core/livekitClients.js';
+import { createLiveKitClients, PresignedSipClient, ROOM_TOKEN_REUSE_MS, SERVICE_TOKEN_TTL_S, SIP_TOKEN_REUSE_MS, signServiceToken } from '../../src/core/livekitClients.js';
 import { AccessToken, TokenVerifier } from 'livekit-server-sdk';
 import { GatedTwirpRpc, RequestNotSentError, withSendGate } from '../../src/core/twirpTransport.js';
 import { CALLS_QUEUE } from '../../src/core/queues.js';
@@ -159,6 +159,24 @@ describe('PresignedSipClient', () => {
     expect((claims.exp ?? 0) - (claims.nbf ?? 0)).toBe(SERVICE_TOKEN_TTL_S);
     expect(JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString())).toEqual({ alg: 'HS256' });
     await expect(new TokenVerifier('key-1', 'another-secret-of-32-characters!!').verify(token)).rejects.toThrow();
+  });
+
+  it("reuses a room's token across the room and dispatch clients for ROOM_TOKEN_REUSE_MS, and signs each room its own", async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const { rooms, dispatch } = createLiveKitClients({ url: 'http://127.0.0.1:1', apiKey: 'key-1', apiSecret: 'secret-of-at-least-32-characters!' });
+      const grant = { roomAdmin: true, room: 'call-x-1' };
+      const first = await dispatch.authHeader(grant);
+      expect(await rooms.authHeader({ ...grant })).toBe(first);
+      const other = await rooms.authHeader({ roomAdmin: true, room: 'call-y-1' });
+      expect(other.Authorization).not.toBe(first.Authorization);
+      const claims = await new TokenVerifier('key-1', 'secret-of-at-least-32-characters!').verify(other.Authorization?.replace('Bearer ', '') ?? '');
+      expect(claims.video).toEqual({ roomAdmin: true, room: 'call-y-1' });
+      vi.setSystemTime(Date.now() + ROOM_TOKEN_REUSE_MS);
+      expect(await rooms.authHeader(grant)).not.toBe(first); // signed afresh: a sent token keeps most of its lifetime
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('signs room-scoped grants per request, as the SDK does', async () => {

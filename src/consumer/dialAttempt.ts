@@ -526,8 +526,8 @@ type ClaimOutcome = ClaimedStart | 'backoff' | 'stopped' | 'lost' | 'not_dialing
  * The window counts the start at Redis' time during the claim; a claim whose reply took longer than
  * CLAIM_TO_SEND_MAX_MS (this process or Redis stalled) is stale: sent now, it could reach LiveKit among starts counted
  * up to a second later. Its sent mark and its window entry are taken back (nothing went out) and it claims again.
- * While the window is full, one call of the process at a time waits for its room and asks again; the others queue
- * behind it (DialRateLimiter.windowTurn) and ask when it is through, instead of all asking at the same moment.
+ * While the window is full, a few calls of the process (DialRateLimiter.windowTurn) wait for its room and ask again;
+ * the others queue for a turn and ask when one is through, instead of all asking at the same moment.
  * Returns the claimed start (dial now), `backoff` (a back-off was waited out: take a new slot), `stopped`, `lost` or
  * `not_dialing`.
  */
@@ -551,9 +551,9 @@ async function claimStart(
   let stale = 0;
   try {
     for (let tries = 0; tries < MAX_CLAIM_TRIES; tries += 1) {
-      // another call of this process waits for room in the window: it is full for this call too, which asks after it
+      // other calls of this process wait for room in the window: it is full for this call too, which waits its turn
       if (!holdsTurn && turn.taken) {
-        if (!(await turn.take(waits.stop))) return 'stopped';
+        if ((await turn.take(waits.stop)) === 'stopped') return 'stopped';
         holdsTurn = true;
       }
       const window = deps.limiter.startWindow(deps.campaignRate);
@@ -580,10 +580,12 @@ async function claimStart(
           continue;
         }
         case 'window_full':
-          // the first of this process's calls to meet the full window waits for its room; the others queue behind it
+          // the first of this process's calls to meet the full window wait for its room; the others queue for a turn
           if (!holdsTurn) {
-            if (turn.taken) continue;
-            holdsTurn = await turn.take(waits.stop);
+            const taken = await turn.take(waits.stop);
+            if (taken === 'stopped') return 'stopped';
+            holdsTurn = true;
+            if (taken === 'after_wait') continue; // a call before it was through: it asks at once
           }
           if (!(await pause(claim.waitMs))) return 'stopped';
           continue;

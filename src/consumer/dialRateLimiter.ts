@@ -63,50 +63,56 @@ export class InFlightLimit {
 }
 
 /**
- * One turn, passed on in order: held by the call of this process that met a full rolling window (claimDial came back
- * `window_full`) until its claim is through; the process's other calls whose slots come meanwhile queue behind it
- * instead of asking. A full window is full for every caller, and each `window_full` reply names the moment the
- * oldest start leaves it: without the turn every waiting call woke at that same moment and claimed, one took the
- * room and the others asked again, so m calls bunched behind a late start cost about m²/2 claims (bench:cps at 200
- * CPS: about 6 claims per dial). With it a waiting call asks about twice (once when its turn comes, once when the room
- * it was told of is there). Only the global window's room is queued for; a campaign's own window is not.
+ * Turns to wait for room in the rolling window, `max` at once, passed on in order: a call of this process that met a
+ * full window (claimDial came back `window_full`) takes one and keeps it until its claim is through; the process's
+ * other calls whose slots come meanwhile queue for a turn instead of asking. A full window is full for every caller,
+ * and each `window_full` reply names the moment the oldest start leaves it: without turns every waiting call woke at
+ * that same moment and claimed, one took the room and the others asked again, so m calls bunched behind a late start
+ * cost about m²/2 claims (bench:cps at 200 CPS: about 4 claims per dial). More than one turn (MAX_CLAIMS_IN_FLIGHT)
+ * so that, once the window has room again, claims still overlap their round trips: with one, a starved process
+ * claimed one call per round trip. Only the global window's room is queued for; a campaign's own window is not.
  */
 export class WindowTurn {
-  private held = false;
+  private holders = 0;
   private readonly waiting: (() => void)[] = [];
 
-  /** True while a call holds the turn (and so waits for room in the window). */
+  constructor(readonly max: number) {}
+
+  /** True while some call holds a turn (and so waits for room in the window). */
   get taken(): boolean {
-    return this.held;
+    return this.holders > 0;
   }
 
-  /** Takes the turn: at once when it is free, else in order behind the calls waiting for it. False when `signal` aborted first. */
-  async take(signal?: AbortSignal): Promise<boolean> {
-    if (!this.held) {
-      this.held = true;
-      return true;
+  /**
+   * Takes a turn: `at_once` when one is free, else `after_wait`, in order behind the calls waiting for one; `stopped`
+   * (no turn) when `signal` aborted first.
+   */
+  async take(signal?: AbortSignal): Promise<'at_once' | 'after_wait' | 'stopped'> {
+    if (this.holders < this.max) {
+      this.holders += 1;
+      return 'at_once';
     }
-    if (signal?.aborted) return false;
-    return new Promise<boolean>((resolve) => {
+    if (signal?.aborted) return 'stopped';
+    return new Promise((resolve) => {
       const onAbort = (): void => {
         const at = this.waiting.indexOf(given);
         if (at >= 0) this.waiting.splice(at, 1);
-        resolve(false);
+        resolve('stopped');
       };
       const given = (): void => {
         signal?.removeEventListener('abort', onAbort);
-        resolve(true);
+        resolve('after_wait');
       };
       this.waiting.push(given);
       signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 
-  /** Passes the turn straight to the next waiting call, or frees it. Only the holder calls it. */
+  /** Passes a turn straight to the next waiting call, or frees it. Only a holder calls it, once per turn taken. */
   release(): void {
     const next = this.waiting.shift();
     if (next) next();
-    else this.held = false;
+    else this.holders -= 1;
   }
 }
 
@@ -152,8 +158,8 @@ export interface CampaignDialRate {
 export class DialRateLimiter {
   /** This process's claims in flight (MAX_CLAIMS_IN_FLIGHT): dialAttempt asks each claim through it. */
   readonly claims = new InFlightLimit(MAX_CLAIMS_IN_FLIGHT);
-  /** Held by this process's call waiting for room in the rolling window; its other calls queue behind it (WindowTurn). */
-  readonly windowTurn = new WindowTurn();
+  /** Held by this process's calls waiting for room in the rolling window; its other calls queue for one (WindowTurn). */
+  readonly windowTurn = new WindowTurn(MAX_CLAIMS_IN_FLIGHT);
 
   constructor(
     private readonly redis: RedisClient,

@@ -37,12 +37,13 @@ describe('InFlightLimit', () => {
 });
 
 describe('WindowTurn', () => {
-  it('is taken at once when free, then passed on to the waiting calls in the order they came', async () => {
-    const turn = new WindowTurn();
+  it('gives its turns at once while one is free, then to the waiting calls in the order they came', async () => {
+    const turn = new WindowTurn(2);
     expect(turn.taken).toBe(false);
-    expect(await turn.take()).toBe(true);
-    const order: number[] = [];
-    const waiters = [1, 2, 3].map((i) => turn.take().then((got) => order.push(got ? i : -i)));
+    expect(await turn.take()).toBe('at_once');
+    expect(await turn.take()).toBe('at_once');
+    const order: string[] = [];
+    const waiters = [1, 2, 3].map((i) => turn.take().then((got) => order.push(`${i}:${got}`)));
     await sleep(1);
     expect(order).toEqual([]);
     for (let i = 0; i < 3; i += 1) {
@@ -50,23 +51,24 @@ describe('WindowTurn', () => {
       await sleep(1);
     }
     await Promise.all(waiters);
-    expect(order).toEqual([1, 2, 3]);
-    expect(turn.taken).toBe(true); // the last waiter holds it
+    expect(order).toEqual(['1:after_wait', '2:after_wait', '3:after_wait']);
+    turn.release();
+    expect(turn.taken).toBe(true); // the last waiter still holds its turn
     turn.release();
     expect(turn.taken).toBe(false);
   });
 
-  it('lets a waiting call stop (draining, lock lost) without taking the turn, which skips it', async () => {
-    const turn = new WindowTurn();
+  it('lets a waiting call stop (draining, lock lost) without taking a turn, which skips it', async () => {
+    const turn = new WindowTurn(1);
     await turn.take();
     const stop = new AbortController();
     const stopped = turn.take(stop.signal);
     const next = turn.take();
     stop.abort();
-    expect(await stopped).toBe(false);
+    expect(await stopped).toBe('stopped');
     turn.release();
-    expect(await next).toBe(true);
-    expect(await turn.take(AbortSignal.abort())).toBe(false);
+    expect(await next).toBe('after_wait');
+    expect(await turn.take(AbortSignal.abort())).toBe('stopped');
   });
 });
 

@@ -129,40 +129,13 @@ export class OutageReportingRedis extends Redis {
     super.disconnect(reconnect);
   }
 
-  /**
-   * `quit()` goes through here: a connection we close ourselves is not an outage. Every other command written to a
-   * ready connection is corked until the end of the tick (corkUntilNextTick).
-   */
+  /** `quit()` goes through here: a connection we close ourselves is not an outage. */
   override sendCommand(...args: Parameters<Redis['sendCommand']>): unknown {
     if (args[0].name === 'quit') {
       this.closingOnPurpose = true;
       this.stopReconnecting();
-    } else {
-      this.corkUntilNextTick();
     }
     return super.sendCommand(...args);
-  }
-
-  /** The socket corked in this tick, if one is. */
-  private corked: Redis['stream'] | undefined;
-
-  /**
-   * Holds the socket's writes until the end of the current tick, then writes them together: ioredis writes each
-   * command on its own, and on loopback each write is a syscall that also runs the receiving side's TCP path, the
-   * largest share of a dial consumer's CPU (bench:cps --cpu-prof: about a third of its busy time went to Redis socket
-   * writes). Commands that come due together (replies read in one chunk resume several dials at once) now leave in
-   * one write. The order of the bytes on the socket is unchanged, and nothing waits on another command's reply
-   * (unlike ioredis' enableAutoPipelining, which holds new commands while a pipeline is in flight).
-   */
-  private corkUntilNextTick(): void {
-    const stream = this.status === 'ready' ? this.stream : undefined;
-    if (stream === undefined || this.corked === stream) return;
-    this.corked = stream;
-    stream.cork();
-    process.nextTick(() => {
-      this.corked = undefined;
-      stream.uncork();
-    });
   }
 
   /** ioredis routes every client-level `error` through here (Redis.js silentEmit). */

@@ -40,8 +40,14 @@ const prefix = uniquePrefix('agent-calljob');
 const logger = pino({ level: 'silent' });
 const AGENT_NAME = 'calljob-agent';
 const BILLING = 'tel:+12025550101';
-/** How long runCall waits for the consumer's callee to answer, or an inbound caller to join. */
-const PARTICIPANT_WAIT_MS = 300;
+/**
+ * How long runCall waits for the consumer's callee to answer, or an inbound caller to join. Long: the test dials
+ * after runCall starts waiting, and on a loaded machine (two full runs at once, load 13) 300 ms ran out before the
+ * simulated callee's answer 30 ms after the INVITE, so runCall deleted the room under the test's dial.
+ */
+const PARTICIPANT_WAIT_MS = 10_000;
+/** The wait for tests in which nobody answers or joins: they run until it ends. */
+const NO_SHOW_WAIT_MS = 300;
 
 /** Settings pointing at a port where no Redis answers (REDIS_URL and the target connections are made from). */
 const unreachableRedis = (port: number) => {
@@ -327,7 +333,7 @@ describe('consumer-dialed calls that never connect (the consumer reports them)',
     const roomName = nextRoomName('noanswer');
     const metadata = consumerMetadata('calljob-noanswer');
     await dispatchRoom(roomName, metadata);
-    const call = startCall(metadata, { roomName });
+    const call = startCall(metadata, { roomName, settings: { ...settings, participantWaitMs: NO_SHOW_WAIT_MS } });
     const ended = await call.run.ended;
 
     expect(ended).toEqual({ closeReason: 'callee timeout', entryDone: true });
@@ -663,7 +669,7 @@ describe('inbound calls', () => {
   it('nobody joins in time: failed, and the room is deleted', { timeout: TEST_TIMEOUT_MS }, async () => {
     const roomName = nextRoomName('in-empty');
     await clients.rooms.createRoom({ name: roomName });
-    const call = startCall('', { room: new FakeRoom(roomName) });
+    const call = startCall('', { room: new FakeRoom(roomName), settings: { ...settings, participantWaitMs: NO_SHOW_WAIT_MS } });
     await call.run.ended;
 
     const written = await resultsFor(inboundCallId(roomName));

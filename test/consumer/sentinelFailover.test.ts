@@ -4,6 +4,7 @@ import { CallStore } from '../../src/core/callStore.js';
 import { CALL_RESULTS_QUEUE } from '../../src/core/queues.js';
 import { systemClock } from '../../src/core/time.js';
 import { loadConfig } from '../../src/core/config.js';
+import { memoryLogger } from '../helpers/memoryLogger.js';
 import { startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
 import { hasRedisServer, startSentinelTopology, type SentinelTopology } from '../helpers/redisTopology.js';
 import { waitFor } from '../helpers/waitFor.js';
@@ -22,10 +23,13 @@ const CAMPAIGN_TIMEOUT_MS = 90_000;
 describe.skipIf(!hasRedisServer)('Redis Sentinel failover in the middle of a campaign', () => {
   let topology: SentinelTopology;
   let p: TestPipeline;
+  /** The workers' log: a number rung twice shows what the consumers did with its call (a re-ring on 2 December showed none). */
+  const log = memoryLogger();
 
   beforeAll(async () => {
     topology = await startSentinelTopology();
     p = await startTestPipeline('sentinel', {
+      logger: log.logger,
       network: { default: { type: 'decline', afterMs: RING_MS } },
       env: {
         REDIS_URL: 'redis://127.0.0.1:1', // ignored for the primary's address once REDIS_SENTINELS is set
@@ -78,6 +82,7 @@ describe.skipIf(!hasRedisServer)('Redis Sentinel failover in the middle of a cam
         id,
         dials: dials.map((c) => ({ room: c.room, atMsAfterKill: c.receivedAt - killedAt, result: c.result, endReason: c.endReason })),
         record: record && { state: record.state, outcome: record.outcome, reason: record.reason, attemptLog: record.attemptLog },
+        log: id === undefined ? [] : log.linesWith(id),
       });
     }
     return out;

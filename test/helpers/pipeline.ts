@@ -2,6 +2,7 @@ import { Queue } from 'bullmq';
 import { CallStore } from '../../src/core/callStore.js';
 import { loadConfig, type DialerConfig } from '../../src/core/config.js';
 import { createLogger } from '../../src/core/logger.js';
+import type { Logger } from 'pino';
 import type { RedisClient } from '../../src/core/redisClient.js';
 import { createWorkerConnection } from '../../src/core/redisConnection.js';
 import { CALLS_QUEUE } from '../../src/core/queues.js';
@@ -77,7 +78,14 @@ export function dialDepsFor(p: TestPipeline, overrides: Partial<DialDeps> = {}):
  */
 export async function startTestPipeline(
   name: string,
-  options: { network?: ScenarioInput; env?: Record<string, string>; dialers?: number; agent?: 'stand-in' | 'none' } = {},
+  options: {
+    network?: ScenarioInput;
+    env?: Record<string, string>;
+    dialers?: number;
+    agent?: 'stand-in' | 'none';
+    /** The dial and results workers' logger (silent unless given: a test that explains its failures from the log). */
+    logger?: Logger;
+  } = {},
 ): Promise<TestPipeline> {
   // the run's Redis (TEST_REDIS_TOPOLOGY), unless a test points the pipeline at a topology of its own (REDIS_URL,
   // REDIS_SENTINELS or REDIS_CLUSTER_NODES in `env`): then only its own settings say where Redis is
@@ -109,10 +117,11 @@ export async function startTestPipeline(
   const store = new CallStore(redis, prefix, systemClock);
   const producer = new CallProducer({ connection: redis, prefix, maxAttempts: config.dial.maxAttempts });
   const calls = new Queue(CALLS_QUEUE, { connection: redis, prefix });
-  const results = await startResultsWorker({ config, logger: silentLogger });
+  const workerLogger = options.logger ?? silentLogger;
+  const results = await startResultsWorker({ config, logger: workerLogger });
   const dialers: DialWorkerHandle[] = [];
   const startDialer = async () => {
-    const dialer = await startDialWorker({ config, logger: silentLogger });
+    const dialer = await startDialWorker({ config, logger: workerLogger });
     dialers.push(dialer);
     return dialer;
   };

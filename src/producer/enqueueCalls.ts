@@ -302,6 +302,7 @@ export class CallProducer {
     const now = this.clock.now();
     const byCampaign = new Map<string, PreparedCall[]>();
     const seen = new Map<string, PreparedCall>();
+    const endRefused: { call: PreparedCall; reason: string }[] = [];
     chunk.forEach((request, i) => {
       const index = offset + i;
       // A profile the agent does not have would ring the phone only to hang up on the callee: refused here.
@@ -322,21 +323,32 @@ export class CallProducer {
       // a call to a campaign already ended, or starting after its end, would only end `expired` then
       const refusal = campaignEndRefusal(call, campaigns.get(call.job.campaignId)?.endsAt, now);
       if (refusal !== undefined) {
-        summary.rejected.push({ index, reason: refusal });
+        endRefused.push({ call, reason: refusal });
         return;
       }
+      admit(call);
+    });
+    // A call already on record (a keyed call, or an import row keyed by its number, sent again) is a retry of the
+    // request that made it: it gets that call (or its key conflict) as before the end, not the refusal (README,
+    // Idempotency). Only calls that would be new are refused.
+    const onRecord = await this.recordsExist(endRefused.map((r) => r.call));
+    endRefused.forEach(({ call, reason }, i) => {
+      if (onRecord[i]) admit(call);
+      else summary.rejected.push({ index: call.index, reason });
+    });
+    function admit(call: PreparedCall): void {
       const first = seen.get(call.job.callId);
       if (first) {
         const conflict = call.key === undefined ? undefined : keyConflict(call, { phoneNumber: recordNumber(first.job), metadata: first.job.metadata });
-        if (conflict) summary.rejected.push({ index, ...conflict });
-        else summary.duplicates.push({ index, callId: call.job.callId });
+        if (conflict) summary.rejected.push({ index: call.index, ...conflict });
+        else summary.duplicates.push({ index: call.index, callId: call.job.callId });
         return;
       }
       seen.set(call.job.callId, call);
       const list = byCampaign.get(call.job.campaignId) ?? [];
       list.push(call);
       byCampaign.set(call.job.campaignId, list);
-    });
+    }
     for (const [campaignId, calls] of byCampaign) {
       // a keyed call's record keeps its key (CallStore.IDEMPOTENCY_KEY_FIELD) so exports can give it back: the call id
       // is a hash of it. createCalls.lua writes it only on the records it creates, so a call that may since have ended
@@ -355,6 +367,19 @@ export class CallProducer {
         else (statuses[i] === 'created' ? summary.enqueued : summary.duplicates).push({ index: c.index, callId: c.job.callId });
       });
     }
+  }
+
+  /** Whether each call's record exists, in one pipeline (none sent for an empty list). */
+  private async recordsExist(calls: readonly PreparedCall[]): Promise<boolean[]> {
+    if (calls.length === 0) return [];
+    const pipeline = this.options.connection.pipeline();
+    for (const call of calls) pipeline.exists(this.store.keys.callRecord(call.job.campaignId, call.job.callId));
+    const replies = (await pipeline.exec()) ?? [];
+    return calls.map((_, i) => {
+      const [err, count] = replies[i] ?? [];
+      if (err) throw err;
+      return count === 1;
+    });
   }
 
   /** Keyed calls whose record already existed with another number or metadata, by position in `calls`, with why. */

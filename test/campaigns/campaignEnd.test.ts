@@ -70,6 +70,28 @@ describe("a campaign's end bounds its calls' start times", () => {
     expect(await f.store.callIds('ended-enqueue')).toEqual([]);
   });
 
+  it('gives a keyed call sent again after its campaign ended the call it made before (a retry), and refuses only new calls', async () => {
+    const campaigns = new CampaignStore(f.connection, prefix, systemClock);
+    await campaigns.create({ id: 'ended-retry', ends_at: new Date(Date.now() + HOUR).toISOString() });
+    const first = await f.producer.enqueueCall({ phoneNumber: '+14155550191', campaignId: 'ended-retry', key: 'appt-1' });
+    const endsAt = Date.now() - MINUTE;
+    await campaigns.update('ended-retry', { ends_at: new Date(endsAt).toISOString() });
+
+    const summary = await f.producer.enqueueCalls([
+      { phoneNumber: '+14155550191', campaignId: 'ended-retry', key: 'appt-1' },
+      { phoneNumber: '+14155550192', campaignId: 'ended-retry', key: 'appt-2' },
+      { phoneNumber: '+14155550193', campaignId: 'ended-retry', key: 'appt-1' },
+    ]);
+    expect(summary.duplicates).toEqual([{ index: 0, callId: first.callId }]);
+    expect(summary.enqueued).toEqual([]);
+    expect(summary.rejected).toEqual([
+      { index: 1, reason: `campaign ended-retry ended at ${new Date(endsAt).toISOString()}` },
+      // the same key with another number is the key conflict it was before the end
+      expect.objectContaining({ index: 2, reason: expect.stringMatching(/^key "appt-1" already names call k-\w+ in campaign ended-retry/) }),
+    ]);
+    expect(await f.store.callIds('ended-retry')).toEqual([first.callId]);
+  });
+
   it('refuses to move a call past its campaign end, and moves it within it', async () => {
     const endsAt = await campaignEndingIn('ends-move', HOUR);
     const { callId } = await f.producer.enqueueCall({ phoneNumber: '+14155550183', campaignId: 'ends-move', notBefore: Date.now() + 30 * MINUTE });

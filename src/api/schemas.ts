@@ -160,6 +160,8 @@ export const reportLineView = component(
     first_attempt_at: timestamp.optional(),
     last_attempt_at: timestamp.optional(),
     ended_at: timestamp.optional(),
+    due_at: timestamp.optional().describe('while the call waits for a time (a start time, a move, a retry delay): when it comes up'),
+    expires_at: timestamp.optional().describe('while the call has not ended: when it expires if not dialed by then'),
     duration_s: z.number().optional().describe('seconds the callee was connected'),
     transfer: z.object({ mode: z.string(), target: z.string() }).optional(),
     survey_answers: z.array(z.object({ question: z.string(), answer: z.string() })).optional(),
@@ -182,8 +184,6 @@ export const callView = component(
         sip_status: z.string().optional(),
       }),
     ),
-    due_at: timestamp.optional().describe('while the call waits for a time (a start time, a move, a retry delay): when it comes up'),
-    expires_at: timestamp.optional().describe('while the call has not ended: when it expires if not dialed by then'),
     transcript: z
       .array(z.object({ role: z.enum(['agent', 'callee', 'system']), text: z.string() }))
       .optional()

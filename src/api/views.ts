@@ -28,6 +28,8 @@ export function reportLineOf(call: ReportCall): ReportLineView {
     first_attempt_at: call.firstAttemptAt,
     last_attempt_at: call.lastAttemptAt,
     ended_at: call.endedAt,
+    due_at: call.dueAt,
+    expires_at: call.expiresAt,
     duration_s: call.durationS,
     transfer: call.transfer,
     survey_answers: call.surveyAnswers,
@@ -40,9 +42,8 @@ export function reportLineOf(call: ReportCall): ReportLineView {
  * expires (`times`, from its dial job), and the transcript when asked for (`[]` when it has none).
  */
 export function callViewOf(record: CallRecord, key: string | undefined, withTranscript: boolean, times: CallTimes = {}): CallView {
-  const ended = record.state === 'terminal';
   return {
-    ...reportLineOf(reportCall(record, key)),
+    ...reportLineOf(reportCall(record, key, times)),
     campaign_id: record.campaignId,
     attempt_log: record.attemptLog.map((a) => ({
       attempt: a.attempt,
@@ -53,8 +54,6 @@ export function callViewOf(record: CallRecord, key: string | undefined, withTran
       sip_status_code: a.sipStatusCode,
       sip_status: a.sipStatus,
     })),
-    due_at: ended || times.dueAt === undefined ? undefined : iso(times.dueAt),
-    expires_at: ended || times.expiresAt === undefined ? undefined : iso(times.expiresAt),
     transcript: withTranscript ? (record.details?.transcript ?? []) : undefined,
   };
 }

@@ -406,6 +406,10 @@ describe('GET /v1/calls/{id}', () => {
     expect(shown.expires_at).toBe(expires.toISOString());
     // BullMQ keeps a delay, counted from the API's own now: within a second of the time asked for
     expect(Math.abs(Date.parse(String(shown.due_at)) - at.getTime())).toBeLessThan(1000);
+    // the campaign report gives every call the same fields, as `report --json` does (README: its dueAt and expiresAt)
+    const report = body(await call(api.url, 'GET', '/v1/campaigns/api-get/report', { token: 'read' }));
+    const line = (report.calls as Record<string, unknown>[]).find((c) => c.call_id === shown.call_id);
+    expect(line).toMatchObject({ due_at: shown.due_at, expires_at: expires.toISOString() });
   });
 
   it('says of an attempt canceled while it waited for its dial slot that its dial never went out', async () => {

@@ -13,6 +13,7 @@ import { ApiProblem } from '../problem.js';
 import { defineRoute, type Route } from '../route.js';
 import { campaignCanceled, campaignParams, campaignPaused, campaignReportView, reportQuery } from '../schemas.js';
 import { reportLineOf } from '../views.js';
+import { callTimesOf, type CallTimes } from '../../core/callTimes.js';
 
 export const CSV_CONTENT_TYPE = 'text/csv; charset=utf-8';
 
@@ -140,9 +141,13 @@ export function campaignRoutes(ctx: ApiContext): Route[] {
       const campaignId = params.id;
       await requireCampaign(ctx, campaignId);
       const [counters, records, paused] = await Promise.all([ctx.store.counters(campaignId), ctx.store.list(campaignId), ctx.store.isPaused(campaignId)]);
-      const keys = await ctx.store.idempotencyKeys(campaignId, records.map((r) => r.callId));
-      // the CLI's own report: `report --csv` as is, `report --json` in snake_case
-      const r = campaignReport(campaignId, counters, records, keys);
+      const open = records.filter((record) => record.state !== 'terminal').map((record) => record.callId);
+      const [keys, times] = await Promise.all([
+        ctx.store.idempotencyKeys(campaignId, records.map((record) => record.callId)),
+        open.length === 0 ? new Map<string, CallTimes>() : callTimesOf(ctx.redis, ctx.calls, open),
+      ]);
+      // the CLI's own report: `report --csv` as is, `report --json` in snake_case (with each open call's due and expiry times)
+      const r = campaignReport(campaignId, counters, records, keys, times);
       if (wantsCsv(query.format, header('accept'))) return { status: 200, body: campaignCsv(r), contentType: CSV_CONTENT_TYPE };
       return {
         status: 200,

@@ -40,28 +40,6 @@ export const PACING_SLACK_MS = 10;
  */
 export const MAX_CLAIMS_IN_FLIGHT = 4;
 
-/** At most `max` tasks running at once; the others start in the order they came as running ones end. */
-export class InFlightLimit {
-  private running = 0;
-  private readonly waiting: (() => void)[] = [];
-
-  constructor(readonly max: number) {}
-
-  /** Runs `task` once fewer than `max` others run; its result or error is passed on. */
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.running < this.max) this.running += 1;
-    else await new Promise<void>((resolve) => this.waiting.push(resolve));
-    try {
-      return await task();
-    } finally {
-      // the turn passes straight to the next waiter (the count stays), or is given up
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.running -= 1;
-    }
-  }
-}
-
 /**
  * Turns to wait for room in the rolling window, `max` at once, passed on in order: a call of this process that met a
  * full window (claimDial came back `window_full`) takes one and keeps it until its claim is through; the process's
@@ -113,6 +91,28 @@ export class WindowTurn {
     const next = this.waiting.shift();
     if (next) next();
     else this.holders -= 1;
+  }
+}
+
+/**
+ * At most `max` tasks running at once; the others start in the order they came as running ones end: the same
+ * turn-passing as WindowTurn, around a task.
+ */
+export class InFlightLimit {
+  private readonly turns: WindowTurn;
+
+  constructor(readonly max: number) {
+    this.turns = new WindowTurn(max);
+  }
+
+  /** Runs `task` once fewer than `max` others run; its result or error is passed on. */
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    await this.turns.take();
+    try {
+      return await task();
+    } finally {
+      this.turns.release();
+    }
   }
 }
 

@@ -4,7 +4,7 @@ import { Queue } from 'bullmq';
 import type { Command } from 'commander';
 import { CampaignStore, type CampaignView } from '../campaigns/campaignStore.js';
 import { CallStore, type CallRecord } from '../core/callStore.js';
-import { callTimesOf, type CallTimes } from '../core/callTimes.js';
+import { openCallTimes, type CallTimes } from '../core/callTimes.js';
 import type { DialerConfig } from '../core/config.js';
 import { errorCode, errorMessage, InvalidInputError } from '../core/errors.js';
 import { CALLS_QUEUE, idSchema } from '../core/queues.js';
@@ -94,11 +94,10 @@ export function registerReportCommand(program: Command): void {
 
 /** When the calls of `records` not ended yet come up and expire, from their jobs on a `calls` queue opened for it. */
 async function waitingTimes(redis: RedisClient, prefix: string, records: readonly CallRecord[]): Promise<Map<string, CallTimes>> {
-  const open = records.filter((r) => r.state !== 'terminal').map((r) => r.callId);
-  if (open.length === 0) return new Map();
+  if (records.every((r) => r.state === 'terminal')) return new Map(); // no queue opened for nothing to read
   const queue = new Queue(CALLS_QUEUE, { connection: redis, prefix });
   try {
-    return await callTimesOf(redis, queue, open);
+    return await openCallTimes(redis, queue, records);
   } finally {
     await queue.close();
   }

@@ -69,3 +69,12 @@ export async function callTimesOf(redis: RedisClient, calls: Queue, callIds: rea
   }
   return times;
 }
+
+/**
+ * callTimesOf for the calls of `records` that have not ended (an ended call's job may linger; its times are no longer
+ * the call's): `report --json` and the API's campaign report. Reads nothing when every call has ended.
+ */
+export async function openCallTimes(redis: RedisClient, calls: Queue, records: readonly { callId: string; state: string }[]): Promise<Map<string, CallTimes>> {
+  const open = records.filter((r) => r.state !== 'terminal').map((r) => r.callId);
+  return open.length === 0 ? new Map() : callTimesOf(redis, calls, open);
+}

@@ -13,7 +13,7 @@ import { ApiProblem } from '../problem.js';
 import { defineRoute, type Route } from '../route.js';
 import { campaignCanceled, campaignParams, campaignPaused, campaignReportView, reportQuery } from '../schemas.js';
 import { reportLineOf } from '../views.js';
-import { callTimesOf, type CallTimes } from '../../core/callTimes.js';
+import { openCallTimes } from '../../core/callTimes.js';
 
 export const CSV_CONTENT_TYPE = 'text/csv; charset=utf-8';
 
@@ -141,10 +141,9 @@ export function campaignRoutes(ctx: ApiContext): Route[] {
       const campaignId = params.id;
       await requireCampaign(ctx, campaignId);
       const [counters, records, paused] = await Promise.all([ctx.store.counters(campaignId), ctx.store.list(campaignId), ctx.store.isPaused(campaignId)]);
-      const open = records.filter((record) => record.state !== 'terminal').map((record) => record.callId);
       const [keys, times] = await Promise.all([
         ctx.store.idempotencyKeys(campaignId, records.map((record) => record.callId)),
-        open.length === 0 ? new Map<string, CallTimes>() : callTimesOf(ctx.redis, ctx.calls, open),
+        openCallTimes(ctx.redis, ctx.calls, records),
       ]);
       // the CLI's own report: `report --csv` as is, `report --json` in snake_case (with each open call's due and expiry times)
       const r = campaignReport(campaignId, counters, records, keys, times);

@@ -5,7 +5,8 @@ import { LuaScript, replies, type ScriptArg } from './luaScript.js';
 import { formatPhoneNumber } from './phone.js';
 import type { CallJob } from './queues.js';
 import { CALL_STATES, CONNECTED_OUTCOMES, OUTCOMES, type CallResult, type CallState, type Outcome, type TerminalApplied, type TerminalTransition } from './outcomes.js';
-import type { Clock } from './time.js';
+import { isRedisConnectionError } from './redisConnection.js';
+import { MINUTE, SECOND, type Clock } from './time.js';
 
 /** One dial attempt as kept in the call record. */
 export interface AttemptEntry {
@@ -276,6 +277,20 @@ const REPLICA_SHORTFALL_BACKOFF_MS = 1000;
 const REPLICA_COUNT_MAX_AGE_MS = 1000;
 /** How many times an attempt's end is written before the dialer goes on without the replicas' acknowledgement. */
 const ATTEMPT_END_WRITES = 4;
+/** How long an attempt's end that met a lost connection waits before it is written again. */
+export const ATTEMPT_END_RETRY_MS = SECOND;
+/**
+ * How long an attempt's end is tried on a lost connection before the error goes up (the job then fails, and its next run
+ * follows the attempt in LiveKit): as long as a hang-up is tried through a LiveKit outage.
+ */
+export const ATTEMPT_END_RETRY_MAX_MS = 2 * MINUTE;
+
+/** Which attempt of which call a write is about (for the logs of whoever hears of it). */
+export interface AttemptRef {
+  campaignId: string;
+  callId: string;
+  attempt: number;
+}
 
 /**
  * Why a write (a dial's sent mark, an attempt's end) is not known to be on the replicas it should be on: `acked` of
@@ -313,6 +328,8 @@ export class CallStore {
     private readonly durability: {
       dialReplicaAcks?: { replicas: number; timeoutMs: number };
       onReplicaShortfall?: (shortfall: ReplicaShortfall, write: 'dial_mark' | 'attempt_end') => void;
+      /** Hears of each attempt end written again because its write (or its check) met a lost connection. */
+      onAttemptEndRetry?: (err: Error, elapsedMs: number, end: AttemptRef) => void;
     } = {},
   ) {
     this.keys = dialerKeys(prefix);
@@ -391,7 +408,7 @@ export class CallStore {
     next: 'in_call' | 'waiting_retry' | 'dialing',
     result: AttemptResult,
   ): Promise<void> {
-    await this.writeReplicated(async () => {
+    await this.writeReplicated({ campaignId, callId, attempt }, async () => {
       await scripts.endAttempt.run(this.redis, [this.keys.callRecord(campaignId, callId)], [attempt, next, this.clock.now(), JSON.stringify(result)]);
     });
   }
@@ -405,11 +422,26 @@ export class CallStore {
    * under two full test runs at once). `write` must be safe to repeat (endAttempt.lua closes the same entry again).
    * After ATTEMPT_END_WRITES writes without them (a replica that is up but does not answer) the dialer goes on.
    */
-  private async writeReplicated(write: () => Promise<void>): Promise<void> {
+  private async writeReplicated(end: AttemptRef, write: () => Promise<void>): Promise<void> {
+    const startedAt = this.clock.now();
     for (let writes = 1; ; writes++) {
       const before = this.generation?.count;
-      await write();
-      const shortfall = await this.replicaShortfall(before);
+      let shortfall: ReplicaShortfall | undefined;
+      try {
+        await write();
+        shortfall = await this.replicaShortfall(before);
+      } catch (err) {
+        // ioredis rejects the commands it holds when it ends a connection (through Sentinel, on a `+switch-master`
+        // heard between sockets; see redisConnection.ts connectAgain), and the connection comes back on its own. An
+        // end that went up from here failed the job: its next run, finding the attempt sent and LiveKit showing no
+        // call any more, counted it as an unknown end and rang a callee who had declined again (the Sentinel failover
+        // test under load). The end is known here and nowhere else: it is written again until it lands.
+        const elapsedMs = this.clock.now() - startedAt;
+        if (!isRedisConnectionError(err) || !(err instanceof Error) || elapsedMs >= ATTEMPT_END_RETRY_MAX_MS) throw err;
+        this.durability.onAttemptEndRetry?.(err, elapsedMs, end);
+        await this.clock.sleep(ATTEMPT_END_RETRY_MS);
+        continue;
+      }
       if (!shortfall || writes >= ATTEMPT_END_WRITES) return;
       this.durability.onReplicaShortfall?.(shortfall, 'attempt_end');
     }

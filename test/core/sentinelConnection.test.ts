@@ -1,10 +1,12 @@
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CallStore } from '../../src/core/callStore.js';
 import { createLogger } from '../../src/core/logger.js';
 import type { RedisClient } from '../../src/core/redisClient.js';
 import { closeConnection, createProducerConnection, createWorkerConnection, waitUntilReady } from '../../src/core/redisConnection.js';
 import { DEFAULT_SENTINEL_PORT, parseHostPorts, type RedisTarget } from '../../src/core/redisTarget.js';
+import { systemClock } from '../../src/core/time.js';
 import { hasRedisServer, startSentinelTopology, type SentinelTopology } from '../helpers/redisTopology.js';
 import { waitFor } from '../helpers/waitFor.js';
 
@@ -103,6 +105,41 @@ describe.skipIf(!hasRedisServer)('connections through Redis Sentinel', () => {
         expect(await connection.set(`sentinel-connection-heal-${kind}`, '1', 'PX', 1000)).toBe('OK');
         expect(lines.join('')).toContain('connecting again');
       } finally {
+        await closeConnection(connection);
+      }
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    "writes an attempt's end again when ioredis ends the connection under it, instead of failing the dial job (whose next run would ring the callee again)",
+    async () => {
+      const node = target;
+      if (node.kind === 'cluster') throw new Error('the topology is a Sentinel one');
+      const connection = createWorkerConnection(node, {}, reporting);
+      const retries: string[] = [];
+      const store = new CallStore(connection, 'end-retry', systemClock, { onAttemptEndRetry: (err) => retries.push(err.message) });
+      const campaignId = 'end-retry';
+      const call = { callId: 'declined-1', campaignId, phoneNumber: '+14155557990', metadata: {} };
+      try {
+        await waitUntilReady(connection);
+        await store.createCalls(campaignId, [call]);
+        await store.beginAttempt(call, 1, 'call-declined-1-1', { dialSent: true });
+        // The end is written while the client is between sockets, and ioredis then ends it (its failover detector
+        // firing mid-reconnect, as in the test above): ioredis rejects what it held with "Connection is closed.".
+        const connector = Reflect.get(connection, 'connector') as { disconnect(): void };
+        connection.once('connecting', () => connector.disconnect());
+        const written = new Promise<void>((resolve, reject) => {
+          connection.once('close', () => {
+            store.endAttempt(campaignId, call.callId, 1, 'dialing', { result: 'declined', kind: 'final', sipStatusCode: 603 }).then(resolve, reject);
+          });
+        });
+        connection.stream.destroy();
+        await written;
+        expect(retries).toContain('Connection is closed.');
+        expect((await store.get(campaignId, call.callId))?.attemptLog.map((a) => a.result)).toEqual(['declined']);
+      } finally {
+        await connection.del(store.keys.callRecord(campaignId, call.callId), store.keys.campaignCounters(campaignId), store.keys.campaignCalls(campaignId), store.keys.campaignIndex()).catch(() => undefined);
         await closeConnection(connection);
       }
     },

@@ -89,9 +89,16 @@ export interface DialAttemptHooks {
 /** A call whose CPS slot is this far away or more is recorded as held for `cps` (shorter waits are the normal pace). */
 export const CPS_HOLD_RECORD_MS = SECOND;
 
+/**
+ * Set on an answer or a failure when the run settled an earlier attempt than its own, one a failed run left open (see
+ * dialAttempt): the end is that attempt's and is written for it; the run's own number still counts against the call's
+ * attempts, since BullMQ spent it.
+ */
+export type SettledAttempt = number;
+
 /** How one dial attempt ended. */
 export type DialAttemptResult =
-  | { status: 'answered'; room: string; participantIdentity: string; recovered: boolean }
+  | { status: 'answered'; room: string; participantIdentity: string; recovered: boolean; settledAttempt?: SettledAttempt }
   | { status: 'already_ended' }
   /**
    * Stopped before its dial: the consumer is draining, or (`pastEnd`) the call's campaign ended or the call expired
@@ -109,7 +116,7 @@ export type DialAttemptResult =
    * lost): nothing was dialed and the record stays as it is, so the next try follows the attempt again.
    */
   | { status: 'unreachable'; reason: string }
-  | { status: 'failed'; room: string; end: AttemptEnd };
+  | { status: 'failed'; room: string; end: AttemptEnd; settledAttempt?: SettledAttempt };
 
 /** placeCall's own answer when its CreateSIPParticipant got no reply: dialAttempt follows the call in LiveKit. */
 type PlaceCallResult = DialAttemptResult | { status: 'no_reply'; reason: string };
@@ -300,6 +307,16 @@ export async function dialAttempt(
   if (record?.state === 'terminal' || record?.state === 'in_call') return { status: 'already_ended' };
   if (record && record.attempts === attempt) {
     const resumed = await resumeAttempt(job, attempt, record, deps, log);
+    if (resumed) return resumed;
+  }
+  if (record && record.state === 'dialing' && record.attempts > 0 && record.attempts < attempt) {
+    // An earlier run failed after its dial and before the attempt's end settled the call (an error from Redis, say):
+    // BullMQ counted that run as an attempt, but the record still shows the earlier attempt open, or ended final
+    // without its outcome reported. It is settled first, as a takeover would (followed in LiveKit, or its logged
+    // result applied); dialing the next one at once could ring a callee who declined, or who is talking to the agent.
+    const open = record.attempts;
+    const resumed = await resumeAttempt(job, open, record, deps, log.child({ openAttempt: open }));
+    if (resumed?.status === 'answered' || resumed?.status === 'failed') return { ...resumed, settledAttempt: open };
     if (resumed) return resumed;
   }
   const before = await deps.store.beginAttempt(job, attempt, room);

@@ -180,6 +180,8 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
           ? 'the dial mark is not known to be on the Redis replicas (too few acknowledged it, or the connection was made again since); not dialing, retrying after a back-off'
           : "the attempt's end is not known to be on the Redis replicas (too few acknowledged it, or the connection was made again since); writing it again",
       ),
+    onAttemptEndRetry: (err, elapsedMs, end) =>
+      logger.warn({ ...end, err: errorMessage(err), elapsedMs }, "the attempt's end met a lost Redis connection; writing it again"),
   });
   const reporter = new ResultReporter(connection, config.queuePrefix);
   const limiter = new DialRateLimiter(connection, store.keys.dialWindow(), config.dial.cps);
@@ -457,7 +459,10 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     // while its job is assigned) the attempt is ended on the record, the call hung up, and the attempt ends `failed`
     // here (retried below like any failed attempt; on the last one the call's outcome is already written and reported,
     // so the repeat below is a no-op), instead of waiting for the outcome watchdog.
-    const answered = { callId: call.callId, campaignId: call.campaignId, attempt, final: attempt >= maxAttempts, lock };
+    // The attempt whose end this is: the run's own, or an earlier one a failed run left open (dialAttempt settles that
+    // first). Retry decisions count the run's own number: BullMQ spent it.
+    const ended = (result.status === 'answered' || result.status === 'failed' ? result.settledAttempt : undefined) ?? attempt;
+    const answered = { callId: call.callId, campaignId: call.campaignId, attempt: ended, final: attempt >= maxAttempts, lock };
     result = await requireAgentAfterAnswer(result, answered, agentCheck, log);
     await settleLease(call, result, log);
     if (metrics && measured) {
@@ -486,8 +491,8 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
         return backOff(call, attempt, result.reason, log);
       case 'answered':
         await backoff.succeeded();
-        await store.endAttempt(call.campaignId, call.callId, attempt, 'in_call', { result: 'answered' });
-        await watchdog.arm({ callId: call.callId, campaignId: call.campaignId, attempt });
+        await store.endAttempt(call.campaignId, call.callId, ended, 'in_call', { result: 'answered' });
+        await watchdog.arm({ callId: call.callId, campaignId: call.campaignId, attempt: ended });
         log.info({ room: result.room, recovered: result.recovered }, 'call answered; the agent owns it now');
         return { status: 'answered', room: result.room, recovered: result.recovered };
       case 'failed':
@@ -496,8 +501,8 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
 
     const { end } = result;
     if (end.kind === 'platform') {
-      await store.endAttempt(call.campaignId, call.callId, attempt, 'waiting_retry', { result: 'platform_error' });
-      return backOff(call, attempt, end.reason, log);
+      await store.endAttempt(call.campaignId, call.callId, ended, 'waiting_retry', { result: 'platform_error' });
+      return backOff(call, ended, end.reason, log);
     }
     await backoff.succeeded(); // the carrier answered with a status: LiveKit works
     const sip = { sipStatusCode: end.sipStatusCode, sipStatus: end.sipStatus };
@@ -508,8 +513,8 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     // an operator canceled the call while this attempt rang (cancelCalls): it is not tried again
     const canceled = retry !== undefined && (await store.isCancelRequested(call.campaignId, call.callId));
     const final = !retry || tooLate !== undefined || canceled;
-    await store.endAttempt(call.campaignId, call.callId, attempt, final ? 'dialing' : 'waiting_retry', { result: end.outcome, kind: end.kind, reason: end.reason, ...sip });
-    if (canceled) return endCanceled(call, attempt, log);
+    await store.endAttempt(call.campaignId, call.callId, ended, final ? 'dialing' : 'waiting_retry', { result: end.outcome, kind: end.kind, reason: end.reason, ...sip });
+    if (canceled) return endCanceled(call, ended, log);
     if (retry && tooLate === undefined) {
       log.info({ outcome: end.outcome, reason: end.reason, retryInMs: retry.delayMs, ...sip }, 'attempt failed; retrying later');
       if (foreign) {
@@ -521,13 +526,13 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     if (tooLate !== undefined) {
       const reason = `no attempt ${attempt + 1} before ${tooLate} (attempt ${attempt} ended ${end.outcome}${sip.sipStatusCode ? `, SIP ${sip.sipStatusCode}` : ''})`;
       log.info({ outcome: end.outcome, ...sip }, `attempt failed; ${reason}: not retrying`);
-      await report({ callId: call.callId, campaignId: call.campaignId, outcome: 'expired', reason, attempt });
+      await report({ callId: call.callId, campaignId: call.campaignId, outcome: 'expired', reason, attempt: ended });
       throw new CallEndedError(`expired after ${attempt} attempt(s)`);
     }
     if (end.kind === 'final' && end.trunkConfigurationError) {
       log.error({ ...sip }, 'SIP trunk rejected the call: check the outbound trunk credentials and allowed numbers');
     }
-    await report({ callId: call.callId, campaignId: call.campaignId, outcome: end.outcome, reason: end.reason, attempt, ...sip });
+    await report({ callId: call.callId, campaignId: call.campaignId, outcome: end.outcome, reason: end.reason, attempt: ended, ...sip });
     throw new CallEndedError(`${end.outcome} after ${attempt} attempt(s)${sip.sipStatusCode ? ` (SIP ${sip.sipStatusCode})` : ''}`);
   };
 

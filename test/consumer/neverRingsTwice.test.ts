@@ -200,6 +200,56 @@ describe('a re-run of an attempt the record already knows', () => {
   });
 });
 
+describe('a dial job that failed after its dial comes back as the next attempt (an error from Redis, say)', () => {
+  /** What BullMQ holds after such a failure: the job counted one attempt made (`atm`) and is due again. */
+  const countAttemptMade = async (p: TestPipeline, callId: string): Promise<void> => {
+    await p.redis.hset(`${p.config.queuePrefix}:${CALLS_QUEUE}:${callId}`, 'atm', 1);
+  };
+
+  it('applies the logged decline of the earlier attempt instead of dialing the next one: the call ends declined, rung once', async () => {
+    pipeline = await startTestPipeline('failed-after-decline', { dialers: 0, env: { DIAL_RETRY_DELAY_S: '1' } });
+    const p = pipeline;
+    const number = freshNumber();
+    p.sim.network.setBehavior(number, { type: 'answer', afterMs: 100 });
+    const callId = await p.enqueue({ phoneNumber: number, campaignId });
+    // attempt 1 went out and was declined, its end logged; the outcome report then failed, and the job with it
+    const identity = { callId, campaignId, phoneNumber: number, metadata: {} };
+    await p.store.beginAttempt(identity, 1, `call-${callId}-1`, { dialSent: true });
+    await p.store.endAttempt(campaignId, callId, 1, 'dialing', { result: 'declined', kind: 'final', sipStatusCode: 603, sipStatus: 'Decline' });
+    await countAttemptMade(p, callId);
+    await p.startDialer();
+    const record = await waitFor(async () => {
+      const r = await p.store.get(campaignId, callId);
+      return r?.state === 'terminal' || r?.state === 'in_call' ? r : undefined;
+    }, 20_000, 'the call to end');
+    expect(record.outcome).toBe('declined');
+    expect(record.attemptLog.map((a) => a.attempt)).toEqual([1]);
+    expect(p.sim.calls.filter((c) => c.phoneNumber === number)).toHaveLength(0);
+  });
+
+  it('follows the earlier attempt, still up, instead of ringing the callee again: the call is the answered one', async () => {
+    pipeline = await startTestPipeline('failed-while-up', { dialers: 0, env: { DIAL_RINGING_TIMEOUT_S: '10', DIAL_RETRY_DELAY_S: '1' } });
+    const p = pipeline;
+    const number = freshNumber();
+    p.sim.network.setBehavior(number, { type: 'answer', afterMs: 1500 });
+    const callId = await p.enqueue({ phoneNumber: number, campaignId });
+    const room = `call-${callId}-1`;
+    await p.store.beginAttempt({ callId, campaignId, phoneNumber: number, metadata: {} }, 1, room, { dialSent: true });
+    // attempt 1 went out (and rings) with its agent dispatched; its consumer's job then failed before the answer
+    const { sip, dispatch } = createLiveKitClients({ url: p.sim.url, apiKey: p.sim.apiKey, apiSecret: p.sim.apiSecret });
+    await dispatch.createDispatch(room, p.config.agentName, { metadata: '{}' });
+    await sip.createSipParticipant(p.sim.outboundTrunkId, number, room, { participantIdentity: `sip-${callId}`, waitUntilAnswered: false });
+    await countAttemptMade(p, callId);
+    await p.startDialer();
+    const record = await waitFor(async () => {
+      const r = await p.store.get(campaignId, callId);
+      return r?.state === 'in_call' ? r : undefined;
+    }, 20_000, 'followed to the answer');
+    expect(record.attemptLog.map((a) => [a.attempt, a.result])).toEqual([[1, 'answered']]);
+    expect(p.sim.calls.filter((c) => c.phoneNumber === number).map((c) => c.room)).toEqual([room]);
+  });
+});
+
 describe('jobs other services push', () => {
   it('a malformed job naming a call another job carries leaves that call alone while it rings', async () => {
     pipeline = await startTestPipeline('malformed-other', { env: { DIAL_RINGING_TIMEOUT_S: '10' } });

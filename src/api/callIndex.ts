@@ -7,7 +7,7 @@
  * through their BullMQ job (job id = call id, data carries the campaign) while it is kept, and failing that by asking
  * every campaign of the campaign index whether it holds the call (one pipelined EXISTS per campaign).
  */
-import type { Queue } from 'bullmq';
+import type { CallQueues } from '../core/callQueues.js';
 import type { RedisClient } from '../core/redisClient.js';
 import type { CallStore } from '../core/callStore.js';
 import { DAY, type Clock } from '../core/time.js';
@@ -27,7 +27,7 @@ export class CallCampaignIndex {
     private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly store: CallStore,
-    private readonly calls: Queue<Record<string, unknown>>,
+    private readonly calls: CallQueues,
     private readonly clock: Clock,
   ) {}
 
@@ -59,7 +59,7 @@ export class CallCampaignIndex {
     const indexed = await this.indexed(callId);
     if (indexed !== undefined && (await this.holds(indexed, callId))) return indexed;
     // jobs pushed by other services may carry the guide's snake_case shape
-    const data: Record<string, unknown> = (await this.calls.getJob(callId))?.data ?? {};
+    const data: Record<string, unknown> = ((await this.calls.findJob(callId))?.data as Record<string, unknown> | undefined) ?? {};
     const fromJob = data.campaignId ?? data.campaign_id;
     if (typeof fromJob === 'string' && fromJob !== '' && (await this.holds(fromJob, callId))) return fromJob;
     return this.scan(callId);

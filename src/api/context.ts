@@ -1,4 +1,4 @@
-import type { Queue } from 'bullmq';
+import type { CallQueues } from '../core/callQueues.js';
 import type { CountryCode } from 'libphonenumber-js';
 import type { ProfileCatalog } from '../agent/profiles.js';
 import type { RedisClient } from '../core/redisClient.js';
@@ -19,8 +19,8 @@ export interface ApiContext {
   store: CallStore;
   /** The same producer the CLI and `import` use: validation, call records, idempotency keys, BullMQ jobs. */
   producer: CallProducer;
-  /** The `calls` queue, for the readiness check's worker list and call lookups. */
-  calls: Queue<Record<string, unknown>>;
+  /** The `calls` queue of each call shard, for the readiness check's worker list and call lookups. */
+  calls: CallQueues;
   callIndex: CallCampaignIndex;
   idempotency: IdempotencyKeys;
   logger: Logger;

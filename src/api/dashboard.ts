@@ -12,6 +12,7 @@
  * dashboard would bypass the call records (a removed job leaves its call pending for ever, a promoted one skips its
  * retry delay). Calls are changed through `dialer cancel` / `pause` / the API instead.
  */
+import { callShardsOf } from '../core/callShards.js';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
@@ -92,9 +93,14 @@ export async function mountDashboard(
     guardAuth: (request: FastifyRequest, check: () => ApiToken) => Promise<ApiToken>;
   },
 ): Promise<void> {
-  const queues = DASHBOARD_QUEUES.map(({ name, description }) => {
-    const queue = new Queue(name, { connection: options.redis, prefix: options.prefix });
-    logRedisErrors(queue, `${name} queue (dashboard)`, options.logger);
+  // each call shard's `calls` beside QUEUE_PREFIX's own (callShards.ts; none with one shard)
+  const shards = callShardsOf(options.prefix).prefixes.slice(1);
+  const queues = [
+    ...DASHBOARD_QUEUES.map(({ name, description }) => ({ name, prefix: options.prefix, description })),
+    ...shards.map((prefix) => ({ name: CALLS_QUEUE, prefix, description: `dial jobs of the campaigns in call shard ${prefix}` })),
+  ].map(({ name, prefix, description }) => {
+    const queue = new Queue(name, { connection: options.redis, prefix });
+    logRedisErrors(queue, `${name} queue of ${prefix} (dashboard)`, options.logger);
     return { queue, description };
   });
   const serverAdapter = new FastifyAdapter();

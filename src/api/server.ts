@@ -6,8 +6,8 @@
  * idempotency keys and rate-limit counters all live in Redis, and any number of instances can serve behind a load
  * balancer. bull-board's queue dashboard is mounted at /admin/queues behind an admin token (dashboard.ts).
  */
+import { verifyCallShards } from '../core/callShards.js';
 import rateLimit from '@fastify/rate-limit';
-import { Queue } from 'bullmq';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { RedisClient } from '../core/redisClient.js';
 import type { RedisTarget } from '../core/redisTarget.js';
@@ -17,7 +17,7 @@ import { REGION_SOURCES } from '../core/phone.js';
 import { settingError, type DialerConfig } from '../core/config.js';
 import { errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { CALLS_QUEUE } from '../core/queues.js';
+import { CallQueues } from '../core/callQueues.js';
 import { closeConnection, createProducerConnection, isRedisConnectionError, logRedisErrors, waitUntilReady } from '../core/redisConnection.js';
 import { SECOND, systemClock, type Clock } from '../core/time.js';
 import { CallProducer } from '../producer/enqueueCalls.js';
@@ -377,10 +377,15 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       throw new ApiRedisUnreachableError(config.redis, err);
     }
   }
+  try {
+    await verifyCallShards(redis, config.callShards);
+  } catch (err) {
+    if (ownsRedis) await closeConnection(redis);
+    throw err;
+  }
   const clock = options.clock ?? systemClock;
   const store = new CallStore(redis, config.queuePrefix, clock);
-  const calls = new Queue<Record<string, unknown>>(CALLS_QUEUE, { connection: redis, prefix: config.queuePrefix });
-  logRedisErrors(calls, 'calls queue', logger);
+  const calls = new CallQueues(redis, config.queuePrefix, (queue, shard) => logRedisErrors(queue, shard === config.queuePrefix ? 'calls queue' : `calls queue of ${shard}`, logger));
   const producer = new CallProducer({
     connection: redis,
     prefix: config.queuePrefix,

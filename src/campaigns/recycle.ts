@@ -11,13 +11,13 @@
  * its dial job while BullMQ keeps it, else the campaign's or the global ones). Nothing is recycled once the campaign
  * is canceled, archived or past its end, nor when the new time would be past `ends_at`.
  */
-import { Queue } from 'bullmq';
+import { CallQueues } from '../core/callQueues.js';
 import type { RedisClient } from '../core/redisClient.js';
 import { CallStore } from '../core/callStore.js';
 import { callWindowSchema } from '../core/callWindow.js';
 import { InvalidInputError } from '../core/errors.js';
 import type { CallResult } from '../core/outcomes.js';
-import { CALLS_QUEUE, callMetadataSchema } from '../core/queues.js';
+import { callMetadataSchema } from '../core/queues.js';
 import { SECOND, type Clock } from '../core/time.js';
 import type { CallProducer, CallRequest } from '../producer/enqueueCalls.js';
 import { campaignStatus, type Campaign } from './campaignSchema.js';
@@ -45,7 +45,7 @@ export type RecycleDecision =
 /** Applies campaigns' recycle rules to ended calls (see the file's comment). */
 export class CallRecycler {
   private readonly store: CallStore;
-  private readonly calls: Queue;
+  private readonly calls: CallQueues;
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -56,7 +56,7 @@ export class CallRecycler {
     private readonly clock: Clock,
   ) {
     this.store = new CallStore(redis, prefix, clock);
-    this.calls = new Queue(CALLS_QUEUE, { connection: redis, prefix });
+    this.calls = new CallQueues(redis, prefix);
   }
 
   /** After `result` became its call's outcome: enqueues the next series when the campaign's rule asks for one. */
@@ -81,7 +81,7 @@ export class CallRecycler {
     if (!metadata.success) return { status: 'none', why: 'not recycled: its metadata is not flat' };
     const request: CallRequest = { phoneNumber: record.phoneNumber, campaignId: result.campaignId, metadata: metadata.data, key: recycleKey(root, series + 1), notBefore: at };
     // what the dial job carried that the record does not (while BullMQ keeps the finished job)
-    const job = await this.calls.getJob(result.callId);
+    const job = await this.calls.forCampaign(result.campaignId).getJob(result.callId);
     const data: Record<string, unknown> = job?.data && typeof job.data === 'object' ? (job.data as Record<string, unknown>) : {};
     if (typeof data.agentProfile === 'string' && data.agentProfile) request.agentProfile = data.agentProfile;
     const window = callWindowSchema.safeParse(data.callWindow);

@@ -1,9 +1,9 @@
-import { Queue } from 'bullmq';
+import { campaignCallsQueue } from '../core/callQueues.js';
 import type { Command } from 'commander';
 import type { RedisClient } from '../core/redisClient.js';
 import { CallStore, type CallRecord } from '../core/callStore.js';
 import { InvalidInputError } from '../core/errors.js';
-import { CALLS_QUEUE, idSchema } from '../core/queues.js';
+import { idSchema } from '../core/queues.js';
 import { systemClock } from '../core/time.js';
 import { callTimes, type CallTimes } from '../core/callTimes.js';
 import { attemptWasDialed, reportCall, shownNumber, type ReportCall } from '../results/campaignReport.js';
@@ -20,10 +20,10 @@ function validId(value: string, what: string): string {
 /** The campaigns that hold a record for `callId` (a call id names one call; the record key needs its campaign). */
 async function campaignsOfCall(redis: RedisClient, store: CallStore, callId: string): Promise<string[]> {
   const campaigns = await store.campaigns();
-  const pipeline = redis.pipeline();
-  for (const c of campaigns) pipeline.exists(store.keys.callRecord(c, callId));
-  const replies = (await pipeline.exec()) ?? [];
-  return campaigns.filter((_, i) => replies[i]?.[1] === 1);
+  // one command per campaign, sent together: their records may live in different call shards (nodes of a cluster),
+  // which one pipeline cannot span
+  const replies = await Promise.all(campaigns.map((c) => redis.exists(store.keys.callRecord(c, callId))));
+  return campaigns.filter((_, i) => replies[i] === 1);
 }
 
 /** One attempt as `call` shows it. */
@@ -73,8 +73,8 @@ function attemptStatus(a: AttemptView, view: CallView): string {
 }
 
 /** CallTimes of a call not ended, read through a `calls` queue opened for it. */
-async function waitingTimes(redis: RedisClient, prefix: string, callId: string): Promise<CallTimes> {
-  const queue = new Queue(CALLS_QUEUE, { connection: redis, prefix });
+async function waitingTimes(redis: RedisClient, prefix: string, campaignId: string, callId: string): Promise<CallTimes> {
+  const queue = campaignCallsQueue(redis, prefix, campaignId);
   try {
     return await callTimes(redis, queue, callId);
   } finally {
@@ -143,7 +143,7 @@ export function registerCallCommand(program: Command): void {
             throw new InvalidInputError(`call id "${callId}" is in campaigns ${records.map((r) => r.campaignId).join(', ')}: add --campaign`);
           }
           const keys = await store.idempotencyKeys(record.campaignId, [callId]);
-          const times = record.state === 'terminal' ? {} : await waitingTimes(redis, config.queuePrefix, callId);
+          const times = record.state === 'terminal' ? {} : await waitingTimes(redis, config.queuePrefix, record.campaignId, callId);
           return callView(record, keys.get(callId), times);
         });
         process.stdout.write(opts.json ? `${JSON.stringify(view)}\n` : formatCall(view));

@@ -1,3 +1,4 @@
+import { verifyCallShards } from '../core/callShards.js';
 import { config as loadDotenv } from 'dotenv';
 import type { RedisClient } from '../core/redisClient.js';
 import { DEFAULT_SENTINEL_NAME, loadConfig, settingError, type DialerConfig } from '../core/config.js';
@@ -101,6 +102,8 @@ export async function withRedis<T>(config: DialerConfig, body: (redis: RedisClie
     } catch (err) {
       throw redisUnavailable(config.redis, err);
     }
+    // a process with another CALL_SHARDS than the calls were set up with would look for them in the wrong shards
+    await verifyCallShards(redis, config.callShards);
     return await body(redis);
   } catch (err) {
     throw isConnectionLoss(err) ? redisUnavailable(config.redis, err) : err;

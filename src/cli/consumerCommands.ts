@@ -28,15 +28,17 @@ async function processMetrics(config: DialerConfig, logger: Logger): Promise<{ m
 }
 
 /**
- * Counts the jobs a BullMQ worker is processing right now, from its `active` event to its `completed` or `failed`
+ * Counts the jobs BullMQ workers (one per call shard) are processing right now, from its `active` event to its `completed` or `failed`
  * (a retry is a `failed` too: the job goes back to the queue).
  */
-function countInFlight(worker: Pick<Worker, 'on'>): () => number {
+function countInFlight(workers: ReadonlyArray<Pick<Worker, 'on'>>): () => number {
   let active = 0;
-  worker.on('active', () => (active += 1));
   const done = () => (active = Math.max(0, active - 1));
-  worker.on('completed', done);
-  worker.on('failed', done);
+  for (const worker of workers) {
+    worker.on('active', () => (active += 1));
+    worker.on('completed', done);
+    worker.on('failed', done);
+  }
   return () => active;
 }
 
@@ -70,7 +72,7 @@ export function registerConsumerCommands(program: Command): void {
         await requireRedis(config);
         const { metrics, server } = await processMetrics(config, logger);
         const dial = await startDialWorker({ config, logger, metrics });
-        const dialsInFlight = countInFlight(dial.worker);
+        const dialsInFlight = countInFlight(dial.workers);
         const results = await startResultsWorker({ config, logger, metrics });
         // recurring calls' firings run here too, so no extra process is needed; BullMQ hands each firing's job to one
         // worker, and its calls' keys come from the firing time, so consumers side by side never double a firing

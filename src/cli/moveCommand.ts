@@ -19,10 +19,10 @@ function validId(value: string, what: string): string {
 /** The one campaign holding a record of `callId`; InvalidInputError when none or several do. */
 async function campaignOfCall(redis: RedisClient, store: CallStore, callId: string): Promise<string> {
   const campaigns = await store.campaigns();
-  const pipeline = redis.pipeline();
-  for (const c of campaigns) pipeline.exists(store.keys.callRecord(c, callId));
-  const replies = (await pipeline.exec()) ?? [];
-  const holding = campaigns.filter((_, i) => replies[i]?.[1] === 1);
+  // one command per campaign, sent together: their records may live in different call shards (nodes of a cluster),
+  // which one pipeline cannot span
+  const replies = await Promise.all(campaigns.map((c) => redis.exists(store.keys.callRecord(c, callId))));
+  const holding = campaigns.filter((_, i) => replies[i] === 1);
   if (holding.length === 1 && holding[0] !== undefined) return holding[0];
   if (holding.length === 0) throw new UnknownCampaignError(`no call ${callId}`);
   throw new InvalidInputError(`call id ${callId} is in several campaigns (${holding.join(', ')}): name one with --campaign`);

@@ -1,13 +1,13 @@
+import { campaignCallsQueue } from '../core/callQueues.js';
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { Queue } from 'bullmq';
 import type { Command } from 'commander';
 import { CampaignStore, type CampaignView } from '../campaigns/campaignStore.js';
 import { CallStore, type CallRecord } from '../core/callStore.js';
 import { openCallTimes, type CallTimes } from '../core/callTimes.js';
 import type { DialerConfig } from '../core/config.js';
 import { errorCode, errorMessage, InvalidInputError } from '../core/errors.js';
-import { CALLS_QUEUE, idSchema } from '../core/queues.js';
+import { idSchema } from '../core/queues.js';
 import type { RedisClient } from '../core/redisClient.js';
 import { DURATION_FORMS, HOUR, parseDuration, systemClock } from '../core/time.js';
 import { campaignCsv, campaignReport, formatCampaignReport } from '../results/campaignReport.js';
@@ -78,7 +78,7 @@ export function registerReportCommand(program: Command): void {
           // read beside the keys, so their round trips overlap
           const [keys, times] = await Promise.all([
             full ? store.idempotencyKeys(campaignId, records.map((r) => r.callId)) : new Map<string, string>(),
-            opts.json ? waitingTimes(redis, config.queuePrefix, records) : new Map<string, CallTimes>(),
+            opts.json ? waitingTimes(redis, config.queuePrefix, campaignId, records) : new Map<string, CallTimes>(),
           ]);
           const report = campaignReport(campaignId, counters, records, keys, times);
           if (opts.json) return `${JSON.stringify(report)}\n`;
@@ -93,9 +93,9 @@ export function registerReportCommand(program: Command): void {
 }
 
 /** When the calls of `records` not ended yet come up and expire, from their jobs on a `calls` queue opened for it. */
-async function waitingTimes(redis: RedisClient, prefix: string, records: readonly CallRecord[]): Promise<Map<string, CallTimes>> {
+async function waitingTimes(redis: RedisClient, prefix: string, campaignId: string, records: readonly CallRecord[]): Promise<Map<string, CallTimes>> {
   if (records.every((r) => r.state === 'terminal')) return new Map(); // no queue opened for nothing to read
-  const queue = new Queue(CALLS_QUEUE, { connection: redis, prefix });
+  const queue = campaignCallsQueue(redis, prefix, campaignId);
   try {
     return await openCallTimes(redis, queue, records);
   } finally {

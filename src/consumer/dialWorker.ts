@@ -1,6 +1,6 @@
 import { CANCEL_REASON } from '../producer/cancelCalls.js';
 import { setMaxListeners } from 'node:events';
-import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { RedisClient } from '../core/redisClient.js';
 import { CallStore } from '../core/callStore.js';
 import { loadConfig, requireDialSettings, requireOutboundTrunk, type DialerConfig } from '../core/config.js';
@@ -112,7 +112,9 @@ export type DialJobResult =
   | { status: 'expired' }
   | { status: 'skipped' }
   | { status: 'canceled' }
-  | { status: 'failed' };
+  | { status: 'failed' }
+  /** Found on another shard's queue than its campaign's: moved there (same job id), dialed from there. */
+  | { status: 'forwarded'; shard: string };
 
 /** The metric label of an attempt's end; undefined when no call was placed (draining, lost, or the call had ended). */
 function attemptResultLabel(result: DialAttemptResult): string | undefined {
@@ -139,7 +141,10 @@ async function waitWithoutAttempt(job: Job, token: string | undefined, delayMs: 
 }
 
 export interface DialWorkerHandle {
+  /** Shard 0's worker (QUEUE_PREFIX's own `calls`; the only one with the default CALL_SHARDS). */
   worker: Worker<PushedJobData, DialJobResult>;
+  /** One worker per call shard (callShards.ts), shard 0 first. */
+  workers: ReadonlyArray<Worker<PushedJobData, DialJobResult>>;
   /** First call drains (ringing calls finish); `force` stops at once. Idempotent per mode. */
   close(force?: boolean): Promise<void>;
 }
@@ -341,11 +346,31 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
       throw new CallEndedError(ending);
     }
     log.warn({ reason, backoffMs, consecutiveFailures, platformErrors }, 'LiveKit or network trouble: backing the dial queue off, attempt not spent');
-    await worker.rateLimit(backoffMs);
+    await Promise.all(workers.map((w) => w.rateLimit(backoffMs)));
     throw Worker.RateLimitError();
   };
 
-  const processDialJob = async (job: Job<PushedJobData, DialJobResult>, token?: string, lockLost?: AbortSignal): Promise<DialJobResult> => {
+  /** Queues of other shards a misrouted job is moved to (opened on first use). */
+  const shardQueues = new Map<string, Queue>();
+  /**
+   * Moves a job found on another shard's queue than its campaign's (a service pushing straight onto `calls` under
+   * QUEUE_PREFIX, whatever the campaign) to its campaign's shard, where its record, lock and claim share a slot. Same
+   * job id there: done twice (this process died in between), the second add finds the job and adds nothing.
+   */
+  const forwardToShard = async (job: Job<PushedJobData, DialJobResult>, jobId: string, target: string, log: Logger): Promise<DialJobResult> => {
+    let queue = shardQueues.get(target);
+    if (!queue) {
+      queue = new Queue(CALLS_QUEUE, { connection, prefix: target });
+      shardQueues.set(target, queue);
+    }
+    await queue.add(job.name, job.data, { ...job.opts, jobId, delay: 0 });
+    log.info({ shard: target }, "job moved to its campaign's call shard");
+    return { status: 'forwarded', shard: target };
+  };
+
+  const processDialJob = async (job: Job<PushedJobData, DialJobResult>, shard: number, token?: string, lockLost?: AbortSignal): Promise<DialJobResult> => {
+    const shardWorker = workers[shard];
+    if (!shardWorker) throw new Error(`no dial worker for call shard ${shard}`);
     const parsed = parseCallJob(job.data, job.id, job.timestamp, config.dial.defaultRegion);
     if (!parsed.ok) {
       if (parsed.callId && parsed.campaignId && !(await endMalformedCall(parsed.callId, parsed.campaignId, job, parsed.reason))) {
@@ -361,6 +386,8 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     const foreign = !job.opts.attempts || !job.opts.backoff;
     const attempt = (foreign ? foreignAttemptsMade(job.data) : job.attemptsMade) + 1;
     const log = logger.child({ callId: given.callId, campaignId: given.campaignId, attempt });
+    const home = config.callShards.prefixOf(given.campaignId);
+    if (home !== config.callShards.prefixes[shard]) return forwardToShard(job, job.id, home, log);
     // Jobs other services push have no record yet: one exists before anything can end the call.
     await store.createCalls(given.campaignId, [given]);
 
@@ -437,7 +464,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     const dialStarted = performance.now();
     metrics?.callsRinging.inc();
     let result: DialAttemptResult;
-    const lock = { key: worker.toKey(`${job.id}:lock`), token };
+    const lock = { key: shardWorker.toKey(`${job.id}:lock`), token };
     try {
       const callDeps: DialDeps = {
         ...deps,
@@ -536,29 +563,44 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     throw new CallEndedError(`${end.outcome} after ${attempt} attempt(s)${sip.sipStatusCode ? ` (SIP ${sip.sipStatusCode})` : ''}`);
   };
 
-  const worker: Worker<PushedJobData, DialJobResult> = new Worker<PushedJobData, DialJobResult>(CALLS_QUEUE, processDialJob, {
-    connection,
-    prefix: config.queuePrefix,
-    concurrency: config.dial.concurrency,
-    lockDuration: config.dial.lockDurationMs,
-    stalledInterval: Math.max(MIN_STALLED_INTERVAL_MS, config.dial.lockDurationMs / 2),
-    maxStalledCount: MAX_STALLED_COUNT,
-    settings: {
-      backoffStrategy: async (attemptsMade, _type, err, job) => {
-        if (err instanceof RetryDialError) return err.delayMs;
-        const outcome = 'failed';
-        const data = job?.data as Record<string, unknown> | undefined;
-        const campaignId = data?.campaignId ?? data?.campaign_id;
-        const campaign = typeof campaignId === 'string' ? await campaigns.get(campaignId).catch(() => undefined) : undefined;
-        return retryDelayMs(outcome, attemptsMade, retryDelaysOf(campaign), random);
-      },
-    },
+  // One worker per call shard (callShards.ts; one with the default CALL_SHARDS), each with DIAL_CONCURRENCY slots.
+  const workers: Array<Worker<PushedJobData, DialJobResult>> = [];
+  config.callShards.prefixes.forEach((prefix, shard) => {
+    workers.push(startShardWorker(prefix, shard));
   });
+  const [worker] = workers;
+  if (!worker) throw new Error('no call shard to work');
 
-  // Every way a job can end for good writes the call's one outcome: ours were reported before CallEndedError or
-  // MalformedCallJobError was thrown; anything else (an unexpected error on the last attempt, BullMQ's "job stalled
-  // more than allowable limit" after consumers died holding it) is reported here.
-  worker.on('failed', (job, err) => {
+  function startShardWorker(prefix: string, shard: number): Worker<PushedJobData, DialJobResult> {
+    const shardWorker = new Worker<PushedJobData, DialJobResult>(CALLS_QUEUE, (job, token, signal) => processDialJob(job, shard, token, signal), {
+      connection,
+      prefix,
+      concurrency: config.dial.concurrency,
+      lockDuration: config.dial.lockDurationMs,
+      stalledInterval: Math.max(MIN_STALLED_INTERVAL_MS, config.dial.lockDurationMs / 2),
+      maxStalledCount: MAX_STALLED_COUNT,
+      settings: {
+        backoffStrategy: async (attemptsMade, _type, err, job) => {
+          if (err instanceof RetryDialError) return err.delayMs;
+          const outcome = 'failed';
+          const data = job?.data as Record<string, unknown> | undefined;
+          const campaignId = data?.campaignId ?? data?.campaign_id;
+          const campaign = typeof campaignId === 'string' ? await campaigns.get(campaignId).catch(() => undefined) : undefined;
+          return retryDelayMs(outcome, attemptsMade, retryDelaysOf(campaign), random);
+        },
+      },
+    });
+    shardWorker.on('failed', onJobFailed);
+    shardWorker.on('error', (err) => logger.error({ err, shard: prefix }, 'dial worker error'));
+    return shardWorker;
+  }
+
+  /**
+   * Every way a job can end for good writes the call's one outcome: ours were reported before CallEndedError or
+   * MalformedCallJobError was thrown; anything else (an unexpected error on the last attempt, BullMQ's "job stalled
+   * more than allowable limit" after consumers died holding it) is reported here.
+   */
+  function onJobFailed(job: Job<PushedJobData, DialJobResult> | undefined, err: Error): void {
     if (!job) return;
     if (err instanceof CallEndedError || err instanceof RetryDialError) return;
     if (err instanceof MalformedCallJobError) {
@@ -574,31 +616,33 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     report({ callId: ids.callId, campaignId: ids.campaignId, outcome: 'failed', reason: err.message, attempt: job.attemptsMade }).catch((reportErr: unknown) =>
       logger.error({ ...ids, err: reportErr }, 'could not report the failed call'),
     );
-  });
-  worker.on('error', (err) => logger.error({ err }, 'dial worker error'));
+  }
 
   let closing: Promise<void> | undefined;
   let forced: Promise<void> | undefined;
   const cleanup = async () => {
+    for (const queue of shardQueues.values()) await queue.close().catch((err: unknown) => logger.error({ err }, "closing a call shard's queue failed"));
     await reporter.close().catch((err: unknown) => logger.error({ err }, 'closing the result reporter failed'));
     await watchdog.close().catch((err: unknown) => logger.error({ err }, 'closing the outcome watchdog failed'));
     await closeConnection(connection);
   };
+  /** Closes every shard's worker (each failure logged on its own), then what they shared. */
+  const closeWorkers = (force: boolean): Promise<void> =>
+    Promise.all(
+      workers.map((w) =>
+        w.close(force).catch((err: unknown) => logger.error({ err, shard: w.opts.prefix }, force ? 'forced close of the dial worker failed' : 'closing the dial worker failed')),
+      ),
+    ).then(cleanup);
   return {
     worker,
+    workers,
     close(force = false) {
       draining.abort();
       if (force) {
-        forced ??= worker
-          .close(true)
-          .catch((err: unknown) => logger.error({ err }, 'forced close of the dial worker failed'))
-          .then(cleanup);
+        forced ??= closeWorkers(true);
         return forced;
       }
-      closing ??= worker
-        .close()
-        .catch((err: unknown) => logger.error({ err }, 'closing the dial worker failed'))
-        .then(cleanup);
+      closing ??= closeWorkers(false);
       return closing;
     },
   };

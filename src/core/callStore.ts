@@ -1,5 +1,6 @@
 import { connectionGeneration, type RedisClient } from './redisClient.js';
 import { ActiveCallLeases, INBOUND_LEASE_TTL_MS } from './activeCallLeases.js';
+import { callShardsOf, type CallShards } from './callShards.js';
 import { dialerKeys, type DialerKeys } from './keys.js';
 import { LuaScript, replies, type ScriptArg } from './luaScript.js';
 import { formatPhoneNumber } from './phone.js';
@@ -193,6 +194,15 @@ const scripts = {
   ),
   /** Keys: record, lock, back-off, start log, and the campaign's start log when it has its own rate (4 or 5). */
   claimDial: new LuaScript<readonly string[], readonly ScriptArg[], [string, number]>('claimDial', LUA_FOLDER, 'variable', replies.statusAndNumber),
+  /** claimDial's first step for a call in another shard: keys back-off, start log, and the campaign's start log (2 or 3). */
+  reserveDialStart: new LuaScript<readonly string[], readonly ScriptArg[], [string, number]>('reserveDialStart', LUA_FOLDER, 'variable', replies.statusAndNumber),
+  /** claimDial's second step for a call in another shard, in the shard's slot. */
+  markDialSent: new LuaScript<[record: string, lock: string], [attempt: number, token: string, now: number], [string, number]>(
+    'markDialSent',
+    LUA_FOLDER,
+    2,
+    replies.statusAndNumber,
+  ),
   releaseDial: new LuaScript<[record: string, lock: string], [attempt: number, token: string], number>('releaseDial', LUA_FOLDER, 2, replies.integer),
   requestCancel: new LuaScript<[record: string], [now: number], number>('requestCancel', LUA_FOLDER, 1, replies.integer),
   applyTerminal: new LuaScript<
@@ -309,6 +319,8 @@ export interface ReplicaShortfall {
  */
 export class CallStore {
   readonly keys: DialerKeys;
+  /** Where each campaign's records live (QUEUE_PREFIX's call shards, as this process configured them). */
+  private readonly shards: CallShards;
   private readonly redis: RedisClient;
   /** Leases of calls in progress (DIAL_MAX_ACTIVE_CALLS): a call's terminal outcome gives its lease back. */
   private readonly leases: ActiveCallLeases;
@@ -332,7 +344,8 @@ export class CallStore {
       onAttemptEndRetry?: (err: Error, elapsedMs: number, end: AttemptRef) => void;
     } = {},
   ) {
-    this.keys = dialerKeys(prefix);
+    this.shards = callShardsOf(prefix);
+    this.keys = dialerKeys(prefix, this.shards);
     this.redis = redis;
     this.leases = new ActiveCallLeases(redis, prefix);
     this.generation = durability.dialReplicaAcks ? connectionGeneration(redis) : undefined;
@@ -463,17 +476,10 @@ export class CallStore {
     window: DialStartWindow,
     notAfterMs?: number,
   ): Promise<DialClaim> {
-    const keys = [this.keys.callRecord(campaignId, callId), lock.key, backoffKey, window.logKey];
-    const args: ScriptArg[] = [attempt, lock.token, this.clock.now(), window.limit, window.windowUs, window.member, window.keepUs];
-    if (window.campaign) {
-      keys.push(window.campaign.logKey);
-      args.push(window.campaign.limit, window.campaign.windowUs);
-    } else {
-      args.push('', '');
-    }
-    args.push(notAfterMs ?? '');
     const before = this.generation?.count;
-    const [status, n] = await scripts.claimDial.run(this.redis, keys, args);
+    const [status, n] = this.shards.prefixOf(campaignId) === this.shards.prefix
+      ? await this.claimInOneStep(campaignId, callId, attempt, lock, backoffKey, window, notAfterMs)
+      : await this.claimInTwoSteps(campaignId, callId, attempt, lock, backoffKey, window, notAfterMs);
     switch (status) {
       case 'ok':
         return this.durableClaim(campaignId, callId, attempt, lock, before);
@@ -493,6 +499,64 @@ export class CallStore {
       default:
         throw new Error(`claimDial.lua answered an unknown status: ${status}`);
     }
+  }
+
+  /** claimDial.lua: every check and both writes in one script (the call's record is in QUEUE_PREFIX's own slot). */
+  private claimInOneStep(
+    campaignId: string,
+    callId: string,
+    attempt: number,
+    lock: { key: string; token: string },
+    backoffKey: string,
+    window: DialStartWindow,
+    notAfterMs: number | undefined,
+  ): Promise<[string, number]> {
+    const keys = [this.keys.callRecord(campaignId, callId), lock.key, backoffKey, window.logKey];
+    const args: ScriptArg[] = [attempt, lock.token, this.clock.now(), window.limit, window.windowUs, window.member, window.keepUs];
+    if (window.campaign) {
+      keys.push(window.campaign.logKey);
+      args.push(window.campaign.limit, window.campaign.windowUs);
+    } else {
+      args.push('', '');
+    }
+    args.push(notAfterMs ?? '');
+    return scripts.claimDial.run(this.redis, keys, args);
+  }
+
+  /**
+   * For a call in another call shard (callShards.ts), whose record and job lock live in another slot than the global
+   * window: the start is counted in QUEUE_PREFIX's slot first (reserveDialStart.lua: back-off, end, windows), then the
+   * attempt marked sent in the shard's (markDialSent.lua: lock, record). A refused mark takes the start back out of the
+   * windows; a process that dies between the steps leaves a start counted that never went out (the limit errs low,
+   * never high). The send gate's bound (DialStartWindow.marginMs) counts from before the first step, so the second
+   * round trip cannot carry the request past it unnoticed.
+   */
+  private async claimInTwoSteps(
+    campaignId: string,
+    callId: string,
+    attempt: number,
+    lock: { key: string; token: string },
+    backoffKey: string,
+    window: DialStartWindow,
+    notAfterMs: number | undefined,
+  ): Promise<[string, number]> {
+    const keys = [backoffKey, window.logKey];
+    const args: ScriptArg[] = [window.limit, window.windowUs, window.member, window.keepUs];
+    if (window.campaign) {
+      keys.push(window.campaign.logKey);
+      args.push(window.campaign.limit, window.campaign.windowUs);
+    } else {
+      args.push('', '');
+    }
+    args.push(notAfterMs ?? '');
+    const reserved = await scripts.reserveDialStart.run(this.redis, keys, args);
+    if (reserved[0] !== 'ok') return reserved;
+    const marked = await scripts.markDialSent.run(this.redis, [this.keys.callRecord(campaignId, callId), lock.key], [attempt, lock.token, this.clock.now()]);
+    if (marked[0] !== 'ok') {
+      await this.redis.zrem(window.logKey, window.member);
+      if (window.campaign) await this.redis.zrem(window.campaign.logKey, window.member);
+    }
+    return marked;
   }
 
   /**

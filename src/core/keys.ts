@@ -1,3 +1,5 @@
+import { callShardsOf, type CallShards } from './callShards.js';
+
 /**
  * Redis keys the dialer owns (besides BullMQ's own). Keys touched by one script share a hash tag:
  * `{campaign}` for a campaign's records and counters, `{dialer-cps}` for the global dial limiter,
@@ -23,9 +25,12 @@ export interface DialerKeys {
   heldCalls(campaignId: string): string;
 }
 
-/** Builds the key names under QUEUE_PREFIX. */
-export function dialerKeys(prefix: string): DialerKeys {
-  const campaign = (id: string) => `${prefix}:dialer:{${id}}`;
+/**
+ * Builds the key names under QUEUE_PREFIX. A campaign's keys live in its call shard (callShards.ts: QUEUE_PREFIX itself
+ * with one shard), the others under QUEUE_PREFIX.
+ */
+export function dialerKeys(prefix: string, shards: CallShards = callShardsOf(prefix)): DialerKeys {
+  const campaign = (id: string) => `${shards.prefixOf(id)}:dialer:{${id}}`;
   return {
     callRecord: (campaignId, callId) => `${campaign(campaignId)}:call:${callId}`,
     campaignCounters: (campaignId) => `${campaign(campaignId)}:counters`,

@@ -1,9 +1,9 @@
-import { Queue } from 'bullmq';
+import { campaignCallsQueue } from '../core/callQueues.js';
 import type { RedisClient } from '../core/redisClient.js';
 import { CallStore } from '../core/callStore.js';
 import { HeldCalls } from '../core/heldCalls.js';
 import { terminalTransition } from '../core/outcomes.js';
-import { CALLS_QUEUE } from '../core/queues.js';
+
 import { removeQueuedJobs } from '../core/removeQueuedJobs.js';
 import { ResultReporter } from '../core/reportResult.js';
 import { systemClock, type Clock } from '../core/time.js';
@@ -39,7 +39,7 @@ export async function cancelCalls(
   clock: Clock = systemClock,
 ): Promise<CancelSummary> {
   const store = new CallStore(connection, prefix, clock);
-  const queue = new Queue(CALLS_QUEUE, { connection, prefix });
+  const queue = campaignCallsQueue(connection, prefix, target.campaignId);
   const reporter = new ResultReporter(connection, prefix);
   const held = new HeldCalls(connection, prefix, clock);
   const summary: CancelSummary = { canceled: [], inFlight: [], alreadyEnded: [], unknown: [] };

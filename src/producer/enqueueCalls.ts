@@ -4,6 +4,7 @@ import type { RedisClient } from '../core/redisClient.js';
 import { z } from 'zod';
 import { callWindowSchema } from '../core/callWindow.js';
 import { CallStore, recordNumber, type CreateStatus } from '../core/callStore.js';
+import { callShardsOf, type CallShards } from '../core/callShards.js';
 import { DEFAULT_DIAL_MAX_ATTEMPTS, DEFAULT_QUEUE_PREFIX, DEFAULT_REDIS_URL, loadConfig } from '../core/config.js';
 import { InvalidInputError } from '../core/errors.js';
 import { closeConnection, createProducerConnection, waitUntilReady } from '../core/redisConnection.js';
@@ -226,14 +227,27 @@ export function jobOptions(callId: string, delayMs: number, maxAttempts: number,
 export class CallProducer {
   private readonly clock: Clock;
   private readonly store: CallStore;
-  private readonly queue: Queue<CallJob>;
+  /** The `calls` queue of each call shard a call went to (callShards.ts; QUEUE_PREFIX's own with one shard). */
+  private readonly queues = new Map<string, Queue<CallJob>>();
+  private readonly shards: CallShards;
   private catalog: Promise<ProfileCatalog> | undefined;
   private closed = false;
 
   constructor(private readonly options: EnqueueOptions) {
     this.clock = options.clock ?? systemClock;
     this.store = new CallStore(options.connection, options.prefix, this.clock);
-    this.queue = new Queue<CallJob>(CALLS_QUEUE, { connection: options.connection, prefix: options.prefix });
+    this.shards = callShardsOf(options.prefix);
+  }
+
+  /** The `calls` queue of the shard `campaignId` lives in, opened on first use. */
+  private queueFor(campaignId: string): Queue<CallJob> {
+    const prefix = this.shards.prefixOf(campaignId);
+    let queue = this.queues.get(prefix);
+    if (!queue) {
+      queue = new Queue<CallJob>(CALLS_QUEUE, { connection: this.options.connection, prefix });
+      this.queues.set(prefix, queue);
+    }
+    return queue;
   }
 
   /** The profile catalog when one was configured and a request names a profile; read once. Throws ConfigError. */
@@ -360,7 +374,7 @@ export class CallProducer {
       const conflicts = await this.keyConflicts(campaignId, calls, statuses);
       // A record still `queued` may have lost its job in a crash between these two steps: adding it again is safe.
       const toAdd = calls.filter((_, i) => statuses[i] !== 'past_queued' && !conflicts.has(i));
-      await this.queue.addBulk(toAdd.map((c) => ({ name: 'dial', data: c.job, opts: jobOptions(c.job.callId, c.delayMs, this.options.maxAttempts, c.priority, c.job.enqueuedAt) })));
+      await this.queueFor(campaignId).addBulk(toAdd.map((c) => ({ name: 'dial', data: c.job, opts: jobOptions(c.job.callId, c.delayMs, this.options.maxAttempts, c.priority, c.job.enqueuedAt) })));
       calls.forEach((c, i) => {
         const conflict = conflicts.get(i);
         if (conflict) summary.rejected.push({ index: c.index, ...conflict });
@@ -369,17 +383,30 @@ export class CallProducer {
     }
   }
 
-  /** Whether each call's record exists, in one pipeline (none sent for an empty list). */
+  /** Whether each call's record exists: one pipeline per call shard (none sent for an empty list). */
   private async recordsExist(calls: readonly PreparedCall[]): Promise<boolean[]> {
-    if (calls.length === 0) return [];
-    const pipeline = this.options.connection.pipeline();
-    for (const call of calls) pipeline.exists(this.store.keys.callRecord(call.job.campaignId, call.job.callId));
-    const replies = (await pipeline.exec()) ?? [];
-    return calls.map((_, i) => {
-      const [err, count] = replies[i] ?? [];
-      if (err) throw err;
-      return count === 1;
+    const exists: boolean[] = calls.map(() => false);
+    const byShard = new Map<string, number[]>();
+    calls.forEach((call, i) => {
+      const prefix = this.shards.prefixOf(call.job.campaignId);
+      const positions = byShard.get(prefix);
+      if (positions) positions.push(i);
+      else byShard.set(prefix, [i]);
     });
+    for (const positions of byShard.values()) {
+      const pipeline = this.options.connection.pipeline();
+      for (const i of positions) {
+        const call = calls[i];
+        if (call) pipeline.exists(this.store.keys.callRecord(call.job.campaignId, call.job.callId));
+      }
+      const replies = (await pipeline.exec()) ?? [];
+      positions.forEach((i, n) => {
+        const [err, count] = replies[n] ?? [];
+        if (err) throw err;
+        exists[i] = count === 1;
+      });
+    }
+    return exists;
   }
 
   /** Keyed calls whose record already existed with another number or metadata, by position in `calls`, with why. */
@@ -412,7 +439,7 @@ export class CallProducer {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.queue.close();
+    for (const queue of this.queues.values()) await queue.close();
   }
 }
 

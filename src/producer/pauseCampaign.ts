@@ -1,8 +1,8 @@
-import { Queue } from 'bullmq';
+import { campaignCallsQueue } from '../core/callQueues.js';
 import type { RedisClient } from '../core/redisClient.js';
 import { CallStore } from '../core/callStore.js';
 import { HeldCalls } from '../core/heldCalls.js';
-import { CALLS_QUEUE } from '../core/queues.js';
+
 import { systemClock } from '../core/time.js';
 
 /** Held calls released at once when a campaign resumes. */
@@ -25,7 +25,7 @@ export async function resumeCampaign(connection: RedisClient, prefix: string, ca
   // the pause holds nothing now, consumer or not (report --watch); cleared before the releases below, whose calls a
   // consumer may hold again at once for another gate
   await new HeldCalls(connection, prefix, systemClock).releaseAll(campaignId, 'paused');
-  const queue = new Queue(CALLS_QUEUE, { connection, prefix });
+  const queue = campaignCallsQueue(connection, prefix, campaignId);
   let released = 0;
   const release = async (jobId: string) => {
     const job = await queue.getJob(jobId);

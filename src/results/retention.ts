@@ -11,6 +11,7 @@
  *   outcome watchdog) so no copy of the number, metadata or transcript stays behind. Calls in flight are never
  *   touched. A campaign left with no call on record is removed (for `--before`, only if its counters count nothing).
  */
+import { CallQueues } from '../core/callQueues.js';
 import { Queue } from 'bullmq';
 import { CallStore } from '../core/callStore.js';
 import type { RedisClient } from '../core/redisClient.js';
@@ -26,7 +27,10 @@ export const DAY = 24 * HOUR;
 const PURGE_BATCH = 500;
 /** Candidate ids per list compaction (each compaction reads the campaign's whole call list once). */
 const COMPACT_BATCH = 5000;
-/** The queues that hold a copy of a call's data under the call id as job id. */
+/**
+ * The queues that hold a copy of a call's data under the call id as job id (`calls` once per call shard: a campaign's
+ * jobs are on its shard's).
+ */
 const PER_CALL_QUEUES = [CALLS_QUEUE, CALL_RESULTS_QUEUE, WEBHOOKS_QUEUE, OUTCOME_WATCHDOG_QUEUE] as const;
 
 /** RECORD_RETENTION_DAYS as the record's TTL in seconds; 0 keeps records for ever. */
@@ -66,7 +70,8 @@ export async function purgeCalls(connection: RedisClient, prefix: string, reques
   // every write to the records, counters and call lists goes through the call store
   const store = new CallStore(connection, prefix, systemClock);
   const campaigns = request.campaignId !== undefined ? [request.campaignId] : await store.campaigns();
-  const queues = PER_CALL_QUEUES.map((name) => new Queue(name, { connection, prefix }));
+  const calls = new CallQueues(connection, prefix);
+  const queues = PER_CALL_QUEUES.filter((name) => name !== CALLS_QUEUE).map((name) => new Queue(name, { connection, prefix }));
   const summary: PurgeSummary = { purged: 0, campaigns: campaigns.length, campaignsRemoved: 0, inFlight: 0, jobsRemoved: 0 };
   try {
     for (const campaignId of campaigns) {
@@ -74,13 +79,13 @@ export async function purgeCalls(connection: RedisClient, prefix: string, reques
       summary.purged += result.purged.length;
       summary.inFlight += result.inFlight;
       // in one pass over each queue's wait list per batch: queue.remove's LREM per job is quadratic in the campaign
-      for (const queue of queues) summary.jobsRemoved += await removeQueuedJobs(connection, queue, result.purged);
+      for (const queue of [calls.forCampaign(campaignId), ...queues]) summary.jobsRemoved += await removeQueuedJobs(connection, queue, result.purged);
       // a whole campaign goes once nothing of it is on record; a dated purge keeps counters that still count calls
       const wholeCampaign = request.before === undefined;
       if (await store.dropCampaignIfEmpty(campaignId, { keepCounted: !wholeCampaign })) summary.campaignsRemoved += 1;
     }
   } finally {
-    await Promise.all(queues.map((queue) => queue.close()));
+    await Promise.all([calls.close(), ...queues.map((queue) => queue.close())]);
   }
   return summary;
 }

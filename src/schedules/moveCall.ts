@@ -12,12 +12,12 @@
  * the API's `key` field): `dialer move --key` and `POST /v1/campaigns/{id}/calls/move` both go through moveCallTo, so
  * the key is read as the producer keyed the call (keyedCallId) and the new time with the bounds `enqueue --at` has.
  */
-import { Queue } from 'bullmq';
+import { campaignCallsQueue } from '../core/callQueues.js';
 import type { RedisClient } from '../core/redisClient.js';
 import { CallStore } from '../core/callStore.js';
 import { InvalidInputError } from '../core/errors.js';
 import type { CallState, Outcome } from '../core/outcomes.js';
-import { CALLS_QUEUE, type CallJob } from '../core/queues.js';
+import { type CallJob } from '../core/queues.js';
 import { MAX_SCHEDULE_AHEAD_MS, resolveSchedule, SCHEDULE_FLAGS, type Clock, type ScheduleInput, type ScheduleNames } from '../core/time.js';
 import { campaignEndTimes } from '../campaigns/campaignRegion.js';
 import { keyedCallId } from '../producer/callIds.js';
@@ -66,7 +66,7 @@ export async function moveCall(
   if (record.state === 'terminal') return refuse(record.outcome ?? 'terminal', `it already ended as ${record.outcome ?? 'terminal'}`);
   if (record.state === 'dialing' || record.state === 'in_call') return refuse(record.state, `it is ${record.state === 'dialing' ? 'ringing' : 'connected'}`);
 
-  const queue = new Queue<CallJob>(CALLS_QUEUE, { connection: redis, prefix });
+  const queue = campaignCallsQueue<CallJob>(redis, prefix, campaignId);
   try {
     const job = await queue.getJob(callId);
     if (!job) return refuse(record.state, 'its dial job is gone (it was purged or never added)');

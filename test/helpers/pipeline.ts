@@ -156,7 +156,8 @@ export async function startTestPipeline(
       await calls.close();
       await standInAgent?.close();
       await sim.close();
-      await deleteKeysWithPrefix(redis, prefix);
+      // every call shard's keys (CALL_SHARDS; QUEUE_PREFIX's own alone by default)
+      for (const shardPrefix of config.callShards.prefixes) await deleteKeysWithPrefix(redis, shardPrefix);
       await redis.quit();
     },
   };

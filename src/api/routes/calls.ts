@@ -337,7 +337,7 @@ export function callRoutes(ctx: ApiContext): Route[] {
       const campaignId = await campaignOfCall(ctx, params.id, query.campaign_id);
       const [record, keys] = await Promise.all([ctx.store.get(campaignId, params.id), ctx.store.idempotencyKeys(campaignId, [params.id])]);
       if (!record) throw new ApiProblem('not-found', `no call ${params.id}`);
-      const times = record.state === 'terminal' ? {} : await callTimes(ctx.redis, ctx.calls, params.id);
+      const times = record.state === 'terminal' ? {} : await callTimes(ctx.redis, ctx.calls.forCampaign(campaignId), params.id);
       return { status: 200, body: callViewOf(record, keys.get(params.id), query.transcript === 'true', times) };
     },
   );

@@ -143,7 +143,7 @@ export function campaignRoutes(ctx: ApiContext): Route[] {
       const [counters, records, paused] = await Promise.all([ctx.store.counters(campaignId), ctx.store.list(campaignId), ctx.store.isPaused(campaignId)]);
       const [keys, times] = await Promise.all([
         ctx.store.idempotencyKeys(campaignId, records.map((record) => record.callId)),
-        openCallTimes(ctx.redis, ctx.calls, records),
+        openCallTimes(ctx.redis, ctx.calls.forCampaign(campaignId), records),
       ]);
       // the CLI's own report: `report --csv` as is, `report --json` in snake_case (with each open call's due and expiry times)
       const r = campaignReport(campaignId, counters, records, keys, times);

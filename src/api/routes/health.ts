@@ -52,7 +52,7 @@ export async function checkReadiness(ctx: ApiContext): Promise<Readiness> {
     consumers = { status: 'unknown', detail: 'Redis is not reachable' };
   } else {
     try {
-      const workers = await within(READY_CHECK_TIMEOUT_MS, 'CLIENT LIST', ctx.calls.getWorkers());
+      const workers = await within(READY_CHECK_TIMEOUT_MS, 'CLIENT LIST', ctx.calls.primary().getWorkers());
       if (workers.some((w) => NO_CLIENT_LIST.test(w.name ?? ''))) {
         consumers = { status: 'unknown', detail: 'this Redis does not list its clients' };
       } else if (workers.length === 0) {

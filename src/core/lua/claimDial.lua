@@ -11,7 +11,9 @@
 -- keeps its window entry: the window may count a start that never went out, never miss one that did.
 -- Processes configured with different windows (a rolling upgrade, different DIAL_CPS) may share the log, so entries
 -- are kept for the widest window a caller names (ARGV[7] µs, at least its own) and each caller counts its own window.
--- The keys live in different hash slots unless QUEUE_PREFIX carries a hash tag, which Redis Cluster needs anyway.
+-- The keys live in different hash slots unless QUEUE_PREFIX carries a hash tag, which Redis Cluster needs anyway. A call
+-- in another call shard than QUEUE_PREFIX's own (callShards.ts) is claimed in two steps instead: reserveDialStart.lua in
+-- QUEUE_PREFIX's slot, then markDialSent.lua in the shard's (the checks are the same, includes/dialStart.lua).
 -- With a KEYS[5], the call's campaign has its own rate (its cps, or its ramp): the same check and count on the
 -- campaign's own dial-start log, so a campaign's rate also holds at the moment its calls really start, whatever the
 -- global pacing did to the order of its calls (its gate, campaignRate.ts, only paces them towards this point).
@@ -25,42 +27,9 @@
 -- Returns {status, n}: {'ok', 0}, {'lost_lock', 0}, {'backoff', remaining ms}, {'not_dialing', 0},
 -- {'already_sent', 0}, {'window_full', µs until the window has room}, {'campaign_full', µs until the campaign's
 -- window has room}, {'past_end', 0}.
-if redis.call('GET', KEYS[2]) ~= ARGV[2] then return { 'lost_lock', 0 } end
-local backoff = redis.call('PTTL', KEYS[3])
-if backoff > 0 then return { 'backoff', backoff } end
-local record = redis.call('HMGET', KEYS[1], 'state', 'attempts', 'dialSentAttempt')
-if record[1] ~= 'dialing' or tonumber(record[2]) ~= tonumber(ARGV[1]) then return { 'not_dialing', 0 } end
-if tonumber(record[3]) == tonumber(ARGV[1]) then return { 'already_sent', 0 } end
-
-local limit = tonumber(ARGV[4])
-local window = tonumber(ARGV[5])
-local keep = math.max(tonumber(ARGV[7]), window)
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local notAfter = tonumber(ARGV[10] or '')
-if notAfter and now > notAfter * 1000 then return { 'past_end', 0 } end
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', string.format('%d', now - keep))
-local from = string.format('(%d', now - window)
-if redis.call('ZCOUNT', KEYS[4], from, '+inf') >= limit then
-  local oldest = redis.call('ZRANGEBYSCORE', KEYS[4], from, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-  return { 'window_full', string.format('%d', tonumber(oldest[2]) + window - now + 1) }
-end
-local campaignLog = KEYS[5]
-local campaignWindow = 0
-if campaignLog then
-  campaignWindow = tonumber(ARGV[9])
-  redis.call('ZREMRANGEBYSCORE', campaignLog, '-inf', string.format('%d', now - campaignWindow))
-  local campaignFrom = string.format('(%d', now - campaignWindow)
-  if redis.call('ZCOUNT', campaignLog, campaignFrom, '+inf') >= tonumber(ARGV[8]) then
-    local oldest = redis.call('ZRANGEBYSCORE', campaignLog, campaignFrom, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-    return { 'campaign_full', string.format('%d', tonumber(oldest[2]) + campaignWindow - now + 1) }
-  end
-end
-redis.call('ZADD', KEYS[4], string.format('%d', now), ARGV[6])
-redis.call('PEXPIRE', KEYS[4], math.ceil(keep / 1000) * 2)
-if campaignLog then
-  redis.call('ZADD', campaignLog, string.format('%d', now), ARGV[6])
-  redis.call('PEXPIRE', campaignLog, math.ceil(campaignWindow / 1000) * 2)
-end
-redis.call('HSET', KEYS[1], 'dialSentAttempt', ARGV[1], 'dialSentAt', ARGV[3], 'updatedAt', ARGV[3])
+--- @include "dialStart"
+local refused = dialLockRefusal(KEYS[2], ARGV[2]) or dialBackoffRefusal(KEYS[3]) or dialRecordRefusal(KEYS[1], ARGV[1])
+  or takeDialStart(KEYS[4], KEYS[5], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
+if refused then return refused end
+markSent(KEYS[1], ARGV[1], ARGV[3])
 return { 'ok', 0 }

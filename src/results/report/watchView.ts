@@ -8,6 +8,7 @@
  * own state (canceled, past its end, LiveKit backed off), calls waiting to retry, and calls due later in the delayed
  * set of BullMQ's `calls` queue (a job id is its call id).
  */
+import { callShardsOf } from '../../core/callShards.js';
 import type { RedisClient } from '../../core/redisClient.js';
 import { DateTime } from 'luxon';
 import { campaignWindow } from '../../campaigns/campaignSchema.js';
@@ -130,7 +131,8 @@ export class WatchReader {
     ]);
     const states: WatchSnapshot['states'] = { queued: 0, dialing: 0, waiting_retry: 0, in_call: 0 };
     const open = this.ids.filter((callId) => !this.ended.has(callId));
-    const delayedKey = `${this.settings.prefix}:${CALLS_QUEUE}:delayed`;
+    // the campaign's call shard's queue (QUEUE_PREFIX's own with one shard): its records share that slot
+    const delayedKey = `${callShardsOf(this.settings.prefix).prefixOf(id)}:${CALLS_QUEUE}:delayed`;
     const now = this.clock.now();
     let delayed = 0;
     let dueLater = 0;

@@ -83,7 +83,24 @@ export class CallCampaignIndex {
   }
 
   private async scan(callId: string): Promise<string | undefined> {
-    const campaigns = await this.store.campaigns();
+    // one pipeline per call shard: on a cluster the shards' records live in different slots, often on other masters,
+    // and a pipeline spanning them is refused
+    const byShard = new Map<string, string[]>();
+    for (const campaignId of await this.store.campaigns()) {
+      const shard = this.calls.shards.prefixOf(campaignId);
+      const campaigns = byShard.get(shard);
+      if (campaigns) campaigns.push(campaignId);
+      else byShard.set(shard, [campaignId]);
+    }
+    for (const campaigns of byShard.values()) {
+      const found = await this.scanShard(campaigns, callId);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+
+  /** The campaign among `campaigns` (all of one call shard) holding a record of `callId`. */
+  private async scanShard(campaigns: readonly string[], callId: string): Promise<string | undefined> {
     for (let i = 0; i < campaigns.length; i += SCAN_BATCH) {
       const batch = campaigns.slice(i, i + SCAN_BATCH);
       const pipeline = this.redis.pipeline();

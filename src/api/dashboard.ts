@@ -95,18 +95,23 @@ export async function mountDashboard(
 ): Promise<void> {
   // each call shard's `calls` beside QUEUE_PREFIX's own (callShards.ts; none with one shard)
   const shards = callShardsOf(options.prefix).prefixes.slice(1);
+  // bull-board keys its queues by name: each shard's `calls` gets a name of its own (`s1-calls`, …), or the last one
+  // added would stand in for them all
   const queues = [
-    ...DASHBOARD_QUEUES.map(({ name, description }) => ({ name, prefix: options.prefix, description })),
-    ...shards.map((prefix) => ({ name: CALLS_QUEUE, prefix, description: `dial jobs of the campaigns in call shard ${prefix}` })),
-  ].map(({ name, prefix, description }) => {
+    ...DASHBOARD_QUEUES.map(({ name, description }) => ({ name, prefix: options.prefix, description, shard: 0 })),
+    ...shards.map((prefix, i) => ({ name: CALLS_QUEUE, prefix, description: `dial jobs of the campaigns in call shard ${prefix}`, shard: i + 1 })),
+  ].map(({ name, prefix, description, shard }) => {
     const queue = new Queue(name, { connection: options.redis, prefix });
     logRedisErrors(queue, `${name} queue of ${prefix} (dashboard)`, options.logger);
-    return { queue, description };
+    return { queue, description, shard };
   });
   const serverAdapter = new FastifyAdapter();
   serverAdapter.setBasePath(DASHBOARD_PATH);
   createBullBoard({
-    queues: queues.map(({ queue, description }) => new BullMQAdapter(queue, { readOnlyMode: true, description })),
+    queues: queues.map(
+      ({ queue, description, shard }) =>
+        new BullMQAdapter(queue, { readOnlyMode: true, description, ...(shard > 0 ? { prefix: `s${shard}-`, displayName: `${queue.name} (call shard ${shard})` } : {}) }),
+    ),
     serverAdapter,
     options: { uiConfig: { boardTitle: 'dialer queues' } },
   });

@@ -80,6 +80,11 @@ export async function purgeCalls(connection: RedisClient, prefix: string, reques
       summary.inFlight += result.inFlight;
       // in one pass over each queue's wait list per batch: queue.remove's LREM per job is quadratic in the campaign
       for (const queue of [calls.forCampaign(campaignId), ...queues]) summary.jobsRemoved += await removeQueuedJobs(connection, queue, result.purged);
+      // a job another service pushed onto QUEUE_PREFIX's own `calls` for a campaign of another shard leaves its copy
+      // there when a consumer moves it (same job id, kept as BullMQ keeps it: for ever by default): it goes too. Not
+      // counted, so the figure is the same whatever the shard count (removeQueuedJobs counts a missing job as one).
+      const home = calls.forCampaign(campaignId);
+      if (home !== calls.primary()) await removeQueuedJobs(connection, calls.primary(), result.purged);
       // a whole campaign goes once nothing of it is on record; a dated purge keeps counters that still count calls
       const wholeCampaign = request.before === undefined;
       if (await store.dropCampaignIfEmpty(campaignId, { keepCounted: !wholeCampaign })) summary.campaignsRemoved += 1;

@@ -102,9 +102,38 @@ export function callShardsKey(prefix: string): string {
 export async function verifyCallShards(redis: RedisClient, shards: CallShards): Promise<void> {
   const key = callShardsKey(shards.prefix);
   // one shard is the layout a key space has without the setting: it writes nothing, only checks nobody set more
+  if (shards.count > DEFAULT_CALL_SHARDS && (await redis.get(key)) === null) await refuseUnshardedCalls(redis, shards);
   const recorded = shards.count > DEFAULT_CALL_SHARDS ? await redis.set(key, String(shards.count), 'NX', 'GET') : await redis.get(key);
   if (recorded === null || Number(recorded) === shards.count) return;
   throw new ConfigError(
     `CALL_SHARDS is ${shards.count} but the calls under QUEUE_PREFIX=${shards.prefix} were set up with ${recorded} shards: give every process CALL_SHARDS=${recorded}`,
+  );
+}
+
+/** Campaigns named in a refusal of unsharded calls, at most (the rest are counted). */
+const NAMED_CAMPAIGNS = 5;
+
+/**
+ * Before a count above one is first recorded: throws ConfigError when calls set up with one shard (no count recorded)
+ * are still on record for campaigns that `shards` puts in another shard, since they would no longer be found (the
+ * shard-0 call lists of such campaigns exist). Reads the campaign index and one EXISTS per such campaign, in
+ * QUEUE_PREFIX's slot.
+ */
+async function refuseUnshardedCalls(redis: RedisClient, shards: CallShards): Promise<void> {
+  const moved = (await redis.smembers(`${shards.prefix}:dialer:campaigns`)).filter((id) => shards.prefixOf(id) !== shards.prefix).sort();
+  if (moved.length === 0) return;
+  const pipeline = redis.pipeline();
+  // the call list dialerKeys gives such a campaign with one shard (keys.ts; not imported: keys.ts imports this file)
+  for (const id of moved) pipeline.exists(`${shards.prefix}:dialer:{${id}}:calls`);
+  const replies = (await pipeline.exec()) ?? [];
+  const stranded = moved.filter((_, i) => {
+    const [err, found] = replies[i] ?? [];
+    if (err) throw err;
+    return found === 1;
+  });
+  if (stranded.length === 0) return;
+  const named = stranded.slice(0, NAMED_CAMPAIGNS).join(', ') + (stranded.length > NAMED_CAMPAIGNS ? ` and ${stranded.length - NAMED_CAMPAIGNS} more` : '');
+  throw new ConfigError(
+    `CALL_SHARDS is ${shards.count} but QUEUE_PREFIX=${shards.prefix} holds calls set up with one shard that it would move to other shards (campaigns ${named}): drain and purge them (dialer purge --campaign ID), or start the sharded deployment on a fresh QUEUE_PREFIX`,
   );
 }

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CallCampaignIndex } from '../../src/api/callIndex.js';
 import { startApiServer } from '../../src/api/server.js';
 import { CallQueues } from '../../src/core/callQueues.js';
-import { callShards, configureCallShards, shardIndexOf } from '../../src/core/callShards.js';
+import { callShards, callShardsKey, configureCallShards, shardIndexOf, verifyCallShards } from '../../src/core/callShards.js';
 import { CallStore } from '../../src/core/callStore.js';
 import { loadConfig } from '../../src/core/config.js';
 import { createLogger } from '../../src/core/logger.js';
@@ -15,7 +15,7 @@ import { systemClock } from '../../src/core/time.js';
 import { purgeCalls } from '../../src/results/retention.js';
 import { startTestPipeline, type TestPipeline } from '../helpers/pipeline.js';
 import { hasRedisCluster, startClusterTopology, type ClusterTopology } from '../helpers/redisTopology.js';
-import { deleteKeysWithPrefix } from '../helpers/testRedis.js';
+import { connectTestRedis, deleteKeysWithPrefix, uniquePrefix } from '../helpers/testRedis.js';
 
 /**
  * Call shards (README "Call shards") seen from the services around the dial pipeline: the queue dashboard shows each
@@ -49,6 +49,35 @@ function campaignPerShard(stem: string): string[] {
   expect(names).toHaveLength(SHARDS);
   return names;
 }
+
+describe('turning call shards on over calls set up with one shard', () => {
+  it('refuses a count above one while campaigns it would move still have calls on record, and records it once they are purged', async () => {
+    const prefix = uniquePrefix('shards-on');
+    const redis = connectTestRedis();
+    const [stays, moves] = campaignPerShard('turn-on');
+    if (stays === undefined || moves === undefined) throw new Error('no campaigns in shards 0 and 1');
+    try {
+      // a deployment without the setting: one shard, every campaign under QUEUE_PREFIX
+      const store = new CallStore(redis, prefix, systemClock);
+      await store.createCalls(stays, [{ callId: 'on-0', phoneNumber: '+14155567830', metadata: {} }]);
+      await verifyCallShards(redis, callShards(prefix, SHARDS)); // its only campaign stays in shard 0
+      await redis.del(callShardsKey(prefix));
+      await store.createCalls(moves, [{ callId: 'on-1', phoneNumber: '+14155567831', metadata: {} }]);
+
+      await expect(verifyCallShards(redis, callShards(prefix, SHARDS))).rejects.toThrow(`holds calls set up with one shard that it would move to other shards (campaigns ${moves})`);
+      expect(await redis.exists(callShardsKey(prefix))).toBe(0);
+      await verifyCallShards(redis, callShards(prefix, 1)); // the deployment as it was carries on
+
+      await store.applyTerminal({ callId: 'on-1', campaignId: moves, outcome: 'canceled', reportedBy: 'operator', endedAt: Date.now() });
+      await purgeCalls(redis, prefix, { campaignId: moves });
+      await verifyCallShards(redis, callShards(prefix, SHARDS));
+      expect(await redis.get(callShardsKey(prefix))).toBe(String(SHARDS));
+    } finally {
+      for (const shard of callShards(prefix, SHARDS).prefixes) await deleteKeysWithPrefix(redis, shard);
+      await redis.quit();
+    }
+  });
+});
 
 describe('call shards on one Redis: the dashboard and purge', () => {
   let p: TestPipeline;

@@ -354,8 +354,10 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
   const shardQueues = new Map<string, Queue>();
   /**
    * Moves a job found on another shard's queue than its campaign's (a service pushing straight onto `calls` under
-   * QUEUE_PREFIX, whatever the campaign) to its campaign's shard, where its record, lock and claim share a slot. Same
-   * job id there: done twice (this process died in between), the second add finds the job and adds nothing.
+   * QUEUE_PREFIX, whatever the campaign) to its campaign's shard, where its record, lock and claim share a slot. Its
+   * job id there is the call id, as for every job the dialer adds (BullMQ refuses a given id that is an integer, which
+   * its own ids for jobs pushed without one are): done twice (this process died in between), the second add finds the
+   * job and adds nothing.
    */
   const forwardToShard = async (job: Job<PushedJobData, DialJobResult>, jobId: string, target: string, log: Logger): Promise<DialJobResult> => {
     let queue = shardQueues.get(target);
@@ -387,7 +389,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     const attempt = (foreign ? foreignAttemptsMade(job.data) : job.attemptsMade) + 1;
     const log = logger.child({ callId: given.callId, campaignId: given.campaignId, attempt });
     const home = config.callShards.prefixOf(given.campaignId);
-    if (home !== config.callShards.prefixes[shard]) return forwardToShard(job, job.id, home, log);
+    if (home !== config.callShards.prefixes[shard]) return forwardToShard(job, given.callId, home, log);
     // Jobs other services push have no record yet: one exists before anything can end the call.
     await store.createCalls(given.campaignId, [given]);
 

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { isTimeZone, parseCallWindow, type CallWindow } from './callWindow.js';
 import { ConfigError, errorMessage } from './errors.js';
 import { isRegion, parseRegion } from './phone.js';
-import { callShards, configureCallShards, DEFAULT_CALL_SHARDS, MAX_CALL_SHARDS, type CallShards } from './callShards.js';
+import { callShardsOf, configureCallShards, MAX_CALL_SHARDS, type CallShards } from './callShards.js';
 import { DEFAULT_REDIS_PORT, DEFAULT_SENTINEL_PORT, hashTag, parseHostPorts, RedisAddressError, type RedisTarget } from './redisTarget.js';
 import { SECOND } from './time.js';
 
@@ -104,7 +104,7 @@ const envSchema = z.object({
     .regex(/^[A-Za-z0-9_.{}-]+$/, 'QUEUE_PREFIX may hold only letters, digits, "_", ".", "-" and a {hash tag}')
     .default(DEFAULT_QUEUE_PREFIX),
   /** Shards of the `calls` queue and each campaign's records (callShards.ts); the same in every process. */
-  CALL_SHARDS: positiveInt('CALL_SHARDS').max(MAX_CALL_SHARDS, `CALL_SHARDS must be at most ${MAX_CALL_SHARDS}`).default(DEFAULT_CALL_SHARDS),
+  CALL_SHARDS: positiveInt('CALL_SHARDS').max(MAX_CALL_SHARDS, `CALL_SHARDS must be at most ${MAX_CALL_SHARDS}`).optional(),
   LIVEKIT_URL: z.string().url('LIVEKIT_URL must be a URL like wss://my-project.livekit.cloud').optional(),
   LIVEKIT_API_KEY: z.string().optional(),
   LIVEKIT_API_SECRET: z.string().optional(),
@@ -360,14 +360,16 @@ function replicaAcks(replicas: number, timeoutMs: number): DialerConfig['dialRep
 /** Validates the environment once at start-up; throws ConfigError listing every bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): DialerConfig {
   const e = parseEnv(envSchema, env);
-  // every store and queue this process builds for the prefix finds its campaigns' shards from here on
-  configureCallShards(e.QUEUE_PREFIX, e.CALL_SHARDS);
+  // Every store and queue this process builds for the prefix finds its campaigns' shards from here on. Unset, the count
+  // stays what this process knows for the prefix (one, unless a configuration that set it was loaded before): a
+  // helper reading a few settings of its own (the simulated agent) must not undo its host's count.
+  if (e.CALL_SHARDS !== undefined) configureCallShards(e.QUEUE_PREFIX, e.CALL_SHARDS);
   return {
     redisUrl: e.REDIS_URL,
     redis: redisTarget(e),
     dialReplicaAcks: replicaAcks(e.REDIS_DIAL_REPLICA_ACKS ?? (e.REDIS_SENTINELS === undefined ? 0 : 1), e.REDIS_REPLICA_ACK_TIMEOUT_MS),
     queuePrefix: e.QUEUE_PREFIX,
-    callShards: callShards(e.QUEUE_PREFIX, e.CALL_SHARDS),
+    callShards: callShardsOf(e.QUEUE_PREFIX),
     agentName: e.AGENT_NAME,
     logLevel: e.LOG_LEVEL,
     livekit: { url: e.LIVEKIT_URL, apiKey: e.LIVEKIT_API_KEY, apiSecret: e.LIVEKIT_API_SECRET },

@@ -5,6 +5,7 @@
  * simulator's scenario, src/harness/scriptedCallee.ts), then runs runCall: the same connect steps, conversation,
  * LiveKit API calls (against the simulator) and outcomes (to `call-results`) as the LiveKit worker.
  */
+import { callShardsOf } from '../core/callShards.js';
 import { initializeLogger, loggerOptions } from '@livekit/agents';
 import { pino } from 'pino';
 import {
@@ -139,6 +140,8 @@ export async function startSimulatedAgent(options: SimulatedAgentOptions): Promi
   const base = loadConfig({
     REDIS_URL: options.redisUrl,
     QUEUE_PREFIX: options.queuePrefix,
+    // the host's call shards for this prefix (its own configuration set them): the agent finds records where they are
+    CALL_SHARDS: String(callShardsOf(options.queuePrefix).count),
     AGENT_NAME: options.agentName,
     LIVEKIT_URL: sim.url,
     LIVEKIT_API_KEY: sim.apiKey,

@@ -46,6 +46,8 @@ async function main(): Promise<void> {
     REDIS_SENTINEL_NAME: process.env.REDIS_SENTINEL_NAME,
     REDIS_CLUSTER_NODES: process.env.REDIS_CLUSTER_NODES,
     QUEUE_PREFIX: env.QUEUE_PREFIX,
+    // the agent's records are found in their campaign's call shard, as the consumers' are
+    CALL_SHARDS: process.env.CALL_SHARDS,
   });
   const events = createSimEvents();
   const agent = await startSimulatedAgent({

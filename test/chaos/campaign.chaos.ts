@@ -18,13 +18,13 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Queue } from 'bullmq';
 import type { RedisClient } from '../../src/core/redisClient.js';
 import { closeConnection } from '../../src/core/redisConnection.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enqueueCalls } from '../../src/index.js';
 import { CallStore } from '../../src/core/callStore.js';
-import { CALLS_QUEUE } from '../../src/core/queues.js';
+import { campaignCallsQueue } from '../../src/core/callQueues.js';
+import { configureCallShards } from '../../src/core/callShards.js';
 import { SECOND, sleep, systemClock } from '../../src/core/time.js';
 import { chaosCampaign } from './chaosScenario.js';
 import { AgentHost, ApiProxyProcess, ChildRegistry, ConsumerProcess, SimHost, freePort } from './chaosProcesses.js';
@@ -41,6 +41,12 @@ import {
 } from './chaosReport.js';
 
 const CALLS = Number(process.env.CHAOS_CALLS ?? 210);
+/**
+ * CALL_SHARDS of every process (CHAOS_CALL_SHARDS, default 1). `npm run test:chaos:cluster` runs 3: the campaign's
+ * records and dial jobs then live in its shard, on another master than the global keys, and every dial is claimed in
+ * two steps (README "Call shards").
+ */
+const CALL_SHARDS = Number(process.env.CHAOS_CALL_SHARDS ?? 1);
 const SEED = Number(process.env.CHAOS_SEED ?? 20261130);
 const CONSUMERS = 3;
 /** Low enough that the first pass alone takes ~40 s, so every chaos step meets calls in flight. */
@@ -149,7 +155,7 @@ const note = (what: string) => timeline.push({ at: Date.now(), what });
 
 /** The BullMQ dial job's end state of every call that did not end as scripted (for the report). */
 async function describeJobs(connection: RedisClient, calls: readonly ChaosCall[], records: ReadonlyMap<string, RecordView>): Promise<Map<string, string>> {
-  const queue = new Queue(CALLS_QUEUE, { connection, prefix: consumerEnv.QUEUE_PREFIX });
+  const queue = campaignCallsQueue(connection, consumerEnv.QUEUE_PREFIX ?? '', CAMPAIGN);
   const jobs = new Map<string, string>();
   try {
     for (const call of calls) {
@@ -181,8 +187,10 @@ async function momentWhen(wanted: (s: HostStatus) => boolean): Promise<HostStatu
 beforeAll(async () => {
   await mkdir(outDir, { recursive: true });
   workDir = await mkdtemp(join(tmpdir(), 'dialer-chaos-'));
-  redis = await startChaosTopology(TOPOLOGY, registry, workDir, `chaos-${process.pid}`);
+  redis = await startChaosTopology(TOPOLOGY, registry, workDir, `chaos-${process.pid}`, { callShards: CALL_SHARDS, campaignId: CAMPAIGN });
   const { prefix } = redis;
+  // this process' stores find the campaign in its shard, as the consumers do
+  configureCallShards(prefix, CALL_SHARDS);
   const scenarioPath = join(workDir, 'scenario.json');
   await writeFile(scenarioPath, JSON.stringify(campaign.scenario));
   host = await SimHost.start(registry, { CHAOS_SCENARIO: scenarioPath }, join(outDir, 'sim-host.log'));
@@ -200,6 +208,7 @@ beforeAll(async () => {
       REDIS_CLUSTER_NODES: '',
       ...redis.env,
       QUEUE_PREFIX: prefix,
+      CALL_SHARDS: String(CALL_SHARDS),
       AGENT_NAME,
       CALL_OUTCOME_TIMEOUT_S: DIALER_SETTINGS.CALL_OUTCOME_TIMEOUT_S as string,
       CHAOS_SPOOL_DIR: join(workDir, 'agent-spool'),
@@ -213,6 +222,7 @@ beforeAll(async () => {
     ...DIALER_SETTINGS,
     ...redis.env,
     QUEUE_PREFIX: prefix,
+    CALL_SHARDS: String(CALL_SHARDS),
     LIVEKIT_URL: proxy.url,
     LIVEKIT_API_KEY: host.ready.apiKey,
     LIVEKIT_API_SECRET: host.ready.apiSecret,
@@ -234,7 +244,7 @@ describe('chaos: a campaign through consumer SIGKILLs, a Redis freeze and restar
     const topology = redis;
     const started = Date.now();
     const { numbers } = campaign;
-    const actions: ChaosActions = { consumerKills: 0, redisRestarts: 0, livekitOutageS: 0, redisBlockS: 0, topology: topology.kind };
+    const actions: ChaosActions = { consumerKills: 0, redisRestarts: 0, livekitOutageS: 0, redisBlockS: 0, topology: topology.kind, callShards: CALL_SHARDS };
 
     t0 = Date.now();
     const producer = await topology.producer();

@@ -242,6 +242,8 @@ export interface ChaosActions {
   failoverS?: number;
   /** Cluster: seconds from the slot's master's SIGTERM until the cluster was ok again. */
   nodeBackS?: number;
+  /** CALL_SHARDS of every process (shown when above 1). */
+  callShards?: number;
 }
 
 /** The one line README shows. */
@@ -249,6 +251,7 @@ export function formatChaosLine(figures: ChaosFigures, actions: ChaosActions): s
   const topology = actions.topology === undefined || actions.topology === 'single' ? [] : [`topology=${actions.topology}`];
   if (actions.failoverS !== undefined) topology.push(`failover_s=${actions.failoverS.toFixed(1)}`);
   if (actions.nodeBackS !== undefined) topology.push(`node_back_s=${actions.nodeBackS.toFixed(1)}`);
+  if (actions.callShards !== undefined && actions.callShards > 1) topology.push(`call_shards=${actions.callShards}`);
   return [
     'chaos:',
     ...topology,

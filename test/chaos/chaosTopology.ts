@@ -14,6 +14,7 @@
 import { z } from 'zod';
 import type { RedisOptions } from 'ioredis';
 import { Redis } from 'ioredis';
+import { callShards } from '../../src/core/callShards.js';
 import { createLogger } from '../../src/core/logger.js';
 import type { RedisClient } from '../../src/core/redisClient.js';
 import { createProducerConnection, createWorkerConnection, waitUntilReady } from '../../src/core/redisConnection.js';
@@ -78,9 +79,15 @@ export function chaosTopologyKind(env: NodeJS.ProcessEnv = process.env): ChaosTo
 }
 
 /** Starts the topology's servers; every `redis-server` is registered by PID in `registry`. */
-export async function startChaosTopology(kind: ChaosTopologyKind, registry: ChildRegistry, workDir: string, prefix: string): Promise<ChaosTopology> {
+export async function startChaosTopology(
+  kind: ChaosTopologyKind,
+  registry: ChildRegistry,
+  workDir: string,
+  prefix: string,
+  options: { callShards?: number; campaignId?: string } = {},
+): Promise<ChaosTopology> {
   if (kind === 'sentinel') return startSentinel(registry, prefix);
-  if (kind === 'cluster') return startCluster(registry);
+  if (kind === 'cluster') return startCluster(registry, options);
   return startSingle(registry, workDir, prefix);
 }
 
@@ -159,9 +166,17 @@ async function startSentinel(registry: ChildRegistry, prefix: string): Promise<C
   };
 }
 
-async function startCluster(registry: ChildRegistry): Promise<ChaosTopology> {
+/**
+ * With `callShards` above 1 (CHAOS_CALL_SHARDS), the campaign's records and dial jobs live in its call shard, on
+ * another master than QUEUE_PREFIX's global keys when the slots fall so (they do for the fixed campaign): the freeze
+ * then stops the master of the global keys (the DIAL_CPS window, leases, call-results) and the restart the master of
+ * the campaign's shard, so each step meets one half of a two-step claim.
+ */
+async function startCluster(registry: ChildRegistry, options: { callShards?: number; campaignId?: string }): Promise<ChaosTopology> {
   const topology: ClusterTopology = await startClusterTopology({ aof: true, onSpawn: (name, child) => registry.add(name, child) });
-  const slotPort = await topology.portForKey(CLUSTER_PREFIX);
+  const globalPort = await topology.portForKey(CLUSTER_PREFIX);
+  const dataPrefix = options.callShards !== undefined && options.campaignId !== undefined ? callShards(CLUSTER_PREFIX, options.callShards).prefixOf(options.campaignId) : CLUSTER_PREFIX;
+  const slotPort = await topology.portForKey(dataPrefix);
   const url = `redis://${LOOPBACK}:${topology.ports[0] ?? slotPort}`;
   const target: RedisTarget = { kind: 'cluster', url, nodes: parseHostPorts(topology.nodes, 'REDIS_CLUSTER_NODES', DEFAULT_REDIS_PORT) };
   return {
@@ -172,22 +187,22 @@ async function startCluster(registry: ChildRegistry): Promise<ChaosTopology> {
     target,
     connect: async (options) => createWorkerConnection(target, options, quietReporting),
     producer: async () => ready(createProducerConnection(target, {}, quietReporting)),
-    frozenName: `the master holding ${CLUSTER_PREFIX}'s slot (port ${slotPort})`,
-    restartWords: `SIGTERM the master holding ${CLUSTER_PREFIX}'s slot (port ${slotPort})`,
+    frozenName: `the master holding ${CLUSTER_PREFIX}'s slot (port ${globalPort})`,
+    restartWords: `SIGTERM the master holding ${dataPrefix}'s slot (port ${slotPort})`,
     freeze: async (ms) => {
-      topology.freezeNode(slotPort, true);
+      topology.freezeNode(globalPort, true);
       try {
         await sleep(ms);
       } finally {
-        topology.freezeNode(slotPort, false);
+        topology.freezeNode(globalPort, false);
       }
-      return `the master holding ${CLUSTER_PREFIX}'s slot (port ${slotPort})`;
+      return `the master holding ${CLUSTER_PREFIX}'s slot (port ${globalPort})`;
     },
     restart: async (downMs) => {
       const started = Date.now();
       await topology.restartNode(slotPort, downMs);
       const backMs = Date.now() - started;
-      return { what: `the master holding ${CLUSTER_PREFIX}'s slot (port ${slotPort}) back (same port, dir and AOF), cluster ok ${(backMs / SECOND).toFixed(1)} s after the SIGTERM`, backMs };
+      return { what: `the master holding ${dataPrefix}'s slot (port ${slotPort}) back (same port, dir and AOF), cluster ok ${(backMs / SECOND).toFixed(1)} s after the SIGTERM`, backMs };
     },
     close: () => topology.close(),
   };

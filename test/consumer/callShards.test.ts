@@ -3,7 +3,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CallStore } from '../../src/core/callStore.js';
-import { callShards, configureCallShards, shardIndexOf, shardPrefix, verifyCallShards } from '../../src/core/callShards.js';
+import { callShards, callShardsOf, configureCallShards, shardIndexOf, shardPrefix, verifyCallShards } from '../../src/core/callShards.js';
 import { loadConfig } from '../../src/core/config.js';
 import { CALLS_QUEUE } from '../../src/core/queues.js';
 import { systemClock } from '../../src/core/time.js';
@@ -72,6 +72,18 @@ describe('call shards', () => {
     expect(loadConfig({ QUEUE_PREFIX: 'p', CALL_SHARDS: '3' }).callShards.prefixes).toEqual(['p', 'p-s1', 'p-s2']);
     expect(() => loadConfig({ CALL_SHARDS: '0' })).toThrow('CALL_SHARDS');
     expect(() => loadConfig({ CALL_SHARDS: '65' })).toThrow('CALL_SHARDS: must be at most 64');
+  });
+
+  it("keeps a process' count for its prefix when a helper loads a configuration without CALL_SHARDS (the simulated agent does)", () => {
+    const prefix = uniquePrefix('kept-count');
+    try {
+      loadConfig({ QUEUE_PREFIX: prefix, CALL_SHARDS: '3' });
+      expect(loadConfig({ QUEUE_PREFIX: prefix }).callShards.count).toBe(3);
+      expect(callShardsOf(prefix).count).toBe(3);
+      expect(loadConfig({ QUEUE_PREFIX: prefix, CALL_SHARDS: '1' }).callShards.count).toBe(1); // said explicitly, it holds
+    } finally {
+      configureCallShards(prefix, 1);
+    }
   });
 
   it('refuses a process whose CALL_SHARDS differs from the count its calls were set up with', async () => {
@@ -215,12 +227,17 @@ describe.skipIf(!hasRedisCluster)('campaigns spread over 3 call shards on a 3-ma
     const callId = `pushed-${randomUUID().slice(0, 8)}`;
     try {
       await own.add('dial', { callId, campaignId, phoneNumber: '+14155567990' }, { jobId: callId });
+      // pushed without a job id, as the guide's shape allows: BullMQ numbers it, and the call is `job-<n>`
+      const numbered = await own.add('dial', { phone_number: '+14155567991', campaign_id: campaignId });
+      const numberedRecord = await p.waitForOutcome(campaignId, `job-${numbered.id ?? ''}`, 30_000);
+      expect(numberedRecord.outcome).toBe('declined');
     } finally {
       await own.close();
     }
     const record = await p.waitForOutcome(campaignId, callId, 30_000);
     expect(record.outcome).toBe('declined');
     expect(p.sim.calls.filter((c) => c.phoneNumber === '+14155567990')).toHaveLength(1);
+    expect(p.sim.calls.filter((c) => c.phoneNumber === '+14155567991')).toHaveLength(1);
   }, 60_000);
 
   it('runs the command line there too: enqueue, report and cancel find a campaign in another shard', async () => {

@@ -103,7 +103,7 @@ describe('claims in flight', () => {
     const calls = Array.from({ length: 12 }, (_, i) => ({ callId: `inflight-${i}`, campaignId: 'inflight', phoneNumber: `+1415555${String(1000 + i)}`, metadata: {}, enqueuedAt: Date.now() }));
     const results = await Promise.all(
       calls.map(async (job) => {
-        const lock = { key: `${p.config.queuePrefix}:${CALLS_QUEUE}:${job.callId}:lock`, token: 'mine' };
+        const lock = { key: `${p.config.callShards.prefixOf(job.campaignId)}:${CALLS_QUEUE}:${job.callId}:lock`, token: 'mine' };
         await p.redis.set(lock.key, 'mine', 'PX', 30_000);
         return dialAttempt(job, 1, deps, silentLogger, { lock });
       }),

@@ -242,7 +242,7 @@ describe('the send gate: a dial is written within CLAIM_TO_SEND_MAX_MS of its cl
     }
     const store = new SlowFirstClaim(p.redis, p.config.queuePrefix, systemClock);
     const deps = dialDepsFor(p, { store, limiter: new DialRateLimiter(p.redis, store.keys.dialWindow(), 5) });
-    const lock = { key: `${p.config.queuePrefix}:${CALLS_QUEUE}:stale-1:lock`, token: 'mine' };
+    const lock = { key: `${p.config.callShards.prefixOf('stale')}:${CALLS_QUEUE}:stale-1:lock`, token: 'mine' };
     await p.redis.set(lock.key, 'mine', 'PX', 10_000);
     const job = { callId: 'stale-1', campaignId: 'stale', phoneNumber: '+14155550112', metadata: {}, enqueuedAt: Date.now() };
     const result = await dialAttempt(job, 1, deps, silentLogger, { lock });
@@ -270,7 +270,7 @@ describe("a campaign's own rate at the moment its calls start", () => {
     // the simulator stamps arrivals in this process: a stall of this process delays a stamp, not the dial
     const probe = watchLoopStalls(STAMP_STALL_MIN_MS);
     const attempts = ['slow-a', 'slow-b'].map(async (callId, i) => {
-      const lock = { key: `${p.config.queuePrefix}:${CALLS_QUEUE}:${callId}:lock`, token: 'mine' };
+      const lock = { key: `${p.config.callShards.prefixOf('slow-campaign')}:${CALLS_QUEUE}:${callId}:lock`, token: 'mine' };
       await p.redis.set(lock.key, 'mine', 'PX', 10_000);
       const job = { callId, campaignId: 'slow-campaign', phoneNumber: `+1415555012${i}`, metadata: {}, enqueuedAt: Date.now() };
       return dialAttempt(job, 1, deps, silentLogger, { lock });

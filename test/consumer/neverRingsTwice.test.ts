@@ -203,7 +203,9 @@ describe('a re-run of an attempt the record already knows', () => {
 describe('a dial job that failed after its dial comes back as the next attempt (an error from Redis, say)', () => {
   /** What BullMQ holds after such a failure: the job counted one attempt made (`atm`) and is due again. */
   const countAttemptMade = async (p: TestPipeline, callId: string): Promise<void> => {
-    await p.redis.hset(`${p.config.queuePrefix}:${CALLS_QUEUE}:${callId}`, 'atm', 1);
+    const job = await p.calls.getJob(callId);
+    if (!job) throw new Error(`no job for ${callId}`);
+    await p.redis.hset(`${job.queueQualifiedName}:${callId}`, 'atm', 1); // the queue of the call's shard
   };
 
   it('applies the logged decline of the earlier attempt instead of dialing the next one: the call ends declined, rung once', async () => {
@@ -302,7 +304,7 @@ describe('only the holder of the dial job dials', () => {
     pipeline = await startTestPipeline('lapsed', { dialers: 0 });
     const p = pipeline;
     const number = freshNumber();
-    const lock = { key: `${p.config.queuePrefix}:${CALLS_QUEUE}:lapsed-1:lock`, token: 'mine' };
+    const lock = { key: `${p.config.callShards.prefixOf(campaignId)}:${CALLS_QUEUE}:lapsed-1:lock`, token: 'mine' };
     await p.redis.set(lock.key, 'another-consumer', 'PX', 10_000);
     const result = await dialAttempt(job(number, 'lapsed-1'), 1, await deps(p), silentLogger, { lock });
     expect(result).toEqual({ status: 'lost_ownership' });
@@ -316,7 +318,7 @@ describe('only the holder of the dial job dials', () => {
     pipeline = await startTestPipeline('lock-lost', { dialers: 0 });
     const p = pipeline;
     const number = freshNumber();
-    const lock = { key: `${p.config.queuePrefix}:${CALLS_QUEUE}:lost-1:lock`, token: 'mine' };
+    const lock = { key: `${p.config.callShards.prefixOf(campaignId)}:${CALLS_QUEUE}:lost-1:lock`, token: 'mine' };
     await p.redis.set(lock.key, 'mine', 'PX', 10_000);
     const d = await deps(p);
     const slow = { ...d, limiter: new DialRateLimiter(p.redis, `${p.config.queuePrefix}:slow-cps`, 0.2) };
@@ -333,7 +335,7 @@ describe('only the holder of the dial job dials', () => {
     const p = pipeline;
     const number = freshNumber();
     p.sim.network.setBehavior(number, { type: 'answer', afterMs: 300 });
-    const lock = { key: `${p.config.queuePrefix}:${CALLS_QUEUE}:both-1:lock`, token: 'shared' };
+    const lock = { key: `${p.config.callShards.prefixOf(campaignId)}:${CALLS_QUEUE}:both-1:lock`, token: 'shared' };
     await p.redis.set(lock.key, 'shared', 'PX', 10_000);
     const d = await deps(p);
     const results = await Promise.all([
@@ -430,8 +432,9 @@ describe('every way a dial job ends writes one outcome', () => {
     // What BullMQ's moveStalledJobsToWait does once a job stalled more than maxStalledCount times: it marks the job
     // with a deferred failure and moves it to wait, and the next worker to take it fails it with that reason.
     const job = await p.calls.getJob(callId);
-    await p.redis.hset(`${p.config.queuePrefix}:${CALLS_QUEUE}:${callId}`, 'defa', 'job stalled more than allowable limit');
-    await job?.promote();
+    if (!job) throw new Error(`no job for ${callId}`);
+    await p.redis.hset(`${job.queueQualifiedName}:${callId}`, 'defa', 'job stalled more than allowable limit'); // its shard's queue
+    await job.promote();
     await p.startDialer();
     const record = await p.waitForOutcome(campaignId, callId);
     expect(record).toMatchObject({ outcome: 'failed', reason: 'job stalled more than allowable limit' });

@@ -1,11 +1,11 @@
-import { Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import { CallStore } from '../../src/core/callStore.js';
 import { loadConfig, type DialerConfig } from '../../src/core/config.js';
 import { createLogger } from '../../src/core/logger.js';
 import type { Logger } from 'pino';
 import type { RedisClient } from '../../src/core/redisClient.js';
 import { createWorkerConnection } from '../../src/core/redisConnection.js';
-import { CALLS_QUEUE } from '../../src/core/queues.js';
+import { CallQueues } from '../../src/core/callQueues.js';
 import { systemClock } from '../../src/core/time.js';
 import { startDialWorker, type DialWorkerHandle } from '../../src/consumer/dialWorker.js';
 import type { DialDeps } from '../../src/consumer/dialAttempt.js';
@@ -19,6 +19,29 @@ import { startLiveKitSim, type LiveKitSim, type ScenarioInput } from '../../src/
 import { deleteKeysWithPrefix, testRedisEnv, uniquePrefix } from './testRedis.js';
 import { waitFor } from './waitFor.js';
 
+/** What tests do with the `calls` queue. */
+export type CallsView = Pick<Queue, 'add' | 'getJob' | 'getJobState' | 'getActiveCount' | 'getJobs' | 'close'>;
+
+/** The `calls` queues of every shard read as one: pushes go to QUEUE_PREFIX's own, lookups search them all. */
+function callsView(calls: CallQueues): CallsView {
+  const primary = calls.primary();
+  const findJob: Queue['getJob'] = async (jobId) => calls.findJob(jobId);
+  return {
+    add: (name, data, opts) => primary.add(name, data, opts),
+    getJob: findJob,
+    getJobState: async (jobId) => {
+      for (const queue of calls.all()) {
+        const state = await queue.getJobState(jobId);
+        if (state !== 'unknown') return state;
+      }
+      return 'unknown';
+    },
+    getActiveCount: async () => (await Promise.all(calls.all().map((q) => q.getActiveCount()))).reduce((a, b) => a + b, 0),
+    getJobs: async (types, start, end, asc) => (await Promise.all(calls.all().map((q) => q.getJobs(types, start, end, asc)))).flat(),
+    close: () => calls.close(),
+  };
+}
+
 /** A dial pipeline against the simulator with its own queue prefix: producer, dial workers, results worker. */
 export interface TestPipeline {
   sim: LiveKitSim;
@@ -26,7 +49,11 @@ export interface TestPipeline {
   redis: RedisClient;
   store: CallStore;
   producer: CallProducer;
-  calls: Queue;
+  /**
+   * The `calls` queue as tests read it: QUEUE_PREFIX's own, where they push jobs; with call shards (TEST_CALL_SHARDS)
+   * a job or its state is looked up in every shard's queue (a campaign's jobs are on its shard's).
+   */
+  calls: CallsView;
   results: ResultsWorkerHandle;
   dialers: DialWorkerHandle[];
   env: Record<string, string>;
@@ -105,6 +132,8 @@ export async function startTestPipeline(
     DIAL_RINGING_TIMEOUT_S: '1',
     DIAL_RETRY_DELAY_S: '0.2',
     LOG_LEVEL: 'silent',
+    // TEST_CALL_SHARDS runs a pipeline with its campaigns spread over call shards (README "Call shards")
+    ...(process.env.TEST_CALL_SHARDS ? { CALL_SHARDS: process.env.TEST_CALL_SHARDS } : {}),
     ...options.env,
   };
   const config = loadConfig(env);
@@ -116,7 +145,7 @@ export async function startTestPipeline(
   const redis = createWorkerConnection(config.redis, {}, { name: `test-${name}`, logger: silentLogger });
   const store = new CallStore(redis, prefix, systemClock);
   const producer = new CallProducer({ connection: redis, prefix, maxAttempts: config.dial.maxAttempts });
-  const calls = new Queue(CALLS_QUEUE, { connection: redis, prefix });
+  const calls = callsView(new CallQueues(redis, prefix));
   const workerLogger = options.logger ?? silentLogger;
   const results = await startResultsWorker({ config, logger: workerLogger });
   const dialers: DialWorkerHandle[] = [];

@@ -1,3 +1,4 @@
+import { LATE_SLOT_MAX_MS } from '../../src/consumer/dialAttempt.js';
 import type { ChildProcess } from 'node:child_process';
 import { Queue } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -73,8 +74,11 @@ describe('dial limits and crash safety', () => {
     // the pacing is not grossly broken (a quarter of the limit: a slot per second instead of ten would fail it); the
     // ≥ 95 % goal is measured by bench:cps, alone and beside a CPU hog (README, issue 13).
     const span = Math.max(...starts) - Math.min(...starts);
-    // the first stamp may be late by a stall just before it (as in overLimitWindowsUnexplained), which shortens the span
-    expect(span + lateAfterStall(Math.min(...starts), stalls), `stalls: ${JSON.stringify(stalls)}`).toBeGreaterThanOrEqual(3900);
+    // The first stamp may be late by a stall just before it (as in overLimitWindowsUnexplained), and the first dial
+    // itself may go out up to LATE_SLOT_MAX_MS after its slot by design (a consumer that woke a little late keeps its
+    // slot rather than give way): either shortens the span without any start coming early. Two loaded runs of the
+    // whole suite (six files at once on 2 cores) read 3896 and 3881 ms with no stall long enough to be seen.
+    expect(span + lateAfterStall(Math.min(...starts), stalls) + LATE_SLOT_MAX_MS, `stalls: ${JSON.stringify(stalls)}`).toBeGreaterThanOrEqual(3900);
     // time this process (simulator and both consumers) was stalled during the campaign could dial nothing
     const stalledMs = stalledWithin(stalls, Math.min(...starts), Math.max(...starts));
     expect(span - stalledMs, `span ${span} ms, of which stalled ${stalledMs} ms`).toBeLessThan(3900 / MIN_RATE_UNDER_LOAD);

@@ -142,6 +142,25 @@ export interface DialStartWindow {
 }
 
 /**
+ * A DialStartWindow as the start-counting scripts take it (claimDial.lua after its record and lock, reserveDialStart.lua
+ * after its back-off key): keys `[start log, campaign's start log?]`, arguments `[limit, window µs, member, keep µs,
+ * campaign's limit, campaign's window µs, not after (epoch ms)]`, '' for what is absent.
+ */
+interface WindowStart {
+  keys: string[];
+  args: ScriptArg[];
+}
+
+function windowStart(window: DialStartWindow, notAfterMs: number | undefined): WindowStart {
+  const campaign = window.campaign;
+  return {
+    keys: campaign ? [window.logKey, campaign.logKey] : [window.logKey],
+    args: [window.limit, window.windowUs, window.member, window.keepUs, campaign?.limit ?? '', campaign?.windowUs ?? '', notAfterMs ?? ''],
+  };
+}
+
+/**
+ * What claimDial found:/**
  * What claimDial found: `ok` (dial now), `lost_lock` (another consumer owns the job: do nothing), `backoff` (LiveKit
  * was failing: wait `waitMs`, then take a new CPS slot), `window_full` (DIAL_CPS starts already fall in the rolling
  * window: try again in `waitMs`), `not_dialing` (the call ended or moved on meanwhile), `already_sent` (this attempt
@@ -476,10 +495,13 @@ export class CallStore {
     window: DialStartWindow,
     notAfterMs?: number,
   ): Promise<DialClaim> {
+    const record = this.keys.callRecord(campaignId, callId);
+    const start = windowStart(window, notAfterMs);
     const before = this.generation?.count;
-    const [status, n] = this.shards.prefixOf(campaignId) === this.shards.prefix
-      ? await this.claimInOneStep(campaignId, callId, attempt, lock, backoffKey, window, notAfterMs)
-      : await this.claimInTwoSteps(campaignId, callId, attempt, lock, backoffKey, window, notAfterMs);
+    const [status, n] =
+      this.shards.prefixOf(campaignId) === this.shards.prefix
+        ? await this.claimInOneStep(record, attempt, lock, backoffKey, start)
+        : await this.claimInTwoSteps(record, attempt, lock, backoffKey, start, window);
     switch (status) {
       case 'ok':
         return this.durableClaim(campaignId, callId, attempt, lock, before);
@@ -502,25 +524,8 @@ export class CallStore {
   }
 
   /** claimDial.lua: every check and both writes in one script (the call's record is in QUEUE_PREFIX's own slot). */
-  private claimInOneStep(
-    campaignId: string,
-    callId: string,
-    attempt: number,
-    lock: { key: string; token: string },
-    backoffKey: string,
-    window: DialStartWindow,
-    notAfterMs: number | undefined,
-  ): Promise<[string, number]> {
-    const keys = [this.keys.callRecord(campaignId, callId), lock.key, backoffKey, window.logKey];
-    const args: ScriptArg[] = [attempt, lock.token, this.clock.now(), window.limit, window.windowUs, window.member, window.keepUs];
-    if (window.campaign) {
-      keys.push(window.campaign.logKey);
-      args.push(window.campaign.limit, window.campaign.windowUs);
-    } else {
-      args.push('', '');
-    }
-    args.push(notAfterMs ?? '');
-    return scripts.claimDial.run(this.redis, keys, args);
+  private claimInOneStep(record: string, attempt: number, lock: { key: string; token: string }, backoffKey: string, start: WindowStart): Promise<[string, number]> {
+    return scripts.claimDial.run(this.redis, [record, lock.key, backoffKey, ...start.keys], [attempt, lock.token, this.clock.now(), ...start.args]);
   }
 
   /**
@@ -532,26 +537,16 @@ export class CallStore {
    * round trip cannot carry the request past it unnoticed.
    */
   private async claimInTwoSteps(
-    campaignId: string,
-    callId: string,
+    record: string,
     attempt: number,
     lock: { key: string; token: string },
     backoffKey: string,
+    start: WindowStart,
     window: DialStartWindow,
-    notAfterMs: number | undefined,
   ): Promise<[string, number]> {
-    const keys = [backoffKey, window.logKey];
-    const args: ScriptArg[] = [window.limit, window.windowUs, window.member, window.keepUs];
-    if (window.campaign) {
-      keys.push(window.campaign.logKey);
-      args.push(window.campaign.limit, window.campaign.windowUs);
-    } else {
-      args.push('', '');
-    }
-    args.push(notAfterMs ?? '');
-    const reserved = await scripts.reserveDialStart.run(this.redis, keys, args);
+    const reserved = await scripts.reserveDialStart.run(this.redis, [backoffKey, ...start.keys], start.args);
     if (reserved[0] !== 'ok') return reserved;
-    const marked = await scripts.markDialSent.run(this.redis, [this.keys.callRecord(campaignId, callId), lock.key], [attempt, lock.token, this.clock.now()]);
+    const marked = await scripts.markDialSent.run(this.redis, [record, lock.key], [attempt, lock.token, this.clock.now()]);
     if (marked[0] !== 'ok') {
       await this.redis.zrem(window.logKey, window.member);
       if (window.campaign) await this.redis.zrem(window.campaign.logKey, window.member);

@@ -11,6 +11,7 @@
  *   BENCH_CALLS=20000 BENCH_ROUNDS=2 npm run bench:enqueue
  *   BENCH_HOGS=2 npm run bench:enqueue        # under load: two busy-looping processes run beside it (one per core here)
  */
+import { redisMainThreadCpuS } from './redisBench.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { loadavg } from 'node:os';
@@ -67,21 +68,14 @@ interface Timing {
   redisCpuMs: number;
 }
 
-/** CPU seconds Redis' main thread has used so far (INFO cpu). */
-async function redisCpuSeconds(redis: Redis): Promise<number> {
-  const info = await redis.info('cpu');
-  const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? Number.NaN);
-  return field('used_cpu_user_main_thread') + field('used_cpu_sys_main_thread');
-}
-
 async function measure(redis: Redis): Promise<() => Promise<Timing>> {
-  const redisBefore = await redisCpuSeconds(redis);
+  const redisBefore = await redisMainThreadCpuS(redis);
   const started = performance.now();
   const cpu = process.cpuUsage();
   return async () => {
     const ms = performance.now() - started;
     const used = process.cpuUsage(cpu);
-    const redisCpuMs = ((await redisCpuSeconds(redis)) - redisBefore) * 1000;
+    const redisCpuMs = ((await redisMainThreadCpuS(redis)) - redisBefore) * 1000;
     return { ms, cpuMs: (used.user + used.system) / 1000, redisCpuMs };
   };
 }

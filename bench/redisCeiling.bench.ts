@@ -19,6 +19,7 @@ import { startDialWorker } from '../src/consumer/dialWorker.js';
 import { enqueueCalls, type CallRequest } from '../src/producer/enqueueCalls.js';
 import { startResultsWorker } from '../src/results/resultsWorker.js';
 import { startLiveKitSim } from '../src/sim/index.js';
+import { redisMainThreadCpuS, simDialerEnv, until } from './redisBench.js';
 
 const CALLS = Number(process.env.BENCH_CALLS ?? 2000);
 const CAMPAIGN = 'ceiling';
@@ -26,24 +27,7 @@ const CAMPAIGN = 'ceiling';
 const DIAL_CPS = 500;
 const DIAL_CONCURRENCY = 50;
 const RING_MS = 20;
-const POLL_MS = 200;
-const RUN_TIMEOUT_MS = 10 * 60 * 1000;
 const MICROS_PER_SECOND = 1_000_000;
-
-/** CPU seconds Redis' main thread has used so far (INFO cpu). */
-async function redisCpuS(redis: Redis): Promise<number> {
-  const info = await redis.info('cpu');
-  const field = (name: string) => Number(new RegExp(`${name}:([0-9.]+)`).exec(info)?.[1] ?? 0);
-  return field('used_cpu_user_main_thread') + field('used_cpu_sys_main_thread');
-}
-
-async function until(check: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + RUN_TIMEOUT_MS;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what} not done within ${RUN_TIMEOUT_MS} ms`);
-    await new Promise((r) => setTimeout(r, POLL_MS));
-  }
-}
 
 async function main(): Promise<void> {
   const server = await startRedisServer();
@@ -53,41 +37,35 @@ async function main(): Promise<void> {
   const config = loadConfig({
     REDIS_URL: server.url,
     QUEUE_PREFIX: prefix,
-    LIVEKIT_URL: sim.url,
-    LIVEKIT_API_KEY: sim.apiKey,
-    LIVEKIT_API_SECRET: sim.apiSecret,
-    SIP_OUTBOUND_TRUNK_ID: sim.outboundTrunkId,
-    DIAL_CPS: String(DIAL_CPS),
-    DIAL_CONCURRENCY: String(DIAL_CONCURRENCY),
-    LOG_LEVEL: 'silent',
+    ...simDialerEnv(sim, DIAL_CPS, DIAL_CONCURRENCY),
   });
   const logger = createLogger('silent');
   try {
     // 1. raw BullMQ: add CALLS jobs and process them with an empty worker
     const rawQueue = new Queue('raw', { connection: redis, prefix });
-    const cpu0 = await redisCpuS(redis);
+    const cpu0 = await redisMainThreadCpuS(redis);
     await rawQueue.addBulk(Array.from({ length: CALLS }, (_, i) => ({ name: 'j', data: { i }, opts: { removeOnComplete: true } })));
-    const cpuRawAdd = await redisCpuS(redis);
+    const cpuRawAdd = await redisMainThreadCpuS(redis);
     let processed = 0;
     const workerConnection = redis.duplicate({ maxRetriesPerRequest: null });
     const rawWorker = new Worker('raw', async () => void (processed += 1), { connection: workerConnection, prefix, concurrency: DIAL_CONCURRENCY });
     await until(async () => processed >= CALLS, 'raw jobs');
-    const cpuRawDone = await redisCpuS(redis);
+    const cpuRawDone = await redisMainThreadCpuS(redis);
     await rawWorker.close();
     workerConnection.disconnect(); // a connection handed to BullMQ stays the caller's to close
     await rawQueue.close();
 
     // 2. ours: enqueue (records, idempotency, jobs), then dial each to its outcome (consumer + results worker)
     const requests: CallRequest[] = Array.from({ length: CALLS }, (_, i) => ({ phoneNumber: `+1415${3_000_000 + i}`, campaignId: CAMPAIGN }));
-    const cpu1 = await redisCpuS(redis);
+    const cpu1 = await redisMainThreadCpuS(redis);
     await enqueueCalls(requests, { connection: redis, prefix, maxAttempts: 1 });
-    const cpuEnqueued = await redisCpuS(redis);
+    const cpuEnqueued = await redisMainThreadCpuS(redis);
     const started = Date.now();
     const results = await startResultsWorker({ config, logger });
     const dialer = await startDialWorker({ config, logger });
     const counters = dialerKeys(prefix).campaignCounters(CAMPAIGN);
     await until(async () => Number(await redis.hget(counters, 'terminal')) >= CALLS, 'every call to end');
-    const cpuDialed = await redisCpuS(redis);
+    const cpuDialed = await redisMainThreadCpuS(redis);
     const seconds = (Date.now() - started) / 1000;
     await dialer.close(true);
     await results.close();

@@ -23,6 +23,7 @@ import { enqueueCalls, type CallRequest } from '../src/producer/enqueueCalls.js'
 import { startResultsWorker } from '../src/results/resultsWorker.js';
 import { startLiveKitSim } from '../src/sim/index.js';
 import { startClusterTopology, type ClusterTopology } from '../test/helpers/redisTopology.js';
+import { redisMainThreadCpuS, simDialerEnv, until } from './redisBench.js';
 
 const CALLS = Number(process.env.BENCH_CALLS ?? 1500);
 const CAMPAIGNS = 30;
@@ -31,8 +32,6 @@ const SHARDS = 3;
 const DIAL_CPS = 500;
 const DIAL_CONCURRENCY = 50;
 const RING_MS = 20;
-const POLL_MS = 200;
-const RUN_TIMEOUT_MS = 10 * 60 * 1000;
 const MAX_TAG_TRIES = 200;
 const MICROS_PER_SECOND = 1_000_000;
 /** Commands listed for the busiest master. */
@@ -58,9 +57,7 @@ async function mainThreadCpuS(port: number): Promise<number> {
   const node = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
     await node.connect();
-    const info = await node.info('cpu');
-    const field = (name: string) => Number(new RegExp(`${name}:([0-9.]+)`).exec(info)?.[1] ?? 0);
-    return field('used_cpu_user_main_thread') + field('used_cpu_sys_main_thread');
+    return await redisMainThreadCpuS(node);
   } finally {
     node.disconnect();
   }
@@ -78,14 +75,6 @@ async function spreadPrefix(cluster: ClusterTopology, shards: number): Promise<s
   throw new Error(`no prefix found whose ${shards} shards live on ${shards} masters`);
 }
 
-async function until(check: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + RUN_TIMEOUT_MS;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what} not done within ${RUN_TIMEOUT_MS} ms`);
-    await new Promise((r) => setTimeout(r, POLL_MS));
-  }
-}
-
 /** Enqueues and dials CALLS calls over CAMPAIGNS campaigns with `shards` shards; each master's main-thread CPU per call (µs). */
 async function run(cluster: ClusterTopology, shards: number): Promise<{ perNodeUs: number[]; seconds: number; busiestCommands: string }> {
   const sim = await startLiveKitSim({ network: { default: { type: 'decline', afterMs: RING_MS } } });
@@ -94,13 +83,7 @@ async function run(cluster: ClusterTopology, shards: number): Promise<{ perNodeU
     REDIS_CLUSTER_NODES: cluster.nodes,
     QUEUE_PREFIX: prefix,
     CALL_SHARDS: String(shards),
-    LIVEKIT_URL: sim.url,
-    LIVEKIT_API_KEY: sim.apiKey,
-    LIVEKIT_API_SECRET: sim.apiSecret,
-    SIP_OUTBOUND_TRUNK_ID: sim.outboundTrunkId,
-    DIAL_CPS: String(DIAL_CPS),
-    DIAL_CONCURRENCY: String(DIAL_CONCURRENCY),
-    LOG_LEVEL: 'silent',
+    ...simDialerEnv(sim, DIAL_CPS, DIAL_CONCURRENCY),
   });
   const logger = createLogger('silent');
   const redis = createWorkerConnection(config.redis, {}, { logger });

@@ -269,8 +269,13 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
    * After the attempt: an answered call keeps its lease until its outcome (renewed to outlive the outcome watchdog);
    * one that ended unanswered gives it back; one whose fate is unknown here (another consumer may own it, or LiveKit
    * could not be asked) keeps it until its time to live runs out or its next run renews it.
+   * Only a run that went through the lease gate settles: with neither DIAL_MAX_ACTIVE_CALLS nor the campaign's
+   * max_active_calls set, no lease was taken and there is nothing to renew or give back (the settle was a transaction,
+   * and for `already_ended` a record read, on every dial). A lease an earlier run took under a cap removed since is
+   * then left to its time to live.
    */
-  const settleLease = async (call: CallJob, result: DialAttemptResult, log: Logger): Promise<void> => {
+  const settleLease = async (call: CallJob, result: DialAttemptResult, log: Logger, leased: boolean): Promise<void> => {
+    if (!leased) return;
     try {
       switch (result.status) {
         case 'answered':
@@ -493,7 +498,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     const ended = (result.status === 'answered' || result.status === 'failed' ? result.settledAttempt : undefined) ?? attempt;
     const answered = { callId: call.callId, campaignId: call.campaignId, attempt: ended, final: attempt >= maxAttempts, lock };
     result = await requireAgentAfterAnswer(result, answered, agentCheck, log);
-    await settleLease(call, result, log);
+    await settleLease(call, result, log, leaseDeps !== undefined);
     if (metrics && measured) {
       metrics.dialAttempts.inc({ result: measured });
       metrics.dialSeconds.observe({ result: measured }, dialSeconds);

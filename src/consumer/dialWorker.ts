@@ -406,10 +406,17 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
 
     const lockToken = token;
     const jobId = job.id;
+    // Whether a hold may be on record for the call (heldCalls.ts): BullMQ counts every start of the job
+    // (attemptsStarted: each run, whether it went back to wait or delayed, or stalled), so on its first the only hold
+    // there can be is one this run wrote. Releasing none sent a command on every dial.
+    let mayBeHeld = job.attemptsStarted !== 1;
+    const releaseHold = async (): Promise<void> => {
+      if (mayBeHeld) await heldCalls.release(call.campaignId, [call.callId]);
+    };
     const applyGate = async (gate: Exclude<GateDecision, { kind: 'ring' }>): Promise<DialJobResult> => {
       if (gate.kind === 'end') {
         log.info({ reason: gate.reason }, gate.log);
-        await heldCalls.release(call.campaignId, [call.callId]);
+        await releaseHold();
         await report({ callId: call.callId, campaignId: call.campaignId, outcome: gate.outcome, reason: gate.reason, attempt: attempt - 1 });
         return { status: gate.outcome };
       }
@@ -449,6 +456,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
         metrics?.callsHeld.inc({ reason: 'active_calls' });
         log.info({ active, limit: leaseDeps.limit }, 'calls in progress at their cap; the call waits for one to end');
         // recorded while the call waits in its slot (the wait may last ACTIVE_LEASE_MAX_WAIT_MS)
+        mayBeHeld = true;
         recordingHold = heldCalls.hold(call.campaignId, call.callId, 'active_calls').catch((err: unknown) => log.error({ err }, 'could not record why the call is held'));
       };
       const wait = await waitForActiveCallLease(call, leaseDeps, stop, onFull);
@@ -466,8 +474,8 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
       stopRenewing = keepLeaseAlive(leaseDeps.leases, call, leaseDeps.ttlMs, log);
     }
 
-    // no gate holds the call any more: it goes on to its CPS slot and dials (a no-op for a call never held)
-    await heldCalls.release(call.campaignId, [call.callId]);
+    // no gate holds the call any more: it goes on to its CPS slot and dials
+    await releaseHold();
     const dialStarted = performance.now();
     metrics?.callsRinging.inc();
     let result: DialAttemptResult;

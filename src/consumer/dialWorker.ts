@@ -396,7 +396,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     const home = config.callShards.prefixOf(given.campaignId);
     if (home !== config.callShards.prefixes[shard]) return forwardToShard(job, given.callId, home, log);
     // Jobs other services push have no record yet: one exists before anything can end the call.
-    await store.createCalls(given.campaignId, [given]);
+    await store.createCall(given.campaignId, given);
 
     // The campaign object, read afresh for every call: an edit holds from the next call any consumer takes.
     const campaign = await campaigns.get(given.campaignId);

@@ -81,6 +81,11 @@ export interface CampaignCounters {
 /** What creating a batch of records found for each call. */
 export type CreateStatus = 'created' | 'queued' | 'past_queued';
 
+/** createCalls.lua's answer per call (1 created, 0 queued, else past queued) as CreateStatus. */
+function statusesOf(replies: readonly number[]): CreateStatus[] {
+  return replies.map((s) => (s === 1 ? 'created' : s === 0 ? 'queued' : 'past_queued'));
+}
+
 export interface NewCall {
   callId: string;
   /** E.164 (or, for a malformed job recorded as failed, the text it carried). */
@@ -388,7 +393,24 @@ export class CallStore {
       ),
       this.redis.sadd(this.keys.campaignIndex(), campaignId),
     ]);
-    return statuses.map((s) => (s === 1 ? 'created' : s === 0 ? 'queued' : 'past_queued'));
+    return statusesOf(statuses);
+  }
+
+  /**
+   * createCalls for the one call of a dial job (the consumer, before its gates): the campaign index is written only
+   * when the record was created here. A record found already (every job the dialer enqueued itself) was indexed when
+   * it was created, and a campaign with a call on record is never dropped from the index (dropCampaignIfEmpty), so the
+   * SADD it sent on every dial changed nothing. A created record costs a second round trip instead of a parallel one.
+   */
+  async createCall(campaignId: string, call: NewCall): Promise<CreateStatus> {
+    const statuses = await scripts.createCalls.run(
+      this.redis,
+      [this.keys.campaignCounters(campaignId), this.keys.campaignCalls(campaignId), this.keys.callRecord(campaignId, call.callId)],
+      [this.clock.now(), campaignId, call.callId, recordNumber(call), JSON.stringify(call.metadata), call.idempotencyKey ?? ''],
+    );
+    const [created] = statusesOf(statuses);
+    if (created === 'created') await this.redis.sadd(this.keys.campaignIndex(), campaignId);
+    return created ?? 'queued';
   }
 
   /**

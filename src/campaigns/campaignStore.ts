@@ -140,8 +140,15 @@ export class CampaignStore {
 
   /** The stored document, or undefined (an implicit campaign, or none). */
   async get(id: string): Promise<Campaign | undefined> {
-    const raw = await this.redis.get(this.key(id));
-    if (raw === null) return undefined;
+    return this.parse(id, await this.redis.get(this.key(id)));
+  }
+
+  /**
+   * Campaign `id` from its stored document as read from Redis (`raw`; null or undefined: none), as `get` answers it:
+   * for a caller that read the document with other keys in one round trip (the consumer's gate reads).
+   */
+  parse(id: string, raw: string | null | undefined): Campaign | undefined {
+    if (raw === null || raw === undefined) return undefined;
     const parsed = storedSchema.safeParse(JSON.parse(raw));
     if (!parsed.success) throw new Error(`stored campaign ${id} does not validate: ${describeIssues(parsed.error).join('; ')}`);
     const { state, ...rest } = parsed.data;

@@ -39,6 +39,7 @@ import { DialRateLimiter } from './dialRateLimiter.js';
 import { retryDelayMs } from './retryPolicy.js';
 import { PlatformBackoff } from './platformBackoff.js';
 import { OutcomeWatchdog } from '../core/outcomeWatchdogQueue.js';
+import { answeredGateStore, GateReader } from './gateReads.js';
 
 /** A job's data as found on `calls`: ours (CallJob) or another service's; parseCallJob validates it. */
 type PushedJobData = Record<string, unknown>;
@@ -313,6 +314,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
   };
 
   const gates: DialGateDeps = { store, clock, defaultWindow: config.dial.callWindow, predialCheck: config.predialCheck, profiles };
+  const gateReader = new GateReader(connection, config.queuePrefix, store, backoff.key);
 
   /**
    * Ends a call whose job cannot be parsed but names a usable call id: recorded and reported `failed` when the call is
@@ -398,8 +400,10 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     // Jobs other services push have no record yet: one exists before anything can end the call.
     await store.createCall(given.campaignId, given);
 
-    // The campaign object, read afresh for every call: an edit holds from the next call any consumer takes.
-    const campaign = await campaigns.get(given.campaignId);
+    // The campaign object, the cancel request, the do-not-call list, the pause and the platform back-off, read afresh
+    // for every call in one round trip (gateReads.ts): an edit holds from the next call any consumer takes.
+    const reads = await gateReader.read(given);
+    const campaign = campaigns.parse(given.campaignId, reads.campaignDocument);
     const { decision: campaignDecision, call } = checkCampaignGate(given, campaign, clock.now(), config.dial.timeZone);
     // a campaign may only lower the attempts a job carries (BullMQ retries up to the job's own `attempts`)
     const maxAttempts = Math.min(job.opts.attempts || config.dial.maxAttempts, campaign?.max_attempts ?? Number.POSITIVE_INFINITY);
@@ -428,11 +432,12 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
       return waitWithoutAttempt(job, lockToken, gate.delayMs);
     };
     if (campaignDecision.kind !== 'ring') return applyGate(campaignDecision);
-    const gate = await checkDialGates(call, attempt, gates);
+    const gate = await checkDialGates(call, attempt, { ...gates, store: answeredGateStore(given, reads, store) });
     if (gate.kind !== 'ring') return applyGate(gate);
 
-    // While LiveKit is backed off nothing is dialed, nor asked about: the call waits, spending nothing.
-    const backingOff = await backoff.remainingMs();
+    // While LiveKit is backed off nothing is dialed, nor asked about: the call waits, spending nothing. Read with the
+    // gates, unless a pre-dial check (an HTTP request) came between: then it is read again now.
+    const backingOff = config.predialCheck ? await backoff.remainingMs() : reads.backoffMs;
     if (backingOff > 0) {
       await heldCalls.hold(call.campaignId, call.callId, 'backoff');
       return waitWithoutAttempt(job, token, backingOff);

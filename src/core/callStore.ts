@@ -344,7 +344,7 @@ export interface ReplicaShortfall {
 export class CallStore {
   readonly keys: DialerKeys;
   /** Where each campaign's records live (QUEUE_PREFIX's call shards, as this process configured them). */
-  private readonly shards: CallShards;
+  readonly shards: CallShards;
   private readonly redis: RedisClient;
   /** Leases of calls in progress (DIAL_MAX_ACTIVE_CALLS): a call's terminal outcome gives its lease back. */
   private readonly leases: ActiveCallLeases;

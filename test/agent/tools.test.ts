@@ -177,9 +177,11 @@ describe('end_call (agents-js createEndCallTool)', () => {
   it('lets the goodbye play, then the session ends, the room is deleted and the outcome is answered', async () => {
     const call = await connectCall([{ input: 'Thanks, that is all. Bye!', content: 'Goodbye, Ada!', toolCalls: [{ name: TOOL_NAMES.endCall, args: {} }] }]);
     const result = await run(call, 'Thanks, that is all. Bye!');
-    result.expect.nextEvent().isMessage({ role: 'assistant' });
-    result.expect.nextEvent().isFunctionCall({ name: TOOL_NAMES.endCall });
-    result.expect.nextEvent().isFunctionCallOutput();
+    // One turn carries the goodbye and the tool call; agents-js records the two in either order (the call first once
+    // under two full test runs at once), then the call's output.
+    result.expect.range(0, 2).containsMessage({ role: 'assistant' });
+    result.expect.range(0, 2).containsFunctionCall({ name: TOOL_NAMES.endCall });
+    result.expect.at(2).isFunctionCallOutput();
 
     const outcome = await call.controller.done();
     expect(outcome).toMatchObject({ outcome: 'answered', reason: 'agent ended the call' });

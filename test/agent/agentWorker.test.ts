@@ -26,8 +26,11 @@ import { ResultsReader, simClients } from './helpers.js';
 
 const prefix = uniquePrefix('agent-worker');
 const AGENT_NAME = 'worker-test-agent';
-/** The worker loads agents-js (and its job processes compile src/agent with tsx): allow for a loaded CI machine. */
-const REGISTER_TIMEOUT_MS = 45_000;
+/**
+ * The worker loads agents-js (and its job processes compile src/agent with tsx): allow for a loaded CI machine. Two
+ * full test runs at once on 2 cores (load about 12) once took longer than 45 s.
+ */
+const REGISTER_TIMEOUT_MS = 90_000;
 const JOB_TIMEOUT_MS = 45_000;
 const DRAIN_TIMEOUT_MS = 30_000;
 const TEST_TIMEOUT_MS = 90_000;
@@ -72,8 +75,14 @@ beforeAll(async () => {
     AGENT_JOB_SHUTDOWN_TIMEOUT_MS: String(JOB_SHUTDOWN_TIMEOUT_MS),
   };
   const registered = waitForEvent(sim.events, 'worker_registered', (e) => e.agentName === AGENT_NAME, REGISTER_TIMEOUT_MS);
-  worker = startCli(['agent', 'start'], env);
-  workerId = (await registered).workerId;
+  const started = startCli(['agent', 'start'], env);
+  worker = started;
+  // a worker that exits before it registers fails the setup at once, with what it said (not after the timeout)
+  const exited = started.done.then((run) => {
+    throw new Error(`the agent worker exited (code ${String(run.code)}) before it registered: ${run.stderr.slice(-2000)}`);
+  });
+  workerId = (await Promise.race([registered, exited])).workerId;
+  exited.catch(() => undefined); // once registered, its later exit is the tests' business
 }, REGISTER_TIMEOUT_MS + 5000);
 
 afterAll(async () => {

@@ -1,6 +1,7 @@
 import { CANCEL_REASON } from '../producer/cancelCalls.js';
 import { setMaxListeners } from 'node:events';
-import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { CallQueues } from '../core/callQueues.js';
 import type { RedisClient } from '../core/redisClient.js';
 import { CallStore } from '../core/callStore.js';
 import { loadConfig, requireDialSettings, requireOutboundTrunk, type DialerConfig } from '../core/config.js';
@@ -357,8 +358,8 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     throw Worker.RateLimitError();
   };
 
-  /** Queues of other shards a misrouted job is moved to (opened on first use). */
-  const shardQueues = new Map<string, Queue>();
+  /** The shards' queues a misrouted job is moved to (opened on first use). */
+  const shardQueues = new CallQueues(connection, config.queuePrefix);
   /**
    * Moves a job found on another shard's queue than its campaign's (a service pushing straight onto `calls` under
    * QUEUE_PREFIX, whatever the campaign) to its campaign's shard, where its record, lock and claim share a slot. Its
@@ -366,15 +367,12 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
    * its own ids for jobs pushed without one are): done twice (this process died in between), the second add finds the
    * job and adds nothing.
    */
-  const forwardToShard = async (job: Job<PushedJobData, DialJobResult>, jobId: string, target: string, log: Logger): Promise<DialJobResult> => {
-    let queue = shardQueues.get(target);
-    if (!queue) {
-      queue = new Queue(CALLS_QUEUE, { connection, prefix: target });
-      shardQueues.set(target, queue);
-    }
-    await queue.add(job.name, job.data, { ...job.opts, jobId, delay: 0 });
-    log.info({ shard: target }, "job moved to its campaign's call shard");
-    return { status: 'forwarded', shard: target };
+  const forwardToShard = async (job: Job<PushedJobData, DialJobResult>, call: CallJob, log: Logger): Promise<DialJobResult> => {
+    const queue = shardQueues.forCampaign(call.campaignId);
+    await queue.add(job.name, job.data, { ...job.opts, jobId: call.callId, delay: 0 });
+    const shard = config.callShards.prefixOf(call.campaignId);
+    log.info({ shard }, "job moved to its campaign's call shard");
+    return { status: 'forwarded', shard };
   };
 
   const processDialJob = async (job: Job<PushedJobData, DialJobResult>, shard: number, token?: string, lockLost?: AbortSignal): Promise<DialJobResult> => {
@@ -395,8 +393,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
     const foreign = !job.opts.attempts || !job.opts.backoff;
     const attempt = (foreign ? foreignAttemptsMade(job.data) : job.attemptsMade) + 1;
     const log = logger.child({ callId: given.callId, campaignId: given.campaignId, attempt });
-    const home = config.callShards.prefixOf(given.campaignId);
-    if (home !== config.callShards.prefixes[shard]) return forwardToShard(job, given.callId, home, log);
+    if (config.callShards.prefixOf(given.campaignId) !== config.callShards.prefixes[shard]) return forwardToShard(job, given, log);
     // Jobs other services push have no record yet: one exists before anything can end the call.
     await store.createCall(given.campaignId, given);
 
@@ -641,7 +638,7 @@ export async function startDialWorker(options: DialWorkerOptions = {}): Promise<
   let closing: Promise<void> | undefined;
   let forced: Promise<void> | undefined;
   const cleanup = async () => {
-    for (const queue of shardQueues.values()) await queue.close().catch((err: unknown) => logger.error({ err }, "closing a call shard's queue failed"));
+    await shardQueues.close().catch((err: unknown) => logger.error({ err }, "closing the call shards' queues failed"));
     await reporter.close().catch((err: unknown) => logger.error({ err }, 'closing the result reporter failed'));
     await watchdog.close().catch((err: unknown) => logger.error({ err }, 'closing the outcome watchdog failed'));
     await closeConnection(connection);

@@ -8,48 +8,44 @@ import type { RedisClient } from './redisClient.js';
  * dial jobs are on its shard's queue; with one shard (the default) there is only QUEUE_PREFIX's own. `close()` is
  * idempotent and closes every queue opened, each failure left to the caller once all were tried.
  */
-export class CallQueues {
+export class CallQueues<T = unknown> {
   readonly shards: CallShards;
-  private readonly queues = new Map<string, Queue>();
+  private readonly queues = new Map<string, Queue<T>>();
   private closed: Promise<void> | undefined;
 
   /** `onOpen` hears of each queue as it is opened (to listen to its `error` events, say). */
   constructor(
     private readonly connection: RedisClient,
     prefix: string,
-    private readonly onOpen?: (queue: Queue, shardPrefix: string) => void,
+    private readonly onOpen?: (queue: Queue<T>, shardPrefix: string) => void,
   ) {
     this.shards = callShardsOf(prefix);
   }
 
-  /** The job `jobId` (a call id) on whichever shard's queue holds it, or undefined. */
-  async findJob(jobId: string): Promise<Awaited<ReturnType<Queue['getJob']>>> {
-    for (const queue of this.all()) {
-      const job = await queue.getJob(jobId);
-      if (job) return job;
-    }
-    return undefined;
+  /** The job `jobId` (a call id) on whichever shard's queue holds it, or undefined (asked shard by shard, shard 0 first). */
+  findJob(jobId: string): ReturnType<Queue<T>['getJob']> {
+    return this.all().reduce<ReturnType<Queue<T>['getJob']>>((found, queue) => found.then((job) => job ?? queue.getJob(jobId)), Promise.resolve(undefined));
   }
 
   /** The queue holding `campaignId`'s dial jobs. */
-  forCampaign(campaignId: string): Queue {
+  forCampaign(campaignId: string): Queue<T> {
     return this.at(this.shards.prefixOf(campaignId));
   }
 
   /** Every shard's queue, shard 0 (QUEUE_PREFIX's own) first. */
-  all(): Queue[] {
+  all(): Array<Queue<T>> {
     return this.shards.prefixes.map((prefix) => this.at(prefix));
   }
 
   /** QUEUE_PREFIX's own queue (shard 0): where other services push, and where workers are listed. */
-  primary(): Queue {
+  primary(): Queue<T> {
     return this.at(this.shards.prefix);
   }
 
-  private at(prefix: string): Queue {
+  private at(prefix: string): Queue<T> {
     let queue = this.queues.get(prefix);
     if (!queue) {
-      queue = new Queue(CALLS_QUEUE, { connection: this.connection, prefix });
+      queue = new Queue<T>(CALLS_QUEUE, { connection: this.connection, prefix });
       this.queues.set(prefix, queue);
       this.onOpen?.(queue, prefix);
     }

@@ -1,16 +1,15 @@
-import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
+import type { ConnectionOptions, JobsOptions } from 'bullmq';
 import type { CountryCode } from 'libphonenumber-js';
 import type { RedisClient } from '../core/redisClient.js';
 import { z } from 'zod';
 import { callWindowSchema } from '../core/callWindow.js';
 import { CallStore, recordNumber, type CreateStatus } from '../core/callStore.js';
-import { callShardsOf, type CallShards } from '../core/callShards.js';
+import { CallQueues } from '../core/callQueues.js';
 import { DEFAULT_DIAL_MAX_ATTEMPTS, DEFAULT_QUEUE_PREFIX, DEFAULT_REDIS_URL, loadConfig } from '../core/config.js';
 import { InvalidInputError } from '../core/errors.js';
 import { closeConnection, createProducerConnection, waitUntilReady } from '../core/redisConnection.js';
 import { PhoneNumberError, isRegion, parsePhoneNumber, parseRegion } from '../core/phone.js';
 import {
-  CALLS_QUEUE,
   DEFAULT_CAMPAIGN_ID,
   callMetadataSchema,
   idSchema,
@@ -228,26 +227,14 @@ export class CallProducer {
   private readonly clock: Clock;
   private readonly store: CallStore;
   /** The `calls` queue of each call shard a call went to (callShards.ts; QUEUE_PREFIX's own with one shard). */
-  private readonly queues = new Map<string, Queue<CallJob>>();
-  private readonly shards: CallShards;
+  private readonly queues: CallQueues<CallJob>;
   private catalog: Promise<ProfileCatalog> | undefined;
   private closed = false;
 
   constructor(private readonly options: EnqueueOptions) {
     this.clock = options.clock ?? systemClock;
     this.store = new CallStore(options.connection, options.prefix, this.clock);
-    this.shards = callShardsOf(options.prefix);
-  }
-
-  /** The `calls` queue of the shard `campaignId` lives in, opened on first use. */
-  private queueFor(campaignId: string): Queue<CallJob> {
-    const prefix = this.shards.prefixOf(campaignId);
-    let queue = this.queues.get(prefix);
-    if (!queue) {
-      queue = new Queue<CallJob>(CALLS_QUEUE, { connection: this.options.connection, prefix });
-      this.queues.set(prefix, queue);
-    }
-    return queue;
+    this.queues = new CallQueues<CallJob>(options.connection, options.prefix);
   }
 
   /** The profile catalog when one was configured and a request names a profile; read once. Throws ConfigError. */
@@ -374,7 +361,7 @@ export class CallProducer {
       const conflicts = await this.keyConflicts(campaignId, calls, statuses);
       // A record still `queued` may have lost its job in a crash between these two steps: adding it again is safe.
       const toAdd = calls.filter((_, i) => statuses[i] !== 'past_queued' && !conflicts.has(i));
-      await this.queueFor(campaignId).addBulk(toAdd.map((c) => ({ name: 'dial', data: c.job, opts: jobOptions(c.job.callId, c.delayMs, this.options.maxAttempts, c.priority, c.job.enqueuedAt) })));
+      await this.queues.forCampaign(campaignId).addBulk(toAdd.map((c) => ({ name: 'dial', data: c.job, opts: jobOptions(c.job.callId, c.delayMs, this.options.maxAttempts, c.priority, c.job.enqueuedAt) })));
       calls.forEach((c, i) => {
         const conflict = conflicts.get(i);
         if (conflict) summary.rejected.push({ index: c.index, ...conflict });
@@ -388,7 +375,7 @@ export class CallProducer {
     const exists: boolean[] = calls.map(() => false);
     const byShard = new Map<string, number[]>();
     calls.forEach((call, i) => {
-      const prefix = this.shards.prefixOf(call.job.campaignId);
+      const prefix = this.queues.shards.prefixOf(call.job.campaignId);
       const positions = byShard.get(prefix);
       if (positions) positions.push(i);
       else byShard.set(prefix, [i]);
@@ -439,7 +426,7 @@ export class CallProducer {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const queue of this.queues.values()) await queue.close();
+    await this.queues.close();
   }
 }
 

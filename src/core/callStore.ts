@@ -378,22 +378,9 @@ export class CallStore {
   /** Creates records for new calls (state `queued`) in one script per batch; reports what it found per call. */
   async createCalls(campaignId: string, calls: readonly NewCall[]): Promise<CreateStatus[]> {
     if (calls.length === 0) return [];
-    const recordKeys: string[] = [];
-    const args: string[] = [];
-    for (const c of calls) {
-      recordKeys.push(this.keys.callRecord(campaignId, c.callId));
-      args.push(c.callId, recordNumber(c), JSON.stringify(c.metadata), c.idempotencyKey ?? '');
-    }
     // The index lives outside the campaign's hash slot, so it is a second command, sent alongside the script.
-    const [statuses] = await Promise.all([
-      scripts.createCalls.run(
-        this.redis,
-        [this.keys.campaignCounters(campaignId), this.keys.campaignCalls(campaignId), ...recordKeys],
-        [this.clock.now(), campaignId, ...args],
-      ),
-      this.redis.sadd(this.keys.campaignIndex(), campaignId),
-    ]);
-    return statusesOf(statuses);
+    const [statuses] = await Promise.all([this.createRecords(campaignId, calls), this.redis.sadd(this.keys.campaignIndex(), campaignId)]);
+    return statuses;
   }
 
   /**
@@ -403,14 +390,25 @@ export class CallStore {
    * SADD it sent on every dial changed nothing. A created record costs a second round trip instead of a parallel one.
    */
   async createCall(campaignId: string, call: NewCall): Promise<CreateStatus> {
-    const statuses = await scripts.createCalls.run(
-      this.redis,
-      [this.keys.campaignCounters(campaignId), this.keys.campaignCalls(campaignId), this.keys.callRecord(campaignId, call.callId)],
-      [this.clock.now(), campaignId, call.callId, recordNumber(call), JSON.stringify(call.metadata), call.idempotencyKey ?? ''],
-    );
-    const [created] = statusesOf(statuses);
+    const [created] = await this.createRecords(campaignId, [call]);
     if (created === 'created') await this.redis.sadd(this.keys.campaignIndex(), campaignId);
     return created ?? 'queued';
+  }
+
+  /** createCalls.lua over `calls` (one campaign), without the campaign index. */
+  private async createRecords(campaignId: string, calls: readonly NewCall[]): Promise<CreateStatus[]> {
+    const recordKeys: string[] = [];
+    const args: string[] = [];
+    for (const c of calls) {
+      recordKeys.push(this.keys.callRecord(campaignId, c.callId));
+      args.push(c.callId, recordNumber(c), JSON.stringify(c.metadata), c.idempotencyKey ?? '');
+    }
+    const replies = await scripts.createCalls.run(
+      this.redis,
+      [this.keys.campaignCounters(campaignId), this.keys.campaignCalls(campaignId), ...recordKeys],
+      [this.clock.now(), campaignId, ...args],
+    );
+    return statusesOf(replies);
   }
 
   /**

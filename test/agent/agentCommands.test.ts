@@ -11,10 +11,14 @@ import { registerAgentCommands, type AgentCommandDeps } from '../../src/cli/agen
 import type { CliContext } from '../../src/cli/cliContext.js';
 import { loadConfig } from '../../src/core/config.js';
 import { ConfigError, InvalidInputError } from '../../src/core/errors.js';
+import { callShardsKey } from '../../src/core/callShards.js';
 import { startLiveKitSim, type LiveKitSim } from '../../src/sim/index.js';
+import { connectTestRedis, deleteKeysWithPrefix, testRedisEnv, uniquePrefix } from '../helpers/testRedis.js';
 import { simClients } from './helpers.js';
 
 let sim: LiveKitSim;
+/** How long a worker started with a mismatched CALL_SHARDS may run before the test stops it (it should exit at once). */
+const UNCHECKED_WORKER_STOP_MS = 20_000;
 
 beforeAll(async () => {
   sim = await startLiveKitSim();
@@ -120,5 +124,40 @@ describe('agent <dev|start>', () => {
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
     expect(code).toBe(2);
     expect(stderr).toContain('LIVEKIT_URL is not set');
+  });
+
+  it('src/agent/main.ts exits 2 before registering when CALL_SHARDS differs from the count the calls were set up with', { timeout: 2 * UNCHECKED_WORKER_STOP_MS }, async () => {
+    const require = createRequire(import.meta.url);
+    const main = fileURLToPath(new URL('../../src/agent/main.ts', import.meta.url));
+    const prefix = uniquePrefix('agent-shards');
+    const redis = connectTestRedis();
+    try {
+      await redis.set(callShardsKey(prefix), '3');
+      const env = {
+        ...process.env,
+        ...testRedisEnv(),
+        QUEUE_PREFIX: prefix,
+        CALL_SHARDS: '2',
+        LIVEKIT_URL: sim.url,
+        LIVEKIT_API_KEY: sim.apiKey,
+        LIVEKIT_API_SECRET: sim.apiSecret,
+        OPENAI_API_KEY: 'test-key',
+        LOG_LEVEL: 'error',
+      };
+      // its own process group: tsx runs the worker in a child of its own, and the worker forks job processes
+      const child = spawn(process.execPath, [require.resolve('tsx/cli'), main, 'start'], { cwd: tmpdir(), env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      // a worker that does not check registers and runs on: its group is stopped after this long and the test fails
+      const stopUnchecked = setTimeout(() => child.pid !== undefined && process.kill(-child.pid, 'SIGKILL'), UNCHECKED_WORKER_STOP_MS);
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      clearTimeout(stopUnchecked);
+      expect(code, stderr).toBe(2);
+      expect(stderr).toContain(`CALL_SHARDS is 2 but the calls under QUEUE_PREFIX=${prefix} were set up with 3 shards`);
+      expect(sim.agentWorkers()).toEqual([]);
+    } finally {
+      await deleteKeysWithPrefix(redis, prefix);
+      await redis.quit();
+    }
   });
 });

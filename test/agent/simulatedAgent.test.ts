@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import type { LiveKitClients } from '../../src/core/livekitClients.js';
 import { INBOUND_GREETING_TEXT } from '../../src/harness/calleeScript.js';
 import { inboundCallId } from '../../src/agent/callPlan.js';
@@ -247,6 +247,35 @@ describe('consumer-dialed calls', () => {
       expect(await store.observeAttemptEnd(CAMPAIGN, 'no-such-call', 1, { disconnectReason: 'USER_REJECTED' })).toBe(false);
       expect((await store.get(CAMPAIGN, 'sim-stale'))?.attemptObserved).toBeUndefined();
     });
+  });
+});
+
+describe('many calls at once', () => {
+  /** More calls at once than Node's default listener limit (10) per event. */
+  const CALLS_AT_ONCE = 12;
+  /** Listeners on the simulator's event bus, summed over its events. */
+  const listenersOnSim = (): number => sim.events.eventNames().reduce((sum, name) => sum + sim.events.listenerCount(name), 0);
+
+  it('serves twelve calls at once without a listener-leak warning, and leaves no listener on the simulator once they are over', async () => {
+    const before = listenersOnSim();
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(`${warning.name}: ${warning.message}`);
+    process.on('warning', onWarning);
+    onTestFinished(() => {
+      process.off('warning', onWarning);
+    });
+    const ids = Array.from({ length: CALLS_AT_ONCE }, (_, i) => `sim-many-${i}`);
+    await Promise.all(
+      ids.map(async (callId) => {
+        const number = nextNumber();
+        sim.network.setBehavior(number, { type: 'answer', afterMs: 20, callee: { kind: 'human', lines: ['Hello?'] } });
+        await dialLikeConsumer(sim, clients, { callId, phoneNumber: number, agentName: AGENT_NAME, metadata: { first_name: 'Ada' } });
+      }),
+    );
+    for (const callId of ids) expect((await results.waitFor(callId)).outcome).toBe('answered');
+    await agent.idle();
+    expect(listenersOnSim()).toBe(before);
+    expect(warnings.filter((w) => w.startsWith('MaxListenersExceededWarning'))).toEqual([]);
   });
 });
 

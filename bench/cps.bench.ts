@@ -9,7 +9,8 @@
 //   --quick   fewer calls per run (about 4–6 s of dialing) and consumers 1,4 at 50 and 200 CPS
 //   --hog     a CPU hog (one busy thread per core) runs beside every run
 //   --cpu-prof DIR   each consumer writes a V8 CPU profile into DIR (bench/dialRate/cpuProfile.mjs); consumers are then stopped with
-//             SIGTERM (a drain, so the profile is written) instead of SIGKILL at the end of each run
+//             SIGTERM (a drain, so the profile is written) instead of SIGKILL at the end of each run; the simulator
+//             writes one too (sim-<pid>.cpuprofile) when it is stopped with SIGTERM at the end of the bench
 // Calls per run: 20 s of dialing at 10 and 50 CPS (200, 1,000), 10 s at 200 CPS (2,000); BENCH_CONCURRENCY sets
 // DIAL_CONCURRENCY per consumer (default 200).
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -89,14 +90,20 @@ const BENCH_AGENT_NAME = 'bench-agent';
 
 const simReadySchema = z.object({ port: z.number(), apiKey: z.string(), apiSecret: z.string(), outboundTrunkId: z.string() });
 
-type SimReady = z.infer<typeof simReadySchema> & { pid: number | undefined };
+type SimReady = z.infer<typeof simReadySchema> & { pid: number | undefined; child: ChildProcess };
 
 async function startSim(dir: string): Promise<SimReady> {
   const scenario = join(dir, 'scenario.json');
   await writeFile(scenario, JSON.stringify({ default: { type: 'answer', afterMs: ANSWER_AFTER_MS, hangupAfterMs: HANGUP_AFTER_MS } }));
-  const child = spawn(process.execPath, ['--import', 'tsx', simMainPath, scenario], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
+  // --cpu-prof: the simulator is profiled too (sim-<pid>.cpuprofile), written when it stops on SIGTERM at the end
+  const profiled = args['cpu-prof'] ? ['--import', cpuProfilePath] : [];
+  const child = spawn(process.execPath, ['--import', 'tsx', ...profiled, simMainPath, scenario], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, ...(args['cpu-prof'] ? { BENCH_CPU_PROF_DIR: args['cpu-prof'], BENCH_CPU_PROF_NAME: 'sim' } : {}) },
+  });
   registry.add('sim', child);
-  return { ...simReadySchema.parse(JSON.parse(await firstLine(child, 'sim'))), pid: child.pid };
+  return { ...simReadySchema.parse(JSON.parse(await firstLine(child, 'sim'))), pid: child.pid, child };
 }
 
 /** The arrival proxy process: timestamps dials and dispatches; asked over IPC. */
@@ -367,8 +374,9 @@ const dir = await mkdtemp(join(tmpdir(), 'dialer-bench-cps-'));
 const results: RunResult[] = [];
 let hog: ChildProcess | undefined;
 let agent: SimAgentWorker | undefined;
+let sim: SimReady | undefined;
 try {
-  const sim = await startSim(dir);
+  sim = await startSim(dir);
   // An agent host that joins every dispatch: without an agent in the room the consumer would hang each answered call
   // up after AGENT_JOIN_GRACE_MS, holding its slot meanwhile.
   agent = await startStandInAgent({ url: `http://127.0.0.1:${sim.port}`, apiKey: sim.apiKey, apiSecret: sim.apiSecret, agentName: BENCH_AGENT_NAME });
@@ -397,6 +405,11 @@ try {
   if (hog) {
     hog.kill('SIGKILL');
     await waitForExit(hog, EXIT_WAIT_MS);
+  }
+  if (args['cpu-prof'] && sim) {
+    // the simulator writes its profile when it exits (SIGTERM: it closes and exits 0)
+    sim.child.kill('SIGTERM');
+    await waitForExit(sim.child, PROFILED_EXIT_WAIT_MS);
   }
   await registry.killAll();
   await provided.stop();

@@ -19,7 +19,7 @@ if (dir) {
   process.on('exit', () => {
     session.post('Profiler.stop', (err, result) => {
       if (err) process.stderr.write(`cpuProfile: ${err.message}\n`);
-      else writeFileSync(join(dir, `consumer-${process.pid}.cpuprofile`), JSON.stringify(result.profile));
+      else writeFileSync(join(dir, `${process.env.BENCH_CPU_PROF_NAME ?? 'consumer'}-${process.pid}.cpuprofile`), JSON.stringify(result.profile));
     });
   });
 }

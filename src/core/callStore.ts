@@ -6,7 +6,7 @@ import { LuaScript, replies, type ScriptArg } from './luaScript.js';
 import { formatPhoneNumber } from './phone.js';
 import type { CallJob } from './queues.js';
 import { CALL_STATES, CONNECTED_OUTCOMES, OUTCOMES, type CallResult, type CallState, type Outcome, type TerminalApplied, type TerminalTransition } from './outcomes.js';
-import { isRedisConnectionError } from './redisConnection.js';
+import { closedForGood, isRedisConnectionError } from './redisConnection.js';
 import { MINUTE, SECOND, type Clock } from './time.js';
 
 /** One dial attempt as kept in the call record. */
@@ -488,8 +488,10 @@ export class CallStore {
         // end that went up from here failed the job: its next run, finding the attempt sent and LiveKit showing no
         // call any more, counted it as an unknown end and rang a callee who had declined again (the Sentinel failover
         // test under load). The end is known here and nowhere else: it is written again until it lands.
+        // A connection this process closed itself (quit or disconnect, as a forced stop does under jobs still
+        // running) never comes back: writing again would only hold the job for ATTEMPT_END_RETRY_MAX_MS.
         const elapsedMs = this.clock.now() - startedAt;
-        if (!isRedisConnectionError(err) || !(err instanceof Error) || elapsedMs >= ATTEMPT_END_RETRY_MAX_MS) throw err;
+        if (!isRedisConnectionError(err) || !(err instanceof Error) || closedForGood(this.redis) || elapsedMs >= ATTEMPT_END_RETRY_MAX_MS) throw err;
         this.durability.onAttemptEndRetry?.(err, elapsedMs, end);
         await this.clock.sleep(ATTEMPT_END_RETRY_MS);
         continue;

@@ -115,6 +115,11 @@ export class OutageReportingRedis extends Redis {
     });
   }
 
+  /** True once this process closed the connection itself (quit or disconnect): it will not connect again. */
+  get closedOnPurpose(): boolean {
+    return this.closingOnPurpose;
+  }
+
   override duplicate(override?: Partial<RedisOptions>): Redis {
     this.duplicates += 1;
     const name = `${this.reporting.name}.dup${this.duplicates}`;
@@ -384,6 +389,16 @@ export async function waitUntilReady(connection: RedisClient): Promise<void> {
     connection.once('error', onError);
     connection.once(REDIS_CONNECTION_ERROR_EVENT, onError);
   });
+}
+
+/**
+ * True when `connection` will never carry a command again: this process closed it (quit or disconnect), or it ended
+ * with nothing to bring it back. Not while an OutageReportingRedis that ioredis ended is about to connect again
+ * (status `end` for a moment through Sentinel: connectAgain).
+ */
+export function closedForGood(connection: RedisClient): boolean {
+  if (connection instanceof OutageReportingRedis) return connection.closedOnPurpose;
+  return connection.status === 'end';
 }
 
 /** Closes a connection whatever state it is in; never throws. */

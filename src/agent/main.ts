@@ -13,6 +13,7 @@ import { createLogger } from '../core/logger.js';
 import { verifyCallShards } from '../core/callShards.js';
 import type { DialerConfig } from '../core/config.js';
 import { createProducerConnection, waitUntilReady } from '../core/redisConnection.js';
+import { topologyMismatch } from '../core/redisTopologyMismatch.js';
 import type { RedisClient } from '../core/redisClient.js';
 import type { Logger } from 'pino';
 import { ResultReporter } from '../core/reportResult.js';
@@ -46,7 +47,8 @@ export default defineAgent({
  * Checks this worker's CALL_SHARDS against the count the calls under QUEUE_PREFIX were set up with
  * (verifyCallShards), as the CLI, consumers and `serve` do: an agent with another count would note how unanswered
  * attempts ended, and hold calls, under keys no consumer reads. Waits up to CALL_SHARDS_CHECK_WAIT_MS for Redis and
- * throws the ConfigError of a mismatch (the caller exits 2 before registering). When Redis does not answer in time it
+ * throws the ConfigError of a mismatch, or of REDIS_URL on a node of a Redis Cluster (topologyMismatch; the caller
+ * exits 2 before registering). When Redis does not answer in time it
  * logs that and returns; the check runs when Redis first answers, and a mismatch found then is logged and drains the
  * worker (SIGTERM to itself, as a stop would).
  */
@@ -62,6 +64,9 @@ async function checkCallShards(connection: RedisClient, config: DialerConfig, lo
       return;
     } catch (err) {
       if (err instanceof ConfigError) throw err;
+      // REDIS_URL on a node of a Redis Cluster answers MOVED: a wrong setting, not a Redis that is away
+      const mismatch = topologyMismatch(config.redis, err);
+      if (mismatch) throw mismatch;
       log.warn({ err: errorMessage(err) }, 'CALL_SHARDS could not be checked at start: checked when Redis answers again');
     }
   } else {

@@ -5,18 +5,29 @@
  *   `dialer: MOVED 9263 127.0.0.1:17002` and exited 1 (the issue's own symptom, with no hint of the setting);
  * - REDIS_CLUSTER_NODES on a Redis without cluster mode: `cannot reach Redis … (Failed to refresh slots cache.)`,
  *   exit 4, though that Redis answered (it refuses CLUSTER SLOTS).
+ * - `serve` with REDIS_URL on a cluster node printed the bare MOVED and exited 1; `agent start` logged "CALL_SHARDS
+ *   could not be checked at start" and ran on, its outcomes bound for a slot it could not write.
  */
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { URL } from 'node:url';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { URL, fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_INVALID_INPUT } from '../../src/cli/exitCodes.js';
 import { hasRedisCluster, startClusterTopology, type ClusterTopology } from '../helpers/redisTopology.js';
-import { runCliInProcess } from '../helpers/runCli.js';
+import { runCliInProcess, startCli } from '../helpers/runCli.js';
 import { testRedisTopology, testRedisUrl } from '../helpers/testRedis.js';
 
 const CLUSTER_START_MS = 60_000;
 /** Random hash tags tried for one whose slot is not on the node REDIS_URL names (two in three are not). */
 const MAX_TAG_TRIES = 50;
+/** How long `serve` or `agent start` may run before the test stops it: each should exit 2 at once. */
+const UNCHECKED_PROCESS_STOP_MS = 20_000;
+/** The line every process prints for REDIS_URL on `node`, a node of a Redis Cluster. */
+function movedLine(node: string): RegExp {
+  return new RegExp(`REDIS_CLUSTER_NODES: the Redis at ${node.replace(/\./g, '\\.')} is a node of a Redis Cluster \\(it answered "MOVED \\d+ 127\\.0\\.0\\.1:\\d+"\\): set REDIS_CLUSTER_NODES to its nodes`);
+}
 
 describe.skipIf(!hasRedisCluster)('REDIS_URL on a node of a Redis Cluster', () => {
   let cluster: ClusterTopology;
@@ -42,12 +53,43 @@ describe.skipIf(!hasRedisCluster)('REDIS_URL on a node of a Redis Cluster', () =
     '%o exits 2 naming REDIS_CLUSTER_NODES, not 1 with a bare MOVED',
     async (args) => {
       const run = await runCliInProcess(args, { REDIS_URL: `redis://${node}`, QUEUE_PREFIX: prefix });
-      expect(run.stderr).toMatch(
-        new RegExp(`^dialer: REDIS_CLUSTER_NODES: the Redis at ${node.replace(/\./g, '\\.')} is a node of a Redis Cluster \\(it answered "MOVED \\d+ 127\\.0\\.0\\.1:\\d+"\\): set REDIS_CLUSTER_NODES to its nodes`),
-      );
+      expect(run.stderr).toMatch(new RegExp(`^dialer: ${movedLine(node).source}`));
       expect(run.code).toBe(EXIT_INVALID_INPUT);
     },
   );
+
+  it('`serve` exits 2 with the same line, not 1 with a bare MOVED', { timeout: 2 * UNCHECKED_PROCESS_STOP_MS }, async () => {
+    const { child, done } = startCli(['serve'], { REDIS_URL: `redis://${node}`, QUEUE_PREFIX: prefix, API_TOKENS: randomUUID(), API_PORT: '0', LOG_LEVEL: 'error' });
+    const stop = setTimeout(() => child.kill('SIGKILL'), UNCHECKED_PROCESS_STOP_MS);
+    const run = await done;
+    clearTimeout(stop);
+    expect(run.stderr).toMatch(new RegExp(`^dialer: ${movedLine(node).source}`));
+    expect(run.code).toBe(EXIT_INVALID_INPUT);
+  });
+
+  it('`agent start` exits 2 with the same line before registering, instead of running on', { timeout: 2 * UNCHECKED_PROCESS_STOP_MS }, async () => {
+    const require = createRequire(import.meta.url);
+    const main = fileURLToPath(new URL('../../src/agent/main.ts', import.meta.url));
+    const env = {
+      ...process.env,
+      REDIS_URL: `redis://${node}`,
+      QUEUE_PREFIX: prefix,
+      LIVEKIT_URL: 'http://127.0.0.1:9',
+      LIVEKIT_API_KEY: 'devkey',
+      LIVEKIT_API_SECRET: 'secret',
+      OPENAI_API_KEY: 'test-key',
+      LOG_LEVEL: 'error',
+    };
+    // its own process group: tsx runs the worker in a child of its own, and the worker forks job processes
+    const child = spawn(process.execPath, [require.resolve('tsx/cli'), main, 'start'], { cwd: tmpdir(), env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const stop = setTimeout(() => child.pid !== undefined && process.kill(-child.pid, 'SIGKILL'), UNCHECKED_PROCESS_STOP_MS);
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    clearTimeout(stop);
+    expect(stderr).toMatch(new RegExp(`^agent: ${movedLine(node).source}`, 'm'));
+    expect(code, stderr).toBe(EXIT_INVALID_INPUT);
+  });
 
   it('with REDIS_CLUSTER_NODES set, the same command works', async () => {
     const run = await runCliInProcess(['campaigns'], { REDIS_CLUSTER_NODES: node, QUEUE_PREFIX: prefix });

@@ -45,8 +45,38 @@ function isConnectionLoss(err: unknown): boolean {
     (code !== undefined && CONNECTION_ERROR_CODES.has(code)) ||
     err.name === 'MaxRetriesPerRequestError' ||
     err.message === 'Connection is closed.' ||
-    err.message.startsWith("Stream isn't writeable")
+    err.message.startsWith("Stream isn't writeable") ||
+    // ioredis' Cluster giving up on a command whose node is away, and a cluster that refuses commands while a
+    // master is down (cluster state fail)
+    err.message.startsWith(CLUSTER_GAVE_UP) ||
+    err.message.startsWith(CLUSTER_DOWN_REPLY)
   );
+}
+
+/** ioredis' Cluster error once a command met only failures (the node serving its slot away) for maxRedirections. */
+const CLUSTER_GAVE_UP = 'Too many Cluster redirections';
+/** What each node of a Redis Cluster answers while the cluster's state is fail (a master down with no replica). */
+const CLUSTER_DOWN_REPLY = 'CLUSTERDOWN';
+
+/**
+ * How long a command waits for its connection to be ready, ioredis' own connect timeout: a Redis that accepts the
+ * connection but never answers (a frozen process, a host gone behind a kept socket) or a Redis Cluster whose state is
+ * not ok (ioredis' Cluster then reconnects without an error, for ever) is away (exit 4), not a command that hangs.
+ */
+export const READY_WAIT_MS = 10_000;
+
+/** waitUntilReady, bounded by READY_WAIT_MS: rejects saying what did not answer when the connection is not ready by then. */
+async function readyWithin(redis: RedisClient, target: RedisTarget): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    const why = target.kind === 'cluster' ? 'a node does not answer, or the cluster state is not ok' : 'it does not answer';
+    timer = setTimeout(() => reject(new Error(`not ready within ${READY_WAIT_MS / 1000} s: ${why}`)), READY_WAIT_MS);
+  });
+  try {
+    await Promise.race([waitUntilReady(redis), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Redis Sentinel's reply when it monitors no primary of the name asked (sentinel.c, SENTINEL SENTINELS / MASTER). */
@@ -94,8 +124,8 @@ export function redisUnavailable(target: string | RedisTarget, err: unknown): Re
 
 /**
  * Runs `body` on a fresh command connection to the configured Redis and closes it whatever happens. A Redis that
- * cannot be reached, before or during `body`, becomes RedisUnavailableError (exit 4, the same line for every command),
- * or the ConfigError of a wrong REDIS_SENTINEL_NAME (exit 2): redisUnavailable. A Redis that answers but is not the
+ * cannot be reached, or is not ready within READY_WAIT_MS, before or during `body`, becomes RedisUnavailableError
+ * (exit 4, the same line for every command), or the ConfigError of a wrong REDIS_SENTINEL_NAME (exit 2): redisUnavailable. A Redis that answers but is not the
  * topology the settings describe (REDIS_URL on a cluster node, REDIS_CLUSTER_NODES on a plain Redis) is the ConfigError
  * naming the setting to change (exit 2): topologyMismatch.
  */
@@ -103,7 +133,7 @@ export async function withRedis<T>(config: DialerConfig, body: (redis: RedisClie
   const redis = createProducerConnection(config.redis);
   try {
     try {
-      await waitUntilReady(redis);
+      await readyWithin(redis, config.redis);
     } catch (err) {
       throw redisUnavailable(config.redis, err);
     }
@@ -113,7 +143,9 @@ export async function withRedis<T>(config: DialerConfig, body: (redis: RedisClie
   } catch (err) {
     throw isConnectionLoss(err) ? redisUnavailable(config.redis, err) : (topologyMismatch(config.redis, err) ?? err);
   } finally {
-    await closeConnection(redis);
+    // QUIT to a Redis that never became ready waits for an answer that does not come: drop the socket instead
+    if (redis.status === 'ready') await closeConnection(redis);
+    else redis.disconnect();
   }
 }
 

@@ -82,6 +82,11 @@ let connectionCount = 0;
 /** The longest wait before a connection ioredis ended against its retry strategy connects again. */
 const MAX_RECONNECT_AFTER_END_MS = 2000;
 
+/** Something with EventEmitter's `on`, checked by shape. */
+function isListenable(value: unknown): value is Pick<NodeJS.EventEmitter, 'on'> {
+  return typeof value === 'object' && value !== null && typeof Reflect.get(value, 'on') === 'function';
+}
+
 /**
  * An ioredis client that reports a Redis outage through pino once, as two state changes: "Redis connection lost"
  * (the first connection error, with its message and code) and "Redis connection restored" (with the outage's length
@@ -108,6 +113,11 @@ export class OutageReportingRedis extends Redis {
     this.everReady = false;
     this.on('ready', () => this.onReady());
     this.on('end', () => this.onEnd());
+    // each connection through Sentinel makes a new failover detector, with new sentinel clients (see below)
+    if (options.failoverDetector === true) {
+      this.on('connect', () => this.listenToSentinelErrors());
+      this.on('ready', () => this.listenToSentinelErrors());
+    }
     // A socket that closes under a ready connection is the outage's start, even when the first reconnect succeeds
     // (a Redis restarted within ioredis' first retry delay would otherwise pass unlogged).
     this.on('close', () => {
@@ -161,6 +171,41 @@ export class OutageReportingRedis extends Redis {
    */
   private releaseFailoverDetector(): void {
     if (this.options.failoverDetector === true) super.disconnect();
+  }
+
+  /** The failover detectors' sentinel clients given an error listener (listenToSentinelErrors). */
+  private readonly sentinelClientsHeard = new WeakSet<object>();
+
+  /**
+   * Through Sentinel, ioredis' failover detector opens a client to each sentinel of REDIS_SENTINELS, reconnecting it
+   * on its own, but gives those clients no `error` listener (ioredis 5.11 built/connectors/SentinelConnector
+   * initFailoverDetector, FailoverDetector.js; ioredis #1600), so with one listed sentinel down ioredis printed
+   * "[ioredis] Unhandled error event: Error: connect ECONNREFUSED …" and a stack on stderr, outside pino, at every
+   * attempt. The detector is only reachable through ioredis' private fields (`connector.failoverDetector.sentinels`),
+   * read here defensively: where their shape differs nothing is done. A sentinel that cannot be reached is said once
+   * per client as a warn line (its failover notices are missed until it is back; the others still send theirs).
+   */
+  private listenToSentinelErrors(): void {
+    const connector: unknown = Reflect.get(this, 'connector');
+    const detector: unknown = typeof connector === 'object' && connector !== null ? Reflect.get(connector, 'failoverDetector') : undefined;
+    const sentinels: unknown = typeof detector === 'object' && detector !== null ? Reflect.get(detector, 'sentinels') : undefined;
+    if (!Array.isArray(sentinels)) return;
+    for (const sentinel of sentinels as unknown[]) {
+      if (typeof sentinel !== 'object' || sentinel === null) continue;
+      const client: unknown = Reflect.get(sentinel, 'client');
+      // an ioredis client is an EventEmitter by mixin, not by prototype: `instanceof EventEmitter` is false
+      if (!isListenable(client) || this.sentinelClientsHeard.has(client)) continue;
+      this.sentinelClientsHeard.add(client);
+      const address: unknown = Reflect.get(sentinel, 'address');
+      const where =
+        typeof address === 'object' && address !== null ? `${String(Reflect.get(address, 'host') ?? '127.0.0.1')}:${String(Reflect.get(address, 'port') ?? '')}` : '?';
+      let said = false;
+      client.on('error', (err: Error) => {
+        if (said || this.closingOnPurpose) return;
+        said = true;
+        this.log('warn', { sentinel: where, error: { message: err.message, code: errorCode(err) } }, 'Redis sentinel not reachable: its failover notices are missed until it is back');
+      });
+    }
   }
 
   private log(level: 'warn' | 'info', fields: Record<string, unknown>, msg: string): void {

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasRedisServer, startSentinelTopology, type SentinelTopology } from '../helpers/redisTopology.js';
+import { freePort, hasRedisServer, startSentinelTopology, type SentinelTopology } from '../helpers/redisTopology.js';
 import { startCli, type CliRun } from '../helpers/runCli.js';
 import { uniquePrefix } from '../helpers/testRedis.js';
 import { waitFor } from '../helpers/waitFor.js';
@@ -96,6 +96,15 @@ describe.skipIf(!hasRedisServer)('one-shot commands through Redis Sentinel', () 
     for (const [name, run] of Object.entries({ enqueue, campaigns, report, call, piped })) {
       expect(run.exitAfterOutputMs, `${name} exited ${run.exitAfterOutputMs} ms after its output`).toBeLessThan(EXIT_AFTER_OUTPUT_MS);
     }
+  });
+
+  it('with one listed sentinel down a command answers, and nothing but its own lines reach stderr (no raw ioredis error)', { timeout: 2 * COMMAND_LIMIT_MS }, async () => {
+    const down = await freePort(); // nothing listens there
+    const run = await timed(['campaigns'], { env: { REDIS_SENTINELS: `${topology.sentinels},127.0.0.1:${down}` } });
+    expect(run, run.stderr).toMatchObject({ code: 0 });
+    expect(run.stdout).not.toBe(''); // its answer (the list, or that there is none yet)
+    expect(run.stderr).not.toContain('[ioredis]');
+    expect(run.stderr).not.toContain('Unhandled error event');
   });
 
   it('a primary name the sentinels do not monitor is a bad REDIS_SENTINEL_NAME (exit 2), default mymaster named', { timeout: 2 * COMMAND_LIMIT_MS }, async () => {

@@ -80,7 +80,7 @@ export interface ClusterOptions extends TopologyOptions {
   aof?: boolean;
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

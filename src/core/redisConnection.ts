@@ -231,7 +231,8 @@ export class OutageReportingRedis extends Redis {
     if (!this.outage) return;
     const { since, failedAttempts } = this.outage;
     this.outage = undefined;
-    this.log('info', { downMs: Date.now() - since, failedAttempts }, 'Redis connection restored');
+    // at the loss line's level: a reader of warn lines alone (LOG_LEVEL=warn, an alert on warn) sees the outage end too
+    this.log('warn', { downMs: Date.now() - since, failedAttempts }, 'Redis connection restored');
   }
 
   private onEnd(): void {
@@ -351,7 +352,7 @@ function clusterConnection(
   });
   cluster.on('ready', () => {
     if (outageSince === undefined) return;
-    log('info', { downMs: Date.now() - outageSince }, 'Redis Cluster connection restored');
+    log('warn', { downMs: Date.now() - outageSince }, 'Redis Cluster connection restored'); // at the loss line's level
     outageSince = undefined;
   });
   cluster.on('end', () => {

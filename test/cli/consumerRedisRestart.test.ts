@@ -136,6 +136,8 @@ describe('dialer consumer during a Redis restart', () => {
     const restored = json.filter((line) => line.msg === 'Redis connection restored');
     expect(lost.length).toBeGreaterThan(0);
     expect(restored.length).toBeGreaterThan(0);
+    // at the level of the loss: with LOG_LEVEL=warn an outage must not look as if it never ended
+    expect(restored.every((line) => line.level === PINO_WARN), JSON.stringify(restored.slice(0, 3))).toBe(true);
     const warnings = json.filter((line) => typeof line.level === 'number' && line.level >= PINO_WARN);
     expect(warnings.length, JSON.stringify(warnings.slice(0, 5))).toBeLessThanOrEqual(MAX_OUTAGE_LINES);
     // once per connection and outage: no connection reports the same outage twice

@@ -49,9 +49,21 @@ function isConnectionLoss(err: unknown): boolean {
     // ioredis' Cluster giving up on a command whose node is away, and a cluster that refuses commands while a
     // master is down (cluster state fail)
     err.message.startsWith(CLUSTER_GAVE_UP) ||
-    err.message.startsWith(CLUSTER_DOWN_REPLY)
+    err.message.startsWith(CLUSTER_DOWN_REPLY) ||
+    err.message === COMMAND_TIMED_OUT
   );
 }
+
+/** ioredis' error for a command with no answer within its `commandTimeout` (ioredis 5.11 built/Command.js). */
+const COMMAND_TIMED_OUT = 'Command timed out';
+
+/**
+ * How long a command's Redis command may wait for its answer (ioredis `commandTimeout`) before the command gives up
+ * with the one "cannot reach Redis" line (exit 4): a Redis that froze after the connection was ready (a SIGSTOPped
+ * node, a cluster node that stopped answering mid-command) otherwise held `report` or `enqueue` for ever. Far above
+ * any one command of a one-shot command (the largest, a batch script of an import, takes milliseconds).
+ */
+export const COMMAND_ANSWER_WAIT_MS = 30_000;
 
 /** ioredis' Cluster error once a command met only failures (the node serving its slot away) for maxRedirections. */
 const CLUSTER_GAVE_UP = 'Too many Cluster redirections';
@@ -127,10 +139,17 @@ export function redisUnavailable(target: string | RedisTarget, err: unknown): Re
  * cannot be reached, or is not ready within READY_WAIT_MS, before or during `body`, becomes RedisUnavailableError
  * (exit 4, the same line for every command), or the ConfigError of a wrong REDIS_SENTINEL_NAME (exit 2): redisUnavailable. A Redis that answers but is not the
  * topology the settings describe (REDIS_URL on a cluster node, REDIS_CLUSTER_NODES on a plain Redis) is the ConfigError
- * naming the setting to change (exit 2): topologyMismatch.
+ * naming the setting to change (exit 2): topologyMismatch. Each Redis command waits at most
+ * `limits.commandAnswerWaitMs` (COMMAND_ANSWER_WAIT_MS) for its answer; one that gets none is Redis being away too.
  */
-export async function withRedis<T>(config: DialerConfig, body: (redis: RedisClient) => Promise<T>): Promise<T> {
-  const redis = createProducerConnection(config.redis);
+export async function withRedis<T>(
+  config: DialerConfig,
+  body: (redis: RedisClient) => Promise<T>,
+  limits: { commandAnswerWaitMs: number } = { commandAnswerWaitMs: COMMAND_ANSWER_WAIT_MS },
+): Promise<T> {
+  const redis = createProducerConnection(config.redis, { commandTimeout: limits.commandAnswerWaitMs });
+  /** Redis went away during `body` (a lost connection, an answer overdue): QUIT would wait for it in vain too. */
+  let lost = false;
   try {
     try {
       await readyWithin(redis, config.redis);
@@ -141,10 +160,12 @@ export async function withRedis<T>(config: DialerConfig, body: (redis: RedisClie
     await verifyCallShards(redis, config.callShards);
     return await body(redis);
   } catch (err) {
-    throw isConnectionLoss(err) ? redisUnavailable(config.redis, err) : (topologyMismatch(config.redis, err) ?? err);
+    lost = isConnectionLoss(err);
+    throw lost ? redisUnavailable(config.redis, err) : (topologyMismatch(config.redis, err) ?? err);
   } finally {
-    // QUIT to a Redis that never became ready waits for an answer that does not come: drop the socket instead
-    if (redis.status === 'ready') await closeConnection(redis);
+    // QUIT to a Redis that never became ready, or stopped answering, waits for an answer that does not come: drop the
+    // socket instead
+    if (redis.status === 'ready' && !lost) await closeConnection(redis);
     else redis.disconnect();
   }
 }

@@ -15,6 +15,7 @@ import { callShardsKey } from '../../src/core/callShards.js';
 import { startLiveKitSim, type LiveKitSim } from '../../src/sim/index.js';
 import { connectTestRedis, deleteKeysWithPrefix, testRedisEnv, uniquePrefix } from '../helpers/testRedis.js';
 import { simClients } from './helpers.js';
+import { runAgentStartUntilExit } from '../helpers/agentStart.js';
 
 let sim: LiveKitSim;
 /** How long a worker started with a mismatched CALL_SHARDS may run before the test stops it (it should exit at once). */
@@ -127,8 +128,6 @@ describe('agent <dev|start>', () => {
   });
 
   it('src/agent/main.ts exits 2 before registering when CALL_SHARDS differs from the count the calls were set up with', { timeout: 2 * UNCHECKED_WORKER_STOP_MS }, async () => {
-    const require = createRequire(import.meta.url);
-    const main = fileURLToPath(new URL('../../src/agent/main.ts', import.meta.url));
     const prefix = uniquePrefix('agent-shards');
     const redis = connectTestRedis();
     try {
@@ -144,14 +143,8 @@ describe('agent <dev|start>', () => {
         OPENAI_API_KEY: 'test-key',
         LOG_LEVEL: 'error',
       };
-      // its own process group: tsx runs the worker in a child of its own, and the worker forks job processes
-      const child = spawn(process.execPath, [require.resolve('tsx/cli'), main, 'start'], { cwd: tmpdir(), env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-      let stderr = '';
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      // a worker that does not check registers and runs on: its group is stopped after this long and the test fails
-      const stopUnchecked = setTimeout(() => child.pid !== undefined && process.kill(-child.pid, 'SIGKILL'), UNCHECKED_WORKER_STOP_MS);
-      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-      clearTimeout(stopUnchecked);
+      // a worker that does not check registers and runs on: stopped after this long, and the test fails
+      const { code, stderr } = await runAgentStartUntilExit(env, UNCHECKED_WORKER_STOP_MS);
       expect(code, stderr).toBe(2);
       expect(stderr).toContain(`CALL_SHARDS is 2 but the calls under QUEUE_PREFIX=${prefix} were set up with 3 shards`);
       expect(sim.agentWorkers()).toEqual([]);

@@ -8,15 +8,13 @@
  * - `serve` with REDIS_URL on a cluster node printed the bare MOVED and exited 1; `agent start` logged "CALL_SHARDS
  *   could not be checked at start" and ran on, its outcomes bound for a slot it could not write.
  */
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { URL, fileURLToPath } from 'node:url';
+import { URL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_INVALID_INPUT } from '../../src/cli/exitCodes.js';
 import { hasRedisCluster, startClusterTopology, type ClusterTopology } from '../helpers/redisTopology.js';
 import { runCliInProcess, startCli } from '../helpers/runCli.js';
+import { runAgentStartUntilExit } from '../helpers/agentStart.js';
 import { testRedisTopology, testRedisUrl } from '../helpers/testRedis.js';
 
 const CLUSTER_START_MS = 60_000;
@@ -68,8 +66,6 @@ describe.skipIf(!hasRedisCluster)('REDIS_URL on a node of a Redis Cluster', () =
   });
 
   it('`agent start` exits 2 with the same line before registering, instead of running on', { timeout: 2 * UNCHECKED_PROCESS_STOP_MS }, async () => {
-    const require = createRequire(import.meta.url);
-    const main = fileURLToPath(new URL('../../src/agent/main.ts', import.meta.url));
     const env = {
       ...process.env,
       REDIS_URL: `redis://${node}`,
@@ -80,13 +76,7 @@ describe.skipIf(!hasRedisCluster)('REDIS_URL on a node of a Redis Cluster', () =
       OPENAI_API_KEY: 'test-key',
       LOG_LEVEL: 'error',
     };
-    // its own process group: tsx runs the worker in a child of its own, and the worker forks job processes
-    const child = spawn(process.execPath, [require.resolve('tsx/cli'), main, 'start'], { cwd: tmpdir(), env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const stop = setTimeout(() => child.pid !== undefined && process.kill(-child.pid, 'SIGKILL'), UNCHECKED_PROCESS_STOP_MS);
-    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-    clearTimeout(stop);
+    const { code, stderr } = await runAgentStartUntilExit(env, UNCHECKED_PROCESS_STOP_MS);
     expect(stderr).toMatch(new RegExp(`^agent: ${movedLine(node).source}`, 'm'));
     expect(code, stderr).toBe(EXIT_INVALID_INPUT);
   });

@@ -7,6 +7,9 @@
  *
  *   node --import tsx test/chaos/apiProxy.ts   (spawned with an IPC channel)
  *
+ * It also notes when each client connection closes and from which side, so the test can tell a consumer killed
+ * after an answer went out (the answer died with it) from one that read it.
+ *
  * Environment: CHAOS_PROXY_PORT (where to listen), CHAOS_UPSTREAM_PORT (the simulator). Prints `ready` once listening.
  * IPC requests `{id, cmd}` (proxyRequestSchema) are answered by `{id, ok: true, result}` or `{id, ok: false, error}`.
  */
@@ -53,8 +56,19 @@ export interface DialArrival {
   clientPort: number | undefined;
 }
 
+/**
+ * One client connection's end: `client` when the dialer's side closed or reset it (its process exited or was killed,
+ * or it dropped the connection), `upstream` when the simulator's side did, `outage` when the proxy reset it.
+ */
+export interface ConnectionClose {
+  at: number;
+  clientPort: number | undefined;
+  by: 'client' | 'upstream' | 'outage';
+}
+
 export interface ProxyDump {
   arrivals: DialArrival[];
+  closes: ConnectionClose[];
   outages: { from: number; to: number }[];
   /** This process's own event-loop stalls (≥ 100 ms), `at` when it ran again: arrivals read after one bunch up. */
   stalls: { at: number; ms: number }[];
@@ -103,7 +117,10 @@ class DialSniffer {
 class ApiProxy {
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
+  /** Client sockets this proxy is resetting itself (an outage), so their close is not the client's. */
+  private readonly resetting = new WeakSet<Socket>();
   readonly arrivals: DialArrival[] = [];
+  readonly closes: ConnectionClose[] = [];
   readonly outages: { from: number; to: number }[] = [];
 
   constructor(
@@ -125,24 +142,36 @@ class ApiProxy {
     const server = this.server;
     this.server = undefined;
     const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
-    for (const socket of this.sockets) socket.resetAndDestroy();
+    for (const socket of this.sockets) {
+      this.resetting.add(socket);
+      socket.resetAndDestroy();
+    }
     this.sockets.clear();
     await closed;
   }
 
   private accept(client: Socket): void {
     const upstream = connect(this.upstreamPort, LOOPBACK);
-    const sniffer = new DialSniffer(this.arrivals, client.remotePort);
+    // read now: a closed socket no longer knows its peer's port
+    const clientPort = client.remotePort;
+    const sniffer = new DialSniffer(this.arrivals, clientPort);
     this.sockets.add(client);
     this.sockets.add(upstream);
-    const drop = (): void => {
+    let closed = false;
+    const drop = (by: 'client' | 'upstream'): void => {
+      if (!closed) {
+        closed = true;
+        this.closes.push({ at: Date.now(), clientPort, by: this.resetting.has(client) ? 'outage' : by });
+      }
       this.sockets.delete(client);
       this.sockets.delete(upstream);
       client.destroy();
       upstream.destroy();
     };
-    client.on('error', drop).on('close', drop);
-    upstream.on('error', drop).on('close', drop);
+    const dropByClient = (): void => drop('client');
+    const dropByUpstream = (): void => drop('upstream');
+    client.on('error', dropByClient).on('close', dropByClient);
+    upstream.on('error', dropByUpstream).on('close', dropByUpstream);
     client.on('data', (chunk: Buffer) => sniffer.feed(chunk, Date.now()));
     client.pipe(upstream);
     upstream.pipe(client);
@@ -183,7 +212,7 @@ async function main(): Promise<void> {
         return { from, to: Date.now() };
       }
       case 'dump': {
-        const dump: ProxyDump = { arrivals: proxy.arrivals, outages: proxy.outages, stalls };
+        const dump: ProxyDump = { arrivals: proxy.arrivals, closes: proxy.closes, outages: proxy.outages, stalls };
         await writeFile(request.path, JSON.stringify(dump));
         return { path: request.path };
       }

@@ -260,6 +260,8 @@ describe('chaos: a campaign through consumer SIGKILLs, a Redis freeze and restar
     const calls: ChaosCall[] = summary.enqueued.map((e) => ({ ...(numbers[e.index] as (typeof numbers)[number]), callId: e.callId }));
     note(`enqueued ${calls.length} calls`);
 
+    /** When each SIGKILL was sent: a 404 answered just before one may have died with its consumer. */
+    const killTimes: number[] = [];
     /** Each step's moment: did it meet live calls (ringing, or agents talking)? A step that met none proves nothing. */
     const missed: string[] = [];
     const killOne = async (which: string) => {
@@ -269,6 +271,7 @@ describe('chaos: a campaign through consumer SIGKILLs, a Redis freeze and restar
         missed.push(`${which}: no running consumer to kill`);
         return;
       }
+      killTimes.push(Date.now());
       await victim.kill();
       actions.consumerKills += 1;
       if (status.ringing === 0) missed.push(`${which}: no call ringing`);
@@ -301,6 +304,7 @@ describe('chaos: a campaign through consumer SIGKILLs, a Redis freeze and restar
       const status = await momentWhen((s) => s.ringing >= RINGING_WANTED);
       const alive = consumers.filter((c) => c.alive);
       const running = alive.filter((c) => c.isReady).length;
+      killTimes.push(Date.now());
       await Promise.all(alive.map((c) => c.kill()));
       actions.consumerKills += running;
       if (status.ringing === 0) missed.push('kill-all: no call ringing');
@@ -375,8 +379,16 @@ describe('chaos: a campaign through consumer SIGKILLs, a Redis freeze and restar
       );
       const jobs = await describeJobs(reader, calls, records);
       const dump = await host.dump(join(outDir, 'sim-dump.json'));
-      const { arrivals, stalls: proxyStalls } = await proxy.dump(join(outDir, 'proxy-dump.json'));
-      const { figures, violations, unheard } = analyseChaosRun({ calls, simCalls: dump.calls, arrivals, records, cps: DIAL_CPS });
+      const { arrivals, closes, stalls: proxyStalls } = await proxy.dump(join(outDir, 'proxy-dump.json'));
+      const { figures, violations, unheard } = analyseChaosRun({
+        calls,
+        simCalls: dump.calls,
+        arrivals,
+        records,
+        cps: DIAL_CPS,
+        closes,
+        consumerKills: killTimes,
+      });
       const line = formatChaosLine(figures, actions);
       const runS = Math.round((Date.now() - started) / SECOND);
       const nonJson = consumers.reduce((sum, c) => sum + c.nonJsonLines, 0);
@@ -389,15 +401,15 @@ describe('chaos: a campaign through consumer SIGKILLs, a Redis freeze and restar
         chaosLog,
         `sim host event-loop stalls ≥ 200 ms: ${dump.stalls.length}, longest ${Math.max(0, ...dump.stalls.map((st) => st.ms))} ms (they delay the simulator's timestamps, not the proxy's)`,
         missed.length > 0 ? `chaos steps that met no live call (the run proves less): ${missed.join('; ')}` : 'every chaos step met live calls',
-        formatViolations(violations, { simCalls: dump.calls, events: dump.events, proxyStalls, arrivals, records, jobs, t0 }),
-        `404 numbers whose 404 never reached a dialer (ended failed, not dialed again): ${unheard.length}`,
-        ...unheard.flatMap((call) => numberHistory(call.phoneNumber, call, { simCalls: dump.calls, events: dump.events, arrivals, records, t0 })),
+        formatViolations(violations, { simCalls: dump.calls, events: dump.events, proxyStalls, arrivals, closes, consumerKills: killTimes, records, jobs, t0 }),
+        `404 numbers whose 404 never reached a dialer that lived to record it (ended failed, not dialed again): ${unheard.length}`,
+        ...unheard.flatMap((call) => numberHistory(call.phoneNumber, call, { simCalls: dump.calls, events: dump.events, arrivals, closes, consumerKills: killTimes, records, t0 })),
       ].join('\n');
       await writeFile(join(outDir, 'last-run.txt'), `${line}\n`);
       await writeFile(join(outDir, 'last-run-details.txt'), `${details}\n`);
       console.log(`${line}\n(run ${runS} s; seed ${SEED}; chaos timeline:\n${chaosLog})`);
 
-      const shown = formatViolations(violations, { simCalls: dump.calls, events: dump.events, proxyStalls, arrivals, records, jobs, t0, limitPerKind: VIOLATIONS_SHOWN_PER_KIND });
+      const shown = formatViolations(violations, { simCalls: dump.calls, events: dump.events, proxyStalls, arrivals, closes, consumerKills: killTimes, records, jobs, t0, limitPerKind: VIOLATIONS_SHOWN_PER_KIND });
       expect(
         {
           maxDialsPerAttempt: figures.maxDialsPerAttempt,

@@ -128,6 +128,61 @@ describe('chaos report', () => {
     expect(violations).toEqual([{ kind: 'wrong', call: heard, record: expect.objectContaining({ outcome: 'failed' }) }]);
   });
 
+  it('counts a 404 answered to a consumer that was SIGKILLed before it recorded it as unheard, and one whose consumer lived as wrong', () => {
+    const diedWithIt = call(1, 'not_found');
+    const consumerLived = call(2, 'not_found');
+    const killedLongBefore = call(3, 'not_found');
+    const simCalls = [
+      dial(diedWithIt, 1, T, { sipStatusCode: 404, endedAt: T + 200 }),
+      dial(consumerLived, 1, T + 100, { sipStatusCode: 404, endedAt: T + 300 }),
+      dial(killedLongBefore, 1, T + 100, { sipStatusCode: 404, endedAt: T + 30_000 }),
+    ];
+    const arrivals = [
+      { at: T, room: simCalls[0]?.room, clientPort: 41001 },
+      { at: T + 100, room: simCalls[1]?.room, clientPort: 41002 },
+      { at: T + 100, room: simCalls[2]?.room, clientPort: 41003 },
+    ];
+    const killedAt = T + 250;
+    const closes = [
+      // the killed consumer's connection: closed by its side right after the kill
+      { at: killedAt + 40, clientPort: 41001, by: 'client' as const },
+      // the live consumer's connection ends at shutdown, long after, with no kill near it
+      { at: T + 120_000, clientPort: 41002, by: 'client' as const },
+      // this one's consumer was killed 30 s before its 404 went out: the close later is another matter
+      { at: T + 60_000, clientPort: 41003, by: 'client' as const },
+    ];
+    const failed = (c: ChaosCall): [string, RecordView] => [
+      c.callId,
+      { callId: c.callId, state: 'terminal', outcome: 'failed', attempts: 1, reason: UNAVAILABLE_UNKNOWN_REASON },
+    ];
+    const { figures, unheard } = analyseChaosRun({
+      calls: [diedWithIt, consumerLived, killedLongBefore],
+      simCalls,
+      arrivals,
+      records: new Map([failed(diedWithIt), failed(consumerLived), failed(killedLongBefore)]),
+      cps: 10,
+      closes,
+      consumerKills: [killedAt],
+    });
+    expect(unheard).toEqual([diedWithIt]);
+    expect(figures).toMatchObject({ outcomesUnknowable: 1, outcomesWrong: 2 });
+  });
+
+  it('does not take a connection reset by LiveKit\'s outage for a killed consumer', () => {
+    const reset = call(1, 'not_found');
+    const simCalls = [dial(reset, 1, T, { sipStatusCode: 404, endedAt: T + 200 })];
+    const { figures } = analyseChaosRun({
+      calls: [reset],
+      simCalls,
+      arrivals: [{ at: T, room: simCalls[0]?.room, clientPort: 41001 }],
+      records: new Map([[reset.callId, { callId: reset.callId, state: 'terminal', outcome: 'failed', attempts: 1, reason: UNAVAILABLE_UNKNOWN_REASON }]]),
+      cps: 10,
+      closes: [{ at: T + 300, clientPort: 41001, by: 'outage' }],
+      consumerKills: [T + 250],
+    });
+    expect(figures).toMatchObject({ outcomesUnknowable: 0, outcomesWrong: 1 });
+  });
+
   it('counts calls without a terminal record as lost and other outcomes than the script as wrong', () => {
     const ringOut = call(1, 'ring_out');
     const human = call(2, 'human');

@@ -6,7 +6,7 @@
 import { UNAVAILABLE_UNKNOWN_REASON } from '../../src/consumer/attemptEnd.js';
 import type { CallState, Outcome } from '../../src/core/outcomes.js';
 import { maxInRollingWindow } from '../helpers/rollingWindow.js';
-import type { DialArrival } from './apiProxy.js';
+import type { ConnectionClose, DialArrival } from './apiProxy.js';
 import type { ChaosNumber, ScriptKind } from './chaosScenario.js';
 
 /** One CreateSIPParticipant the simulator received, and what became of that call. */
@@ -87,8 +87,8 @@ export interface ChaosFigures {
   outcomesLost: number;
   outcomesWrong: number;
   /**
-   * Calls scripted to answer 404 whose 404 never reached a dialer (the request's connection was gone: a consumer
-   * killed, LiveKit's door closed) and which ended `failed` for that reason (UNAVAILABLE_UNKNOWN_REASON): LiveKit keeps
+   * Calls scripted to answer 404 whose 404 never reached a dialer that lived to record it (the request's connection
+   * was gone: a consumer killed, LiveKit's door closed; or the consumer was killed after the answer went out) and which ended `failed` for that reason (UNAVAILABLE_UNKNOWN_REASON): LiveKit keeps
    * no SIP status, so a 404 cannot be told from a 480 any more and the dialer does not dial the number again. Not
    * counted as wrong; printed so a run shows how often it happened.
    */
@@ -132,10 +132,43 @@ const SIP_NOT_FOUND = 404;
  * A call scripted to answer 404 that ended `failed` because its 404 was never heard: every 404 the number gave went to
  * a request whose dialer was gone (see ChaosFigures.outcomesUnknowable).
  */
-function notFoundNeverHeard(call: ChaosCall, record: RecordView, dials: readonly SimCallLog[]): boolean {
+/**
+ * A consumer's SIGKILL, and its connection's close, count for a 404 answered up to this long after them: the test
+ * process, the proxy and the sim host stamp times apart, and the sim may write its answer before it reads the close.
+ */
+const ANSWER_AFTER_KILL_SLACK_MS = 1000;
+/** A killed process's connections close within this long of its SIGKILL (the kernel closes them; loaded machine). */
+const KILL_TO_CLOSE_MAX_MS = 5000;
+
+/** What proves a 404's answer died with its consumer: the proxy's connection closes and the test's kill times. */
+interface LostAnswerEvidence {
+  arrivals: readonly DialArrival[];
+  closes: readonly ConnectionClose[];
+  consumerKills: readonly number[];
+}
+
+/**
+ * The 404 reached no dialer that lived to record it: the request's connection was gone before the answer
+ * (`clientDisconnected`), or the answer went out and the consumer on that connection was SIGKILLed after it (its
+ * connection closed by the client side within KILL_TO_CLOSE_MAX_MS of a kill): a process killed between reading an
+ * answer and writing the attempt's end takes the answer with it, and LiveKit keeps none.
+ */
+function answerLostWithItsConsumer(dial: SimCallLog, evidence: LostAnswerEvidence): boolean {
+  if (dial.clientDisconnected) return true;
+  const answeredAt = dial.endedAt;
+  const clientPort = evidence.arrivals.find((a) => a.room === dial.room)?.clientPort;
+  if (answeredAt === undefined || clientPort === undefined) return false;
+  const close = evidence.closes.find((c) => c.clientPort === clientPort && c.by === 'client' && c.at >= answeredAt - ANSWER_AFTER_KILL_SLACK_MS);
+  if (!close) return false;
+  return evidence.consumerKills.some(
+    (killedAt) => killedAt >= answeredAt - ANSWER_AFTER_KILL_SLACK_MS && killedAt <= close.at && close.at - killedAt <= KILL_TO_CLOSE_MAX_MS,
+  );
+}
+
+function notFoundNeverHeard(call: ChaosCall, record: RecordView, dials: readonly SimCallLog[], evidence: LostAnswerEvidence): boolean {
   if (call.expected !== 'invalid_number' || record.outcome !== 'failed' || record.reason !== UNAVAILABLE_UNKNOWN_REASON) return false;
   const notFound = dials.filter((d) => d.sipStatusCode === SIP_NOT_FOUND);
-  return notFound.length > 0 && notFound.every((d) => d.clientDisconnected);
+  return notFound.length > 0 && notFound.every((d) => answerLostWithItsConsumer(d, evidence));
 }
 
 /** The first window [t, t + 1 s) holding `count` arrivals. */
@@ -158,8 +191,13 @@ export function analyseChaosRun(input: {
   arrivals: readonly DialArrival[];
   records: ReadonlyMap<string, RecordView>;
   cps: number;
+  /** The API proxy's connection closes (ProxyDump.closes); none when not given. */
+  closes?: readonly ConnectionClose[];
+  /** When the test SIGKILLed a consumer (ms since the epoch); none when not given. */
+  consumerKills?: readonly number[];
 }): ChaosAnalysis {
   const { calls, simCalls, arrivals, records, cps } = input;
+  const evidence: LostAnswerEvidence = { arrivals, closes: input.closes ?? [], consumerKills: input.consumerKills ?? [] };
   const byCallId = new Map(calls.map((c) => [c.callId, c]));
   const byNumber = new Map(calls.map((c) => [c.phoneNumber, c]));
   const violations: Violation[] = [];
@@ -202,7 +240,7 @@ export function analyseChaosRun(input: {
     if (!record || record.state !== 'terminal') {
       lost += 1;
       violations.push({ kind: 'lost', call, record });
-    } else if (record.outcome !== call.expected && notFoundNeverHeard(call, record, dialsPerNumber.get(call.phoneNumber) ?? [])) {
+    } else if (record.outcome !== call.expected && notFoundNeverHeard(call, record, dialsPerNumber.get(call.phoneNumber) ?? [], evidence)) {
       unheard.push(call);
     } else if (record.outcome !== call.expected) {
       wrong += 1;
@@ -306,6 +344,16 @@ export function numberHistory(phoneNumber: string, call: ChaosCall | undefined, 
   const { simCalls, events, t0 } = context;
   const dials = simCalls.filter((d) => d.phoneNumber === phoneNumber);
   const lines = dials.map((d) => `      ${describeDial(d, t0)}`);
+  for (const d of dials) {
+    const clientPort = context.arrivals.find((a) => a.room === d.room)?.clientPort;
+    const close = context.closes?.find((c) => c.clientPort === clientPort && c.at >= d.receivedAt);
+    if (clientPort !== undefined) {
+      lines.push(`      ${d.room} came over connection :${clientPort}${close ? `, closed by ${close.by} +${seconds(close.at - t0)}` : ', open at the end'}`);
+    }
+  }
+  if (context.consumerKills && context.consumerKills.length > 0) {
+    lines.push(`      consumer SIGKILLs at ${context.consumerKills.map((k) => `+${seconds(k - t0)}`).join(', ')}`);
+  }
   const rooms = new Set(dials.map((d) => d.room));
   for (const event of events) if (call && callIdOfRoom(event.room) === call.callId) rooms.add(event.room);
   for (const room of [...rooms].sort()) {
@@ -325,6 +373,10 @@ export interface ReportContext {
   /** The simulator's events (dispatches, room deletions, call progress), for each violation's rooms. */
   events: readonly SimEventLog[];
   arrivals: readonly DialArrival[];
+  /** The API proxy's connection closes, to show whether a dial's consumer was gone when its answer came. */
+  closes?: readonly ConnectionClose[];
+  /** When the test SIGKILLed consumers. */
+  consumerKills?: readonly number[];
   records: ReadonlyMap<string, RecordView>;
   /** Call id → the BullMQ dial job's end state, e.g. `failed, attemptsMade 1, "job stalled more than allowable limit"`. */
   jobs?: ReadonlyMap<string, string>;

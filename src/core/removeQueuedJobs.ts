@@ -34,13 +34,13 @@ const fromList = new LuaScript<
 
 /**
  * Removes the jobs `jobIds` from `queue` as `queue.remove(id)` would for each (a locked job stays and counts 0; a
- * missing one counts 1), without its O(N) LREM per job, which made canceling or purging a whole campaign quadratic:
+ * job that is not there counts 0, where `queue.remove` answers 1), without its O(N) LREM per job, which made canceling or purging a whole campaign quadratic:
  * removeJobsFromSets.lua takes JOB_REMOVAL_BATCH ids at a time out of the sorted sets (delayed, prioritized, ...) and
  * notes the rest in a set; removeJobsFromList.lua then reads the wait and paused lists once, LIST_WINDOW entries per
  * run, and takes out the noted ones (BullMQ 6's removeJob-2.lua is the model; see both scripts). Jobs the scripts
  * leave alone (a scheduler's, a parent's or child's, or one no longer where it was, e.g. taken by a worker) go
- * through `queue.remove`. Every Redis command is short: no run holds Redis more than a few ms. Answers the sum
- * `queue.remove` would have answered; throws Redis' errors.
+ * through `queue.remove`. Every Redis command is short: no run holds Redis more than a few ms. Answers how many of
+ * the jobs were there and are removed; throws Redis' errors.
  */
 export async function removeQueuedJobs(connection: RedisClient, queue: Queue, jobIds: readonly string[]): Promise<number> {
   const queuePrefix = queue.toKey('');

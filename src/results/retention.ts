@@ -51,7 +51,7 @@ export interface PurgeSummary {
   campaignsRemoved: number;
   /** Calls still in flight, left alone. */
   inFlight: number;
-  /** BullMQ jobs of the purged calls removed (calls, call-results, webhooks, outcome watchdog). */
+  /** BullMQ jobs of the purged calls that were there and are removed (calls, call-results, webhooks, outcome watchdog). */
   jobsRemoved: number;
 }
 
@@ -82,7 +82,7 @@ export async function purgeCalls(connection: RedisClient, prefix: string, reques
       for (const queue of [calls.forCampaign(campaignId), ...queues]) summary.jobsRemoved += await removeQueuedJobs(connection, queue, result.purged);
       // a job another service pushed onto QUEUE_PREFIX's own `calls` for a campaign of another shard leaves its copy
       // there when a consumer moves it (same job id, kept as BullMQ keeps it: for ever by default): it goes too. Not
-      // counted, so the figure is the same whatever the shard count (removeQueuedJobs counts a missing job as one).
+      // counted: it is a leftover copy of a job counted on the campaign's shard.
       const home = calls.forCampaign(campaignId);
       if (home !== calls.primary()) await removeQueuedJobs(connection, calls.primary(), result.purged);
       // a whole campaign goes once nothing of it is on record; a dated purge keeps counters that still count calls

@@ -3,8 +3,8 @@
 -- which scans the whole wait list for every job.
 -- KEYS[1] the set of ids left for the list step, KEYS[2] events stream, KEYS[3] meta hash.
 -- ARGV[1] the queue's key prefix (`<prefix>:<queue>:`), ARGV[2] seconds KEYS[1] lives at most, ARGV[3..] job ids.
--- A locked job (being processed) is kept and not counted; a job with no hash counts as removed (removeJob answers 1
--- for it too); one in a sorted set (completed, waiting-children, delayed, failed, prioritized) is taken out and
+-- A locked job (being processed) is kept and not counted; a job with no hash is not there and not counted (removeJob
+-- would answer 1 for it: a purge's figure then counted every queue for every call); one in a sorted set (completed, waiting-children, delayed, failed, prioritized) is taken out and
 -- removed. A scheduler's job and one with a parent or children are left to BullMQ (answered). The others are added to
 -- KEYS[1]: they are in wait, paused or active, for removeJobsFromList.lua.
 -- Returns { count removed, ids left to BullMQ }.
@@ -16,9 +16,7 @@ for i = 3, #ARGV do
   local id = ARGV[i]
   local jobKey = prefix .. id
   if redis.call('EXISTS', jobKey .. ':lock') == 0 then
-    if redis.call('EXISTS', jobKey) == 0 then
-      removed = removed + 1
-    else
+    if redis.call('EXISTS', jobKey) == 1 then
       local f = redis.call('HMGET', jobKey, 'rjk', 'parentKey')
       if (f[1] and f[1] ~= '') or (f[2] and f[2] ~= '') or redis.call('EXISTS', jobKey .. ':dependencies') == 1 then
         leftToBullmq[#leftToBullmq + 1] = id

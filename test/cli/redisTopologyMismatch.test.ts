@@ -4,7 +4,8 @@
  * - REDIS_URL on a node of a Redis Cluster, without REDIS_CLUSTER_NODES: every command printed
  *   `dialer: MOVED 9263 127.0.0.1:17002` and exited 1 (the issue's own symptom, with no hint of the setting);
  * - REDIS_CLUSTER_NODES on a Redis without cluster mode: `cannot reach Redis … (Failed to refresh slots cache.)`,
- *   exit 4, though that Redis answered (it refuses CLUSTER SLOTS).
+ *   exit 4, though that Redis answered (it refuses CLUSTER SLOTS); REDIS_SENTINELS at a plain Redis: `cannot reach
+ *   Redis … (no sentinel answered; last error: ERR unknown command 'sentinel' …)`, exit 4, though it answered.
  * - `serve` with REDIS_URL on a cluster node printed the bare MOVED and exited 1; `agent start` logged "CALL_SHARDS
  *   could not be checked at start" and ran on, its outcomes bound for a slot it could not write.
  */
@@ -89,13 +90,25 @@ describe.skipIf(!hasRedisCluster)('REDIS_URL on a node of a Redis Cluster', () =
 });
 
 // the run's Redis is a plain node unless the run is on a cluster
-describe.skipIf(testRedisTopology() === 'cluster')('REDIS_CLUSTER_NODES on a Redis without cluster mode', () => {
+describe.skipIf(testRedisTopology() === 'cluster')('REDIS_CLUSTER_NODES or REDIS_SENTINELS on a plain Redis', () => {
   it('exits 2 naming REDIS_CLUSTER_NODES and the reply, not 4 as if nothing answered', async () => {
     const seed = new URL(testRedisUrl()).host;
     const run = await runCliInProcess(['campaigns'], { REDIS_CLUSTER_NODES: seed, QUEUE_PREFIX: '{t-mismatch}' });
     expect(run.stderr).toBe(
       `dialer: REDIS_CLUSTER_NODES: the Redis at ${seed} runs without cluster mode (ERR This instance has cluster support disabled): ` +
         'unset REDIS_CLUSTER_NODES and set REDIS_URL to it, or list the nodes of a Redis Cluster\n',
+    );
+    expect(run.code).toBe(EXIT_INVALID_INPUT);
+  });
+
+  it('REDIS_SENTINELS at it exits 2 naming REDIS_SENTINELS and its reply, not 4 as if no sentinel were there', async () => {
+    const seed = new URL(testRedisUrl()).host;
+    const run = await runCliInProcess(['campaigns'], { REDIS_SENTINELS: seed, QUEUE_PREFIX: 't-mismatch' });
+    expect(run.stderr).toMatch(
+      new RegExp(
+        `^dialer: REDIS_SENTINELS: no sentinel answered at ${seed.replace(/\./g, '\\.')}, and a Redis there is not a sentinel \\(it answered "ERR unknown command 'sentinel'[^"]*"\\): ` +
+          "list the sentinels' addresses \\(port 26379 unless set otherwise\\), or unset REDIS_SENTINELS and set REDIS_URL to that Redis\n$",
+      ),
     );
     expect(run.code).toBe(EXIT_INVALID_INPUT);
   });

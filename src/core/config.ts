@@ -336,7 +336,7 @@ function redisTarget(e: z.infer<typeof envSchema>): RedisTarget {
       if (hashTag(e.QUEUE_PREFIX) === undefined) {
         throw settingError(
           'QUEUE_PREFIX',
-          `on Redis Cluster it must carry a hash tag such as {${e.QUEUE_PREFIX}}, so each queue's keys and each script's keys share a slot`,
+          `on Redis Cluster it must carry a non-empty hash tag such as {${e.QUEUE_PREFIX.replace(/[{}]/g, '') || 'dialer'}}, so each queue's keys and each script's keys share a slot`,
           e.QUEUE_PREFIX,
         );
       }

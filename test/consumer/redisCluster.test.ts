@@ -21,8 +21,11 @@ const CAMPAIGN_TIMEOUT_MS = 60_000;
 describe('configuration', () => {
   it('refuses a cluster without a hash-tagged QUEUE_PREFIX and says what to set', () => {
     expect(() => loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7000', QUEUE_PREFIX: 'bull' })).toThrow(
-      'QUEUE_PREFIX: on Redis Cluster it must carry a hash tag such as {bull}',
+      'QUEUE_PREFIX: on Redis Cluster it must carry a non-empty hash tag such as {bull}',
     );
+    // an empty tag hashes the whole key (cluster.c keyHashSlot): the advice is a tag with the prefix's text in it
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7000', QUEUE_PREFIX: '{}x' })).toThrow('such as {x}, so each');
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7000', QUEUE_PREFIX: '{}' })).toThrow('such as {dialer}, so each');
     expect(() => loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7000', REDIS_SENTINELS: '127.0.0.1:26379', QUEUE_PREFIX: '{bull}' })).toThrow(
       'set one of them, not both',
     );

@@ -37,7 +37,7 @@ describe('a bad setting', () => {
     [{ DIAL_CALL_DAYS: 'mon-fri' }, 'DIAL_CALL_DAYS: needs DIAL_CALL_WINDOW (the hours, e.g. 09:00-20:00) (got "mon-fri")'],
     [{ DIAL_MAX_ACTIVE_CALLS: '2', DIAL_RESERVED_INBOUND: '2' }, 'DIAL_RESERVED_INBOUND: must be below DIAL_MAX_ACTIVE_CALLS (2), or no outbound call could ever be dialed (got "2")'],
     [{ REDIS_SENTINELS: '127.0.0.1:26379, nohost:port' }, /^REDIS_SENTINELS: "nohost:port" is not host:port/],
-    [{ REDIS_CLUSTER_NODES: '127.0.0.1:7000' }, /^QUEUE_PREFIX: on Redis Cluster it must carry a hash tag such as \{bull\}, .* \(got "bull"\)$/],
+    [{ REDIS_CLUSTER_NODES: '127.0.0.1:7000' }, /^QUEUE_PREFIX: on Redis Cluster it must carry a non-empty hash tag such as \{bull\}, .* \(got "bull"\)$/],
   ])('%o is one line naming the variable once, with the value', (env, line) => {
     const lines = problems(() => loadConfig(env));
     expect(lines).toHaveLength(1);

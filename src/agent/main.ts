@@ -7,17 +7,14 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ServerOptions, cli, defineAgent, type JobContext } from '@livekit/agents';
 import { config as loadDotenv } from 'dotenv';
-import { loadConfig, requireLiveKit, type DialerConfig } from '../core/config.js';
+import { loadConfig, requireLiveKit } from '../core/config.js';
 import { ConfigError, errorMessage } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
-import { verifyCallShards } from '../core/callShards.js';
-import { createProducerConnection, waitUntilReady } from '../core/redisConnection.js';
-import { topologyMismatch } from '../core/redisTopologyMismatch.js';
-import type { RedisClient } from '../core/redisClient.js';
-import type { Logger } from 'pino';
+import { createProducerConnection } from '../core/redisConnection.js';
 import { ResultReporter } from '../core/reportResult.js';
 import { SECOND } from '../core/time.js';
 import { loadAgentSettings, requireOpenAIKey } from './agentConfig.js';
+import { checkCallShards } from './callShardsCheck.js';
 import { runCallJob } from './entry.js';
 import { OutcomeSpool, spoolDirFor, startSpoolReplayer } from './outcomeSpool.js';
 
@@ -29,59 +26,11 @@ const EXIT_INVALID_SETTINGS = 2;
  * host against the real stack ("runner initialization timed out", test/livekit), and then no agent joined the call.
  */
 const JOB_PROCESS_INIT_TIMEOUT_MS = 60 * SECOND;
-/**
- * How long the worker waits at start for Redis to check CALL_SHARDS before it registers anyway (the check then runs
- * when Redis first answers). An agent holds calls without Redis (outcomes spool), so Redis being away must not keep it
- * from starting.
- */
-const CALL_SHARDS_CHECK_WAIT_MS = 5 * SECOND;
-
 export default defineAgent({
   entry: async (ctx: JobContext) => {
     await runCallJob(ctx);
   },
 });
-
-/**
- * Checks this worker's CALL_SHARDS against the count the calls under QUEUE_PREFIX were set up with
- * (verifyCallShards), as the CLI, consumers and `serve` do: an agent with another count would note how unanswered
- * attempts ended, and hold calls, under keys no consumer reads. Waits up to CALL_SHARDS_CHECK_WAIT_MS for Redis and
- * throws the ConfigError of a mismatch, or of REDIS_URL on a node of a Redis Cluster (topologyMismatch; the caller
- * exits 2 before registering). When Redis does not answer in time it
- * logs that and returns; the check runs when Redis first answers, and a mismatch found then is logged and drains the
- * worker (SIGTERM to itself, as a stop would).
- */
-async function checkCallShards(connection: RedisClient, config: DialerConfig, log: Logger): Promise<void> {
-  const ready = waitUntilReady(connection);
-  const answered = await Promise.race([
-    ready.then(() => true),
-    new Promise<false>((resolve) => setTimeout(() => resolve(false), CALL_SHARDS_CHECK_WAIT_MS).unref()),
-  ]).catch(() => false);
-  if (answered) {
-    try {
-      await verifyCallShards(connection, config.callShards);
-      return;
-    } catch (err) {
-      if (err instanceof ConfigError) throw err;
-      // REDIS_URL on a node of a Redis Cluster answers MOVED: a wrong setting, not a Redis that is away
-      const mismatch = topologyMismatch(config.redis, err);
-      if (mismatch) throw mismatch;
-      log.warn({ err: errorMessage(err) }, 'CALL_SHARDS could not be checked at start: checked when Redis answers again');
-    }
-  } else {
-    log.warn({ waitedMs: CALL_SHARDS_CHECK_WAIT_MS }, 'Redis not answering at start: CALL_SHARDS is checked when it does');
-  }
-  connection.once('ready', () => {
-    verifyCallShards(connection, config.callShards).catch((err: unknown) => {
-      if (!(err instanceof ConfigError)) {
-        log.warn({ err: errorMessage(err) }, 'CALL_SHARDS could not be checked');
-        return;
-      }
-      log.error({ err: err.message }, 'CALL_SHARDS differs from the calls\' own: draining this worker');
-      process.kill(process.pid, 'SIGTERM');
-    });
-  });
-}
 
 /** True when this file is the process's entry point (not when the job process imports it for its default export). */
 function isMainModule(): boolean {
@@ -117,7 +66,8 @@ if (isMainModule()) {
   const replayConnection = createProducerConnection(config.redis);
   replayConnection.on('error', (err) => log.warn({ err: err.message }, 'redis connection error (outcome replay)'));
   try {
-    await checkCallShards(replayConnection, config, log);
+    // a wrong setting found only once Redis answers drains the worker, as a stop would
+    await checkCallShards(replayConnection, config, log, { drain: () => process.kill(process.pid, 'SIGTERM') });
   } catch (err) {
     process.stderr.write(`agent: ${errorMessage(err)}\n`);
     replayConnection.disconnect();

@@ -12,7 +12,12 @@
 import { randomUUID } from 'node:crypto';
 import { URL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkCallShards } from '../../src/agent/callShardsCheck.js';
 import { EXIT_INVALID_INPUT } from '../../src/cli/exitCodes.js';
+import { loadConfig } from '../../src/core/config.js';
+import { createLogger } from '../../src/core/logger.js';
+import { createWorkerConnection } from '../../src/core/redisConnection.js';
+import { memoryLogger } from '../helpers/memoryLogger.js';
 import { hasRedisCluster, startClusterTopology, type ClusterTopology } from '../helpers/redisTopology.js';
 import { runCliInProcess, startCli } from '../helpers/runCli.js';
 import { runAgentStartUntilExit } from '../helpers/agentStart.js';
@@ -23,6 +28,8 @@ const CLUSTER_START_MS = 60_000;
 const MAX_TAG_TRIES = 50;
 /** How long `serve` or `agent start` may run before the test stops it: each should exit 2 at once. */
 const UNCHECKED_PROCESS_STOP_MS = 20_000;
+/** How long the agent's late CALL_SHARDS check may take to drain the worker once Redis answers. */
+const LATE_CHECK_WAIT_MS = 10_000;
 /** The line every process prints for REDIS_URL on `node`, a node of a Redis Cluster. */
 function movedLine(node: string): RegExp {
   return new RegExp(`REDIS_CLUSTER_NODES: the Redis at ${node.replace(/\./g, '\\.')} is a node of a Redis Cluster \\(it answered "MOVED \\d+ 127\\.0\\.0\\.1:\\d+"\\): set REDIS_CLUSTER_NODES to its nodes`);
@@ -80,6 +87,25 @@ describe.skipIf(!hasRedisCluster)('REDIS_URL on a node of a Redis Cluster', () =
     const { code, stderr } = await runAgentStartUntilExit(env, UNCHECKED_PROCESS_STOP_MS);
     expect(stderr).toMatch(new RegExp(`^agent: ${movedLine(node).source}`, 'm'));
     expect(code, stderr).toBe(EXIT_INVALID_INPUT);
+  });
+
+  it('an agent that met Redis only after start drains when it finds REDIS_URL on a cluster node, instead of running on', async () => {
+    const config = loadConfig({ REDIS_URL: `redis://${node}`, QUEUE_PREFIX: prefix });
+    const connection = createWorkerConnection(config.redis, { lazyConnect: true }, { name: 'test', logger: createLogger('silent') });
+    try {
+      const { logger, linesWith } = memoryLogger();
+      let drain: () => void = () => undefined;
+      const drained = new Promise<void>((resolve, reject) => {
+        drain = resolve;
+        setTimeout(() => reject(new Error('not drained')), LATE_CHECK_WAIT_MS).unref();
+      });
+      await checkCallShards(connection, config, logger, { drain, waitMs: 50 });
+      await connection.connect();
+      await drained;
+      expect(linesWith('draining this worker')).toEqual([expect.objectContaining({ err: expect.stringMatching(movedLine(node)) })]);
+    } finally {
+      connection.disconnect();
+    }
   });
 
   it('with REDIS_CLUSTER_NODES set, the same command works', async () => {
